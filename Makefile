@@ -1,0 +1,56 @@
+# hasync -- the two commands of the README: `make demo` and `make test`.
+# Both run `setup` first: apt packages (Debian 12, as root) and a venv at .venv.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-unit test-lab test-vm demo lint typecheck clean
+
+setup: $(VENV)/.installed $(VENV)/.apt
+
+# apt: install only what is missing, so a re-run costs a dpkg query.
+$(VENV)/.apt: apt-packages.txt
+	@mkdir -p $(VENV)
+	@pkgs=$$(sed -e 's/#.*//' apt-packages.txt | xargs); \
+	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done | xargs); \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "setup: run as root to install: $$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-lab: setup
+	$(BIN)/pytest tests/lab $(PYTEST_ARGS)
+
+test-vm: setup
+	$(BIN)/pytest tests/vm $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/python -m hasync.demo $(if $(VM),--vm,)
+
+lint: setup
+	$(BIN)/ruff check hasync tests failover
+
+typecheck: setup
+	$(BIN)/mypy hasync
+
+clean:
+	-$(BIN)/hasync lab down --all 2>/dev/null
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,107 @@
+"""The command line: the only place that parses argv and prints for people.
+
+Each area registers its own subcommands through ``register(subparsers)``:
+config (check, haresources), lab, sync (watch, sync), failover (failover, status,
+standby, takeover, migrate) and bootstrap (bootstrap, doctor). A handler is a function
+``handler(args) -> int`` stored as ``args.func``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from hasync import __version__
+
+DEFAULT_CONFIG = "/etc/hasync/cluster.toml"
+
+# (module, what it registers) -- keep in the order they appear in --help.
+AREAS = (
+    "hasync.config_cli",
+    "hasync.failover.cli",
+    "hasync.sync.cli",
+    "hasync.bootstrap.cli",
+    "hasync.lab.cli",
+)
+
+DESCRIPTION = """\
+hasync builds and runs a two-node active/passive HA storage cluster:
+DRBD -> LVM -> filesystem -> virtual IP -> NFS server.
+
+  hasync check                 validate /etc/hasync/cluster.toml
+  hasync status                what the cluster is doing, at a glance
+  hasync standby|takeover|migrate   move services safely
+  hasync watch                 keep configured files identical on both nodes
+  hasync bootstrap             lay down DRBD/LVM/NFS state on a node
+  hasync doctor                find known pitfalls on a running cluster
+  hasync lab up|down|...       a virtual two-node lab on this machine
+"""
+
+EPILOG = """\
+The config file is /etc/hasync/cluster.toml unless -c/--config or the HASYNC_CONFIG
+environment variable names another. Exit status: 0 success, 1 failure, 2 bad input
+(config errors, bad arguments).
+"""
+
+
+def config_path(args: argparse.Namespace) -> str:
+    """The config file this invocation uses: -c, then $HASYNC_CONFIG, then the default."""
+    return getattr(args, "config", None) or os.environ.get("HASYNC_CONFIG") or DEFAULT_CONFIG
+
+
+def load_config(args: argparse.Namespace):
+    """Load and validate the cluster config or exit 2 with every error printed (file:line)."""
+    from hasync.config import ConfigError, load
+
+    path = config_path(args)
+    try:
+        return load(path)
+    except ConfigError as e:
+        from rich.console import Console
+
+        err = Console(stderr=True)
+        for issue in e.issues:
+            err.print(f"[red]error[/red]: {issue}", markup=True, highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hasync",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hasync {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help=f"cluster config (default: $HASYNC_CONFIG or {DEFAULT_CONFIG})",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for modname in AREAS:
+        importlib.import_module(modname).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""The cluster model: frozen dataclasses that hasync.config builds from cluster.toml.
+
+Durations are floats in seconds. Every object keeps where it came from (``src``:
+"file:line") so later checks can name the place of a problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+LinkKind = Literal["udp-unicast", "udp-multicast", "udp-broadcast", "serial"]
+ResourceType = Literal["heartbeat", "lsb", "systemd", "ocf", "service"]
+FencingMode = Literal["required", "optional", "off"]
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str  # must equal `uname -n` on that node
+    address: str  # management/public address: ssh, unison, fab
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Link:
+    """One heartbeat medium."""
+
+    name: str
+    kind: LinkKind
+    interface: str = ""  # udp kinds: the interface to send on / bind to
+    port: int = 694  # udp kinds
+    group: str = ""  # udp-multicast: group address
+    ttl: int = 1  # udp-multicast
+    # udp-unicast: node name -> that node's address on this link (ha.cf `ucast IFACE PEER`);
+    # a node sends to every address but its own, so the file is identical on both nodes.
+    addresses: dict[str, str] = field(default_factory=dict)
+    device: str = ""  # serial: the tty, e.g. /dev/ttyS1
+    baud: int = 19200  # serial
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    keepalive: float = 1.0
+    warntime: float = 15.0
+    deadtime: float = 30.0
+    initdead: float = 30.0
+    auto_failback: bool = False
+    auth_key: str = "/etc/hasync/authkey"  # must be mode 0600
+    links: tuple[Link, ...] = ()
+    ping: tuple[str, ...] = ()  # tiebreaker addresses: no takeover if none answers
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class OnChange:
+    path: str  # a synced path (file or directory prefix)
+    command: str  # run on the receiving node, once per batch, via /bin/sh -c
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Sync:
+    paths: tuple[str, ...] = ()  # absolute paths kept identical on both nodes
+    ignore: tuple[str, ...] = ()  # glob patterns (unison -ignore 'Name ...')
+    debounce: float = 0.1  # quiet time before a batch runs
+    max_delay: float = 1.0  # a batch runs at the latest this long after its first event
+    reconcile_every: float = 600.0  # full unison run this often (0: only at start)
+    backup_dir: str = "/var/lib/hasync/backups"
+    state_dir: str = "/var/lib/hasync/sync"  # journal, unison archives, status
+    ssh_key: str = "/etc/hasync/ssh/id_ed25519"
+    known_hosts: str = "/etc/hasync/ssh/known_hosts"
+    on_change: tuple[OnChange, ...] = ()
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Storage:
+    use_drbd: bool = True  # false in the namespace lab: the filesystem sits on the disk itself
+    use_lvm: bool = True
+    drbd_resource: str = "r0"
+    drbd_device: str = "/dev/drbd0"
+    drbd_port: int = 7789
+    drbd_protocol: str = "C"
+    disks: dict[str, str] = field(default_factory=dict)  # node -> backing disk
+    replication: dict[str, str] = field(default_factory=dict)  # node -> replication address
+    vg: str = "havg"
+    lv: str = "data"
+    lv_size: str = "100%FREE"
+    filesystem: str = "ext4"
+    mount_point: str = "/srv/ha"
+    mount_options: str = ""
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Export:
+    path: str
+    clients: str = "*"
+    options: str = "rw,sync,no_subtree_check"
+    fsid: int | None = None  # a fixed fsid keeps file handles valid across failover
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Nfs:
+    state_dir: str = ""  # where /var/lib/nfs lives on the replicated filesystem
+    exports: tuple[Export, ...] = ()
+    vip: str = ""  # the cluster address clients mount and sm-notify binds to (-v)
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One link of the ordered chain: started in order, stopped in reverse."""
+
+    id: str
+    type: ResourceType
+    # heartbeat: script name in /etc/ha.d/resource.d or /etc/init.d; lsb: init script;
+    # systemd: unit; ocf: "provider:agent" (e.g. "heartbeat:IPaddr2");
+    # service: a logical name mapped to the distro profile's service(s) ("nfsserver").
+    agent: str
+    args: tuple[str, ...] = ()  # heartbeat kind: script::arg1::arg2
+    params: dict[str, str] = field(default_factory=dict)  # ocf: OCF_RESKEY_<k>=<v>
+    start_timeout: float = 20.0
+    stop_timeout: float = 20.0
+    monitor_timeout: float = 20.0
+    monitor_interval: float = 0.0  # 0: not monitored
+    max_restarts: int = 2  # failed monitors restarted locally before failing over
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Fencing:
+    mode: FencingMode = "required"
+    # argv template run on the survivor to fence the peer; "{node}" and "{address}" are
+    # replaced, e.g. ["fence_ipmilan", "-a", "{address}", ...] or a lab script.
+    command: tuple[str, ...] = ()
+    timeout: float = 30.0
+    on_stop_failure: Literal["fence-self", "reboot", "block"] = "fence-self"
+    self_command: tuple[str, ...] = ()  # how this node fences itself (default: reboot -f)
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    name: str = "hasync"
+    profile: str = "debian12"  # a distro profile in profiles/
+    preferred_node: str = ""  # where the chain runs when both nodes are up (haresources' first word)
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    path: str  # the config file this came from
+    cluster: ClusterInfo
+    nodes: tuple[Node, ...]
+    heartbeat: Heartbeat
+    sync: Sync
+    storage: Storage
+    nfs: Nfs
+    resources: tuple[Resource, ...]
+    fencing: Fencing
+    haresources: str = ""  # when the chain came from a haresources file
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"no node named {name!r} in {self.path}")
+
+    def peer_of(self, name: str) -> Node:
+        others = [n for n in self.nodes if n.name != name]
+        if len(others) != 1:
+            raise KeyError(f"{name!r} has no single peer in {self.path}")
+        return others[0]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A distro profile (profiles/<name>.toml)."""
+
+    name: str
+    init: Literal["systemd", "sysv"]  # sysv: chkconfig + /etc/init.d
+    # logical service -> the distro's service names, e.g. "nfsserver" -> ("nfs-server",)
+    services: dict[str, tuple[str, ...]]
+    paths: dict[str, str]  # e.g. "exports" -> "/etc/exports", "lvm_conf" -> ...
+    options: dict[str, object] = field(default_factory=dict)  # anything else the bootstrap needs
+    src: str = ""
