@@ -1,0 +1,5 @@
+"""`hasync check` and `hasync haresources import` (being built)."""
+
+
+def register(sub) -> None:
+    pass
