@@ -1,5 +1,138 @@
-"""`hasync check` and `hasync haresources import` (being built)."""
+"""`hasync check` and `hasync haresources import`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from hasync import config
+from hasync.config import ConfigError, format_duration
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser(
+        "check",
+        help="validate the cluster config",
+        description=(
+            "Validate the cluster config: types, unknown keys, durations, heartbeat's timing "
+            "rules (deadtime > 2 x keepalive, initdead >= deadtime), unique node names, "
+            "links, the resource chain and fencing. Every error names file:line and the key."
+        ),
+        epilog="Exit status: 0 valid (warnings may be shown), 2 invalid.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", nargs="?", help="config file (default: -c, $HASYNC_CONFIG, /etc/hasync/cluster.toml)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and warnings")
+    p.set_defaults(func=cmd_check)
+
+    h = sub.add_parser(
+        "haresources",
+        help="import a heartbeat v1 haresources (and ha.cf) setup",
+        description="Work with Linux-HA heartbeat v1 configuration files.",
+    )
+    hs = h.add_subparsers(dest="haresources_cmd", metavar="ACTION")
+    imp = hs.add_parser(
+        "import",
+        help="print the hasync TOML equivalent of a haresources file",
+        description=(
+            "Print the [[resource]] chain (and, with --ha-cf, the [[node]] and [heartbeat] "
+            "sections) equivalent to a heartbeat v1 haresources file. `script::arg1::arg2` "
+            "becomes a heartbeat-type resource with args; a bare IP means IPaddr::IP. The "
+            "order is kept: started left to right, stopped right to left."
+        ),
+        epilog="Example:\n  hasync haresources import /etc/ha.d/haresources --ha-cf /etc/ha.d/ha.cf > cluster.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imp.add_argument("haresources", help="the haresources file")
+    imp.add_argument("--ha-cf", metavar="HA.CF", help="also map ha.cf (nodes, timing, links)")
+    imp.set_defaults(func=cmd_import)
+    h.set_defaults(func=lambda a: (h.print_help(), 2)[1])
+
+
+def cmd_check(args) -> int:
+    from hasync.cli import config_path
+
+    path = args.file or config_path(args)
+    cluster, report = config.check(path)
+    if args.json:
+        print(json.dumps({"file": str(path), "valid": not report.errors, "errors": report.errors, "warnings": report.warnings}, indent=2))
+        return 2 if report.errors else 0
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for e in report.errors:
+        err.print(f"[bold red]error[/]: {e}")
+    for w in report.warnings:
+        err.print(f"[yellow]warning[/]: {w}")
+    if report.errors:
+        err.print(f"[red]{path}: {len(report.errors)} error(s); not usable[/]")
+        return 2
+    if not args.quiet and cluster is not None:
+        _summary(cluster)
+    return 0
+
+
+def _summary(c) -> None:
+    out = Console(highlight=False)
+    out.print(f"[green]✓[/] {c.path}: cluster [bold]{c.cluster.name}[/], profile {c.cluster.profile}, preferred node {c.cluster.preferred_node or '(none)'}")
+    hb = c.heartbeat
+    out.print(
+        f"  heartbeat: keepalive {format_duration(hb.keepalive)}, warntime {format_duration(hb.warntime)}, "
+        f"deadtime {format_duration(hb.deadtime)}, initdead {format_duration(hb.initdead)}, "
+        f"auto_failback {'on' if hb.auto_failback else 'off'}, fencing {c.fencing.mode}"
+    )
+    t = Table(title="nodes and links", title_justify="left")
+    t.add_column("link")
+    t.add_column("kind")
+    t.add_column("where")
+    for n in c.nodes:
+        t.add_row(f"node {n.name}", "address", n.address)
+    for lk in hb.links:
+        where = lk.device if lk.kind == "serial" else f"{lk.interface} port {lk.port}"
+        if lk.kind == "udp-multicast":
+            where += f" group {lk.group}"
+        if lk.addresses:
+            where += " (" + ", ".join(f"{k}={v}" for k, v in lk.addresses.items()) + ")"
+        if lk.kind == "serial":
+            where += f" @ {lk.baud} baud"
+        t.add_row(lk.name, lk.kind, where)
+    out.print(t)
+    ch = Table(title="resource chain (start top-down, stop bottom-up)", title_justify="left")
+    ch.add_column("#", justify="right")
+    ch.add_column("id")
+    ch.add_column("type")
+    ch.add_column("agent / arguments")
+    for i, r in enumerate(c.resources, 1):
+        detail = r.agent
+        if r.args:
+            detail += "::" + "::".join(r.args)
+        if r.params:
+            detail += " " + " ".join(f"{k}={v}" for k, v in r.params.items())
+        ch.add_row(str(i), r.id, r.type, detail)
+    out.print(ch)
+
+
+def cmd_import(args) -> int:
+    from hasync.heartbeat_import import parse_ha_cf, to_toml
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        text = Path(args.haresources).read_text()
+        node, chain = config.parse_haresources(text, args.haresources)
+        cf = None
+        if args.ha_cf:
+            cf = parse_ha_cf(Path(args.ha_cf).read_text(), args.ha_cf)
+            for ign in cf.ignored:
+                err.print(f"[yellow]note[/]: {ign}: not mapped (no hasync equivalent)")
+    except OSError as e:
+        err.print(f"[bold red]error[/]: {e.filename}: {e.strerror}")
+        return 2
+    except ConfigError as e:
+        for i in e.issues:
+            err.print(f"[bold red]error[/]: {i}")
+        return 2
+    print(to_toml(node, chain, cf, source=args.haresources), end="")
+    return 0
