@@ -60,10 +60,11 @@ def load_config(args: argparse.Namespace):
         return load(path)
     except ConfigError as e:
         from rich.console import Console
+        from rich.markup import escape
 
         err = Console(stderr=True)
         for issue in e.issues:
-            err.print(f"[red]error[/red]: {issue}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[red]error[/red]: {escape(issue)}", markup=True, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
 

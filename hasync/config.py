@@ -99,6 +99,7 @@ class LineIndex:
                     idx = counts.get(parts, -1) + 1
                     counts[parts] = idx
                     current = _resolve(parts, counts) + (idx,)
+                    self.lines.setdefault(current[:-1], lineno)
                 else:
                     current = _resolve(parts, counts)
                 self.lines.setdefault(current, lineno)
@@ -433,25 +434,29 @@ def _heartbeat(r: _Reader, raw: Any, names: list[str]) -> model.Heartbeat:
     P = ("heartbeat",)
     h = r.table(raw, P, _HEARTBEAT)
     d = model.Heartbeat()
+    n_errors = len(r.errors)
     keepalive = r.get(h, P, "keepalive", "duration", d.keepalive)
     deadtime = r.get(h, P, "deadtime", "duration", d.deadtime)
     warntime = r.get(h, P, "warntime", "duration", deadtime / 2 if "deadtime" in h else d.warntime)
     initdead = r.get(h, P, "initdead", "duration", deadtime if "deadtime" in h else d.initdead)
     auto_failback = r.get(h, P, "auto_failback", "bool", d.auto_failback)
     auth_key = r.get(h, P, "auth_key", "str", d.auth_key)
+    timing_ok = len(r.errors) == n_errors
     ping = r.get(h, P, "ping", "strlist", ())
     for i, a in enumerate(ping or ()):
         _check_ip(r, P + ("ping", i), a)
-    # heartbeat's own start-up rules
-    if keepalive <= 0:
+    # heartbeat's own start-up rules (only when every value parsed: no cascades)
+    if not timing_ok:
+        pass
+    elif keepalive <= 0:
         r.error(P + ("keepalive",), "must be greater than 0")
     elif deadtime <= 2 * keepalive:
         r.error(P + ("deadtime",), f"must be greater than 2 x keepalive ({format_duration(2 * keepalive)}); got {format_duration(deadtime)} (heartbeat refuses the same)")
-    if initdead < deadtime:
+    if timing_ok and initdead < deadtime:
         r.error(P + ("initdead",), f"must be at least deadtime ({format_duration(deadtime)}); got {format_duration(initdead)}")
-    if warntime >= deadtime and deadtime > 0:
+    if timing_ok and warntime >= deadtime and deadtime > 0:
         r.error(P + ("warntime",), f"must be less than deadtime ({format_duration(deadtime)}); got {format_duration(warntime)}")
-    if warntime < keepalive:
+    if timing_ok and warntime < keepalive:
         r.error(P + ("warntime",), f"must be at least keepalive ({format_duration(keepalive)}); got {format_duration(warntime)}")
 
     links: list[model.Link] = []
@@ -645,9 +650,9 @@ def _resources(r: _Reader, raw: Any) -> tuple[model.Resource, ...]:
             r.error(p + ("id",), f"duplicate resource id {rid!r}")
         args = r.get(x, p, "args", "strlist", ())
         params = r.get(x, p, "params", "paramsmap", {})
-        if args and rtype not in ("heartbeat", "lsb"):
+        if args and rtype in RESOURCE_TYPES and rtype not in ("heartbeat", "lsb"):
             r.error(p + ("args",), f"args are for heartbeat/lsb scripts; a {rtype} resource takes params")
-        if params and rtype != "ocf":
+        if params and rtype in RESOURCE_TYPES and rtype != "ocf":
             r.error(p + ("params",), f"params are OCF_RESKEY_* for ocf agents; a {rtype} resource takes args")
         mi = r.get(x, p, "max_restarts", "int", d.max_restarts)
         if mi < 0:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hasync import config
@@ -64,9 +65,9 @@ def cmd_check(args) -> int:
         return 2 if report.errors else 0
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for e in report.errors:
-        err.print(f"[bold red]error[/]: {e}")
+        err.print(f"[bold red]error[/]: {escape(e)}")
     for w in report.warnings:
-        err.print(f"[yellow]warning[/]: {w}")
+        err.print(f"[yellow]warning[/]: {escape(w)}")
     if report.errors:
         err.print(f"[red]{path}: {len(report.errors)} error(s); not usable[/]")
         return 2
@@ -132,7 +133,7 @@ def cmd_import(args) -> int:
         return 2
     except ConfigError as e:
         for i in e.issues:
-            err.print(f"[bold red]error[/]: {i}")
+            err.print(f"[bold red]error[/]: {escape(i)}")
         return 2
     print(to_toml(node, chain, cf, source=args.haresources), end="")
     return 0
