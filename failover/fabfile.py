@@ -1,0 +1,150 @@
+"""Fabric tasks that drive a hasync cluster from an admin machine.
+
+    fab -f failover/fabfile.py status
+    fab -f failover/fabfile.py standby            # on the active node
+    fab -f failover/fabfile.py takeover           # on the node that is not active
+    fab -f failover/fabfile.py migrate --to node2
+    fab -f failover/fabfile.py sync               # one `hasync sync` per node
+
+The hosts are the [[node]] addresses of cluster.toml (--config, else $HASYNC_CONFIG,
+else /etc/hasync/cluster.toml); ssh logs in as root (--user) with --key, else
+$HASYNC_SSH_KEY, else [sync].ssh_key. Every task runs `hasync <command>` on the nodes
+(--hasync names the program there, --remote-config its config file) and prints one row
+per host; the exit status is 1 when any host failed or could not be reached.
+
+The tasks are thin on purpose: what they decide lives in hasync.failover.fabtasks.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from fabric import task
+
+from hasync.failover import fabtasks as ft
+
+COMMON_HELP = {
+    "config": "local cluster.toml with the nodes (default: $HASYNC_CONFIG or /etc/hasync/cluster.toml)",
+    "key": "ssh private key (default: $HASYNC_SSH_KEY or [sync].ssh_key)",
+    "user": "ssh user on the nodes (default: root)",
+    "hasync": "the hasync program on the nodes (default: hasync)",
+    "remote_config": "cluster.toml path on the nodes (default: their own default)",
+    "timeout": "seconds each remote command may take (default: 120)",
+}
+
+# Tests replace this to hand the tasks fake connections (invoke.MockContext).
+make_group = ft.fabric_group
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+def _err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error[/red]: {message}", highlight=False)
+
+
+def _load(config):
+    from hasync.config import ConfigError, load
+
+    path = ft.config_path(config)
+    try:
+        return load(path)
+    except ConfigError as e:
+        for issue in e.issues:
+            _err(issue)
+        sys.exit(2)
+    except OSError as e:
+        _err(f"{path}: {e.strerror or e}")
+        sys.exit(2)
+
+
+def _timeout(value) -> float:
+    return float(value) if value not in (None, "") else ft.DEFAULT_TIMEOUT
+
+
+def _nodes(cluster, only):
+    try:
+        return ft.select_nodes(cluster, only)
+    except ValueError as e:
+        _err(str(e))
+        sys.exit(2)
+
+
+def _group(cluster, nodes, key, user):
+    return make_group(nodes, key=ft.ssh_key(cluster, key), user=user)
+
+
+def _finish(title, results, detail=ft.status_line):
+    _console().print(ft.results_table(title, results, detail=detail))
+    code = ft.exit_status(results)
+    if code:
+        sys.exit(code)
+
+
+def _status_results(cluster, nodes, key, user, hasync, remote_config, timeout):
+    cmd = ft.remote_command(("status", "--json"), hasync=hasync, remote_config=remote_config)
+    return ft.with_json(ft.run_on(_group(cluster, nodes, key, user), cmd, timeout=_timeout(timeout)))
+
+
+def _run_plan(cluster, plan, key, user, hasync, remote_config, timeout, title):
+    if plan.problem:
+        _err(plan.problem)
+        sys.exit(1)
+    nodes = _nodes(cluster, ",".join(plan.nodes))
+    cmd = ft.remote_command(plan.subcommand, hasync=hasync, remote_config=remote_config)
+    results = ft.run_on(_group(cluster, nodes, key, user), cmd, timeout=_timeout(timeout))
+    _finish(title, results)
+
+
+@task(help=dict(COMMON_HELP, node="only these nodes (comma-separated names)", as_json="print the nodes' JSON instead of a table"))
+def status(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None, as_json=False):
+    """Run `hasync status --json` on every node and show each node's view."""
+    cluster = _load(config)
+    results = _status_results(cluster, _nodes(cluster, node), key, user, hasync, remote_config, timeout)
+    if as_json:
+        import json
+
+        print(json.dumps({r.node: r.data if r.ok else {"error": ft.status_line(r)} for r in results}, indent=2))
+        sys.exit(ft.exit_status(results))
+    _finish("hasync status", results)
+
+
+@task(help=dict(COMMON_HELP, node="the node to put in standby (default: the active one)"))
+def standby(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None):
+    """Hand the chain over: `hasync standby` on the active node (or --node)."""
+    cluster = _load(config)
+    names = [n.name for n in cluster.nodes]
+    active = [] if node else ft.active_nodes(_status_results(cluster, cluster.nodes, key, user, hasync, remote_config, timeout))
+    _run_plan(cluster, ft.plan_standby(names, active, node), key, user, hasync, remote_config, timeout, "hasync standby")
+
+
+@task(help=dict(COMMON_HELP, node="the node that takes over (default: the one not active)"))
+def takeover(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None):
+    """Take the chain: `hasync takeover` on the passive node (or --node)."""
+    cluster = _load(config)
+    names = [n.name for n in cluster.nodes]
+    active = [] if node else ft.active_nodes(_status_results(cluster, cluster.nodes, key, user, hasync, remote_config, timeout))
+    _run_plan(cluster, ft.plan_takeover(names, active, node), key, user, hasync, remote_config, timeout, "hasync takeover")
+
+
+@task(help=dict(COMMON_HELP, to="the node the chain moves to (required)", dry_run="only show the plan"))
+def migrate(c, to, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, dry_run=False):
+    """Move the chain to --to NODE: `hasync migrate --to NODE` on the active node."""
+    cluster = _load(config)
+    names = [n.name for n in cluster.nodes]
+    active = ft.active_nodes(_status_results(cluster, cluster.nodes, key, user, hasync, remote_config, timeout))
+    _run_plan(cluster, ft.plan_migrate(names, active, to, dry_run=bool(dry_run)), key, user, hasync, remote_config, timeout, "hasync migrate")
+
+
+@task(help=dict(COMMON_HELP, node="only these nodes (comma-separated names)"))
+def sync(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None):
+    """Run one `hasync sync` (config files to the peer) on every node (or --node)."""
+    cluster = _load(config)
+    nodes = _nodes(cluster, node)
+    cmd = ft.remote_command(("sync",), hasync=hasync, remote_config=remote_config)
+    _finish("hasync sync", ft.run_on(_group(cluster, nodes, key, user), cmd, timeout=_timeout(timeout)))

@@ -1,0 +1,182 @@
+"""failover/fabfile.py: the tasks, run on fake connections (invoke.MockContext per node)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from fabric import ThreadingGroup
+from invoke import Context, MockContext, Result
+
+from hasync.failover import fabtasks as ft
+from hasync.resources import data_file
+
+CONFIG = """
+[cluster]
+name = "t"
+profile = "debian12"
+preferred_node = "node1"
+
+[[node]]
+name = "node1"
+address = "10.9.0.1"
+
+[[node]]
+name = "node2"
+address = "10.9.0.2"
+
+[heartbeat]
+keepalive = "200ms"
+deadtime = "1s"
+warntime = "500ms"
+initdead = "2s"
+
+[[heartbeat.link]]
+name = "public"
+kind = "udp-broadcast"
+interface = "eth0"
+
+[sync]
+paths = ["/etc/exports"]
+ssh_key = "/etc/hasync/ssh/id_ed25519"
+
+[fencing]
+mode = "off"
+"""
+
+
+@pytest.fixture
+def fabfile():
+    spec = importlib.util.spec_from_file_location("hasync_fabfile_under_test", data_file("failover", "fabfile.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> str:
+    p = tmp_path / "cluster.toml"
+    p.write_text(CONFIG)
+    return str(p)
+
+
+class Fake:
+    """Per-node MockContexts, plus what make_group was asked for."""
+
+    def __init__(self, runs: dict[str, dict[str, Result]]):
+        self.runs = runs
+        self.groups: list[tuple[list[str], str | None, str]] = []
+        self.contexts: dict[str, MockContext] = {}
+
+    def make_group(self, nodes, *, key, user):
+        nodes = list(nodes)
+        self.groups.append(([n.name for n in nodes], key, user))
+        conns = []
+        for n in nodes:
+            ctx = MockContext(run=dict(self.runs.get(n.name, {})))
+            self.contexts[n.name] = ctx
+            conns.append(ft.NodeConnection(n.name, n.address, ctx))
+        return ThreadingGroup.from_connections(conns)
+
+
+def status(**roles) -> Result:
+    return Result(stdout=json.dumps({"nodes": [{"name": n, "role": r} for n, r in roles.items()]}))
+
+
+BOTH_SEE_NODE1_ACTIVE = {
+    "node1": {"hasync status --json": status(node1="active", node2="standby")},
+    "node2": {"hasync status --json": status(node1="active", node2="standby")},
+}
+
+
+def test_status_all_nodes_ok(fabfile, config, monkeypatch, capsys):
+    fake = Fake(BOTH_SEE_NODE1_ACTIVE)
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    monkeypatch.delenv("HASYNC_SSH_KEY", raising=False)
+    fabfile.status(Context(), config=config)  # no SystemExit: every host ok
+    out = capsys.readouterr().out
+    assert "node1=active" in out and "10.9.0.2" in out
+    assert fake.groups == [(["node1", "node2"], "/etc/hasync/ssh/id_ed25519", "root")]
+
+
+def test_status_one_host_down_exits_1_and_still_reports_the_other(fabfile, config, monkeypatch, capsys):
+    fake = Fake({"node1": BOTH_SEE_NODE1_ACTIVE["node1"], "node2": {}})  # node2: unknown command -> MockContext raises
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    with pytest.raises(SystemExit) as e:
+        fabfile.status(Context(), config=config, key="/k")
+    assert e.value.code == 1
+    out = capsys.readouterr().out
+    assert "node1=active" in out and "FAILED" in out
+    assert fake.groups[0][1] == "/k"
+
+
+def test_status_json(fabfile, config, monkeypatch, capsys):
+    monkeypatch.setattr(fabfile, "make_group", Fake(BOTH_SEE_NODE1_ACTIVE).make_group)
+    with pytest.raises(SystemExit) as e:
+        fabfile.status(Context(), config=config, as_json=True)
+    assert e.value.code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["node2"]["nodes"][0] == {"name": "node1", "role": "active"}
+
+
+def test_standby_runs_on_the_active_node_only(fabfile, config, monkeypatch):
+    runs = {k: dict(v) for k, v in BOTH_SEE_NODE1_ACTIVE.items()}
+    runs["node1"]["hasync standby"] = Result(stdout="stopped chain")
+    fake = Fake(runs)
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    fabfile.standby(Context(), config=config)
+    assert fake.groups[-1][0] == ["node1"]
+    fake.contexts["node1"].run.assert_called_with(
+        "hasync standby", hide=True, warn=True, in_stream=False, timeout=ft.DEFAULT_TIMEOUT
+    )
+
+
+def test_takeover_runs_on_the_passive_node(fabfile, config, monkeypatch):
+    runs = {k: dict(v) for k, v in BOTH_SEE_NODE1_ACTIVE.items()}
+    runs["node2"]["hasync -c /etc/c.toml takeover"] = Result(stdout="took over")
+    runs["node1"]["hasync -c /etc/c.toml status --json"] = runs["node1"].pop("hasync status --json")
+    runs["node2"]["hasync -c /etc/c.toml status --json"] = runs["node2"].pop("hasync status --json")
+    fake = Fake(runs)
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    fabfile.takeover(Context(), config=config, remote_config="/etc/c.toml")
+    assert fake.groups[-1][0] == ["node2"]
+
+
+def test_migrate_failure_exits_1(fabfile, config, monkeypatch, capsys):
+    runs = {k: dict(v) for k, v in BOTH_SEE_NODE1_ACTIVE.items()}
+    runs["node1"]["hasync migrate --to node2"] = Result(stderr="node2 unreachable", exited=1)
+    monkeypatch.setattr(fabfile, "make_group", Fake(runs).make_group)
+    with pytest.raises(SystemExit) as e:
+        fabfile.migrate(Context(), to="node2", config=config)
+    assert e.value.code == 1
+    assert "node2 unreachable" in capsys.readouterr().out
+
+
+def test_migrate_to_unknown_node_runs_nothing(fabfile, config, monkeypatch):
+    fake = Fake(BOTH_SEE_NODE1_ACTIVE)
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    with pytest.raises(SystemExit) as e:
+        fabfile.migrate(Context(), to="node7", config=config)
+    assert e.value.code == 1
+    assert len(fake.groups) == 1  # only the status probe
+
+
+def test_sync_on_named_node_and_unknown_node(fabfile, config, monkeypatch):
+    fake = Fake({"node2": {"hasync sync": Result(stdout="1 file")}})
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    fabfile.sync(Context(), config=config, node="node2")
+    assert fake.groups == [(["node2"], "/etc/hasync/ssh/id_ed25519", "root")]
+    with pytest.raises(SystemExit) as e:
+        fabfile.sync(Context(), config=config, node="node3")
+    assert e.value.code == 2
+
+
+def test_bad_config_exits_2(fabfile, tmp_path, monkeypatch):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cluster]\nname = 3\n")
+    monkeypatch.setattr(fabfile, "make_group", Fake({}).make_group)
+    with pytest.raises(SystemExit) as e:
+        fabfile.status(Context(), config=str(bad))
+    assert e.value.code == 2
