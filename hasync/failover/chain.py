@@ -1,0 +1,343 @@
+"""The resource chain: commands per resource kind and the start/stop plans (pure).
+
+``commands(resource, op, ...)`` turns a model.Resource and an operation (start, stop,
+status) into the argv/env to run, for every kind hasync supports:
+
+- heartbeat: ``/etc/ha.d/resource.d/NAME`` (else ``/etc/init.d/NAME``) ``arg... start|stop|status``
+- lsb:       ``/etc/init.d/NAME start|stop|status`` (status 0 = running)
+- systemd:   ``systemctl start|stop UNIT``, ``systemctl is-active --quiet UNIT``
+- ocf:       ``$OCF_ROOT/resource.d/PROVIDER/AGENT start|stop|monitor`` with OCF_RESKEY_*
+- service:   the distro profile's unit names for a logical service, via systemd or LSB
+
+``ChainPlan`` is the step machine of one job (start, stop, restart-from, monitor):
+``next_step()`` says what to run, ``record(step, outcome)`` feeds back what happened.
+It implements heartbeat's rules: start in order skipping resources whose status says
+running; on a start failure stop what runs, in reverse, and report the failure (the
+caller hands the chain to the peer); stop in reverse, retrying a failed stop, and if
+it still fails and the status says running, report ``stop_failed`` (escalation).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hasync import model
+
+OCF_ROOT = "/usr/lib/ocf"
+RESOURCE_D = "/etc/ha.d/resource.d"
+INIT_D = "/etc/init.d"
+
+# OCF exit codes (OCF resource agent API)
+OCF_SUCCESS = 0
+OCF_ERR_GENERIC = 1
+OCF_ERR_ARGS = 2
+OCF_ERR_UNIMPLEMENTED = 3
+OCF_ERR_PERM = 4
+OCF_ERR_INSTALLED = 5
+OCF_ERR_CONFIGURED = 6
+OCF_NOT_RUNNING = 7
+OCF_RUNNING_MASTER = 8
+OCF_FAILED_MASTER = 9
+OCF_CODES = {
+    0: "OK",
+    1: "ERR_GENERIC",
+    2: "ERR_ARGS",
+    3: "ERR_UNIMPLEMENTED",
+    4: "ERR_PERM",
+    5: "ERR_INSTALLED",
+    6: "ERR_CONFIGURED",
+    7: "NOT_RUNNING",
+    8: "RUNNING_MASTER",
+    9: "FAILED_MASTER",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    timeout: float = 20.0
+
+
+def heartbeat_script(name: str, exists: Callable[[str], bool] = os.path.exists) -> str:
+    """heartbeat's lookup: resource.d first, then init.d (an absolute path is kept)."""
+    if name.startswith("/"):
+        return name
+    p = f"{RESOURCE_D}/{name}"
+    return p if exists(p) else f"{INIT_D}/{name}"
+
+
+def _timeout(res: model.Resource, op: str) -> float:
+    if op == "start":
+        return res.start_timeout
+    if op == "stop":
+        return res.stop_timeout
+    return res.monitor_timeout
+
+
+def service_units(res: model.Resource, profile: model.Profile | None) -> tuple[str, ...]:
+    if profile is None:
+        return (res.agent,)
+    names = profile.services.get(res.agent)
+    return tuple(names) if names else (res.agent,)
+
+
+def commands(
+    res: model.Resource,
+    op: str,
+    *,
+    profile: model.Profile | None = None,
+    exists: Callable[[str], bool] = os.path.exists,
+    ocf_root: str = OCF_ROOT,
+) -> tuple[Command, ...]:
+    """The commands for *op* (start, stop, status) on *res*; status of OCF is ``monitor``."""
+    if op not in ("start", "stop", "status"):
+        raise ValueError(f"unknown operation {op!r}")
+    t = _timeout(res, op)
+    if res.type == "heartbeat":
+        return (Command((heartbeat_script(res.agent, exists), *res.args, op), (), t),)
+    if res.type == "lsb":
+        script = res.agent if res.agent.startswith("/") else f"{INIT_D}/{res.agent}"
+        return (Command((script, *res.args, op), (), t),)
+    if res.type == "systemd":
+        return (_systemctl(res.agent, op, t),)
+    if res.type == "ocf":
+        provider, _, agent = res.agent.partition(":")
+        env = [
+            ("OCF_ROOT", ocf_root),
+            ("OCF_FUNCTIONS_DIR", f"{ocf_root}/lib/heartbeat"),
+            ("OCF_RESOURCE_INSTANCE", res.id),
+            ("OCF_RESOURCE_TYPE", agent),
+            ("OCF_RESOURCE_PROVIDER", provider),
+            ("OCF_RA_VERSION_MAJOR", "1"),
+            ("OCF_RA_VERSION_MINOR", "0"),
+            ("OCF_RESKEY_CRM_meta_timeout", str(int(t * 1000))),
+        ]
+        env += [(f"OCF_RESKEY_{k}", str(v)) for k, v in sorted(res.params.items())]
+        action = "monitor" if op == "status" else op
+        return (Command((f"{ocf_root}/resource.d/{provider}/{agent}", action), tuple(env), t),)
+    if res.type == "service":
+        units = service_units(res, profile)
+        sysv = profile is not None and profile.init == "sysv"
+        cmds = tuple(
+            Command((f"{INIT_D}/{u}", op), (), t) if sysv else _systemctl(u, op, t) for u in units
+        )
+        return cmds if op != "stop" else tuple(reversed(cmds))
+    raise ValueError(f"unknown resource type {res.type!r}")
+
+
+def _systemctl(unit: str, op: str, t: float) -> Command:
+    if op == "status":
+        return Command(("systemctl", "is-active", "--quiet", unit), (), t)
+    return Command(("systemctl", op, unit), (), t)
+
+
+_HB_RUNNING = re.compile(r"\b(running|ok)\b", re.I)
+_HB_STOPPED = re.compile(r"\b(stopped|not running|dead)\b", re.I)
+
+
+def classify_status(res: model.Resource, exit_code: int, stdout: str) -> str:
+    """Turn a status/monitor result into "running", "stopped" or "failed"."""
+    if res.type == "ocf":
+        if exit_code in (OCF_SUCCESS, OCF_RUNNING_MASTER):
+            return "running"
+        if exit_code == OCF_NOT_RUNNING:
+            return "stopped"
+        return "failed"
+    if res.type == "heartbeat":
+        # heartbeat looks at what status prints: "running"/"OK" means running
+        if exit_code == 0 and _HB_RUNNING.search(stdout) and not _HB_STOPPED.search(stdout):
+            return "running"
+        if exit_code == 0 and not stdout.strip():
+            return "running"  # LSB-style script behind a heartbeat name
+        return "stopped" if exit_code in (0, 1, 3, 7) else "failed"
+    # lsb / systemd / service: LSB status codes (0 running, 3 stopped, 1/2/4 trouble)
+    if exit_code == 0:
+        return "running"
+    if exit_code in (3, 7):
+        return "stopped"
+    return "stopped" if res.type == "systemd" or res.type == "service" else "failed"
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class Step:
+    resource: str  # resource id ("" for a wait)
+    op: str  # "probe" (status before start), "start", "stop", "status" (after failed stops), "monitor", "wait"
+    attempt: int = 1
+    seconds: float = 0.0  # for "wait"
+
+
+@dataclass
+class ChainResult:
+    kind: str
+    ok: bool
+    outcome: str  # "started", "stopped", "start_failed", "stop_failed", "monitor_ok", "monitor_failed"
+    failed_resource: str = ""
+    reason: str = ""
+    owned: list[str] = field(default_factory=list)  # what still runs here after the job
+
+
+@dataclass
+class ChainPlan:
+    """One job on the chain as a step machine (pure; the runner executes the steps).
+
+    kind: "start" (all, in order), "stop" (all, reverse), "restart" (from
+    ``from_index``: stop the tail in reverse, start it again; a failure stops everything),
+    "monitor" (one status of ``from_index``).
+    """
+
+    kind: str
+    resources: tuple[str, ...]
+    owned: list[str] = field(default_factory=list)  # running here when the job begins
+    from_index: int = 0
+    probe: bool = True
+    stop_retries: int = 2
+    retry_delay: float = 0.5
+    # internal
+    _queue: list[Step] = field(default_factory=list)
+    _phase: str = ""
+    _result: ChainResult | None = None
+    _failed: str = ""
+    _reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("start", "stop", "restart", "monitor"):
+            raise ValueError(f"unknown chain job {self.kind!r}")
+        self.owned = [r for r in self.resources if r in self.owned]
+        if self.kind == "start":
+            self._begin_start(self.resources)
+        elif self.kind == "stop":
+            self._begin_stop(list(self.resources), then="stopped")
+        elif self.kind == "restart":
+            tail = self.resources[self.from_index :]
+            self._begin_stop(list(tail), then="restart")
+        else:
+            self._phase = "monitor"
+            self._queue = [Step(self.resources[self.from_index], "monitor")]
+
+    # -- phases
+    def _begin_start(self, which: Sequence[str]) -> None:
+        self._phase = "start"
+        self._queue = []
+        for r in which:
+            self._queue.append(Step(r, "probe" if self.probe else "start"))
+
+    def _begin_stop(self, which: list[str], *, then: str) -> None:
+        self._phase = "stop:" + then
+        self._queue = [Step(r, "stop") for r in reversed(which)]
+
+    def _finish(self, ok: bool, outcome: str) -> None:
+        self._queue = []
+        self._result = ChainResult(self.kind, ok, outcome, self._failed, self._reason, list(self.owned))
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None
+
+    @property
+    def result(self) -> ChainResult:
+        assert self._result is not None, "plan not finished"
+        return self._result
+
+    def next_step(self) -> Step | None:
+        if self._result is not None:
+            return None
+        if not self._queue:
+            self._phase_complete()
+            if self._result is not None:
+                return None
+        return self._queue[0] if self._queue else None
+
+    def _phase_complete(self) -> None:
+        ph = self._phase
+        if ph == "start":
+            self._finish(True, "started")
+        elif ph == "stop:stopped":
+            self._finish(True, "stopped")
+        elif ph == "stop:restart":
+            self._begin_start(self.resources[self.from_index :])
+        elif ph == "stop:rollback":
+            self._finish(False, "start_failed")
+        else:  # pragma: no cover - every phase is handled above
+            self._finish(False, "internal")
+
+    def _own(self, r: str) -> None:
+        if r not in self.owned:
+            self.owned.append(r)
+            self.owned.sort(key=self.resources.index)
+
+    def _disown(self, r: str) -> None:
+        if r in self.owned:
+            self.owned.remove(r)
+
+    def record(self, step: Step, outcome: str, detail: str = "") -> None:
+        """Feed back the outcome of *step*: ok|failed|timeout (start/stop), running|stopped|failed (probe/status/monitor)."""
+        assert self._queue and self._queue[0] == step, f"unexpected step {step}"
+        self._queue.pop(0)
+        r = step.resource
+        if step.op == "wait":
+            return
+        if step.op == "monitor":
+            if outcome == "running":
+                self._finish(True, "monitor_ok")
+            else:
+                self._failed, self._reason = r, detail or outcome
+                self._finish(False, "monitor_failed")
+            return
+        if step.op == "probe":
+            if outcome == "running":
+                self._own(r)  # already running: skip its start
+            else:
+                self._queue.insert(0, Step(r, "start"))
+            return
+        if step.op == "start":
+            if outcome == "ok":
+                self._own(r)
+                return
+            # the failed resource may be half up: stop it too, then everything else, in reverse
+            self._own(r)
+            self._failed, self._reason = r, detail or outcome
+            self._begin_stop(list(self.owned), then="rollback")
+            return
+        if step.op == "stop":
+            if outcome == "ok":
+                self._disown(r)
+                return
+            if step.attempt <= self.stop_retries:
+                self._queue[0:0] = [Step("", "wait", seconds=self.retry_delay), Step(r, "stop", step.attempt + 1)]
+                return
+            self._queue.insert(0, Step(r, "status", step.attempt))
+            if not self._failed:
+                self._failed, self._reason = r, detail or outcome
+            return
+        if step.op == "status":  # after the last failed stop: does it still run?
+            if outcome == "stopped":
+                self._disown(r)
+                if self._failed == r and self._phase != "stop:rollback":
+                    self._failed, self._reason = "", ""
+                return
+            self._failed, self._reason = r, f"stop failed: {self._reason or outcome}"
+            self._finish(False, "stop_failed")
+            return
+        raise ValueError(f"unknown step op {step.op!r}")
+
+
+def plan_summary(resources: Sequence[model.Resource], *, profile: model.Profile | None = None, exists=os.path.exists) -> list[dict]:
+    """What a migrate would run, for --dry-run: start order with the command of each."""
+    out = []
+    for r in resources:
+        out.append(
+            {
+                "id": r.id,
+                "type": r.type,
+                "start": [" ".join(c.argv) for c in commands(r, "start", profile=profile, exists=exists)],
+                "stop": [" ".join(c.argv) for c in commands(r, "stop", profile=profile, exists=exists)],
+            }
+        )
+    return out

@@ -1,0 +1,800 @@
+"""Membership and ownership of the chain: a pure state machine, ``now`` passed in.
+
+The daemon feeds it everything that happens (valid packets, decode errors, the ticks of
+its monotonic clock, the results of the jobs it ran, operator commands) and executes the
+actions it returns (send a heartbeat now, run a job, log/record an event). Nothing in
+here touches a socket, a clock or a process, so every rule below is tested on a fake
+clock with fake links (tests/unit/test_failover_membership.py).
+
+Timing, as heartbeat defines it:
+- every ``keepalive`` the daemon sends one packet on every link;
+- a gap longer than ``warntime`` is a *late heartbeat* (warned once per gap, and again
+  with the measured interval when the packet finally arrives);
+- the peer is *dead* only when no valid packet arrived on ANY link for ``deadtime``;
+  each link is tracked on its own and a link silent for ``deadtime`` while the peer is
+  alive elsewhere is reported *dead* (no failover);
+- at start, a peer never heard from is declared dead after ``initdead``.
+
+Who runs the chain (the rules both nodes compute from the same packets):
+1. Both up, nobody holds it: the *eligible* node first in the preference order
+   (``preferred_node``, then the [[node]] order) starts it. A node is not eligible while
+   it is in operator standby (``hasync standby``) or after the chain failed on it.
+2. Both up, one holds it: it stays there, unless ``auto_failback`` is on and the holder is
+   not the preferred node while the preferred node is up, eligible and idle: then the
+   holder stops the chain (in reverse) and the preferred node starts it.
+3. Both hold it (the peer returned after a partition): the node with the higher takeover
+   *epoch* keeps it (it took over last: the survivor); equal epochs -> the preferred
+   node keeps it. The other node stops its chain. This is heartbeat's "a node that
+   returns after a partition gives up its resources".
+4. The peer died silently: ping tiebreak (no takeover while no ping node answers), then
+   fencing per ``[fencing].mode`` (required: no takeover without a successful fence;
+   optional: try, then go on; off: go on with a loud warning), then start. If the peer
+   was last seen unable to stop its resources (``stop-failed``), a successful fence is
+   needed whatever the mode: the peer may still hold them. A peer that left cleanly
+   (``leaving`` with nothing owned) needs no fence.
+5. Start failure: the chain was stopped again in reverse; this node marks itself
+   *failed* (not eligible) so the peer takes it. Stop failure: role ``stop-failed``
+   (the peer never starts while we may hold resources) and escalation per
+   ``[fencing].on_stop_failure``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from hasync.failover import packets as P
+
+HOLDING_ROLES = ("starting", "active", "stopping", "stop-failed")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Monitor:
+    interval: float
+    max_restarts: int
+
+
+@dataclass(frozen=True)
+class FsmConfig:
+    cluster: str
+    local: str
+    peer: str
+    order: tuple[str, ...]  # preference: preferred node first
+    links: tuple[str, ...]
+    resources: tuple[str, ...]
+    keepalive: float = 1.0
+    warntime: float = 15.0
+    deadtime: float = 30.0
+    initdead: float = 30.0
+    auto_failback: bool = False
+    fencing_mode: str = "required"
+    fence_configured: bool = True
+    on_stop_failure: str = "fence-self"
+    ping_configured: bool = False
+    monitors: tuple[tuple[str, Monitor], ...] = ()
+    ping_retry: float = 1.0
+    fence_retry: float = 2.0
+    startup_fence_delay: float = -1.0  # <0: deadtime (non-preferred node at start-up only)
+
+    def validate(self) -> list[str]:
+        """heartbeat's start-up rules on the timing (errors)."""
+        e = []
+        if self.keepalive <= 0:
+            e.append("keepalive must be positive")
+        if self.deadtime <= 2 * self.keepalive:
+            e.append(f"deadtime ({self.deadtime}s) must be greater than 2 x keepalive ({self.keepalive}s)")
+        if self.initdead < self.deadtime:
+            e.append(f"initdead ({self.initdead}s) must be at least deadtime ({self.deadtime}s)")
+        if not (0 < self.warntime < self.deadtime):
+            e.append(f"warntime ({self.warntime}s) must be between 0 and deadtime ({self.deadtime}s)")
+        if self.local == self.peer:
+            e.append("local node and peer are the same")
+        if not self.links:
+            e.append("no heartbeat link")
+        return e
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send a heartbeat on every link now (a state change the peer must learn fast)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str  # "start", "stop", "restart", "monitor", "ping", "fence", "fence-self"
+    resource: str = ""  # restart/monitor: which
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # detect, link-dead, link-up, late, peer-up, peer-dead, fence, role, warn, ...
+    message: str
+    level: str = "info"  # info | warn | error
+    data: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: int
+    ok: bool
+    outcome: str = ""  # chain outcomes (started, stopped, start_failed, stop_failed, monitor_ok, monitor_failed)
+    detail: str = ""
+    owned: tuple[str, ...] | None = None  # what runs here after a chain job
+
+
+Action = Send | Job | Event
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class LinkState:
+    name: str
+    last_seen: float | None = None
+    up: bool | None = None  # None: never heard on this link yet
+    received: int = 0
+    missed: int = 0  # sequence gaps
+    recent_received: int = 0
+    recent_missed: int = 0
+    prev_received: int = 0
+    prev_missed: int = 0
+    window_start: float = 0.0
+    bad_mac: int = 0
+    malformed: int = 0
+    replay: int = 0
+    old_generation: int = 0
+    foreign: int = 0  # other cluster / unknown node
+    garbage_bytes: int = 0
+    send_errors: int = 0
+
+    def loss_pct(self, recent: bool = True) -> float:
+        if recent:
+            r = self.recent_received + self.prev_received
+            m = self.recent_missed + self.prev_missed
+        else:
+            r, m = self.received, self.missed
+        return 100.0 * m / (r + m) if (r + m) else 0.0
+
+
+@dataclass
+class PeerState:
+    name: str
+    state: str = "unknown"  # unknown | up | dead | left
+    last_seen: float | None = None
+    generation: int = 0
+    role: str = "standby"
+    owned: tuple[str, ...] = ()
+    flags: int = 0
+    epoch: int = 0
+    request: int = P.REQ_NONE
+    request_id: int = 0
+    ack_id: int = 0
+    late_warned: bool = False
+    handled_request: int = 0  # the peer's request id we acted on (echoed as ack_id)
+    fenced_generation: int = -1  # packets of this generation or older are ignored after a fence
+    dead_role: str = ""  # role when it died
+    dead_owned: tuple[str, ...] = ()
+    died_at: float | None = None
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.owned) or self.role in HOLDING_ROLES
+
+    @property
+    def eligible(self) -> bool:
+        return not (self.flags & (P.F_STANDBY | P.F_FAILED))
+
+
+class Membership:
+    """The pure core of the failover daemon. All methods take ``now`` (monotonic seconds)."""
+
+    def __init__(self, cfg: FsmConfig, now: float, generation: int = 1):
+        self.cfg = cfg
+        self.t0 = now
+        self.generation = generation
+        self.role = "standby"
+        self.owned: list[str] = []
+        self.epoch = 0
+        self.standby_req = False
+        self.failed = False
+        self.leaving = False
+        self.peer = PeerState(cfg.peer)
+        self.links = {n: LinkState(n, window_start=now) for n in cfg.links}
+        self.guard = P.ReplayGuard()
+        self.job: Job | None = None
+        self._ids = itertools.count(1)
+        # acquisition gates (peer dead, we are standby)
+        self.gate: str = ""  # "", "ping", "fence", "wait-fence", "wait-ping", "wait-peer"
+        self.gate_retry_at: float | None = None
+        self.ping_ok_at: float | None = None
+        self.peer_fenced = False
+        self.gate_passed_ping = False
+        self.fence_failures = 0
+        self.fenced_until: float | None = None
+        # requests we make of the peer
+        self.request = P.REQ_NONE
+        self.request_id = 0
+        self._req_counter = 0
+        # monitors
+        self.monitors = dict(cfg.monitors)
+        self.next_monitor: dict[str, float] = {}
+        self.restarts: dict[str, int] = {}
+        self.warnings: dict[str, str] = {}
+        self.last_transition: float = now
+        self.counters = {"false_dead": 0, "takeovers": 0, "releases": 0, "late": 0}
+        if cfg.fencing_mode == "off":
+            self.warnings["fencing"] = "fencing is off: shared data is not protected (a node that only looks dead may still write)"
+
+    # ------------------------------------------------------------------ helpers
+    def _new_job(self, kind: str, resource: str = "", reason: str = "") -> Job:
+        self.job = Job(next(self._ids), kind, resource, reason)
+        return self.job
+
+    def _set_role(self, role: str, out: list, why: str = "") -> None:
+        if role != self.role:
+            old = self.role
+            self.role = role
+            out.append(Event("role", f"role {old} -> {role}" + (f" ({why})" if why else ""), "info", (("from", old), ("to", role))))
+            out.append(Send())
+
+    def flags(self) -> int:
+        f = 0
+        if self.standby_req:
+            f |= P.F_STANDBY
+        if self.failed:
+            f |= P.F_FAILED
+        if self.leaving and self.role == "standby" and not self.owned:
+            f |= P.F_LEAVING
+        return f
+
+    def packet_fields(self) -> dict:
+        """What goes into the next heartbeat (the daemon adds link and sequence)."""
+        return {
+            "cluster": self.cfg.cluster,
+            "node": self.cfg.local,
+            "generation": self.generation,
+            "role": self.role,
+            "owned": tuple(self.owned),
+            "flags": self.flags(),
+            "epoch": self.epoch,
+            "request": self.request,
+            "request_id": self.request_id,
+            "ack_id": self.peer.handled_request,
+        }
+
+    def _rank(self, node: str) -> int:
+        return self.cfg.order.index(node) if node in self.cfg.order else len(self.cfg.order)
+
+    @property
+    def preferred(self) -> str:
+        return self.cfg.order[0] if self.cfg.order else self.cfg.local
+
+    def _i_win_conflict(self) -> bool:
+        if self.epoch != self.peer.epoch:
+            return self.epoch > self.peer.epoch
+        return self._rank(self.cfg.local) < self._rank(self.cfg.peer)
+
+    # ------------------------------------------------------------------ inputs
+    def on_decode_errors(self, link: str, bad_mac: int = 0, malformed: int = 0, garbage_bytes: int = 0) -> None:
+        ls = self.links.get(link)
+        if ls is None:
+            return
+        ls.bad_mac += bad_mac
+        ls.malformed += malformed
+        ls.garbage_bytes += garbage_bytes
+
+    def on_send_error(self, link: str) -> None:
+        if link in self.links:
+            self.links[link].send_errors += 1
+
+    def on_packet(self, now: float, link: str, pkt: P.Packet) -> list[Action]:
+        """A packet with a valid MAC arrived on *link*."""
+        out: list[Action] = []
+        ls = self.links.get(link)
+        if ls is None:
+            return out
+        if pkt.cluster != self.cfg.cluster or pkt.link != link:
+            ls.foreign += 1
+            return out
+        if pkt.node == self.cfg.local:
+            return out  # our own multicast/broadcast looping back
+        if pkt.node != self.cfg.peer:
+            ls.foreign += 1
+            return out
+        why = self.guard.check(pkt)
+        if why == "replay":
+            ls.replay += 1
+            return out
+        if why == "old-generation":
+            ls.old_generation += 1
+            return out
+        if pkt.generation <= self.peer.fenced_generation:
+            if self.fenced_until is not None and now < self.fenced_until:
+                ls.old_generation += 1  # sent before we fenced it, still in flight
+                return out
+            out.append(Event("fence", f"{pkt.node} is still alive after a successful fence (generation {pkt.generation}): the fence did not work", "error"))
+            self.peer.fenced_generation = -1
+        self._roll_window(ls, now)
+        ls.received += 1
+        ls.recent_received += 1
+        ls.missed += self.guard.last_gap
+        ls.recent_missed += self.guard.last_gap
+        ls.last_seen = now
+        if ls.up is False:
+            out.append(Event("link-up", f"link {link}: heartbeats from {pkt.node} again", "info", (("link", link),)))
+        ls.up = True
+        self.warnings.pop(f"link:{link}", None)
+
+        pr = self.peer
+        if pr.state == "up" and pr.last_seen is not None:
+            gap = now - pr.last_seen
+            if gap > self.cfg.warntime:
+                out.append(Event("late", f"late heartbeat from {pr.name}: {gap * 1000:.0f} ms after the previous one (warntime {self.cfg.warntime * 1000:.0f} ms)", "warn", (("gap_s", round(gap, 4)),)))
+        pr.late_warned = False
+        if pr.generation and pkt.generation > pr.generation:
+            out.append(Event("peer-restart", f"{pr.name} restarted (generation {pr.generation} -> {pkt.generation})", "info"))
+            pr.handled_request = 0
+        if pr.state != "up":
+            if pr.state in ("dead", "left"):
+                out.append(Event("peer-up", f"{pr.name} is back (role {pkt.role}, owns {', '.join(pkt.owned) or 'nothing'})", "warn" if pkt.owned else "info"))
+                if pr.state == "dead" and pkt.generation == pr.generation:
+                    self.counters["false_dead"] += 1
+            else:
+                out.append(Event("peer-up", f"{pr.name} is up (role {pkt.role})", "info"))
+            pr.state = "up"
+            self.warnings.pop("peer", None)
+            out.append(Send())
+        pr.last_seen = now
+        pr.generation = pkt.generation
+        pr.role = pkt.role
+        pr.owned = pkt.owned
+        pr.flags = pkt.flags
+        pr.epoch = pkt.epoch
+        pr.request, pr.request_id, pr.ack_id = pkt.request, pkt.request_id, pkt.ack_id
+
+        # the peer leaves cleanly: it released everything, no fence needed
+        if pkt.flags & P.F_LEAVING and not pkt.owned and pkt.role not in HOLDING_ROLES:
+            pr.state = "left"
+            pr.died_at = now
+            pr.dead_role, pr.dead_owned = pkt.role, ()
+            out.append(Event("detect", f"{pr.name} leaves cleanly (released everything)", "info", (("reason", "peer-left"),)))
+
+        # requests the peer makes of us
+        if pkt.request != P.REQ_NONE and pkt.request_id and pkt.request_id != pr.handled_request:
+            pr.handled_request = pkt.request_id
+            if pkt.request == P.REQ_RELEASE:
+                self.standby_req = True
+                out.append(Event("request", f"{pr.name} asks for the chain (hasync takeover there): going standby", "info"))
+            elif pkt.request == P.REQ_TAKE:
+                self.standby_req = False
+                self.failed = False
+                out.append(Event("request", f"{pr.name} hands the chain over (hasync standby there): taking it", "info"))
+            out.append(Send())
+        # our own request acknowledged
+        if self.request != P.REQ_NONE and pkt.ack_id == self.request_id:
+            self.request = P.REQ_NONE
+        out += self._decide(now)
+        return out
+
+    def _roll_window(self, ls: LinkState, now: float, window: float = 10.0) -> None:
+        if now - ls.window_start >= window:
+            ls.prev_received, ls.prev_missed = ls.recent_received, ls.recent_missed
+            ls.recent_received = ls.recent_missed = 0
+            ls.window_start = now
+
+    def tick(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        c = self.cfg
+        pr = self.peer
+        # per-link liveness
+        for ls in self.links.values():
+            ref = ls.last_seen if ls.last_seen is not None else self.t0
+            limit = c.deadtime if ls.last_seen is not None else c.initdead
+            if now - ref > limit and ls.up is not False:
+                alive = [n for n, o in self.links.items() if o.up and o.last_seen is not None and now - o.last_seen <= c.deadtime]
+                if pr.state == "up" and alive:
+                    msg = f"link {ls.name} dead: nothing from {pr.name} for {now - ref:.2f}s ({pr.name} still alive via {', '.join(alive)})"
+                    self.warnings[f"link:{ls.name}"] = f"link {ls.name} is dead ({pr.name} alive via {', '.join(alive)})"
+                    out.append(Event("link-dead", msg, "warn", (("link", ls.name),)))
+                elif ls.up is True:
+                    out.append(Event("link-dead", f"link {ls.name} dead", "warn", (("link", ls.name),)))
+                ls.up = False
+        # the peer
+        if pr.state == "up" and pr.last_seen is not None:
+            gap = now - pr.last_seen
+            if gap > c.deadtime:
+                out += self._peer_dead(now, f"no heartbeat on any link for {gap * 1000:.0f} ms (deadtime {c.deadtime * 1000:.0f} ms)")
+            elif gap > c.warntime and not pr.late_warned:
+                pr.late_warned = True
+                self.counters["late"] += 1
+                out.append(Event("late", f"heartbeat from {pr.name} is late: {gap * 1000:.0f} ms (warntime {c.warntime * 1000:.0f} ms)", "warn"))
+        elif pr.state == "unknown" and now - self.t0 > c.initdead:
+            out += self._peer_dead(now, f"never heard from {pr.name} within initdead ({c.initdead:g}s)")
+        out += self._decide(now)
+        return out
+
+    def _peer_dead(self, now: float, why: str) -> list[Action]:
+        pr = self.peer
+        pr.dead_role, pr.dead_owned = pr.role, pr.owned
+        pr.state = "dead"
+        pr.died_at = now
+        self.peer_fenced = False
+        self.fence_failures = 0
+        self.gate = ""
+        self.gate_retry_at = None
+        self.failed = False  # availability first: try the chain again now that nobody else can
+        self.warnings["peer"] = f"{pr.name} is dead"
+        return [Event("detect", f"{pr.name} declared dead: {why}", "warn", (("reason", why), ("peer_role", pr.dead_role))), Send()]
+
+    # ------------------------------------------------------------------ decisions
+    def _decide(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        if self.job is not None:
+            return out
+        if self.leaving:
+            if self.role != "stop-failed" and (self.owned or self.role in ("active", "starting", "acquiring")):
+                out += self._start_job("stop", now, reason="shutdown")
+            return out
+        pr = self.peer
+        if self.role == "stop-failed":
+            return out
+        if pr.state == "up":
+            if self.gate:
+                out.append(Event("abort", f"{pr.name} is alive again: takeover abandoned", "info"))
+                self.gate = ""
+                self.gate_retry_at = None
+                self._set_role("standby", out, "peer alive")
+            if self.role == "active":
+                if pr.holds and pr.role in ("starting", "active"):
+                    if not self._i_win_conflict():
+                        self.counters["releases"] += 1
+                        out.append(Event("conflict", f"{pr.name} also holds the chain (epoch {pr.epoch} vs ours {self.epoch}): it keeps it, we stop ours", "warn"))
+                        out += self._start_job("stop", now, reason="conflict")
+                    return out
+                if self.standby_req:
+                    out += self._start_job("stop", now, reason="standby")
+                    return out
+                if (
+                    self.cfg.auto_failback
+                    and self.cfg.local != self.preferred
+                    and pr.name == self.preferred
+                    and pr.eligible
+                    and pr.role == "standby"
+                    and not pr.holds
+                ):
+                    out.append(Event("failback", f"auto_failback: {pr.name} is the preferred node and is up: handing the chain back", "info"))
+                    out += self._start_job("stop", now, reason="failback")
+                    return out
+                out += self._monitors(now)
+                return out
+            if self.role == "standby":
+                if pr.holds or pr.role != "standby":
+                    return out
+                if self._should_start():
+                    out += self._start_job("start", now, reason="both up, chain idle: ours by preference" if pr.eligible else f"{pr.name} is not eligible ({', '.join(P.Packet('', '', '', 0, 0, flags=pr.flags).flag_names())})")
+            return out
+        if pr.state in ("dead", "left"):
+            if self.role == "active":
+                out += self._monitors(now)
+                return out
+            if self.role in ("standby", "acquiring"):
+                out += self._acquire(now)
+            return out
+        return out  # unknown: within initdead
+
+    def _should_start(self) -> bool:
+        if self.failed or self.standby_req:
+            return False
+        if not self.peer.eligible:
+            return True
+        return self._rank(self.cfg.local) < self._rank(self.cfg.peer)
+
+    def _acquire(self, now: float) -> list[Action]:
+        """Peer gone and we hold nothing: ping tiebreak, fencing, then start."""
+        out: list[Action] = []
+        pr = self.peer
+        c = self.cfg
+        if self.failed:
+            return out  # the chain failed here already during this death of the peer
+        if self.gate_retry_at is not None and now < self.gate_retry_at:
+            return out
+        self.gate_retry_at = None
+        if pr.state == "left":
+            self._set_role("acquiring", out, f"{pr.name} left")
+            return out + self._start_job("start", now, reason=f"{pr.name} left cleanly")
+        if c.ping_configured and not self.gate_passed_ping:
+            self.gate = "ping"
+            out.append(self._new_job("ping", reason="tiebreak"))
+            return out
+        risky = pr.dead_role == "stop-failed"
+        need_fence = not self.peer_fenced and (c.fencing_mode in ("required", "optional") or risky)
+        if need_fence:
+            if not c.fence_configured:
+                msg = f"{pr.name} may still hold resources (it could not stop them) and no fence command is configured: waiting for it to come back, or for an operator"
+                if self.warnings.get("fence") != msg:
+                    self.warnings["fence"] = msg
+                    out.append(Event("fence", msg, "error"))
+                self.gate = "wait-peer"
+                return out
+            if pr.dead_role not in HOLDING_ROLES and not pr.dead_owned and pr.generation == 0 and self._startup_delay_pending(now):
+                # both nodes may be starting at once without a link: the preferred node fences first
+                self.gate = "wait-fence"
+                self.gate_retry_at = self.t0 + c.initdead + self._startup_fence_delay()
+                return out
+            self._set_role("acquiring", out, f"{pr.name} dead")
+            self.gate = "fence"
+            out.append(Event("fence", f"fencing {pr.name} before taking over", "info"))
+            out.append(self._new_job("fence", reason="peer dead"))
+            return out
+        if c.fencing_mode == "off" and not self.peer_fenced:
+            out.append(Event("fence", "fencing is off: taking over WITHOUT fencing; shared data is not protected", "error"))
+        self._set_role("acquiring", out, f"{pr.name} dead")
+        self.counters["takeovers"] += 1
+        return out + self._start_job("start", now, reason=f"{pr.name} dead")
+
+    def _startup_fence_delay(self) -> float:
+        if self.cfg.local == self.preferred:
+            return 0.0
+        d = self.cfg.startup_fence_delay
+        return self.cfg.deadtime if d < 0 else d
+
+    def _startup_delay_pending(self, now: float) -> bool:
+        d = self._startup_fence_delay()
+        return d > 0 and now < self.t0 + self.cfg.initdead + d
+
+    def _start_job(self, kind: str, now: float, reason: str = "", resource: str = "") -> list[Action]:
+        out: list[Action] = []
+        if kind == "start":
+            self.epoch = max(self.epoch, self.peer.epoch) + 1
+            self._set_role("starting", out, reason)
+        elif kind == "stop":
+            self._set_role("stopping", out, reason)
+        job = self._new_job(kind, resource, reason)
+        out.insert(0, Event(kind, f"{kind} chain: {reason}" if kind in ("start", "stop") else f"{kind} {resource}: {reason}", "info", (("reason", reason),)))
+        out.append(job)
+        return out
+
+    def _monitors(self, now: float) -> list[Action]:
+        for rid, m in self.monitors.items():
+            due = self.next_monitor.get(rid)
+            if due is None:
+                self.next_monitor[rid] = now + m.interval
+                continue
+            if now >= due:
+                return [self._new_job("monitor", rid, "interval")]
+        return []
+
+    # ------------------------------------------------------------------ job results
+    def on_progress(self, now: float, resource: str, state: str) -> list[Action]:
+        """A chain job started/stopped one resource: keep ``owned`` live for the packets."""
+        if state in ("started", "running") and resource not in self.owned:
+            self.owned.append(resource)
+            self.owned.sort(key=self.cfg.resources.index)
+        elif state == "stopped" and resource in self.owned:
+            self.owned.remove(resource)
+        return [Send()]
+
+    def on_job_done(self, now: float, res: JobResult) -> list[Action]:
+        out: list[Action] = []
+        job = self.job
+        if job is None or job.id != res.job_id:
+            return out
+        self.job = None
+        if res.owned is not None:
+            self.owned = [r for r in self.cfg.resources if r in res.owned]
+        k = job.kind
+        if k == "ping":
+            if res.ok:
+                self.gate_passed_ping = True
+                self.ping_ok_at = now
+                self.warnings.pop("ping", None)
+            else:
+                self.gate_passed_ping = False
+                if "ping" not in self.warnings:
+                    out.append(Event("ping", "no ping node answers: no takeover (this node may be the isolated one)", "warn"))
+                self.warnings["ping"] = "no ping node answers: not taking over"
+                self.gate_retry_at = now + self.cfg.ping_retry
+        elif k == "fence":
+            if res.ok:
+                self.peer_fenced = True
+                self.peer.fenced_generation = self.peer.generation
+                self.fenced_until = now + self.cfg.deadtime
+                if self.peer.state == "up":
+                    self.peer.state = "dead"  # its packets were older than the fence
+                self.warnings.pop("fence", None)
+                out.append(Event("fence", f"fenced {self.peer.name}", "info", (("ok", True),)))
+            else:
+                self.fence_failures += 1
+                if self.cfg.fencing_mode == "optional" and self.peer.dead_role != "stop-failed":
+                    out.append(Event("fence", f"fencing {self.peer.name} failed ({res.detail}); mode optional: taking over anyway", "warn", (("ok", False),)))
+                    self.peer_fenced = True  # do not try again for this death
+                else:
+                    msg = f"fencing {self.peer.name} failed ({res.detail}): no takeover until a fence succeeds"
+                    self.warnings["fence"] = msg
+                    out.append(Event("fence", msg, "error", (("ok", False),)))
+                    self.gate_retry_at = now + self.cfg.fence_retry
+                    self._set_role("standby", out, "fence failed")
+        elif k in ("start", "restart"):
+            if res.ok:
+                self._set_role("active", out, "chain started")
+                self.standby_req = False
+                self.failed = False
+                self.gate = ""
+                self.gate_passed_ping = False
+                if k == "start":
+                    self.restarts = {}
+                self.next_monitor = {rid: now + m.interval for rid, m in self.monitors.items()}
+                out.append(Event("active", "chain running here", "info"))
+            elif res.outcome == "stop_failed":
+                out += self._stop_failed(now, res)
+            else:
+                self.failed = True
+                self._set_role("standby", out, f"start failed: {res.detail}")
+                out.append(Event("start-failed", f"chain failed to start here ({res.detail}); stopped again, handing it to {self.peer.name}", "error"))
+        elif k == "stop":
+            if res.ok:
+                self._set_role("standby", out, job.reason)
+                self.gate_passed_ping = False
+            else:
+                out += self._stop_failed(now, res)
+        elif k == "monitor":
+            rid = job.resource
+            m = self.monitors.get(rid)
+            self.next_monitor[rid] = now + (m.interval if m else 0)
+            if not res.ok and self.role == "active":
+                n = self.restarts.get(rid, 0) + 1
+                self.restarts[rid] = n
+                if m is not None and n <= m.max_restarts:
+                    out.append(Event("monitor", f"{rid} failed its monitor ({res.detail}): local restart {n} of {m.max_restarts}", "warn"))
+                    self._set_role("starting", out, f"restart {rid}")
+                    out.append(self._new_job("restart", rid, "monitor failed"))
+                else:
+                    out.append(Event("monitor", f"{rid} failed its monitor ({res.detail}) after {n - 1} restarts: failing over", "error"))
+                    self.failed = True
+                    out += self._start_job("stop", now, reason=f"{rid} keeps failing")
+                return out
+        elif k == "fence-self":
+            out.append(Event("escalate", f"self-fence did not take this node down ({res.detail}); still holding resources: operator needed", "error"))
+        out += self._decide(now)
+        return out
+
+    def _stop_failed(self, now: float, res: JobResult) -> list[Action]:
+        out: list[Action] = []
+        self._set_role("stop-failed", out, f"{res.detail}")
+        self.warnings["stop"] = f"could not stop {res.detail}: this node may still hold resources"
+        how = self.cfg.on_stop_failure
+        out.append(Event("stop-failed", f"stop failed ({res.detail}); escalation: {how}", "error"))
+        if how in ("fence-self", "reboot"):
+            out.append(self._new_job("fence-self", reason=how))
+        return out
+
+    # ------------------------------------------------------------------ commands
+    def command(self, now: float, cmd: str) -> tuple[bool, str, list[Action]]:
+        """Operator commands: standby, takeover. Returns (accepted, message, actions)."""
+        out: list[Action] = []
+        pr = self.peer
+        if cmd == "standby":
+            if pr.state != "up":
+                return False, f"{pr.name} is not up ({pr.state}): nobody would run the chain; not going standby", out
+            if self.role in ("stop-failed",):
+                return False, "this node could not stop its resources (stop-failed): fix that first", out
+            if not pr.eligible and pr.flags & P.F_FAILED and self.role == "active":
+                pass  # TAKE clears the peer's failed flag: the operator asked for it
+            self.standby_req = True
+            self._request(P.REQ_TAKE)
+            out.append(Event("command", "operator: standby", "info"))
+            out.append(Send())
+            out += self._decide(now)
+            return True, "going standby" if self.role in ("active", "stopping") else "standby (not holding the chain)", out
+        if cmd == "takeover":
+            if self.role == "stop-failed":
+                return False, "this node could not stop its resources (stop-failed): fix that first", out
+            self.standby_req = False
+            self.failed = False
+            out.append(Event("command", "operator: takeover", "info"))
+            if self.role == "active":
+                return True, "already active", out
+            if pr.state == "up":
+                self._request(P.REQ_RELEASE)
+            out.append(Send())
+            out += self._decide(now)
+            return True, "taking over", out
+        return False, f"unknown command {cmd!r}", out
+
+    def _request(self, kind: int) -> None:
+        self._req_counter += 1
+        self.request = kind
+        self.request_id = (self.generation % 1_000_000) * 1000 + self._req_counter
+
+    def begin_leave(self, now: float) -> list[Action]:
+        """Shutdown: stop the chain if we hold it; the daemon sends ``leaving`` when done."""
+        self.leaving = True
+        return self._decide(now) + [Send()]
+
+    @property
+    def can_exit(self) -> bool:
+        """Shutdown finished: nothing held, nothing running (stop-failed never exits)."""
+        return self.leaving and self.job is None and self.role == "standby" and not self.owned
+
+    # ------------------------------------------------------------------ timing
+    def next_deadline(self, now: float) -> float:
+        """When tick() must run next at the latest (the daemon also sends every keepalive)."""
+        c = self.cfg
+        cands = [now + c.keepalive]
+        pr = self.peer
+        if pr.state == "up" and pr.last_seen is not None:
+            if not pr.late_warned:
+                cands.append(pr.last_seen + c.warntime + 1e-4)
+            cands.append(pr.last_seen + c.deadtime + 1e-4)
+        elif pr.state == "unknown":
+            cands.append(self.t0 + c.initdead + 1e-4)
+        for ls in self.links.values():
+            if ls.up and ls.last_seen is not None:
+                cands.append(ls.last_seen + c.deadtime + 1e-4)
+        if self.gate_retry_at is not None:
+            cands.append(self.gate_retry_at)
+        for t in self.next_monitor.values():
+            cands.append(t)
+        return max(now, min(cands))
+
+    # ------------------------------------------------------------------ status
+    def snapshot(self, now: float) -> dict:
+        pr = self.peer
+        return {
+            "node": self.cfg.local,
+            "role": self.role,
+            "owned": list(self.owned),
+            "epoch": self.epoch,
+            "generation": self.generation,
+            "flags": [n for b, n in P.FLAG_NAMES.items() if self.flags() & b],
+            "job": {"kind": self.job.kind, "resource": self.job.resource, "reason": self.job.reason} if self.job else None,
+            "gate": self.gate,
+            "peer": {
+                "node": pr.name,
+                "state": pr.state,
+                "role": pr.role if pr.state == "up" else (pr.dead_role or pr.role),
+                "owned": list(pr.owned),
+                "flags": P.Packet("", "", "", 0, 0, flags=pr.flags).flag_names(),
+                "epoch": pr.epoch,
+                "generation": pr.generation,
+                "last_seen_s": round(now - pr.last_seen, 3) if pr.last_seen is not None else None,
+                "fenced": self.peer_fenced,
+            },
+            "links": [
+                {
+                    "name": ls.name,
+                    "state": "up" if ls.up else ("dead" if ls.up is False else "unknown"),
+                    "last_seen_s": round(now - ls.last_seen, 3) if ls.last_seen is not None else None,
+                    "received": ls.received,
+                    "missed": ls.missed,
+                    "loss_pct": round(ls.loss_pct(), 2),
+                    "loss_total_pct": round(ls.loss_pct(False), 2),
+                    "bad_mac": ls.bad_mac,
+                    "malformed": ls.malformed,
+                    "replay": ls.replay,
+                    "old_generation": ls.old_generation,
+                    "foreign": ls.foreign,
+                    "garbage_bytes": ls.garbage_bytes,
+                    "send_errors": ls.send_errors,
+                }
+                for ls in self.links.values()
+            ],
+            "restarts": dict(self.restarts),
+            "warnings": list(self.warnings.values()),
+            "counters": dict(self.counters),
+            "timing": {
+                "keepalive": self.cfg.keepalive,
+                "warntime": self.cfg.warntime,
+                "deadtime": self.cfg.deadtime,
+                "initdead": self.cfg.initdead,
+            },
+        }

@@ -1,0 +1,272 @@
+"""Heartbeat packets: encoding, HMAC-SHA256, stream framing, replay protection (all pure).
+
+A frame is::
+
+    MAGIC (3 bytes "\\xa5HS") | length (u16, payload bytes) | payload | HMAC-SHA256 (32 bytes)
+
+The MAC covers magic, length and payload. The same framing is used for UDP datagrams
+(one frame each) and for a serial byte stream: ``FrameDecoder`` scans for the magic,
+waits for a whole frame, checks the MAC and on any mismatch skips one byte and searches
+again, so it resynchronises after line noise, a half frame or a reader that opened the
+tty mid-frame. Garbage never raises: it is counted.
+
+Payload (big endian)::
+
+    version u8 | role u8 | flags u16 | generation u64 | seq u64 | epoch u32
+    | request u8 | request_id u32 | ack_id u32
+    | cluster str8 | node str8 | link str8 | n_owned u8 | owned str8 * n
+
+str8 = u8 length + UTF-8. The link name is inside the MAC, so a packet captured on one
+link cannot be replayed on another; sequence numbers are per link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+
+MAGIC = b"\xa5HS"
+VERSION = 1
+MAC_LEN = 32
+MAX_PAYLOAD = 1024
+_HDR = struct.Struct(">3sH")
+_FIXED = struct.Struct(">BBHQQIBII")
+
+ROLES = ("standby", "acquiring", "starting", "active", "stopping", "stop-failed")
+ROLE_CODE = {r: i for i, r in enumerate(ROLES)}
+
+# flags
+F_STANDBY = 0x1  # the operator asked this node to stay standby while the peer is up
+F_FAILED = 0x2  # the chain failed to start here (or monitors gave up): don't hand it back
+F_LEAVING = 0x4  # a clean shutdown: this node released everything and is going away
+FLAG_NAMES = {F_STANDBY: "standby", F_FAILED: "failed", F_LEAVING: "leaving"}
+
+# requests one node makes of the other (answered by echoing request_id in ack_id)
+REQ_NONE = 0
+REQ_RELEASE = 1  # "give the chain up, I take it" (hasync takeover on the sender)
+REQ_TAKE = 2  # "take the chain, I go standby" (hasync standby on the sender)
+REQUESTS = {REQ_NONE: "none", REQ_RELEASE: "release", REQ_TAKE: "take"}
+
+
+@dataclass(frozen=True)
+class Packet:
+    cluster: str
+    node: str
+    link: str
+    generation: int
+    seq: int
+    role: str = "standby"
+    owned: tuple[str, ...] = ()
+    flags: int = 0
+    epoch: int = 0
+    request: int = REQ_NONE
+    request_id: int = 0
+    ack_id: int = 0
+
+    def flag_names(self) -> list[str]:
+        return [n for b, n in FLAG_NAMES.items() if self.flags & b]
+
+
+class KeyError_(Exception):
+    """The authentication key file is missing, empty or readable by others."""
+
+
+def load_key(path: str) -> bytes:
+    """Read the cluster key; refuse (like heartbeat's authkeys) a file others can read."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise KeyError_(f"{path}: cannot read the heartbeat key: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyError_(f"{path}: the heartbeat key must be a regular file")
+    if st.st_mode & 0o077:
+        raise KeyError_(
+            f"{path}: mode {st.st_mode & 0o777:04o}: the heartbeat key must not be readable by "
+            f"group or others (chmod 600 {path}); refusing to start, as heartbeat does with authkeys"
+        )
+    with open(path, "rb") as f:
+        key = f.read().strip()
+    if len(key) < 16:
+        raise KeyError_(f"{path}: the heartbeat key is too short ({len(key)} bytes; use at least 16, e.g. `openssl rand -hex 32`)")
+    return key
+
+
+def _s8(text: str) -> bytes:
+    b = text.encode()
+    if len(b) > 255:
+        raise ValueError(f"string too long for a packet: {text[:40]!r}...")
+    return bytes([len(b)]) + b
+
+
+def encode(pkt: Packet, key: bytes) -> bytes:
+    payload = bytearray(
+        _FIXED.pack(
+            VERSION,
+            ROLE_CODE[pkt.role],
+            pkt.flags & 0xFFFF,
+            pkt.generation,
+            pkt.seq,
+            pkt.epoch,
+            pkt.request,
+            pkt.request_id,
+            pkt.ack_id,
+        )
+    )
+    payload += _s8(pkt.cluster) + _s8(pkt.node) + _s8(pkt.link)
+    if len(pkt.owned) > 255:
+        raise ValueError("too many owned resources")
+    payload.append(len(pkt.owned))
+    for r in pkt.owned:
+        payload += _s8(r)
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError("packet too large")
+    head = _HDR.pack(MAGIC, len(payload)) + bytes(payload)
+    return head + hmac.new(key, head, hashlib.sha256).digest()
+
+
+class Malformed(ValueError):
+    pass
+
+
+def _parse_payload(p: bytes) -> Packet:
+    if len(p) < _FIXED.size:
+        raise Malformed("short payload")
+    ver, role, flags, gen, seq, epoch, req, req_id, ack = _FIXED.unpack_from(p, 0)
+    if ver != VERSION:
+        raise Malformed(f"version {ver}")
+    if role >= len(ROLES):
+        raise Malformed(f"role {role}")
+    off = _FIXED.size
+
+    def s8() -> str:
+        nonlocal off
+        if off >= len(p):
+            raise Malformed("truncated string")
+        n = p[off]
+        if off + 1 + n > len(p):
+            raise Malformed("truncated string")
+        try:
+            s = p[off + 1 : off + 1 + n].decode()
+        except UnicodeDecodeError:
+            raise Malformed("bad utf-8") from None
+        off += 1 + n
+        return s
+
+    cluster, node, link = s8(), s8(), s8()
+    if off >= len(p):
+        raise Malformed("no owned count")
+    n = p[off]
+    off += 1
+    owned = tuple(s8() for _ in range(n))
+    if off != len(p):
+        raise Malformed("trailing bytes")
+    if req not in REQUESTS:
+        raise Malformed(f"request {req}")
+    return Packet(cluster, node, link, gen, seq, ROLES[role], owned, flags, epoch, req, req_id, ack)
+
+
+@dataclass
+class DecodeCounters:
+    frames: int = 0
+    bad_mac: int = 0
+    malformed: int = 0
+    garbage_bytes: int = 0
+
+
+@dataclass
+class FrameDecoder:
+    """Incremental decoder for a byte stream; ``feed`` returns the valid packets found."""
+
+    key: bytes
+    counters: DecodeCounters = field(default_factory=DecodeCounters)
+    buf: bytearray = field(default_factory=bytearray)
+    max_buffer: int = 8192
+
+    def feed(self, data: bytes) -> list[Packet]:
+        self.buf += data
+        out: list[Packet] = []
+        c = self.counters
+        while True:
+            i = self.buf.find(MAGIC)
+            if i < 0:
+                # keep a possible partial magic at the end
+                keep = 0
+                for k in (2, 1):
+                    if self.buf.endswith(MAGIC[:k]):
+                        keep = k
+                        break
+                c.garbage_bytes += len(self.buf) - keep
+                del self.buf[: len(self.buf) - keep]
+                break
+            if i:
+                c.garbage_bytes += i
+                del self.buf[:i]
+            if len(self.buf) < _HDR.size:
+                break
+            _, n = _HDR.unpack_from(self.buf, 0)
+            if n > MAX_PAYLOAD or n < _FIXED.size:
+                c.garbage_bytes += 1
+                del self.buf[:1]
+                continue
+            total = _HDR.size + n + MAC_LEN
+            if len(self.buf) < total:
+                if len(self.buf) > self.max_buffer:  # cannot happen with MAX_PAYLOAD; belt and braces
+                    del self.buf[:1]
+                    continue
+                break
+            head = bytes(self.buf[: _HDR.size + n])
+            mac = bytes(self.buf[_HDR.size + n : total])
+            if not hmac.compare_digest(hmac.new(self.key, head, hashlib.sha256).digest(), mac):
+                c.bad_mac += 1
+                del self.buf[:1]  # resync: the real frame may start inside this one
+                continue
+            del self.buf[:total]
+            try:
+                out.append(_parse_payload(head[_HDR.size :]))
+                c.frames += 1
+            except Malformed:
+                c.malformed += 1
+        return out
+
+
+def decode_datagram(data: bytes, key: bytes, counters: DecodeCounters | None = None) -> list[Packet]:
+    """Decode one UDP datagram (normally one frame); never raises."""
+    d = FrameDecoder(key, counters if counters is not None else DecodeCounters())
+    return d.feed(data)
+
+
+# --------------------------------------------------------------------------- replay guard
+
+
+@dataclass
+class ReplayGuard:
+    """Accepts a packet only if it is newer than anything seen from that node.
+
+    Generation (the sender's boot/start counter) must not go back; within a generation
+    each link's sequence must strictly increase. Returns None (accept) or the reason
+    ("old-generation", "replay").
+    """
+
+    generation: dict[str, int] = field(default_factory=dict)
+    last_seq: dict[tuple[str, str], int] = field(default_factory=dict)
+    last_gap: int = 0  # packets missing before the one just accepted (loss accounting)
+
+    def check(self, pkt: Packet) -> str | None:
+        gen = self.generation.get(pkt.node)
+        if gen is not None and pkt.generation < gen:
+            return "old-generation"
+        if gen is None or pkt.generation > gen:
+            self.generation[pkt.node] = pkt.generation
+            for k in [k for k in self.last_seq if k[0] == pkt.node]:
+                del self.last_seq[k]
+        key = (pkt.node, pkt.link)
+        last = self.last_seq.get(key)
+        if last is not None and pkt.seq <= last:
+            return "replay"
+        self.last_gap = pkt.seq - last - 1 if last is not None else 0
+        self.last_seq[key] = pkt.seq
+        return None

@@ -1,0 +1,498 @@
+"""The membership FSM on a fake clock with fake links: two nodes wired together in memory.
+
+Jobs (start/stop/fence/ping/monitor) are answered by a fake executor after a short
+simulated duration, with outcomes each test chooses.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hasync.failover import packets as P
+from hasync.failover.membership import Event, FsmConfig, Job, JobResult, Membership, Monitor, Send
+
+RES = ("fs", "vip", "svc")
+LINKS = ("hb", "public", "serial")
+
+
+def cfg(local: str, **kw) -> FsmConfig:
+    base = dict(
+        cluster="t",
+        local=local,
+        peer="node2" if local == "node1" else "node1",
+        order=("node1", "node2"),
+        links=LINKS,
+        resources=RES,
+        keepalive=0.05,
+        warntime=0.12,
+        deadtime=0.2,
+        initdead=0.5,
+        fencing_mode="required",
+        fence_configured=True,
+    )
+    base.update(kw)
+    return FsmConfig(**base)
+
+
+class SimNode:
+    def __init__(self, sim: Sim, name: str, c: FsmConfig, gen: int):
+        self.sim, self.name, self.cfg = sim, name, c
+        self.gen = gen
+        self.fsm = Membership(c, sim.now, generation=gen)
+        self.alive = True
+        self.seq = {link: 0 for link in c.links}
+        self.next_send = sim.now
+        self.pending: list[tuple[float, Job]] = []
+        self.events: list[Event] = []
+        self.jobs: list[Job] = []
+        self.send_now = False
+        # outcomes
+        self.start_ok = True
+        self.stop_ok = True
+        self.fence_ok = True
+        self.ping_ok = True
+        self.monitor_ok = True
+        self.job_time = 0.03
+
+    def restart(self) -> None:
+        self.gen += 1
+        self.fsm = Membership(self.cfg, self.sim.now, generation=self.gen)
+        self.alive = True
+        self.pending = []
+        self.next_send = self.sim.now
+
+    def handle(self, actions) -> None:
+        for a in actions:
+            if isinstance(a, Event):
+                self.events.append(a)
+            elif isinstance(a, Send):
+                self.send_now = True
+            elif isinstance(a, Job):
+                self.jobs.append(a)
+                self.pending.append((self.sim.now + self.job_time, a))
+
+    def finish_jobs(self) -> None:
+        now = self.sim.now
+        for item in [p for p in self.pending if p[0] <= now]:
+            self.pending.remove(item)
+            _, job = item
+            self.handle(self.fsm.on_job_done(now, self.result(job)))
+
+    def result(self, job: Job) -> JobResult:
+        if job.kind == "start" or job.kind == "restart":
+            if self.start_ok:
+                return JobResult(job.id, True, "started", owned=RES)
+            return JobResult(job.id, False, "start_failed", "vip: start exited 1", owned=())
+        if job.kind == "stop":
+            if self.stop_ok:
+                return JobResult(job.id, True, "stopped", owned=())
+            return JobResult(job.id, False, "stop_failed", "fs", owned=("fs",))
+        if job.kind == "fence":
+            if self.fence_ok:
+                other = self.sim.other(self)
+                other.alive = False  # power off
+                return JobResult(job.id, True, "fenced")
+            return JobResult(job.id, False, "", "fence_x exited 1")
+        if job.kind == "ping":
+            return JobResult(job.id, self.ping_ok, "", "" if self.ping_ok else "no answer")
+        if job.kind == "monitor":
+            return JobResult(job.id, self.monitor_ok, "monitor_ok" if self.monitor_ok else "monitor_failed", "" if self.monitor_ok else "vip: NOT_RUNNING")
+        if job.kind == "fence-self":
+            self.alive = False
+            return JobResult(job.id, True)
+        raise AssertionError(job)
+
+    def kinds(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.fsm.owned) or self.fsm.role in ("active", "starting", "stopping", "stop-failed")
+
+
+class Sim:
+    def __init__(self, *, start2_after: float | None = 0.0, dt: float = 0.005, **kw):
+        self.now = 1000.0
+        self.dt = dt
+        self.cut: set[tuple[str, str]] = set()  # (link, receiving node) dropped
+        self.delay_until: float | None = None
+        self.n1 = SimNode(self, "node1", cfg("node1", **kw), gen=10)
+        self.n2 = SimNode(self, "node2", cfg("node2", **kw), gen=20)
+        self.nodes = [self.n1, self.n2]
+        if start2_after is None:
+            self.n2.alive = False
+        self.both_held = 0
+        self.allow_both = False
+
+    def other(self, n: SimNode) -> SimNode:
+        return self.n2 if n is self.n1 else self.n1
+
+    def cut_link(self, link: str) -> None:
+        self.cut |= {(link, "node1"), (link, "node2")}
+
+    def heal(self) -> None:
+        self.cut = set()
+
+    def step(self) -> None:
+        self.now += self.dt
+        for n in self.nodes:
+            if not n.alive:
+                continue
+            n.finish_jobs()
+            if n.send_now or self.now >= n.next_send:
+                n.send_now = False
+                n.next_send = self.now + n.cfg.keepalive
+                self.send(n)
+            n.handle(n.fsm.tick(self.now))
+        if self.n1.alive and self.n2.alive and self.n1.holds and self.n2.holds:
+            self.both_held += 1
+
+    def send(self, n: SimNode) -> None:
+        dst = self.other(n)
+        fields = n.fsm.packet_fields()
+        for link in n.cfg.links:
+            n.seq[link] += 1
+            pkt = P.Packet(link=link, seq=n.seq[link], **fields)
+            if not dst.alive or (link, dst.name) in self.cut:
+                continue
+            if self.delay_until is not None and self.now < self.delay_until:
+                continue
+            dst.handle(dst.fsm.on_packet(self.now, link, pkt))
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.step()
+
+
+def settle(sim: Sim) -> Sim:
+    sim.run(0.3)
+    assert sim.n1.fsm.role == "active", sim.n1.events
+    assert sim.n2.fsm.role == "standby"
+    return sim
+
+
+# ------------------------------------------------------------------ timing validation
+
+
+def test_heartbeat_timing_rules():
+    assert cfg("node1").validate() == []
+    assert cfg("node1", keepalive=0.05, deadtime=0.2, warntime=0.1, initdead=0.2).validate() == []
+    assert any("2 x keepalive" in e for e in cfg("node1", keepalive=0.1, deadtime=0.2).validate())
+    assert any("initdead" in e for e in cfg("node1", initdead=0.1).validate())
+    assert any("warntime" in e for e in cfg("node1", warntime=0.3).validate())
+
+
+# ------------------------------------------------------------------ start-up
+
+
+def test_both_nodes_starting_at_once_preferred_node_gets_the_chain_without_fencing():
+    sim = Sim()
+    sim.run(1.0)
+    assert sim.n1.fsm.role == "active"
+    assert sim.n2.fsm.role == "standby"
+    assert [j.kind for j in sim.n1.jobs] == ["start"]
+    assert sim.n2.jobs == []
+    assert sim.both_held == 0
+    assert not sim.n1.kinds("fence") and not sim.n2.kinds("fence")
+
+
+def test_preferred_node_from_order_not_name():
+    sim = Sim(order=("node2", "node1"))
+    sim.run(1.0)
+    assert sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby"
+
+
+def test_initdead_waits_then_fences_and_starts():
+    sim = Sim(start2_after=None)
+    sim.run(0.45)  # initdead is 0.5
+    assert sim.n1.fsm.role == "standby" and sim.n1.jobs == []
+    sim.run(0.2)
+    kinds = [j.kind for j in sim.n1.jobs]
+    assert kinds == ["fence", "start"]
+    assert sim.n1.fsm.role == "active"
+    assert any("initdead" in e.message for e in sim.n1.kinds("detect"))
+
+
+def test_non_preferred_node_alone_delays_its_startup_fence():
+    sim = Sim(start2_after=None)
+    sim.n1.alive, sim.n2.alive = False, True
+    sim.run(0.6)  # past initdead, within the extra delay (deadtime)
+    assert sim.n2.jobs == []
+    sim.run(0.3)
+    assert [j.kind for j in sim.n2.jobs] == ["fence", "start"]
+
+
+# ------------------------------------------------------------------ links
+
+
+def test_one_link_lost_is_reported_and_nobody_fails_over():
+    sim = settle(Sim())
+    sim.cut_link("hb")
+    sim.run(1.0)
+    assert sim.n2.fsm.role == "standby" and sim.n1.fsm.role == "active"
+    assert sim.n2.jobs == []
+    dead = sim.n2.kinds("link-dead")
+    assert dead and "hb" in dead[0].message and "still alive" in dead[0].message
+    snap = sim.n2.fsm.snapshot(sim.now)
+    assert {link["name"]: link["state"] for link in snap["links"]} == {"hb": "dead", "public": "up", "serial": "up"}
+    assert any("hb" in w for w in snap["warnings"])
+    sim.heal()
+    sim.run(0.2)
+    assert sim.n2.kinds("link-up")
+    assert not any("hb" in w for w in sim.n2.fsm.snapshot(sim.now)["warnings"])
+
+
+def test_all_links_lost_peer_dead_after_deadtime_then_fence_then_start():
+    sim = settle(Sim())
+    t_cut = sim.now
+    sim.n1.alive = False  # crash: no more packets on any link
+    sim.run(0.15)
+    assert sim.n2.fsm.peer.state == "up"  # < deadtime
+    sim.run(0.3)
+    assert sim.n2.fsm.peer.state == "dead"
+    detect = sim.n2.kinds("detect")[0]
+    assert "deadtime" in detect.message
+    assert [j.kind for j in sim.n2.jobs] == ["fence", "start"]
+    assert sim.n2.fsm.role == "active"
+    assert sim.now - t_cut >= 0.2
+
+
+def test_late_heartbeat_warns_but_does_not_fail_over():
+    sim = settle(Sim())
+    sim.delay_until = sim.now + 0.15  # > warntime 0.12, < deadtime 0.2
+    sim.run(0.5)
+    late = sim.n2.kinds("late")
+    assert late, sim.n2.events
+    assert any("ms after the previous one" in e.message for e in late)
+    assert sim.n2.fsm.peer.state == "up" and sim.n2.jobs == []
+
+
+def test_replayed_and_foreign_packets_are_counted_not_used():
+    sim = settle(Sim())
+    fsm = sim.n2.fsm
+    old = P.Packet("t", "node1", "hb", 10, 1, role="standby")
+    fsm.on_packet(sim.now, "hb", old)
+    assert fsm.links["hb"].replay == 1
+    fsm.on_packet(sim.now, "hb", P.Packet("t", "node1", "hb", 9, 10**6))
+    assert fsm.links["hb"].old_generation == 1
+    fsm.on_packet(sim.now, "hb", P.Packet("other", "node1", "hb", 10, 10**6))
+    fsm.on_packet(sim.now, "hb", P.Packet("t", "node9", "hb", 10, 10**6))
+    fsm.on_packet(sim.now, "hb", P.Packet("t", "node1", "public", 10, 10**6))  # says public, came on hb
+    assert fsm.links["hb"].foreign == 3
+    assert fsm.peer.role == "active"
+
+
+# ------------------------------------------------------------------ partitions
+
+
+def test_peer_returning_after_partition_without_fencing_gives_up_its_chain():
+    sim = settle(Sim(fencing_mode="off", fence_configured=False))
+    for link in LINKS:
+        sim.cut_link(link)
+    sim.run(0.5)
+    assert sim.n1.fsm.role == "active" and sim.n2.fsm.role == "active"  # split brain, fencing off
+    assert any("WITHOUT fencing" in e.message for e in sim.n2.kinds("fence"))
+    assert sim.n2.fsm.epoch > sim.n1.fsm.epoch
+    sim.heal()
+    sim.run(0.5)
+    # node1 (the one that "returns": lower takeover epoch) stops; node2 keeps it
+    assert sim.n1.fsm.role == "standby" and sim.n2.fsm.role == "active"
+    assert sim.n1.kinds("conflict")
+    assert [j.kind for j in sim.n1.jobs][-1] == "stop"
+
+
+def test_fenced_peer_packets_in_flight_are_ignored():
+    sim = settle(Sim())
+    sim.n1.alive = False
+    sim.run(0.4)
+    assert sim.n2.fsm.peer_fenced
+    # a stale packet of the fenced generation arrives late: ignored
+    sim.n2.fsm.on_packet(sim.now, "hb", P.Packet("t", "node1", "hb", 10, 10**6, role="active", owned=RES))
+    assert sim.n2.fsm.peer.state == "dead"
+    assert sim.n2.fsm.role == "active"
+
+
+def test_rebooted_peer_returns_standby_and_stays_there_without_auto_failback():
+    sim = settle(Sim())
+    sim.n1.alive = False
+    sim.run(0.5)
+    assert sim.n2.fsm.role == "active"
+    sim.n1.restart()
+    sim.run(1.0)
+    assert sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby"
+    assert sim.both_held == 0
+
+
+def test_auto_failback_moves_the_chain_back_to_the_preferred_node():
+    sim = settle(Sim(auto_failback=True))
+    sim.n1.alive = False
+    sim.run(0.5)
+    assert sim.n2.fsm.role == "active"
+    sim.n1.restart()
+    sim.run(1.0)
+    assert sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
+    assert sim.n2.kinds("failback")
+    assert sim.both_held == 0
+
+
+# ------------------------------------------------------------------ fencing and ping
+
+
+def test_fencing_required_no_takeover_until_fence_succeeds():
+    sim = settle(Sim(fence_retry=0.2))
+    sim.n2.fence_ok = False
+    sim.n1.alive = False
+    sim.run(1.0)
+    assert sim.n2.fsm.role == "standby"
+    fences = [j for j in sim.n2.jobs if j.kind == "fence"]
+    assert len(fences) >= 2  # retried
+    assert not [j for j in sim.n2.jobs if j.kind == "start"]
+    assert any("no takeover" in w for w in sim.n2.fsm.snapshot(sim.now)["warnings"])
+    sim.n2.fence_ok = True
+    sim.run(0.5)
+    assert sim.n2.fsm.role == "active"
+
+
+def test_fencing_optional_takes_over_after_a_failed_fence_with_a_warning():
+    sim = settle(Sim(fencing_mode="optional"))
+    sim.n2.fence_ok = False
+    sim.n1.alive = False
+    sim.run(0.6)
+    assert sim.n2.fsm.role == "active"
+    assert any("taking over anyway" in e.message for e in sim.n2.kinds("fence"))
+
+
+def test_fencing_off_takes_over_without_fence_and_warns_loudly():
+    sim = settle(Sim(fencing_mode="off", fence_configured=False))
+    sim.n1.alive = False
+    sim.run(0.6)
+    assert sim.n2.fsm.role == "active"
+    assert not [j for j in sim.n2.jobs if j.kind == "fence"]
+    assert [e for e in sim.n2.kinds("fence") if e.level == "error"]
+    assert any("fencing is off" in w for w in sim.n2.fsm.snapshot(sim.now)["warnings"])
+
+
+def test_ping_tiebreak_blocks_takeover_while_no_ping_node_answers():
+    sim = settle(Sim(ping_configured=True, ping_retry=0.1))
+    sim.n2.ping_ok = False
+    sim.n1.alive = False
+    sim.run(1.0)
+    assert sim.n2.fsm.role == "standby"
+    assert [j.kind for j in sim.n2.jobs].count("ping") >= 2
+    assert "fence" not in [j.kind for j in sim.n2.jobs]
+    sim.n2.ping_ok = True
+    sim.run(0.5)
+    assert [j.kind for j in sim.n2.jobs][-3:] == ["ping", "fence", "start"]
+    assert sim.n2.fsm.role == "active"
+
+
+def test_peer_that_failed_to_stop_needs_a_fence_even_with_fencing_off():
+    sim = settle(Sim(fencing_mode="off", fence_configured=False, on_stop_failure="block"))
+    sim.n1.stop_ok = False
+    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    sim.n1.handle(acts)
+    sim.run(0.3)
+    assert sim.n1.fsm.role == "stop-failed"
+    assert sim.n2.fsm.role == "standby"  # never starts while node1 may hold resources
+    sim.n1.alive = False
+    sim.run(1.0)
+    assert sim.n2.fsm.role == "standby"
+    assert sim.n2.fsm.gate == "wait-peer"
+    assert any("may still hold" in w for w in sim.n2.fsm.snapshot(sim.now)["warnings"])
+
+
+# ------------------------------------------------------------------ chain failures
+
+
+def test_start_failure_hands_the_chain_to_the_peer():
+    sim = Sim()
+    sim.n1.start_ok = False
+    sim.run(1.0)
+    assert sim.n1.fsm.role == "standby" and sim.n1.fsm.failed
+    assert sim.n1.kinds("start-failed")
+    assert sim.n2.fsm.role == "active"
+    assert sim.both_held == 0
+
+
+def test_stop_failure_escalates_and_peer_never_starts_meanwhile():
+    sim = settle(Sim())
+    sim.n1.stop_ok = False
+    ok, msg, acts = sim.n1.fsm.command(sim.now, "standby")
+    assert ok
+    sim.n1.handle(acts)
+    sim.n1.job_time = 0.03
+    sim.run(0.1)
+    assert sim.n1.fsm.role == "stop-failed"
+    assert [j.kind for j in sim.n1.jobs][-1] == "fence-self"
+    assert sim.n2.fsm.role == "standby"
+    # node1 took itself down (fence-self); node2 fences it too (required) and takes over
+    sim.run(1.0)
+    assert sim.n2.fsm.role == "active"
+    assert [j.kind for j in sim.n2.jobs] == ["fence", "start"]
+
+
+def test_monitor_failure_restarts_locally_then_fails_over():
+    sim = settle(Sim(monitors=(("vip", Monitor(0.1, 2)),)))
+    sim.n1.monitor_ok = False
+    sim.run(1.5)
+    kinds = [j.kind for j in sim.n1.jobs]
+    assert kinds.count("restart") == 2
+    assert "stop" in kinds
+    assert sim.n1.fsm.role == "standby" and sim.n1.fsm.failed
+    assert sim.n2.fsm.role == "active"
+    assert sim.both_held == 0
+
+
+# ------------------------------------------------------------------ operator commands
+
+
+def test_standby_moves_the_chain_to_the_peer_and_takeover_brings_it_back():
+    sim = settle(Sim())
+    ok, msg, acts = sim.n1.fsm.command(sim.now, "standby")
+    assert ok
+    sim.n1.handle(acts)
+    sim.run(0.5)
+    assert sim.n1.fsm.role == "standby" and sim.n2.fsm.role == "active"
+    assert sim.both_held == 0
+    ok, msg, acts = sim.n1.fsm.command(sim.now, "takeover")
+    assert ok
+    sim.n1.handle(acts)
+    sim.run(0.5)
+    assert sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
+    assert sim.both_held == 0
+    # standby on the passive side, then standby of the other: the first one's flag was cleared by TAKE
+    ok, msg, acts = sim.n1.fsm.command(sim.now, "standby")
+    sim.n1.handle(acts)
+    sim.run(0.5)
+    assert sim.n2.fsm.role == "active"
+
+
+def test_standby_refused_when_peer_is_down():
+    sim = settle(Sim(fencing_mode="off", fence_configured=False))
+    sim.n2.alive = False
+    sim.run(0.5)
+    ok, msg, _ = sim.n1.fsm.command(sim.now, "standby")
+    assert not ok and "not up" in msg
+    assert sim.n1.fsm.role == "active"
+
+
+def test_clean_shutdown_hands_over_without_fencing():
+    sim = settle(Sim())
+    sim.n1.handle(sim.n1.fsm.begin_leave(sim.now))
+    sim.run(0.2)
+    assert sim.n1.fsm.can_exit
+    sim.n1.alive = False
+    sim.run(0.3)
+    assert sim.n2.fsm.role == "active"
+    assert "fence" not in [j.kind for j in sim.n2.jobs]
+
+
+@pytest.mark.parametrize("link_lost", LINKS)
+def test_any_single_link_alone_keeps_the_peer_alive(link_lost):
+    sim = settle(Sim())
+    for link in LINKS:
+        if link != link_lost:
+            sim.cut_link(link)
+    sim.run(1.0)
+    assert sim.n2.jobs == [] and sim.n2.fsm.peer.state == "up"

@@ -1,0 +1,102 @@
+"""Heartbeat packets: round trip, HMAC, stream resync, garbage, replay, key file mode."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from hasync.failover import packets as P
+
+KEY = b"0123456789abcdef0123456789abcdef"
+
+
+def pkt(seq=1, gen=7, link="hb", **kw):
+    return P.Packet("nfs-ha", "node1", link, gen, seq, **kw)
+
+
+def test_round_trip_all_fields():
+    p = pkt(seq=42, role="active", owned=("fs", "vip"), flags=P.F_STANDBY | P.F_FAILED, epoch=3, request=P.REQ_RELEASE, request_id=9, ack_id=4)
+    frame = P.encode(p, KEY)
+    assert P.decode_datagram(frame, KEY) == [p]
+    assert p.flag_names() == ["standby", "failed"]
+
+
+def test_bad_mac_is_dropped_and_counted():
+    frame = bytearray(P.encode(pkt(), KEY))
+    c = P.DecodeCounters()
+    assert P.decode_datagram(bytes(frame), b"another key of 32 bytes.........", c) == []
+    assert c.bad_mac == 1
+    frame[10] ^= 0x40  # flip a bit in the payload
+    c = P.DecodeCounters()
+    assert P.decode_datagram(bytes(frame), KEY, c) == []
+    assert c.bad_mac == 1
+
+
+def test_stream_resyncs_after_noise_and_split_reads():
+    frames = [P.encode(pkt(seq=i), KEY) for i in range(1, 6)]
+    stream = b"\x00\xa5H" + frames[0] + b"garbage\xa5HS\x00\x10junk" + frames[1] + frames[2][:7]
+    rest = frames[2][7:] + b"\xff" * 50 + frames[3] + frames[4]
+    d = P.FrameDecoder(KEY)
+    got = d.feed(stream)
+    for i in range(0, len(rest), 3):  # a slow tty: three bytes at a time
+        got += d.feed(rest[i : i + 3])
+    assert [p.seq for p in got] == [1, 2, 3, 4, 5]
+    assert d.counters.garbage_bytes > 0
+
+
+def test_random_garbage_never_raises():
+    rnd = random.Random(4)
+    d = P.FrameDecoder(KEY)
+    for _ in range(300):
+        blob = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 200)))
+        if rnd.random() < 0.3:
+            blob = P.MAGIC + blob
+        assert d.feed(blob) == []
+    # and it still decodes a real frame afterwards
+    assert d.feed(P.encode(pkt(seq=99), KEY))[-1].seq == 99
+
+
+def test_authentic_but_malformed_payload_is_counted():
+    import hashlib
+    import hmac
+    import struct
+
+    payload = b"\x01" * 40  # right length range, nonsense inside
+    head = struct.pack(">3sH", P.MAGIC, len(payload)) + payload
+    frame = head + hmac.new(KEY, head, hashlib.sha256).digest()
+    c = P.DecodeCounters()
+    assert P.decode_datagram(frame, KEY, c) == []
+    assert c.malformed == 1
+
+
+def test_replay_guard():
+    g = P.ReplayGuard()
+    assert g.check(pkt(seq=5)) is None
+    assert g.check(pkt(seq=5)) == "replay"
+    assert g.check(pkt(seq=4)) == "replay"
+    assert g.check(pkt(seq=5, link="serial")) is None  # sequences are per link
+    assert g.check(pkt(seq=8)) is None and g.last_gap == 2
+    assert g.check(pkt(seq=1, gen=8)) is None  # a restart: new generation
+    assert g.check(pkt(seq=100, gen=7)) == "old-generation"
+
+
+def test_key_file_must_be_0600(tmp_path):
+    k = tmp_path / "authkey"
+    k.write_text("a-very-secret-key-with-some-length\n")
+    os.chmod(k, 0o644)
+    with pytest.raises(P.KeyError_, match="chmod 600"):
+        P.load_key(str(k))
+    os.chmod(k, 0o600)
+    assert P.load_key(str(k)) == b"a-very-secret-key-with-some-length"
+    with pytest.raises(P.KeyError_):
+        P.load_key(str(tmp_path / "missing"))
+    k.write_text("short")
+    with pytest.raises(P.KeyError_, match="too short"):
+        P.load_key(str(k))
+
+
+def test_frame_fits_a_small_serial_budget():
+    frame = P.encode(pkt(role="active", owned=("drbd", "vg", "fs", "vip", "nfs", "exports")), KEY)
+    assert len(frame) < 160
