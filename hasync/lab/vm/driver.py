@@ -1,0 +1,551 @@
+"""The VM lab: qemu (TCG) guests for node1, node2 and client1, and how to drive them.
+
+Wiring (all of it on this machine, none of it routed to the host's networks):
+
+    eth0  "public"       -netdev socket,mcast=239.x.y.z:PORT,localaddr=127.0.0.1 (all VMs)
+    eth1  "replication"  a second mcast L2, nodes only (DRBD + heartbeat)
+    ttyS0 console        unix socket; the guest's command agent (agent.py) speaks JSON lines
+    ttyS1 "serial"       null-modem node1 <-> node2 (socket server on node1, client on node2)
+    ttyS2 BMC wire       wired to the *peer's* qemu monitor: the lab fence agent's power switch
+    vda  root            qcow2 overlay over the cached base image (survives crash + restart)
+    vdb  DRBD disk       raw sparse file (nodes only)
+    vdc/vdb seed         read-only: hasync source, VM scripts, identity (seed.py)
+
+Group and port of the multicast L2s are random per lab, so parallel labs don't collide.
+State lives in ``$HASYNC_VM_RUN/<lab>/`` (default /var/tmp/hasync-vm/<lab>): lab.json, the
+disks, sockets, console logs and qemu pid files.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from hasync.effects.run import CommandError, Result
+from hasync.lab.vm import seed as seedmod
+from hasync.lab.vm.image import Image, ensure_image
+from hasync.lab.vm.seed import Guest
+
+MEM_MIB = 256
+DRBD_DISK_MIB = 256
+BOOT_TIMEOUT = 300.0
+LINKS = ("public", "replication", "serial")
+NETDEV = {"public": "pub", "replication": "rep"}
+
+Report = Callable[[str], None]
+
+
+class VmError(RuntimeError):
+    pass
+
+
+def run_root() -> Path:
+    return Path(os.environ.get("HASYNC_VM_RUN") or "/var/tmp/hasync-vm")
+
+
+def lab_dir(name: str) -> Path:
+    return run_root() / name
+
+
+def qemu_available() -> str | None:
+    """None if qemu can run here, else the reason it cannot."""
+    if shutil.which("qemu-system-x86_64") is None:
+        return "qemu-system-x86_64 not installed (apt-get install qemu-system-x86; see apt-packages.txt)"
+    if shutil.which("qemu-img") is None:
+        return "qemu-img not installed (apt-get install qemu-utils)"
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not a running VM
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Monitor:
+    """The qemu human monitor (HMP) on a unix socket: one command per connection."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def command(self, cmd: str, timeout: float = 10.0) -> str:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(str(self.path))
+            out = self._until_prompt(s)
+            s.sendall(cmd.encode() + b"\n")
+            if cmd.strip() == "quit":
+                try:
+                    while s.recv(4096):
+                        pass
+                except OSError:
+                    pass
+                return ""
+            out = self._until_prompt(s)
+            # the first line is the monitor's echo of the command (with cursor moves);
+            # the last is the next prompt
+            text = out.decode(errors="replace").replace("\r", "")
+            lines = [ln for ln in text.split("\n")[1:] if not ln.startswith("(qemu)")]
+            return "\n".join(lines).strip()
+        finally:
+            s.close()
+
+    @staticmethod
+    def _until_prompt(s: socket.socket) -> bytes:
+        buf = b""
+        while not buf.rstrip().endswith(b"(qemu)"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        return buf
+
+
+class Console:
+    """A connection to a guest's command agent (ttyS0). Thread-safe; many requests in flight."""
+
+    def __init__(self, path: Path, vm: str):
+        self.path = path
+        self.vm = vm
+        self.sock: socket.socket | None = None
+        self.lock = threading.Lock()
+        self.pending: dict[str, dict] = {}
+        self.cond = threading.Condition()
+        self.reader: threading.Thread | None = None
+        self.boot_id = ""
+        self.closed = False
+
+    def connect(self, timeout: float = 5.0) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(str(self.path))
+        s.settimeout(None)
+        self.sock = s
+        self.closed = False
+        self.reader = threading.Thread(target=self._read, name=f"console-{self.vm}", daemon=True)
+        self.reader.start()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+        with self.cond:
+            self.cond.notify_all()
+
+    def _read(self) -> None:
+        buf = b""
+        sock = self.sock
+        while sock is not None:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                i = line.find(b"HASYNC1 ")
+                if i < 0:
+                    continue
+                try:
+                    msg = json.loads(line[i + 8 :].strip())
+                except ValueError:
+                    continue
+                if "ready" in msg:
+                    self.boot_id = msg["ready"]
+                    continue
+                with self.cond:
+                    if msg.get("id") in self.pending:
+                        self.pending[msg["id"]] = msg
+                        self.cond.notify_all()
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+    def request(self, req: dict, timeout: float) -> dict | None:
+        rid = uuid.uuid4().hex[:12]
+        req = dict(req, id=rid)
+        line = b"\n" + json.dumps(req, separators=(",", ":")).encode() + b"\n"
+        with self.cond:
+            self.pending[rid] = {}
+        try:
+            with self.lock:
+                if self.sock is None:
+                    raise VmError(f"{self.vm}: console not connected")
+                self.sock.sendall(line)
+            deadline = time.monotonic() + timeout
+            with self.cond:
+                while not self.pending[rid]:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self.closed:
+                        return None
+                    self.cond.wait(min(left, 0.5))
+                return self.pending[rid]
+        finally:
+            with self.cond:
+                self.pending.pop(rid, None)
+
+    def ping(self, timeout: float = 1.0) -> str | None:
+        msg = self.request({"op": "ping"}, timeout)
+        return msg.get("pong") if msg else None
+
+    def exec(self, argv: Sequence[str], *, input: str | bytes | None = None, timeout: float = 120.0,
+             env: dict | None = None, cwd: str | None = None) -> Result:
+        argv = tuple(str(a) for a in argv)
+        data = input.encode() if isinstance(input, str) else (input or b"")
+        req = {"argv": list(argv), "input": base64.b64encode(data).decode() if data else None,
+               "timeout": timeout, "env": env or {}, "cwd": cwd}
+        t0 = time.monotonic()
+        msg = self.request(req, timeout + 15.0)
+        dt = time.monotonic() - t0
+        if msg is None:
+            return Result(argv, 125, "", f"{self.vm}: no answer from the guest agent (VM down or hung)", dt)
+        out = base64.b64decode(msg.get("out") or "").decode(errors="replace")
+        err = base64.b64decode(msg.get("err") or "").decode(errors="replace")
+        return Result(argv, int(msg.get("rc", 1)), out, err, dt)
+
+
+class VmLab:
+    """A running (or to-be-started) VM lab. Tests use this; the CLI verbs wrap it."""
+
+    def __init__(self, name: str = "vm", report: Report | None = None):
+        self.name = name
+        self.dir = lab_dir(name)
+        self.report: Report = report or (lambda s: None)
+        self.state: dict = {}
+        self.consoles: dict[str, Console] = {}
+        if (self.dir / "lab.json").exists():
+            self.state = json.loads((self.dir / "lab.json").read_text())
+
+    # ---- lifecycle -------------------------------------------------------------------
+    @property
+    def exists(self) -> bool:
+        return bool(self.state)
+
+    @property
+    def vms(self) -> list[str]:
+        return list(self.state.get("vms", {}))
+
+    @property
+    def nodes(self) -> list[str]:
+        return [n for n, v in self.state.get("vms", {}).items() if v["role"] == "node"]
+
+    def _save(self) -> None:
+        tmp = self.dir / "lab.json.tmp"
+        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+        os.replace(tmp, self.dir / "lab.json")
+
+    def create(self, image: Image | None = None, guests: tuple[Guest, ...] | None = None,
+               init: str = "busybox") -> None:
+        """Lay down disks, seeds and the qemu command lines (does not boot)."""
+        why = qemu_available()
+        if why:
+            raise VmError(why)
+        if self.exists and any(self.running(v) for v in self.vms):
+            raise VmError(f"VM lab {self.name!r} is already up (hasync lab down --vm {self.name})")
+        image = image or ensure_image(self.report)
+        guests = guests or seedmod.default_guests()
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        rnd = random.Random()
+        groups = {link: (f"239.{rnd.randint(1, 254)}.{rnd.randint(1, 254)}.{rnd.randint(1, 254)}",
+                         rnd.randint(20000, 60000)) for link in NETDEV}
+        self.state = {"name": self.name, "image": str(image.dir), "key": image.key, "init": init,
+                      "groups": {k: list(v) for k, v in groups.items()}, "links": {}, "vms": {}}
+        t0 = time.monotonic()
+        nodes = [g for g in guests if g.role == "node"]
+        for i, g in enumerate(guests):
+            d = self.dir / g.name
+            d.mkdir()
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.rootfs),
+                            str(d / "root.qcow2")], check=True, capture_output=True)
+            if g.role == "node":
+                with open(d / "drbd.img", "wb") as f:
+                    f.truncate(DRBD_DISK_MIB * 1024 * 1024)
+            seedmod.make_seed(d / "seed.img", g, guests, self.dir)
+            peer = None
+            if g.role == "node":
+                peer = next(n.name for n in nodes if n.name != g.name)
+            argv = self._qemu_argv(image, g, i, groups, peer, server=(g.role == "node" and g is nodes[0]))
+            self.state["vms"][g.name] = {"role": g.role, "guest": asdict(g), "argv": argv, "pid": None,
+                                         "links": {k: "up" for k in (LINKS if g.role == "node" else ("public",))}}
+        self._save()
+        self.report(f"lab {self.name}: disks and seeds ready in {time.monotonic() - t0:.1f}s ({self.dir})")
+
+    def _qemu_argv(self, image: Image, g: Guest, index: int, groups: dict, peer: str | None,
+                   server: bool) -> list[str]:
+        d = self.dir / g.name
+        mac = f"52:54:00:4a:{index + 1:02x}"
+        append = "console=ttyS0,115200 root=/dev/vda rw quiet loglevel=3 net.ifnames=0 panic=-1 " \
+                 "systemd.show_status=0 8250.nr_uarts=4"
+        if self.state.get("init") == "systemd":
+            append += " hasync.init=systemd"
+        argv = [
+            "qemu-system-x86_64", "-name", g.name, "-accel", "tcg", "-m", str(MEM_MIB), "-smp", "1",
+            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
+            "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", append,
+            "-drive", f"file={d / 'root.qcow2'},if=virtio,format=qcow2,cache=unsafe",
+        ]
+        if g.role == "node":
+            argv += ["-drive", f"file={d / 'drbd.img'},if=virtio,format=raw,cache=unsafe"]
+        argv += ["-drive", f"file={d / 'seed.img'},if=virtio,format=raw,readonly=on"]
+        pub_group, pub_port = groups["public"]
+        argv += ["-netdev", f"socket,id=pub,mcast={pub_group}:{pub_port},localaddr=127.0.0.1",
+                 "-device", f"virtio-net-pci,netdev=pub,mac={mac}:01"]
+        if g.role == "node":
+            rep_group, rep_port = groups["replication"]
+            argv += ["-netdev", f"socket,id=rep,mcast={rep_group}:{rep_port},localaddr=127.0.0.1",
+                     "-device", f"virtio-net-pci,netdev=rep,mac={mac}:02"]
+        argv += ["-chardev", f"socket,id=con,path={d / 'console.sock'},server=on,wait=off,logfile={d / 'console.log'}",
+                 "-serial", "chardev:con"]
+        if g.role == "node":
+            assert peer is not None
+            if server:
+                ser = f"socket,id=ser1,path={self.dir / 'serial.sock'},server=on,wait=off"
+            else:
+                ser = f"socket,id=ser1,path={self.dir / 'serial.sock'},reconnect=1"
+            argv += ["-chardev", ser, "-serial", "chardev:ser1",
+                     # ttyS2: a wire to the peer's BMC monitor (the lab fence agent's switch)
+                     "-chardev", f"socket,id=bmcwire,path={self.dir / peer / 'bmc.sock'},reconnect=1",
+                     "-serial", "chardev:bmcwire",
+                     # our own BMC: a second monitor the peer's ttyS2 connects to
+                     "-chardev", f"socket,id=bmc,path={d / 'bmc.sock'},server=on,wait=off",
+                     "-mon", "chardev=bmc,mode=readline"]
+        argv += ["-monitor", f"unix:{d / 'monitor.sock'},server=on,wait=off",
+                 "-pidfile", str(d / "qemu.pid"), "-daemonize"]
+        return argv
+
+    def start(self, vm: str) -> None:
+        """Power on *vm* (after create, or after a crash: its disks are kept)."""
+        if self.running(vm):
+            return
+        info = self.state["vms"][vm]
+        d = self.dir / vm
+        for sock in ("console.sock", "monitor.sock", "bmc.sock"):
+            (d / sock).unlink(missing_ok=True)
+        if vm == self.nodes[0]:
+            (self.dir / "serial.sock").unlink(missing_ok=True)
+        (d / "qemu.pid").unlink(missing_ok=True)
+        self.consoles.pop(vm, None)
+        with open(d / "qemu.log", "ab") as log:
+            p = subprocess.run(info["argv"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise VmError(f"{vm}: qemu failed to start (exit {p.returncode}): {(d / 'qemu.log').read_text()[-1500:]}")
+        info["pid"] = int((d / "qemu.pid").read_text().strip())
+        info["started_at"] = time.time()
+        info["links"] = {k: "up" for k in info["links"]}
+        self._save()
+
+    def up(self, boot_timeout: float = BOOT_TIMEOUT) -> dict[str, float]:
+        """Start every VM and wait until each agent answers; returns seconds to ready per VM."""
+        t0 = time.monotonic()
+        for vm in self.vms:
+            self.start(vm)
+        self.report(f"lab {self.name}: {len(self.vms)} VMs started, waiting for them to boot")
+        return self.wait_ready(self.vms, boot_timeout, t0)
+
+    def wait_ready(self, vms: Sequence[str], timeout: float = BOOT_TIMEOUT,
+                   t0: float | None = None) -> dict[str, float]:
+        t0 = time.monotonic() if t0 is None else t0
+        ready: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(ready) < len(vms):
+            for vm in vms:
+                if vm in ready:
+                    continue
+                if not self.running(vm):
+                    raise VmError(f"{vm}: qemu exited during boot; console log tail:\n{self.console_tail(vm)}")
+                try:
+                    con = self.console(vm, connect_timeout=1.0)
+                    if con.ping(0.5 if time.monotonic() - t0 < 5 else 1.0):
+                        ready[vm] = round(time.monotonic() - t0, 2)
+                        self.report(f"  {vm}: ready after {ready[vm]:.1f}s")
+                except (OSError, VmError):
+                    self.consoles.pop(vm, None)
+            if len(ready) < len(vms):
+                if time.monotonic() > deadline:
+                    missing = [v for v in vms if v not in ready]
+                    tails = "\n".join(f"--- {v}:\n{self.console_tail(v)}" for v in missing)
+                    raise VmError(f"VMs {missing} not ready after {timeout:.0f}s\n{tails}")
+                time.sleep(0.3)
+        return ready
+
+    def console(self, vm: str, connect_timeout: float = 5.0) -> Console:
+        con = self.consoles.get(vm)
+        if con is None or con.closed:
+            con = Console(self.dir / vm / "console.sock", vm)
+            con.connect(connect_timeout)
+            self.consoles[vm] = con
+        return con
+
+    def console_tail(self, vm: str, n: int = 30) -> str:
+        p = self.dir / vm / "console.log"
+        if not p.exists():
+            return "(no console log)"
+        lines = p.read_bytes().decode(errors="replace").replace("\r", "").splitlines()
+        return "\n".join(ln for ln in lines[-n:] if "HASYNC1" not in ln)
+
+    def pid(self, vm: str) -> int | None:
+        p = self.dir / vm / "qemu.pid"
+        try:
+            return int(p.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running(self, vm: str) -> bool:
+        pid = self.pid(vm)
+        return pid is not None and _pid_alive(pid)
+
+    def monitor(self, vm: str) -> Monitor:
+        return Monitor(self.dir / vm / "monitor.sock")
+
+    # ---- the verbs -------------------------------------------------------------------
+    def exec(self, vm: str, argv: Sequence[str] | str, *, input: str | bytes | None = None,
+             timeout: float = 120.0, check: bool = False, env: dict | None = None) -> Result:
+        """Run *argv* on *vm* (a string runs through /bin/sh -c)."""
+        if isinstance(argv, str):
+            argv = ("/bin/sh", "-c", argv)
+        if vm not in self.state.get("vms", {}):
+            raise VmError(f"no VM named {vm!r} in lab {self.name!r} (have {', '.join(self.vms)})")
+        if not self.running(vm):
+            res = Result(tuple(argv), 125, "", f"{vm} is powered off")
+        else:
+            res = self.console(vm).exec(argv, input=input, timeout=timeout, env=env)
+        if check and not res.ok:
+            raise CommandError(res, what=vm)
+        return res
+
+    def sh(self, vm: str, script: str, **kw) -> str:
+        """Run a shell script on *vm*, raise on failure, return its stdout."""
+        return self.exec(vm, ("/bin/sh", "-ec", script), check=True, **kw).stdout
+
+    def spawn(self, vm: str, argv: Sequence[str] | str, log: str) -> None:
+        """Start a long-running command on *vm* in the background, output to *log* (in the guest)."""
+        cmd = argv if isinstance(argv, str) else shlex.join(argv)
+        self.exec(vm, ("/bin/sh", "-c", f"setsid {cmd} >{shlex.quote(log)} 2>&1 </dev/null &"), check=True)
+
+    def crash(self, vm: str) -> None:
+        """Power *vm* off without warning (the guest gets no chance to flush or stop anything)."""
+        pid = self.pid(vm)
+        if pid is None or not _pid_alive(pid):
+            return
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            if not _pid_alive(pid):
+                break
+            time.sleep(0.05)
+        con = self.consoles.pop(vm, None)
+        if con:
+            con.close()
+        self.state["vms"][vm]["crashed_at"] = time.time()
+        self._save()
+
+    def _link_targets(self, link: str, vm: str | None) -> list[str]:
+        if link not in LINKS:
+            raise VmError(f"unknown link {link!r}: one of {', '.join(LINKS)}")
+        if link == "public":
+            return [vm] if vm else self.nodes
+        return self.nodes if vm is None else [vm]
+
+    def cut(self, link: str, vm: str | None = None) -> None:
+        """Take *link* down (on *vm*, or on every node): like pulling the cable."""
+        self._set_link(link, vm, up=False)
+
+    def heal(self, link: str | None = None, vm: str | None = None) -> None:
+        """Bring *link* (default: every link) back up."""
+        for ln in ([link] if link else list(LINKS)):
+            self._set_link(ln, vm, up=True)
+
+    def _set_link(self, link: str, vm: str | None, up: bool) -> None:
+        targets = self._link_targets(link, vm)
+        for t in targets:
+            info = self.state["vms"][t]
+            if link not in info["links"] or not self.running(t):
+                continue
+            if link == "serial":
+                if t != self.nodes[-1]:  # the client end of the null modem is the one we unplug
+                    continue
+                if up:
+                    backend = f"socket,path={self.dir / 'serial.sock'},reconnect=1"
+                else:
+                    backend = "null"
+                out = self.monitor(t).command(f"chardev-change ser1 {backend}")
+            else:
+                out = self.monitor(t).command(f"set_link {NETDEV[link]} {'on' if up else 'off'}")
+            if out.strip():
+                raise VmError(f"{t}: {link} {'heal' if up else 'cut'}: qemu said: {out.strip()}")
+            info["links"][link] = "up" if up else "down"
+            if link == "serial":
+                for n in self.nodes:
+                    self.state["vms"][n]["links"]["serial"] = "up" if up else "down"
+        self._save()
+
+    def status(self) -> dict:
+        vms = {}
+        for vm, info in self.state.get("vms", {}).items():
+            vms[vm] = {"role": info["role"], "state": "running" if self.running(vm) else "off",
+                       "pid": self.pid(vm), "public": info["guest"]["public"],
+                       "replication": info["guest"].get("replication") or None, "links": info["links"]}
+        return {"name": self.name, "kind": "vm", "dir": str(self.dir), "image": self.state.get("image"),
+                "init": self.state.get("init"), "vms": vms}
+
+    def down(self) -> None:
+        """Power every VM off and remove the lab's directory."""
+        for con in self.consoles.values():
+            con.close()
+        self.consoles.clear()
+        for vm in self.vms:
+            pid = self.pid(vm)
+            if pid and _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        for vm in self.vms:
+            pid = self.pid(vm)
+            for _ in range(100):
+                if not pid or not _pid_alive(pid):
+                    break
+                time.sleep(0.05)
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.state = {}
+
+    def close(self) -> None:
+        """Drop this process's console connections (the VMs keep running)."""
+        for con in self.consoles.values():
+            con.close()
+        self.consoles.clear()
+
+
+def all_labs() -> list[str]:
+    root = run_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.name for p in root.glob("*/lab.json"))

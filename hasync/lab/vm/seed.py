@@ -1,0 +1,254 @@
+"""Per-VM seed disks: the hasync source tree, the VM scripts and the VM's identity.
+
+A seed is a small ext4 image (label ``hasync-seed``) made with ``mkfs.ext4 -d`` in well
+under a second; the guest mounts it read-only at /opt/hasync/seed. It holds
+
+    src/         this checkout's hasync/, profiles/, bootstrap/, failover/ (with .pyc made
+                 by the host's Python 3.11, the same version as the guest's)
+    vm/          rc (stage-2 boot), agent.py (the console command agent), fence
+    node/        files copied onto the VM's root on its first boot: /etc/hostname,
+                 /etc/hosts, /etc/hasync/cluster.toml, /etc/hasync-vm/net.sh, ssh keys
+
+So editing hasync or the VM scripts never rebuilds the cached base image.
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hasync.lab.vm.image import GUEST_DIR
+
+SRC_ROOT = Path(__file__).resolve().parents[3]  # the checkout (…/hasync/lab/vm -> …)
+SRC_DIRS = ("hasync", "profiles", "bootstrap", "failover")
+SEED_SCRIPTS = {"rc": 0o755, "agent.py": 0o644, "fence": 0o755}
+
+PUBLIC_NET = "192.0.2"  # TEST-NET-1, on the lab's own emulated L2 only
+REPL_NET = "198.51.100"  # TEST-NET-2: the dedicated replication/heartbeat L2
+VIP = f"{PUBLIC_NET}.10"
+
+
+@dataclass(frozen=True)
+class Guest:
+    name: str
+    role: str  # "node" | "client"
+    public: str  # address on eth0
+    replication: str = ""  # address on eth1 (nodes only)
+    extra_files: dict[str, str] = field(default_factory=dict)
+
+
+def default_guests() -> tuple[Guest, ...]:
+    return (
+        Guest("node1", "node", f"{PUBLIC_NET}.11", f"{REPL_NET}.1"),
+        Guest("node2", "node", f"{PUBLIC_NET}.12", f"{REPL_NET}.2"),
+        Guest("client1", "client", f"{PUBLIC_NET}.21"),
+    )
+
+
+FENCE_COMMAND = ("/usr/local/sbin/hasync-vm-fence", "--action", "off", "{node}")
+
+
+def cluster_toml(guests: tuple[Guest, ...]) -> str:
+    """The VM lab's /etc/hasync/cluster.toml (same schema as profiles/cluster/example.toml)."""
+    nodes = [g for g in guests if g.role == "node"]
+    n1, n2 = nodes[0], nodes[1]
+    node_tables = "".join(f'\n[[node]]\nname = "{g.name}"\naddress = "{g.public}"\n' for g in nodes)
+    fence = ", ".join(f'"{a}"' for a in FENCE_COMMAND)
+    return f"""# The hasync VM lab: two qemu nodes with real DRBD 8.4, LVM and kernel NFS.
+# Written by `hasync lab up --vm` (hasync/lab/vm/seed.py); edit there, not here.
+
+[cluster]
+name = "vm-lab"
+profile = "debian12"
+preferred_node = "{n1.name}"
+{node_tables}
+[heartbeat]
+keepalive = "200ms"
+warntime = "500ms"
+deadtime = "2s"
+initdead = "4s"
+auto_failback = false
+auth_key = "/etc/hasync/authkey"
+ping = []
+
+[[heartbeat.link]]
+name = "replication"
+kind = "udp-unicast"
+interface = "eth1"
+port = 694
+addresses = {{ {n1.name} = "{n1.replication}", {n2.name} = "{n2.replication}" }}
+
+[[heartbeat.link]]
+name = "public"
+kind = "udp-multicast"
+interface = "eth0"
+group = "239.0.0.43"
+port = 694
+ttl = 1
+
+[[heartbeat.link]]
+name = "serial"
+kind = "serial"
+device = "/dev/ttyS1"
+baud = 115200
+
+[sync]
+paths = ["/etc/exports", "/etc/hasync", "/etc/drbd.d"]
+ignore = ["*.swp", "*~", ".#*"]
+debounce = "100ms"
+max_delay = "1s"
+reconcile_every = "10m"
+
+[[sync.on_change]]
+path = "/etc/exports"
+command = "exportfs -ra"
+
+[storage]
+use_drbd = true
+use_lvm = true
+drbd_resource = "r0"
+drbd_device = "/dev/drbd0"
+drbd_port = 7789
+drbd_protocol = "C"
+disks = {{ {n1.name} = "/dev/vdb", {n2.name} = "/dev/vdb" }}
+replication = {{ {n1.name} = "{n1.replication}", {n2.name} = "{n2.replication}" }}
+vg = "havg"
+lv = "data"
+filesystem = "ext4"
+mount_point = "/srv/ha"
+
+[nfs]
+vip = "{VIP}/24"
+state_dir = "/srv/ha/nfs-state"
+
+[[nfs.export]]
+path = "/srv/ha/export"
+clients = "{PUBLIC_NET}.0/24"
+options = "rw,sync,no_subtree_check"
+fsid = 1
+
+[[resource]]
+id = "drbd"
+type = "heartbeat"
+agent = "drbddisk"
+args = ["r0"]
+
+[[resource]]
+id = "vg"
+type = "ocf"
+agent = "heartbeat:LVM-activate"
+params = {{ vgname = "havg", vg_access_mode = "system_id" }}
+
+[[resource]]
+id = "fs"
+type = "ocf"
+agent = "heartbeat:Filesystem"
+params = {{ device = "/dev/havg/data", directory = "/srv/ha", fstype = "ext4" }}
+
+[[resource]]
+id = "vip"
+type = "ocf"
+agent = "heartbeat:IPaddr2"
+params = {{ ip = "{VIP}", cidr_netmask = "24", nic = "eth0" }}
+monitor_interval = "5s"
+
+[[resource]]
+id = "nfs"
+type = "ocf"
+agent = "heartbeat:nfsserver"
+params = {{ nfs_shared_infodir = "/srv/ha/nfs-state", nfs_ip = "{VIP}" }}
+
+[[resource]]
+id = "exports"
+type = "ocf"
+agent = "heartbeat:exportfs"
+params = {{ directory = "/srv/ha/export", clientspec = "{PUBLIC_NET}.0/24", options = "rw,sync", fsid = "1" }}
+
+[fencing]
+mode = "required"
+command = [{fence}]
+timeout = "20s"
+on_stop_failure = "fence-self"
+"""
+
+
+def hosts_file(guests: tuple[Guest, ...]) -> str:
+    lines = ["127.0.0.1\tlocalhost", f"{VIP}\tnfs-vip"]
+    for g in guests:
+        lines.append(f"{g.public}\t{g.name}")
+        if g.replication:
+            lines.append(f"{g.replication}\t{g.name}-repl")
+    return "\n".join(lines) + "\n"
+
+
+def net_script(g: Guest) -> str:
+    lines = ["#!/bin/sh", "# this VM's addresses (written by hasync lab up --vm)", "ip link set lo up",
+             "ip link set eth0 up", f"ip addr add {g.public}/24 dev eth0"]
+    if g.replication:
+        lines += ["ip link set eth1 up", f"ip addr add {g.replication}/24 dev eth1"]
+    return "\n".join(lines) + "\n"
+
+
+def lab_ssh_key(lab_dir: Path) -> tuple[Path, Path]:
+    """The lab's own ssh key pair (made once per lab): root on every VM trusts it."""
+    key = lab_dir / "id_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hasync-vm-lab", "-f", str(key)],
+                       check=True, capture_output=True)
+    return key, key.with_suffix(".pub")
+
+
+def source_tree(dest: Path) -> None:
+    """Copy this checkout's hasync code and data into *dest* and precompile it."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".venv", ".git", "*.egg-info")
+    for name in SRC_DIRS:
+        src = SRC_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore, symlinks=True)
+    compileall.compile_dir(str(dest / "hasync"), quiet=1, ddir="/opt/hasync/seed/src/hasync")
+
+
+def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path) -> Path:
+    """Write the seed image for guest *g* to *out* (replacing it)."""
+    key, pub = lab_ssh_key(lab_dir)
+    with tempfile.TemporaryDirectory(prefix="hasync-seed-", dir=str(lab_dir)) as tmp:
+        root = Path(tmp)
+        source_tree(root / "src")
+        vm = root / "vm"
+        vm.mkdir()
+        for name, mode in SEED_SCRIPTS.items():
+            shutil.copy2(GUEST_DIR / name, vm / name)
+            (vm / name).chmod(mode)
+        node = root / "node"
+        files = {
+            "etc/hostname": g.name + "\n",
+            "etc/hosts": hosts_file(guests),
+            "etc/hasync-vm/net.sh": net_script(g),
+            "root/.ssh/authorized_keys": pub.read_text(),
+            "root/.ssh/id_ed25519": key.read_text(),
+            "root/.ssh/id_ed25519.pub": pub.read_text(),
+            "root/.ssh/config": "StrictHostKeyChecking accept-new\nUserKnownHostsFile /root/.ssh/known_hosts\n",
+        }
+        if g.role == "node":
+            files["etc/hasync/cluster.toml"] = cluster_toml(guests)
+        files.update(g.extra_files)
+        for rel, text in files.items():
+            p = node / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+        (node / "root").chmod(0o700)
+        (node / "root/.ssh").chmod(0o700)
+        for p in (node / "root/.ssh").iterdir():
+            p.chmod(0o600)
+        tmp_img = out.with_suffix(".tmp")
+        with open(tmp_img, "wb") as f:
+            f.truncate(64 * 1024 * 1024)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "hasync-seed", "-d", str(root), str(tmp_img)],
+                       check=True, capture_output=True)
+        os.replace(tmp_img, out)
+    return out
