@@ -1,7 +1,345 @@
-"""Subcommands of the sync area (being built)."""
+"""``hasync watch`` and ``hasync sync``: keep [sync].paths identical on both nodes."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+WATCH_HELP = """\
+Keep the files listed in [sync].paths identical on both nodes, in well under a second.
+
+Watches the paths with inotify, collects changes into batches (a batch runs once no
+change arrived for [sync].debounce, at the latest [sync].max_delay after its first
+change) and runs one unison run per batch, limited to what changed, over a persistent
+ssh connection to the peer with the cluster's own key. At start and every
+[sync].reconcile_every a full run catches anything inotify missed.
+
+Conflicts (a file changed on both nodes): the version of the node holding the services
+wins, else the newer one; the other version is kept in [sync].backup_dir on the node
+where it was overwritten, and the conflict is listed by `hasync sync status` until
+`hasync sync resolve`. While the peer is unreachable, changed paths are journaled in
+[sync].state_dir and retried with backoff.
+
+Runs in the foreground (systemd: hasync-watch.service, Type=notify, WatchdogSec).
+"""
+
+SYNC_HELP = """\
+One-off synchronization and the state of `hasync watch`.
+
+  hasync sync --once             run unison once over all of [sync].paths (or PATH...)
+  hasync sync --once --dry-run   show what would move, with unified diffs of text files
+  hasync sync status [--json]    last sync, pending paths, conflicts, watcher health
+  hasync sync resolve PATH|--all stop listing a conflict (after checking the kept version)
+"""
+
 
 def register(sub) -> None:
-    """Add this area's subcommands to the top-level parser."""
+    w = sub.add_parser(
+        "watch",
+        help="keep [sync].paths identical on both nodes (foreground service)",
+        description=WATCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _node_arg(w)
+    w.add_argument("-v", "--verbose", action="store_true", help="log every batch and ssh detail")
+    w.set_defaults(func=cmd_watch)
+
+    s = sub.add_parser(
+        "sync",
+        help="one-off sync, dry run with diffs, status of the watcher",
+        description=SYNC_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _node_arg(s)
+    s.add_argument("--once", action="store_true", help="run one synchronization now")
+    s.add_argument("--dry-run", action="store_true", help="with --once: only show what would move (diffs for text files)")
+    s.add_argument("paths", nargs="*", metavar="PATH", help="limit --once to these paths (inside [sync].paths)")
+    s.set_defaults(func=cmd_sync)
+    ss = s.add_subparsers(dest="sync_command", metavar="")
+    st = ss.add_parser("status", help="last sync, pending paths, conflicts, watcher health")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    _node_arg(st)
+    st.set_defaults(func=cmd_status)
+    rs = ss.add_parser("resolve", help="stop listing conflicts once you checked the kept versions")
+    rs.add_argument("paths", nargs="*", metavar="PATH")
+    rs.add_argument("--all", action="store_true", help="every listed conflict")
+    _node_arg(rs)
+    rs.set_defaults(func=cmd_resolve)
+
+
+def _node_arg(p) -> None:
+    p.add_argument(
+        "--node",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="this node's name in cluster.toml (default: $HASYNC_NODE or `uname -n`)",
+    )
+
+
+def local_node_name(args) -> str:
+    return getattr(args, "node", None) or os.environ.get("HASYNC_NODE") or os.uname().nodename
+
+
+def _err(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error[/red]: {msg}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _setup(args, *, tag: str = ""):
+    from hasync.cli import load_config
+    from hasync.sync.engine import Syncer
+    from hasync.sync.proc import ProcRunner
+    from hasync.sync.transport import PeerLink
+
+    cluster = load_config(args)
+    me = local_node_name(args)
+    try:
+        cluster.node(me)
+        peer = cluster.peer_of(me)
+    except KeyError as e:
+        _err(f"{e.args[0]} (set --node or HASYNC_NODE)")
+        raise SystemExit(2) from None
+    if not cluster.sync.paths:
+        _err(f"{cluster.path}: [sync].paths is empty: nothing to synchronize")
+        raise SystemExit(2)
+    for d, what in ((cluster.sync.backup_dir, "backup_dir"), (cluster.sync.state_dir, "state_dir")):
+        for p in cluster.sync.paths:
+            if d == p or d.startswith(p.rstrip("/") + "/"):
+                _err(f"[sync].{what} {d} is inside the synced path {p}: it must live outside")
+                raise SystemExit(2)
+    os.makedirs(cluster.sync.state_dir, mode=0o700, exist_ok=True)
+    link = PeerLink(
+        local_name=me,
+        peer_name=peer.name,
+        address=peer.address,
+        ssh_key=cluster.sync.ssh_key,
+        known_hosts=cluster.sync.known_hosts,
+        state_dir=cluster.sync.state_dir,
+        tag=tag,
+    )
+    syncer = Syncer(sync=cluster.sync, local_name=me, peer_name=peer.name, link=link, runner=ProcRunner())
+    return cluster, me, peer, link, syncer
+
+
+def _local_unison_version() -> str:
+    from hasync.sync.proc import ProcRunner
+    from hasync.sync.unison import version_argv
+
+    r = ProcRunner().run(version_argv(), timeout=10)
+    return (r.stdout + r.stderr).strip()
+
+
+def cmd_watch(args) -> int:
+    import signal
+
+    from hasync.effects.clock import MonotonicClock
+    from hasync.sync.watcher import Watcher
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("watchdog").setLevel(logging.WARNING)
+    cluster, me, peer, link, syncer = _setup(args)
+    version = _local_unison_version()
+    from hasync.sync.unison import parse_version
+
+    if parse_version(version) is None:
+        _err(f"unison is not usable on this node: {version or 'no output'}; install unison >= 2.52")
+        return 1
+    watcher = Watcher(sync=cluster.sync, syncer=syncer, link=link, clock=MonotonicClock(), local_unison_version=version)
+
+    def stop(signum, frame):
+        watcher.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logging.getLogger("hasync.sync").info(
+        "watch: %s -> %s (%s), paths: %s", me, peer.name, peer.address, " ".join(cluster.sync.paths)
+    )
+    return watcher.run()
+
+
+def cmd_sync(args) -> int:
+    if not args.once:
+        from hasync.cli import build_parser
+
+        build_parser().parse_args(["sync", "--help"])
+        return 2
+    from rich.console import Console
+
+    from hasync.sync.scope import Scope
+    from hasync.sync.transport import LinkError
+    from hasync.sync.unison import check_versions
+
+    out = Console(highlight=False, soft_wrap=True)
+    cluster, me, peer, link, syncer = _setup(args, tag=f"-once{os.getpid()}")
+    scope = Scope(tuple(cluster.sync.paths), tuple(cluster.sync.ignore))
+    paths = [os.path.abspath(p) for p in args.paths] or list(scope.paths)
+    outside = [p for p in paths if scope.root_of(p) is None]
+    if outside:
+        _err("not inside [sync].paths: " + ", ".join(outside))
+        return 2
+    try:
+        remote = link.start()
+    except LinkError as e:
+        _err(str(e))
+        return 1
+    try:
+        problem = check_versions(_local_unison_version(), remote)
+        if problem:
+            _err(problem)
+            return 1
+        if args.dry_run:
+            rep, diffs = syncer.dry_run(paths)
+            if not rep.planned:
+                out.print(f"{me} and {peer.name} are in sync for: " + " ".join(paths))
+                return 0
+            out.print(f"[bold]would synchronize[/bold] ({me} <-> {peer.name}):", markup=True)
+            for item in rep.planned:
+                arrow = {
+                    "---->": f"{me} -> {peer.name}",
+                    "<----": f"{peer.name} -> {me}",
+                }.get(item.arrow, "CONFLICT (policy decides)" if item.conflict else item.arrow)
+                out.print(f"  {item.path}: {item.left or '-'} / {item.right or '-'}  [{arrow}]")
+            for d in diffs.values():
+                out.print()
+                out.print(d.rstrip("\n"), markup=False)
+            return 0
+        t0 = time.monotonic()
+        result = syncer.run_batch(paths)
+        syncer.save_status()
+        rep = result.report
+        for t in rep.transfers:
+            direction = f"{peer.name} -> {me}" if t.to_local else f"{me} -> {peer.name}"
+            out.print(f"  {t.action:<6} {t.path}  [{direction}]")
+        for c in result.conflicts:
+            out.print(f"  [yellow]conflict[/yellow] {c['path']}: {c['winner']} won ({c['reason']}); "
+                      f"the other version is kept on {c['kept_on']} as {c['kept_as']}", markup=True)
+        for h in result.hooks:
+            out.print(f"  on_change on {h['node']}: {h['command']} -> exit {h['exit']}")
+        if not result.ok:
+            _err(f"sync failed: {result.error}")
+            return 1
+        out.print(f"in sync ({len(rep.transfers)} change(s), {time.monotonic() - t0:.2f}s)")
+        return 0
+    finally:
+        link.stop()
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def status_data(cluster, me: str) -> dict:
+    from hasync.sync import state
+
+    st = state.load_status(cluster.sync.state_dir)
+    j = state.Journal.load(cluster.sync.state_dir)
+    w = st.get("watcher", {})
+    running = bool(w.get("pid")) and _pid_alive(w.get("pid")) and w.get("updated", 0) > 0
+    return {
+        "node": me,
+        "peer": cluster.peer_of(me).name,
+        "last_sync": st.get("last_sync", {}),
+        "last_ok": st.get("last_ok"),
+        "pending": sorted(j.pending),
+        "retry": {"attempts": j.attempts, "next_try": j.next_try, "last_error": j.last_error},
+        "conflicts": st.get("conflicts", []),
+        "hooks": st.get("hooks", [])[-5:],
+        "watcher": dict(w, running=running),
+    }
+
+
+def _ago(t) -> str:
+    if not t:
+        return "never"
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))} ({max(0, time.time() - t):.0f}s ago)"
+
+
+def cmd_status(args) -> int:
+    from hasync.cli import load_config
+
+    cluster = load_config(args)
+    me = local_node_name(args)
+    try:
+        data = status_data(cluster, me)
+    except KeyError as e:
+        _err(f"{e.args[0]} (set --node or HASYNC_NODE)")
+        return 2
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    from rich.console import Console
+
+    out = Console(highlight=False, soft_wrap=True)
+    w = data["watcher"]
+    health = "running" if w.get("running") else "not running"
+    if w.get("running") and (w.get("watch_errors") or w.get("overflows")):
+        health += " (degraded)"
+    out.print(f"[bold]sync {data['node']} <-> {data['peer']}[/bold]   watcher: {health}", markup=True)
+    ls = data["last_sync"]
+    if ls:
+        out.print(f"  last sync:  {_ago(ls.get('at'))}  {ls.get('outcome', '?')}, {ls.get('paths', 0)} path(s), "
+                  f"{ls.get('sent', 0)} sent, {ls.get('received', 0)} received, {ls.get('duration_ms', 0)} ms"
+                  + (f"  error: {ls['error']}" if ls.get("error") else ""))
+    else:
+        out.print("  last sync:  never")
+    out.print(f"  last ok:    {_ago(data['last_ok'])}")
+    if w.get("pid"):
+        out.print(f"  watching:   {' '.join(w.get('watching', [])) or '-'}; overflows {w.get('overflows', 0)}; "
+                  f"echoes suppressed {w.get('echo_suppressed', 0)}; last full run {_ago(w.get('last_reconcile'))}")
+        for e in w.get("watch_errors", []):
+            out.print(f"  [red]watch problem[/red]: {e}", markup=True)
+    if data["pending"]:
+        r = data["retry"]
+        out.print(f"  [yellow]pending[/yellow] ({len(data['pending'])}), attempt {r['attempts']}, next try {_ago(r['next_try'])}: "
+                  f"{r['last_error']}", markup=True)
+        for p in data["pending"][:50]:
+            out.print(f"    {p}")
+        if len(data["pending"]) > 50:
+            out.print(f"    ... {len(data['pending']) - 50} more")
+    else:
+        out.print("  pending:    none")
+    if data["conflicts"]:
+        out.print(f"  [red]conflicts[/red] ({len(data['conflicts'])}), listed until `hasync sync resolve PATH`:", markup=True)
+        for c in data["conflicts"]:
+            shas = ", ".join(f"{n}: {v.get('sha256') or v.get('kind')}" for n, v in c.get("nodes", {}).items())
+            out.print(f"    {c['path']}  {_ago(c.get('at'))}: {c['winner']} won ({c['reason']})")
+            out.print(f"      sha256 {shas}")
+            out.print(f"      the other version: on {c['kept_on']} in {c['kept_as']}")
+    else:
+        out.print("  conflicts:  none")
+    for h in data["hooks"]:
+        out.print(f"  hook: {h['command']} on {h['node']} -> exit {h['exit']} ({_ago(h['at'])})")
+    return 0
+
+
+def cmd_resolve(args) -> int:
+    from hasync.cli import load_config
+    from hasync.sync import state
+
+    cluster = load_config(args)
+    if not args.paths and not args.all:
+        _err("name the PATH(s) whose conflict you resolved, or --all")
+        return 2
+    st = state.load_status(cluster.sync.state_dir)
+    gone = state.resolve_conflicts(st, None if args.all else {os.path.abspath(p) for p in args.paths})
+    state.save_status(cluster.sync.state_dir, st)
+    for c in gone:
+        print(f"resolved: {c['path']}")
+    if not gone:
+        print("no such conflict listed")
+        return 1
+    return 0

@@ -1,0 +1,108 @@
+"""Debouncing file events into batches (pure: ``now`` is always passed in).
+
+A batch opens with its first event. It becomes due when no new event arrived for
+``quiet`` seconds, or at the latest ``max_delay`` seconds after its first event (so a
+never-ending trickle of changes still syncs). One unison run per batch, never one per
+event: the same path reported many times is one entry.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Debouncer:
+    quiet: float = 0.1
+    max_delay: float = 1.0
+    _paths: dict[str, None] = field(default_factory=dict)
+    _first: float | None = None
+    _last: float | None = None
+
+    def add(self, path: str, now: float) -> None:
+        """Record an event on *path* at *now*."""
+        if self._first is None:
+            self._first = now
+        self._last = now
+        self._paths[path] = None
+
+    def add_many(self, paths, now: float) -> None:
+        for p in paths:
+            self.add(p, now)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def pending(self) -> tuple[str, ...]:
+        return tuple(self._paths)
+
+    def deadline(self) -> float | None:
+        """When the open batch becomes due (None: no open batch)."""
+        if self._first is None or self._last is None:
+            return None
+        return min(self._last + self.quiet, self._first + max(self.max_delay, self.quiet))
+
+    def due(self, now: float) -> bool:
+        d = self.deadline()
+        return d is not None and now >= d
+
+    def take(self, now: float) -> tuple[str, ...]:
+        """The batch if it is due (and start a new one), else ()."""
+        if not self.due(now):
+            return ()
+        batch = tuple(self._paths)
+        self._paths = {}
+        self._first = self._last = None
+        return batch
+
+
+def _is_under(path: str, parent: str) -> bool:
+    return path == parent or parent == "/" or path.startswith(parent.rstrip("/") + "/")
+
+
+def coalesce(paths, limit: int = 200, roots=()) -> tuple[str, ...]:
+    """Sorted, de-duplicated paths with descendants of listed directories dropped.
+
+    When more than *limit* remain, paths are replaced by their parent directories
+    (never above a configured root in *roots*) until the list is short enough: unison
+    scans a directory faster than it handles thousands of ``-path`` arguments.
+    """
+    current = sorted({posixpath.normpath(p) for p in paths if p})
+    roots = tuple(posixpath.normpath(r) for r in roots)
+
+    def minimal(ps):
+        keep: set[str] = set()
+        for p in sorted(set(ps), key=lambda x: (x.count("/"), x)):
+            a = p
+            covered = False
+            while True:
+                if a in keep:
+                    covered = True
+                    break
+                parent = posixpath.dirname(a)
+                if parent == a:
+                    break
+                a = parent
+            if not covered:
+                keep.add(p)
+        return sorted(keep)
+
+    current = minimal(current)
+    while len(current) > limit:
+        lifted = []
+        changed = False
+        for p in current:
+            if p in roots or posixpath.dirname(p) == p:
+                lifted.append(p)
+                continue
+            parent = posixpath.dirname(p)
+            if roots and not any(_is_under(parent, r) for r in roots):
+                lifted.append(p)
+                continue
+            lifted.append(parent)
+            changed = True
+        current = minimal(lifted)
+        if not changed:
+            break
+    return tuple(current)

@@ -1,0 +1,86 @@
+"""Echo suppression: what the peer just wrote here must not bounce back.
+
+After a run that wrote files on the peer, the sender appends one line per path to the
+peer's ``<state_dir>/incoming.jsonl``: the path and the fingerprint of the version it
+sent. The peer's watcher, when a batch is due, drops every path whose current
+fingerprint equals a recent note: those events were unison's own writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat as statmod
+from dataclasses import dataclass, field
+
+HASH_LIMIT = 16 * 1024 * 1024  # bigger files are compared by size+mtime only
+
+
+def fingerprint(path: str) -> str:
+    """Type, content, mode and owner of *path*, without following a symlink."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "-"
+    except OSError as e:
+        return f"?{e.errno}"
+    meta = f"{st.st_mode & 0o7777:o}:{st.st_uid}:{st.st_gid}"
+    if statmod.S_ISLNK(st.st_mode):
+        return "l:" + os.readlink(path)
+    if statmod.S_ISDIR(st.st_mode):
+        return "d:" + meta
+    if statmod.S_ISREG(st.st_mode):
+        if st.st_size > HASH_LIMIT:
+            return f"f:{st.st_size}:{int(st.st_mtime)}:{meta}"
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as e:
+            return f"?{e.errno}"
+        return f"f:{st.st_size}:{h.hexdigest()}:{meta}"
+    return f"o:{st.st_mode:o}:{meta}"
+
+
+def note_lines(entries: dict[str, str], now_wall: float) -> str:
+    """The lines a sender appends to the peer's incoming file."""
+    return "".join(json.dumps({"p": p, "f": fp, "t": now_wall}) + "\n" for p, fp in entries.items())
+
+
+@dataclass
+class EchoTable:
+    """Recent notes (path -> fingerprint); pure apart from the caller's ``now``."""
+
+    ttl: float = 120.0
+    _notes: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def absorb(self, text: str, now: float) -> int:
+        n = 0
+        for line in text.splitlines():
+            try:
+                d = json.loads(line)
+                self._notes[d["p"]] = (d["f"], now)
+                n += 1
+            except (ValueError, KeyError, TypeError):
+                continue
+        return n
+
+    def expire(self, now: float) -> None:
+        for p in [p for p, (_, t) in self._notes.items() if now - t > self.ttl]:
+            del self._notes[p]
+
+    def is_echo(self, path: str, current_fp: str, now: float) -> bool:
+        """True if *path* looks exactly like what the peer just wrote.
+
+        The note is kept (until it expires): a later event on the same, still identical
+        path is an echo too, and a real change makes the fingerprint differ.
+        """
+        note = self._notes.get(path)
+        if note is None or now - note[1] > self.ttl:
+            return False
+        return note[0] == current_fp
+
+    def __len__(self) -> int:
+        return len(self._notes)

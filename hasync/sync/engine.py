@@ -1,0 +1,372 @@
+"""One sync run and everything around it: conflicts, echo notes, hooks, status.
+
+The decisions are pure (hasync.sync.unison, .policy, .scope); this module runs them:
+unison through a Runner, ssh commands through the PeerLink's master connection.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import os
+import shlex
+import stat as statmod
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hasync.effects.run import Result
+from hasync.sync import policy, state
+from hasync.sync.echo import fingerprint, note_lines
+from hasync.sync.transport import PeerLink
+from hasync.sync.unison import Outcome, Report, outcome, parse_output, unison_argv
+
+log = logging.getLogger("hasync.sync")
+
+ROLE_FILE = "/run/hasync/role"  # written by the failover daemon: "active" or "standby"
+EXPAND_LIMIT = 20000  # entries noted for echo suppression below one copied directory
+
+
+def read_role(path: str = ROLE_FILE) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def local_side(path: str) -> policy.Side:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return policy.Side("absent")
+    if statmod.S_ISLNK(st.st_mode):
+        target = os.readlink(path)
+        return policy.Side("link", hashlib.sha256((target + "\n").encode()).hexdigest(), st.st_mtime)
+    if statmod.S_ISDIR(st.st_mode):
+        return policy.Side("dir", "", st.st_mtime)
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        pass
+    return policy.Side("file", h.hexdigest(), st.st_mtime, st.st_size)
+
+
+INSPECT_SCRIPT = r"""
+for p do
+  if [ -L "$p" ]; then printf 'link %s %s %s\n' "$(stat -c %Y "$p")" 0 "$(readlink "$p" | sha256sum | cut -c1-64)"
+  elif [ -d "$p" ]; then printf 'dir %s 0 -\n' "$(stat -c %Y "$p")"
+  elif [ -f "$p" ]; then printf 'file %s %s %s\n' "$(stat -c %Y "$p")" "$(stat -c %s "$p")" "$(sha256sum < "$p" | cut -c1-64)"
+  else echo 'absent 0 0 -'; fi
+done
+printf 'ROLE %s\n' "$(cat "$ROLEFILE" 2>/dev/null)"
+"""
+
+
+def inspect_command(paths, role_file: str) -> str:
+    """The shell command that describes *paths* on the peer (one line each) and its role."""
+    return "ROLEFILE=" + shlex.quote(role_file) + " sh -c " + shlex.quote(INSPECT_SCRIPT) + " sh " + " ".join(
+        shlex.quote(p) for p in paths
+    )
+
+
+def parse_inspect(text: str, paths) -> tuple[dict[str, policy.Side], str | None]:
+    sides: dict[str, policy.Side] = {}
+    role = None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    body = [ln for ln in lines if not ln.startswith("ROLE")]
+    for ln in lines:
+        if ln.startswith("ROLE"):
+            role = ln[4:].strip() or None
+    for p, ln in zip(paths, body, strict=False):
+        parts = ln.split()
+        kind = parts[0]
+        mtime = float(parts[1]) if len(parts) > 1 else 0.0
+        size = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+        sha = parts[3] if len(parts) > 3 and parts[3] != "-" else ""
+        sides[p] = policy.Side(kind, sha, mtime, size)
+    return sides, role
+
+
+@dataclass
+class BatchResult:
+    paths: tuple[str, ...]
+    outcome: Outcome
+    report: Report
+    duration_s: float
+    error: str = ""
+    conflicts: list[dict] = field(default_factory=list)
+    hooks: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.outcome.retry
+
+
+class Syncer:
+    def __init__(
+        self,
+        *,
+        sync,  # hasync.model.Sync
+        local_name: str,
+        peer_name: str,
+        link: PeerLink,
+        runner,
+        role_source: Callable[[], str | None] = read_role,
+        role_file: str = ROLE_FILE,
+        persistent: bool = True,
+        wall: Callable[[], float] = time.time,
+    ):
+        self.sync = sync
+        self.local_name, self.peer_name = local_name, peer_name
+        self.link = link
+        self.runner = runner
+        self.role_source = role_source
+        self.role_file = role_file
+        self.persistent = persistent  # False: one-off runs over a fresh ssh connection
+        self.wall = wall
+        self.archive_dir = os.path.join(sync.state_dir, "unison")
+        os.makedirs(self.archive_dir, mode=0o700, exist_ok=True)
+        os.makedirs(sync.backup_dir, mode=0o700, exist_ok=True)
+        self.status = state.load_status(sync.state_dir)
+        self.on_local_write: Callable[[dict[str, str]], None] | None = None
+
+    # ------------------------------------------------------------------ unison
+    def remote_root(self) -> str:
+        return self.link.remote_root if self.persistent else self.link.plain_root
+
+    def argv(self, paths, *, prefer=None, readonly=False, ignore_archives=False) -> tuple[str, ...]:
+        argv = unison_argv(
+            remote_root=self.remote_root(),
+            paths=paths,
+            backup_dir=self.sync.backup_dir,
+            ignore=self.sync.ignore,
+            prefer=prefer,
+            ssh_args=() if self.persistent else self.link.opts,
+            readonly=readonly,
+        )
+        if ignore_archives:
+            argv += ("-ignorearchives",)
+        return argv
+
+    def unison(self, paths, **kw) -> tuple[Result, Report]:
+        res = self.runner.run(self.argv(paths, **kw), env={"UNISON": self.archive_dir}, timeout=600)
+        rep = parse_output(res.stdout + "\n" + res.stderr)
+        return res, rep
+
+    # ------------------------------------------------------------------ a batch
+    def run_batch(self, paths) -> BatchResult:
+        paths = tuple(paths)
+        t0 = time.monotonic()
+        res, rep = self.unison(paths)
+        out = outcome(res.exit_code)
+        if out is Outcome.FATAL and "archive file is missing" in (rep.fatal or res.stdout + res.stderr):
+            # one side lost its archive (a reinstalled node): every difference becomes a
+            # conflict, which the policy below settles with backups
+            log.warning("sync: a unison archive is missing on one node; rebuilding it")
+            res, rep = self.unison(paths, ignore_archives=True)
+            out = outcome(res.exit_code)
+        result = BatchResult(paths, out, rep, 0.0)
+        if out is Outcome.FATAL:
+            result.error = rep.fatal or (res.stderr.strip() or res.stdout.strip())[-500:] or f"exit {res.exit_code}"
+        elif rep.failed:
+            result.error = "; ".join(f"{p}: {why}" for p, why in rep.failed.items())[:500]
+        if rep.conflicts and out is not Outcome.FATAL:
+            try:
+                self._settle_conflicts(rep.conflicts, result)
+            except Exception as e:  # keep the batch pending; the next try settles them
+                log.exception("sync: settling conflicts failed")
+                result.outcome = Outcome.FAILED
+                result.error = f"settling conflicts: {e}"
+        result.duration_s = time.monotonic() - t0
+        self._after(result)
+        return result
+
+    def _settle_conflicts(self, conflicts: list[str], result: BatchResult) -> None:
+        cmd = inspect_command(conflicts, self.role_file)
+        r = self.runner.run(self.link.ssh(cmd), timeout=60)
+        if not r.ok:
+            raise RuntimeError(f"cannot inspect the peer's versions: {r.stderr.strip() or r.exit_code}")
+        remote, peer_role = parse_inspect(r.stdout, conflicts)
+        local_role = self.role_source()
+        by_winner: dict[str, list[str]] = {"local": [], "remote": []}
+        records = []
+        for p in conflicts:
+            lside = local_side(p)
+            rside = remote.get(p, policy.Side("absent"))
+            d = policy.decide(local_role, peer_role, lside, rside)
+            by_winner[d.winner].append(p)
+            loser_node = self.peer_name if d.winner == "local" else self.local_name
+            winner_node = self.local_name if d.winner == "local" else self.peer_name
+            rec = {
+                "path": p,
+                "at": self.wall(),
+                "nodes": {
+                    self.local_name: {"kind": lside.kind, "sha256": lside.sha256, "mtime": lside.mtime},
+                    self.peer_name: {"kind": rside.kind, "sha256": rside.sha256, "mtime": rside.mtime},
+                },
+                "winner": winner_node,
+                "reason": d.reason,
+                "kept_on": loser_node,
+                "kept_as": os.path.join(self.sync.backup_dir, p.lstrip("/")) + ".~1~",
+            }
+            records.append(rec)
+            log.warning(
+                "sync: CONFLICT %s: %s sha256=%s, %s sha256=%s; %s wins (%s); the other version is kept on %s as %s",
+                p, self.local_name, lside.sha256 or lside.kind, self.peer_name, rside.sha256 or rside.kind,
+                winner_node, d.reason, loser_node, rec["kept_as"],
+            )
+        for winner, ps in by_winner.items():
+            if not ps:
+                continue
+            res, rep = self.unison(ps, prefer=winner)
+            result.report.transfers.extend(rep.transfers)
+            if outcome(res.exit_code) is not Outcome.OK:
+                raise RuntimeError(rep.fatal or res.stderr.strip()[-300:] or f"unison exited {res.exit_code}")
+        for rec in records:
+            state.add_conflict(self.status, rec)
+        result.conflicts = records
+        if result.outcome is Outcome.SKIPPED and not (set(result.report.skipped) - set(conflicts)):
+            result.outcome = Outcome.OK
+
+    # ------------------------------------------------------------------ after a run
+    def _expand(self, path: str) -> dict[str, str]:
+        out = {path: fingerprint(path)}
+        if out[path].startswith("d:"):
+            n = 0
+            for dirpath, dirnames, filenames in os.walk(path):
+                for name in dirnames + filenames:
+                    full = os.path.join(dirpath, name)
+                    out[full] = fingerprint(full)
+                    n += 1
+                    if n >= EXPAND_LIMIT:
+                        return out
+        return out
+
+    def _after(self, result: BatchResult) -> None:
+        rep = result.report
+        sent = {t.path for t in rep.transfers if not t.to_local}
+        got = {t.path for t in rep.transfers if t.to_local}
+        if got and self.on_local_write is not None:
+            notes: dict[str, str] = {}
+            for p in got:
+                notes.update(self._expand(p))
+            self.on_local_write(notes)
+        if sent:
+            notes = {}
+            for p in sorted(sent):
+                notes.update(self._expand(p))
+            incoming = os.path.join(self.sync.state_dir, state.INCOMING)
+            cmd = f"umask 077; cat >> {shlex.quote(incoming)}"
+            r = self.runner.run(self.link.ssh(cmd), input=note_lines(notes, self.wall()), timeout=30)
+            if not r.ok:
+                log.info("sync: could not leave echo notes on %s: %s", self.peer_name, r.stderr.strip())
+        result.hooks = self._hooks(sent, got)
+        now = self.wall()
+        ls = {
+            "at": now,
+            "peer": self.peer_name,
+            "ok": result.ok,
+            "outcome": result.outcome.name.lower(),
+            "paths": len(result.paths),
+            "sent": len(sent),
+            "received": len(got),
+            "duration_ms": round(result.duration_s * 1000, 1),
+            "error": result.error,
+        }
+        self.status["last_sync"] = ls
+        if result.ok:
+            self.status["last_ok"] = now
+        self.status["hooks"] = self.status.get("hooks", []) + result.hooks
+
+    def _hooks(self, sent: set[str], got: set[str]) -> list[dict]:
+        results = []
+        for hook in self.sync.on_change:
+            for where, changed in (("peer", sent), ("local", got)):
+                hit = sorted(p for p in changed if _under(p, hook.path))
+                if not hit:
+                    continue
+                if where == "peer":
+                    argv = self.link.ssh("/bin/sh -c " + shlex.quote(hook.command))
+                    node = self.peer_name
+                else:
+                    argv = ("/bin/sh", "-c", hook.command)
+                    node = self.local_name
+                r = self.runner.run(argv, timeout=120)
+                rec = {
+                    "at": self.wall(),
+                    "node": node,
+                    "path": hook.path,
+                    "changed": hit[:10],
+                    "command": hook.command,
+                    "exit": r.exit_code,
+                    "output": (r.stdout + r.stderr).strip()[-500:],
+                }
+                (log.info if r.ok else log.error)(
+                    "sync: on_change %r on %s after %s: exit %d%s",
+                    hook.command, node, ", ".join(hit[:3]), r.exit_code,
+                    f": {rec['output']}" if rec["output"] else "",
+                )
+                results.append(rec)
+        return results
+
+    def save_status(self) -> None:
+        state.save_status(self.sync.state_dir, self.status)
+
+    # ------------------------------------------------------------------ dry run
+    def dry_run(self, paths) -> tuple[Report, dict[str, str]]:
+        """What a run would move, and unified diffs of text files (path -> diff)."""
+        res, rep = self.unison(paths, readonly=True)
+        if outcome(res.exit_code) is Outcome.FATAL:
+            raise RuntimeError(rep.fatal or res.stderr.strip()[-500:] or f"unison exited {res.exit_code}")
+        diffs: dict[str, str] = {}
+        for item in rep.planned:
+            local_text = _read_text(item.path)
+            if local_text is None and os.path.lexists(item.path) and not os.path.isfile(item.path):
+                continue
+            r = self.runner.run(
+                self.link.ssh(
+                    f"[ -f {shlex.quote(item.path)} ] && [ ! -L {shlex.quote(item.path)} ] "
+                    f"&& head -c 1048576 {shlex.quote(item.path)}"
+                ),
+                timeout=30,
+            )
+            remote_text = r.stdout if r.ok and "\0" not in r.stdout else None
+            if local_text is None and remote_text is None:
+                continue
+            a = (local_text or "").splitlines(keepends=True)
+            b = (remote_text or "").splitlines(keepends=True)
+            d = "".join(
+                difflib.unified_diff(
+                    b, a,
+                    fromfile=f"{self.peer_name}:{item.path}" if remote_text is not None else "/dev/null",
+                    tofile=f"{self.local_name}:{item.path}" if local_text is not None else "/dev/null",
+                )
+            )
+            if d:
+                diffs[item.path] = d
+        return rep, diffs
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        if os.path.islink(path) or not os.path.isfile(path):
+            return None
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return None
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return None

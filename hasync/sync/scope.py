@@ -1,0 +1,83 @@
+"""Which paths belong to the sync (pure): only [sync].paths and what is below them,
+minus [sync].ignore patterns and unison's own temporary files."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# unison writes into ".unison.NAME.HASH.unison.tmp" and renames; never a change of ours
+_UNISON_TEMP = (".unison.*", "*.unison.tmp", ".#*.unison.tmp")
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+@dataclass(frozen=True)
+class Scope:
+    paths: tuple[str, ...]
+    ignore: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        norm = tuple(sorted({posixpath.normpath(p) for p in self.paths}))
+        for p in norm:
+            if not p.startswith("/") or p == "/":
+                raise ValueError(f"[sync].paths must be absolute and not /: {p!r}")
+        object.__setattr__(self, "paths", norm)
+
+    def root_of(self, path: str) -> str | None:
+        for p in self.paths:
+            if _under(path, p):
+                return p
+        return None
+
+    def ignored(self, path: str) -> bool:
+        """True if a path component matches an ignore pattern (unison's ``Name`` semantics)."""
+        root = self.root_of(path)
+        tail = path[len(root):] if root else path
+        names = [n for n in tail.split("/") if n] or [posixpath.basename(path)]
+        for name in names:
+            for pat in self.ignore + _UNISON_TEMP:
+                if fnmatch.fnmatchcase(name, pat):
+                    return True
+        return False
+
+    def contains(self, path: str) -> bool:
+        path = posixpath.normpath(path)
+        return self.root_of(path) is not None and not self.ignored(path)
+
+    def watches(self, isdir: Callable[[str], bool]) -> list[tuple[str, bool]]:
+        """(directory, recursive) pairs to watch: a directory path recursively, a file
+        path through its parent directory (so an editor's temp + rename is seen)."""
+        out: dict[str, bool] = {}
+        for p in self.paths:
+            if isdir(p):
+                out[p] = True
+            else:
+                parent = posixpath.dirname(p)
+                out[parent] = out.get(parent, False)
+        # a non-recursive parent already covered by a recursive watch is redundant
+        result = []
+        for d, rec in sorted(out.items()):
+            if any(r and d != o and _under(d, o) for o, r in out.items()):
+                continue
+            result.append((d, rec))
+        return result
+
+
+def symlink_problems(paths, realpath: Callable[[str], str] = os.path.realpath) -> list[str]:
+    """Configured paths that reach elsewhere through a symlink (refused: never follow one
+    out of the synced paths)."""
+    problems = []
+    for p in paths:
+        parent = posixpath.dirname(posixpath.normpath(p))
+        real_parent = realpath(parent)
+        if real_parent != parent:
+            problems.append(f"{p}: {parent} resolves to {real_parent} (a symlink on the way)")
+        elif os.path.islink(p):
+            problems.append(f"{p}: is a symlink; list its target instead")
+    return problems

@@ -1,0 +1,311 @@
+"""``hasync watch``: inotify (watchdog) -> debouncer -> one unison run per batch.
+
+The loop is single-threaded; watchdog's thread only puts paths into a queue. Also here:
+the journal (pending paths survive a restart and are retried with backoff while the
+peer is away), echo suppression, full reconciliations, inotify overflow and watch-limit
+detection, and the systemd notify/watchdog protocol.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import queue
+import threading
+import time
+
+from hasync.sync import sdnotify, state
+from hasync.sync.debounce import Debouncer, coalesce
+from hasync.sync.echo import EchoTable, fingerprint, note_lines
+from hasync.sync.engine import Syncer
+from hasync.sync.scope import Scope, symlink_problems
+from hasync.sync.transport import LinkError, PeerLink
+from hasync.sync.unison import check_versions, parse_version
+
+log = logging.getLogger("hasync.sync")
+
+FULL = "*full*"  # queue marker: run a full reconciliation
+COALESCE_LIMIT = 200
+
+
+class _OverflowFlag(logging.Handler):
+    """watchdog reports a kernel queue overflow only in its log: catch that line."""
+
+    def __init__(self, q: queue.Queue):
+        super().__init__(logging.WARNING)
+        self.q = q
+        self.count = 0
+
+    def emit(self, record):
+        if "overflow" in record.getMessage().lower():
+            self.count += 1
+            self.q.put(FULL)
+
+
+class Watcher:
+    def __init__(self, *, sync, syncer: Syncer, link: PeerLink, clock, local_unison_version: str):
+        self.sync = sync
+        self.syncer = syncer
+        self.link = link
+        self.clock = clock
+        self.scope = Scope(tuple(sync.paths), tuple(sync.ignore))
+        self.q: queue.Queue = queue.Queue()
+        self.debouncer = Debouncer(sync.debounce, sync.max_delay)
+        self.journal = state.Journal.load(sync.state_dir)
+        self.echo = EchoTable()
+        self.local_version = local_unison_version
+        self.incoming_path = os.path.join(sync.state_dir, state.INCOMING)
+        self._incoming_off = 0
+        self.health: dict = {
+            "pid": os.getpid(),
+            "started": time.time(),
+            "watching": [],
+            "watch_errors": [],
+            "overflows": 0,
+            "last_reconcile": None,
+            "echo_suppressed": 0,
+            "batches": 0,
+            "peer_connected": False,
+            "peer_unison": "",
+        }
+        self.observer = None
+        self._overflow = _OverflowFlag(self.q)
+        self._next_reconcile: float | None = None
+        self._retry_at: float | None = None
+        self.stop_event = threading.Event()
+        syncer.on_local_write = self._noted_local
+
+    # ------------------------------------------------------------ echo
+    def _noted_local(self, notes: dict[str, str]) -> None:
+        self.echo.absorb(note_lines(notes, time.time()), self.clock.now())
+
+    def _read_incoming(self) -> None:
+        try:
+            with open(self.incoming_path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < self._incoming_off:
+                    self._incoming_off = 0
+                f.seek(self._incoming_off)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            self._incoming_off += cut
+            self.echo.absorb(data[:cut].decode(errors="replace"), self.clock.now())
+        if self._incoming_off > (1 << 20):
+            try:
+                os.truncate(self.incoming_path, 0)
+                self._incoming_off = 0
+            except OSError:
+                pass
+
+    def drop_echoes(self, paths) -> tuple[str, ...]:
+        self._read_incoming()
+        now = self.clock.now()
+        self.echo.expire(now)
+        keep = []
+        for p in paths:
+            if self.echo.is_echo(p, fingerprint(p), now):
+                self.health["echo_suppressed"] += 1
+            else:
+                keep.append(p)
+        return tuple(keep)
+
+    # ------------------------------------------------------------ inotify
+    def _start_observer(self) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        q, scope = self.q, self.scope
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event):
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                for p in (event.src_path, getattr(event, "dest_path", "")):
+                    if p:
+                        p = os.fsdecode(p)
+                        if scope.contains(p):
+                            q.put(p)
+
+        logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
+        logging.getLogger("watchdog.observers.inotify").addHandler(self._overflow)
+        self.observer = Observer()
+        handler = Handler()
+        self.health["watching"], self.health["watch_errors"] = [], []
+        for d, recursive in self.scope.watches(os.path.isdir):
+            if not os.path.isdir(d):
+                self.health["watch_errors"].append(f"{d}: does not exist; not watched (reconciliations still cover it)")
+                continue
+            try:
+                self.observer.schedule(handler, d, recursive=recursive)
+                self.health["watching"].append(d)
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    msg = (f"{d}: inotify watch limit reached (fs.inotify.max_user_watches="
+                           f"{_read_int('/proc/sys/fs/inotify/max_user_watches')}); raise it with sysctl; "
+                           f"until then only the reconciliation every {self.sync.reconcile_every:g}s covers it")
+                else:
+                    msg = f"{d}: cannot watch: {e}"
+                log.error("watch: %s", msg)
+                self.health["watch_errors"].append(msg)
+        self.observer.start()
+
+    # ------------------------------------------------------------ peer
+    def _connect(self) -> bool:
+        if self.link.alive():
+            return True
+        try:
+            remote = self.link.start()
+        except LinkError as e:
+            self.health["peer_connected"] = False
+            self.journal.last_error = str(e)
+            log.warning("sync: %s", e)
+            return False
+        problem = check_versions(self.local_version, remote)
+        self.health["peer_unison"] = ".".join(map(str, parse_version(remote) or ()))
+        if problem:
+            self.link.stop()
+            raise SystemExit(f"hasync watch: {problem}")
+        self.health["peer_connected"] = True
+        log.info("sync: connected to %s (unison %s)", self.link.peer_name, self.health["peer_unison"])
+        return True
+
+    # ------------------------------------------------------------ running batches
+    def _run(self, paths, *, full: bool = False) -> bool:
+        """Sync *paths* (journaled first); False leaves them pending for a retry."""
+        if not paths:
+            return True
+        self.journal.add(paths)
+        self.journal.save()
+        if not self._connect():
+            return self._failed(str(self.journal.last_error))
+        batch = coalesce(list(self.journal.pending), COALESCE_LIMIT, self.scope.paths)
+        result = self.syncer.run_batch(batch)
+        self.health["batches"] += 1
+        if full:
+            self.health["last_reconcile"] = time.time()
+        if result.ok:
+            self.journal.done(list(self.journal.pending))
+            self.journal.attempts, self.journal.next_try, self.journal.last_error = 0, 0.0, ""
+            self.journal.save()
+            self._retry_at = None
+            log.info(
+                "sync: %s %d path(s) in %.0f ms (%d sent, %d received%s)",
+                "reconciled" if full else "synced", len(batch), result.duration_s * 1000,
+                len(result.report.changed_remote), len(result.report.changed_local),
+                f", {len(result.conflicts)} conflict(s)" if result.conflicts else "",
+            )
+            self._save_status()
+            return True
+        if result.outcome.name == "FATAL":
+            self.link.stop()  # reconnect on the retry: the peer may have restarted
+            self.health["peer_connected"] = False
+        return self._failed(result.error)
+
+    def _failed(self, error: str) -> bool:
+        self.journal.attempts += 1
+        wait = state.backoff(self.journal.attempts)
+        self.journal.next_try = time.time() + wait
+        self.journal.last_error = error
+        self.journal.save()
+        self._retry_at = self.clock.now() + wait
+        log.warning("sync: %d path(s) pending, retry in %.0fs: %s", len(self.journal.pending), wait, error)
+        self._save_status()
+        return False
+
+    def _save_status(self) -> None:
+        self.syncer.status["watcher"] = dict(self.health, overflows=self._overflow.count, updated=time.time())
+        self.syncer.status["pending"] = sorted(self.journal.pending)
+        self.syncer.status["retry"] = {
+            "attempts": self.journal.attempts,
+            "next_try": self.journal.next_try,
+            "last_error": self.journal.last_error,
+        }
+        try:
+            self.syncer.save_status()
+        except OSError as e:
+            log.error("sync: cannot write status: %s", e)
+
+    def reconcile(self) -> bool:
+        ok = self._run(self.scope.paths, full=True)
+        every = self.sync.reconcile_every
+        self._next_reconcile = self.clock.now() + every if every > 0 else None
+        return ok
+
+    # ------------------------------------------------------------ the loop
+    def run(self) -> int:
+        problems = symlink_problems(self.scope.paths)
+        if problems:
+            for p in problems:
+                log.error("sync: refusing %s", p)
+            return 2
+        self._start_observer()
+        try:
+            sdnotify.notify("STATUS=initial reconciliation")
+            self.reconcile()
+            sdnotify.notify("READY=1")
+            sdnotify.notify("STATUS=watching " + " ".join(self.scope.paths))
+            wd = sdnotify.watchdog_interval()
+            next_wd = self.clock.now()
+            while not self.stop_event.is_set():
+                now = self.clock.now()
+                if wd is not None and now >= next_wd:
+                    sdnotify.notify("WATCHDOG=1")
+                    next_wd = now + wd
+                deadlines = [d for d in (self.debouncer.deadline(), self._next_reconcile, self._retry_at) if d]
+                if wd is not None:
+                    deadlines.append(next_wd)
+                timeout = max(0.0, min(deadlines) - now) if deadlines else 1.0
+                try:
+                    item = self.q.get(timeout=min(timeout, 1.0))
+                    now = self.clock.now()
+                    while True:
+                        if item == FULL:
+                            self.health["overflows"] = self._overflow.count
+                            log.warning("watch: inotify queue overflow: events were lost; full reconciliation")
+                            self._next_reconcile = now
+                        else:
+                            self.debouncer.add(item, now)
+                        item = self.q.get_nowait()
+                except queue.Empty:
+                    pass
+                now = self.clock.now()
+                if self._next_reconcile is not None and now >= self._next_reconcile:
+                    self.debouncer.take(float("inf"))  # the full run covers them
+                    self.reconcile()
+                    continue
+                batch = self.debouncer.take(now)
+                if batch:
+                    batch = self.drop_echoes(batch)
+                    if batch and self._retry_at is not None:
+                        # the peer is away: journal now, the retry takes them along
+                        self.journal.add(batch)
+                        self.journal.save()
+                        self._save_status()
+                    elif batch:
+                        self._run(batch)
+                    continue
+                if self._retry_at is not None and now >= self._retry_at and self.journal.pending:
+                    self._retry_at = None
+                    self._run(list(self.journal.pending))
+            return 0
+        finally:
+            sdnotify.notify("STOPPING=1")
+            if self.observer is not None:
+                self.observer.stop()
+                self.observer.join(timeout=5)
+            logging.getLogger("watchdog.observers.inotify_c").removeHandler(self._overflow)
+            logging.getLogger("watchdog.observers.inotify").removeHandler(self._overflow)
+            self.link.stop()
+            self._save_status()
+
+
+def _read_int(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"

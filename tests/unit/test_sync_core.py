@@ -1,0 +1,210 @@
+"""Conflict policy, echo suppression, scope, journal/status, sd_notify, and one batch
+through the engine with a recording runner (no unison, no ssh)."""
+
+import os
+import socket
+
+from hasync.effects.run import RecordingRunner, Result
+from hasync.model import OnChange, Sync
+from hasync.sync import sdnotify, state
+from hasync.sync.echo import EchoTable, fingerprint, note_lines
+from hasync.sync.engine import Syncer, inspect_command, parse_inspect
+from hasync.sync.policy import Side, decide
+from hasync.sync.scope import Scope, symlink_problems
+from hasync.sync.unison import Outcome
+
+A, B = Side("file", "aa", mtime=100.0), Side("file", "bb", mtime=200.0)
+
+
+def test_policy_services_holder_wins_even_when_older():
+    assert decide("active", "standby", A, B).winner == "local"
+    assert decide("standby", "active", B, A).winner == "remote"
+    assert decide(None, "primary", B, A).winner == "remote"
+
+
+def test_policy_newer_when_nobody_or_both_hold_services():
+    assert decide(None, None, A, B).winner == "remote"
+    assert decide("active", "active", B, A).winner == "local"
+    assert "newer" in decide(None, None, B, A).reason
+
+
+def test_policy_existing_file_beats_deletion_on_a_tie_of_roles():
+    gone = Side("absent")
+    assert decide(None, None, gone, A).winner == "remote"
+    assert decide(None, None, A, gone).winner == "local"
+    # ...but the services holder wins even with a deletion (the file is in its backups)
+    assert decide("active", None, gone, A).winner == "local"
+
+
+def test_echo_table(tmp_path):
+    f = tmp_path / "exports"
+    f.write_text("/srv 10.0.0.0/8(rw)\n")
+    fp = fingerprint(str(f))
+    t = EchoTable(ttl=10)
+    assert t.absorb(note_lines({str(f): fp}, 0.0) + "garbage\n", now=5.0) == 1
+    assert t.is_echo(str(f), fingerprint(str(f)), now=6.0)
+    assert t.is_echo(str(f), fingerprint(str(f)), now=7.0)  # a second event of the same write
+    f.write_text("/srv 10.0.0.0/8(ro)\n")  # a real change afterwards is not an echo
+    assert not t.is_echo(str(f), fingerprint(str(f)), now=8.0)
+    assert not t.is_echo(str(f), fp, now=16.0)  # expired
+    t.expire(16.0)
+    assert len(t) == 0
+
+
+def test_fingerprint_sees_mode_and_links(tmp_path):
+    f = tmp_path / "key"
+    f.write_text("s")
+    os.chmod(f, 0o600)
+    a = fingerprint(str(f))
+    os.chmod(f, 0o644)
+    assert fingerprint(str(f)) != a
+    os.symlink("/etc/passwd", tmp_path / "l")
+    assert fingerprint(str(tmp_path / "l")) == "l:/etc/passwd"
+    assert fingerprint(str(tmp_path / "nope")) == "-"
+
+
+def test_scope():
+    s = Scope(("/etc/hasync", "/etc/exports"), ("*.swp", "*~"))
+    assert s.contains("/etc/exports")
+    assert s.contains("/etc/hasync/sub/x.conf")
+    assert not s.contains("/etc/exports.tmp")
+    assert not s.contains("/etc/hostname")
+    assert not s.contains("/etc/hasync/.x.swp")
+    assert not s.contains("/etc/hasync/sub~/x")  # an ignored directory hides its contents
+    assert not s.contains("/etc/hasync/.unison.x.conf.123.unison.tmp")
+    watches = s.watches(lambda p: p == "/etc/hasync")
+    assert watches == [("/etc", False), ("/etc/hasync", True)]
+    assert Scope(("/etc/d", "/etc/d/x")).watches(lambda p: True) == [("/etc/d", True)]
+
+
+def test_symlink_problems(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "via")
+    (real / "f").write_text("")
+    assert symlink_problems([str(real / "f")]) == []
+    assert "symlink" in symlink_problems([str(tmp_path / "via" / "f")])[0]
+
+
+def test_journal_survives_reload(tmp_path):
+    j = state.Journal.load(str(tmp_path))
+    j.add(["/etc/a", "/etc/b"], wall=1.0)
+    j.attempts, j.last_error = 2, "peer down"
+    j.save()
+    assert os.stat(j.path).st_mode & 0o777 == 0o600
+    k = state.Journal.load(str(tmp_path))
+    assert k.pending == {"/etc/a": 1.0, "/etc/b": 1.0} and k.attempts == 2
+    k.done(["/etc/a"])
+    assert list(k.pending) == ["/etc/b"]
+    (tmp_path / state.JOURNAL).write_text("{broken")
+    assert state.Journal.load(str(tmp_path)).pending == {}
+
+
+def test_backoff():
+    assert [state.backoff(n) for n in range(8)] == [0, 1, 2, 4, 8, 16, 30, 30]
+
+
+def test_conflicts_listed_until_resolved():
+    st = {}
+    state.add_conflict(st, {"path": "/etc/a", "n": 1})
+    state.add_conflict(st, {"path": "/etc/b"})
+    state.add_conflict(st, {"path": "/etc/a", "n": 2})
+    assert [c["path"] for c in st["conflicts"]] == ["/etc/b", "/etc/a"]
+    assert state.resolve_conflicts(st, {"/etc/a"})[0]["n"] == 2
+    assert [c["path"] for c in st["conflicts"]] == ["/etc/b"]
+
+
+def test_sd_notify_datagram(tmp_path):
+    path = str(tmp_path / "notify")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    try:
+        assert sdnotify.notify("READY=1", env={"NOTIFY_SOCKET": path})
+        assert srv.recv(100) == b"READY=1"
+    finally:
+        srv.close()
+    assert not sdnotify.notify("READY=1", env={})
+    assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "10000000"}) == 5.0
+    assert sdnotify.watchdog_interval({}) is None
+
+
+def test_inspect_roundtrip():
+    cmd = inspect_command(["/etc/a b"], "/run/hasync/role")
+    assert "'/etc/a b'" in cmd
+    sides, role = parse_inspect("file 200 3 " + "c" * 64 + "\nROLE active\n", ["/etc/a b"])
+    assert sides["/etc/a b"].sha256 == "c" * 64 and sides["/etc/a b"].mtime == 200.0
+    assert role == "active"
+    sides, role = parse_inspect("absent 0 0 -\nROLE \n", ["/x"])
+    assert not sides["/x"].exists and role is None
+
+
+class FakeLink:
+    remote_root = "socket://{/run/fwd.sock}//"
+    plain_root = "ssh://root@node2//"
+    opts = ()
+
+    def ssh(self, command):
+        return ("ssh", "node2", command)
+
+
+def _sync(tmp_path, **kw):
+    return Sync(
+        paths=(str(tmp_path / "etc"),),
+        state_dir=str(tmp_path / "state"),
+        backup_dir=str(tmp_path / "backups"),
+        **kw,
+    )
+
+
+def test_engine_settles_a_conflict_and_runs_hooks(tmp_path):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "exports").write_text("mine\n")
+    p = str(etc / "exports")
+    r = p.lstrip("/")
+    first = Result((), 1, f"changed  <-?-> changed    {r}  \n", f"[CONFLICT] Skipping {r}\n  skipped: {r} (contents changed on both sides)\n")
+    second = Result((), 0, "", f"[BGN] Updating file {r} from / to //node2//\n")
+    unison_calls = []
+
+    def answer(argv):
+        if argv[0] == "unison":
+            unison_calls.append(argv)
+            return first if len(unison_calls) == 1 else second
+        if "ROLEFILE" in argv[-1]:
+            return Result(argv, 0, "file 50 6 " + "b" * 64 + "\nROLE standby\n", "")
+        return Result(argv, 0, "", "")
+
+    runner = RecordingRunner()
+    runner.run = lambda argv, **kw: (runner.calls.append(tuple(argv)), answer(tuple(argv)))[1]
+    syncer = Syncer(
+        sync=_sync(tmp_path, on_change=(OnChange(str(etc / "exports"), "exportfs -ra"),)),
+        local_name="node1",
+        peer_name="node2",
+        link=FakeLink(),
+        runner=runner,
+        role_source=lambda: "active",
+        wall=lambda: 1234.0,
+    )
+    res = syncer.run_batch([p])
+    assert res.outcome is Outcome.OK and res.ok
+    assert len(unison_calls) == 2
+    assert "-prefer" not in unison_calls[0]
+    assert unison_calls[1][unison_calls[1].index("-prefer") + 1] == "/"  # we hold the services
+    (c,) = syncer.status["conflicts"]
+    assert c["winner"] == "node1" and c["kept_on"] == "node2"
+    assert c["nodes"]["node2"]["sha256"] == "b" * 64
+    assert len(c["nodes"]["node1"]["sha256"]) == 64
+    ssh_cmds = [a[-1] for a in runner.calls if a[0] == "ssh"]
+    assert any("incoming.jsonl" in cmd for cmd in ssh_cmds)  # echo note for the peer
+    assert any("exportfs -ra" in cmd for cmd in ssh_cmds)  # hook on the receiving node
+    assert res.hooks[0]["node"] == "node2" and res.hooks[0]["exit"] == 0
+
+
+def test_engine_fatal_keeps_batch_for_retry(tmp_path):
+    runner = RecordingRunner()
+    runner.run = lambda argv, **kw: Result(tuple(argv), 3, "", "Fatal error: Lost connection with the server\n")
+    syncer = Syncer(sync=_sync(tmp_path), local_name="node1", peer_name="node2", link=FakeLink(), runner=runner)
+    res = syncer.run_batch([str(tmp_path / "etc" / "x")])
+    assert not res.ok and res.outcome is Outcome.FATAL
+    assert "Lost connection" in res.error
+    assert syncer.status["last_sync"]["ok"] is False
