@@ -1,7 +1,352 @@
-"""Subcommands of the lab area (being built)."""
+"""`hasync lab ...`: the namespace lab (and, with --vm, the VM lab) from the command line.
+
+VM labs: `up --vm`, or any verb on a lab whose state dir says kind "vm", is handed to
+hasync.lab.vm (imported lazily), called as
+
+    hasync.lab.vm.up(args) -> int        args.name, args.nodes, args.clients, args.disk_size
+    hasync.lab.vm.down(args) -> int      args.name
+    hasync.lab.vm.status(args) -> int    args.name, args.json
+    hasync.lab.vm.exec(args) -> int      args.name, args.node, args.argv (list[str])
+    hasync.lab.vm.crash(args) -> int     args.name, args.node
+    hasync.lab.vm.cut(args) -> int       args.name, args.node, args.link
+    hasync.lab.vm.heal(args) -> int      args.name, args.node (None: everything)
+    hasync.lab.vm.fence(args) -> int     args.name, args.node (optional; else crash)
+
+where args is the argparse.Namespace of the verb. Before vm.up is called the lab dir
+($HASYNC_LAB_DIR or /var/tmp/hasync-lab)/NAME/kind holds "vm"; after vm.down returns 0
+the dir is removed.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import json
+import os
+import sys
+
+from hasync.lab.spec import LINKS, check_name, lab_root
+from hasync.lab.store import Store, all_lab_names, default_lab_name, inside_node
+
+HELP = """\
+A virtual two-node cluster on this machine, made of Linux namespaces (root only).
+
+Each node (node1, node2, ..., client1, ...) has its own network, mount and UTS namespace
+(hostname = node name), a private copy-on-write /etc, /var/lib, /var/log, /root, /srv and
+/usr/local, a private /run and /dev, and its own sshd. Cluster nodes share a public
+bridge (10.200.0.0/24, with the clients) and a heartbeat bridge (10.201.0.0/24); node1
+and node2 are joined by a serial null-modem cable (/dev/ttyS1 in both) and each has a
+loop disk (/dev/vdb). The VIP is 10.200.0.100/24. Every node gets a working
+/etc/hasync/cluster.toml. Several labs with different names can run at once.
+
+  hasync lab up [--nodes 2] [--clients 1] [--disk-size 256M]
+  hasync lab exec node1 -- ssh node2 hostname
+  hasync lab cut node1 heartbeat; hasync lab crash node2; hasync lab heal
+  hasync lab status; hasync lab down
+
+See docs/lab.md.
+"""
+
+
+def _name_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--name",
+        default=None,
+        help="lab name: 1-16 lowercase letters/digits (default: $HASYNC_LAB, the lab this "
+        "runs inside, or 'hl')",
+    )
+
 
 def register(sub) -> None:
-    """Add this area's subcommands to the top-level parser."""
+    """Add `hasync lab ...` to the top-level parser."""
+    lab = sub.add_parser(
+        "lab",
+        help="a virtual cluster on this machine (namespaces or VMs)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = lab.add_subparsers(dest="lab_command", metavar="VERB")
+    lab.set_defaults(func=lambda args: (lab.print_help(), 2)[1])
+
+    p = verbs.add_parser("up", help="build the lab (idempotent)", description="Build the lab; "
+                         "what already runs is left alone, crashed nodes stay down (see heal).")
+    _name_arg(p)
+    p.add_argument("--nodes", type=int, default=2, help="cluster nodes (default 2)")
+    p.add_argument("--clients", type=int, default=1, help="client nodes on the public net (default 1)")
+    p.add_argument("--disk-size", default="256M", help="loop disk per cluster node (default 256M)")
+    p.add_argument("--vm", action="store_true", help="qemu VMs instead of namespaces (slow, real DRBD/NFS)")
+    p.set_defaults(func=cmd_up)
+
+    p = verbs.add_parser("down", help="remove everything the lab made",
+                         description="Remove every namespace, link, bridge, mount, loop device, "
+                         "file and process of the lab, also after a crash or an interrupted up.")
+    _name_arg(p)
+    p.add_argument("--all", action="store_true", help="every lab on this machine")
+    p.set_defaults(func=cmd_down)
+
+    p = verbs.add_parser("status", help="nodes, addresses, links, processes, disks")
+    _name_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = verbs.add_parser("exec", help="run a command inside a node",
+                         description="Run CMD inside NODE's namespaces (cwd /, HOME=/root); "
+                         "exits with CMD's status.")
+    _name_arg(p)
+    p.add_argument("node")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    p.set_defaults(func=cmd_exec)
+
+    p = verbs.add_parser("crash", help="power loss: kill every process of NODE, its links down")
+    _name_arg(p)
+    p.add_argument("node")
+    p.set_defaults(func=cmd_crash)
+
+    p = verbs.add_parser("fence", help="crash NODE out of band (works from inside a node); "
+                         "exit 0 only when it is down")
+    _name_arg(p)
+    p.add_argument("node")
+    p.set_defaults(func=cmd_fence)
+
+    p = verbs.add_parser("cut", help="pull one cable of NODE")
+    _name_arg(p)
+    p.add_argument("node")
+    p.add_argument("link", choices=LINKS)
+    p.set_defaults(func=cmd_cut)
+
+    p = verbs.add_parser("heal", help="cables back in; crashed nodes boot again")
+    _name_arg(p)
+    p.add_argument("node", nargs="?", default=None)
+    p.set_defaults(func=cmd_heal)
+
+    p = verbs.add_parser("bench", help="benchmarks: `hasync lab bench sync|failover ...`",
+                         description="Runs hasync.<KIND>.bench.main(ARGS).")
+    p.add_argument("kind", choices=("sync", "failover"))
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS")
+    p.set_defaults(func=cmd_bench)
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _err(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error[/red]: {msg}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _resolve(args) -> str:
+    args.name = check_name(args.name or default_lab_name())
+    return args.name
+
+
+def _vm(args, verb: str) -> int | None:
+    """Hand the verb to hasync.lab.vm when the lab is a VM lab; None otherwise."""
+    if Store(args.name).kind() != "vm":
+        return None
+    vm = importlib.import_module("hasync.lab.vm")
+    return int(getattr(vm, verb)(args) or 0)
+
+
+def _need_root() -> int | None:
+    if os.geteuid() != 0:
+        _err("the namespace lab needs root")
+        return 2
+    return None
+
+
+def _lab(args):
+    from hasync.lab.ns import Lab
+
+    return Lab(args.name)
+
+
+def _guard(fn):
+    def wrapper(args) -> int:
+        from hasync.lab.ns import LabError
+
+        try:
+            _resolve(args)
+            return fn(args)
+        except (LabError, ValueError, KeyError) as e:
+            _err(str(e))
+            return 1
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+# ------------------------------------------------------------------------ verbs
+
+
+@_guard
+def cmd_up(args) -> int:
+    if args.vm:
+        store = Store(args.name)
+        if store.kind() == "ns":
+            _err(f"lab {args.name!r} is a namespace lab: `hasync lab down --name {args.name}` first")
+            return 1
+        store.dir.mkdir(parents=True, exist_ok=True)
+        (store.dir / "kind").write_text("vm\n")
+        return int(importlib.import_module("hasync.lab.vm").up(args) or 0)
+    r = _vm(args, "up")
+    if r is not None:
+        return r
+    if (rc := _need_root()) is not None:
+        return rc
+    import time
+
+    t0 = time.monotonic()
+    spec = _lab(args).up(args.nodes, args.clients, args.disk_size)
+    print(f"lab {spec.name!r} up in {time.monotonic() - t0:.1f}s: {', '.join(spec.all_nodes)}"
+          f" (hasync lab status --name {spec.name})")
+    return 0
+
+
+@_guard
+def cmd_down(args) -> int:
+    if (rc := _need_root()) is not None:
+        return rc
+    names = _all_names() if args.all else [args.name]
+    rc = 0
+    for name in names:
+        store = Store(name)
+        if store.kind() == "vm":
+            ns = argparse.Namespace(**{**vars(args), "name": name})
+            r = int(importlib.import_module("hasync.lab.vm").down(ns) or 0)
+            if r == 0:
+                import shutil
+
+                shutil.rmtree(store.dir, ignore_errors=True)
+            rc = rc or r
+            continue
+        from hasync.lab.ns import Lab
+
+        Lab(name).down()
+    return rc
+
+
+def _all_names() -> list[str]:
+    names = set(all_lab_names())
+    try:
+        for n in os.listdir("/run/netns"):
+            if n.endswith("-sw"):
+                try:
+                    names.add(check_name(n[:-3]))
+                except ValueError:
+                    pass
+    except FileNotFoundError:
+        pass
+    return sorted(names)
+
+
+@_guard
+def cmd_status(args) -> int:
+    r = _vm(args, "status")
+    if r is not None:
+        return r
+    st = _lab(args).status()
+    if args.json:
+        print(json.dumps(st, indent=2, sort_keys=True))
+        return 0 if st.get("up") else 1
+    if not st.get("up"):
+        print(f"lab {args.name!r} is not up (labs here: {', '.join(_all_names()) or 'none'})")
+        return 1
+    from rich.console import Console
+
+    from hasync.lab.render import status_table
+
+    Console().print(status_table(st))
+    return 0
+
+
+@_guard
+def cmd_exec(args) -> int:
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        _err("exec: no command (hasync lab exec NODE -- CMD ...)")
+        return 2
+    args.argv = argv
+    r = _vm(args, "exec")
+    if r is not None:
+        return r
+    lab = _lab(args)
+    full = list(lab.enter_argv(args.node)) + argv
+    env = lab.node_env(args.node)
+    sys.stdout.flush()
+    try:
+        os.execvpe(full[0], full, env)
+    except OSError as e:
+        _err(f"exec: {e}")
+        return 127
+
+
+@_guard
+def cmd_crash(args) -> int:
+    r = _vm(args, "crash")
+    if r is not None:
+        return r
+    _lab(args).crash(args.node)
+    return 0
+
+
+@_guard
+def cmd_fence(args) -> int:
+    if inside_node():
+        # Out of band, like IPMI: leave the node's namespaces (a node's /run hides
+        # /run/netns) by entering the host's (those of the lab's relay, or PID 1's).
+        from hasync.lab.store import host_anchor_pid, node_info
+
+        info = node_info() or {}
+        env = dict(os.environ)
+        if info.get("root"):
+            env["HASYNC_LAB_DIR"] = info["root"]
+        anchor = host_anchor_pid(info.get("root") or lab_root(), args.name)
+        argv = ["nsenter", "-t", str(anchor), "-m", "-n", "-u", "--", sys.executable, "-m",
+                "hasync", "lab", "fence", "--name", args.name, args.node]
+        import subprocess
+
+        return subprocess.call(argv, env=env)
+    if Store(args.name).kind() == "vm":
+        vm = importlib.import_module("hasync.lab.vm")
+        fn = getattr(vm, "fence", None) or vm.crash
+        return int(fn(args) or 0)
+    ok = _lab(args).fence(args.node)
+    if not ok:
+        _err(f"{args.node} is not down after fencing")
+    return 0 if ok else 1
+
+
+@_guard
+def cmd_cut(args) -> int:
+    r = _vm(args, "cut")
+    if r is not None:
+        return r
+    _lab(args).cut(args.node, args.link)
+    return 0
+
+
+@_guard
+def cmd_heal(args) -> int:
+    r = _vm(args, "heal")
+    if r is not None:
+        return r
+    _lab(args).heal(args.node)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    argv = list(args.bench_args)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    try:
+        mod = importlib.import_module(f"hasync.{args.kind}.bench")
+    except ImportError as e:
+        _err(f"bench {args.kind}: not available ({e})")
+        return 2
+    return int(mod.main(argv) or 0)
+
+
+__all__ = ["register", "lab_root"]

@@ -1,0 +1,805 @@
+"""The namespace lab: build, enter, break, heal and remove it (the Python API).
+
+    from hasync.lab import Lab
+    lab = Lab("t1"); lab.up(); lab.exec("node1", ["hostname"]).stdout  # "node1\\n"
+
+See docs/lab.md for the layout and the addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from hasync.effects.files import atomic_write
+from hasync.effects.run import CommandError, Result, ShRunner
+from hasync.lab import procs
+from hasync.lab.config_gen import cluster_toml
+from hasync.lab.spec import (
+    BASE_DEVS,
+    DISK_DEVICE,
+    HEARTBEAT_IF,
+    MOUNT_POINT,
+    OVERLAYS,
+    PREFIX,
+    PUBLIC_IF,
+    SERIAL_DEVICE,
+    SSH_DIR,
+    VIP,
+    DevNode,
+    LabSpec,
+    hosts_file,
+    known_hosts,
+    node_setup_script,
+    rebind_serial_script,
+    ssh_dropin,
+    sshd_dropin,
+)
+from hasync.lab.store import (
+    NODE_INFO,
+    Store,
+    default_lab_name,
+    is_mountpoint,
+    mounts_under,
+)
+
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BRIDGES = {"public": "br-pub", "heartbeat": "br-hb"}
+
+
+class LabError(RuntimeError):
+    pass
+
+
+class Lab:
+    """One namespace lab on this host, by name (default: $HASYNC_LAB or "hl")."""
+
+    def __init__(self, name: str | None = None, *, root: str | None = None, runner=None):
+        self.store = Store(name or default_lab_name(), root)
+        self.name = self.store.name
+        self.runner = runner or ShRunner()
+        self._spawned: list[subprocess.Popen] = []
+
+    # ---------------------------------------------------------------- description
+    @property
+    def spec(self) -> LabSpec:
+        st = self.store.load()
+        if not st.get("spec"):
+            raise LabError(f"lab {self.name!r} is not up (no {self.store.state_file})")
+        return LabSpec(**st["spec"])
+
+    def exists(self) -> bool:
+        return self.store.state_file.exists()
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return self.spec.cluster_nodes
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        return self.spec.client_nodes
+
+    def public_addr(self, node: str) -> str:
+        return self.spec.public_addr(node)
+
+    def heartbeat_addr(self, node: str) -> str:
+        return self.spec.heartbeat_addr(node)
+
+    vip = VIP
+    vip_cidr = f"{VIP}/{PREFIX}"
+    public_if = PUBLIC_IF
+    heartbeat_if = HEARTBEAT_IF
+    serial_device = SERIAL_DEVICE  # inside node1 and node2
+    disk_device = DISK_DEVICE  # inside every cluster node
+    mount_point = MOUNT_POINT
+
+    def disk(self, node: str) -> str:
+        """The host loop device behind *node*'s /dev/vdb."""
+        return self.store.load().get("loops", {})[node]
+
+    def serial_pty(self, node: str) -> str:
+        """The host-side path of *node*'s end of the serial cable (/dev/pts/N)."""
+        return self._ttys()[node]
+
+    def netns(self, node: str) -> str:
+        return self.spec.netns(node)
+
+    # ---------------------------------------------------------------- entering nodes
+    def enter_argv(self, node: str) -> tuple[str, ...]:
+        """argv prefix that runs a command in all of *node*'s namespaces."""
+        spec = self.spec
+        spec.check_node(node)
+        return (
+            "nsenter",
+            f"--net=/run/netns/{spec.netns(node)}",
+            f"--mount={self.store.ns_file(node, 'mnt')}",
+            f"--uts={self.store.ns_file(node, 'uts')}",
+            "--",
+        )
+
+    def node_env(self, node: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SSH_", "VIRTUAL_ENV", "PYTEST_", "HASYNC_LAB"))
+        }
+        env.update(
+            {
+                "HOME": "/root",
+                "PATH": NODE_PATH,
+                "HASYNC_LAB": self.name,
+                "HASYNC_LAB_NODE": node,
+            }
+        )
+        env.pop("HASYNC_CONFIG", None)
+        if extra:
+            env.update(extra)
+        return env
+
+    def exec(
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        input: str | bytes | None = None,
+        timeout: float | None = 60,
+        check: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> Result:
+        """Run *argv* inside *node*; a Result (exit_code, stdout, stderr)."""
+        full = self.enter_argv(node) + tuple(argv)
+        env_ = self.node_env(node, env)
+        res = self.runner.run(full, input=input, timeout=timeout, env=env_)
+        res = Result(tuple(argv), res.exit_code, res.stdout, res.stderr, res.duration_s)
+        if check and not res.ok:
+            raise CommandError(res, f"on {node}")
+        return res
+
+    def sh(self, node: str, script: str, **kw) -> Result:
+        """exec(node, ["/bin/sh", "-c", script])."""
+        return self.exec(node, ["/bin/sh", "-c", script], **kw)
+
+    def spawn(
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        log: str | os.PathLike | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin=subprocess.DEVNULL,
+        stdout=None,
+        stderr=None,
+    ) -> subprocess.Popen:
+        """Start *argv* in the background inside *node*; a Popen.
+
+        Output goes to *log* (a host path) if given, else to stdout/stderr (e.g.
+        subprocess.PIPE). reset() and down() kill what was spawned.
+        """
+        full = self.enter_argv(node) + tuple(argv)
+        logf = None
+        if log is not None:
+            logf = open(log, "ab")  # noqa: SIM115 (kept by the Popen)
+            stdout = stderr = logf
+        try:
+            p = subprocess.Popen(
+                full,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                env=self.node_env(node, env),
+                start_new_session=True,
+            )
+        finally:
+            if logf is not None:
+                logf.close()
+        self._spawned.append(p)
+        return p
+
+    # ---------------------------------------------------------------- life cycle
+    def up(self, nodes: int = 2, clients: int = 1, disk_size: str = "256M") -> LabSpec:
+        """Build the lab (idempotent: what already runs is left alone)."""
+        spec = LabSpec(self.name, nodes, clients, disk_size)
+        with self.store.lock():
+            self._ensure_root()
+            st = self.store.load()
+            if st.get("spec") and LabSpec(**st["spec"]) != spec:
+                raise LabError(
+                    f"lab {self.name!r} exists with another shape ({st['spec']}): "
+                    f"`hasync lab down --name {self.name}` first"
+                )
+            if not st:
+                st = {"kind": "ns", "spec": spec.__dict__, "crashed": [], "cuts": {}, "loops": {}}
+                self.store.save(st)
+            for d in ("ns", "nodes", "disks", "serial", "ssh"):
+                (self.store.dir / d).mkdir(parents=True, exist_ok=True)
+            self._ensure_keys(spec)
+            self._ensure_switch(spec)
+            self._ensure_disks(spec)
+            self._ensure_serial(spec, rebind=False)
+            crashed = set(self.store.load().get("crashed", []))
+            for node in spec.all_nodes:
+                if node in crashed:
+                    continue
+                if not self._node_running(node):
+                    self._boot(spec, node)
+        return spec
+
+    def down(self) -> None:
+        """Remove everything the lab made (also after a crash or an interrupted up)."""
+        with self.store.lock():
+            self._kill_spawned()
+            st = self.store.load()
+            relay = st.get("relay_pid", 0)
+            if relay and self._is_relay(relay):
+                procs.signal_all([relay], signal.SIGKILL)
+            names = self._lab_netns_names()
+            node_names = [n[len(self.name) + 1 :] for n in names if not n.endswith("-sw")]
+            for d in (self.store.dir / "ns").glob("*.mnt") if (self.store.dir / "ns").is_dir() else []:
+                node_names.append(d.stem)
+            for node in sorted(set(node_names)):
+                self._kill_node(node)
+                self._unbind_ns(node)
+            for ns in names:
+                self._run(("ip", "netns", "delete", ns))
+            for img in sorted(self.store.dir.glob("disks/*.img")):
+                for dev in self._loops_of(img):
+                    self._run(("losetup", "-d", dev))
+            for m in mounts_under(self.store.dir):
+                self._run(("umount", "-l", m))
+            self._run(("rm", "-rf", "--one-file-system", str(self.store.dir)))
+        with self.store.root_lock():
+            try:
+                os.unlink(self.store.root / f".{self.name}.lock")
+            except FileNotFoundError:
+                pass
+            self._maybe_release_root()
+
+    # ---------------------------------------------------------------- faults
+    def crash(self, node: str) -> None:
+        """Power loss: processes stopped, cables dead, then everything killed; disks kept."""
+        spec = self.spec
+        spec.check_node(node)
+        with self.store.lock():
+            find = self._node_pids_finder(node)
+            procs.signal_all(find(), signal.SIGSTOP)
+            for link in spec.links_of(node):
+                self._set_link(spec, node, link, up=False)
+            left = procs.kill_and_wait(find)
+            self._unbind_ns(node)
+            st = self.store.load()
+            st["crashed"] = sorted(set(st.get("crashed", [])) | {node})
+            self.store.save(st)
+            if left:
+                raise LabError(f"{node}: processes survived SIGKILL: {left}")
+
+    def is_down(self, node: str) -> bool:
+        """True when *node* has no process, no mount namespace and no live cable."""
+        spec = self.spec
+        if self._node_pids_finder(node)() or self._bound(self.store.ns_file(node, "mnt")):
+            return False
+        for link in spec.links_of(node):
+            if self.link_state(node, link) == "up":
+                return False
+        return True
+
+    def fence(self, node: str) -> bool:
+        self.crash(node)
+        return self.is_down(node)
+
+    def cut(self, node: str, link: str) -> None:
+        """Pull one cable of *node*: "public", "heartbeat" or "serial"."""
+        spec = self.spec
+        spec.check_node(node)
+        if link not in spec.links_of(node):
+            raise LabError(f"{node} has no {link!r} link (links: {', '.join(spec.links_of(node))})")
+        with self.store.lock():
+            st = self.store.load()
+            cuts = st.setdefault("cuts", {})
+            cuts[node] = sorted(set(cuts.get(node, [])) | {link})
+            self.store.save(st)
+            self._set_link(spec, node, link, up=False)
+
+    def heal(self, node: str | None = None) -> None:
+        """Cables back in; a crashed node boots again (fresh /run, its disks kept)."""
+        spec = self.spec
+        targets = [spec.check_node(node)] if node else list(spec.all_nodes)
+        with self.store.lock():
+            self._ensure_serial(spec, rebind=True)
+            st = self.store.load()
+            crashed = set(st.get("crashed", []))
+            cuts = st.setdefault("cuts", {})
+            for n in targets:
+                cuts.pop(n, None)
+            st["crashed"] = sorted(crashed - set(targets))
+            self.store.save(st)
+            for n in targets:
+                if n in crashed or not self._node_running(n):
+                    self._boot(spec, n)
+                for link in spec.links_of(n):
+                    if not self._link_is_cut(n, link):
+                        self._set_link(spec, n, link, up=True)
+
+    def reset(self) -> None:
+        """Make the lab as fresh as after `up` for the next test: heal everything, kill
+        every process in the nodes but sshd, drop extra addresses, unmount /srv/ha, empty
+        the serial line. Files written into the nodes' /etc etc. stay."""
+        self._kill_spawned()
+        self.heal()
+        spec = self.spec
+        with self.store.lock():
+            for node in spec.all_nodes:
+                sshd = self._sshd_pid(node)
+                find = self._node_pids_finder(node)
+                procs.kill_and_wait(lambda f=find, s=sshd: [p for p in f() if p != s])
+                self._configure_addresses(spec, node)
+                if spec.is_cluster_node(node):
+                    self.exec(node, ["sh", "-c", f"! mountpoint -q {MOUNT_POINT} || umount -l {MOUNT_POINT}"])
+            self._flush_serial()
+
+    # ---------------------------------------------------------------- status
+    def pids(self, node: str) -> list[int]:
+        """Every process of *node* (in its network or mount namespace)."""
+        self.spec.check_node(node)
+        return self._node_pids_finder(node)()
+
+    def sshd_pid(self, node: str) -> int:
+        return self._sshd_pid(node)
+
+    def link_state(self, node: str, link: str) -> str:
+        """"up", "cut" or "down" (crashed / missing)."""
+        spec = self.spec
+        if link == "serial":
+            if node not in spec.serial_nodes:
+                return "none"
+            if self._link_is_cut(node, "serial"):
+                return "cut"
+            cut = self._serial_cut_sides()
+            return "down" if node in cut else "up"
+        if self._link_is_cut(node, link):
+            return "cut"
+        r = self._run(("ip", "-n", spec.switch_ns, "-j", "link", "show", spec.switch_port(node, link)))
+        if not r.ok:
+            return "down"
+        try:
+            flags = json.loads(r.stdout)[0].get("flags", [])
+        except (ValueError, IndexError):
+            return "down"
+        return "up" if "UP" in flags else "down"
+
+    def status(self) -> dict:
+        """Everything about the lab as plain data (what `hasync lab status --json` prints)."""
+        st = self.store.load()
+        if not st:
+            return {"name": self.name, "kind": self.store.kind() or "none", "up": False}
+        spec = LabSpec(**st["spec"])
+        nodes = {}
+        vip_on = []
+        for node in spec.all_nodes:
+            crashed = node in st.get("crashed", [])
+            pids = self._node_pids_finder(node)()
+            addrs = self._addresses(spec, node)
+            if VIP in addrs:
+                vip_on.append(node)
+            nodes[node] = {
+                "role": "cluster" if spec.is_cluster_node(node) else "client",
+                "state": "crashed" if crashed else ("up" if self._node_running(node) else "down"),
+                "netns": spec.netns(node),
+                "public": spec.public_addr(node),
+                "heartbeat": spec.heartbeat_addr(node) if spec.is_cluster_node(node) else "",
+                "addresses": addrs,
+                "links": {link: self.link_state(node, link) for link in spec.links_of(node)},
+                "processes": len(pids),
+                "sshd_pid": self._sshd_pid(node),
+                "disk": st.get("loops", {}).get(node, ""),
+            }
+        relay = st.get("relay_pid", 0)
+        return {
+            "name": self.name,
+            "kind": "ns",
+            "up": True,
+            "dir": str(self.store.dir),
+            "spec": st["spec"],
+            "vip": f"{VIP}/{PREFIX}",
+            "vip_on": vip_on,
+            "serial": {
+                "relay_pid": relay if self._is_relay(relay) else 0,
+                "ttys": self._ttys(),
+                "device": SERIAL_DEVICE,
+            },
+            "nodes": nodes,
+        }
+
+    # ================================================================ internals
+    def _run(self, argv, check: bool = False, **kw) -> Result:
+        return self.runner.run(argv, check=check, **kw)
+
+    # -- root and namespace files ----------------------------------------------------
+    def _ensure_root(self) -> None:
+        """The lab root is a private bind mount: `unshare --mount=FILE` needs that."""
+        with self.store.root_lock():
+            root = str(self.store.root)
+            if not is_mountpoint(root):
+                self._run(("mount", "--bind", root, root), check=True)
+                self._run(("mount", "--make-private", root), check=True)
+            self.store.dir.mkdir(parents=True, exist_ok=True)
+
+    def _maybe_release_root(self) -> None:
+        from hasync.lab.store import all_lab_names
+
+        root = self.store.root
+        if all_lab_names(str(root)):
+            return
+        for m in mounts_under(root):
+            if m != str(root):
+                return  # someone's namespace files are still there
+        while is_mountpoint(root):
+            if not self._run(("umount", "-l", str(root))).ok:  # we hold a lock file in it
+                return
+
+    def _bound(self, path: Path) -> bool:
+        try:
+            return os.stat(path).st_dev != os.stat(path.parent).st_dev
+        except OSError:
+            return False
+
+    def _unbind_ns(self, node: str) -> None:
+        for kind in ("mnt", "uts"):
+            f = self.store.ns_file(node, kind)
+            while self._bound(f):
+                if not self._run(("umount", str(f))).ok:
+                    self._run(("umount", "-l", str(f)))
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _lab_netns_names(self) -> list[str]:
+        try:
+            names = os.listdir("/run/netns")
+        except FileNotFoundError:
+            return []
+        import re
+
+        pat = re.compile(rf"^{self.name}-(sw|node\d+|client\d+)$")
+        return sorted(n for n in names if pat.match(n))
+
+    # -- processes -----------------------------------------------------------------
+    def _node_pids_finder(self, node: str):
+        files = {"net": f"/run/netns/{self.name}-{node}", "mnt": str(self.store.ns_file(node, "mnt"))}
+
+        def find() -> list[int]:
+            return procs.pids_in(files)
+
+        return find
+
+    def _kill_node(self, node: str) -> None:
+        left = procs.kill_and_wait(self._node_pids_finder(node))
+        if left:
+            raise LabError(f"{node}: processes survived SIGKILL: {left}")
+
+    def _sshd_pid(self, node: str) -> int:
+        pids = set(self._node_pids_finder(node)())
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)
+                comm = fields[0].split("(", 1)[1]
+                ppid = int(fields[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if comm == "sshd" and ppid not in pids:
+                return pid
+        return 0
+
+    def _node_running(self, node: str) -> bool:
+        return (
+            os.path.exists(f"/run/netns/{self.name}-{node}")
+            and self._bound(self.store.ns_file(node, "mnt"))
+            and self._sshd_pid(node) > 0
+        )
+
+    def _kill_spawned(self) -> None:
+        for p in self._spawned:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            for s in (p.stdout, p.stderr, p.stdin):
+                if s is not None:
+                    s.close()
+        self._spawned.clear()
+
+    # -- network -------------------------------------------------------------------
+    def _ensure_switch(self, spec: LabSpec) -> None:
+        sw = spec.switch_ns
+        if not os.path.exists(f"/run/netns/{sw}"):
+            self._run(("ip", "netns", "add", sw), check=True)
+        self._run(("ip", "-n", sw, "link", "set", "lo", "up"), check=True)
+        for br in BRIDGES.values():
+            if not self._run(("ip", "-n", sw, "link", "show", br)).ok:
+                self._run(
+                    ("ip", "-n", sw, "link", "add", br, "type", "bridge", "mcast_snooping", "0",
+                     "forward_delay", "0"),
+                    check=True,
+                )
+            self._run(("ip", "-n", sw, "link", "set", br, "up"), check=True)
+
+    def _ensure_node_net(self, spec: LabSpec, node: str) -> None:
+        ns = spec.netns(node)
+        if not os.path.exists(f"/run/netns/{ns}"):
+            self._run(("ip", "netns", "add", ns), check=True)
+        self._run(("ip", "-n", ns, "link", "set", "lo", "up"), check=True)
+        for link, (ifname, _addr) in spec.interfaces(node).items():
+            port = spec.switch_port(node, link)
+            if not self._run(("ip", "-n", spec.switch_ns, "link", "show", port)).ok:
+                self._run(("ip", "-n", ns, "link", "del", ifname))  # a half-made pair
+                self._run(
+                    ("ip", "-n", spec.switch_ns, "link", "add", port, "type", "veth", "peer",
+                     "name", ifname, "netns", ns),
+                    check=True,
+                )
+                self._run(("ip", "-n", spec.switch_ns, "link", "set", port, "master", BRIDGES[link]), check=True)
+            self._run(("ip", "-n", ns, "link", "set", ifname, "up"), check=True)
+        self._configure_addresses(spec, node)
+
+    def _configure_addresses(self, spec: LabSpec, node: str) -> None:
+        ns = spec.netns(node)
+        for _link, (ifname, addr) in spec.interfaces(node).items():
+            self._run(("ip", "-n", ns, "addr", "flush", "dev", ifname), check=True)
+            self._run(("ip", "-n", ns, "addr", "add", addr, "dev", ifname), check=True)
+        self._run(("ip", "-n", ns, "route", "replace", "224.0.0.0/4", "dev", PUBLIC_IF), check=True)
+        self._run(("ip", "-n", ns, "neigh", "flush", "all"))
+
+    def _set_link(self, spec: LabSpec, node: str, link: str, up: bool) -> None:
+        if link == "serial":
+            self._set_serial_cut(node, cut=not up)
+            return
+        self._run(
+            ("ip", "-n", spec.switch_ns, "link", "set", spec.switch_port(node, link), "up" if up else "down")
+        )
+
+    def _link_is_cut(self, node: str, link: str) -> bool:
+        return link in self.store.load().get("cuts", {}).get(node, [])
+
+    def _addresses(self, spec: LabSpec, node: str) -> list[str]:
+        r = self._run(("ip", "-n", spec.netns(node), "-j", "-4", "addr", "show"))
+        if not r.ok:
+            return []
+        out = []
+        try:
+            for itf in json.loads(r.stdout):
+                for a in itf.get("addr_info", []):
+                    if a.get("local") and itf.get("ifname") != "lo":
+                        out.append(a["local"])
+        except ValueError:
+            pass
+        return out
+
+    # -- disks ---------------------------------------------------------------------
+    def _loops_of(self, img: Path) -> list[str]:
+        r = self._run(("losetup", "-j", str(img), "-O", "NAME", "-n"))
+        return [line.strip() for line in r.stdout.splitlines() if line.strip()] if r.ok else []
+
+    def _ensure_disks(self, spec: LabSpec) -> None:
+        st = self.store.load()
+        loops = st.setdefault("loops", {})
+        for node in spec.cluster_nodes:
+            img = self.store.disk_image(node)
+            if not img.exists():
+                tmp = img.with_suffix(".new")
+                self._run(("truncate", "-s", spec.disk_size, str(tmp)), check=True)
+                self._run(("mkfs.ext4", "-q", "-F", "-L", f"lab-{node}", str(tmp)), check=True)
+                tmp.rename(img)
+            found = self._loops_of(img)
+            if found:
+                loops[node] = found[0]
+            else:
+                loops[node] = self._run(("losetup", "--find", "--show", str(img)), check=True).stdout.strip()
+        self.store.save(st)
+
+    # -- serial --------------------------------------------------------------------
+    def _is_relay(self, pid: int) -> bool:
+        return procs.alive(pid) and "hasync.lab.serial_relay" in procs.cmdline(pid)
+
+    def _ttys(self) -> dict[str, str]:
+        try:
+            return json.loads((self.store.serial_dir / "ttys.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _ensure_serial(self, spec: LabSpec, rebind: bool) -> None:
+        st = self.store.load()
+        if self._is_relay(st.get("relay_pid", 0)):
+            return
+        d = self.store.serial_dir
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "ttys.json").unlink(missing_ok=True)
+        a, b = spec.serial_nodes
+        with open(d / "relay.log", "ab") as log:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "hasync.lab.serial_relay", str(d), a, b],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env=_pythonpath_env(),
+            )
+        deadline = time.monotonic() + 10
+        while not (d / "ttys.json").exists():
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"serial relay did not start: see {d / 'relay.log'}")
+            time.sleep(0.01)
+        st["relay_pid"] = p.pid
+        self.store.save(st)
+        self._write_serial_cut()
+        if rebind:
+            ttys = self._ttys()
+            for node in spec.serial_nodes:
+                if self._node_running(node):
+                    self.exec(node, ["sh", "-ec", rebind_serial_script(ttys[node])], check=True)
+
+    def _serial_cut_sides(self) -> set[str]:
+        try:
+            return {s.strip() for s in (self.store.serial_dir / "cut").read_text().split() if s.strip()}
+        except FileNotFoundError:
+            return set()
+
+    def _set_serial_cut(self, node: str, cut: bool) -> None:
+        sides = self._serial_cut_sides()
+        sides = sides | {node} if cut else sides - {node}
+        atomic_write(self.store.serial_dir / "cut", "".join(f"{s}\n" for s in sorted(sides)))
+
+    def _write_serial_cut(self) -> None:
+        """The relay's cut file from state: cut cables and crashed nodes."""
+        st = self.store.load()
+        sides = set(st.get("crashed", []))
+        for node, links in st.get("cuts", {}).items():
+            if "serial" in links:
+                sides.add(node)
+        atomic_write(self.store.serial_dir / "cut", "".join(f"{s}\n" for s in sorted(sides)))
+
+    def _flush_serial(self) -> None:
+        import termios
+
+        for path in self._ttys().values():
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                termios.tcflush(fd, termios.TCIOFLUSH)
+            finally:
+                os.close(fd)
+
+    # -- ssh keys and per-node files -----------------------------------------------
+    def _ensure_keys(self, spec: LabSpec) -> None:
+        d = self.store.ssh_dir
+        d.mkdir(parents=True, exist_ok=True)
+        names = ["id_ed25519"] + [f"host_{n}" for n in spec.all_nodes]
+        for n in names:
+            key = d / n
+            if not key.exists():
+                key.with_suffix(".pub").unlink(missing_ok=True)
+                self._run(
+                    ("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hasync-lab-{self.name}-{n}",
+                     "-f", str(key)),
+                    check=True,
+                )
+        auth = d / "authkey"
+        if not auth.exists():
+            atomic_write(auth, f"{secrets.token_hex(32)}\n", mode=0o600)
+
+    def _node_files(self, spec: LabSpec, node: str) -> dict[str, tuple[str | bytes, int]]:
+        """Files laid into the node's upper layers: absolute path -> (content, mode)."""
+        d = self.store.ssh_dir
+        pub = {n: (d / f"host_{n}.pub").read_text() for n in spec.all_nodes}
+        files: dict[str, tuple[str | bytes, int]] = {
+            "/etc/hostname": (f"{node}\n", 0o644),
+            "/etc/hosts": (hosts_file(spec), 0o644),
+            "/etc/ssh/sshd_config.d/hasync-lab.conf": (sshd_dropin(node), 0o644),
+            "/etc/ssh/ssh_config.d/hasync-lab.conf": (ssh_dropin(), 0o644),
+            f"{SSH_DIR}/id_ed25519": ((d / "id_ed25519").read_text(), 0o600),
+            f"{SSH_DIR}/id_ed25519.pub": ((d / "id_ed25519.pub").read_text(), 0o644),
+            f"{SSH_DIR}/authorized_keys": ((d / "id_ed25519.pub").read_text(), 0o600),
+            f"{SSH_DIR}/ssh_host_ed25519_key": ((d / f"host_{node}").read_text(), 0o600),
+            f"{SSH_DIR}/ssh_host_ed25519_key.pub": (pub[node], 0o644),
+            f"{SSH_DIR}/known_hosts": (known_hosts(spec, pub), 0o644),
+            "/etc/hasync/cluster.toml": (cluster_toml(spec), 0o644),
+            "/etc/hasync/authkey": ((d / "authkey").read_text(), 0o600),
+            NODE_INFO: (
+                json.dumps({"lab": self.name, "node": node, "root": str(self.store.root)}) + "\n",
+                0o644,
+            ),
+            "/usr/local/bin/hasync": (_hasync_wrapper(), 0o755),
+        }
+        return files
+
+    def _write_node_files(self, spec: LabSpec, node: str, uppers: dict[str, Path]) -> None:
+        for path, (content, mode) in self._node_files(spec, node).items():
+            base = max((o for o in OVERLAYS if path.startswith(o + "/")), key=len)
+            target = uppers[base] / path[len(base) + 1 :]
+            for parent in reversed(target.relative_to(uppers[base]).parents):
+                p = uppers[base] / parent
+                if not p.exists():
+                    p.mkdir(mode=0o700 if str(parent).endswith("ssh") and "hasync" in str(parent) else 0o755)
+            atomic_write(target, content, mode=mode)
+        (uppers["/srv"] / MOUNT_POINT[len("/srv/") :]).mkdir(parents=True, exist_ok=True)
+
+    # -- booting a node ------------------------------------------------------------
+    def _boot(self, spec: LabSpec, node: str) -> None:
+        """Start *node* from nothing but its disks: net, mount+UTS namespace, files, sshd."""
+        self._kill_node(node)
+        self._unbind_ns(node)
+        self._ensure_node_net(spec, node)
+        nd = self.store.node_dir(node)
+        uppers: dict[str, Path] = {}
+        overlays: dict[str, tuple[str, str]] = {}
+        for target in OVERLAYS:
+            slug = target.strip("/").replace("/", "-")
+            upper, work = nd / f"{slug}.upper", nd / f"{slug}.work"
+            if not upper.exists():
+                upper.mkdir(parents=True)
+                lower = os.stat(target)  # the merged root takes the upper dir's mode
+                os.chmod(upper, lower.st_mode & 0o7777)
+                os.chown(upper, lower.st_uid, lower.st_gid)
+            work.mkdir(parents=True, exist_ok=True)
+            uppers[target] = upper
+            overlays[target] = (str(upper), str(work))
+        self._write_node_files(spec, node, uppers)
+        devs = list(BASE_DEVS)
+        loop = self.store.load().get("loops", {}).get(node)
+        if loop:
+            rdev = os.stat(loop).st_rdev
+            for name in (os.path.basename(loop), os.path.basename(DISK_DEVICE)):
+                devs.append(DevNode(name, "b", os.major(rdev), os.minor(rdev), 0o660))
+        pty = self._ttys().get(node, "") if node in spec.serial_nodes else ""
+        script = node_setup_script(
+            node=node,
+            lab_dir=str(self.store.dir),
+            root=str(self.store.root),
+            overlays=overlays,
+            devs=tuple(devs),
+            serial_pty=pty,
+        )
+        mnt, uts = self.store.ns_file(node, "mnt"), self.store.ns_file(node, "uts")
+        mnt.parent.mkdir(parents=True, exist_ok=True)
+        mnt.touch()
+        uts.touch()
+        self._run(
+            ("nsenter", f"--net=/run/netns/{spec.netns(node)}", "unshare", f"--mount={mnt}",
+             f"--uts={uts}", "--propagation", "private", "--", "/bin/sh", "-ec", script),
+            check=True,
+        )
+        self.exec(node, ["/usr/sbin/sshd"], check=True)
+        for link in spec.links_of(node):
+            if not self._link_is_cut(node, link):
+                self._set_link(spec, node, link, up=True)
+
+
+def _pythonpath_env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _hasync_wrapper() -> str:
+    """/usr/local/bin/hasync inside nodes: this very hasync (the host's venv/checkout)."""
+    src = str(Path(__file__).resolve().parents[2])
+    return (
+        "#!/bin/sh\n"
+        "# written by `hasync lab up`: the host's hasync, seen through the node's mounts\n"
+        f'PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}} exec {sys.executable} -m hasync "$@"\n'
+    )

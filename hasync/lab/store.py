@@ -1,0 +1,167 @@
+"""Where a lab lives on the host and what it remembers: paths, state.json, locks."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+
+from hasync.effects.files import atomic_write
+from hasync.lab.spec import check_name, lab_root
+
+NODE_INFO = "/etc/hasync/lab.json"  # inside a node: which lab and node this is
+
+
+def default_lab_name() -> str:
+    """--name default: $HASYNC_LAB, then the lab this process runs inside, then "hl"."""
+    env = os.environ.get("HASYNC_LAB")
+    if env:
+        return env
+    info = node_info()
+    if info:
+        return info["lab"]
+    return "hl"
+
+
+def node_info() -> dict | None:
+    """{"lab", "node", "root"} when running inside a lab node, else None."""
+    try:
+        with open(NODE_INFO) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def inside_node() -> bool:
+    """True inside a lab node: its /etc has the lab's note and /run/netns is not visible."""
+    return node_info() is not None and not os.path.isdir("/run/netns")
+
+
+def host_anchor_pid(root: str, lab: str) -> int:
+    """A process in the namespaces the lab was built from, for `nsenter -t PID`.
+
+    The lab's serial relay runs there. PID 1 would do on most machines, but its /proc/1/ns
+    is not always readable (when PID 1 holds capabilities that we lack).
+    """
+    try:
+        with open(os.path.join(root, lab, "state.json")) as f:
+            pid = int(json.load(f).get("relay_pid", 0))
+        if pid > 0:
+            os.stat(f"/proc/{pid}/ns/mnt")
+            return pid
+    except (OSError, ValueError):
+        pass
+    return 1
+
+
+class Store:
+    def __init__(self, name: str, root: str | None = None):
+        self.name = check_name(name)
+        self.root = Path(root or lab_root())
+        self.dir = self.root / name
+
+    # -- paths ---------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    def ns_file(self, node: str, kind: str) -> Path:
+        return self.dir / "ns" / f"{node}.{kind}"
+
+    def node_dir(self, node: str) -> Path:
+        return self.dir / "nodes" / node
+
+    def disk_image(self, node: str) -> Path:
+        return self.dir / "disks" / f"{node}.img"
+
+    @property
+    def serial_dir(self) -> Path:
+        return self.dir / "serial"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.dir / "ssh"
+
+    # -- state ---------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.state_file.exists() or (self.dir / "kind").exists()
+
+    def kind(self) -> str:
+        """"ns" or "vm" ("" when there is no such lab)."""
+        try:
+            return (self.dir / "kind").read_text().strip()
+        except FileNotFoundError:
+            return "ns" if self.state_file.exists() else ""
+
+    def load(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def save(self, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Serialize changes to one lab (several processes: tests, CLI, fencing)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / f".{self.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def root_lock(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".root.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def all_lab_names(root: str | None = None) -> list[str]:
+    r = Path(root or lab_root())
+    if not r.is_dir():
+        return []
+    out = []
+    for p in sorted(r.iterdir()):
+        if p.is_dir():
+            try:
+                check_name(p.name)
+            except ValueError:
+                continue
+            out.append(p.name)
+    return out
+
+
+def is_mountpoint(path: str | os.PathLike) -> bool:
+    p = os.path.abspath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if _unescape(line.split()[4]) == p:
+                return True
+    return False
+
+
+def mounts_under(path: str | os.PathLike) -> list[str]:
+    """Mount points at or below *path* in this mount namespace, deepest first."""
+    p = os.path.abspath(path)
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            m = _unescape(line.split()[4])
+            if m == p or m.startswith(p + "/"):
+                out.append(m)
+    return sorted(set(out), key=len, reverse=True)
+
+
+def _unescape(s: str) -> str:
+    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")

@@ -1,0 +1,150 @@
+"""The namespace lab itself: nodes, ssh by name, serial cable, cuts, crash and heal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+
+def hasync(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hasync", *argv], capture_output=True, text=True, timeout=120
+    )
+
+
+def can_ping(lab, node: str, addr: str) -> bool:
+    return lab.exec(node, ["ping", "-c", "1", "-W", "1", addr]).ok
+
+
+def test_cli_exec_hostname(clean_lab):
+    r = hasync("lab", "exec", "--name", clean_lab.name, "node1", "--", "hostname")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "node1"
+
+
+def test_cli_exec_ssh_by_name(clean_lab):
+    r = hasync("lab", "exec", "--name", clean_lab.name, "node1", "--", "ssh", "node2", "hostname")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "node2"
+
+
+def test_cli_exec_passes_exit_status(clean_lab):
+    r = hasync("lab", "exec", "--name", clean_lab.name, "client1", "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7
+
+
+def test_every_node_has_its_own_hostname_and_addresses(clean_lab):
+    for node in clean_lab.nodes + clean_lab.clients:
+        r = clean_lab.exec(node, ["sh", "-c", "hostname; ip -4 -o addr show dev eth0"], check=True)
+        name, addr = r.stdout.splitlines()
+        assert name == node
+        assert f" {clean_lab.public_addr(node)}/24 " in addr
+
+
+def test_ssh_between_all_nodes_by_name(clean_lab):
+    r = clean_lab.exec("client1", ["ssh", "node1", "ssh", "node2-hb", "hostname"], check=True)
+    assert r.stdout.strip() == "node2"
+
+
+def test_hasync_runs_inside_a_node_with_the_lab_config(clean_lab):
+    r = clean_lab.exec("node2", ["ssh", "node1", "hasync", "--version"], check=True)
+    assert r.stdout.startswith("hasync ")
+    r = clean_lab.exec("node1", ["cat", "/etc/hasync/cluster.toml"], check=True)
+    assert 'profile = "lab"' in r.stdout
+    mode = clean_lab.exec("node1", ["stat", "-c", "%a", "/etc/hasync/authkey"], check=True)
+    assert mode.stdout.strip() == "600"
+
+
+def test_etc_is_private_per_node(clean_lab):
+    clean_lab.exec("node1", ["sh", "-c", "echo one > /etc/hasync/sync-test"], check=True)
+    clean_lab.exec("node2", ["sh", "-c", "echo two > /etc/hasync/sync-test"], check=True)
+    assert clean_lab.exec("node1", ["cat", "/etc/hasync/sync-test"]).stdout == "one\n"
+    assert clean_lab.exec("node2", ["cat", "/etc/hasync/sync-test"]).stdout == "two\n"
+    import os
+
+    assert not os.path.exists("/etc/hasync/sync-test") or open("/etc/hasync/sync-test").read() not in (
+        "one\n",
+        "two\n",
+    )
+
+
+def _serial_roundtrip(lab, src: str, dst: str, payload: bytes) -> bytes:
+    reader = lab.spawn(
+        dst,
+        ["timeout", "10", "head", "-c", str(len(payload)), lab.serial_device],
+        stdout=subprocess.PIPE,
+    )
+    time.sleep(0.3)  # the reader holds the tty open first, as on a real line
+    lab.exec(src, ["sh", "-c", f"cat > {lab.serial_device}"], input=payload, check=True)
+    out, _ = reader.communicate(timeout=15)
+    return out
+
+
+@pytest.mark.parametrize("src,dst", [("node1", "node2"), ("node2", "node1")])
+def test_serial_cable_is_binary_exact_both_ways(clean_lab, src, dst):
+    payload = bytes(range(256)) + b"\r\n\x03\x04\x1a" + bytes(range(255, -1, -1))
+    assert _serial_roundtrip(clean_lab, src, dst, payload) == payload
+
+
+def test_cut_heartbeat_stops_that_link_only(clean_lab):
+    lab = clean_lab
+    assert can_ping(lab, "node1", lab.heartbeat_addr("node2"))
+    lab.cut("node1", "heartbeat")
+    assert not can_ping(lab, "node1", lab.heartbeat_addr("node2"))
+    assert can_ping(lab, "node1", lab.public_addr("node2"))
+    assert lab.link_state("node1", "heartbeat") == "cut"
+    lab.heal()
+    assert can_ping(lab, "node1", lab.heartbeat_addr("node2"))
+
+
+def test_cut_serial_drops_bytes(clean_lab):
+    lab = clean_lab
+    lab.cut("node2", "serial")
+    reader = lab.spawn("node2", ["timeout", "2", "head", "-c", "3", lab.serial_device],
+                       stdout=subprocess.PIPE)
+    time.sleep(0.3)
+    lab.exec("node1", ["sh", "-c", f"printf abc > {lab.serial_device}"], check=True)
+    out, _ = reader.communicate(timeout=10)
+    assert out == b""
+    lab.heal("node2")
+    assert _serial_roundtrip(lab, "node1", "node2", b"xyz") == b"xyz"
+
+
+def test_crash_and_heal(clean_lab):
+    lab = clean_lab
+    sleeper = lab.spawn("node2", ["sleep", "1000"])
+    lab.exec("node2", ["sh", "-c", "echo kept > /etc/hasync/sync-test; touch /run/gone"], check=True)
+    lab.crash("node2")
+    assert sleeper.wait(timeout=10) is not None
+    assert lab.is_down("node2")
+    assert not can_ping(lab, "node1", lab.public_addr("node2"))
+    assert lab.status()["nodes"]["node2"]["state"] == "crashed"
+    lab.heal("node2")
+    r = lab.exec("node1", ["ssh", "node2", "cat /etc/hasync/sync-test; ls /run/gone"])
+    assert r.stdout == "kept\n"  # disks survive a power loss, /run does not
+    assert r.exit_code != 0
+
+
+def test_fence_from_inside_a_node(clean_lab):
+    lab = clean_lab
+    r = lab.exec("node1", ["hasync", "lab", "fence", "node2"], timeout=60)
+    assert r.exit_code == 0, r.stderr
+    assert lab.is_down("node2")
+    lab.heal()
+    assert lab.exec("node1", ["ssh", "node2", "hostname"]).stdout.strip() == "node2"
+
+
+def test_reset_kills_spawned_and_extra_state(clean_lab):
+    lab = clean_lab
+    lab.exec("node1", ["sh", "-c", "sleep 1000 >/dev/null 2>&1 &"], check=True)
+    lab.spawn("node1", ["sleep", "1000"])
+    assert len(lab.pids("node1")) >= 3
+    lab.exec("node1", ["ip", "addr", "add", f"{lab.vip}/24", "dev", "eth0"], check=True)
+    lab.reset()
+    assert lab.vip not in lab.exec("node1", ["ip", "-4", "addr"]).stdout
+    assert lab.pids("node1") == [lab.sshd_pid("node1")]
