@@ -1,0 +1,374 @@
+"""Effects of bootstrap: probe facts, apply changes, keep a manifest per run, roll back.
+
+``Prober`` reads facts (commands through a Runner, files and paths directly) and caches
+them until something changed. ``Applier`` performs ``plan.Change`` objects, recording
+before each one what it needs to undo it (old bytes, modes, what a symlink replaced) in
+``<state>/runs/<stamp>/manifest.json``. ``converge`` walks the steps: probe, plan, apply,
+probe again. ``rollback`` restores the files of the last run byte for byte.
+
+``root`` prefixes every file path (tests point it at a temporary directory); commands
+are run as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hasync.bootstrap import facts as F
+from hasync.bootstrap.plan import Change, Step, Wanted, active_steps
+from hasync.effects.files import atomic_write
+from hasync.effects.run import Runner
+
+STATE_DIR = "/var/lib/hasync/bootstrap"
+
+
+class BootstrapError(RuntimeError):
+    """A step failed or refused; the message names the step, the command and its output."""
+
+    def __init__(self, step: str, message: str):
+        self.step = step
+        super().__init__(f"step {step}: {message}")
+
+
+def host_path(root: str, path: str) -> str:
+    return path if root in ("", "/") else os.path.join(root, path.lstrip("/"))
+
+
+# --------------------------------------------------------------------------- probing
+
+
+@dataclass
+class Prober:
+    runner: Runner
+    root: str = "/"
+    init: str = "systemd"
+    peer: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)  # every raw observation (capture)
+    _cache: dict[str, Any] = field(default_factory=dict)
+    probes: int = 0
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    def observe(self, key: str) -> Any:
+        kind, _, arg = key.partition(":")
+        self.probes += 1
+        if kind == "file":
+            p = host_path(self.root, arg)
+            try:
+                return Path(p).read_text(errors="surrogateescape")
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return None
+        if kind == "path":
+            p = host_path(self.root, arg)
+            try:
+                st = os.lstat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                return {"kind": "missing", "target": "", "mode": 0}
+            import stat as S
+
+            if S.S_ISLNK(st.st_mode):
+                return {"kind": "symlink", "target": os.readlink(p), "mode": 0o777}
+            k = "dir" if S.S_ISDIR(st.st_mode) else "file" if S.S_ISREG(st.st_mode) else "other"
+            return {"kind": k, "target": "", "mode": st.st_mode & 0o7777}
+        argv = F.command(key, init=self.init, root=self.root, peer=self.peer)
+        assert argv is not None
+        res = self.runner.run(argv, timeout=60)
+        return {"exit": res.exit_code, "stdout": res.stdout, "stderr": res.stderr}
+
+    def get(self, keys: Iterable[str]) -> dict[str, Any]:
+        out = {}
+        for k in keys:
+            if k not in self._cache:
+                raw = self.observe(k)
+                self.raw[k] = raw
+                self._cache[k] = F.parse(k, raw, init=self.init)
+            out[k] = self._cache[k]
+        return out
+
+
+# --------------------------------------------------------------------------- the manifest
+
+
+def stamp(now: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}"
+
+
+@dataclass
+class Manifest:
+    dir: Path
+    data: dict[str, Any]
+
+    @classmethod
+    def new(cls, state_dir: str, node: str, now: float) -> Manifest:
+        d = Path(state_dir) / "runs" / f"{stamp(now)}-{os.getpid()}"
+        return cls(d, {"node": node, "started": stamp(now), "entries": [], "finished": False, "rolled_back": False})
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.dir / "manifest.json", json.dumps(self.data, indent=1) + "\n", mode=0o600)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.data["entries"].append(entry)
+        self.save()
+
+    def backup(self, real: str, logical: str) -> str:
+        """Copy the current bytes of *real* into the run's folder; return the relative name."""
+        rel = "files/" + logical.lstrip("/")
+        dst = self.dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(real, dst, follow_symlinks=False)
+        return rel
+
+
+def runs(state_dir: str) -> list[Path]:
+    d = Path(state_dir) / "runs"
+    return sorted((p for p in d.iterdir() if (p / "manifest.json").is_file()), key=lambda p: p.name) if d.is_dir() else []
+
+
+# --------------------------------------------------------------------------- applying
+
+
+ProgressFn = Callable[[float, float, str], None]  # percent done, rate KiB/s, text
+
+
+@dataclass
+class Applier:
+    runner: Runner
+    manifest: Manifest
+    root: str = "/"
+    prober: Prober | None = None
+    progress: ProgressFn | None = None
+    clock: Any = None  # MonotonicClock/FakeClock for wait-sync
+    new_secret: Callable[[], str] = lambda: secrets.token_hex(32) + "\n"
+    changes_done: int = 0
+
+    def hp(self, path: str) -> str:
+        return host_path(self.root, path)
+
+    def apply(self, ch: Change) -> None:
+        getattr(self, "_" + ch.action.replace("-", "_"))(ch)
+        if ch.action != "refuse":
+            self.changes_done += 1
+
+    # -- each action --------------------------------------------------------------------
+    def _refuse(self, ch: Change) -> None:
+        raise BootstrapError(ch.step, "refused: " + ch.why)
+
+    def _run(self, ch: Change) -> None:
+        argv = ch.argv
+        if argv[:1] == ("systemctl",) and self.root not in ("", "/"):
+            argv = ("systemctl", f"--root={self.root}", *argv[1:])
+        self.manifest.add({"action": "run", "step": ch.step, "argv": list(argv)})
+        res = self.runner.run(argv, timeout=3600)
+        if not res.ok:
+            out = (res.stderr.strip() or res.stdout.strip())[-2000:]
+            raise BootstrapError(ch.step, f"`{F.describe(argv)}` exited {res.exit_code}" + (f": {out}" if out else ""))
+
+    def _record_file(self, ch: Change, path: str) -> dict[str, Any]:
+        real = self.hp(path)
+        entry: dict[str, Any] = {"action": ch.action, "step": ch.step, "path": path}
+        if os.path.lexists(real):
+            st = os.lstat(real)
+            entry["existed"] = True
+            entry["mode"] = st.st_mode & 0o7777
+            entry["backup"] = self.manifest.backup(real, path)
+        else:
+            entry["existed"] = False
+        self.manifest.add(entry)
+        return entry
+
+    def _write(self, ch: Change) -> None:
+        self._record_file(ch, ch.path)
+        atomic_write(self.hp(ch.path), (ch.data or "").encode(errors="surrogateescape"), mode=ch.mode)
+
+    def _generate(self, ch: Change) -> None:
+        self._record_file(ch, ch.path)
+        atomic_write(self.hp(ch.path), self.new_secret(), mode=ch.mode or 0o600)
+
+    def _chmod(self, ch: Change) -> None:
+        real = self.hp(ch.path)
+        self.manifest.add({"action": "chmod", "step": ch.step, "path": ch.path, "mode": os.stat(real).st_mode & 0o7777})
+        os.chmod(real, ch.mode or 0o600)
+
+    def _mkdir(self, ch: Change) -> None:
+        missing = []
+        p = Path(ch.path)
+        for q in [p, *p.parents]:
+            if os.path.isdir(self.hp(str(q))):
+                break
+            missing.append(str(q))
+        self.manifest.add({"action": "mkdir", "step": ch.step, "path": ch.path, "created": missing})
+        os.makedirs(self.hp(ch.path), exist_ok=True)
+        if ch.mode is not None:
+            os.chmod(self.hp(ch.path), ch.mode)
+
+    def _remove(self, ch: Change) -> None:
+        if not os.path.lexists(self.hp(ch.path)):
+            return
+        self._record_file(ch, ch.path)
+        os.unlink(self.hp(ch.path))
+
+    def _link(self, ch: Change) -> None:
+        real = self.hp(ch.path)
+        entry: dict[str, Any] = {"action": "link", "step": ch.step, "path": ch.path, "target": ch.target}
+        if os.path.islink(real):
+            entry["was"] = {"kind": "symlink", "target": os.readlink(real)}
+        elif os.path.isdir(real):
+            aside = ch.path + ".hasync-orig"
+            if os.path.lexists(self.hp(aside)):
+                aside = f"{ch.path}.hasync-orig.{stamp(time.time())}"
+            entry["was"] = {"kind": "dir", "moved_to": aside}
+        elif os.path.lexists(real):
+            entry["was"] = {"kind": "file", "backup": self.manifest.backup(real, ch.path), "mode": os.lstat(real).st_mode & 0o7777}
+        else:
+            entry["was"] = {"kind": "missing"}
+        self.manifest.add(entry)
+        was = entry["was"]
+        if was["kind"] == "dir":
+            os.rename(real, self.hp(was["moved_to"]))
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        tmp = f"{real}.hasync-new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(ch.target, tmp)
+        os.replace(tmp, real)
+
+    def _wait_sync(self, ch: Change) -> None:
+        assert self.prober is not None
+        from hasync.effects.clock import MonotonicClock
+
+        clock = self.clock or MonotonicClock()
+        key = f"drbd_status:{ch.target}"
+        last: tuple[float, float] | None = None
+        rate = 0.0
+        while True:
+            self.prober.invalidate()
+            s = self.prober.get([key])[key]
+            peer = s.get("peer") or {}
+            if not s.get("up") or not peer.get("replication", "").startswith("Sync"):
+                if self.progress:
+                    self.progress(100.0, rate, "done")
+                return
+            done = float(peer.get("done") or 0.0)
+            now = clock.now()
+            if last is not None and now > last[0] and done > last[1]:
+                rate = (done - last[1]) / (now - last[0])  # percent per second
+            last = (now, done)
+            if self.progress:
+                self.progress(done, rate, peer["replication"])
+            clock.sleep(1.0)
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class StepResult:
+    step: str
+    changes: list[Change]
+
+
+def plan_once(w: Wanted, prober: Prober) -> list[tuple[Step, list[Change]]]:
+    """Every active step's changes from the facts as they are now (dry run, the prompt)."""
+    out = []
+    for s in active_steps(w):
+        out.append((s, s.plan(w, prober.get(s.needs(w)))))
+    return out
+
+
+def converge(
+    w: Wanted,
+    prober: Prober,
+    applier: Applier,
+    on_step: Callable[[Step, list[Change]], None] | None = None,
+) -> list[StepResult]:
+    """Probe, plan, apply, probe again -- one step at a time. Raises BootstrapError."""
+    done: list[StepResult] = []
+    for s in active_steps(w):
+        changes = s.plan(w, prober.get(s.needs(w)))
+        if not changes:
+            continue
+        refusals = [c for c in changes if c.action == "refuse"]
+        if refusals:
+            applier.apply(refusals[0])
+        if on_step:
+            on_step(s, changes)
+        for c in changes:
+            applier.apply(c)
+        prober.invalidate()
+        again = [c for c in s.plan(w, prober.get(s.needs(w))) if c.action not in ("wait-sync",)]
+        if again and not any(c.action == "refuse" for c in again):
+            raise BootstrapError(s.name, "did not converge; still wanted: " + "; ".join(c.summary() for c in again))
+        done.append(StepResult(s.name, changes))
+    applier.manifest.data["finished"] = True
+    if applier.manifest.data["entries"]:
+        applier.manifest.save()
+    return done
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def rollback(state_dir: str, root: str = "/") -> tuple[Path | None, list[str]]:
+    """Undo the files of the newest run not yet rolled back; returns (run, report lines)."""
+    candidates = [r for r in runs(state_dir) if not json.loads((r / "manifest.json").read_text()).get("rolled_back")]
+    candidates = [r for r in candidates if json.loads((r / "manifest.json").read_text())["entries"]]
+    if not candidates:
+        return None, ["no bootstrap run to roll back"]
+    run = candidates[-1]
+    m = json.loads((run / "manifest.json").read_text())
+    report: list[str] = []
+
+    def hp(p: str) -> str:
+        return host_path(root, p)
+
+    def restore(entry: dict, backup_key: str = "backup", mode_key: str = "mode") -> None:
+        data = (run / entry[backup_key]).read_bytes()
+        atomic_write(hp(entry["path"]), data, mode=entry[mode_key])
+
+    for e in reversed(m["entries"]):
+        a, path = e["action"], e.get("path", "")
+        if a == "run":
+            report.append(f"not undone (a command): {F.describe(tuple(e['argv']))}")
+        elif a in ("write", "generate", "remove"):
+            if e["existed"]:
+                if os.path.islink(hp(path)):
+                    os.unlink(hp(path))
+                restore(e)
+                report.append(f"restored {path}")
+            elif os.path.lexists(hp(path)):
+                os.unlink(hp(path))
+                report.append(f"removed {path} (did not exist before)")
+        elif a == "chmod":
+            os.chmod(hp(path), e["mode"])
+            report.append(f"mode {e['mode']:o} back on {path}")
+        elif a == "mkdir":
+            for d in e["created"]:
+                try:
+                    os.rmdir(hp(d))
+                    report.append(f"removed directory {d}")
+                except OSError:
+                    report.append(f"kept directory {d} (not empty)")
+        elif a == "link":
+            was = e["was"]
+            if os.path.islink(hp(path)):
+                os.unlink(hp(path))
+            if was["kind"] == "dir":
+                os.rename(hp(was["moved_to"]), hp(path))
+            elif was["kind"] == "symlink":
+                os.symlink(was["target"], hp(path))
+            elif was["kind"] == "file":
+                atomic_write(hp(path), (run / was["backup"]).read_bytes(), mode=was["mode"])
+            report.append(f"restored {path} ({was['kind']})")
+    m["rolled_back"] = True
+    atomic_write(run / "manifest.json", json.dumps(m, indent=1) + "\n", mode=0o600)
+    return run, report

@@ -1,0 +1,291 @@
+"""`hasync doctor` (and bootstrap's preflight): the known pitfalls, each with a one-line fix.
+
+One small shell script (``probe_script``) reads everything doctor needs on a node in one
+round trip -- locally, and on the peer over hasync's ssh key; ``parse_probe`` turns its
+``key=value`` output into a dict; the ``check_*`` functions are pure: facts in, findings out.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hasync import model
+from hasync.effects.run import Runner
+
+CLOCK_BOUND_S = 1.0  # failover timing and unison's newer-wins both assume close clocks
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: str  # ok | info | warning | error
+    where: str  # node name or "cluster"
+    message: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _services(profile: model.Profile, *logical: str) -> list[str]:
+    return [s for name in logical for s in profile.services.get(name, ())]
+
+
+def nfs_services(profile: model.Profile) -> list[str]:
+    return _services(profile, "nfsboot", "nfsserver", "nfslock")
+
+
+def fs_device(cluster: model.Cluster, node: str) -> str:
+    st = cluster.storage
+    if st.use_lvm:
+        return f"/dev/{st.vg}/{st.lv}"
+    if st.use_drbd:
+        return st.drbd_device
+    return st.disks.get(node, "")
+
+
+def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> str:
+    """A POSIX sh script printing ``key=value`` lines: everything doctor reads on a node."""
+    q = shlex.quote
+    nfs_state = profile.paths.get("nfs_state", "/var/lib/nfs")
+    key = cluster.heartbeat.auth_key
+    disk = cluster.storage.disks.get(node, "")
+    lvm_conf = profile.paths.get("lvm_conf", "/etc/lvm/lvm.conf")
+    lines = [
+        "exec 2>/dev/null",
+        "echo node=$(uname -n)",
+        f"echo nfs_link=$(readlink {q(nfs_state)})",
+        f"if [ -L {q(nfs_state)} ]; then echo nfs_kind=symlink; elif [ -d {q(nfs_state)} ]; then echo nfs_kind=dir; elif [ -e {q(nfs_state)} ]; then echo nfs_kind=other; else echo nfs_kind=missing; fi",
+        f"[ -d {q(nfs_state)}/ ] && echo nfs_resolves=1 || echo nfs_resolves=0",
+        f"echo authkey_mode=$(stat -c %a {q(key)})",
+        "echo unison=$(unison -version | head -n 1)",
+        f"echo disk_bytes=$(blockdev --getsize64 {q(disk)})" if disk else "echo disk_bytes=",
+        f"echo dev=$(stat -L -c %t:%T {q(fs_device(cluster, node))})",
+        f"echo lvm_filter=$(grep -E '^[[:space:]]*(global_)?filter[[:space:]]*=' {q(lvm_conf)} | tail -n 1)",
+    ]
+    for s in nfs_services(profile):
+        if profile.init == "systemd":
+            unit = s if "." in s else s + ".service"
+            lines.append(f"echo enabled.{s}=$(systemctl is-enabled {q(unit)})")
+        else:
+            lines.append(f"echo enabled.{s}=$(chkconfig --list {q(s)} | tr -s ' \\t' ' ')")
+    lines.append("echo clock=$(date +%s.%N)")
+    return "\n".join(lines) + "\n"
+
+
+def parse_probe(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep and re.fullmatch(r"[\w.\-]+", k):
+            out[k] = v.strip()
+    return out
+
+
+def _enabled_word(init: str, raw: str) -> str:
+    if init == "systemd":
+        return raw.split()[-1] if raw.split() else "not-found"
+    levels = dict(w.split(":", 1) for w in raw.split() if re.fullmatch(r"[0-6]:\w+", w))
+    if not levels:
+        return "not-found"
+    return "enabled" if any(levels.get(str(n)) == "on" for n in range(2, 6)) else "disabled"
+
+
+def parse_unison_version(text: str) -> tuple[int, ...] | None:
+    m = re.search(r"version\s+(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(x) for x in m.groups() if x is not None) if m else None
+
+
+# --------------------------------------------------------------------------- pure checks
+
+
+def check_config(cluster: model.Cluster) -> list[Finding]:
+    out = []
+    links = cluster.heartbeat.links
+    if len(links) < 2:
+        out.append(Finding("heartbeat-links", "warning", "cluster", f"only {len(links)} heartbeat link: one cable or switch failure splits the cluster", "add a second [[heartbeat.link]] (a serial null-modem cable or a dedicated NIC) to cluster.toml"))
+    else:
+        out.append(Finding("heartbeat-links", "ok", "cluster", f"{len(links)} heartbeat links"))
+    if cluster.fencing.mode == "off":
+        out.append(Finding("fencing", "warning", "cluster", "fencing is off: after a partition both nodes may write the disk", "set [fencing] mode = \"required\" with a command that powers the peer off"))
+    else:
+        out.append(Finding("fencing", "ok", "cluster", f"fencing {cluster.fencing.mode}"))
+    missing = [e.path for e in cluster.nfs.exports if e.fsid is None]
+    if missing:
+        out.append(Finding("export-fsid", "warning", "cluster", f"exports without fsid=: {', '.join(missing)} (file handles carry the device number)", "set fsid = N on every [[nfs.export]]"))
+    if cluster.nfs.exports and not cluster.nfs.state_dir:
+        out.append(Finding("nfs-state-dir", "warning", "cluster", "nfs.state_dir is not set: locks and NFSv4 recovery state are lost on failover", "set [nfs] state_dir to a directory on the replicated filesystem"))
+    return out
+
+
+def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[str, str] | None) -> list[Finding]:
+    """Findings from one node's probe output (None: the node could not be read)."""
+    if p is None:
+        return []
+    out: list[Finding] = []
+    st = cluster.storage
+    # /var/lib/nfs
+    nfs_state = profile.paths.get("nfs_state", "/var/lib/nfs")
+    sd = cluster.nfs.state_dir
+    if sd:
+        if profile.options.get("nfs_state_link", "symlink") == "symlink":
+            if p.get("nfs_kind") != "symlink" or p.get("nfs_link") != sd:
+                got = p.get("nfs_kind", "?") + (f" -> {p['nfs_link']}" if p.get("nfs_link") else "")
+                out.append(Finding("nfs-state-link", "error", node, f"{nfs_state} is a {got}, not a symlink to {sd}: NFS state is not replicated", f"hasync bootstrap --yes (or: mv {nfs_state} {nfs_state}.old && ln -s {sd} {nfs_state})"))
+            else:
+                out.append(Finding("nfs-state-link", "ok", node, f"{nfs_state} -> {sd}" + ("" if p.get("nfs_resolves") == "1" else " (dangling here: the filesystem is mounted on the peer)")))
+        elif p.get("nfs_kind") != "dir":
+            out.append(Finding("nfs-state-link", "error", node, f"{nfs_state} is a {p.get('nfs_kind')}, not the directory the chain bind-mounts {sd} on", f"hasync bootstrap --yes (or: mkdir {nfs_state})"))
+        else:
+            out.append(Finding("nfs-state-link", "ok", node, f"{nfs_state} is a directory (bind-mounted from {sd} by the chain)"))
+    # NFS at boot
+    for s in nfs_services(profile):
+        word = _enabled_word(profile.init, p.get(f"enabled.{s}", ""))
+        if word in ("enabled", "enabled-runtime"):
+            fix = f"systemctl disable {s}" if profile.init == "systemd" else f"chkconfig {s} off"
+            out.append(Finding("nfs-at-boot", "error", node, f"{s} is started at boot: it would serve the disk on the passive node", fix))
+    if not any(f.check == "nfs-at-boot" for f in out):
+        out.append(Finding("nfs-at-boot", "ok", node, "NFS services not started at boot"))
+    # auth key
+    mode = p.get("authkey_mode", "")
+    key = cluster.heartbeat.auth_key
+    if not mode:
+        out.append(Finding("auth-key", "error", node, f"{key} is missing", "hasync bootstrap --yes (first node), --join FIRST (second node)"))
+    elif int(mode, 8) & 0o077:
+        out.append(Finding("auth-key", "error", node, f"{key} has mode {mode}: readable by others, heartbeat packets can be forged", f"chmod 600 {key}"))
+    else:
+        out.append(Finding("auth-key", "ok", node, f"{key} mode {mode}"))
+    # LVM filter
+    if st.use_lvm:
+        flt = p.get("lvm_filter", "")
+        if "drbd" not in flt or "r|.*|" not in flt.replace(" ", ""):
+            out.append(Finding("lvm-filter", "error", node, f"no LVM filter accepting only /dev/drbd* ({flt or 'none'}): the backing disk shows up as a duplicate PV", 'hasync bootstrap --yes (or set devices { global_filter = [ "a|^/dev/drbd|", "r|.*|" ] } in lvm.conf)'))
+        else:
+            out.append(Finding("lvm-filter", "ok", node, flt))
+    # disk
+    disk = st.disks.get(node, "")
+    if disk:
+        if not p.get("disk_bytes"):
+            out.append(Finding("disk", "error", node, f"disk {disk} is missing", f"attach the disk or fix storage.disks.{node} in cluster.toml"))
+        else:
+            out.append(Finding("disk", "ok", node, f"{disk}: {int(p['disk_bytes']) / 2**20:.0f} MiB"))
+    return out
+
+
+def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], b: dict[str, str] | None, clock_offset: float | None) -> list[Finding]:
+    """Findings that compare the two nodes."""
+    out: list[Finding] = []
+    if b is None:
+        return out
+    # unison
+    va, vb = parse_unison_version(a.get("unison", "")), parse_unison_version(b.get("unison", ""))
+    if va is None or vb is None:
+        who = node if va is None else peer
+        out.append(Finding("unison", "error", who, "unison is not installed", "apt-get install unison (same version on both nodes)"))
+    elif va[:2] != vb[:2] and (va < (2, 52) or vb < (2, 52)):
+        out.append(Finding("unison", "error", "cluster", f"unison {'.'.join(map(str, va))} here and {'.'.join(map(str, vb))} on {peer}: versions before 2.52 only talk to the same version", "install unison >= 2.52 on both nodes"))
+    else:
+        out.append(Finding("unison", "ok", "cluster", f"unison {'.'.join(map(str, va))} / {'.'.join(map(str, vb))}"))
+    # clocks
+    if clock_offset is not None:
+        if abs(clock_offset) > CLOCK_BOUND_S:
+            out.append(Finding("clock", "warning", "cluster", f"{peer}'s clock is {clock_offset:+.2f} s from {node}'s (bound {CLOCK_BOUND_S:g} s)", "run an NTP client (chrony) on both nodes"))
+        else:
+            out.append(Finding("clock", "ok", "cluster", f"clocks {clock_offset:+.3f} s apart"))
+    # exported device identity
+    if cluster.nfs.exports:
+        all_fsid = all(e.fsid is not None for e in cluster.nfs.exports)
+        da, db = a.get("dev", ""), b.get("dev", "")
+        if da and db and da != db and not all_fsid:
+            out.append(Finding("device-identity", "error", "cluster", f"the exported device is {da} (major:minor, hex) here and {db} on {peer}, and not every export has fsid=: clients get stale file handles after failover", "set fsid = N on every [[nfs.export]] and re-run hasync bootstrap"))
+        elif all_fsid:
+            out.append(Finding("device-identity", "ok", "cluster", "every export has a fixed fsid="))
+        elif da and da == db:
+            out.append(Finding("device-identity", "ok", "cluster", f"same device number {da} on both nodes"))
+        else:
+            out.append(Finding("device-identity", "info", "cluster", "device numbers not comparable now (device inactive on one node); set fsid= to be safe", "set fsid = N on every [[nfs.export]]"))
+    # disk sizes
+    sa, sb = a.get("disk_bytes", ""), b.get("disk_bytes", "")
+    if sa and sb and sa != sb:
+        out.append(Finding("disk-size", "warning", "cluster", f"disks differ: {int(sa) / 2**20:.0f} MiB here, {int(sb) / 2**20:.0f} MiB on {peer}; DRBD uses the smaller", "give both nodes disks of the same size"))
+    return out
+
+
+def ping_argv(address: str, interface: str = "") -> tuple[str, ...]:
+    return ("ping", "-c", "1", "-W", "1", *(("-I", interface) if interface else ()), address)
+
+
+def link_probes(cluster: model.Cluster, node: str) -> list[tuple[model.Link, tuple[str, ...] | None]]:
+    """For each heartbeat link: the command that shows the peer answers on it (None: serial)."""
+    peer = cluster.peer_of(node)
+    out = []
+    for link in cluster.heartbeat.links:
+        if link.kind == "serial":
+            out.append((link, ("test", "-c", link.device)))
+        elif link.kind == "udp-unicast" and peer.name in link.addresses:
+            out.append((link, ping_argv(link.addresses[peer.name])))
+        else:
+            out.append((link, ping_argv(peer.address, link.interface)))
+    return out
+
+
+def check_links(cluster: model.Cluster, node: str, results: list[tuple[model.Link, bool]]) -> list[Finding]:
+    out = []
+    peer = cluster.peer_of(node).name
+    for link, ok in results:
+        if link.kind == "serial":
+            if ok:
+                out.append(Finding("link", "info", node, f"link {link.name}: {link.device} present (serial links are checked by the failover daemon)"))
+            else:
+                out.append(Finding("link", "error", node, f"link {link.name}: {link.device} missing", f"connect the null-modem cable / fix heartbeat.link {link.name}.device"))
+        elif ok:
+            out.append(Finding("link", "ok", node, f"{peer} answers on link {link.name}"))
+        else:
+            out.append(Finding("link", "error", node, f"{peer} does not answer on link {link.name} ({link.kind}{' ' + link.interface if link.interface else ''})", f"check the cable/interface of link {link.name} and `ip addr` on both nodes"))
+    return out
+
+
+# --------------------------------------------------------------------------- effects
+
+
+def hasync_ssh(cluster: model.Cluster, address: str, script: str) -> tuple[str, ...]:
+    s = cluster.sync
+    return (
+        "ssh", "-i", s.ssh_key, "-o", f"UserKnownHostsFile={s.known_hosts}", "-o", "BatchMode=yes",
+        "-o", "ConnectTimeout=3", f"root@{address}", script,
+    )
+
+
+def run_doctor(cluster: model.Cluster, profile: model.Profile, node: str, runner: Runner, *, root: str = "/", with_peer: bool = True) -> list[Finding]:
+    script = probe_script(cluster, profile, node)
+    local = parse_probe(runner.run(("sh", "-c", script), timeout=30).stdout)
+    findings = check_config(cluster)
+    findings += check_node(cluster, profile, node, local)
+    if not with_peer:
+        return findings
+    peer = cluster.peer_of(node)
+    results = []
+    for link, argv in link_probes(cluster, node):
+        results.append((link, runner.run(argv, timeout=5).ok))
+    findings += check_links(cluster, node, results)
+    t0 = time.time()
+    res = runner.run(hasync_ssh(cluster, peer.address, probe_script(cluster, profile, peer.name)), timeout=30)
+    t1 = time.time()
+    if not res.ok:
+        findings.append(Finding("peer-ssh", "error", peer.name, f"cannot read {peer.name} over ssh ({(res.stderr or res.stdout).strip()[-200:]})", f"hasync bootstrap --join {node} on {peer.name} (exchanges the ssh keys)"))
+        return findings
+    remote = parse_probe(res.stdout)
+    offset = None
+    if remote.get("clock"):
+        offset = float(remote["clock"]) - (t0 + t1) / 2
+    findings += check_node(cluster, profile, peer.name, remote)
+    findings += check_pair(cluster, node, peer.name, local, remote, offset)
+    return findings
+
+
+def summary(findings: list[Finding]) -> dict[str, Any]:
+    return {lvl: sum(1 for f in findings if f.level == lvl) for lvl in ("error", "warning", "info", "ok")}

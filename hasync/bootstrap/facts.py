@@ -1,0 +1,330 @@
+"""Facts: what a node looks like, read by a command (argv built here) and a pure parser.
+
+A fact is named by a key string ``kind:arg`` (``signatures:/dev/vdb``, ``drbd_status:r0``,
+``enabled:nfs-server``, ``file:/etc/exports``, ``path:/var/lib/nfs``, ``pvs``...).
+``command(key, ...)`` returns the argv that reads it (None for facts read from files);
+``parse(key, raw)`` turns the raw observation into data. Raw observations are plain JSON
+values so test cases can hold captured output:
+
+- command facts: ``{"exit": int, "stdout": str, "stderr": str}``
+- ``file:`` facts: the file's text, or null when it does not exist
+- ``path:`` facts: ``{"kind": "missing|file|dir|symlink|other", "target": str, "mode": int}``
+
+Parsers fail loudly (``FactError`` naming the command and the missing key) on output they
+do not understand, rather than guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any
+
+from hasync.effects.run import Argv
+
+
+class FactError(RuntimeError):
+    """A probe's output could not be understood."""
+
+
+# --------------------------------------------------------------------------- argv
+
+
+def wipefs_argv(device: str) -> Argv:
+    """All signatures on a device (filesystems, LVM, swap, DRBD metadata), without erasing."""
+    return ("wipefs", "--no-act", "--json", device)
+
+
+def blkid_argv(device: str) -> Argv:
+    return ("blkid", "-p", "-o", "export", device)
+
+
+def drbd_status_argv(resource: str) -> Argv:
+    return ("drbdadm", "status", resource)
+
+
+def drbd_dump_argv(resource: str) -> Argv:
+    return ("drbdadm", "dump", resource)
+
+
+PVS_FIELDS = "pv_name,vg_name,pv_size"
+VGS_FIELDS = "vg_name,vg_size,autoactivation"
+LVS_FIELDS = "lv_name,vg_name,lv_size,lv_path"
+
+
+def lvm_report_argv(tool: str) -> Argv:
+    fields = {"pvs": PVS_FIELDS, "vgs": VGS_FIELDS, "lvs": LVS_FIELDS}[tool]
+    return (tool, "--reportformat", "json", "--units", "b", "--nosuffix", "-o", fields)
+
+
+def enabled_argv(init: str, service: str, root: str = "/") -> Argv:
+    """Is *service* started at boot? systemctl works offline on unit files and symlinks."""
+    if init == "systemd":
+        unit = service if "." in service else service + ".service"
+        extra = (f"--root={root}",) if root != "/" else ()
+        return ("systemctl", *extra, "is-enabled", unit)
+    return ("chkconfig", "--list", service)
+
+
+def peer_ssh(peer: str, *remote: str) -> Argv:
+    """ssh to the first node as the admin (root's own keys) while joining."""
+    return (
+        "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+        "-o", "ConnectTimeout=5", f"root@{peer}", shlex.join(remote),
+    )
+
+
+def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "") -> Argv | None:
+    """The argv that reads fact *key*; None for facts read directly from files."""
+    kind, _, arg = key.partition(":")
+    if kind in ("file", "path"):
+        return None
+    if kind == "peer_file":
+        return peer_ssh(peer, "cat", arg)
+    if kind == "peer_hostkeys":
+        return ("ssh-keyscan", "-t", "ed25519", peer)
+    if kind == "signatures":
+        return wipefs_argv(arg)
+    if kind == "blkid":
+        return blkid_argv(arg)
+    if kind == "drbd_status":
+        return drbd_status_argv(arg)
+    if kind == "drbd_dump":
+        return drbd_dump_argv(arg)
+    if kind in ("pvs", "vgs", "lvs"):
+        return lvm_report_argv(kind)
+    if kind == "enabled":
+        return enabled_argv(init, arg, root)
+    if kind == "partitions":
+        return ("cat", "/proc/partitions")
+    if kind == "mounts":
+        return ("cat", "/proc/self/mountinfo")
+    raise FactError(f"unknown fact {key!r}")
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _cmd_text(raw: Any) -> tuple[int, str, str]:
+    if not isinstance(raw, dict) or "exit" not in raw:
+        raise FactError(f"expected a command result, got {raw!r}")
+    return int(raw["exit"]), str(raw.get("stdout", "")), str(raw.get("stderr", ""))
+
+
+def parse_wipefs(raw: Any) -> list[dict] | None:
+    """Signatures on a device: ``[{"type", "offset", "uuid", "label"}]``; None: no such device."""
+    code, out, err = _cmd_text(raw)
+    if code != 0:
+        if "No such file" in err or "No such device" in err or "does not exist" in err:
+            return None
+        raise FactError(f"`{' '.join(wipefs_argv('DEVICE'))}` exited {code}: {err.strip()}")
+    if not out.strip():
+        return []
+    try:
+        data = json.loads(out)
+        sigs = data["signatures"]
+    except (ValueError, KeyError) as e:
+        raise FactError(f"wipefs --json: no 'signatures' in output: {out[:200]!r}") from e
+    return [
+        {
+            "type": s.get("type") or "",
+            "offset": s.get("offset") or "",
+            "uuid": s.get("uuid") or "",
+            "label": s.get("label") or "",
+        }
+        for s in sigs
+    ]
+
+
+def parse_blkid(raw: Any) -> dict[str, str] | None:
+    """``blkid -p -o export``: KEY=VALUE lines; {} when nothing found (exit 2)."""
+    code, out, err = _cmd_text(raw)
+    if code == 2:
+        return {}
+    if code != 0:
+        if "No such file" in err:
+            return None
+        raise FactError(f"blkid exited {code}: {err.strip()}")
+    res = {}
+    for line in out.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            res[k.strip()] = v.strip()
+    return res
+
+
+def parse_drbd_status(raw: Any) -> dict:
+    """``drbdadm status R`` (DRBD 9 and 8.4's drbdsetup status) -> role/disk/peer.
+
+    ``{"up": bool, "role": "Primary", "disk": "UpToDate", "peer": {"name", "role",
+    "connection", "replication", "peer_disk", "done"}}``; a resource that is not up
+    (or no kernel module) gives ``{"up": False}``.
+    """
+    code, out, err = _cmd_text(raw)
+    if code != 0 or not out.strip():
+        return {"up": False, "error": (err.strip() or out.strip())[-300:]}
+    res: dict[str, Any] = {"up": True, "role": "", "disk": "", "peer": None}
+    peer: dict[str, Any] | None = None
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        words = line.split()
+        kv = dict(w.split(":", 1) for w in words if ":" in w)
+        if indent == 0:
+            res["name"] = words[0]
+            res["role"] = kv.get("role", "")
+        elif indent == 2 and words[0].startswith("disk:"):
+            res["disk"] = kv.get("disk", "")
+        elif indent == 2:
+            peer = {
+                "name": words[0],
+                "role": kv.get("role", ""),
+                "connection": kv.get("connection", "Connected" if "role" in kv else ""),
+                "replication": "",
+                "peer_disk": "",
+                "done": None,
+            }
+            res["peer"] = peer
+        elif indent >= 4 and peer is not None:
+            peer["replication"] = kv.get("replication", peer["replication"])
+            peer["peer_disk"] = kv.get("peer-disk", peer["peer_disk"])
+            if "done" in kv:
+                peer["done"] = float(kv["done"])
+    if not res["role"]:
+        raise FactError(f"drbdadm status: no role in output: {out[:200]!r}")
+    return res
+
+
+_ON_RE = re.compile(r"^\s*on\s+(\S+)\s*\{(.*?)^\s*\}", re.M | re.S)
+
+
+def parse_drbd_dump(raw: Any) -> dict:
+    """``drbdadm dump R`` -> {"protocol", "hosts": {name: {"device", "minor", "disk", "address"}}}."""
+    code, out, err = _cmd_text(raw)
+    if code != 0:
+        return {}
+    text = "\n".join(line for line in out.splitlines() if not line.lstrip().startswith("#"))
+    m = re.search(r"\bprotocol\s+(\w+)\s*;", text)
+    hosts = {}
+    for on in _ON_RE.finditer(text):
+        body = on.group(2)
+        host: dict[str, Any] = {}
+        dm = re.search(r"\bdevice\s+(\S+?)(?:\s+minor\s+(\d+))?\s*;", body)
+        if dm:
+            host["device"] = dm.group(1)
+            host["minor"] = int(dm.group(2)) if dm.group(2) else None
+        km = re.search(r"\bdisk\s+(\S+?)\s*;", body)
+        if km:
+            host["disk"] = km.group(1)
+        am = re.search(r"\baddress\s+(?:ipv[46]\s+)?(\S+?)\s*;", body)
+        if am:
+            host["address"] = am.group(1)
+        hosts[on.group(1)] = host
+    return {"protocol": m.group(1) if m else "", "hosts": hosts}
+
+
+def parse_lvm_report(raw: Any, tool: str) -> list[dict[str, str]] | None:
+    """``pvs/vgs/lvs --reportformat json``: the rows; None when LVM is not installed."""
+    code, out, err = _cmd_text(raw)
+    if code == 127:
+        return None
+    if code != 0 and not out.strip():
+        raise FactError(f"`{' '.join(lvm_report_argv(tool))}` exited {code}: {err.strip()[-300:]}")
+    key = tool[:2]  # pv / vg / lv
+    try:
+        report = json.loads(out)["report"]
+    except (ValueError, KeyError) as e:
+        raise FactError(f"{tool} --reportformat json: no 'report' in output: {out[:200]!r}") from e
+    rows: list[dict[str, str]] = []
+    for part in report:
+        if key not in part:
+            raise FactError(f"{tool} --reportformat json: no {key!r} in report")
+        rows.extend({k: str(v) for k, v in r.items()} for r in part[key])
+    return rows
+
+
+def parse_enabled(raw: Any, init: str) -> str:
+    """'enabled' | 'disabled' | 'static' | 'masked' | 'not-found' | ... (systemd words).
+
+    For sysv (chkconfig --list NAME): 'enabled' when on in any of runlevels 2-5.
+    """
+    code, out, err = _cmd_text(raw)
+    if init == "systemd":
+        word = out.strip().splitlines()[-1].strip() if out.strip() else ""
+        if word:
+            return word
+        if "No such file" in err or "not found" in err or code == 127:
+            return "not-found"
+        return "disabled" if code != 0 else "enabled"
+    if code != 0 or not out.strip():
+        return "not-found"
+    levels = dict(w.split(":", 1) for w in out.split() if re.fullmatch(r"[0-6]:\w+", w))
+    if not levels:
+        # SuSE's `chkconfig NAME` form: "nfsserver  on"
+        return "enabled" if out.split()[-1] == "on" else "disabled"
+    return "enabled" if any(levels.get(str(n)) == "on" for n in range(2, 6)) else "disabled"
+
+
+def parse_partitions(raw: Any) -> dict[str, dict[str, int]]:
+    """/proc/partitions -> {name: {"major", "minor", "bytes"}}."""
+    code, out, _ = _cmd_text(raw)
+    res = {}
+    for line in out.splitlines():
+        w = line.split()
+        if len(w) == 4 and w[0].isdigit():
+            res[w[3]] = {"major": int(w[0]), "minor": int(w[1]), "bytes": int(w[2]) * 1024}
+    return res
+
+
+def parse_mountinfo(raw: Any) -> list[dict[str, str]]:
+    """/proc/self/mountinfo -> [{"mount_point", "source", "fstype", "dev"}]."""
+    _, out, _ = _cmd_text(raw)
+    res = []
+    for line in out.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        lw, rw = left.split(), right.split()
+        if len(lw) < 5 or len(rw) < 2:
+            continue
+        mp = lw[4].replace("\\040", " ")
+        res.append({"mount_point": mp, "dev": lw[2], "fstype": rw[0], "source": rw[1]})
+    return res
+
+
+def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
+    """Parse the raw observation of fact *key* (see the module doc for the raw shapes)."""
+    kind, _, arg = key.partition(":")
+    if kind == "file":
+        return raw
+    if kind == "peer_file":
+        code, out, _ = _cmd_text(raw)
+        return out if code == 0 else None
+    if kind == "peer_hostkeys":
+        _, out, _ = _cmd_text(raw)
+        return [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("#")]
+    if kind == "path":
+        return raw if raw is not None else {"kind": "missing", "target": "", "mode": 0}
+    if kind == "signatures":
+        return parse_wipefs(raw)
+    if kind == "blkid":
+        return parse_blkid(raw)
+    if kind == "drbd_status":
+        return parse_drbd_status(raw)
+    if kind == "drbd_dump":
+        return parse_drbd_dump(raw)
+    if kind in ("pvs", "vgs", "lvs"):
+        return parse_lvm_report(raw, kind)
+    if kind == "enabled":
+        return parse_enabled(raw, init)
+    if kind == "partitions":
+        return parse_partitions(raw)
+    if kind == "mounts":
+        return parse_mountinfo(raw)
+    raise FactError(f"unknown fact {key!r}")
+
+
+def describe(argv: Argv) -> str:
+    return shlex.join(argv)
