@@ -197,7 +197,7 @@ def print_plan(console, plan, *, diffs: bool) -> int:
 
 def cmd_bootstrap(args) -> int:
     from hasync.bootstrap import apply as A
-    from hasync.effects.run import ShRunner
+    from hasync.bootstrap.runner import SubprocessRunner as ShRunner
 
     console = _console()
     state_dir = args.state_dir or A.host_path(args.root, A.STATE_DIR)
@@ -289,8 +289,8 @@ def _apply(console, w, prober, runner, state_dir: str, root: str) -> int:
 def cmd_doctor(args) -> int:
     from hasync import config
     from hasync.bootstrap import doctor as D
+    from hasync.bootstrap.runner import SubprocessRunner as ShRunner
     from hasync.cli import load_config
-    from hasync.effects.run import ShRunner
 
     cluster = load_config(args)
     try:

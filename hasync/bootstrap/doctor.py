@@ -272,7 +272,6 @@ def run_doctor(cluster: model.Cluster, profile: model.Profile, node: str, runner
     for link, argv in link_probes(cluster, node):
         results.append((link, runner.run(argv, timeout=5).ok))
     findings += check_links(cluster, node, results)
-    t0 = time.time()
     res = runner.run(hasync_ssh(cluster, peer.address, probe_script(cluster, profile, peer.name)), timeout=30)
     t1 = time.time()
     if not res.ok:
@@ -281,7 +280,9 @@ def run_doctor(cluster: model.Cluster, profile: model.Profile, node: str, runner
     remote = parse_probe(res.stdout)
     offset = None
     if remote.get("clock"):
-        offset = float(remote["clock"]) - (t0 + t1) / 2
+        # the date runs last in the script, just before the answer travels back: compare
+        # with the arrival time (error: one-way latency), not the start (ssh handshake)
+        offset = float(remote["clock"]) - t1
     findings += check_node(cluster, profile, peer.name, remote)
     findings += check_pair(cluster, node, peer.name, local, remote, offset)
     return findings

@@ -82,8 +82,8 @@ def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "")
         return None
     if kind == "peer_file":
         return peer_ssh(peer, "cat", arg)
-    if kind == "peer_hostkeys":
-        return ("ssh-keyscan", "-t", "ed25519", peer)
+    if kind == "hostkeys":
+        return ("ssh-keyscan", "-T", "5", "-t", "ed25519", arg)
     if kind == "signatures":
         return wipefs_argv(arg)
     if kind == "blkid":
@@ -302,7 +302,7 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
     if kind == "peer_file":
         code, out, _ = _cmd_text(raw)
         return out if code == 0 else None
-    if kind == "peer_hostkeys":
+    if kind == "hostkeys":
         _, out, _ = _cmd_text(raw)
         return [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("#")]
     if kind == "path":

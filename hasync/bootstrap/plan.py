@@ -280,23 +280,23 @@ def plan_ssh_key(w: Wanted, f: Facts) -> list[Change]:
 
 
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
-HOST_KEY_PUB = "/etc/ssh/ssh_host_ed25519_key.pub"
 
 
 def _append_remote(peer: str, path: str, line: str, mode: str) -> tuple[str, ...]:
-    d = _dirname(path)
+    """Add *line* to *path* on the first node unless it is there (one ssh, a POSIX sh line)."""
+    q = shlex.quote
     script = (
-        f"mkdir -p {shlex.quote(d)} && touch {shlex.quote(path)} && chmod {mode} {shlex.quote(path)} && "
-        f"(grep -qxF {shlex.quote(line)} {shlex.quote(path)} || echo {shlex.quote(line)} >> {shlex.quote(path)})"
+        f"mkdir -p {q(_dirname(path))} && touch {q(path)} && chmod {mode} {q(path)} && "
+        f"{{ grep -qxF {q(line)} {q(path)} || echo {q(line)} >> {q(path)}; }}"
     )
-    return peer_ssh(peer, "sh", "-c", script)
+    return peer_ssh(peer, "sh", "-c", script)[:-1] + (script,)
 
 
 def _ssh_trust_needs(w: Wanted) -> list[str]:
     kh = w.cluster.sync.known_hosts
     return [
-        f"file:{AUTHORIZED_KEYS}", f"file:{kh}", f"file:{w.ssh_pub}", f"file:{HOST_KEY_PUB}",
-        f"peer_file:{w.ssh_pub}", f"peer_file:{AUTHORIZED_KEYS}", f"peer_file:{kh}", "peer_hostkeys",
+        f"file:{AUTHORIZED_KEYS}", f"file:{kh}", f"file:{w.ssh_pub}", f"hostkeys:{w.cluster.node(w.node).address}",
+        f"peer_file:{w.ssh_pub}", f"peer_file:{AUTHORIZED_KEYS}", f"peer_file:{kh}", f"hostkeys:{w.join}",
     ]
 
 
@@ -321,13 +321,14 @@ def plan_ssh_trust(w: Wanted, f: Facts) -> list[Change]:
     # known_hosts: the peer's host keys under the names hasync uses for it, and ours on it
     text = f[f"file:{kh}"] or ""
     new = text
-    for line in f["peer_hostkeys"]:
+    for line in f[f"hostkeys:{w.join}"]:
         keytype_key = " ".join(line.split()[1:3])
         for name in (w.peer.address, w.peer.name):
             new = edit.with_line(new, f"{name} {keytype_key}")
     if new != text:
         out.append(Change("ssh-trust", "write", "the first node's host key", path=kh, data=new, old=f[f"file:{kh}"], mode=0o644))
-    my_host = " ".join((f[f"file:{HOST_KEY_PUB}"] or "").split()[:2])
+    mine = f[f"hostkeys:{w.cluster.node(w.node).address}"]
+    my_host = " ".join(mine[0].split()[1:3]) if mine else ""
     if my_host:
         peer_kh = (f[f"peer_file:{kh}"] or "").splitlines()
         me = w.cluster.node(w.node)
@@ -409,6 +410,8 @@ def plan_drbd_md(w: Wanted, f: Facts) -> list[Change]:
     """DRBD metadata on the backing disk (create-md), never over existing data."""
     if f[f"drbd_status:{w.st.drbd_resource}"]["up"]:
         return []
+    if str(w.o("drbd_version", "9")) == "0.7":
+        return []  # DRBD 0.7 writes its metadata itself on the first `drbdadm up`
     sigs = f[f"signatures:{w.disk}"]
     if sigs is None:
         return [Change("drbd-metadata", "refuse", f"backing disk {w.disk} of {w.node} does not exist", target=w.disk)]
@@ -442,16 +445,17 @@ def plan_drbd_primary(w: Wanted, f: Facts) -> list[Change]:
     r = w.st.drbd_resource
     if s.get("up") and s["role"] == "Primary":
         return []
+    force = ("drbdadm", "--", "--do-what-I-say", "primary", r) if str(w.o("drbd_version", "9")) == "0.7" else ("drbdadm", "primary", "--force", r)
     if not s.get("up"):
         # planned before drbd-up ran (dry run): the fresh metadata is Inconsistent on both sides
-        return [Change("drbd-primary", "run", "fresh metadata on both sides: this node's data becomes the reference; the initial full sync starts", argv=("drbdadm", "primary", "--force", r))]
+        return [Change("drbd-primary", "run", "fresh metadata on both sides: this node's data becomes the reference; the initial full sync starts", argv=force)]
     peer = s.get("peer") or {}
     if s["disk"] == "UpToDate":
         return [Change("drbd-primary", "run", "to create the volume group and filesystem", argv=("drbdadm", "primary", r))]
     if peer.get("peer_disk") == "UpToDate" or peer.get("role") == "Primary":
         return [Change("drbd-primary", "refuse", f"the peer {peer.get('name')} holds the good data (peer-disk {peer.get('peer_disk')}, role {peer.get('role')}); bootstrap this node with --join instead", target=r)]
     if s["disk"] in ("Inconsistent", "Outdated") and peer.get("peer_disk") in ("", "DUnknown", "Inconsistent", "Outdated", None):
-        return [Change("drbd-primary", "run", "fresh metadata on both sides: this node's data becomes the reference; the initial full sync starts", argv=("drbdadm", "primary", "--force", r))]
+        return [Change("drbd-primary", "run", "fresh metadata on both sides: this node's data becomes the reference; the initial full sync starts", argv=force)]
     return [Change("drbd-primary", "refuse", f"local disk is {s['disk']}: not forcing Primary", target=r)]
 
 
