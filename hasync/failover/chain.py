@@ -168,7 +168,7 @@ def classify_status(res: model.Resource, exit_code: int, stdout: str) -> str:
 @dataclass(frozen=True)
 class Step:
     resource: str  # resource id ("" for a wait)
-    op: str  # "probe" (status before start), "start", "stop", "status" (after failed stops), "monitor", "wait"
+    op: str  # "probe" (status before start), "probe-all" (resource = "a,b,c"), "start", "stop", "status" (after failed stops), "monitor", "wait"
     attempt: int = 1
     seconds: float = 0.0  # for "wait"
 
@@ -197,6 +197,8 @@ class ChainPlan:
     owned: list[str] = field(default_factory=list)  # running here when the job begins
     from_index: int = 0
     probe: bool = True
+    parallel_probe: bool = False
+    no_probe: tuple[str, ...] = ()  # known stopped, idempotent start: start without a probe
     stop_retries: int = 2
     retry_delay: float = 0.5
     # internal
@@ -205,6 +207,7 @@ class ChainPlan:
     _result: ChainResult | None = None
     _failed: str = ""
     _reason: str = ""
+    _probe_set: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in ("start", "stop", "restart", "monitor"):
@@ -225,8 +228,15 @@ class ChainPlan:
     def _begin_start(self, which: Sequence[str]) -> None:
         self._phase = "start"
         self._queue = []
+        to_probe = [r for r in which if self.probe and r not in self.no_probe]
+        if self.parallel_probe and len(to_probe) > 1:
+            # one status of those resources at once (the runner runs them concurrently),
+            # then start, in order, those that do not run yet
+            self._queue.append(Step(",".join(which), "probe-all"))
+            self._probe_set = to_probe
+            return
         for r in which:
-            self._queue.append(Step(r, "probe" if self.probe else "start"))
+            self._queue.append(Step(r, "probe" if r in to_probe else "start"))
 
     def _begin_stop(self, which: list[str], *, then: str) -> None:
         self._phase = "stop:" + then
@@ -276,11 +286,21 @@ class ChainPlan:
         if r in self.owned:
             self.owned.remove(r)
 
-    def record(self, step: Step, outcome: str, detail: str = "") -> None:
-        """Feed back the outcome of *step*: ok|failed|timeout (start/stop), running|stopped|failed (probe/status/monitor)."""
+    def record(self, step: Step, outcome, detail: str = "") -> None:
+        """Feed back the outcome of *step*: ok|failed|timeout (start/stop), running|stopped|failed
+        (probe/status/monitor); for probe-all a dict resource -> running|stopped|failed."""
         assert self._queue and self._queue[0] == step, f"unexpected step {step}"
         self._queue.pop(0)
         r = step.resource
+        if step.op == "probe-all":
+            starts = []
+            for rid in r.split(","):
+                if rid in self._probe_set and outcome.get(rid) == "running":
+                    self._own(rid)
+                else:
+                    starts.append(Step(rid, "start"))
+            self._queue[0:0] = starts
+            return
         if step.op == "wait":
             return
         if step.op == "monitor":

@@ -1,7 +1,249 @@
-"""Subcommands of the failover area (being built)."""
+"""Subcommands of the failover area: failover run, status, standby, takeover, migrate."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+import time
+
+RUN_HELP = """\
+Run the failover daemon in the foreground (systemd: hasync-failover.service, Type=notify).
+
+It sends a heartbeat every keepalive on every [[heartbeat.link]] (UDP unicast, multicast,
+broadcast on the named interface, or a serial tty), signed with HMAC-SHA256 using the key
+in [heartbeat].auth_key (the file must be mode 0600), and decides with its peer who runs
+the [[resource]] chain: started in order on one node, stopped in reverse. When the peer
+is silent on every link for deadtime it fences it ([fencing]) and takes the chain over.
+
+Files: /run/hasync/failover.sock (control socket: status, standby, takeover, migrate),
+/run/hasync/role (this node's role, one word), /var/lib/hasync/failover/timeline.jsonl
+and last-failover.json (every transition with durations). SIGTERM stops the chain here
+(in reverse) and leaves the cluster cleanly: the peer takes over without fencing.
+"""
+
+STATUS_HELP = """\
+Show what the cluster is doing, as this node's failover daemon sees it: both nodes and
+their roles, every heartbeat link (last packet, loss, bad/replayed packets), the chain's
+resources and where they run, the last failover's timeline and any warnings (a dead
+link, fencing off, a node that cannot stop its resources).
+Exit status: 0 the chain runs on exactly one node and nothing is wrong, 1 a warning or
+the chain does not run, 3 the daemon is not running on this node. With --json: 0 whenever
+the daemon answered (the verdict is in "health": {"level": ok|warn|bad, "summary"}).
+"""
+
+STANDBY_HELP = """\
+Hand the chain to the peer: stop it here (in reverse order), then the peer starts it (in
+order). Progress is shown live; the command returns when the peer runs the chain. This
+node stays standby while the peer is up (`hasync takeover` brings it back). Refused when
+the peer is not up: nobody would run the services.
+"""
+
+TAKEOVER_HELP = """\
+Take the chain: the peer stops it (in reverse order), then this node starts it (in order),
+with live progress. Also clears this node's standby and failed marks.
+"""
+
+MIGRATE_HELP = """\
+Move the chain to NODE: `takeover` when NODE is this node, `standby` when it is the peer.
+--dry-run prints what would run, in order, without changing anything.
+"""
+
+
+def _paths(args):
+    from hasync.failover.daemon import Paths
+
+    return Paths.default(getattr(args, "state_dir", None), getattr(args, "run_dir", None))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", metavar="DIR", help="where the control socket and role file live (default: $HASYNC_RUN_DIR or /run/hasync)")
+    p.add_argument("--state-dir", metavar="DIR", help="timeline and generation (default: $HASYNC_FAILOVER_STATE_DIR or /var/lib/hasync/failover)")
+
 
 def register(sub) -> None:
-    """Add this area's subcommands to the top-level parser."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("failover", help="the failover daemon (hasync failover run)", description=RUN_HELP, formatter_class=fmt)
+    fsub = p.add_subparsers(dest="failover_command", metavar="ACTION")
+    r = fsub.add_parser("run", help="run the failover daemon in the foreground", description=RUN_HELP, formatter_class=fmt)
+    _common(r)
+    r.add_argument("--node", help="this node's name (default: $HASYNC_NODE or uname -n)")
+    r.add_argument("--priority", choices=("fifo", "nice", "none"), default="fifo",
+                   help="raise the daemon's scheduling priority so heartbeats keep flowing under load: "
+                        "fifo = SCHED_FIFO 10 (children reset to normal), nice = nice -10 (default: fifo, best effort)")
+    r.add_argument("--no-mlock", action="store_true", help="do not lock the daemon's memory (mlockall)")
+    r.set_defaults(func=cmd_run)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    s = sub.add_parser("status", help="nodes, links, resources, last failover, warnings", description=STATUS_HELP, formatter_class=fmt)
+    _common(s)
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
+    s.set_defaults(func=cmd_status)
+
+    for name, helptext, desc in (("standby", "hand the chain to the peer", STANDBY_HELP), ("takeover", "take the chain from the peer", TAKEOVER_HELP)):
+        c = sub.add_parser(name, help=helptext, description=desc, formatter_class=fmt)
+        _common(c)
+        c.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+        c.add_argument("--json", action="store_true", help="print JSON lines instead of progress text")
+        c.set_defaults(func=cmd_move, move=name)
+
+    m = sub.add_parser("migrate", help="move the chain to a node", description=MIGRATE_HELP, formatter_class=fmt)
+    _common(m)
+    m.add_argument("--to", required=True, metavar="NODE", help="the node that should run the chain")
+    m.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    m.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+    m.add_argument("--json", action="store_true", help="print JSON")
+    m.set_defaults(func=cmd_move, move="migrate")
+
+
+def cmd_run(args) -> int:
+    from hasync.cli import load_config
+    from hasync.failover.daemon import run_daemon
+
+    cluster = load_config(args)
+    return run_daemon(cluster, node=args.node, state_dir=args.state_dir, run_dir=args.run_dir, priority=args.priority, mlock=not args.no_mlock)
+
+
+def cmd_status(args) -> int:
+    from hasync.failover import control
+    from hasync.failover.timeline import read_last
+
+    paths = _paths(args)
+    try:
+        st = control.status(paths.socket)
+    except (control.NotRunning, TimeoutError, OSError, ValueError) as e:
+        last = read_last(paths.state_dir)
+        if args.json:
+            print(json.dumps({"daemon_running": False, "error": str(e), "last_failover": last}, indent=2))
+        else:
+            from rich.console import Console
+
+            from hasync.failover.status_view import render_down
+
+            Console(emoji=False).print(render_down(str(e), last))
+        return 3
+    st["daemon_running"] = True
+    from hasync.failover.status_view import health
+
+    level, summary = health(st)
+    st["health"] = {"level": level, "summary": summary}
+    if args.json:
+        print(json.dumps(st, indent=2, default=str))
+        return 0  # the daemon answered: the verdict is in "health"
+    else:
+        from rich.console import Console
+
+        from hasync.failover.status_view import render
+
+        Console(emoji=False).print(render(st))
+    return 0 if level == "ok" else 1
+
+
+def cmd_move(args) -> int:
+    from rich.console import Console
+
+    from hasync.failover import control
+
+    con = Console(emoji=False)
+    err = Console(stderr=True, emoji=False)
+    paths = _paths(args)
+    if args.move == "migrate" and args.dry_run:
+        return _dry_run(args, paths, con)
+    req = {"cmd": args.move}
+    if args.move == "migrate":
+        req["to"] = args.to
+    t0 = time.monotonic()
+
+    def show(obj: dict) -> None:
+        if args.json:
+            print(json.dumps(obj, default=str), flush=True)
+            return
+        if "event" in obj:
+            e = obj["event"]
+            style = {"warn": "yellow", "error": "bold red"}.get(e.get("level"), "")
+            con.print(f"  [dim]{time.monotonic() - t0:6.2f}s[/dim] [{style}]{_esc(e['message'])}[/{style}]" if style else f"  [dim]{time.monotonic() - t0:6.2f}s[/dim] {_esc(e['message'])}", highlight=False)
+        elif obj.get("done"):
+            if obj.get("ok"):
+                con.print(f"[green]done[/green] in {time.monotonic() - t0:.2f}s: this node is {obj['role']}, peer {obj.get('peer_role')} ({obj.get('peer_state')})", highlight=False)
+            else:
+                err.print(f"[red]not done[/red]: this node is {obj['role']}, peer {obj.get('peer_role')} ({obj.get('peer_state')})", highlight=False)
+        elif "message" in obj:
+            if obj.get("ok"):
+                con.print(f"[bold]{args.move}[/bold]: {_esc(obj['message'])}", highlight=False)
+            else:
+                err.print(f"[red]refused[/red]: {_esc(obj['message'])}", highlight=False)
+
+    try:
+        last = control.command(paths.socket, req, show, wait=args.wait)
+    except control.NotRunning as e:
+        err.print(f"[red]error[/red]: {_esc(str(e))}")
+        return 3
+    except TimeoutError as e:
+        err.print(f"[red]error[/red]: {e} (waited {args.wait:g}s; see `hasync status`)")
+        return 1
+    if last.get("done"):
+        return 0 if last.get("ok") else 1
+    return 0 if last.get("ok") and last.get("message") == "already active" else 1
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _dry_run(args, paths, con) -> int:
+    from rich.table import Table
+
+    from hasync.cli import load_config
+    from hasync.failover import control
+    from hasync.failover.chain import plan_summary
+
+    cluster = load_config(args)
+    names = [n.name for n in cluster.nodes]
+    if args.to not in names:
+        print(f"error: no node named {args.to!r}; nodes: {', '.join(names)}", file=sys.stderr)
+        return 2
+    active = "?"
+    try:
+        st = control.status(paths.socket)
+        if st["role"] == "active":
+            active = st["node"]
+        elif st["peer"]["role"] == "active" and st["peer"]["state"] == "up":
+            active = st["peer"]["node"]
+        else:
+            active = "nobody"
+    except Exception:
+        pass
+    profile = None
+    try:
+        from hasync.config import load_profile
+
+        profile = load_profile(cluster.cluster.profile)
+    except Exception:
+        pass
+    plan = plan_summary(cluster.resources, profile=profile)
+    if args.json:
+        print(json.dumps({"to": args.to, "active": active, "stop_on": active, "stop": [p["id"] for p in reversed(plan)], "start": [p["id"] for p in plan], "plan": plan}, indent=2))
+        return 0
+    if active == args.to:
+        con.print(f"the chain already runs on {args.to}: nothing to do")
+        return 0
+    t = Table(title=f"migrate to {args.to} (dry run: nothing changes)", show_lines=False)
+    t.add_column("#", justify="right")
+    t.add_column("node")
+    t.add_column("op")
+    t.add_column("resource")
+    t.add_column("command")
+    i = 0
+    if active not in ("nobody", "?"):
+        for p in reversed(plan):
+            i += 1
+            t.add_row(str(i), active, "stop", p["id"], _esc("; ".join(p["stop"])))
+    elif active == "?":
+        con.print("[yellow]the daemon is not reachable here: whoever holds the chain stops it first[/yellow]")
+    for p in plan:
+        i += 1
+        t.add_row(str(i), args.to, "start", p["id"], _esc("; ".join(p["start"])))
+    con.print(t)
+    return 0

@@ -41,11 +41,11 @@ Who runs the chain (the rules both nodes compute from the same packets):
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hasync.failover import packets as P
 
-HOLDING_ROLES = ("starting", "active", "stopping", "stop-failed")
+HOLDING_ROLES = ("starting", "active", "stopping", "stop-failed", "probing")
 
 
 # --------------------------------------------------------------------------- config
@@ -108,9 +108,13 @@ class Send:
 @dataclass(frozen=True)
 class Job:
     id: int
-    kind: str  # "start", "stop", "restart", "monitor", "ping", "fence", "fence-self"
+    kind: str  # "probe", "start", "stop", "restart", "monitor", "ping", "fence", "fence-self"
     resource: str = ""  # restart/monitor: which
     reason: str = ""
+    # start: this node knows its resources are stopped (it probed them at start-up and
+    # stopped them cleanly since): the runner may skip the status probe of resources
+    # whose start is idempotent by contract (OCF, systemd): the takeover path is faster
+    trusted_stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,8 +205,9 @@ class Membership:
         self.cfg = cfg
         self.t0 = now
         self.generation = generation
-        self.role = "standby"
+        self.role = "probing"  # until begin()'s probe says what already runs here
         self.owned: list[str] = []
+        self.known_stopped = False
         self.epoch = 0
         self.standby_req = False
         self.failed = False
@@ -233,6 +238,13 @@ class Membership:
         self.counters = {"false_dead": 0, "takeovers": 0, "releases": 0, "late": 0}
         if cfg.fencing_mode == "off":
             self.warnings["fencing"] = "fencing is off: shared data is not protected (a node that only looks dead may still write)"
+
+    def begin(self, now: float) -> list[Action]:
+        """Start-up: probe what already runs here (a restarted daemon adopts a running chain)."""
+        if not self.cfg.resources:
+            self.role = "standby"
+            return [Send()]
+        return [Event("probe", "probing the chain's resources", "info"), self._new_job("probe", reason="start-up"), Send()]
 
     # ------------------------------------------------------------------ helpers
     def _new_job(self, kind: str, resource: str = "", reason: str = "") -> Job:
@@ -335,6 +347,10 @@ class Membership:
         self.warnings.pop(f"link:{link}", None)
 
         pr = self.peer
+        leaving = bool(pkt.flags & P.F_LEAVING) and not pkt.owned and pkt.role not in HOLDING_ROLES
+        if leaving and pr.state == "left":
+            pr.last_seen = now
+            return out  # the repeats of its goodbye
         if pr.state == "up" and pr.last_seen is not None:
             gap = now - pr.last_seen
             if gap > self.cfg.warntime:
@@ -343,7 +359,7 @@ class Membership:
         if pr.generation and pkt.generation > pr.generation:
             out.append(Event("peer-restart", f"{pr.name} restarted (generation {pr.generation} -> {pkt.generation})", "info"))
             pr.handled_request = 0
-        if pr.state != "up":
+        if pr.state != "up" and not leaving:
             if pr.state in ("dead", "left"):
                 out.append(Event("peer-up", f"{pr.name} is back (role {pkt.role}, owns {', '.join(pkt.owned) or 'nothing'})", "warn" if pkt.owned else "info"))
                 if pr.state == "dead" and pkt.generation == pr.generation:
@@ -362,7 +378,7 @@ class Membership:
         pr.request, pr.request_id, pr.ack_id = pkt.request, pkt.request_id, pkt.ack_id
 
         # the peer leaves cleanly: it released everything, no fence needed
-        if pkt.flags & P.F_LEAVING and not pkt.owned and pkt.role not in HOLDING_ROLES:
+        if leaving:
             pr.state = "left"
             pr.died_at = now
             pr.dead_role, pr.dead_owned = pkt.role, ()
@@ -438,7 +454,7 @@ class Membership:
     # ------------------------------------------------------------------ decisions
     def _decide(self, now: float) -> list[Action]:
         out: list[Action] = []
-        if self.job is not None:
+        if self.job is not None or self.role == "probing":
             return out
         if self.leaving:
             if self.role != "stop-failed" and (self.owned or self.role in ("active", "starting", "acquiring")):
@@ -559,6 +575,8 @@ class Membership:
         elif kind == "stop":
             self._set_role("stopping", out, reason)
         job = self._new_job(kind, resource, reason)
+        if kind == "start" and self.known_stopped:
+            job = self.job = Job(job.id, kind, resource, reason, trusted_stopped=True)
         out.insert(0, Event(kind, f"{kind} chain: {reason}" if kind in ("start", "stop") else f"{kind} {resource}: {reason}", "info", (("reason", reason),)))
         out.append(job)
         return out
@@ -592,7 +610,22 @@ class Membership:
         if res.owned is not None:
             self.owned = [r for r in self.cfg.resources if r in res.owned]
         k = job.kind
-        if k == "ping":
+        if k == "probe":
+            found = [r for r in self.cfg.resources if r in (res.owned or ())]
+            if not found:
+                self.known_stopped = res.ok
+                self._set_role("standby", out, "nothing runs here")
+            elif len(found) == len(self.cfg.resources):
+                self.owned = found
+                self._set_role("active", out, "the whole chain already runs here: adopted")
+                out.append(Event("adopt", f"the chain already runs here ({', '.join(found)}): adopted", "warn"))
+            else:
+                self.owned = found
+                out.append(Event("adopt", f"part of the chain runs here ({', '.join(found)}): completing it", "warn"))
+                self._set_role("standby", out, "partial chain")
+                out += self._start_job("start", now, reason="complete a partly running chain")
+                return out
+        elif k == "ping":
             if res.ok:
                 self.gate_passed_ping = True
                 self.ping_ok_at = now
@@ -607,7 +640,7 @@ class Membership:
             if res.ok:
                 self.peer_fenced = True
                 self.peer.fenced_generation = self.peer.generation
-                self.fenced_until = now + self.cfg.deadtime
+                self.fenced_until = now + max(2 * self.cfg.deadtime, 1.0)
                 if self.peer.state == "up":
                     self.peer.state = "dead"  # its packets were older than the fence
                 self.warnings.pop("fence", None)
@@ -624,6 +657,7 @@ class Membership:
                     self.gate_retry_at = now + self.cfg.fence_retry
                     self._set_role("standby", out, "fence failed")
         elif k in ("start", "restart"):
+            self.known_stopped = False
             if res.ok:
                 self._set_role("active", out, "chain started")
                 self.standby_req = False
@@ -638,12 +672,14 @@ class Membership:
                 out += self._stop_failed(now, res)
             else:
                 self.failed = True
+                self.known_stopped = True  # rolled back cleanly
                 self._set_role("standby", out, f"start failed: {res.detail}")
                 out.append(Event("start-failed", f"chain failed to start here ({res.detail}); stopped again, handing it to {self.peer.name}", "error"))
         elif k == "stop":
             if res.ok:
                 self._set_role("standby", out, job.reason)
                 self.gate_passed_ping = False
+                self.known_stopped = True
             else:
                 out += self._stop_failed(now, res)
         elif k == "monitor":

@@ -36,7 +36,7 @@ MAX_PAYLOAD = 1024
 _HDR = struct.Struct(">3sH")
 _FIXED = struct.Struct(">BBHQQIBII")
 
-ROLES = ("standby", "acquiring", "starting", "active", "stopping", "stop-failed")
+ROLES = ("standby", "acquiring", "starting", "active", "stopping", "stop-failed", "probing")
 ROLE_CODE = {r: i for i, r in enumerate(ROLES)}
 
 # flags

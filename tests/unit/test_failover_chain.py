@@ -30,6 +30,19 @@ def test_start_in_order_probing_first():
     assert plan.result.ok and plan.result.outcome == "started" and plan.result.owned == list(IDS)
 
 
+def test_parallel_probe_then_start_in_order():
+    plan = C.ChainPlan("start", IDS, parallel_probe=True)
+    seen = []
+    while (step := plan.next_step()) is not None:
+        seen.append((step.resource, step.op))
+        if step.op == "probe-all":
+            plan.record(step, {"fs": "stopped", "vip": "running", "svc": "failed"})
+        else:
+            plan.record(step, "ok")
+    assert seen == [("fs,vip,svc", "probe-all"), ("fs", "start"), ("svc", "start")]
+    assert plan.result.owned == list(IDS)
+
+
 def test_start_skips_what_already_runs():
     plan = C.ChainPlan("start", IDS)
     steps = drive(plan, {("vip", "probe"): "running"})

@@ -40,6 +40,7 @@ class SimNode:
         self.gen = gen
         self.fsm = Membership(c, sim.now, generation=gen)
         self.alive = True
+        self.running_at_start: tuple[str, ...] = ()
         self.seq = {link: 0 for link in c.links}
         self.next_send = sim.now
         self.pending: list[tuple[float, Job]] = []
@@ -53,6 +54,8 @@ class SimNode:
         self.ping_ok = True
         self.monitor_ok = True
         self.job_time = 0.03
+        self.handle(self.fsm.begin(sim.now))
+        self.jobs = []  # the start-up probe is not what the tests count
 
     def restart(self) -> None:
         self.gen += 1
@@ -60,6 +63,8 @@ class SimNode:
         self.alive = True
         self.pending = []
         self.next_send = self.sim.now
+        self.handle(self.fsm.begin(self.sim.now))
+        self.jobs = []
 
     def handle(self, actions) -> None:
         for a in actions:
@@ -79,6 +84,8 @@ class SimNode:
             self.handle(self.fsm.on_job_done(now, self.result(job)))
 
     def result(self, job: Job) -> JobResult:
+        if job.kind == "probe":
+            return JobResult(job.id, True, "probed", owned=self.running_at_start)
         if job.kind == "start" or job.kind == "restart":
             if self.start_ok:
                 return JobResult(job.id, True, "started", owned=RES)
@@ -496,3 +503,39 @@ def test_any_single_link_alone_keeps_the_peer_alive(link_lost):
             sim.cut_link(link)
     sim.run(1.0)
     assert sim.n2.jobs == [] and sim.n2.fsm.peer.state == "up"
+
+
+def test_restarted_daemon_adopts_a_chain_that_already_runs_here():
+    sim = settle(Sim())
+    sim.n1.running_at_start = RES
+    sim.n1.restart()  # daemon restart while the chain runs: no move, no fence
+    sim.run(1.0)
+    assert sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
+    assert sim.n1.kinds("adopt")
+    assert not [j for j in sim.n1.jobs + sim.n2.jobs if j.kind in ("start", "stop", "fence")]
+
+
+def test_partly_running_chain_at_start_is_completed():
+    sim = Sim(start2_after=None)
+    sim.n1.running_at_start = ("fs",)
+    sim.n1.restart()
+    sim.run(0.1)
+    assert [j.kind for j in sim.n1.jobs] == ["start"]
+    assert not sim.n1.jobs[0].trusted_stopped
+
+
+def test_takeover_trusts_known_stopped_resources_after_the_start_up_probe():
+    sim = settle(Sim())
+    sim.n1.alive = False
+    sim.run(0.5)
+    start = [j for j in sim.n2.jobs if j.kind == "start"][0]
+    assert start.trusted_stopped
+
+
+def test_peer_probing_at_start_up_holds_back_the_other_node():
+    sim = Sim()
+    sim.n1.job_time = 0.3  # a slow start-up probe on the preferred node
+    sim.run(0.2)
+    assert sim.n2.fsm.role == "standby" and sim.n2.jobs == []
+    sim.run(1.0)
+    assert sim.n1.fsm.role == "active" and sim.both_held == 0

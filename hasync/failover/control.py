@@ -1,0 +1,81 @@
+"""Client side of the daemon's control socket (JSON lines over a unix stream socket).
+
+Requests: {"cmd": "status"} -> one status object.
+{"cmd": "standby"|"takeover"} or {"cmd": "migrate", "to": NODE} -> {"ok", "message"}
+then {"event": {...}} lines as the daemon works, then {"done": true, "ok": ..., "role": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+
+class NotRunning(Exception):
+    pass
+
+
+def _connect(path: Path, timeout: float) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(str(path))
+    except (FileNotFoundError, ConnectionRefusedError) as e:
+        s.close()
+        raise NotRunning(f"the failover daemon is not running here ({path}: {e.strerror})") from None
+    except PermissionError as e:
+        s.close()
+        raise NotRunning(f"{path}: {e.strerror} (run as root)") from None
+    return s
+
+
+def _lines(s: socket.socket, deadline: float) -> Iterator[dict]:
+    buf = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no answer from the failover daemon in time")
+        s.settimeout(left)
+        try:
+            data = s.recv(65536)
+        except TimeoutError:
+            raise TimeoutError("no answer from the failover daemon in time") from None
+        if not data:
+            if buf.strip():
+                yield json.loads(buf)
+            return
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+
+def status(path: Path, timeout: float = 5.0) -> dict:
+    s = _connect(path, timeout)
+    try:
+        s.sendall(b'{"cmd":"status"}\n')
+        for obj in _lines(s, time.monotonic() + timeout):
+            return obj
+        raise NotRunning("the failover daemon closed the connection")
+    finally:
+        s.close()
+
+
+def command(path: Path, req: dict, on_line: Callable[[dict], None], wait: float = 120.0) -> dict:
+    """Send a command and feed every answer line to *on_line*; return the last one."""
+    s = _connect(path, 5.0)
+    last: dict = {}
+    try:
+        s.sendall((json.dumps(req) + "\n").encode())
+        for obj in _lines(s, time.monotonic() + wait):
+            last = obj
+            on_line(obj)
+            if obj.get("done") or obj.get("ok") is False:
+                break
+    finally:
+        s.close()
+    return last

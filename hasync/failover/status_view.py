@@ -1,0 +1,163 @@
+"""`hasync status` for people: one glance tells whether all is well (rich renderables).
+
+Pure functions of the status dict the daemon returns (tested on captured output).
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+ROLE_STYLE = {
+    "active": "bold green",
+    "standby": "cyan",
+    "acquiring": "yellow",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "stop-failed": "bold white on red",
+}
+
+
+def _age(s) -> str:
+    if s is None:
+        return "never"
+    if s < 1:
+        return f"{s * 1000:.0f} ms ago"
+    if s < 120:
+        return f"{s:.1f} s ago"
+    return f"{s / 60:.0f} min ago"
+
+
+def health(st: dict) -> tuple[str, str]:
+    """("ok"|"warn"|"bad", one line) for the headline and the exit status."""
+    peer = st["peer"]
+    here = st["role"] == "active"
+    there = peer["state"] == "up" and peer["role"] == "active"
+    if st["role"] == "stop-failed" or (peer["state"] == "up" and peer["role"] == "stop-failed"):
+        who = st["node"] if st["role"] == "stop-failed" else peer["node"]
+        return "bad", f"{who} could not stop its resources: operator needed"
+    if here and there:
+        return "bad", "the chain runs on BOTH nodes"
+    if not here and not there:
+        if st["role"] in ("starting", "acquiring", "probing") or (peer["state"] == "up" and peer["role"] in ("starting", "stopping", "probing")):
+            return "warn", "failover in progress"
+        return "bad", "the chain runs nowhere"
+    who = st["node"] if here else peer["node"]
+    other = peer if here else {"node": st["node"], "state": "up", "role": st["role"]}
+    line = f"chain running on {who}"
+    if other["state"] != "up":
+        line += f"; {other['node']} is {other['state']}"
+        return "warn", line
+    line += f"; {other['node']} {other['role']}"
+    if st.get("warnings"):
+        return "warn", line
+    return "ok", line
+
+
+def render(st: dict):
+    level, line = health(st)
+    style = {"ok": "bold green", "warn": "bold yellow", "bad": "bold white on red"}[level]
+    mark = {"ok": "OK", "warn": "WARNING", "bad": "PROBLEM"}[level]
+    head = Text.assemble((f" {mark} ", style), "  ", (line, "bold"), f"   cluster {st['cluster']}, seen from {st['node']}")
+    parts: list = [head]
+
+    nodes = Table(title="Nodes", title_justify="left", expand=False)
+    for c in ("node", "role", "state", "owns", "last heard", "flags", "epoch"):
+        nodes.add_column(c)
+    pref = st.get("preferred_node")
+    me_flags = ", ".join(st.get("flags", []))
+    nodes.add_row(
+        st["node"] + (" *" if st["node"] == pref else "") + " (this node)",
+        Text(st["role"], ROLE_STYLE.get(st["role"], "")),
+        "up",
+        ", ".join(st["owned"]) or "-",
+        "-",
+        me_flags or "-",
+        str(st["epoch"]),
+    )
+    p = st["peer"]
+    pstate_style = {"up": "green", "dead": "bold red", "left": "yellow", "unknown": "yellow"}.get(p["state"], "")
+    nodes.add_row(
+        p["node"] + (" *" if p["node"] == pref else ""),
+        Text(p["role"] if p["state"] == "up" else f"({p['role']})", ROLE_STYLE.get(p["role"], "") if p["state"] == "up" else "dim"),
+        Text(p["state"] + (" (fenced)" if p.get("fenced") and p["state"] != "up" else ""), pstate_style),
+        ", ".join(p["owned"]) or "-",
+        _age(p.get("last_seen_s")),
+        ", ".join(p.get("flags", [])) or "-",
+        str(p.get("epoch", "")),
+    )
+    parts.append(nodes)
+
+    links = Table(title=f"Heartbeat links (keepalive {st['timing']['keepalive'] * 1000:.0f} ms, deadtime {st['timing']['deadtime'] * 1000:.0f} ms)", title_justify="left")
+    for c in ("link", "state", "heard", "loss", "recv", "badMAC", "replay", "other"):
+        links.add_column(c, justify="right" if c not in ("link", "state") else "left", no_wrap=True)
+    for lk in st["links"]:
+        ls = {"up": "green", "dead": "bold red", "unknown": "yellow"}.get(lk["state"], "")
+        other = lk["malformed"] + lk["old_generation"] + lk["foreign"] + lk["send_errors"]
+        loss = lk["loss_pct"]
+        links.add_row(
+            lk["name"],
+            Text(lk["state"], ls),
+            _age(lk["last_seen_s"]),
+            Text(f"{loss:.1f}%", "yellow" if loss >= 1 else ""),
+            str(lk["received"]),
+            Text(str(lk["bad_mac"]), "red" if lk["bad_mac"] else ""),
+            Text(str(lk["replay"]), "red" if lk["replay"] else ""),
+            str(other),
+        )
+    parts.append(links)
+
+    res = Table(title="Resources (start order; stop is the reverse)", title_justify="left")
+    for c in ("#", "resource", "agent", "running on", "here", "last op"):
+        res.add_column(c)
+    for i, r in enumerate(st["resources"], 1):
+        on = r["running_on"]
+        last = "-"
+        if r.get("last_op"):
+            last = f"{r['last_op']} {r['last_outcome']} {r['last_duration_ms']:.0f} ms"
+            if r.get("detail") and r.get("last_outcome") not in ("ok", "running"):
+                last += f" ({r['detail']})"
+        res.add_row(
+            str(i),
+            r["id"],
+            Text(f"{r['type']}:{r['agent']}"),
+            Text(", ".join(on) or "nowhere", "bold red" if len(on) != 1 else "green"),
+            Text(r["state_here"], {"running": "green", "failed": "bold red"}.get(r["state_here"], "")),
+            escape(last),
+        )
+    parts.append(res)
+
+    parts.append(render_failover(st.get("last_failover")))
+
+    warns = list(st.get("warnings", []))
+    if warns:
+        parts.append(Panel("\n".join(f"[yellow]![/yellow] {escape(w)}" for w in warns), title="Warnings", title_align="left", border_style="yellow"))
+    d = st.get("daemon", {})
+    parts.append(Text(f"daemon pid {d.get('pid')}, up {d.get('uptime_s', 0):.0f} s, {d.get('priority')}, RSS {d.get('rss_mb', '?')} MB, "
+                      f"fencing {st['fencing']['mode']}, auto_failback {'on' if st.get('auto_failback') else 'off'}", style="dim"))
+    return Group(*parts)
+
+
+def render_failover(rec: dict | None):
+    if not rec:
+        return Text("Last failover: none recorded", style="dim")
+    t = Table(title=f"Last failover on {rec.get('node')}: {rec.get('began')} — {rec.get('trigger')}", title_justify="left")
+    t.add_column("+ms", justify="right")
+    t.add_column("event")
+    for e in rec.get("events", [])[-25:]:
+        style = {"warn": "yellow", "error": "bold red"}.get(e.get("level"), "")
+        t.add_row(f"{e.get('offset_ms', 0):.0f}", Text(e["message"], style))
+    dur = rec.get("duration_ms")
+    t.caption = f"result: {rec.get('result')}" + (f" after {dur:.0f} ms" if dur is not None else "")
+    return t
+
+
+def render_down(error: str, last: dict | None):
+    return Group(
+        Text.assemble((" DOWN ", "bold white on red"), "  ", (error, "bold")),
+        Text("start it with `systemctl start hasync-failover` (or `hasync failover run`)", style="dim"),
+        render_failover(last),
+    )

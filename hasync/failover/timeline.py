@@ -1,0 +1,133 @@
+"""The timeline of every transition, kept on disk (an effect, but a small one).
+
+``timeline.jsonl``: one JSON object per line, appended with a single write() per batch
+(a line is never torn for readers); trimmed by an atomic rewrite when it grows past
+``max_lines``. ``last-failover.json``: the most recent failover/handover (from the
+detection or the command to the chain running again), atomically replaced.
+
+A failover record begins with a ``detect`` event (peer dead, peer left, start failure,
+conflict) or an operator command, and collects every event until the chain runs again
+(role active on this node) or this node settles standby. Each entry carries ``t``
+(wall clock, ISO 8601), ``mono`` and ``offset_ms`` (since the record began).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from hasync.effects.files import atomic_write
+
+OPENERS = ("detect", "command", "conflict", "start-failed", "stop-failed", "failback", "request", "monitor")
+
+
+class Timeline:
+    def __init__(self, state_dir: str | os.PathLike, node: str, max_lines: int = 5000, keep_records: int = 20):
+        self.dir = Path(state_dir)
+        self.path = self.dir / "timeline.jsonl"
+        self.last_path = self.dir / "last-failover.json"
+        self.node = node
+        self.max_lines = max_lines
+        self.pending: list[dict] = []
+        self.current: dict | None = None  # the failover record being written
+        self.records: list[dict] = []
+        self.keep_records = keep_records
+        self._lines = 0
+        self.dirty_last = False
+        self.write_errors = 0
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                with open(self.path, "rb") as f:
+                    self._lines = sum(1 for _ in f)
+            if self.last_path.exists():
+                self.records = [json.loads(self.last_path.read_text())]
+        except (OSError, ValueError):
+            pass
+
+    def add(self, kind: str, message: str, level: str = "info", mono: float | None = None, **data) -> dict:
+        mono = time.monotonic() if mono is None else mono
+        entry = {
+            "t": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "mono": round(mono, 6),
+            "node": self.node,
+            "kind": kind,
+            "level": level,
+            "message": message,
+        }
+        if data:
+            entry["data"] = data
+        if self.current is None and kind in OPENERS:
+            self.current = {"node": self.node, "began": entry["t"], "began_mono": mono, "trigger": message, "kind": kind, "events": [], "result": "in progress"}
+            self.records.append(self.current)
+            self.records = self.records[-self.keep_records :]
+        if self.current is not None:
+            entry["offset_ms"] = round((mono - self.current["began_mono"]) * 1000, 1)
+            self.current["events"].append(entry)
+            self.dirty_last = True
+        self.pending.append(entry)
+        return entry
+
+    def settle(self, role: str, mono: float | None = None) -> None:
+        """The node reached a stable role: close the current record."""
+        if self.current is None:
+            return
+        mono = time.monotonic() if mono is None else mono
+        self.current["result"] = role
+        self.current["duration_ms"] = round((mono - self.current["began_mono"]) * 1000, 1)
+        self.current = None
+        self.dirty_last = True
+
+    @property
+    def last(self) -> dict | None:
+        return self.records[-1] if self.records else None
+
+    def flush(self) -> None:
+        try:
+            if self.pending:
+                data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in self.pending).encode()
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    os.write(fd, data)
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+                self._lines += len(self.pending)
+                self.pending = []
+                if self._lines > self.max_lines:
+                    self._trim()
+            if self.dirty_last and self.last is not None:
+                atomic_write(self.last_path, json.dumps(self.last, indent=1) + "\n")
+                self.dirty_last = False
+        except OSError:
+            self.write_errors += 1
+
+    def _trim(self) -> None:
+        lines = self.path.read_bytes().splitlines(keepends=True)
+        keep = lines[-(self.max_lines // 2) :]
+        atomic_write(self.path, b"".join(keep))
+        self._lines = len(keep)
+
+
+def read_tail(state_dir: str | os.PathLike, n: int = 50) -> list[dict]:
+    p = Path(state_dir) / "timeline.jsonl"
+    out = []
+    try:
+        lines = p.read_bytes().splitlines()[-n:]
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def read_last(state_dir: str | os.PathLike) -> dict | None:
+    try:
+        return json.loads((Path(state_dir) / "last-failover.json").read_text())
+    except (OSError, ValueError):
+        return None
