@@ -183,8 +183,19 @@ class Applier:
             entry["backup"] = self.manifest.backup(real, path)
         else:
             entry["existed"] = False
+            entry["created"] = self._missing_dirs(os.path.dirname(path))
         self.manifest.add(entry)
         return entry
+
+    def _missing_dirs(self, path: str) -> list[str]:
+        """*path* and its parents that do not exist yet, deepest first."""
+        missing = []
+        p = Path(path)
+        for q in [p, *p.parents]:
+            if os.path.isdir(self.hp(str(q))):
+                break
+            missing.append(str(q))
+        return missing
 
     def _write(self, ch: Change) -> None:
         self._record_file(ch, ch.path)
@@ -200,12 +211,7 @@ class Applier:
         os.chmod(real, ch.mode or 0o600)
 
     def _mkdir(self, ch: Change) -> None:
-        missing = []
-        p = Path(ch.path)
-        for q in [p, *p.parents]:
-            if os.path.isdir(self.hp(str(q))):
-                break
-            missing.append(str(q))
+        missing = self._missing_dirs(ch.path)
         self.manifest.add({"action": "mkdir", "step": ch.step, "path": ch.path, "created": missing})
         os.makedirs(self.hp(ch.path), exist_ok=True)
         if ch.mode is not None:
@@ -348,6 +354,11 @@ def rollback(state_dir: str, root: str = "/") -> tuple[Path | None, list[str]]:
             elif os.path.lexists(hp(path)):
                 os.unlink(hp(path))
                 report.append(f"removed {path} (did not exist before)")
+            for d in e.get("created", []):
+                try:
+                    os.rmdir(hp(d))
+                except OSError:
+                    break
         elif a == "chmod":
             os.chmod(hp(path), e["mode"])
             report.append(f"mode {e['mode']:o} back on {path}")

@@ -27,6 +27,7 @@ from hasync.bootstrap.cli import fence_peer_script, load_units
 from hasync.bootstrap.testing import DataFacts
 
 DATA = Path(__file__).parent / "data" / "bootstrap"
+CAP_DIR = DATA / "captured"
 ROOT = Path(__file__).resolve().parents[2]
 UPDATE = os.environ.get("HASYNC_UPDATE_GOLDEN") == "1"
 CASES = sorted((DATA / "steps").glob("*.json"))

@@ -1,0 +1,62 @@
+"""The CLI layer: `hasync bootstrap --dry-run` prints the plan with diffs and changes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hasync.cli import main
+
+from .test_bootstrap_steps import ROOT
+
+
+def lab_config(tmp_path: Path) -> Path:
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * 65536)
+    text = (ROOT / "tests" / "unit" / "data" / "bootstrap" / "golden" / "lab-cluster.toml").read_text()
+    text = text.replace('"/dev/vdb"', json.dumps(str(disk)))
+    cfg = tmp_path / "cluster.toml"
+    cfg.write_text(text)
+    return cfg
+
+
+def test_dry_run_prints_plan_and_diffs_and_changes_nothing(tmp_path: Path, capsys) -> None:
+    cfg = lab_config(tmp_path)
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "nfs.conf").write_text("[statd]\n# name=\n")
+    before = sorted(p.name for p in root.rglob("*"))
+    rc = main(["-c", str(cfg), "bootstrap", "--dry-run", "--node", "node1", "--root", str(root)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "mkfs.ext4 -q -L ha-lab-hl" in out
+    assert "+name=10.200.0.100" in out and "--- /etc/nfs.conf" in out
+    assert "changes (dry run)" in out
+    assert sorted(p.name for p in root.rglob("*")) == before
+
+
+def test_unknown_node_is_bad_input(tmp_path: Path, capsys) -> None:
+    cfg = lab_config(tmp_path)
+    rc = None
+    try:
+        rc = main(["-c", str(cfg), "bootstrap", "--dry-run", "--node", "nodeX", "--root", str(tmp_path)])
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2
+    assert "nodeX" in capsys.readouterr().err
+
+
+def test_not_a_terminal_needs_yes(tmp_path: Path, capsys, monkeypatch) -> None:
+    import io
+
+    cfg = lab_config(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    rc = main(["-c", str(cfg), "bootstrap", "--node", "node1", "--root", str(tmp_path / "r")])
+    assert rc == 2
+    assert "--yes" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "var").exists()
+
+
+def test_rollback_without_runs(tmp_path: Path, capsys) -> None:
+    rc = main(["bootstrap", "--rollback", "--root", str(tmp_path)])
+    assert rc == 1 and "no bootstrap run" in capsys.readouterr().out

@@ -1,0 +1,130 @@
+"""Doctor's pure checks: probe output in, findings (each with a fix) out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hasync import config, model
+from hasync.bootstrap import doctor as D
+from hasync.effects.run import RecordingRunner, Result
+
+from .test_bootstrap_steps import ROOT
+
+HEALTHY = """node=node1
+nfs_link=/srv/ha/nfs-state
+nfs_kind=symlink
+nfs_resolves=1
+authkey_mode=600
+unison=unison version 2.52.1 (ocaml 4.13.1)
+disk_bytes=268435456
+dev=93:0
+lvm_filter=global_filter = [ "a|^/dev/drbd|", "r|.*|" ]
+enabled.rpc-statd-notify=static
+enabled.nfs-server=disabled
+enabled.rpc-statd=static
+clock=1800000000.25
+"""
+
+
+def cluster() -> model.Cluster:
+    return config.load(str(ROOT / "profiles" / "cluster" / "example.toml"))
+
+
+def profile() -> model.Profile:
+    return config.load_profile("debian12")
+
+
+def levels(findings, check):
+    return [f.level for f in findings if f.check == check]
+
+
+def test_probe_script_and_parse() -> None:
+    script = D.probe_script(cluster(), profile(), "node1")
+    assert "readlink /var/lib/nfs" in script and "systemctl is-enabled nfs-server.service" in script
+    assert script.strip().endswith("echo clock=$(date +%s.%N)")
+    p = D.parse_probe(HEALTHY + "garbage line\n")
+    assert p["enabled.nfs-server"] == "disabled" and p["dev"] == "93:0" and "garbage line" not in p
+
+
+def test_healthy_node_has_no_errors() -> None:
+    c = replace(cluster(), nfs=replace(cluster().nfs, state_dir="/srv/ha/nfs-state"))
+    f = D.check_node(c, profile(), "node1", D.parse_probe(HEALTHY))
+    assert [x for x in f if x.level == "error"] == []
+    assert levels(f, "nfs-state-link") == ["ok"]
+
+
+def test_each_pitfall_is_found_with_a_fix() -> None:
+    c = replace(cluster(), nfs=replace(cluster().nfs, state_dir="/srv/ha/nfs-state"))
+    bad = D.parse_probe(
+        HEALTHY.replace("nfs_kind=symlink", "nfs_kind=dir").replace("nfs_link=/srv/ha/nfs-state", "nfs_link=")
+        .replace("enabled.nfs-server=disabled", "enabled.nfs-server=enabled")
+        .replace("authkey_mode=600", "authkey_mode=644")
+        .replace('lvm_filter=global_filter = [ "a|^/dev/drbd|", "r|.*|" ]', "lvm_filter=")
+        .replace("disk_bytes=268435456", "disk_bytes=")
+    )
+    f = D.check_node(c, profile(), "node2", bad)
+    by = {x.check: x for x in f if x.level == "error"}
+    assert set(by) == {"nfs-state-link", "nfs-at-boot", "auth-key", "lvm-filter", "disk"}
+    assert by["nfs-at-boot"].fix == "systemctl disable nfs-server"
+    assert by["auth-key"].fix == "chmod 600 /etc/hasync/authkey"
+    assert all(x.fix and x.where == "node2" for x in by.values())
+
+
+def test_sysv_nfs_at_boot() -> None:
+    p = D.parse_probe("enabled.nfsserver=nfsserver 0:off 1:off 2:off 3:on 4:off 5:on 6:off\nenabled.nfslock=nfslock 0:off 1:off 2:off 3:off 4:off 5:off 6:off\n")
+    f = D.check_node(cluster(), config.load_profile("sles9"), "node1", p)
+    [e] = [x for x in f if x.check == "nfs-at-boot"]
+    assert e.level == "error" and e.fix == "chkconfig nfsserver off"
+
+
+def test_config_checks() -> None:
+    c = cluster()
+    assert levels(D.check_config(c), "heartbeat-links") == ["ok"]
+    one = replace(c, heartbeat=replace(c.heartbeat, links=c.heartbeat.links[:1]), fencing=replace(c.fencing, mode="off"))
+    f = D.check_config(one)
+    assert levels(f, "heartbeat-links") == ["warning"] and levels(f, "fencing") == ["warning"]
+    nofsid = replace(c, nfs=replace(c.nfs, exports=(model.Export("/srv/ha/x"),)))
+    assert levels(D.check_config(nofsid), "export-fsid") == ["warning"]
+
+
+def test_pair_checks() -> None:
+    c = cluster()
+    a = D.parse_probe(HEALTHY)
+    b = D.parse_probe(HEALTHY.replace("2.52.1", "2.48.4").replace("dev=93:0", "dev=93:1"))
+    f = D.check_pair(c, "node1", "node2", a, b, 0.01)
+    assert levels(f, "unison") == ["error"]
+    assert levels(f, "clock") == ["ok"]
+    assert levels(f, "device-identity") == ["ok"]  # every export of the example has fsid=
+    nofsid = replace(c, nfs=replace(c.nfs, exports=(model.Export("/srv/ha/x"),)))
+    assert levels(D.check_pair(nofsid, "node1", "node2", a, b, 5.0), "device-identity") == ["error"]
+    assert levels(D.check_pair(nofsid, "node1", "node2", a, b, 5.0), "clock") == ["warning"]
+    same = D.check_pair(nofsid, "node1", "node2", a, D.parse_probe(HEALTHY), None)
+    assert levels(same, "device-identity") == ["ok"] and levels(same, "clock") == []
+    assert D.parse_unison_version("unison version 2.53.3 (ocaml 5.1.0)") == (2, 53, 3)
+
+
+def test_links() -> None:
+    c = cluster()
+    probes = D.link_probes(c, "node1")
+    assert [p[1] for p in probes] == [
+        ("ping", "-c", "1", "-W", "1", "198.51.100.2"),
+        ("ping", "-c", "1", "-W", "1", "-I", "eth0", "192.0.2.12"),
+        ("test", "-c", "/dev/ttyS1"),
+    ]
+    f = D.check_links(c, "node1", [(probes[0][0], True), (probes[1][0], False), (probes[2][0], True)])
+    assert [x.level for x in f] == ["ok", "error", "info"]
+
+
+def test_run_doctor_with_a_recording_runner() -> None:
+    c = replace(cluster(), nfs=replace(cluster().nfs, state_dir="/srv/ha/nfs-state"))
+    runner = RecordingRunner()
+
+    def answer(argv):
+        return Result(argv, 0, HEALTHY, "")
+
+    runner.responses[("sh", "-c", D.probe_script(c, profile(), "node1"))] = answer
+    peer_cmd = D.hasync_ssh(c, "192.0.2.12", D.probe_script(c, profile(), "node2"))
+    runner.responses[peer_cmd] = lambda argv: Result(argv, 255, "", "ssh: connect to host 192.0.2.12 port 22: No route to host")
+    f = D.run_doctor(c, profile(), "node1", runner)
+    [e] = [x for x in f if x.check == "peer-ssh"]
+    assert e.level == "error" and "No route to host" in e.message and "--join node1" in e.fix
