@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, width=max(120, Console(stderr=True).width))
 
 
 def vip_on(lab, node: str, vip: str) -> bool:
@@ -272,7 +272,10 @@ class Bench:
         samples: list[float] = []
         failed = 0
         for i in range(n):
-            dt, why = self.trial(tool, setting, base)
+            try:
+                dt, why = self.trial(tool, setting, base)
+            except Exception as e:  # a daemon that would not start, a crash that failed ...
+                dt, why = None, f"{type(e).__name__}: {e}"
             if dt is None:
                 failed += 1
                 self.con.log(f"  [red]trial {i + 1}/{n} failed[/red]: {why}")
@@ -423,6 +426,28 @@ def open_lab(name: str | None, console):
     return lab, made
 
 
+
+def run_tool(bench: Bench, tool: str, args, hb, rows: dict, console) -> bs.Setting | None:
+    """Soak then trials for one tool; appends its rows; returns its fastest safe setting."""
+    ordered = list(bs.quick_candidates(tool) if args.quick else bs.candidates(tool))
+    default = bs.default_setting(tool, (hb.keepalive, hb.deadtime))
+    with_default = not (args.quick or args.no_defaults)
+    soak_set = ([default] if with_default else []) + ordered
+    console.rule(f"{tool}")
+    soaked = bench.soak(tool, soak_set)
+    plan = bs.trial_plan(default, ordered, soaked)
+    if not with_default:
+        plan = plan[1:]
+    safe = bs.fastest_safe(soaked, ordered)
+    if safe is None:
+        console.log(f"[yellow]{tool}: no tried setting survived the soak[/yellow]")
+    rows[tool] = []
+    for setting, role in plan:
+        console.log(f"{tool} [{role}] {setting.label}: {args.trials} trials")
+        samples, failed = bench.trials(tool, setting, args.trials)
+        rows[tool].append(bs.Figures(setting, tuple(samples), soaked.get(setting.key), failed, role))
+    return safe
+
 def run(args, console) -> dict:
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:
@@ -449,32 +474,26 @@ def run(args, console) -> dict:
     safe_hasync: bs.Setting | None = None
     try:
         for tool in tools:
-            ordered = list(bs.quick_candidates(tool) if args.quick else bs.candidates(tool))
-            default = bs.default_setting(tool, (hb.keepalive, hb.deadtime))
-            with_default = not (args.quick or args.no_defaults)
-            soak_set = ([default] if with_default else []) + ordered
-            console.rule(f"{tool}")
-            soaked = bench.soak(tool, soak_set)
-            plan = bs.trial_plan(default, ordered, soaked)
-            if not with_default:
-                plan = plan[1:]
-            if bs.fastest_safe(soaked, ordered) is None:
-                console.log(f"[yellow]{tool}: no tried setting survived the soak[/yellow]")
-            rows[tool] = []
-            for setting, role in plan:
-                console.log(f"{tool} [{role}] {setting.label}: {args.trials} trials")
-                samples, failed = bench.trials(tool, setting, args.trials)
-                rows[tool].append(bs.Figures(setting, tuple(samples), soaked.get(setting.key), failed, role))
-                if tool == "hasync" and role == "fastest safe":
-                    safe_hasync = setting
+            try:
+                safe = run_tool(bench, tool, args, hb, rows, console)
+            except Exception as e:  # one tool's trouble must not lose the others' figures
+                console.log(f"[red]{tool}: {e}[/red]")
+                meta.setdefault("errors", {})[tool] = str(e)[-2000:]
+                continue
+            if tool == "hasync":
+                safe_hasync = safe
         if "hasync" in tools:
             s = safe_hasync or bs.candidates("hasync")[-1]
             console.log(f"hasync daemon at rest ({s.label}): {args.idle:g} s")
-            fp = bench.daemon_footprint(s, args.idle)
-            active = fp.get(lab.nodes[0], {})
-            daemon = {"idle_cpu_pct": active.get("idle_cpu_pct"), "rss_mb": active.get("rss_mb")}
-            meta["daemon_per_node"] = fp
-            meta["daemon_setting"] = s.label
+            try:
+                fp = bench.daemon_footprint(s, args.idle)
+                active = fp.get(lab.nodes[0], {})
+                daemon = {"idle_cpu_pct": active.get("idle_cpu_pct"), "rss_mb": active.get("rss_mb")}
+                meta["daemon_per_node"] = fp
+                meta["daemon_setting"] = s.label
+            except Exception as e:
+                console.log(f"[red]daemon footprint: {e}[/red]")
+                meta.setdefault("errors", {})["daemon"] = str(e)[-2000:]
     finally:
         meta["loadavg_end"] = os.getloadavg()
         meta["crash_call_s"] = bs.summarize(bench.crash_s)

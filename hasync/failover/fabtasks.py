@@ -225,13 +225,22 @@ def _replace(r: HostResult, **changes: Any) -> HostResult:
 def roles(data: Any) -> dict[str, str]:
     """node name -> role ("active", "standby", "dead", ...) from one `hasync status --json`.
 
-    Accepts ``{"nodes": [{"name", "role"}, ...]}``, ``{"nodes": {name: {"role"}}}``
-    and ``{"nodes": {name: "role"}}``; anything else gives {}.
+    The daemon's shape is ``{"node": local, "role": r, "peer": {"node", "state", "role"}}``
+    (a peer whose state is not "up" is reported as "dead"). Also accepted:
+    ``{"nodes": [{"name", "role"}, ...]}``, ``{"nodes": {name: {"role"}}}`` and
+    ``{"nodes": {name: "role"}}``; anything else gives {}.
     """
     if not isinstance(data, dict):
         return {}
-    nodes = data.get("nodes")
     out: dict[str, str] = {}
+    if isinstance(data.get("node"), str) and "role" in data:
+        out[data["node"]] = str(data["role"])
+        peer = data.get("peer")
+        if isinstance(peer, dict) and isinstance(peer.get("node"), str):
+            state = str(peer.get("state") or "")
+            out[peer["node"]] = str(peer.get("role") or "") if state in ("", "up") else "dead"
+        return out
+    nodes = data.get("nodes")
     if isinstance(nodes, list):
         for n in nodes:
             if isinstance(n, dict) and "name" in n:
@@ -248,6 +257,19 @@ def roles(data: Any) -> dict[str, str]:
 ACTIVE_ROLES = ("active", "primary", "master", "owner")
 
 
+def _holds(r: HostResult) -> list[str]:
+    """Nodes a status says hold the chain: role active, or an `owned` list not empty."""
+    d = r.data
+    out = []
+    if isinstance(d, dict) and isinstance(d.get("node"), str):
+        if d.get("owned"):
+            out.append(d["node"])
+        peer = d.get("peer")
+        if isinstance(peer, dict) and peer.get("state") == "up" and peer.get("owned"):
+            out.append(str(peer.get("node")))
+    return out
+
+
 def active_nodes(results: Iterable[HostResult]) -> list[str]:
     """The nodes that some reachable node reports as active (holding the chain)."""
     seen: list[str] = []
@@ -256,6 +278,9 @@ def active_nodes(results: Iterable[HostResult]) -> list[str]:
             continue
         for name, role in roles(r.data).items():
             if role.lower() in ACTIVE_ROLES and name not in seen:
+                seen.append(name)
+        for name in _holds(r):
+            if name not in seen:
                 seen.append(name)
     return seen
 

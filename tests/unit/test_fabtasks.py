@@ -127,12 +127,23 @@ def test_bad_json_marks_host_failed():
         ({"nodes": [{"name": "node1", "role": "active"}, {"name": "node2", "role": "standby"}]}, {"node1": "active", "node2": "standby"}),
         ({"nodes": {"node1": {"role": "standby"}, "node2": {"state": "active"}}}, {"node1": "standby", "node2": "active"}),
         ({"nodes": {"node1": "dead"}}, {"node1": "dead"}),
+        ({"node": "node2", "role": "standby", "owned": [], "peer": {"node": "node1", "state": "up", "role": "active", "owned": ["vip"]}},
+         {"node2": "standby", "node1": "active"}),
+        ({"node": "node2", "role": "active", "peer": {"node": "node1", "state": "dead", "role": "active"}},
+         {"node2": "active", "node1": "dead"}),
         ([1, 2], {}),
         ({"other": 1}, {}),
     ],
 )
 def test_roles_shapes(data, expected):
     assert ft.roles(data) == expected
+
+
+def test_active_from_the_daemons_status_shape():
+    data = {"node": "node2", "role": "starting", "owned": ["vip"], "peer": {"node": "node1", "state": "up", "role": "standby", "owned": []}}
+    r = ft.HostResult("node2", "10.0.0.2", STATUS_CMD, 0, stdout=json.dumps(data), data=data)
+    assert ft.active_nodes([r]) == ["node2"]
+    assert "node1=standby" in ft.status_line(r)
 
 
 def test_plans():
