@@ -1,0 +1,87 @@
+"""failover/fabfile.py against the lab's sshd: `fab status` from client1 over ssh to both nodes.
+
+fab runs inside client1 (the nodes' addresses only exist inside the lab), reads the
+lab's /etc/hasync/cluster.toml there, logs in as root with the lab's key and runs
+`hasync status --json` on node1 and node2, where the failover daemon runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hasync.resources import data_dir
+
+pytestmark = pytest.mark.lab
+
+FAB = str(Path(sys.executable).with_name("fab"))
+
+
+def fab(lab, *args: str, timeout: float = 120):
+    return lab.exec("client1", [FAB, "-r", str(data_dir("failover")), *args], timeout=timeout)
+
+
+def node_status(lab, node: str) -> dict | None:
+    r = lab.exec(node, ["hasync", "status", "--json"], timeout=30)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return None
+
+
+def wait_active(lab, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for n in lab.nodes:
+            st = node_status(lab, n)
+            if st and st.get("role") == "active" and (st.get("peer") or {}).get("state") == "up":
+                return n
+        time.sleep(0.5)
+    raise AssertionError("no node became active with its peer up: " + json.dumps(node_status(lab, "node1")))
+
+
+@pytest.fixture
+def daemons(clean_lab, tmp_path):
+    procs = {n: clean_lab.spawn(n, ["hasync", "failover", "run"], log=str(tmp_path / f"{n}.log")) for n in clean_lab.nodes}
+    yield procs
+    for p in procs.values():
+        if p.poll() is None:
+            p.terminate()
+    for p in procs.values():
+        try:
+            p.wait(timeout=30)
+        except Exception:
+            p.kill()
+    clean_lab.reset()
+
+
+def test_fab_status_reports_each_node_over_ssh(clean_lab, daemons):
+    active = wait_active(clean_lab)
+    r = fab(clean_lab, "status", "--as-json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    per_host = json.loads(r.stdout)
+    assert set(per_host) == {"node1", "node2"}
+    for node, st in per_host.items():
+        assert st["node"] == node  # each answer came from that node's own daemon
+    assert per_host[active]["role"] == "active"
+
+    table = fab(clean_lab, "status")
+    assert table.exit_code == 0, table.stdout + table.stderr
+    assert "10.200.0.11" in table.stdout and "10.200.0.12" in table.stdout
+    assert f"{active}=active" in table.stdout
+
+
+def test_fab_status_one_daemon_down_fails_that_host_only(clean_lab, daemons):
+    wait_active(clean_lab)
+    p = daemons["node2"]
+    p.terminate()
+    p.wait(timeout=30)
+    r = fab(clean_lab, "status", "--as-json")
+    assert r.exit_code == 1
+    per_host = json.loads(r.stdout)
+    assert per_host["node1"]["node"] == "node1"
+    assert "error" in per_host["node2"]
