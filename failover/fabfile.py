@@ -1,10 +1,14 @@
 """Fabric tasks that drive a hasync cluster from an admin machine.
 
-    fab -f failover/fabfile.py status
-    fab -f failover/fabfile.py standby            # on the active node
-    fab -f failover/fabfile.py takeover           # on the node that is not active
-    fab -f failover/fabfile.py migrate --to node2
-    fab -f failover/fabfile.py sync               # one `hasync sync` per node
+    fab -r failover status                  # -r: the folder holding this fabfile
+    fab -r failover status --as-json
+    fab -r failover standby                 # on the active node
+    fab -r failover takeover                # on the node that is not active
+    fab -r failover migrate --to node2      # [--dry-run]
+    fab -r failover sync                    # one `hasync sync` per node
+
+(`fab -f` names an invoke *config* file, not the fabfile: use -r/--search-root, or run
+fab from this folder. In an installed wheel the folder is hasync/_data/failover.)
 
 The hosts are the [[node]] addresses of cluster.toml (--config, else $HASYNC_CONFIG,
 else /etc/hasync/cluster.toml); ssh logs in as root (--user) with --key, else
