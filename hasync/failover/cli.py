@@ -63,7 +63,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def register(sub) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("failover", help="the failover daemon (hasync failover run)", description=RUN_HELP, formatter_class=fmt)
+    p = sub.add_parser("failover", help="the failover daemon (hasync failover [run])", description=RUN_HELP, formatter_class=fmt)
     fsub = p.add_subparsers(dest="failover_command", metavar="ACTION")
     r = fsub.add_parser("run", help="run the failover daemon in the foreground", description=RUN_HELP, formatter_class=fmt)
     _common(r)
@@ -73,7 +73,12 @@ def register(sub) -> None:
                         "fifo = SCHED_FIFO 10 (children reset to normal), nice = nice -10 (default: fifo, best effort)")
     r.add_argument("--no-mlock", action="store_true", help="do not lock the daemon's memory (mlockall)")
     r.set_defaults(func=cmd_run)
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    # `hasync failover` alone runs the daemon too (units written as `hasync failover`)
+    _common(p)
+    p.add_argument("--node", help=argparse.SUPPRESS)
+    p.add_argument("--priority", choices=("fifo", "nice", "none"), default="fifo", help=argparse.SUPPRESS)
+    p.add_argument("--no-mlock", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_run)
 
     s = sub.add_parser("status", help="nodes, links, resources, last failover, warnings", description=STATUS_HELP, formatter_class=fmt)
     _common(s)

@@ -1,0 +1,352 @@
+"""Real failover daemons on the namespace lab's nodes.
+
+Chain: Filesystem (ext4 on the node's loop disk) -> IPaddr2 (the VIP on the public
+bridge) -> hasync-demo (a tiny TCP service, failover/resource.d). A watcher thread reads
+both nodes' mount tables and local addresses straight from /proc every few ms and
+records any moment where the VIP or the mount is on BOTH nodes: every test asserts there
+was none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+DEMO = Path(__file__).resolve().parents[2] / "failover" / "resource.d" / "hasync-demo"
+NODES = ("node1", "node2")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def lab_config(lab, *, fencing: str = "required", on_stop_failure: str = "fence-self", self_fence: bool = True) -> str:
+    from hasync.lab.config_gen import cluster_toml
+
+    text = cluster_toml(lab.spec)
+    head = text.split("[fencing]")[0]
+    head += "\n".join(
+        [
+            "[[resource]]",
+            'id = "demo"',
+            'type = "heartbeat"',
+            'agent = "hasync-demo"',
+            'args = ["8080"]',
+            'start_timeout = "5s"',
+            'stop_timeout = "5s"',
+            "",
+            "[fencing]",
+            f'mode = "{fencing}"',
+            'command = ["hasync", "lab", "fence", "{node}"]' if fencing != "off" else "command = []",
+            'timeout = "20s"',
+            f'on_stop_failure = "{on_stop_failure}"',
+            'self_command = ["hasync", "lab", "fence", "{node}"]' if self_fence else "",
+            "",
+        ]
+    )
+    return head
+
+
+def install(lab, text: str) -> None:
+    for n in NODES:
+        lab.exec(n, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=text, check=True)
+        lab.exec(n, ["install", "-D", "-m", "755", str(DEMO), "/etc/ha.d/resource.d/hasync-demo"], check=True)
+        lab.exec(n, ["rm", "-rf", "/etc/hasync/demo-fail-start", "/etc/hasync/demo-fail-stop", "/var/lib/hasync/failover"], check=True)
+        lab.exec(n, ["hasync", "check"], check=True)
+
+
+def node_root(lab, node: str) -> Path | None:
+    try:
+        pid = lab.sshd_pid(node)
+    except Exception:
+        return None
+    return Path(f"/proc/{pid}") if pid else None
+
+
+def role(lab, node: str) -> str:
+    root = node_root(lab, node)
+    if root is None:
+        return "down"
+    try:
+        return (root / "root/run/hasync/role").read_text().strip()
+    except OSError:
+        return "none"
+
+
+def has_vip(root: Path, vip: str) -> bool:
+    try:
+        lines = (root / "net/fib_trie").read_text().splitlines()
+    except OSError:
+        return False
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == f"|-- {vip}" and "/32 host LOCAL" in lines[i + 1]:
+            return True
+    return False
+
+
+def has_mount(root: Path, mp: str) -> bool:
+    try:
+        return any(line.split()[1] == mp for line in (root / "mounts").read_text().splitlines())
+    except OSError:
+        return False
+
+
+class Watcher(threading.Thread):
+    """Checks both namespaces every few ms: VIP or mount on both nodes at once is a violation."""
+
+    def __init__(self, lab):
+        super().__init__(daemon=True)
+        self.lab = lab
+        self.stop_ev = threading.Event()
+        self.violations: list[str] = []
+        self.samples = 0
+        self.roots: dict[str, Path | None] = {}
+
+    def _root(self, node: str) -> Path | None:
+        r = self.roots.get(node)
+        if r is None or not r.exists():
+            r = self.roots[node] = node_root(self.lab, node)
+        return r
+
+    def run(self) -> None:
+        while not self.stop_ev.is_set():
+            vips, mounts = [], []
+            for n in NODES:
+                r = self._root(n)
+                if r is None:
+                    continue
+                if has_vip(r, self.lab.vip):
+                    vips.append(n)
+                if has_mount(r, self.lab.mount_point):
+                    mounts.append(n)
+            self.samples += 1
+            if len(vips) > 1:
+                self.violations.append(f"{time.monotonic():.3f}: VIP on {vips}")
+            if len(mounts) > 1:
+                self.violations.append(f"{time.monotonic():.3f}: mount on {mounts}")
+            time.sleep(0.005)
+
+    def finish(self) -> None:
+        self.stop_ev.set()
+        self.join(5)
+        assert self.samples > 10
+        assert not self.violations, self.violations[:5]
+
+
+def wait_for(what: str, fn, timeout: float = 20.0, every: float = 0.05):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def start_daemons(lab, tmp_path, nodes=NODES) -> None:
+    for n in nodes:
+        lab.spawn(n, ["hasync", "failover", "run"], log=tmp_path / f"{n}.log")
+
+
+def logs(tmp_path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(tmp_path.glob("*.log")))
+
+
+def status(lab, node: str) -> dict:
+    r = lab.exec(node, ["hasync", "status", "--json"], timeout=30)
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def client_sees(lab) -> str:
+    r = lab.exec("client1", ["sh", "-c", f"socat -T1 - TCP:{lab.vip}:8080,connect-timeout=1 </dev/null"], timeout=10)
+    return r.stdout.strip()
+
+
+def timeline(lab, node: str) -> list[dict]:
+    r = lab.exec(node, ["cat", "/var/lib/hasync/failover/timeline.jsonl"])
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cluster(clean_lab, tmp_path):
+    """A lab with the failover config installed and the invariant watcher running."""
+    install(clean_lab, lab_config(clean_lab))
+    w = Watcher(clean_lab)
+    w.start()
+    yield clean_lab, w
+    w.stop_ev.set()
+    w.join(5)
+    clean_lab.reset()  # kills the daemons (spawned), unmounts, drops the VIP
+
+
+def up_and_running(lab, tmp_path) -> None:
+    start_daemons(lab, tmp_path)
+    try:
+        wait_for("node1 active, node2 standby", lambda: role(lab, "node1") == "active" and role(lab, "node2") == "standby", 30)
+        wait_for("the demo service on the VIP answering from node1", lambda: "node1" in client_sees(lab), 15)
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_crash_of_the_active_node_moves_the_vip_to_node2(cluster, tmp_path):
+    lab, watcher = cluster
+    up_and_running(lab, tmp_path)
+    st = status(lab, "node1")
+    assert st["role"] == "active" and st["owned"] == ["fs", "vip", "demo"]
+    assert {lk["name"]: lk["state"] for lk in st["links"]} == {"heartbeat": "up", "public": "up", "serial": "up"}
+    lab.crash("node1")
+    try:
+        wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
+        wait_for("the VIP answering from node2", lambda: "node2" in client_sees(lab), 15)
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+    kinds = [e["kind"] for e in timeline(lab, "node2")]
+    assert "detect" in kinds and "fence" in kinds
+    starts = [e for e in timeline(lab, "node2") if e["kind"] == "resource" and e.get("data", {}).get("op") == "start"]
+    assert [e["data"]["resource"] for e in starts] == ["fs", "vip", "demo"]
+    assert all(e["data"]["duration_ms"] > 0 for e in starts)
+    st2 = status(lab, "node2")
+    assert st2["peer"]["state"] == "dead" and st2["last_failover"]["result"] == "active"
+    watcher.finish()
+
+
+def test_cutting_only_the_heartbeat_link_does_not_fail_over(cluster, tmp_path):
+    lab, watcher = cluster
+    up_and_running(lab, tmp_path)
+    lab.cut("node1", "heartbeat")
+    wait_for("node2 reports the heartbeat link dead", lambda: {lk["name"]: lk["state"] for lk in status(lab, "node2")["links"]}["heartbeat"] == "dead", 20, 0.3)
+    time.sleep(1.5)  # three deadtimes
+    assert role(lab, "node1") == "active" and role(lab, "node2") == "standby"
+    st = status(lab, "node2")
+    assert st["peer"]["state"] == "up"
+    assert any("heartbeat" in w for w in st["warnings"])
+    assert "node1" in client_sees(lab)
+    watcher.finish()
+
+
+def test_all_links_cut_survivor_fences_then_takes_over(cluster, tmp_path):
+    lab, watcher = cluster
+    up_and_running(lab, tmp_path)
+    for link in ("heartbeat", "public", "serial"):
+        lab.cut("node1", link)
+    try:
+        wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+    assert lab.is_down("node1")  # fenced before node2 started anything
+    tl = timeline(lab, "node2")
+    kinds = [e["kind"] for e in tl]
+    fenced = [i for i, e in enumerate(tl) if e["kind"] == "fence" and e.get("data", {}).get("outcome") == "ok"]
+    first_start = next(i for i, e in enumerate(tl) if e["kind"] == "resource" and e["data"].get("op") == "start")
+    assert fenced and fenced[0] < first_start, kinds
+    watcher.finish()
+
+
+def test_start_failure_rolls_back_and_hands_over(cluster, tmp_path):
+    lab, watcher = cluster
+    lab.exec("node1", ["touch", "/etc/hasync/demo-fail-start"], check=True)
+    start_daemons(lab, tmp_path)
+    try:
+        wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
+        wait_for("the service answering from node2", lambda: "node2" in client_sees(lab), 15)
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+    assert role(lab, "node1") == "standby"
+    tl = timeline(lab, "node1")
+    ops = [(e["data"]["resource"], e["data"]["op"], e["data"]["outcome"]) for e in tl if e["kind"] == "resource"]
+    i = ops.index(("demo", "start", "failed"))
+    assert [o[:2] for o in ops[i + 1 :] if o[1] == "stop"][:3] == [("demo", "stop"), ("vip", "stop"), ("fs", "stop")]
+    st = status(lab, "node1")
+    assert "failed" in st["flags"]
+    watcher.finish()
+
+
+def test_stop_failure_blocks_and_the_peer_never_starts(clean_lab, tmp_path):
+    lab = clean_lab
+    install(lab, lab_config(lab, on_stop_failure="block"))
+    watcher = Watcher(lab)
+    watcher.start()
+    try:
+        up_and_running(lab, tmp_path)
+        lab.exec("node1", ["touch", "/etc/hasync/demo-fail-stop"], check=True)
+        r = lab.exec("node1", ["hasync", "standby", "--wait", "20"], timeout=60)
+        assert r.exit_code == 1, r.stdout + r.stderr
+        wait_for("node1 stop-failed", lambda: role(lab, "node1") == "stop-failed", 20)
+        time.sleep(1.5)
+        assert role(lab, "node2") == "standby"
+        st = status(lab, "node2")
+        assert st["peer"]["role"] == "stop-failed" and st["health"]["level"] == "bad"
+        watcher.finish()
+    finally:
+        watcher.stop_ev.set()
+        lab.reset()
+
+
+def test_stop_failure_escalates_to_self_fence_then_peer_takes_over(cluster, tmp_path):
+    lab, watcher = cluster
+    up_and_running(lab, tmp_path)
+    lab.exec("node1", ["touch", "/etc/hasync/demo-fail-stop"], check=True)
+    # node1 dies during this command (it fences itself): run it in the background
+    lab.spawn("node1", ["hasync", "standby", "--wait", "30"], log=tmp_path / "standby.out")
+    try:
+        wait_for("node1 fenced itself", lambda: lab.is_down("node1"), 30, 0.2)
+        wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+    kinds = [e["kind"] for e in timeline(lab, "node2")]
+    assert "fence" in kinds  # node1 was stop-failed: node2 fences before starting
+    watcher.finish()
+
+
+def test_standby_takeover_migrate(cluster, tmp_path):
+    lab, watcher = cluster
+    up_and_running(lab, tmp_path)
+    r = lab.exec("node1", ["hasync", "standby"], timeout=60)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "stop" in r.stdout  # live progress lines
+    assert role(lab, "node1") == "standby" and role(lab, "node2") == "active"
+    assert "node2" in client_sees(lab)
+    r = lab.exec("node1", ["hasync", "takeover"], timeout=60)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert role(lab, "node1") == "active" and role(lab, "node2") == "standby"
+    assert "node1" in client_sees(lab)
+    r = lab.exec("node1", ["hasync", "migrate", "--to", "node2", "--dry-run"], timeout=60)
+    assert r.exit_code == 0 and "dry run" in r.stdout
+    assert role(lab, "node1") == "active"
+    r = lab.exec("node2", ["hasync", "migrate", "--to", "node2"], timeout=60)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert role(lab, "node2") == "active" and role(lab, "node1") == "standby"
+    assert "node2" in client_sees(lab)
+    watcher.finish()
+
+
+def test_clean_daemon_stop_hands_over_without_fencing(cluster, tmp_path):
+    lab, watcher = cluster
+    up_and_running(lab, tmp_path)
+    # the daemon is a python process: find it by its cmdline among node1's processes
+    for pid in lab.pids("node1"):
+        try:
+            if b"failover\0run" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, 15)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
+    kinds = [e["kind"] for e in timeline(lab, "node2")]
+    assert "fence" not in kinds
+    watcher.finish()
