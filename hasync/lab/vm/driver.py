@@ -12,8 +12,9 @@ Wiring (all of it on this machine, none of it routed to the host's networks):
     vdc/vdb seed         read-only: hasync source, VM scripts, identity (seed.py)
 
 Group and port of the multicast L2s are random per lab, so parallel labs don't collide.
-State lives in ``$HASYNC_VM_RUN/<lab>/`` (default /var/tmp/hasync-vm/<lab>): lab.json, the
-disks, sockets, console logs and qemu pid files.
+State lives in the lab's directory beside the namespace labs (``$HASYNC_LAB_DIR/<lab>/``,
+default /var/tmp/hasync-lab/<lab>, with ``kind`` = "vm"): lab.json, the disks, sockets,
+console logs and qemu pid files.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ from hasync.lab.vm.image import Image, ensure_image
 from hasync.lab.vm.seed import Guest
 
 MEM_MIB = 256
-DRBD_DISK_MIB = 256
+DRBD_DISK_MIB = 128  # initial full sync ~6 s under TCG at resync-rate 200M
 BOOT_TIMEOUT = 300.0
-LINKS = ("public", "replication", "serial")
-NETDEV = {"public": "pub", "replication": "rep"}
+# Same names as the namespace lab: "heartbeat" is the dedicated replication/heartbeat L2.
+LINKS = ("public", "heartbeat", "serial")
+LINK_ALIASES = {"replication": "heartbeat", "repl": "heartbeat", "hb": "heartbeat"}
+NETDEV = {"public": "pub", "heartbeat": "rep"}
 
 Report = Callable[[str], None]
 
@@ -53,7 +56,9 @@ class VmError(RuntimeError):
 
 
 def run_root() -> Path:
-    return Path(os.environ.get("HASYNC_VM_RUN") or "/var/tmp/hasync-vm")
+    from hasync.lab.spec import lab_root
+
+    return Path(lab_root())
 
 
 def lab_dir(name: str) -> Path:
@@ -236,7 +241,7 @@ class Console:
 class VmLab:
     """A running (or to-be-started) VM lab. Tests use this; the CLI verbs wrap it."""
 
-    def __init__(self, name: str = "vm", report: Report | None = None):
+    def __init__(self, name: str = "hl", report: Report | None = None):
         self.name = name
         self.dir = lab_dir(name)
         self.report: Report = report or (lambda s: None)
@@ -264,7 +269,7 @@ class VmLab:
         os.replace(tmp, self.dir / "lab.json")
 
     def create(self, image: Image | None = None, guests: tuple[Guest, ...] | None = None,
-               init: str = "busybox") -> None:
+               init: str = "busybox", disk_mib: int = DRBD_DISK_MIB) -> None:
         """Lay down disks, seeds and the qemu command lines (does not boot)."""
         why = qemu_available()
         if why:
@@ -273,9 +278,9 @@ class VmLab:
             raise VmError(f"VM lab {self.name!r} is already up (hasync lab down --vm {self.name})")
         image = image or ensure_image(self.report)
         guests = guests or seedmod.default_guests()
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True)
+        self._clear()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "kind").write_text("vm\n")
         rnd = random.Random()
         groups = {link: (f"239.{rnd.randint(1, 254)}.{rnd.randint(1, 254)}.{rnd.randint(1, 254)}",
                          rnd.randint(20000, 60000)) for link in NETDEV}
@@ -290,7 +295,7 @@ class VmLab:
                             str(d / "root.qcow2")], check=True, capture_output=True)
             if g.role == "node":
                 with open(d / "drbd.img", "wb") as f:
-                    f.truncate(DRBD_DISK_MIB * 1024 * 1024)
+                    f.truncate(disk_mib * 1024 * 1024)
             seedmod.make_seed(d / "seed.img", g, guests, self.dir)
             peer = None
             if g.role == "node":
@@ -322,7 +327,7 @@ class VmLab:
         argv += ["-netdev", f"socket,id=pub,mcast={pub_group}:{pub_port},localaddr=127.0.0.1",
                  "-device", f"virtio-net-pci,netdev=pub,mac={mac}:01"]
         if g.role == "node":
-            rep_group, rep_port = groups["replication"]
+            rep_group, rep_port = groups["heartbeat"]
             argv += ["-netdev", f"socket,id=rep,mcast={rep_group}:{rep_port},localaddr=127.0.0.1",
                      "-device", f"virtio-net-pci,netdev=rep,mac={mac}:02"]
         argv += ["-chardev", f"socket,id=con,path={d / 'console.sock'},server=on,wait=off,logfile={d / 'console.log'}",
@@ -444,9 +449,10 @@ class VmLab:
             raise CommandError(res, what=vm)
         return res
 
-    def sh(self, vm: str, script: str, **kw) -> str:
-        """Run a shell script on *vm*, raise on failure, return its stdout."""
-        return self.exec(vm, ("/bin/sh", "-ec", script), check=True, **kw).stdout
+    def sh(self, vm: str, script: str, *, errexit: bool = True, **kw) -> str:
+        """Run a shell script on *vm* (with `set -e` unless errexit=False), raise if it
+        fails, return its stdout."""
+        return self.exec(vm, ("/bin/sh", "-ec" if errexit else "-c", script), check=True, **kw).stdout
 
     def spawn(self, vm: str, argv: Sequence[str] | str, log: str) -> None:
         """Start a long-running command on *vm* in the background, output to *log* (in the guest)."""
@@ -470,22 +476,36 @@ class VmLab:
         self._save()
 
     def _link_targets(self, link: str, vm: str | None) -> list[str]:
+        link = LINK_ALIASES.get(link, link)
         if link not in LINKS:
             raise VmError(f"unknown link {link!r}: one of {', '.join(LINKS)}")
         if link == "public":
             return [vm] if vm else self.nodes
         return self.nodes if vm is None else [vm]
 
-    def cut(self, link: str, vm: str | None = None) -> None:
-        """Take *link* down (on *vm*, or on every node): like pulling the cable."""
+    def cut(self, vm: str | None, link: str) -> None:
+        """Pull *link*'s cable on *vm* (None: on every node). The serial cable is unplugged
+        at node2's end, whichever node is named."""
         self._set_link(link, vm, up=False)
 
-    def heal(self, link: str | None = None, vm: str | None = None) -> None:
-        """Bring *link* (default: every link) back up."""
-        for ln in ([link] if link else list(LINKS)):
+    def heal(self, vm: str | None = None, *, boot: bool = True, timeout: float = BOOT_TIMEOUT) -> dict:
+        """Cables back in; crashed VMs (of *vm*, or all) power on again and are waited for."""
+        for ln in LINKS:
             self._set_link(ln, vm, up=True)
+        off = [v for v in ([vm] if vm else self.vms) if not self.running(v)]
+        if not boot or not off:
+            return {}
+        for v in off:
+            self.start(v)
+        return self.wait_ready(off, timeout)
+
+    def fence(self, vm: str) -> bool:
+        """Power *vm* off out of band and confirm it is off."""
+        self.crash(vm)
+        return not self.running(vm)
 
     def _set_link(self, link: str, vm: str | None, up: bool) -> None:
+        link = LINK_ALIASES.get(link, link)
         targets = self._link_targets(link, vm)
         for t in targets:
             info = self.state["vms"][t]
@@ -537,6 +557,14 @@ class VmLab:
             shutil.rmtree(self.dir)
         self.state = {}
 
+    def _clear(self) -> None:
+        """Remove what an earlier VM lab of this name left (its VMs must be off)."""
+        for vm in self.state.get("vms", {}):
+            shutil.rmtree(self.dir / vm, ignore_errors=True)
+        for name in ("lab.json", "serial.sock"):
+            (self.dir / name).unlink(missing_ok=True)
+        self.state = {}
+
     def close(self) -> None:
         """Drop this process's console connections (the VMs keep running)."""
         for con in self.consoles.values():
@@ -549,3 +577,14 @@ def all_labs() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.parent.name for p in root.glob("*/lab.json"))
+
+
+def parse_size_mib(text: str) -> int:
+    """"256M", "1G", "128" (MiB) -> MiB."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = {"K": 1 / 1024, "M": 1, "G": 1024}.get(t[-1:], None)
+    num = t[:-1] if mult is not None else t
+    value = float(num) * (mult if mult is not None else 1)
+    if value < 16:
+        raise ValueError(f"disk size {text!r}: at least 16M")
+    return int(value)

@@ -42,12 +42,15 @@ class Guest:
     extra_files: dict[str, str] = field(default_factory=dict)
 
 
-def default_guests() -> tuple[Guest, ...]:
-    return (
+def default_guests(clients: int = 1) -> tuple[Guest, ...]:
+    """node1 and node2 (the cluster) and *clients* NFS clients client1.. on the public L2."""
+    if not 0 <= clients <= 8:
+        raise ValueError(f"clients: 0..8, not {clients}")
+    nodes = (
         Guest("node1", "node", f"{PUBLIC_NET}.11", f"{REPL_NET}.1"),
         Guest("node2", "node", f"{PUBLIC_NET}.12", f"{REPL_NET}.2"),
-        Guest("client1", "client", f"{PUBLIC_NET}.21"),
     )
+    return nodes + tuple(Guest(f"client{i}", "client", f"{PUBLIC_NET}.{20 + i}") for i in range(1, clients + 1))
 
 
 FENCE_COMMAND = ("/usr/local/sbin/hasync-vm-fence", "--action", "off", "{node}")
@@ -229,6 +232,7 @@ def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path) -> 
             "etc/hostname": g.name + "\n",
             "etc/hosts": hosts_file(guests),
             "etc/hasync-vm/net.sh": net_script(g),
+            "etc/hasync-vm/role": g.role + "\n",
             "root/.ssh/authorized_keys": pub.read_text(),
             "root/.ssh/id_ed25519": key.read_text(),
             "root/.ssh/id_ed25519.pub": pub.read_text(),

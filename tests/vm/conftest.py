@@ -1,0 +1,68 @@
+"""VM tier fixtures: one VM lab (node1, node2, client1) per test session, reset between cases.
+
+The image is built on first use (≈1.5 min cold, cached in $HASYNC_VM_CACHE or
+/var/cache/hasync/vm); the lab boots once (≈16 s for three VMs under TCG). Timings land in
+$HASYNC_VM_TIMINGS (default /var/tmp/hasync-lab/vm-timings.json) for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from hasync.lab.vm import VmLab, ensure_image, manual, qemu_available
+from hasync.lab.vm.seed import default_guests
+
+TIMINGS: dict[str, float] = {}
+
+
+def _progress(pytestconfig):
+    capman = pytestconfig.pluginmanager.getplugin("capturemanager")
+    t0 = time.monotonic()
+
+    def report(msg: str) -> None:
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                print(f"\n[vm {time.monotonic() - t0:6.1f}s] {msg}", end="", flush=True)
+
+    return report
+
+
+@pytest.fixture(scope="session")
+def vm_session(pytestconfig):
+    why = qemu_available()
+    if why:
+        pytest.skip(why)
+    if os.geteuid() != 0:
+        pytest.skip("the VM lab needs root: building its image runs debootstrap and chroot")
+    report = _progress(pytestconfig)
+    t0 = time.monotonic()
+    image = ensure_image(report)
+    TIMINGS["image_s"] = round(time.monotonic() - t0, 2)
+    lab = VmLab(f"vt{os.getpid() % 10**8}", report=report)
+    try:
+        t1 = time.monotonic()
+        lab.create(image, default_guests(1))
+        ready = lab.up()
+        TIMINGS["boot_3vms_s"] = round(time.monotonic() - t1, 2)
+        TIMINGS["boot_ready_max_s"] = max(ready.values())
+        yield lab
+    finally:
+        lab.down()
+        out = Path(os.environ.get("HASYNC_VM_TIMINGS", "/var/tmp/hasync-lab/vm-timings.json"))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(TIMINGS, indent=2, sort_keys=True) + "\n")
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def vm_lab(vm_session):
+    """The session's VM lab, as after `up`: cables in, every VM running, no storage set up."""
+    manual.reset(vm_session)
+    yield vm_session
