@@ -324,8 +324,20 @@ def converge(
 # --------------------------------------------------------------------------- rollback
 
 
-def rollback(state_dir: str, root: str = "/") -> tuple[Path | None, list[str]]:
-    """Undo the files of the newest run not yet rolled back; returns (run, report lines)."""
+def inverse(argv: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The command that undoes *argv*, for the few that have one (boot enablement)."""
+    flip = {"enable": "disable", "disable": "enable", "on": "off", "off": "on"}
+    if argv[:1] == ("systemctl",) and len(argv) >= 3 and argv[-2] in ("enable", "disable"):
+        return (*argv[:-2], flip[argv[-2]], argv[-1])
+    if argv[:1] == ("chkconfig",) and len(argv) == 3 and argv[2] in ("on", "off"):
+        return (argv[0], argv[1], flip[argv[2]])
+    return None
+
+
+def rollback(state_dir: str, root: str = "/", runner: Runner | None = None) -> tuple[Path | None, list[str]]:
+    """Undo the newest run not yet rolled back: its files byte for byte, and (with a
+    runner) the boot enablement it changed; other commands are listed as not undone.
+    Returns (run, report lines)."""
     candidates = [r for r in runs(state_dir) if not json.loads((r / "manifest.json").read_text()).get("rolled_back")]
     candidates = [r for r in candidates if json.loads((r / "manifest.json").read_text())["entries"]]
     if not candidates:
@@ -344,7 +356,12 @@ def rollback(state_dir: str, root: str = "/") -> tuple[Path | None, list[str]]:
     for e in reversed(m["entries"]):
         a, path = e["action"], e.get("path", "")
         if a == "run":
-            report.append(f"not undone (a command): {F.describe(tuple(e['argv']))}")
+            inv = inverse(tuple(e["argv"])) if runner is not None else None
+            if inv is None:
+                report.append(f"not undone (a command): {F.describe(tuple(e['argv']))}")
+                continue
+            res = runner.run(inv, timeout=60)
+            report.append(f"undone: {F.describe(tuple(e['argv']))} (ran {F.describe(inv)}" + ("" if res.ok else f", which failed: {(res.stderr or res.stdout).strip()[-200:]}") + ")")
         elif a in ("write", "generate", "remove"):
             if e["existed"]:
                 if os.path.islink(hp(path)):

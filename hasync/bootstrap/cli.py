@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
+import signal
 import socket
 import sys
 
@@ -202,7 +204,9 @@ def cmd_bootstrap(args) -> int:
     console = _console()
     state_dir = args.state_dir or A.host_path(args.root, A.STATE_DIR)
     if args.rollback:
-        run, report = A.rollback(state_dir, args.root)
+        from hasync.bootstrap.runner import SubprocessRunner
+
+        run, report = A.rollback(state_dir, args.root, SubprocessRunner())
         for line in report:
             console.print(("  " if run else "") + line)
         if run:
@@ -210,6 +214,18 @@ def cmd_bootstrap(args) -> int:
         return 0 if run else 1
 
     runner = ShRunner()
+    try:
+        return _bootstrap(args, console, runner, state_dir)
+    finally:
+        if args.join:
+            from hasync.bootstrap.facts import peer_ssh_close
+
+            runner.run(peer_ssh_close(args.join), timeout=10)
+
+
+def _bootstrap(args, console, runner, state_dir: str) -> int:
+    from hasync.bootstrap import apply as A
+
     w = build_wanted(args, runner)
     prober = A.Prober(runner, root=args.root, init=w.profile.init, peer=args.join)
     try:
@@ -266,6 +282,17 @@ def _apply(console, w, prober, runner, state_dir: str, root: str) -> int:
 
     applier = A.Applier(runner, manifest, root=root, prober=prober, progress=progress)
     prober.invalidate()
+    kill_after = os.environ.get("HASYNC_BOOTSTRAP_KILL_AFTER", "")
+    if kill_after.isdigit():
+        # fault injection for the tests: SIGKILL ourselves after N changes (a power cut)
+        real_apply = applier.apply
+
+        def apply_then_maybe_die(ch) -> None:
+            real_apply(ch)
+            if applier.changes_done >= int(kill_after):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        applier.apply = apply_then_maybe_die  # type: ignore[method-assign]
 
     def on_step(s, changes) -> None:
         console.print(f"[bold]{s.name}[/bold]: {len(changes)} change{'s' if len(changes) != 1 else ''}")

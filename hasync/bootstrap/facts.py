@@ -67,12 +67,25 @@ def enabled_argv(init: str, service: str, root: str = "/") -> Argv:
     return ("chkconfig", "--list", service)
 
 
+SSH_CONTROL = "/tmp/.hasync-bootstrap-%C"  # %C: hash of local host, peer, port, user
+
+
+def peer_ssh_opts() -> Argv:
+    # one connection for the whole join (a handshake costs ~1 s on a busy node);
+    # closed by peer_ssh_close() when bootstrap ends
+    return (
+        "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=5",
+        "-o", "ControlMaster=auto", "-o", f"ControlPath={SSH_CONTROL}", "-o", "ControlPersist=30",
+    )
+
+
 def peer_ssh(peer: str, *remote: str) -> Argv:
     """ssh to the first node as the admin (root's own keys) while joining."""
-    return (
-        "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
-        "-o", "ConnectTimeout=5", f"root@{peer}", shlex.join(remote),
-    )
+    return ("ssh", *peer_ssh_opts(), f"root@{peer}", shlex.join(remote))
+
+
+def peer_ssh_close(peer: str) -> Argv:
+    return ("ssh", "-o", f"ControlPath={SSH_CONTROL}", "-O", "exit", f"root@{peer}")
 
 
 def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "") -> Argv | None:

@@ -1,0 +1,208 @@
+"""`hasync bootstrap` and `hasync doctor` on a namespace lab of their own.
+
+The tests of this module run in order on one lab (named "b<pid>", made for this module
+and removed after it, so the files bootstrap lays down never reach other tests' nodes):
+full run on node1, --join on node2, re-runs print `0 changes`, DRBD/LVM steps checked as
+plans, refusal over an existing filesystem, doctor finds seeded pitfalls, rollback
+restores byte-identical files, a run killed (SIGKILL) mid-way converges.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.lab.conftest import lab_unavailable
+
+pytestmark = pytest.mark.lab
+
+STATE = "/srv/ha/nfs-state"
+WATCHED = ("/etc/exports", "/etc/nfs.conf", "/etc/fstab", "/etc/systemd/system/hasync-watch.service",
+           "/etc/systemd/system/hasync-failover.service", "/etc/systemd/system/nfs-server.service",
+           "/etc/systemd/system/multi-user.target.wants/nfs-server.service",
+           "/etc/systemd/system/multi-user.target.wants/hasync-watch.service", "/var/lib/nfs")
+
+DUMMY_NFS_UNIT = """[Unit]
+Description=stand-in for the distro's NFS server unit (enabled at install, as Debian does)
+[Service]
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _down_stale() -> None:
+    from hasync.lab import Lab
+    from hasync.lab.store import all_lab_names
+
+    for name in all_lab_names():
+        if name.startswith("b") and name[1:].isdigit() and not os.path.exists(f"/proc/{name[1:]}"):
+            Lab(name).down()
+
+
+@pytest.fixture(scope="module")
+def blab():
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from hasync.lab import Lab
+
+    _down_stale()
+    lab = Lab(f"b{os.getpid()}")
+    try:
+        lab.up(clients=0)
+        base = lab.sh("node1", "cat /etc/hasync/cluster.toml", check=True).stdout
+        cfg = base.replace("[nfs]\n", f'[nfs]\nstate_dir = "{STATE}"\n', 1)
+        cfg += '\n[[nfs.export]]\npath = "/srv/ha/export"\nclients = "10.200.0.0/24"\nfsid = 1\n'
+        drbd = cfg.replace("use_drbd = false", "use_drbd = true").replace("use_lvm = false", "use_lvm = true")
+        for node in ("node1", "node2"):
+            lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=cfg, check=True)
+            lab.exec(node, ["sh", "-c", "cat > /etc/hasync/drbd.toml"], input=drbd, check=True)
+            lab.exec(node, ["sh", "-c", "cat > /etc/hasync/first-is-node2.toml"],
+                     input=cfg.replace('preferred_node = "node1"', 'preferred_node = "node2"'), check=True)
+        # node1 starts like a distro install: an exports file, an NFS unit enabled at boot
+        lab.sh("node1", "printf '/home\\t*(ro)\\n' > /etc/exports", check=True)
+        lab.exec("node1", ["sh", "-c", "cat > /etc/systemd/system/nfs-server.service"], input=DUMMY_NFS_UNIT, check=True)
+        lab.sh("node1", "systemctl enable nfs-server.service", check=True)
+        lab.sh("node1", "mkdir -p /var/lib/nfs/sm && echo x > /var/lib/nfs/etab", check=True)
+        lab.sh("node2", "mkdir -p /var/lib/nfs/sm", check=True)
+        yield lab
+    finally:
+        lab.down()
+
+
+def hs(lab, node: str, *args: str, env: dict | None = None):
+    return lab.exec(node, ["hasync", *args], timeout=120, env=env)
+
+
+def snapshot(lab, node: str) -> dict[str, str]:
+    script = "for f in " + " ".join(WATCHED) + "; do " + (
+        'if [ -L "$f" ]; then echo "$f -> $(readlink "$f")"; '
+        'elif [ -f "$f" ]; then echo "$f $(sha256sum < "$f" | cut -c1-16) $(stat -c %a "$f")"; '
+        'elif [ -d "$f" ]; then echo "$f dir $(ls "$f" | tr "\\n" " ")"; else echo "$f missing"; fi; done'
+    )
+    out = lab.sh(node, script, check=True).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def label(lab, node: str) -> str:
+    return lab.sh(node, "blkid -p -s LABEL -o value /dev/vdb").stdout.strip()
+
+
+ORIGINAL: dict[str, dict[str, str]] = {}
+
+
+def test_first_node_full_run_then_zero_changes(blab) -> None:
+    ORIGINAL["node1"] = snapshot(blab, "node1")
+    ORIGINAL["node2"] = snapshot(blab, "node2")
+    r = hs(blab, "node1", "bootstrap", "--yes", "--allow-data-loss", "/dev/vdb")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "changes applied" in r.stdout
+    again = hs(blab, "node1", "bootstrap")
+    assert again.exit_code == 0 and again.stdout.strip().endswith("0 changes"), again.stdout
+    assert label(blab, "node1") == ("ha-lab-" + blab.name)[:12]  # xfs labels hold 12 bytes
+    assert blab.sh("node1", "readlink /var/lib/nfs").stdout.strip() == STATE
+    assert blab.sh("node1", f"cat {STATE}/etab").stdout.strip() == "x"  # the state moved onto the disk
+    assert blab.sh("node1", "mountpoint -q /srv/ha").exit_code == 0
+    exports = blab.sh("node1", "cat /etc/exports").stdout
+    assert exports.startswith("/home\t*(ro)\n") and "fsid=1,mountpoint=/srv/ha" in exports
+    assert blab.sh("node1", "systemctl is-enabled nfs-server.service").stdout.strip() == "disabled"
+    assert blab.sh("node1", "systemctl is-enabled hasync-failover.service").stdout.strip() == "enabled"
+    assert "outgoing-addr=10.200.0.100" in blab.sh("node1", "cat /etc/nfs.conf").stdout
+
+
+def test_join_second_node_then_zero_changes(blab) -> None:
+    before = label(blab, "node2")
+    r = hs(blab, "node2", "bootstrap", "--join", "node1", "--yes")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    again = hs(blab, "node2", "bootstrap", "--join", "node1")
+    assert again.exit_code == 0 and again.stdout.strip().endswith("0 changes"), again.stdout
+    assert label(blab, "node2") == before  # the second node never makes a filesystem
+    assert blab.sh("node2", "readlink /var/lib/nfs").stdout.strip() == STATE
+    assert blab.sh("node2", "cat /etc/hasync/cluster.toml").stdout == blab.sh("node1", "cat /etc/hasync/cluster.toml").stdout
+    # hasync's own ssh (key + known_hosts) now works both ways
+    for a, b in (("node1", "node2"), ("node2", "node1")):
+        ssh = blab.exec(a, ["ssh", "-i", "/etc/hasync/ssh/id_ed25519", "-o", "UserKnownHostsFile=/etc/hasync/ssh/known_hosts",
+                            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"root@{b}", "uname", "-n"])
+        assert ssh.stdout.strip() == b, ssh.stderr
+
+
+def test_drbd_and_lvm_steps_are_planned(blab) -> None:
+    """No DRBD module nor device-mapper here: the DRBD/LVM steps are checked as a plan."""
+    before = label(blab, "node1")
+    r = hs(blab, "node1", "-c", "/etc/hasync/drbd.toml", "bootstrap", "--dry-run", "--allow-data-loss", "/dev/vdb")
+    out = r.stdout
+    for line in ("create /etc/drbd.d/r0.res", "run wipefs --all /dev/vdb", "run drbdadm create-md r0",
+                 "run drbdadm up r0", "run drbdadm primary --force r0", "global_filter",
+                 "run vgcreate --setautoactivation n", "run lvcreate --wipesignatures n -n data"):
+        assert line in out, (line, out)
+    assert label(blab, "node1") == before
+    refused = hs(blab, "node1", "-c", "/etc/hasync/drbd.toml", "bootstrap", "--dry-run")
+    assert refused.exit_code == 1 and "drbdadm create-md would destroy it" in refused.stdout
+
+
+def test_refuses_to_overwrite_an_existing_filesystem(blab) -> None:
+    before = label(blab, "node2")
+    runs = blab.sh("node2", "ls /var/lib/hasync/bootstrap/runs | wc -l").stdout
+    r = hs(blab, "node2", "-c", "/etc/hasync/first-is-node2.toml", "bootstrap", "--yes")
+    assert r.exit_code == 1
+    assert "refused" in r.stderr and "--allow-data-loss /dev/vdb" in r.stderr
+    assert label(blab, "node2") == before
+    assert blab.sh("node2", "ls /var/lib/hasync/bootstrap/runs | wc -l").stdout == runs
+
+
+def findings(blab, node: str) -> list[dict]:
+    r = hs(blab, node, "doctor", "--json")
+    return json.loads(r.stdout)["findings"]
+
+
+def errors(fs: list[dict]) -> set[tuple[str, str]]:
+    return {(f["check"], f["where"]) for f in fs if f["level"] == "error"}
+
+
+def test_doctor_finds_each_seeded_pitfall(blab) -> None:
+    assert errors(findings(blab, "node1")) == set()
+    blab.sh("node2", "rm /var/lib/nfs && mkdir /var/lib/nfs", check=True)  # an upgrade broke the link
+    blab.sh("node1", "systemctl enable nfs-server.service", check=True)  # nfs at boot again
+    blab.sh("node2", "chmod 644 /etc/hasync/authkey", check=True)
+    got = findings(blab, "node1")
+    assert errors(got) == {("nfs-state-link", "node2"), ("nfs-at-boot", "node1"), ("auth-key", "node2")}
+    assert all(f["fix"] for f in got if f["level"] == "error")
+    # bootstrap repairs all three
+    assert hs(blab, "node1", "bootstrap", "--yes").exit_code == 0
+    assert hs(blab, "node2", "bootstrap", "--join", "node1", "--yes").exit_code == 0
+    assert errors(findings(blab, "node1")) == set()
+    assert errors(findings(blab, "node2")) == set()
+
+
+def rollback_all(blab, node: str) -> None:
+    for _ in range(20):
+        r = hs(blab, node, "bootstrap", "--rollback")
+        if r.exit_code != 0:
+            assert "no bootstrap run" in r.stdout
+            return
+    raise AssertionError("rollback did not finish")
+
+
+def test_rollback_restores_byte_identical_files(blab) -> None:
+    for node in ("node1", "node2"):
+        assert snapshot(blab, node) != ORIGINAL[node]
+        rollback_all(blab, node)
+        assert snapshot(blab, node) == ORIGINAL[node], node
+
+
+@pytest.mark.parametrize("kill_after", [1, 3, 6])
+def test_run_killed_midway_converges(blab, kill_after: int) -> None:
+    blab.sh("node1", "! mountpoint -q /srv/ha || umount /srv/ha", check=True)
+    # SIGKILL after N changes (a power cut mid-run): the shell reports 128 + 9
+    r = blab.sh("node1", f"HASYNC_BOOTSTRAP_KILL_AFTER={kill_after} hasync bootstrap --yes >/dev/null 2>&1; echo rc=$?")
+    assert r.stdout.strip() == "rc=137", r.stdout
+    r = hs(blab, "node1", "bootstrap", "--yes")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    again = hs(blab, "node1", "bootstrap")
+    assert again.stdout.strip().endswith("0 changes"), again.stdout
+    assert blab.sh("node1", "readlink /var/lib/nfs").stdout.strip() == STATE
+    rollback_all(blab, "node1")
+    assert snapshot(blab, "node1") == ORIGINAL["node1"]
