@@ -377,13 +377,7 @@ class loss:
         self.ns, self.iface, self.p = lab.netns(node), iface, p
 
     def __enter__(self):
-        n = max(1, round(self.p * 10000))
-        rules = (
-            f"table inet {LOSS_TABLE} {{\n"
-            f"  chain in {{ type filter hook input priority -200; iifname \"{self.iface}\" numgen random mod 10000 < {n} drop; }}\n"
-            f"  chain out {{ type filter hook output priority -200; oifname \"{self.iface}\" numgen random mod 10000 < {n} drop; }}\n"
-            "}\n"
-        )
+        rules = bs.loss_rules(LOSS_TABLE, self.iface, self.p)
         subprocess.run(["ip", "netns", "exec", self.ns, "nft", "-f", "-"], input=rules, text=True, check=True, capture_output=True)
         return self
 

@@ -337,3 +337,19 @@ def count_vip_adds(monitor_lines: Iterable[str], vip: str) -> int:
         if needle in line and not line.lstrip().startswith("Deleted"):
             n += 1
     return n
+
+
+def loss_rules(table: str, iface: str, p: float) -> str:
+    """An nft ruleset dropping a random fraction *p* of packets in and out of *iface*.
+
+    The host kernel has no netem qdisc; nft's `numgen random` works in a namespace.
+    """
+    if not 0 < p < 1:
+        raise ValueError(f"loss must be between 0 and 1, not {p}")
+    n = max(1, round(p * 10000))
+    return (
+        f"table inet {table} {{\n"
+        f'  chain in {{ type filter hook input priority -200; iifname "{iface}" numgen random mod 10000 < {n} drop; }}\n'
+        f'  chain out {{ type filter hook output priority -200; oifname "{iface}" numgen random mod 10000 < {n} drop; }}\n'
+        "}\n"
+    )

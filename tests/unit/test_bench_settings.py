@@ -112,3 +112,21 @@ def test_count_vip_adds_from_ip_monitor():
     assert bs.count_vip_adds(lines, "10.200.0.101") == 2
     assert bs.count_vip_adds(lines, "10.200.0.102") == 1
     assert bs.count_vip_adds(lines, "10.200.0.10") == 0
+
+
+def test_loss_rules():
+    r = bs.loss_rules("t", "eth0", 0.01)
+    assert 'iifname "eth0" numgen random mod 10000 < 100 drop' in r
+    assert 'oifname "eth0" numgen random mod 10000 < 100 drop' in r
+    assert r.startswith("table inet t {")
+    with pytest.raises(ValueError):
+        bs.loss_rules("t", "eth0", 1.5)
+
+
+def test_bench_parser_defaults():
+    from hasync.failover import bench
+
+    a = bench.build_parser().parse_args([])
+    assert (a.soak, a.trials, a.json, a.quick) == (120.0, 10, False, False)
+    a = bench.build_parser().parse_args(["--json", "--soak", "30", "--trials", "12", "--tools", "keepalived"])
+    assert (a.soak, a.trials, a.json, a.tools) == (30.0, 12, True, "keepalived")
