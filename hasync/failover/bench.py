@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", type=float, default=20.0, metavar="SECONDS", help="window for the daemon's idle CPU (default 20)")
     p.add_argument("--lab", default=None, metavar="NAME", help=f"lab to use; made (and removed after) if not up (default {DEFAULT_LAB})")
     p.add_argument("--workdir", default="/var/tmp/hasync-bench", help="daemon configs and logs (kept after the run)")
+    p.add_argument("--markdown", metavar="JSON", help="print a saved run (the --json output) as a markdown table and exit")
     p.add_argument("--hasync-run", default=shlex.join(HASYNC_RUN), help="how a node starts the hasync daemon; {config} is replaced (default: %(default)s)")
     return p
 
@@ -516,10 +517,32 @@ def table(doc: dict):
     return t
 
 
+def markdown(doc: dict) -> str:
+    """The figures as a markdown table (for docs/benchmarks.md)."""
+    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    out = [
+        "| tool | setting | role | median s | min s | max s | trials | false failovers |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for tool in bs.TOOLS:
+        for r in doc.get(tool, []):
+            trials = f"{r['trials']}" + (f" (+{r['failed_trials']} failed)" if r.get("failed_trials") else "")
+            ff = "–" if r["false_failovers"] is None else str(r["false_failovers"])
+            out.append(f"| {tool} | {r['setting']} | {r.get('role', '')} | {f(r['median_s'])} | {f(r['min_s'])} | {f(r['max_s'])} | {trials} | {ff} |")
+    d = doc.get("daemon", {})
+    out.append("")
+    out.append(f"hasync daemon at rest: {d.get('idle_cpu_pct')} % of one core, {d.get('rss_mb')} MB RSS.")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if args.markdown:
+        with open(args.markdown) as fh:
+            print(markdown(json.load(fh)), end="")
+        return 0
     console = _console()
     if os.geteuid() != 0:
         console.print("[red]error[/red]: the failover bench needs root (namespaces, nft)")

@@ -130,3 +130,16 @@ def test_bench_parser_defaults():
     assert (a.soak, a.trials, a.json, a.quick) == (120.0, 10, False, False)
     a = bench.build_parser().parse_args(["--json", "--soak", "30", "--trials", "12", "--tools", "keepalived"])
     assert (a.soak, a.trials, a.json, a.tools) == (30.0, 12, True, "keepalived")
+
+
+def test_markdown_table_from_a_saved_run(tmp_path, capsys):
+    from hasync.failover import bench
+
+    rows = {"keepalived": [bs.Figures(bs.keepalived_setting(0.1), (0.3, 0.2), 0, failed_trials=1, role="fastest safe")]}
+    doc = bs.report(rows, {"idle_cpu_pct": 0.5, "rss_mb": 31.0})
+    p = tmp_path / "run.json"
+    p.write_text(__import__("json").dumps(doc))
+    assert bench.main(["--markdown", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "| keepalived | advert_int 0.1s (VRRPv3) | fastest safe | 0.250 | 0.200 | 0.300 | 2 (+1 failed) | 0 |" in out
+    assert "0.5 % of one core, 31.0 MB RSS" in out
