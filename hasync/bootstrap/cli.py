@@ -194,6 +194,17 @@ def print_plan(console, plan, *, diffs: bool) -> int:
     return total
 
 
+def print_preflight(console, w) -> None:
+    """The cluster-wide doctor checks that need no node (warnings; the plan refuses what is unsafe)."""
+    from rich.markup import escape
+
+    from hasync.bootstrap.doctor import check_config
+
+    for f in check_config(w.cluster):
+        if f.level in ("warning", "error"):
+            console.print(f"[yellow]preflight[/yellow]: {escape(f.message)}\n  [dim]fix: {escape(f.fix)}[/dim]")
+
+
 # --------------------------------------------------------------------------- bootstrap
 
 
@@ -239,6 +250,7 @@ def _bootstrap(args, console, runner, state_dir: str) -> int:
                 json.dump(prober.raw, fh, indent=1, sort_keys=True)
     role = "joining " + args.join if args.join else ("first node" if w.first else "second node")
     console.print(f"[dim]{w.node} ({role}), profile {w.profile.name}[/dim]")
+    print_preflight(console, w)
     total = print_plan(console, plan, diffs=args.dry_run)
     refused = [c for _, cs in plan for c in cs if c.action == "refuse"]
     if args.dry_run or total == 0:
@@ -333,7 +345,7 @@ def cmd_doctor(args) -> int:
     runner = ShRunner()
     findings = D.run_doctor(cluster, profile, node, runner, root=args.root, with_peer=not args.no_peer)
     if args.json:
-        print(json.dumps({"node": node, "findings": [f.to_dict() for f in findings]}, indent=1))
+        print(json.dumps({"node": node, "summary": D.summary(findings), "findings": [f.to_dict() for f in findings]}, indent=1))
     else:
         from rich.markup import escape
 

@@ -250,3 +250,32 @@ def test_drbd_resource_file_parses(tmp_path: Path, profile: str, tool: str) -> N
     r = subprocess.run([tool, "-c", str(conf), "dump", "r0"], capture_output=True, text=True)
     assert "Parse error" not in r.stderr, r.stderr
     assert "protocol" in r.stdout and "fencing" in r.stdout
+
+
+def test_wait_sync_reports_progress_and_rate(tmp_path: Path) -> None:
+    from hasync.effects.clock import FakeClock
+
+    states = iter([10.0, 40.0, 70.0, None])
+
+    class Syncing(RecordingRunner):
+        def run(self, argv, **kw):
+            argv = tuple(argv)
+            self.calls.append(argv)
+            done = next(states)
+            if done is None:
+                text = "r0 role:Primary\n  disk:UpToDate\n  node2 role:Secondary\n    peer-disk:UpToDate\n"
+            else:
+                text = f"r0 role:Primary\n  disk:UpToDate\n  node2 role:Secondary\n    replication:SyncSource peer-disk:Inconsistent done:{done:.2f}\n"
+            return Result(argv, 0, text, "")
+
+    runner = Syncing()
+    seen: list[tuple[float, float, str]] = []
+    clock = FakeClock()
+    prober = A.Prober(runner, root=str(tmp_path))
+    applier = A.Applier(runner, A.Manifest.new(str(tmp_path), "node1", 0.0), root=str(tmp_path), prober=prober,
+                        progress=lambda d, r, t: seen.append((d, r, t)), clock=clock)
+    applier.apply(P.Change("drbd-sync", "wait-sync", target="r0"))
+    assert [s[0] for s in seen] == [10.0, 40.0, 70.0, 100.0]
+    assert seen[2][1] == pytest.approx(30.0)  # percent per second with the fake clock's 1 s polls
+    assert seen[-1][2] == "done"
+    assert runner.calls == [("drbdadm", "status", "r0")] * 4
