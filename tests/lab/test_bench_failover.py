@@ -10,12 +10,21 @@ the VIP after node1 was crashed, so a tool that never failed over yields no samp
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pytest
 
 from hasync.failover import bench
+from hasync.failover.bench_peers import HEARTBEAT_BIN
 
-pytestmark = pytest.mark.lab
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(
+        not (os.path.exists(HEARTBEAT_BIN) and shutil.which("keepalived") and shutil.which("nft")),
+        reason="the failover bench needs heartbeat, keepalived and nftables (apt-packages.txt)",
+    ),
+]
 
 KEYS = {"setting", "median_s", "min_s", "max_s", "trials", "false_failovers"}
 
