@@ -256,6 +256,9 @@ def plan_auth_key(w: Wanted, f: Facts) -> list[Change]:
         out = _write("auth-key", f, key, w.authkey, 0o600, "the cluster's key, from the first node", secret=True)
         if out:
             return out
+    elif st["kind"] == "missing" and not w.first:
+        # a fresh key here would not match the first node's: heartbeats would be dropped
+        return [Change("auth-key", "refuse", f"{key} is missing on the second node: run `hasync bootstrap --join {w.peer.name}` (it fetches the cluster's key)", target=key)]
     elif st["kind"] == "missing":
         return [Change("auth-key", "generate", "HMAC key for heartbeat packets", path=key, mode=0o600, secret=True)]
     if st["kind"] == "file" and st["mode"] & 0o077:

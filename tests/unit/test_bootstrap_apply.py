@@ -215,9 +215,19 @@ def test_error_names_step_command_and_output(tmp_path: Path) -> None:
     assert msg.startswith("step mount: `mount -t ext4 /dev/vdb /srv/ha` exited 32: mount: /srv/ha: wrong fs type")
 
 
+def test_second_node_without_key_must_join(tmp_path: Path) -> None:
+    seed(tmp_path)
+    with pytest.raises(A.BootstrapError, match="--join node1"):
+        run_bootstrap(tmp_path, FakeNode(tmp_path), wanted(node="node2", first=False))
+    assert not (tmp_path / "etc/hasync/authkey").exists()
+
+
 def test_second_node_never_runs_mkfs(tmp_path: Path) -> None:
     seed(tmp_path)
     node = FakeNode(tmp_path)
+    (tmp_path / "etc/hasync").mkdir()
+    (tmp_path / "etc/hasync/authkey").write_text("k\n")
+    os.chmod(tmp_path / "etc/hasync/authkey", 0o600)
     w = wanted(node="node2", first=False)
     run_bootstrap(tmp_path, node, w)
     assert not any(a[0].startswith("mkfs") or a[0] == "mount" for a in node.calls)

@@ -47,6 +47,9 @@ def full_plan(profile: str, node: str) -> list[dict]:
         profile=prof,
         node=node,
         first=node == "node1",
+        # the second node joins: the cluster's key comes from the first node
+        join="" if node == "node1" else cluster.node("node1").address,
+        authkey=None if node == "node1" else "0123456789abcdef0123456789abcdef\n",
         units=load_units(prof.init),
         fence_peer_script=fence_peer_script(),
     )
