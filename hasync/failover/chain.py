@@ -348,6 +348,26 @@ class ChainPlan:
         raise ValueError(f"unknown step op {step.op!r}")
 
 
+SEND_ARP = "/usr/libexec/heartbeat/send_arp"
+
+
+def vip_fast_path(res: model.Resource) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """For an IPaddr2 VIP with ip, cidr_netmask and nic given: the two commands that make
+    the address answer at once (``ip addr add``, then send_arp in the background, exactly
+    what the agent does), run before the real agent's start. The agent then finds the
+    address in place and only checks it. None when the agent must work it out itself."""
+    if res.type != "ocf" or res.agent != "heartbeat:IPaddr2":
+        return None
+    p = res.params
+    ip, nic, cidr = p.get("ip", ""), p.get("nic", ""), p.get("cidr_netmask", "")
+    if not (ip and nic and cidr.isdigit()) or ":" in ip or any(k in p for k in ("clusterip_hash", "lvs_support", "iflabel", "broadcast")):
+        return None
+    add = ("ip", "-4", "addr", "add", f"{ip}/{cidr}", "brd", "+", "dev", nic)
+    arp = (SEND_ARP, "-i", str(p.get("arp_interval", "200")), "-r", str(p.get("arp_count", "5")),
+           "-p", f"/run/resource-agents/send_arp-{ip}", nic, ip, "auto", "not_used", "not_used")
+    return add, arp
+
+
 def plan_summary(resources: Sequence[model.Resource], *, profile: model.Profile | None = None, exists=os.path.exists) -> list[dict]:
     """What a migrate would run, for --dry-run: start order with the command of each."""
     out = []

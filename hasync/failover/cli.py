@@ -72,12 +72,21 @@ def register(sub) -> None:
                    help="raise the daemon's scheduling priority so heartbeats keep flowing under load: "
                         "fifo = SCHED_FIFO 10 (children reset to normal), nice = nice -10 (default: fifo, best effort)")
     r.add_argument("--no-mlock", action="store_true", help="do not lock the daemon's memory (mlockall)")
+    r.add_argument("--no-vip-fast-path", action="store_true",
+                   help="start IPaddr2 VIPs only through the agent (by default hasync adds the address and "
+                        "starts send_arp itself first, as the agent would, so the VIP answers ~50-200 ms sooner; "
+                        "the agent's start then runs and checks it)")
+    r.add_argument("--agent-nice", type=int, default=-10, metavar="N",
+                   help="nice level of OCF agents (start/stop/monitor), so a takeover does not starve "
+                        "behind a busy CPU (default -10; 0 = like any process)")
     r.set_defaults(func=cmd_run)
     # `hasync failover` alone runs the daemon too (units written as `hasync failover`)
     _common(p)
     p.add_argument("--node", help=argparse.SUPPRESS)
     p.add_argument("--priority", choices=("fifo", "nice", "none"), default="fifo", help=argparse.SUPPRESS)
     p.add_argument("--no-mlock", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--agent-nice", type=int, default=-10, help=argparse.SUPPRESS)
+    p.add_argument("--no-vip-fast-path", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
     s = sub.add_parser("status", help="nodes, links, resources, last failover, warnings", description=STATUS_HELP, formatter_class=fmt)
@@ -106,7 +115,7 @@ def cmd_run(args) -> int:
     from hasync.failover.daemon import run_daemon
 
     cluster = load_config(args)
-    return run_daemon(cluster, node=args.node, state_dir=args.state_dir, run_dir=args.run_dir, priority=args.priority, mlock=not args.no_mlock)
+    return run_daemon(cluster, node=args.node, state_dir=args.state_dir, run_dir=args.run_dir, priority=args.priority, mlock=not args.no_mlock, agent_nice=args.agent_nice, vip_fast=not args.no_vip_fast_path)
 
 
 def cmd_status(args) -> int:

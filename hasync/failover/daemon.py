@@ -190,6 +190,10 @@ class Worker:
         self.owned: list[str] = []
         self.stop_retries = 2
         self.retry_delay = 0.5
+        # OCF agents run at this nice level (the takeover path must not starve behind a
+        # busy CPU; an OCF agent does not leave long-lived daemons in our process tree)
+        self.agent_nice = -10
+        self.vip_fast = True  # IPaddr2: ip addr add + send_arp first, then the agent
 
     def start(self) -> None:
         self.thread.start()
@@ -275,10 +279,31 @@ class Worker:
             self.post("progress", {"job": job.id, "resource": rid, "op": "probe", "attempt": 1, "outcome": o, "detail": d, "duration_s": dur})
         return {rid: results.get(rid, ("failed",))[0] for rid in ids}
 
+    def _vip_first(self, res: model.Resource) -> None:
+        fast = C.vip_fast_path(res)
+        if fast is None:
+            return
+        add, arp = fast
+        t0 = time.monotonic()
+        r = self.runner.run(add, timeout=5)
+        if r.exit_code != 0:
+            return  # e.g. already there, or no such device: the agent will say what is wrong
+        try:
+            os.makedirs("/run/resource-agents", exist_ok=True)
+            subprocess.Popen(arp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            pass
+        self.post("progress", {"job": 0, "resource": res.id, "op": "vip-up", "attempt": 1, "outcome": "ok", "detail": "", "duration_s": time.monotonic() - t0})
+
     def _op(self, res: model.Resource, op: str) -> tuple[str, str]:
+        if op == "start" and self.vip_fast:
+            self._vip_first(res)
         cmds = C.commands(res, op, profile=self.profile)
         for cmd in cmds:
-            r = self.runner.run(cmd.argv, env=dict(cmd.env), timeout=cmd.timeout)
+            argv = cmd.argv
+            if res.type == "ocf" and self.agent_nice:
+                argv = ("nice", "-n", str(self.agent_nice), *argv)
+            r = self.runner.run(argv, env=dict(cmd.env), timeout=cmd.timeout)
             if op == "status":
                 st = C.classify_status(res, r.exit_code, r.stdout)
                 if st != "running":
@@ -354,6 +379,8 @@ class Daemon:
         runner=None,
         priority: str = "fifo",
         mlock: bool = True,
+        agent_nice: int = -10,
+        vip_fast: bool = True,
         log=None,
     ):
         self.cluster = cluster
@@ -362,6 +389,8 @@ class Daemon:
         self.paths = paths
         self.runner = runner or ProcRunner()
         self.priority_mode = priority
+        self.agent_nice = agent_nice
+        self.vip_fast = vip_fast
         self.mlock = mlock
         self.log_stream = log or sys.stderr
         self.cfg = fsm_config(cluster, local)
@@ -424,6 +453,8 @@ class Daemon:
         self._listen()
         self.priority = raise_priority(self.priority_mode)
         self.worker = Worker(self.cluster, self.local, self.runner, self._post, self.profile)
+        self.worker.agent_nice = self.agent_nice
+        self.worker.vip_fast = self.vip_fast
         self.worker.start()
         if self.mlock:
             self.mlocked = lock_memory()
@@ -827,12 +858,12 @@ class Daemon:
         return snap
 
 
-def run_daemon(cluster: model.Cluster, *, node: str | None, state_dir: str | None, run_dir: str | None, priority: str, mlock: bool) -> int:
+def run_daemon(cluster: model.Cluster, *, node: str | None, state_dir: str | None, run_dir: str | None, priority: str, mlock: bool, agent_nice: int = -10, vip_fast: bool = True) -> int:
     local = local_node_name(cluster, node)
     try:
         key = P.load_key(cluster.heartbeat.auth_key)
     except P.KeyError_ as e:
         print(f"hasync failover: {e}", file=sys.stderr)
         return 2
-    d = Daemon(cluster, local, key, Paths.default(state_dir, run_dir), priority=priority, mlock=mlock)
+    d = Daemon(cluster, local, key, Paths.default(state_dir, run_dir), priority=priority, mlock=mlock, agent_nice=agent_nice, vip_fast=vip_fast)
     return d.run()

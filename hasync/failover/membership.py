@@ -776,10 +776,12 @@ class Membership:
         for ls in self.links.values():
             if ls.up and ls.last_seen is not None:
                 cands.append(ls.last_seen + c.deadtime + 1e-4)
-        if self.gate_retry_at is not None:
-            cands.append(self.gate_retry_at)
-        for t in self.next_monitor.values():
-            cands.append(t)
+        if self.job is None:
+            # while a job runs nothing else can happen; a deadline in the past would spin
+            if self.gate_retry_at is not None:
+                cands.append(self.gate_retry_at)
+            if self.role == "active":
+                cands.extend(self.next_monitor.values())
         return max(now, min(cands))
 
     # ------------------------------------------------------------------ status

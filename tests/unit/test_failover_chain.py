@@ -147,3 +147,13 @@ def test_lsb_systemd_and_service_kinds():
     assert [c.argv for c in C.commands(svc, "stop", profile=prof)] == [("systemctl", "stop", "rpc-statd"), ("systemctl", "stop", "nfs-server")]
     sysv = model.Profile("sles9", "sysv", {"nfsserver": ("nfsserver",)}, {})
     assert C.commands(svc, "start", profile=sysv)[0].argv == ("/etc/init.d/nfsserver", "start")
+
+
+def test_vip_fast_path_commands():
+    r = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24", "nic": "eth0"})
+    add, arp = C.vip_fast_path(r)
+    assert add == ("ip", "-4", "addr", "add", "10.0.0.10/24", "brd", "+", "dev", "eth0")
+    assert arp[0] == C.SEND_ARP and arp[-5:] == ("eth0", "10.0.0.10", "auto", "not_used", "not_used")
+    # without nic/netmask the agent must find them itself: no fast path
+    assert C.vip_fast_path(model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10"})) is None
+    assert C.vip_fast_path(model.Resource("fs", "ocf", "heartbeat:Filesystem", params={"ip": "x", "nic": "e", "cidr_netmask": "8"})) is None

@@ -539,3 +539,18 @@ def test_peer_probing_at_start_up_holds_back_the_other_node():
     assert sim.n2.fsm.role == "standby" and sim.n2.jobs == []
     sim.run(1.0)
     assert sim.n1.fsm.role == "active" and sim.both_held == 0
+
+
+def test_next_deadline_never_in_the_past_while_idle_or_busy():
+    sim = settle(Sim(monitors=(("vip", Monitor(0.1, 2)),)))
+    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    sim.n1.handle(acts)
+    sim.run(0.5)
+    assert sim.n1.fsm.role == "standby"
+    for n in (sim.n1, sim.n2):
+        assert n.fsm.next_deadline(sim.now) > sim.now
+    # a long job in flight: no stale deadline either
+    sim.n2.job_time = 5
+    sim.n2.fsm.monitors  # noqa: B018
+    sim.run(0.3)
+    assert sim.n2.fsm.next_deadline(sim.now) > sim.now
