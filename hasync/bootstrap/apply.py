@@ -137,7 +137,7 @@ def runs(state_dir: str) -> list[Path]:
 # --------------------------------------------------------------------------- applying
 
 
-ProgressFn = Callable[[float, float, str], None]  # percent done, rate KiB/s, text
+ProgressFn = Callable[[float, str, str], None]  # percent done, rate ("12.5 MiB/s"), state
 
 
 @dataclass
@@ -254,8 +254,12 @@ class Applier:
 
         clock = self.clock or MonotonicClock()
         key = f"drbd_status:{ch.target}"
+        size = 0
+        if ch.path:  # the backing disk: turns percent per second into bytes per second
+            parts = self.prober.get(["partitions"])["partitions"]
+            size = parts.get(os.path.basename(os.path.realpath(ch.path)), parts.get(os.path.basename(ch.path), {})).get("bytes", 0)
         last: tuple[float, float] | None = None
-        rate = 0.0
+        rate = ""
         while True:
             self.prober.invalidate()
             s = self.prober.get([key])[key]
@@ -267,7 +271,8 @@ class Applier:
             done = float(peer.get("done") or 0.0)
             now = clock.now()
             if last is not None and now > last[0] and done > last[1]:
-                rate = (done - last[1]) / (now - last[0])  # percent per second
+                pct_s = (done - last[1]) / (now - last[0])
+                rate = f"{pct_s * size / 100 / 2**20:.1f} MiB/s" if size else f"{pct_s:.2f} %/s"
             last = (now, done)
             if self.progress:
                 self.progress(done, rate, peer["replication"])

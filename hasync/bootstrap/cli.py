@@ -281,14 +281,14 @@ def _apply(console, w, prober, runner, state_dir: str, root: str) -> int:
     manifest = A.Manifest.new(state_dir, w.node, time.time())
     progress_bar: dict = {}
 
-    def progress(done: float, rate: float, text: str) -> None:
+    def progress(done: float, rate: str, text: str) -> None:
         if "p" not in progress_bar:
             p = Progress(TextColumn("  DRBD sync"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console)
             p.start()
             progress_bar["p"] = p
             progress_bar["t"] = p.add_task("sync", total=100.0, rate="")
         p = progress_bar["p"]
-        p.update(progress_bar["t"], completed=done, rate=f"{rate:.2f} %/s")
+        p.update(progress_bar["t"], completed=done, rate=rate)
         if text == "done":
             p.stop()
 

@@ -395,6 +395,19 @@ def render_drbd_res(w: Wanted) -> str:
 FENCE_PEER = "/usr/local/lib/hasync/drbd-fence-peer"
 
 
+def _drbd_key(w: Wanted) -> list[str]:
+    return [f"drbd_status:{w.st.drbd_resource}"] if w.st.use_drbd else []
+
+
+def peer_is_active(w: Wanted, f: Facts) -> bool:
+    """The cluster already runs on the peer (its DRBD side is Primary): the first node's
+    data steps (promote, PV/VG/LV, mkfs, mount, state copy) must leave it alone."""
+    if not w.st.use_drbd:
+        return False
+    peer = f[f"drbd_status:{w.st.drbd_resource}"].get("peer") or {}
+    return peer.get("role") == "Primary"
+
+
 def _use_drbd(w: Wanted) -> bool:
     return w.st.use_drbd
 
@@ -453,6 +466,8 @@ def plan_drbd_primary(w: Wanted, f: Facts) -> list[Change]:
         # planned before drbd-up ran (dry run): the fresh metadata is Inconsistent on both sides
         return [Change("drbd-primary", "run", "fresh metadata on both sides: this node's data becomes the reference; the initial full sync starts", argv=force)]
     peer = s.get("peer") or {}
+    if peer.get("role") == "Primary" and s["disk"] == "UpToDate":
+        return []  # a running cluster, active on the peer: nothing to set up here
     if s["disk"] == "UpToDate":
         return [Change("drbd-primary", "run", "to create the volume group and filesystem", argv=("drbdadm", "primary", r))]
     if peer.get("peer_disk") == "UpToDate" or peer.get("role") == "Primary":
@@ -468,7 +483,7 @@ def plan_drbd_sync(w: Wanted, f: Facts) -> list[Change]:
     s = f[f"drbd_status:{w.st.drbd_resource}"]
     peer = s.get("peer") or {}
     if s.get("up") and peer.get("replication", "").startswith("Sync"):
-        return [Change("drbd-sync", "wait-sync", f"{peer['replication']}: {peer.get('done') or 0:.1f}% done", target=w.st.drbd_resource)]
+        return [Change("drbd-sync", "wait-sync", f"{peer['replication']}: {peer.get('done') or 0:.1f}% done", target=w.st.drbd_resource, path=w.disk)]
     return []
 
 
@@ -518,12 +533,14 @@ def plan_lvm_config(w: Wanted, f: Facts) -> list[Change]:
 
 
 def _volumes_needs(w: Wanted) -> list[str]:
-    return ["pvs", "vgs", "lvs", f"signatures:{w.st.drbd_device}"]
+    return ["pvs", "vgs", "lvs", f"signatures:{w.st.drbd_device}", *_drbd_key(w)]
 
 
 @step("lvm-volumes", when=lambda w: w.st.use_lvm and w.first, needs=_volumes_needs)
 def plan_lvm_volumes(w: Wanted, f: Facts) -> list[Change]:
     """First node only: PV on the DRBD device, the cluster VG, the LV."""
+    if peer_is_active(w, f):
+        return []
     st = w.st
     dev = st.drbd_device if st.use_drbd else w.disk
     out: list[Change] = []
@@ -552,9 +569,11 @@ def plan_lvm_volumes(w: Wanted, f: Facts) -> list[Change]:
 # --------------------------------------------------------------------------- filesystem
 
 
-@step("filesystem", when=lambda w: w.first, needs=lambda w: [f"signatures:{w.fs_device}"])
+@step("filesystem", when=lambda w: w.first, needs=lambda w: [f"signatures:{w.fs_device}", *_drbd_key(w)])
 def plan_filesystem(w: Wanted, f: Facts) -> list[Change]:
     """First node only: mkfs on the cluster device, never over existing data."""
+    if peer_is_active(w, f):
+        return []
     dev = w.fs_device
     sigs = f[f"signatures:{dev}"]
     fs = w.st.filesystem
@@ -570,7 +589,7 @@ def plan_filesystem(w: Wanted, f: Facts) -> list[Change]:
 
 
 def _mount_needs(w: Wanted) -> list[str]:
-    return [f"path:{w.st.mount_point}", f"file:{w.p('fstab', '/etc/fstab')}"] + (["mounts"] if w.first else [])
+    return [f"path:{w.st.mount_point}", f"file:{w.p('fstab', '/etc/fstab')}"] + (["mounts", *_drbd_key(w)] if w.first else [])
 
 
 @step("mount", needs=_mount_needs)
@@ -584,7 +603,7 @@ def plan_mount(w: Wanted, f: Facts) -> list[Change]:
         new = edit.fstab_without(old, (w.fs_device, w.disk, st.drbd_device), st.mount_point)
         if new != old:
             out.append(Change("mount", "write", "the cluster mounts the filesystem, not the boot", path=fstab, data=new, old=old))
-    if w.first and not any(m["mount_point"] == st.mount_point for m in f["mounts"]):
+    if w.first and not peer_is_active(w, f) and not any(m["mount_point"] == st.mount_point for m in f["mounts"]):
         opts = ("-o", st.mount_options) if st.mount_options else ()
         out.append(Change("mount", "run", "mounted here (the first node runs the services first)", argv=("mount", "-t", st.filesystem, *opts, w.fs_device, st.mount_point)))
     return out
@@ -595,7 +614,7 @@ def plan_mount(w: Wanted, f: Facts) -> list[Change]:
 
 def _nfs_state_needs(w: Wanted) -> list[str]:
     nfs_state = w.p("nfs_state", "/var/lib/nfs")
-    return [f"path:{nfs_state}", f"path:{w.cluster.nfs.state_dir}"]
+    return [f"path:{nfs_state}", f"path:{w.cluster.nfs.state_dir}"] + (_drbd_key(w) if w.first else [])
 
 
 @step("nfs-state", when=lambda w: bool(w.cluster.nfs.state_dir), needs=_nfs_state_needs)
@@ -605,7 +624,7 @@ def plan_nfs_state(w: Wanted, f: Facts) -> list[Change]:
     sd = w.cluster.nfs.state_dir
     out: list[Change] = []
     here = f[f"path:{nfs_state}"]
-    if w.first and f[f"path:{sd}"]["kind"] == "missing":
+    if w.first and not peer_is_active(w, f) and f[f"path:{sd}"]["kind"] == "missing":
         tmp = sd + ".hasync-tmp"
         src = nfs_state if here["kind"] == "dir" else None
         if src:

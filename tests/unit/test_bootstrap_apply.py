@@ -265,13 +265,16 @@ def test_drbd_resource_file_parses(tmp_path: Path, profile: str, tool: str) -> N
 def test_wait_sync_reports_progress_and_rate(tmp_path: Path) -> None:
     from hasync.effects.clock import FakeClock
 
-    states = iter([10.0, 40.0, 70.0, None])
+    states = iter(["parts", 10.0, 40.0, 70.0, None])
 
     class Syncing(RecordingRunner):
         def run(self, argv, **kw):
             argv = tuple(argv)
             self.calls.append(argv)
             done = next(states)
+            if done == "parts":
+                assert argv == ("cat", "/proc/partitions")
+                return Result(argv, 0, "major minor  #blocks  name\n\n 254       16     1048576 vdb\n", "")
             if done is None:
                 text = "r0 role:Primary\n  disk:UpToDate\n  node2 role:Secondary\n    peer-disk:UpToDate\n"
             else:
@@ -279,13 +282,14 @@ def test_wait_sync_reports_progress_and_rate(tmp_path: Path) -> None:
             return Result(argv, 0, text, "")
 
     runner = Syncing()
-    seen: list[tuple[float, float, str]] = []
+    seen: list[tuple[float, str, str]] = []
     clock = FakeClock()
     prober = A.Prober(runner, root=str(tmp_path))
     applier = A.Applier(runner, A.Manifest.new(str(tmp_path), "node1", 0.0), root=str(tmp_path), prober=prober,
                         progress=lambda d, r, t: seen.append((d, r, t)), clock=clock)
-    applier.apply(P.Change("drbd-sync", "wait-sync", target="r0"))
+    applier.apply(P.Change("drbd-sync", "wait-sync", target="r0", path="/dev/vdb"))
     assert [s[0] for s in seen] == [10.0, 40.0, 70.0, 100.0]
-    assert seen[2][1] == pytest.approx(30.0)  # percent per second with the fake clock's 1 s polls
+    # 30 % of a 1 GiB disk per (fake) second
+    assert seen[2][1] == "307.2 MiB/s"
     assert seen[-1][2] == "done"
-    assert runner.calls == [("drbdadm", "status", "r0")] * 4
+    assert runner.calls == [("cat", "/proc/partitions")] + [("drbdadm", "status", "r0")] * 4
