@@ -113,7 +113,8 @@ class Manifest:
         return cls(d, {"node": node, "started": stamp(now), "entries": [], "finished": False, "rolled_back": False})
 
     def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # 0700: the backups may hold the auth key
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write(self.dir / "manifest.json", json.dumps(self.data, indent=1) + "\n", mode=0o600)
 
     def add(self, entry: dict[str, Any]) -> None:

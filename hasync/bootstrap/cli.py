@@ -246,8 +246,10 @@ def _bootstrap(args, console, runner, state_dir: str) -> int:
         return 1
     finally:
         if args.capture_facts:
+            secret = f"file:{w.cluster.heartbeat.auth_key}"
+            raw = {k: ("<secret: not captured>" if k == secret and v is not None else v) for k, v in prober.raw.items()}
             with open(args.capture_facts, "w") as fh:
-                json.dump(prober.raw, fh, indent=1, sort_keys=True)
+                json.dump(raw, fh, indent=1, sort_keys=True)
     role = "joining " + args.join if args.join else ("first node" if w.first else "second node")
     console.print(f"[dim]{w.node} ({role}), profile {w.profile.name}[/dim]")
     print_preflight(console, w)

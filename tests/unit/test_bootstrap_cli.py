@@ -60,3 +60,18 @@ def test_not_a_terminal_needs_yes(tmp_path: Path, capsys, monkeypatch) -> None:
 def test_rollback_without_runs(tmp_path: Path, capsys) -> None:
     rc = main(["bootstrap", "--rollback", "--root", str(tmp_path)])
     assert rc == 1 and "no bootstrap run" in capsys.readouterr().out
+
+
+def test_capture_facts_writes_raw_observations_without_the_key(tmp_path: Path, capsys) -> None:
+    cfg = lab_config(tmp_path)
+    root = tmp_path / "root"
+    (root / "etc" / "hasync").mkdir(parents=True)
+    (root / "etc" / "hasync" / "authkey").write_text("s3cret\n")
+    cap = tmp_path / "facts.json"
+    main(["-c", str(cfg), "bootstrap", "--dry-run", "--node", "node1", "--root", str(root), "--capture-facts", str(cap)])
+    raw = json.loads(cap.read_text())
+    assert "s3cret" not in cap.read_text()
+    assert raw["file:/etc/hasync/authkey"] == "<secret: not captured>"
+    assert raw["path:/etc/hasync/authkey"]["kind"] == "file"
+    sig = next(k for k in raw if k.startswith("signatures:"))
+    assert raw[sig]["exit"] == 0  # wipefs on the config's disk image
