@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=10, metavar="N", help="failovers per setting (default 10)")
     p.add_argument("--quick", action="store_true", help="smoke run: one fast setting per tool, 2 trials, 5 s soak")
     p.add_argument("--tools", default=",".join(bs.TOOLS), help="comma-separated subset of hasync,heartbeat,keepalived")
+    p.add_argument("--soak-mode", choices=("each", "together"), default="each",
+                   help="each: soak one setting at a time, fastest first, until one shows no false "
+                        "failover (the default setting rides along with the first); together: all of "
+                        "a tool's settings in one soak (faster, but a flapping pair loads the others)")
     p.add_argument("--no-defaults", action="store_true", help="skip the tools' default settings")
     p.add_argument("--idle", type=float, default=20.0, metavar="SECONDS", help="window for the daemon's idle CPU (default 20)")
     p.add_argument("--lab", default=None, metavar="NAME", help=f"lab to use; made (and removed after) if not up (default {DEFAULT_LAB})")
@@ -427,9 +431,15 @@ def run_tool(bench: Bench, tool: str, args, hb, rows: dict, console) -> bs.Setti
     ordered = list(bs.quick_candidates(tool) if args.quick else bs.candidates(tool))
     default = bs.default_setting(tool, (hb.keepalive, hb.deadtime))
     with_default = not (args.quick or args.no_defaults)
-    soak_set = ([default] if with_default else []) + ordered
     console.rule(f"{tool}")
-    soaked = bench.soak(tool, soak_set)
+    if args.soak_mode == "together":
+        soaked = bench.soak(tool, ([default] if with_default else []) + ordered)
+    else:
+        soaked = {}
+        for i, s in enumerate(ordered):
+            soaked.update(bench.soak(tool, ([default] if with_default and i == 0 else []) + [s]))
+            if soaked[s.key] == 0:
+                break
     plan = bs.trial_plan(default, ordered, soaked)
     if not with_default:
         plan = plan[1:]
