@@ -345,6 +345,7 @@ class VmLab:
                      # our own BMC: a second monitor the peer's ttyS2 connects to
                      "-chardev", f"socket,id=bmc,path={d / 'bmc.sock'},server=on,wait=off",
                      "-mon", "chardev=bmc,mode=readline"]
+        argv += ["-device", "virtio-rng-pci"]  # entropy at boot: no wait for crng init
         argv += ["-monitor", f"unix:{d / 'monitor.sock'},server=on,wait=off",
                  "-pidfile", str(d / "qemu.pid"), "-daemonize"]
         return argv

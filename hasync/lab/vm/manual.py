@@ -59,7 +59,9 @@ def lvm_filter_script() -> str:
 
 def nfs_start_script(ip: str = "") -> str:
     """Start the NFS server on the mounted replicated fs (state dir on it, fixed fsid)."""
-    addr = f"ip addr add {ip}/24 dev eth0 2>/dev/null || true\n" if ip else ""
+    # gratuitous ARP: the clients' ARP caches still point the VIP at the old node
+    addr = (f"ip addr add {ip}/24 dev eth0 2>/dev/null || true\n"
+            f"busybox arping -q -U -c 1 -I eth0 {ip} || true\n") if ip else ""
     return (
         f"mkdir -p {EXPORT} {STATE}\n"
         f"[ -d {STATE}/sm ] || cp -a /var/lib/nfs/. {STATE}/\n"
@@ -68,6 +70,9 @@ def nfs_start_script(ip: str = "") -> str:
         + addr
         + "pidof rpcbind >/dev/null || rpcbind -w\n"
         "grep -q nfsd /proc/mounts || mount -t nfsd nfsd /proc/fs/nfsd\n"
+        # a lab-sized NFSv4 grace period (default 90 s) so clients resume within seconds
+        "echo 10 > /proc/fs/nfsd/nfsv4leasetime 2>/dev/null || true\n"
+        "echo 10 > /proc/fs/nfsd/nfsv4gracetime 2>/dev/null || true\n"
         + (f"sm-notify -f -v {ip}\n" if ip else "")
         + "rpc.statd --no-notify 2>/dev/null || true\n"
         "rpc.nfsd 8\nrpc.mountd\nexportfs -ra\n"

@@ -71,10 +71,11 @@ profile = "debian12"
 preferred_node = "{n1.name}"
 {node_tables}
 [heartbeat]
-keepalive = "200ms"
-warntime = "500ms"
-deadtime = "2s"
-initdead = "4s"
+# generous for TCG guests on a shared 2-core host: heartbeats arrive up to ~1.5 s late
+keepalive = "500ms"
+warntime = "2s"
+deadtime = "6s"
+initdead = "20s"
 auto_failback = false
 auth_key = "/etc/hasync/authkey"
 ping = []
@@ -144,8 +145,8 @@ args = ["r0"]
 [[resource]]
 id = "vg"
 type = "ocf"
-agent = "heartbeat:LVM-activate"
-params = {{ vgname = "havg", vg_access_mode = "system_id" }}
+agent = "heartbeat:LVM"
+params = {{ volgrpname = "havg" }}
 
 [[resource]]
 id = "fs"
@@ -160,17 +161,19 @@ agent = "heartbeat:IPaddr2"
 params = {{ ip = "{VIP}", cidr_netmask = "24", nic = "eth0" }}
 monitor_interval = "5s"
 
+# NFS through Debian's init scripts (the guests boot with busybox init, not systemd):
+# nfs-common starts rpc.statd (and sm-notify), nfs-kernel-server nfsd + mountd and
+# `exportfs -r` of the /etc/exports bootstrap wrote. /var/lib/nfs is bootstrap's symlink
+# onto the replicated disk (the OCF nfsserver agent's own bind mount would fight it).
 [[resource]]
-id = "nfs"
-type = "ocf"
-agent = "heartbeat:nfsserver"
-params = {{ nfs_shared_infodir = "/srv/ha/nfs-state", nfs_ip = "{VIP}" }}
+id = "nfslock"
+type = "lsb"
+agent = "nfs-common"
 
 [[resource]]
-id = "exports"
-type = "ocf"
-agent = "heartbeat:exportfs"
-params = {{ directory = "/srv/ha/export", clientspec = "{PUBLIC_NET}.0/24", options = "rw,sync", fsid = "1" }}
+id = "nfs"
+type = "lsb"
+agent = "nfs-kernel-server"
 
 [fencing]
 mode = "required"
