@@ -82,6 +82,8 @@ class Prober:
         argv = F.command(key, init=self.init, root=self.root, peer=self.peer)
         assert argv is not None
         res = self.runner.run(argv, timeout=60)
+        if res.exit_code == 255 and argv[0] == "ssh":  # a connection that failed once: retry once
+            res = self.runner.run(argv, timeout=60)
         return {"exit": res.exit_code, "stdout": res.stdout, "stderr": res.stderr}
 
     def get(self, keys: Iterable[str]) -> dict[str, Any]:

@@ -67,14 +67,14 @@ def enabled_argv(init: str, service: str, root: str = "/") -> Argv:
     return ("chkconfig", "--list", service)
 
 
-SSH_CONTROL = "/tmp/.hasync-bootstrap-%C"  # %C: hash of local host, peer, port, user
+SSH_CONTROL = "/run/.hasync-bootstrap-%C"  # root-only tmpfs; %C: hash of local host, peer, port, user
 
 
 def peer_ssh_opts() -> Argv:
     # one connection for the whole join (a handshake costs ~1 s on a busy node);
     # closed by peer_ssh_close() when bootstrap ends
     return (
-        "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=5",
+        "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10",
         "-o", "ControlMaster=auto", "-o", f"ControlPath={SSH_CONTROL}", "-o", "ControlPersist=30",
     )
 
@@ -313,7 +313,9 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
     if kind == "file":
         return raw
     if kind == "peer_file":
-        code, out, _ = _cmd_text(raw)
+        code, out, err = _cmd_text(raw)
+        if code == 255:  # ssh itself failed: not the same as "no such file"
+            raise FactError(f"ssh to the first node failed reading {arg}: {err.strip()[-300:]}")
         return out if code == 0 else None
     if kind == "hostkeys":
         _, out, _ = _cmd_text(raw)
