@@ -143,6 +143,7 @@ class Bench:
         self.work.mkdir(parents=True, exist_ok=True)
         self.hasync_run = shlex.split(args.hasync_run)
         self.crash_s: list[float] = []
+        self.soak_stalls: dict[str, dict] = {}
 
     # ---------------------------------------------------------------- pairs
     def start_pair(self, tool: str, setting: bs.Setting, net: bp.Net, base: Path) -> list[bp.Instance]:
@@ -205,9 +206,14 @@ class Bench:
             t = threading.Thread(target=lambda: lines.extend(iter(mon.stdout.readline, "")), daemon=True)
             t.start()
             stack.enter_context(loss(lab, b, lab.public_if, 0.01))
+            meter = stack.enter_context(stall_meter())
             stack.enter_context(busy_cpus(2))
             self.con.log(f"soak {tool}: {self.args.soak:g} s with 2 busy processes and 1 % loss on {b}:{lab.public_if}")
             time.sleep(self.args.soak)
+            n_stalls, worst = meter.read()
+            self.soak_stalls[tool] = {"over_50ms": n_stalls, "max_s": worst}
+            if worst is not None:
+                self.con.log(f"soak {tool}: a SCHED_FIFO probe on the host overslept {n_stalls} times > 50 ms, worst {worst * 1000:.0f} ms")
             mon.kill()
             t.join(timeout=2)
             end_state = {s.key: (vip_on(lab, a, net.vip), vip_on(lab, b, net.vip)) for s, net, _ in pairs}
@@ -390,6 +396,35 @@ class loss:
         subprocess.run(["ip", "netns", "exec", self.ns, "nft", "delete", "table", "inet", LOSS_TABLE], capture_output=True)
 
 
+class stall_meter:
+    """The stall probe (bench_probe.py stalls) under SCHED_FIFO 50 on the host."""
+
+    def __enter__(self):
+        self.p = subprocess.Popen(
+            ["chrt", "-f", "50", "python3", PROBE, "stalls"], stdout=subprocess.PIPE, text=True
+        )
+        return self
+
+    def read(self) -> tuple[int | None, float | None]:
+        if self.p.poll() is not None:
+            return None, None
+        self.p.terminate()
+        try:
+            out, _ = self.p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            return None, None
+        parts = out.split()
+        if len(parts) == 3 and parts[0] == "STALLS":
+            return int(parts[1]), float(parts[2])
+        return None, None
+
+    def __exit__(self, *exc):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
 class busy_cpus:
     """*n* processes spinning on the CPU for the duration of the block."""
 
@@ -502,6 +537,7 @@ def run(args, console) -> dict:
     finally:
         meta["loadavg_end"] = os.getloadavg()
         meta["crash_call_s"] = bs.summarize(bench.crash_s)
+        meta["soak_stalls"] = bench.soak_stalls
         if made:
             console.log(f"lab {lab.name!r}: taking it down")
             lab.down()

@@ -13,6 +13,10 @@ not depend on the venv:
         ``ANSWER <CLOCK_MONOTONIC seconds> <name>``; ``MISS <t>`` once when answers
         stop. CLOCK_MONOTONIC is shared by all namespaces, so the bench compares these
         times with the moment it crashed the node.
+
+    python3 bench_probe.py stalls [--tick 0.005] [--over 0.05]
+        a scheduling-stall meter for the soak (run under SCHED_FIFO): on SIGTERM prints
+        ``STALLS <oversleeps longer than --over> <longest oversleep in s>``.
 """
 
 from __future__ import annotations
@@ -83,6 +87,30 @@ def probe(vip: str, port: int, timeout: float, interval: float, max_s: float) ->
     return 0
 
 
+def stalls(tick: float, report_over: float) -> int:
+    """Sleep *tick* in a loop (run it under SCHED_FIFO) and count oversleeps: on SIGTERM
+    print ``STALLS <count over report_over> <max oversleep s>`` -- how long the machine
+    itself stopped running a high-priority process (VM steal, RT throttling)."""
+    worst = 0.0
+    count = 0
+
+    def done(*_):
+        print(f"STALLS {count} {worst:.4f}", flush=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, done)
+    last = time.monotonic()
+    while True:
+        time.sleep(tick)
+        now = time.monotonic()
+        late = now - last - tick
+        if late > worst:
+            worst = late
+        if late > report_over:
+            count += 1
+        last = now
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench_probe")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -95,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--timeout", type=float, default=0.02)
     c.add_argument("--interval", type=float, default=0.002)
     c.add_argument("--max-s", type=float, default=0.0)
+    st = sub.add_parser("stalls")
+    st.add_argument("--tick", type=float, default=0.005)
+    st.add_argument("--over", type=float, default=0.05)
     a = p.parse_args(argv)
+    if a.cmd == "stalls":
+        return stalls(a.tick, a.over)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     if a.cmd == "serve":
         return serve(a.port, a.name)
