@@ -365,7 +365,7 @@ def rollback(state_dir: str, root: str = "/", runner: Runner | None = None) -> t
         a, path = e["action"], e.get("path", "")
         if a == "run":
             inv = inverse(tuple(e["argv"])) if runner is not None else None
-            if inv is None:
+            if inv is None or runner is None:
                 report.append(f"not undone (a command): {F.describe(tuple(e['argv']))}")
                 continue
             res = runner.run(inv, timeout=60)

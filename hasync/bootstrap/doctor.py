@@ -219,10 +219,11 @@ def ping_argv(address: str, interface: str = "") -> tuple[str, ...]:
     return ("ping", "-c", "1", "-W", "1", *(("-I", interface) if interface else ()), address)
 
 
-def link_probes(cluster: model.Cluster, node: str) -> list[tuple[model.Link, tuple[str, ...] | None]]:
-    """For each heartbeat link: the command that shows the peer answers on it (None: serial)."""
+def link_probes(cluster: model.Cluster, node: str) -> list[tuple[model.Link, tuple[str, ...]]]:
+    """For each heartbeat link: the command that shows the peer answers on it (serial: the
+    device exists; the failover daemon checks the cable itself)."""
     peer = cluster.peer_of(node)
-    out = []
+    out: list[tuple[model.Link, tuple[str, ...]]] = []
     for link in cluster.heartbeat.links:
         if link.kind == "serial":
             out.append((link, ("test", "-c", link.device)))

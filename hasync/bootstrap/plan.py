@@ -748,10 +748,6 @@ def active_steps(w: Wanted) -> list[Step]:
     return [s for s in STEPS if s.when(w)]
 
 
-def plan_step(s: Step, w: Wanted, facts: Facts) -> list[Change]:
-    return s.plan(w, facts)
-
-
 def plan_all(w: Wanted, facts: Facts) -> list[Change]:
     """The whole plan from one set of facts (dry run; golden files)."""
     out: list[Change] = []
