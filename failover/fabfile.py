@@ -5,7 +5,7 @@
     fab -r failover standby                 # on the active node
     fab -r failover takeover                # on the node that is not active
     fab -r failover migrate --to node2      # [--dry-run]
-    fab -r failover sync                    # one `hasync sync` per node
+    fab -r failover sync                    # one `hasync sync --once`, on the active node
 
 (`fab -f` names an invoke *config* file, not the fabfile: use -r/--search-root, or run
 fab from this folder. In an installed wheel the folder is hasync/_data/failover.)
@@ -99,6 +99,8 @@ def _run_plan(cluster, plan, key, user, hasync, remote_config, timeout, title):
     if plan.problem:
         _err(plan.problem)
         sys.exit(1)
+    for note in plan.notes:
+        _console().print(f"[yellow]note[/yellow]: {note}", highlight=False)
     nodes = _nodes(cluster, ",".join(plan.nodes))
     cmd = ft.remote_command(plan.subcommand, hasync=hasync, remote_config=remote_config)
     results = ft.run_on(_group(cluster, nodes, key, user), cmd, timeout=_timeout(timeout))
@@ -145,10 +147,14 @@ def migrate(c, to, config=None, key=None, user="root", hasync="hasync", remote_c
     _run_plan(cluster, ft.plan_migrate(names, active, to, dry_run=bool(dry_run)), key, user, hasync, remote_config, timeout, "hasync migrate")
 
 
-@task(help=dict(COMMON_HELP, node="only these nodes (comma-separated names)"))
-def sync(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None):
-    """Run one `hasync sync` (config files to the peer) on every node (or --node)."""
+@task(help=dict(COMMON_HELP, node="run on these nodes (default: the active one, else the first)", dry_run="only show what would move"))
+def sync(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None, dry_run=False):
+    """One `hasync sync --once` (two-way: config files between the nodes) on the active node."""
     cluster = _load(config)
-    nodes = _nodes(cluster, node)
-    cmd = ft.remote_command(("sync",), hasync=hasync, remote_config=remote_config)
-    _finish("hasync sync", ft.run_on(_group(cluster, nodes, key, user), cmd, timeout=_timeout(timeout)))
+    names = [n.name for n in cluster.nodes]
+    if node:
+        _nodes(cluster, node)  # exits 2 on an unknown name
+        active = []
+    else:
+        active = ft.active_nodes(_status_results(cluster, cluster.nodes, key, user, hasync, remote_config, timeout))
+    _run_plan(cluster, ft.plan_sync(names, active, node, dry_run=bool(dry_run)), key, user, hasync, remote_config, timeout, "hasync sync")

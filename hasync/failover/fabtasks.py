@@ -347,6 +347,22 @@ def plan_migrate(
     return Plan(sub, (where,))
 
 
+def plan_sync(all_nodes: Sequence[str], active: Sequence[str], node: str | None, *, dry_run: bool = False) -> Plan:
+    """`sync`: one `hasync sync --once` (unison is two-way: one run syncs both nodes).
+
+    On the given node(s), else on the active node, else on the first node: never on
+    both at once by default, two unison runs over the same pair would fight for locks.
+    """
+    sub = ("sync", "--once") + (("--dry-run",) if dry_run else ())
+    if node:
+        return Plan(sub, tuple(n.strip() for n in node.split(",") if n.strip()))
+    if len(active) == 1:
+        return Plan(sub, (active[0],))
+    if not all_nodes:
+        return Plan(sub, (), problem="the cluster has no nodes")
+    return Plan(sub, (all_nodes[0],), notes=("no single active node known: syncing from the first node",))
+
+
 def exit_status(results: Iterable[HostResult]) -> int:
     """0 when every host succeeded, 1 otherwise (and when there were no hosts)."""
     rs = list(results)

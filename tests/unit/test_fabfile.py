@@ -164,7 +164,7 @@ def test_migrate_to_unknown_node_runs_nothing(fabfile, config, monkeypatch):
 
 
 def test_sync_on_named_node_and_unknown_node(fabfile, config, monkeypatch):
-    fake = Fake({"node2": {"hasync sync": Result(stdout="1 file")}})
+    fake = Fake({"node2": {"hasync sync --once": Result(stdout="1 file")}})
     monkeypatch.setattr(fabfile, "make_group", fake.make_group)
     fabfile.sync(Context(), config=config, node="node2")
     assert fake.groups == [(["node2"], "/etc/hasync/ssh/id_ed25519", "root")]
@@ -180,3 +180,12 @@ def test_bad_config_exits_2(fabfile, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         fabfile.status(Context(), config=str(bad))
     assert e.value.code == 2
+
+
+def test_sync_runs_once_on_the_active_node(fabfile, config, monkeypatch):
+    runs = {k: dict(v) for k, v in BOTH_SEE_NODE1_ACTIVE.items()}
+    runs["node1"]["hasync sync --once --dry-run"] = Result(stdout="would copy /etc/exports")
+    fake = Fake(runs)
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    fabfile.sync(Context(), config=config, dry_run=True)
+    assert fake.groups[-1][0] == ["node1"]

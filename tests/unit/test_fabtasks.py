@@ -160,6 +160,15 @@ def test_plans():
     assert ft.plan_migrate(names, ["node1"], "node9").problem
 
 
+def test_plan_sync():
+    names = ["node1", "node2"]
+    assert ft.plan_sync(names, ["node2"], None).nodes == ("node2",)
+    assert ft.plan_sync(names, ["node2"], None).subcommand == ("sync", "--once")
+    p = ft.plan_sync(names, [], None, dry_run=True)
+    assert p.nodes == ("node1",) and p.subcommand[-1] == "--dry-run" and p.notes
+    assert ft.plan_sync(names, [], "node1,node2").nodes == ("node1", "node2")
+
+
 def test_results_table_has_a_row_per_host():
     from rich.console import Console
 
