@@ -16,6 +16,7 @@ Files (see docs/failover.md):
 from __future__ import annotations
 
 import ctypes
+import hmac
 import json
 import os
 import queue
@@ -401,6 +402,7 @@ class Daemon:
         self.sel = selectors.DefaultSelector()
         self.links: list = []
         self.decoders: dict[str, P.FrameDecoder] = {}
+        self.last_sig: dict[str, bytes] = {}  # per link: the last accepted frame minus its seq and MAC
         self.seq: dict[str, int] = {}
         self.results: deque = deque()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -415,6 +417,8 @@ class Daemon:
         self.priority = "unchanged"
         self.mlocked = False
         self.notifier = Notifier()
+        self.dirty = True
+        self.stats = {"wakes": 0, "packets_fast": 0, "packets_parsed": 0, "ticks": 0}
         self.profile = None
         try:
             from hasync.config import load_profile
@@ -511,22 +515,33 @@ class Daemon:
         next_send = now
         next_wd = now + wd if wd else float("inf")
         self.next_send = next_send
+        fsm_deadline = now
         while True:
             now = self._now()
-            deadline = min(self.fsm.next_deadline(now), self.next_send, next_wd)
+            deadline = min(fsm_deadline, self.next_send, next_wd)
             timeout = max(0.0, deadline - now)
+            self.dirty = False
+            self.stats["wakes"] += 1
             for key, _ in self.sel.select(timeout):
                 kind, obj = key.data
                 if kind == "link":
                     self._on_link(obj)
                 elif kind == "wake":
+                    self.dirty = True
                     self._on_wake()
                 elif kind == "listen":
                     self._accept()
                 elif kind == "conn":
+                    self.dirty = True
                     self._on_conn(obj)
             now = self._now()
-            self._apply(self.fsm.tick(now))
+            # A quiet heartbeat only moves deadlines later: waking at the old one is
+            # harmless, so the FSM is ticked (and the deadline recomputed) only when a
+            # deadline passed or something happened. Keeps idle CPU low at 20 ms keepalive.
+            if now >= fsm_deadline or self.dirty or self.stop_requested:
+                self.stats["ticks"] += 1
+                self._apply(self.fsm.tick(now))
+                self.dirty = True
             if now >= self.next_send:
                 self._send_all()
             if now >= next_wd:
@@ -537,7 +552,9 @@ class Daemon:
                 self.notifier.stopping()
                 self._event(Event("stop", "shutting down: releasing the chain" if self.fsm.owned or self.fsm.role != "standby" else "shutting down", "info"))
                 self._apply(self.fsm.begin_leave(now))
-            self._after()
+            if self.dirty:
+                self._after()
+                fsm_deadline = self.fsm.next_deadline(self._now())
             if self.leave_started and self.fsm.can_exit:
                 self._send_all()
                 time.sleep(min(0.02, self.cfg.keepalive / 2))
@@ -568,6 +585,8 @@ class Daemon:
 
     # ------------------------------------------------------------------ actions
     def _apply(self, actions) -> None:
+        if actions:
+            self.dirty = True
         send = False
         for a in actions:
             if isinstance(a, Job):
@@ -607,20 +626,49 @@ class Daemon:
         dec = self.decoders[lk.name]
         c = dec.counters
         before = (c.bad_mac, c.malformed, c.garbage_bytes)
-        pkts: list[P.Packet] = []
+        name = lk.name
         if lk.kind == "serial":
+            pkts: list[P.Packet] = []
             for ch in chunks:
                 pkts += dec.feed(ch)
-        else:
-            for ch in chunks:
-                dec.buf.clear()
-                pkts += dec.feed(ch)
-                dec.buf.clear()
+            self._count_decode(name, c, before)
+            for p in pkts:
+                self._apply(self.fsm.on_packet(now, name, p))
+            return
+        key = self.key
+        for data in chunks:
+            # fast path: a valid frame equal to the last accepted one on this link but for
+            # its sequence number (the steady state) is not parsed at all
+            if len(data) > 25 + P.MAC_LEN and data[:3] == P.MAGIC:
+                head = data[: -P.MAC_LEN]
+                if hmac.compare_digest(hmac.digest(key, head, "sha256"), data[-P.MAC_LEN :]):
+                    sig = head[:17] + head[25:]
+                    if sig == self.last_sig.get(name):
+                        acts = self.fsm.on_repeat(now, name, int.from_bytes(head[17:25], "big"))
+                        if acts is not None:
+                            self.stats["packets_fast"] += 1
+                            if acts:
+                                self._apply(acts)
+                            continue
+                else:
+                    sig = b""
+            else:
+                sig = b""
+            dec.buf.clear()
+            pkts = dec.feed(data)
+            dec.buf.clear()
+            self.stats["packets_parsed"] += 1
+            self._count_decode(name, c, before)
+            before = (c.bad_mac, c.malformed, c.garbage_bytes)
+            for p in pkts:
+                self._apply(self.fsm.on_packet(now, name, p))
+                if sig and self.fsm.guard.last_seq.get((p.node, name)) == p.seq and p.node == self.peer.name:
+                    self.last_sig[name] = sig
+
+    def _count_decode(self, name: str, c, before) -> None:
         after = (c.bad_mac, c.malformed, c.garbage_bytes)
         if after != before:
-            self.fsm.on_decode_errors(lk.name, after[0] - before[0], after[1] - before[1], after[2] - before[2])
-        for p in pkts:
-            self._apply(self.fsm.on_packet(now, lk.name, p))
+            self.fsm.on_decode_errors(name, after[0] - before[0], after[1] - before[1], after[2] - before[2])
 
     def _on_wake(self) -> None:
         try:
@@ -851,6 +899,7 @@ class Daemon:
                 "uptime_s": round(time.time() - self.started_wall, 1),
                 "priority": self.priority,
                 "memory_locked": self.mlocked,
+                **self.stats,
                 **proc_stats(),
             },
             "files": {"role": str(self.paths.role), "socket": str(self.paths.socket), "timeline": str(self.timeline.path)},

@@ -22,7 +22,6 @@ link cannot be replayed on another; sequence numbers are per link.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import stat
@@ -125,7 +124,7 @@ def encode(pkt: Packet, key: bytes) -> bytes:
     if len(payload) > MAX_PAYLOAD:
         raise ValueError("packet too large")
     head = _HDR.pack(MAGIC, len(payload)) + bytes(payload)
-    return head + hmac.new(key, head, hashlib.sha256).digest()
+    return head + hmac.digest(key, head, "sha256")
 
 
 class Malformed(ValueError):
@@ -220,7 +219,7 @@ class FrameDecoder:
                 break
             head = bytes(self.buf[: _HDR.size + n])
             mac = bytes(self.buf[_HDR.size + n : total])
-            if not hmac.compare_digest(hmac.new(self.key, head, hashlib.sha256).digest(), mac):
+            if not hmac.compare_digest(hmac.digest(self.key, head, "sha256"), mac):
                 c.bad_mac += 1
                 del self.buf[:1]  # resync: the real frame may start inside this one
                 continue

@@ -554,3 +554,17 @@ def test_next_deadline_never_in_the_past_while_idle_or_busy():
     sim.n2.fsm.monitors  # noqa: B018
     sim.run(0.3)
     assert sim.n2.fsm.next_deadline(sim.now) > sim.now
+
+
+def test_on_repeat_fast_path_counts_and_refuses_when_state_is_unsettled():
+    sim = settle(Sim())
+    fsm = sim.n2.fsm
+    last = fsm.guard.last_seq[("node1", "hb")]
+    before = fsm.links["hb"].received
+    assert fsm.on_repeat(sim.now, "hb", last + 3) == []
+    assert fsm.links["hb"].received == before + 1 and fsm.links["hb"].missed >= 2
+    assert fsm.on_repeat(sim.now, "hb", last + 3) == []  # replay
+    assert fsm.links["hb"].replay == 1
+    sim.n1.alive = False
+    sim.run(0.5)
+    assert fsm.on_repeat(sim.now, "hb", last + 100) is None  # peer dead: the full path decides
