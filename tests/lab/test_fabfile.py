@@ -85,3 +85,14 @@ def test_fab_status_one_daemon_down_fails_that_host_only(clean_lab, daemons):
     per_host = json.loads(r.stdout)
     assert per_host["node1"]["node"] == "node1"
     assert "error" in per_host["node2"]
+
+
+def test_fab_migrate_moves_the_chain(clean_lab, daemons):
+    active = wait_active(clean_lab)
+    other = "node2" if active == "node1" else "node1"
+    r = fab(clean_lab, "migrate", "--to", other, timeout=180)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert active in r.stdout  # the command ran on the node that held the chain
+    st = node_status(clean_lab, other)
+    assert st is not None and st["role"] == "active", st
+    assert node_status(clean_lab, active)["role"] != "active"
