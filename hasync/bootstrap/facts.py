@@ -50,7 +50,7 @@ def drbd_dump_argv(resource: str) -> Argv:
 
 PVS_FIELDS = "pv_name,vg_name,pv_size"
 VGS_FIELDS = "vg_name,vg_size,autoactivation"
-LVS_FIELDS = "lv_name,vg_name,lv_size,lv_path"
+LVS_FIELDS = "lv_name,vg_name,lv_size,lv_path,lv_active"
 
 
 def lvm_report_argv(tool: str) -> Argv:

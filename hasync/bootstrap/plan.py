@@ -560,9 +560,13 @@ def plan_lvm_volumes(w: Wanted, f: Facts) -> list[Change]:
         out.append(Change("lvm-volumes", "run", "the cluster VG" + (", not activated at boot" if autoact else ""), argv=argv))
     elif autoact and vg.get("vg_autoactivation", "") == "enabled":
         out.append(Change("lvm-volumes", "run", "the cluster VG must not be activated at boot", argv=("vgchange", "--setautoactivation", "n", st.vg)))
-    if not any(r["vg_name"] == st.vg and r["lv_name"] == st.lv for r in lvs):
+    lv = next((r for r in lvs if r["vg_name"] == st.vg and r["lv_name"] == st.lv), None)
+    if lv is None:
         size = ("-l", st.lv_size) if "%" in st.lv_size else ("-L", st.lv_size)
         out.append(Change("lvm-volumes", "run", "the logical volume for the filesystem", argv=("lvcreate", "--wipesignatures", "n", "-n", st.lv, *size, st.vg)))
+    elif lv.get("lv_active", "active") != "active":
+        # a re-run after a reboot: not activated at boot (on purpose), needed for the next steps
+        out.append(Change("lvm-volumes", "run", "activate the cluster VG here (the first node)", argv=("vgchange", "-ay", st.vg)))
     return out
 
 

@@ -293,3 +293,11 @@ def test_wait_sync_reports_progress_and_rate(tmp_path: Path) -> None:
     assert seen[2][1] == "307.2 MiB/s"
     assert seen[-1][2] == "done"
     assert runner.calls == [("cat", "/proc/partitions")] + [("drbdadm", "status", "r0")] * 4
+
+
+def test_inverse_commands() -> None:
+    assert A.inverse(("systemctl", "enable", "x.service")) == ("systemctl", "disable", "x.service")
+    assert A.inverse(("systemctl", "--root=/r", "disable", "x.service")) == ("systemctl", "--root=/r", "enable", "x.service")
+    assert A.inverse(("chkconfig", "nfsserver", "off")) == ("chkconfig", "nfsserver", "on")
+    assert A.inverse(("mkfs.ext4", "-q", "/dev/vdb")) is None
+    assert A.inverse(("drbdadm", "up", "r0")) is None
