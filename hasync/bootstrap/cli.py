@@ -194,13 +194,17 @@ def print_plan(console, plan, *, diffs: bool) -> int:
     return total
 
 
-def print_preflight(console, w) -> None:
-    """The cluster-wide doctor checks that need no node (warnings; the plan refuses what is unsafe)."""
+def print_preflight(console, w, runner=None) -> None:
+    """The doctor checks that bootstrap does not fix itself, as warnings (the plan refuses
+    what is unsafe): the cluster-wide ones, and when joining the heartbeat links."""
     from rich.markup import escape
 
-    from hasync.bootstrap.doctor import check_config
+    from hasync.bootstrap.doctor import check_config, check_links, link_probes
 
-    for f in check_config(w.cluster):
+    found = check_config(w.cluster)
+    if w.join and runner is not None:
+        found += check_links(w.cluster, w.node, [(link, runner.run(argv, timeout=5).ok) for link, argv in link_probes(w.cluster, w.node)])
+    for f in found:
         if f.level in ("warning", "error"):
             console.print(f"[yellow]preflight[/yellow]: {escape(f.message)}\n  [dim]fix: {escape(f.fix)}[/dim]")
 
@@ -252,7 +256,7 @@ def _bootstrap(args, console, runner, state_dir: str) -> int:
                 json.dump(raw, fh, indent=1, sort_keys=True)
     role = "joining " + args.join if args.join else ("first node" if w.first else "second node")
     console.print(f"[dim]{w.node} ({role}), profile {w.profile.name}[/dim]")
-    print_preflight(console, w)
+    print_preflight(console, w, runner)
     total = print_plan(console, plan, diffs=args.dry_run)
     refused = [c for _, cs in plan for c in cs if c.action == "refuse"]
     if args.dry_run or total == 0:
