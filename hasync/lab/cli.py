@@ -81,7 +81,10 @@ def register(sub) -> None:
                          description="Remove every namespace, link, bridge, mount, loop device, "
                          "file and process of the lab, also after a crash or an interrupted up.")
     _name_arg(p)
-    p.add_argument("--all", action="store_true", help="every lab on this machine")
+    p.add_argument("--all", action="store_true",
+                   help="every lab on this machine, except labs held by a running process "
+                   "(a pytest session's lab) unless --force")
+    p.add_argument("--force", action="store_true", help="with --all: held labs too")
     p.set_defaults(func=cmd_down)
 
     p = verbs.add_parser("status", help="nodes, addresses, links, processes, disks")
@@ -222,12 +225,17 @@ def cmd_down(args) -> int:
             continue
         from hasync.lab.ns import Lab
 
-        Lab(name).down()
+        lab = Lab(name)
+        holder = lab.holder()
+        if args.all and holder and not args.force:
+            print(f"lab {name!r}: held by running process {holder}, left alone (--force)")
+            continue
+        lab.down()
     return rc
 
 
 def _all_names() -> list[str]:
-    names = set(all_lab_names())
+    names = set(all_lab_names(with_vm=True))
     try:
         for n in os.listdir("/run/netns"):
             if n.endswith("-sw"):
@@ -256,7 +264,8 @@ def cmd_status(args) -> int:
 
     from hasync.lab.render import status_table
 
-    Console().print(status_table(st))
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    console.print(status_table(st))
     return 0
 
 

@@ -203,8 +203,14 @@ class Lab:
         return p
 
     # ---------------------------------------------------------------- life cycle
-    def up(self, nodes: int = 2, clients: int = 1, disk_size: str = "256M") -> LabSpec:
-        """Build the lab (idempotent: what already runs is left alone)."""
+    def up(
+        self, nodes: int = 2, clients: int = 1, disk_size: str = "256M", *, hold: bool = False
+    ) -> LabSpec:
+        """Build the lab (idempotent: what already runs is left alone).
+
+        hold=True records this process as the lab's holder: `hasync lab down --all` then
+        leaves the lab alone while this process lives (the pytest fixture does this).
+        """
         spec = LabSpec(self.name, nodes, clients, disk_size)
         with self.store.lock():
             self._ensure_root()
@@ -216,6 +222,10 @@ class Lab:
                 )
             if not st:
                 st = {"kind": "ns", "spec": spec.__dict__, "crashed": [], "cuts": {}, "loops": {}}
+                self.store.save(st)
+            if hold:
+                st = self.store.load()
+                st["holder_pid"] = os.getpid()
                 self.store.save(st)
             for d in ("ns", "nodes", "disks", "serial", "ssh"):
                 (self.store.dir / d).mkdir(parents=True, exist_ok=True)
@@ -260,6 +270,11 @@ class Lab:
             except FileNotFoundError:
                 pass
             self._maybe_release_root()
+
+    def holder(self) -> int:
+        """PID of the live process holding the lab (see up(hold=True)), else 0."""
+        pid = int(self.store.load().get("holder_pid", 0) or 0)
+        return pid if procs.alive(pid) else 0
 
     # ---------------------------------------------------------------- faults
     def crash(self, node: str) -> None:
@@ -325,6 +340,11 @@ class Lab:
                 for link in spec.links_of(n):
                     if not self._link_is_cut(n, link):
                         self._set_link(spec, n, link, up=True)
+            # Peers remember failed ARP lookups for a while ("No route to host"): a node
+            # that comes back would be unreachable for a second or so. Forget them.
+            for n in spec.all_nodes:
+                if n not in st["crashed"]:
+                    self._run(("ip", "-n", spec.netns(n), "neigh", "flush", "all"))
 
     def reset(self) -> None:
         """Make the lab as fresh as after `up` for the next test: heal everything, kill
@@ -671,7 +691,10 @@ class Lab:
         atomic_write(self.store.serial_dir / "cut", "".join(f"{s}\n" for s in sorted(sides)))
 
     def _flush_serial(self) -> None:
+        """Empty both ends of the cable and put back the lab's line settings (raw,
+        blocking reads: VMIN 1), which a program using the tty may have changed."""
         import termios
+        import tty
 
         for path in self._ttys().values():
             try:
@@ -679,6 +702,7 @@ class Lab:
             except OSError:
                 continue
             try:
+                tty.setraw(fd)
                 termios.tcflush(fd, termios.TCIOFLUSH)
             finally:
                 os.close(fd)
@@ -738,8 +762,20 @@ class Lab:
         (uppers["/srv"] / MOUNT_POINT[len("/srv/") :]).mkdir(parents=True, exist_ok=True)
 
     # -- booting a node ------------------------------------------------------------
-    def _boot(self, spec: LabSpec, node: str) -> None:
-        """Start *node* from nothing but its disks: net, mount+UTS namespace, files, sshd."""
+    def _boot(self, spec: LabSpec, node: str, attempts: int = 2) -> None:
+        """Start *node* from nothing but its disks: net, mount+UTS namespace, files, sshd.
+
+        A failed boot is retried once from scratch (on a shared machine a stray signal
+        can hit a step)."""
+        for attempt in range(attempts):
+            try:
+                self._boot_once(spec, node)
+                return
+            except Exception:  # CommandError, LabError, OSError, sh's SignalException
+                if attempt == attempts - 1:
+                    raise
+
+    def _boot_once(self, spec: LabSpec, node: str) -> None:
         self._kill_node(node)
         self._unbind_ns(node)
         self._ensure_node_net(spec, node)
@@ -777,9 +813,12 @@ class Lab:
         mnt.parent.mkdir(parents=True, exist_ok=True)
         mnt.touch()
         uts.touch()
+        # The script goes in on stdin: a short argv stays out of the way of anybody's
+        # `pkill -f` on this machine.
         self._run(
             ("nsenter", f"--net=/run/netns/{spec.netns(node)}", "unshare", f"--mount={mnt}",
-             f"--uts={uts}", "--propagation", "private", "--", "/bin/sh", "-ec", script),
+             f"--uts={uts}", "--propagation", "private", "--", "/bin/sh", "-es"),
+            input=script,
             check=True,
         )
         self.exec(node, ["/usr/sbin/sshd"], check=True)

@@ -93,7 +93,12 @@ class Store:
         try:
             return (self.dir / "kind").read_text().strip()
         except FileNotFoundError:
-            return "ns" if self.state_file.exists() else ""
+            pass
+        if self.state_file.exists():
+            return "ns"
+        if (vm_run_root() / self.name / "lab.json").exists():
+            return "vm"  # made through hasync.lab.vm's own API
+        return ""
 
     def load(self) -> dict:
         try:
@@ -127,19 +132,25 @@ class Store:
             os.close(fd)
 
 
-def all_lab_names(root: str | None = None) -> list[str]:
+def vm_run_root() -> Path:
+    """Where hasync.lab.vm keeps its labs (same default as hasync.lab.vm.driver.run_root)."""
+    return Path(os.environ.get("HASYNC_VM_RUN") or "/var/tmp/hasync-vm")
+
+
+def all_lab_names(root: str | None = None, *, with_vm: bool = False) -> list[str]:
     r = Path(root or lab_root())
-    if not r.is_dir():
-        return []
+    dirs = sorted(r.iterdir()) if r.is_dir() else []
+    if with_vm and vm_run_root().is_dir():
+        dirs += [p.parent for p in vm_run_root().glob("*/lab.json")]
     out = []
-    for p in sorted(r.iterdir()):
+    for p in dirs:
         if p.is_dir():
             try:
                 check_name(p.name)
             except ValueError:
                 continue
             out.append(p.name)
-    return out
+    return sorted(set(out))
 
 
 def is_mountpoint(path: str | os.PathLike) -> bool:

@@ -55,7 +55,7 @@ def lab():
     _down_stale_test_labs()
     the_lab = Lab(f"t{os.getpid()}")
     try:
-        the_lab.up()
+        the_lab.up(hold=True)
         yield the_lab
     finally:
         the_lab.down()

@@ -12,8 +12,10 @@ from tests.lab.conftest import lab_unavailable
 pytestmark = pytest.mark.lab
 
 
-def netns_list() -> set[str]:
-    return set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+def netns_of(lab) -> set[str]:
+    """The lab's entries in `ip netns list` (other people's labs come and go meanwhile)."""
+    names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    return {n for n in names if n.startswith(lab.name + "-")}
 
 
 def loops_of(path: str) -> str:
@@ -27,10 +29,10 @@ def test_up_is_idempotent_and_down_leaves_nothing():
     from hasync.lab import Lab
     from hasync.lab.procs import alive
 
-    before = netns_list()
     lab = Lab(f"u{os.getpid()}")
     try:
         lab.up(nodes=2, clients=0, disk_size="32M")
+        assert netns_of(lab) == {lab.netns("node1"), lab.netns("node2"), f"{lab.name}-sw"}
         st1 = lab.status()
         sshd1 = st1["nodes"]["node1"]["sshd_pid"]
         lab.up(nodes=2, clients=0, disk_size="32M")  # again: nothing restarted
@@ -42,10 +44,42 @@ def test_up_is_idempotent_and_down_leaves_nothing():
         lab.crash("node1")  # down must cope with a crashed node too
     finally:
         lab.down()
-    assert netns_list() == before
+    assert netns_of(lab) == set()
     assert str(lab.store.dir) not in loops_of(str(lab.store.dir))
     with open("/proc/self/mountinfo") as f:
         assert str(lab.store.dir) not in f.read()
     assert not alive(relay)
     assert not any(alive(p) for p in sshds)
+    assert not lab.store.dir.exists()
+
+
+@pytest.mark.parametrize("finish", [False, True])
+def test_down_after_an_interrupted_up(monkeypatch, finish):
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from hasync.lab import Lab
+    from hasync.lab.ns import Lab as NsLab
+
+    lab = Lab(f"i{os.getpid()}")
+    real_boot = NsLab._boot
+
+    def boot_then_fail(self, spec, node):
+        real_boot(self, spec, node)
+        if node == "node2":
+            raise KeyboardInterrupt  # as if ^C arrived in the middle of `up`
+
+    monkeypatch.setattr(NsLab, "_boot", boot_then_fail)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lab.up(nodes=2, clients=1, disk_size="32M")
+        assert lab.store.dir.exists()
+        if finish:
+            monkeypatch.setattr(NsLab, "_boot", real_boot)
+            lab.up(nodes=2, clients=1, disk_size="32M")  # finishes what was left
+            assert lab.exec("client1", ["ssh", "node2", "hostname"]).stdout.strip() == "node2"
+    finally:
+        lab.down()
+    assert netns_of(lab) == set()
+    assert str(lab.store.dir) not in loops_of(str(lab.store.dir))
     assert not lab.store.dir.exists()
