@@ -67,6 +67,9 @@ def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> s
         f"echo dev=$(stat -L -c %t:%T {q(fs_device(cluster, node))})",
         f"echo lvm_filter=$(grep -E '^[[:space:]]*(global_)?filter[[:space:]]*=' {q(lvm_conf)} | tail -n 1)",
     ]
+    if cluster.storage.use_drbd:
+        res = f"{profile.paths.get('drbd_conf_dir', '/etc/drbd.d')}/{cluster.storage.drbd_resource}.res"
+        lines.append(f"echo drbd_res=$(sha256sum < {q(res)} | cut -c1-16)")
     for s in nfs_services(profile):
         if profile.init == "systemd":
             unit = s if "." in s else s + ".service"
@@ -208,6 +211,13 @@ def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], 
             out.append(Finding("device-identity", "ok", "cluster", f"same device number {da} on both nodes"))
         else:
             out.append(Finding("device-identity", "info", "cluster", "device numbers not comparable now (device inactive on one node); set fsid= to be safe", "set fsid = N on every [[nfs.export]]"))
+    # the DRBD resource file must be the same on both nodes
+    if cluster.storage.use_drbd:
+        ra, rb = a.get("drbd_res", ""), b.get("drbd_res", "")
+        if not ra or not rb or ra != rb:
+            out.append(Finding("drbd-config", "error", "cluster", f"the DRBD resource file differs between {node} and {peer} (or is missing)", "hasync bootstrap --yes on both nodes (it writes the same file from cluster.toml)"))
+        else:
+            out.append(Finding("drbd-config", "ok", "cluster", "the DRBD resource file is identical on both nodes"))
     # disk sizes
     sa, sb = a.get("disk_bytes", ""), b.get("disk_bytes", "")
     if sa and sb and sa != sb:

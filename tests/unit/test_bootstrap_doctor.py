@@ -128,3 +128,15 @@ def test_run_doctor_with_a_recording_runner() -> None:
     f = D.run_doctor(c, profile(), "node1", runner)
     [e] = [x for x in f if x.check == "peer-ssh"]
     assert e.level == "error" and "No route to host" in e.message and "--join node1" in e.fix
+
+
+def test_drbd_resource_file_compared() -> None:
+    c = cluster()  # use_drbd
+    assert "sha256sum < /etc/drbd.d/r0.res" in D.probe_script(c, profile(), "node1")
+    a = D.parse_probe(HEALTHY + "drbd_res=0123456789abcdef\n")
+    same = D.check_pair(c, "node1", "node2", a, dict(a), None)
+    assert levels(same, "drbd-config") == ["ok"]
+    other = D.check_pair(c, "node1", "node2", a, dict(a, drbd_res="fedcba9876543210"), None)
+    assert levels(other, "drbd-config") == ["error"]
+    lab = replace(c, storage=replace(c.storage, use_drbd=False))
+    assert levels(D.check_pair(lab, "node1", "node2", a, dict(a), None), "drbd-config") == []
