@@ -282,7 +282,7 @@ def plan_ssh_key(w: Wanted, f: Facts) -> list[Change]:
     ]
 
 
-AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
+AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"  # profile paths.authorized_keys overrides
 
 
 def _append_remote(peer: str, path: str, line: str, mode: str) -> tuple[str, ...]:
@@ -297,9 +297,10 @@ def _append_remote(peer: str, path: str, line: str, mode: str) -> tuple[str, ...
 
 def _ssh_trust_needs(w: Wanted) -> list[str]:
     kh = w.cluster.sync.known_hosts
+    ak = w.p("authorized_keys", AUTHORIZED_KEYS)
     return [
-        f"file:{AUTHORIZED_KEYS}", f"file:{kh}", f"file:{w.ssh_pub}", f"hostkeys:{w.cluster.node(w.node).address}",
-        f"peer_file:{w.ssh_pub}", f"peer_file:{AUTHORIZED_KEYS}", f"peer_file:{kh}", f"hostkeys:{w.join}",
+        f"file:{ak}", f"file:{kh}", f"file:{w.ssh_pub}", f"hostkeys:{w.cluster.node(w.node).address}",
+        f"peer_file:{w.ssh_pub}", f"peer_file:{ak}", f"peer_file:{kh}", f"hostkeys:{w.join}",
     ]
 
 
@@ -308,19 +309,20 @@ def plan_ssh_trust(w: Wanted, f: Facts) -> list[Change]:
     """Each node's hasync key authorized on the other; host keys in hasync's known_hosts."""
     out: list[Change] = []
     kh = w.cluster.sync.known_hosts
+    ak = w.p("authorized_keys", AUTHORIZED_KEYS)
     peer_pub = (f[f"peer_file:{w.ssh_pub}"] or "").strip()
     my_pub = (f[f"file:{w.ssh_pub}"] or "").strip()
     if peer_pub:
-        text = f[f"file:{AUTHORIZED_KEYS}"] or ""
+        text = f[f"file:{ak}"] or ""
         new = edit.with_line(text, peer_pub)
         if new != text:
-            out.append(Change("ssh-trust", "write", "the first node's hasync key may log in here", path=AUTHORIZED_KEYS, data=new, old=f[f"file:{AUTHORIZED_KEYS}"], mode=0o600))
+            out.append(Change("ssh-trust", "write", "the first node's hasync key may log in here", path=ak, data=new, old=f[f"file:{ak}"], mode=0o600))
     else:
         out.append(Change("ssh-trust", "refuse", f"{w.join} has no {w.ssh_pub}: run `hasync bootstrap` there first", target=w.join))
-    if my_pub and my_pub not in (f[f"peer_file:{AUTHORIZED_KEYS}"] or "").splitlines():
-        out.append(Change("ssh-trust", "run", "this node's hasync key may log in on the first node", argv=_append_remote(w.join, AUTHORIZED_KEYS, my_pub, "600")))
+    if my_pub and my_pub not in (f[f"peer_file:{ak}"] or "").splitlines():
+        out.append(Change("ssh-trust", "run", "this node's hasync key may log in on the first node", argv=_append_remote(w.join, ak, my_pub, "600")))
     elif not my_pub:
-        out.append(Change("ssh-trust", "run", "this node's hasync key may log in on the first node (key made by step ssh-key)", argv=_append_remote(w.join, AUTHORIZED_KEYS, "<this node's hasync public key>", "600")))
+        out.append(Change("ssh-trust", "run", "this node's hasync key may log in on the first node (key made by step ssh-key)", argv=_append_remote(w.join, ak, "<this node's hasync public key>", "600")))
     # known_hosts: the peer's host keys under the names hasync uses for it, and ours on it
     text = f[f"file:{kh}"] or ""
     new = text
