@@ -114,7 +114,8 @@ def register(sub) -> None:
     p = verbs.add_parser("cut", help="pull one cable of NODE")
     _name_arg(p)
     p.add_argument("node")
-    p.add_argument("link", choices=LINKS)
+    p.add_argument("link", choices=LINKS + ("replication",),
+                   help="public, heartbeat (= replication, the dedicated link) or serial")
     p.set_defaults(func=cmd_cut)
 
     p = verbs.add_parser("heal", help="cables back in; crashed nodes boot again")
@@ -282,6 +283,10 @@ def cmd_exec(args) -> int:
     if r is not None:
         return r
     lab = _lab(args)
+    state = lab.status_of(args.node)
+    if state != "up":
+        _err(f"{args.node} is {state}" + (f" (hasync lab heal {args.node})" if state == "crashed" else ""))
+        return 255
     full = list(lab.enter_argv(args.node)) + argv
     env = lab.node_env(args.node)
     sys.stdout.flush()

@@ -8,20 +8,19 @@ See docs/lab.md for the layout and the addresses.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hasync.effects.files import atomic_write
 from hasync.effects.run import CommandError, Result, ShRunner
-from hasync.lab import procs
-from hasync.lab.config_gen import cluster_toml
+from hasync.lab import net, procs
+from hasync.lab.nodefiles import LabKeys, dir_mode, hasync_wrapper, node_files, split_overlay
+from hasync.lab.serial import SerialCable, is_relay
 from hasync.lab.spec import (
     BASE_DEVS,
     DISK_DEVICE,
@@ -31,27 +30,15 @@ from hasync.lab.spec import (
     PREFIX,
     PUBLIC_IF,
     SERIAL_DEVICE,
-    SSH_DIR,
     VIP,
     DevNode,
     LabSpec,
-    hosts_file,
-    known_hosts,
     node_setup_script,
     rebind_serial_script,
-    ssh_dropin,
-    sshd_dropin,
 )
-from hasync.lab.store import (
-    NODE_INFO,
-    Store,
-    default_lab_name,
-    is_mountpoint,
-    mounts_under,
-)
+from hasync.lab.store import Store, default_lab_name, is_mountpoint, mounts_under
 
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-BRIDGES = {"public": "br-pub", "heartbeat": "br-hb"}
 
 
 class LabError(RuntimeError):
@@ -65,6 +52,7 @@ class Lab:
         self.store = Store(name or default_lab_name(), root)
         self.name = self.store.name
         self.runner = runner or ShRunner()
+        self.cable = SerialCable(self.store.serial_dir)
         self._spawned: list[subprocess.Popen] = []
 
     # ---------------------------------------------------------------- description
@@ -309,7 +297,10 @@ class Lab:
         return self.is_down(node)
 
     def cut(self, node: str, link: str) -> None:
-        """Pull one cable of *node*: "public", "heartbeat" or "serial"."""
+        """Pull one cable of *node*: "public", "heartbeat" or "serial".
+
+        "replication" (the VM lab's name for the dedicated link) means "heartbeat"."""
+        link = "heartbeat" if link == "replication" else link
         spec = self.spec
         spec.check_node(node)
         if link not in spec.links_of(node):
@@ -361,9 +352,16 @@ class Lab:
                 self._configure_addresses(spec, node)
                 if spec.is_cluster_node(node):
                     self.exec(node, ["sh", "-c", f"! mountpoint -q {MOUNT_POINT} || umount -l {MOUNT_POINT}"])
-            self._flush_serial()
+            self.cable.reset_line()
 
     # ---------------------------------------------------------------- status
+    def status_of(self, node: str) -> str:
+        """"up", "crashed" or "down" (not running, e.g. after an interrupted up)."""
+        self.spec.check_node(node)
+        if node in self.store.load().get("crashed", []):
+            return "crashed"
+        return "up" if self._bound(self.store.ns_file(node, "mnt")) else "down"
+
     def pids(self, node: str) -> list[int]:
         """Every process of *node* (in its network or mount namespace)."""
         self.spec.check_node(node)
@@ -384,14 +382,8 @@ class Lab:
             return "down" if node in cut else "up"
         if self._link_is_cut(node, link):
             return "cut"
-        r = self._run(("ip", "-n", spec.switch_ns, "-j", "link", "show", spec.switch_port(node, link)))
-        if not r.ok:
-            return "down"
-        try:
-            flags = json.loads(r.stdout)[0].get("flags", [])
-        except (ValueError, IndexError):
-            return "down"
-        return "up" if "UP" in flags else "down"
+        r = self._run(net.show_port_json(spec, node, link))
+        return "up" if r.ok and net.parse_admin_up(r.stdout) else "down"
 
     def status(self) -> dict:
         """Everything about the lab as plain data (what `hasync lab status --json` prints)."""
@@ -545,67 +537,43 @@ class Lab:
     def _ensure_switch(self, spec: LabSpec) -> None:
         sw = spec.switch_ns
         if not os.path.exists(f"/run/netns/{sw}"):
-            self._run(("ip", "netns", "add", sw), check=True)
-        self._run(("ip", "-n", sw, "link", "set", "lo", "up"), check=True)
-        for br in BRIDGES.values():
-            if not self._run(("ip", "-n", sw, "link", "show", br)).ok:
-                self._run(
-                    ("ip", "-n", sw, "link", "add", br, "type", "bridge", "mcast_snooping", "0",
-                     "forward_delay", "0"),
-                    check=True,
-                )
-            self._run(("ip", "-n", sw, "link", "set", br, "up"), check=True)
+            self._run(net.netns_add(sw), check=True)
+        self._run(net.lo_up(sw), check=True)
+        for link, br in net.BRIDGES.items():
+            if not self._run(net.show_link(sw, br)).ok:
+                self._run(net.bridge_add(spec, link), check=True)
+            self._run(net.bridge_up(spec, link), check=True)
 
     def _ensure_node_net(self, spec: LabSpec, node: str) -> None:
         ns = spec.netns(node)
         if not os.path.exists(f"/run/netns/{ns}"):
-            self._run(("ip", "netns", "add", ns), check=True)
-        self._run(("ip", "-n", ns, "link", "set", "lo", "up"), check=True)
+            self._run(net.netns_add(ns), check=True)
+        self._run(net.lo_up(ns), check=True)
         for link, (ifname, _addr) in spec.interfaces(node).items():
-            port = spec.switch_port(node, link)
-            if not self._run(("ip", "-n", spec.switch_ns, "link", "show", port)).ok:
-                self._run(("ip", "-n", ns, "link", "del", ifname))  # a half-made pair
-                self._run(
-                    ("ip", "-n", spec.switch_ns, "link", "add", port, "type", "veth", "peer",
-                     "name", ifname, "netns", ns),
-                    check=True,
-                )
-                self._run(("ip", "-n", spec.switch_ns, "link", "set", port, "master", BRIDGES[link]), check=True)
-            self._run(("ip", "-n", ns, "link", "set", ifname, "up"), check=True)
+            if not self._run(net.show_link(spec.switch_ns, spec.switch_port(node, link))).ok:
+                self._run(("ip", "-n", ns, "link", "del", ifname))  # half of a broken pair
+                for argv in net.cable_add(spec, node, link):
+                    self._run(argv, check=True)
+            self._run(net.node_if_up(spec, node, link), check=True)
         self._configure_addresses(spec, node)
 
     def _configure_addresses(self, spec: LabSpec, node: str) -> None:
-        ns = spec.netns(node)
-        for _link, (ifname, addr) in spec.interfaces(node).items():
-            self._run(("ip", "-n", ns, "addr", "flush", "dev", ifname), check=True)
-            self._run(("ip", "-n", ns, "addr", "add", addr, "dev", ifname), check=True)
-        self._run(("ip", "-n", ns, "route", "replace", "224.0.0.0/4", "dev", PUBLIC_IF), check=True)
-        self._run(("ip", "-n", ns, "neigh", "flush", "all"))
+        for argv in net.addresses(spec, node):
+            self._run(argv, check=True)
+        self._run(net.neigh_flush(spec.netns(node)))
 
     def _set_link(self, spec: LabSpec, node: str, link: str, up: bool) -> None:
         if link == "serial":
-            self._set_serial_cut(node, cut=not up)
-            return
-        self._run(
-            ("ip", "-n", spec.switch_ns, "link", "set", spec.switch_port(node, link), "up" if up else "down")
-        )
+            self.cable.set_cut(node, cut=not up)
+        else:
+            self._run(net.cable_state(spec, node, link, up))
 
     def _link_is_cut(self, node: str, link: str) -> bool:
         return link in self.store.load().get("cuts", {}).get(node, [])
 
     def _addresses(self, spec: LabSpec, node: str) -> list[str]:
-        r = self._run(("ip", "-n", spec.netns(node), "-j", "-4", "addr", "show"))
-        if not r.ok:
-            return []
-        out = []
-        try:
-            for itf in json.loads(r.stdout):
-                for a in itf.get("addr_info", []):
-                    if a.get("local") and itf.get("ifname") != "lo":
-                        out.append(a["local"])
-        except ValueError:
-            pass
-        return out
+        r = self._run(net.show_addrs_json(spec, node))
+        return net.parse_addresses(r.stdout) if r.ok else []
 
     # -- disks ---------------------------------------------------------------------
     def _loops_of(self, img: Path) -> list[str]:
@@ -631,81 +599,27 @@ class Lab:
 
     # -- serial --------------------------------------------------------------------
     def _is_relay(self, pid: int) -> bool:
-        return procs.alive(pid) and "hasync.lab.serial_relay" in procs.cmdline(pid)
+        return is_relay(pid)
 
     def _ttys(self) -> dict[str, str]:
-        try:
-            return json.loads((self.store.serial_dir / "ttys.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        return self.cable.ttys()
 
     def _ensure_serial(self, spec: LabSpec, rebind: bool) -> None:
         st = self.store.load()
-        if self._is_relay(st.get("relay_pid", 0)):
+        if is_relay(st.get("relay_pid", 0)):
             return
-        d = self.store.serial_dir
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "ttys.json").unlink(missing_ok=True)
-        a, b = spec.serial_nodes
-        with open(d / "relay.log", "ab") as log:
-            p = subprocess.Popen(
-                [sys.executable, "-m", "hasync.lab.serial_relay", str(d), a, b],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                env=_pythonpath_env(),
-            )
-        deadline = time.monotonic() + 10
-        while not (d / "ttys.json").exists():
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise LabError(f"serial relay did not start: see {d / 'relay.log'}")
-            time.sleep(0.01)
-        st["relay_pid"] = p.pid
+        cut = set(st.get("crashed", []))
+        cut |= {n for n, links in st.get("cuts", {}).items() if "serial" in links}
+        st["relay_pid"] = self.cable.start(*spec.serial_nodes, cut=cut)
         self.store.save(st)
-        self._write_serial_cut()
-        if rebind:
-            ttys = self._ttys()
+        if rebind:  # running nodes still point at the old relay's ptys
+            ttys = self.cable.ttys()
             for node in spec.serial_nodes:
                 if self._node_running(node):
                     self.exec(node, ["sh", "-ec", rebind_serial_script(ttys[node])], check=True)
 
     def _serial_cut_sides(self) -> set[str]:
-        try:
-            return {s.strip() for s in (self.store.serial_dir / "cut").read_text().split() if s.strip()}
-        except FileNotFoundError:
-            return set()
-
-    def _set_serial_cut(self, node: str, cut: bool) -> None:
-        sides = self._serial_cut_sides()
-        sides = sides | {node} if cut else sides - {node}
-        atomic_write(self.store.serial_dir / "cut", "".join(f"{s}\n" for s in sorted(sides)))
-
-    def _write_serial_cut(self) -> None:
-        """The relay's cut file from state: cut cables and crashed nodes."""
-        st = self.store.load()
-        sides = set(st.get("crashed", []))
-        for node, links in st.get("cuts", {}).items():
-            if "serial" in links:
-                sides.add(node)
-        atomic_write(self.store.serial_dir / "cut", "".join(f"{s}\n" for s in sorted(sides)))
-
-    def _flush_serial(self) -> None:
-        """Empty both ends of the cable and put back the lab's line settings (raw,
-        blocking reads: VMIN 1), which a program using the tty may have changed."""
-        import termios
-        import tty
-
-        for path in self._ttys().values():
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-            except OSError:
-                continue
-            try:
-                tty.setraw(fd)
-                termios.tcflush(fd, termios.TCIOFLUSH)
-            finally:
-                os.close(fd)
+        return self.cable.cut_sides()
 
     # -- ssh keys and per-node files -----------------------------------------------
     def _ensure_keys(self, spec: LabSpec) -> None:
@@ -725,39 +639,31 @@ class Lab:
         if not auth.exists():
             atomic_write(auth, f"{secrets.token_hex(32)}\n", mode=0o600)
 
-    def _node_files(self, spec: LabSpec, node: str) -> dict[str, tuple[str | bytes, int]]:
-        """Files laid into the node's upper layers: absolute path -> (content, mode)."""
+    def _keys(self, spec: LabSpec) -> LabKeys:
         d = self.store.ssh_dir
-        pub = {n: (d / f"host_{n}.pub").read_text() for n in spec.all_nodes}
-        files: dict[str, tuple[str | bytes, int]] = {
-            "/etc/hostname": (f"{node}\n", 0o644),
-            "/etc/hosts": (hosts_file(spec), 0o644),
-            "/etc/ssh/sshd_config.d/hasync-lab.conf": (sshd_dropin(node), 0o644),
-            "/etc/ssh/ssh_config.d/hasync-lab.conf": (ssh_dropin(), 0o644),
-            f"{SSH_DIR}/id_ed25519": ((d / "id_ed25519").read_text(), 0o600),
-            f"{SSH_DIR}/id_ed25519.pub": ((d / "id_ed25519.pub").read_text(), 0o644),
-            f"{SSH_DIR}/authorized_keys": ((d / "id_ed25519.pub").read_text(), 0o600),
-            f"{SSH_DIR}/ssh_host_ed25519_key": ((d / f"host_{node}").read_text(), 0o600),
-            f"{SSH_DIR}/ssh_host_ed25519_key.pub": (pub[node], 0o644),
-            f"{SSH_DIR}/known_hosts": (known_hosts(spec, pub), 0o644),
-            "/etc/hasync/cluster.toml": (cluster_toml(spec), 0o644),
-            "/etc/hasync/authkey": ((d / "authkey").read_text(), 0o600),
-            NODE_INFO: (
-                json.dumps({"lab": self.name, "node": node, "root": str(self.store.root)}) + "\n",
-                0o644,
-            ),
-            "/usr/local/bin/hasync": (_hasync_wrapper(), 0o755),
-        }
-        return files
+        return LabKeys(
+            client_key=(d / "id_ed25519").read_text(),
+            client_pub=(d / "id_ed25519.pub").read_text(),
+            host_keys={n: (d / f"host_{n}").read_text() for n in spec.all_nodes},
+            host_pubs={n: (d / f"host_{n}.pub").read_text() for n in spec.all_nodes},
+            authkey=(d / "authkey").read_text(),
+        )
 
     def _write_node_files(self, spec: LabSpec, node: str, uppers: dict[str, Path]) -> None:
-        for path, (content, mode) in self._node_files(spec, node).items():
-            base = max((o for o in OVERLAYS if path.startswith(o + "/")), key=len)
-            target = uppers[base] / path[len(base) + 1 :]
-            for parent in reversed(target.relative_to(uppers[base]).parents):
-                p = uppers[base] / parent
-                if not p.exists():
-                    p.mkdir(mode=0o700 if str(parent).endswith("ssh") and "hasync" in str(parent) else 0o755)
+        """Lay the node's files into its upper layers (before they are mounted)."""
+        src = str(Path(__file__).resolve().parents[2])
+        files = node_files(
+            spec, node, self._keys(spec), root=str(self.store.root),
+            hasync_wrapper=hasync_wrapper(src, sys.executable),
+        )
+        for path, (content, mode) in files.items():
+            base, rel = split_overlay(path)
+            target = uppers[base] / rel
+            parts = Path(rel).parts[:-1]
+            for i in range(len(parts)):
+                d = uppers[base].joinpath(*parts[: i + 1])
+                if not d.exists():
+                    d.mkdir(mode=dir_mode(base + "/" + "/".join(parts[: i + 1])))
             atomic_write(target, content, mode=mode)
         (uppers["/srv"] / MOUNT_POINT[len("/srv/") :]).mkdir(parents=True, exist_ok=True)
 
@@ -825,20 +731,3 @@ class Lab:
         for link in spec.links_of(node):
             if not self._link_is_cut(node, link):
                 self._set_link(spec, node, link, up=True)
-
-
-def _pythonpath_env() -> dict[str, str]:
-    env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = src + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _hasync_wrapper() -> str:
-    """/usr/local/bin/hasync inside nodes: this very hasync (the host's venv/checkout)."""
-    src = str(Path(__file__).resolve().parents[2])
-    return (
-        "#!/bin/sh\n"
-        "# written by `hasync lab up`: the host's hasync, seen through the node's mounts\n"
-        f'PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}} exec {sys.executable} -m hasync "$@"\n'
-    )

@@ -9,9 +9,8 @@ import os
 from pathlib import Path
 
 from hasync.effects.files import atomic_write
+from hasync.lab.nodefiles import NODE_INFO
 from hasync.lab.spec import check_name, lab_root
-
-NODE_INFO = "/etc/hasync/lab.json"  # inside a node: which lab and node this is
 
 
 def default_lab_name() -> str:

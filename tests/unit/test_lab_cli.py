@@ -1,0 +1,73 @@
+"""`hasync lab ...` argument handling (no root, no lab needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+from hasync import cli
+
+
+def parse(*argv: str):
+    return cli.build_parser().parse_args(list(argv))
+
+
+def test_exec_keeps_the_command_after_double_dash():
+    args = parse("lab", "exec", "--name", "x1", "node1", "--", "ssh", "node2", "-v", "hostname")
+    assert (args.name, args.node) == ("x1", "node1")
+    assert args.argv[-4:] == ["ssh", "node2", "-v", "hostname"]
+
+
+def test_up_defaults():
+    args = parse("lab", "up")
+    assert (args.nodes, args.clients, args.disk_size, args.vm) == (2, 1, "256M", False)
+
+
+def test_cut_refuses_unknown_links():
+    with pytest.raises(SystemExit) as e:
+        parse("lab", "cut", "node1", "ethernet")
+    assert e.value.code == 2
+
+
+def test_bench_passes_the_rest_to_the_kind_module(monkeypatch):
+    seen = {}
+    fake = types.ModuleType("hasync.sync.bench")
+
+    def main(argv):
+        seen["argv"] = argv
+        return 3
+
+    fake.main = main
+    monkeypatch.setitem(sys.modules, "hasync.sync.bench", fake)
+    assert cli.main(["lab", "bench", "sync", "--files", "100", "-q"]) == 3
+    assert seen["argv"] == ["--files", "100", "-q"]
+
+
+def test_status_of_a_lab_that_is_not_up(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HASYNC_LAB_DIR", str(tmp_path))
+    monkeypatch.setenv("HASYNC_VM_RUN", str(tmp_path / "vm"))
+    assert cli.main(["lab", "status", "--name", "nolab", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"name": "nolab", "kind": "none", "up": False}
+
+
+def test_bad_lab_name_is_an_error(capsys):
+    assert cli.main(["lab", "status", "--name", "Bad-Name"]) == 1
+    assert "bad lab name" in capsys.readouterr().err
+
+
+def test_vm_labs_are_handed_to_the_vm_module(tmp_path, monkeypatch):
+    monkeypatch.setenv("HASYNC_LAB_DIR", str(tmp_path))
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "kind").write_text("vm\n")
+    calls = []
+    fake = types.ModuleType("hasync.lab.vm")
+    fake.cut = lambda args: calls.append(("cut", args.name, args.node, args.link)) or 0
+    fake.exec = lambda args: calls.append(("exec", args.argv)) or 5
+    monkeypatch.setitem(sys.modules, "hasync.lab.vm", fake)
+    assert cli.main(["lab", "cut", "--name", "v1", "node1", "replication"]) == 0
+    assert cli.main(["lab", "exec", "--name", "v1", "node2", "--", "true"]) == 5
+    assert calls == [("cut", "v1", "node1", "replication"), ("exec", ["true"])]
