@@ -241,23 +241,32 @@ class Lab:
             node_names = [n[len(self.name) + 1 :] for n in names if not n.endswith("-sw")]
             for d in (self.store.dir / "ns").glob("*.mnt") if (self.store.dir / "ns").is_dir() else []:
                 node_names.append(d.stem)
+            problems: list[str] = []  # keep going: remove as much as possible
             for node in sorted(set(node_names)):
-                self._kill_node(node)
+                left = procs.kill_and_wait(self._node_pids_finder(node))
+                if left:
+                    problems.append(f"{node}: processes survived SIGKILL: {left}")
                 self._unbind_ns(node)
             for ns in names:
-                self._run(("ip", "netns", "delete", ns))
+                r = self._run(("ip", "netns", "delete", ns))
+                if not r.ok:
+                    problems.append(f"ip netns delete {ns}: {r.stderr.strip()}")
             for img in sorted(self.store.dir.glob("disks/*.img")):
                 for dev in self._loops_of(img):
-                    self._run(("losetup", "-d", dev))
+                    self._run(("losetup", "-d", dev))  # a busy device is freed when released
             for m in mounts_under(self.store.dir):
                 self._run(("umount", "-l", m))
-            self._run(("rm", "-rf", "--one-file-system", str(self.store.dir)))
+            r = self._run(("rm", "-rf", "--one-file-system", str(self.store.dir)))
+            if not r.ok:
+                problems.append(f"rm {self.store.dir}: {r.stderr.strip()}")
         with self.store.root_lock():
             try:
                 os.unlink(self.store.root / f".{self.name}.lock")
             except FileNotFoundError:
                 pass
             self._maybe_release_root()
+        if problems:
+            raise LabError(f"lab {self.name!r} down, but: " + "; ".join(problems))
 
     def holder(self) -> int:
         """PID of the live process holding the lab (see up(hold=True)), else 0."""
@@ -408,6 +417,9 @@ class Lab:
                 "addresses": addrs,
                 "links": {link: self.link_state(node, link) for link in spec.links_of(node)},
                 "processes": len(pids),
+                "process_list": [
+                    {"pid": p, "cmd": " ".join(procs.cmdline(p))[:200]} for p in pids
+                ],
                 "sshd_pid": self._sshd_pid(node),
                 "disk": st.get("loops", {}).get(node, ""),
             }

@@ -148,3 +148,18 @@ def test_reset_kills_spawned_and_extra_state(clean_lab):
     lab.reset()
     assert lab.vip not in lab.exec("node1", ["ip", "-4", "addr"]).stdout
     assert lab.pids("node1") == [lab.sshd_pid("node1")]
+
+
+def test_status_table_and_json(clean_lab):
+    import json
+
+    clean_lab.cut("node2", "public")
+    r = hasync("lab", "status", "--name", clean_lab.name)
+    assert r.returncode == 0, r.stderr
+    for word in ("node1", "node2", "client1", "10.201.0.12", "pub:cut"):
+        assert word in r.stdout
+    r = hasync("lab", "status", "--name", clean_lab.name, "--json")
+    st = json.loads(r.stdout)
+    assert st["nodes"]["node2"]["links"]["public"] == "cut"
+    assert st["nodes"]["node1"]["links"] == {"public": "up", "heartbeat": "up", "serial": "up"}
+    assert st["nodes"]["node1"]["disk"].startswith("/dev/loop")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -22,12 +23,12 @@ def loops_of(path: str) -> str:
     return subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
 
 
-def test_up_is_idempotent_and_down_leaves_nothing():
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
+def test_up_is_idempotent_and_down_leaves_nothing(clean_lab):
+    """Also: two labs at once (this one and the session's), same addresses, no crosstalk."""
     from hasync.lab import Lab
     from hasync.lab.procs import alive
+
+    session_lab = clean_lab
 
     lab = Lab(f"u{os.getpid()}")
     try:
@@ -39,6 +40,9 @@ def test_up_is_idempotent_and_down_leaves_nothing():
         st2 = lab.status()
         assert st2["nodes"]["node1"]["sshd_pid"] == sshd1
         assert lab.exec("node1", ["ssh", "node2", "hostname"]).stdout.strip() == "node2"
+        for one in (lab, session_lab):
+            r = one.exec("node1", ["ssh", one.public_addr("node2"), "cat", "/etc/hasync/lab.json"])
+            assert json.loads(r.stdout)["lab"] == one.name
         relay = st2["serial"]["relay_pid"]
         sshds = [n["sshd_pid"] for n in st2["nodes"].values()]
         lab.crash("node1")  # down must cope with a crashed node too
