@@ -76,6 +76,9 @@ def register(sub) -> None:
                    help="start IPaddr2 VIPs only through the agent (by default hasync adds the address and "
                         "starts send_arp itself first, as the agent would, so the VIP answers ~50-200 ms sooner; "
                         "the agent's start then runs and checks it)")
+    r.add_argument("--rx-wake", action="store_true",
+                   help="wake up for every received heartbeat (default: read the links, with kernel receive "
+                        "timestamps, whenever the daemon wakes to send or at a deadline: fewer wake-ups, same timing)")
     r.add_argument("--agent-nice", type=int, default=-10, metavar="N",
                    help="nice level of OCF agents (start/stop/monitor), so a takeover does not starve "
                         "behind a busy CPU (default -10; 0 = like any process)")
@@ -87,6 +90,7 @@ def register(sub) -> None:
     p.add_argument("--no-mlock", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--agent-nice", type=int, default=-10, help=argparse.SUPPRESS)
     p.add_argument("--no-vip-fast-path", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--rx-wake", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
     s = sub.add_parser("status", help="nodes, links, resources, last failover, warnings", description=STATUS_HELP, formatter_class=fmt)
@@ -115,7 +119,7 @@ def cmd_run(args) -> int:
     from hasync.failover.daemon import run_daemon
 
     cluster = load_config(args)
-    return run_daemon(cluster, node=args.node, state_dir=args.state_dir, run_dir=args.run_dir, priority=args.priority, mlock=not args.no_mlock, agent_nice=args.agent_nice, vip_fast=not args.no_vip_fast_path)
+    return run_daemon(cluster, node=args.node, state_dir=args.state_dir, run_dir=args.run_dir, priority=args.priority, mlock=not args.no_mlock, agent_nice=args.agent_nice, vip_fast=not args.no_vip_fast_path, rx_wake=args.rx_wake)
 
 
 def cmd_status(args) -> int:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from hasync import model
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # kernel receive time (CLOCK_REALTIME) per datagram
+_TS = struct.Struct("qq")
 SIOCGIFBRDADDR = 0x8919
 SIOCGIFADDR = 0x8915
 TIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)
@@ -59,15 +61,28 @@ class UdpLink:
         return ok
 
     def receive(self) -> list[bytes]:
+        return [d for _, d in self.receive_stamped(0.0, 0.0)]
+
+    def receive_stamped(self, mono_now: float, real_now: float) -> list[tuple[float, bytes]]:
+        """Datagrams waiting in the socket with their arrival time on the monotonic clock
+        (from the kernel's receive timestamp), so a daemon that reads its sockets only
+        when it wakes anyway still knows when each heartbeat arrived."""
         out = []
-        for _ in range(64):
+        for _ in range(256):
             try:
-                data, _addr = self.sock.recvfrom(4096)
+                data, anc, _flags, _addr = self.sock.recvmsg(4096, 64)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 break
-            out.append(data)
+            t = mono_now
+            for level, kind, cdata in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= _TS.size:
+                    sec, nsec = _TS.unpack_from(cdata)
+                    age = real_now - (sec + nsec * 1e-9)
+                    if 0.0 <= age < 60.0:
+                        t = mono_now - age
+            out.append((t, data))
         return out
 
     def close(self) -> None:
@@ -79,6 +94,7 @@ def open_udp(link: model.Link, local: str) -> UdpLink:
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.setsockopt(socket.SOL_IP, socket.IP_TOS, 0xB8)  # EF: ahead of bulk traffic in qdiscs
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         if link.interface:
             try:
                 s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, link.interface.encode() + b"\0")
@@ -148,6 +164,10 @@ class SerialLink:
             if e.errno in (errno.EIO, errno.ENXIO):
                 return False  # pty peer gone
             return False
+
+    def receive_stamped(self, mono_now: float, real_now: float) -> list[tuple[float, bytes]]:
+        """A tty has no per-byte timestamps: what waits arrived at the latest now."""
+        return [(mono_now, d) for d in self.receive()]
 
     def receive(self) -> list[bytes]:
         out = []

@@ -329,13 +329,13 @@ class Membership:
         ls.recent_received += 1
         ls.missed += gap
         ls.recent_missed += gap
-        ls.last_seen = now
+        ls.last_seen = max(ls.last_seen or now, now)
         out: list[Action] = []
         if pr.last_seen is not None and now - pr.last_seen > self.cfg.warntime:
             gap_s = now - pr.last_seen
             out.append(Event("late", f"late heartbeat from {pr.name}: {gap_s * 1000:.0f} ms after the previous one (warntime {self.cfg.warntime * 1000:.0f} ms)", "warn", (("gap_s", round(gap_s, 4)),)))
         pr.late_warned = False
-        pr.last_seen = now
+        pr.last_seen = max(pr.last_seen or now, now)
         return out
 
     def on_packet(self, now: float, link: str, pkt: P.Packet) -> list[Action]:
@@ -370,7 +370,7 @@ class Membership:
         ls.recent_received += 1
         ls.missed += self.guard.last_gap
         ls.recent_missed += self.guard.last_gap
-        ls.last_seen = now
+        ls.last_seen = max(ls.last_seen or now, now)
         if ls.up is False:
             out.append(Event("link-up", f"link {link}: heartbeats from {pkt.node} again", "info", (("link", link),)))
         ls.up = True
@@ -397,7 +397,7 @@ class Membership:
             and pkt.ack_id == pr.ack_id
             and not out
         ):
-            pr.last_seen = now  # the common case: nothing new, nothing to decide
+            pr.last_seen = max(pr.last_seen, now)  # the common case: nothing new, nothing to decide
             return out
         if pr.generation and pkt.generation > pr.generation:
             out.append(Event("peer-restart", f"{pr.name} restarted (generation {pr.generation} -> {pkt.generation})", "info"))
@@ -412,7 +412,7 @@ class Membership:
             pr.state = "up"
             self.warnings.pop("peer", None)
             out.append(Send())
-        pr.last_seen = now
+        pr.last_seen = max(pr.last_seen or now, now)
         pr.generation = pkt.generation
         pr.role = pkt.role
         pr.owned = pkt.owned
@@ -806,9 +806,10 @@ class Membership:
 
     # ------------------------------------------------------------------ timing
     def next_deadline(self, now: float) -> float:
-        """When tick() must run next at the latest (the daemon also sends every keepalive)."""
+        """When tick() must run next at the latest (sending every keepalive is the daemon's
+        own timer: nothing in here needs a tick per keepalive)."""
         c = self.cfg
-        cands = [now + c.keepalive]
+        cands = [now + max(1.0, c.deadtime)]
         pr = self.peer
         if pr.state == "up" and pr.last_seen is not None:
             if not pr.late_warned:

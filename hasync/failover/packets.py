@@ -186,8 +186,17 @@ class FrameDecoder:
     max_buffer: int = 8192
 
     def feed(self, data: bytes) -> list[Packet]:
-        self.buf += data
         out: list[Packet] = []
+        for head in self.feed_raw(data):
+            p = parse_head(head, self.counters)
+            if p is not None:
+                out.append(p)
+        return out
+
+    def feed_raw(self, data: bytes) -> list[bytes]:
+        """Like feed, but returns the authenticated frames (header + payload, no MAC) unparsed."""
+        self.buf += data
+        out: list[bytes] = []
         c = self.counters
         while True:
             i = self.buf.find(MAGIC)
@@ -224,12 +233,28 @@ class FrameDecoder:
                 del self.buf[:1]  # resync: the real frame may start inside this one
                 continue
             del self.buf[:total]
-            try:
-                out.append(_parse_payload(head[_HDR.size :]))
-                c.frames += 1
-            except Malformed:
-                c.malformed += 1
+            out.append(head)
         return out
+
+
+def parse_head(head: bytes, counters: DecodeCounters) -> Packet | None:
+    """Parse an authenticated frame (header + payload); malformed ones are counted."""
+    try:
+        p = _parse_payload(head[_HDR.size :])
+        counters.frames += 1
+        return p
+    except Malformed:
+        counters.malformed += 1
+        return None
+
+
+# offsets inside an authenticated head (3 magic + 2 length + payload): the sequence number
+SEQ_SLICE = slice(_HDR.size + 12, _HDR.size + 20)
+
+
+def head_signature(head: bytes) -> bytes:
+    """Everything but the sequence number: equal signatures = the same state repeated."""
+    return head[: SEQ_SLICE.start] + head[SEQ_SLICE.stop :]
 
 
 def decode_datagram(data: bytes, key: bytes, counters: DecodeCounters | None = None) -> list[Packet]:

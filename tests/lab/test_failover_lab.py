@@ -233,7 +233,7 @@ def test_cutting_only_the_heartbeat_link_does_not_fail_over(cluster, tmp_path):
     st = status(lab, "node2")
     assert st["peer"]["state"] == "up"
     assert any("heartbeat" in w for w in st["warnings"])
-    assert "node1" in client_sees(lab)
+    wait_for("the service still answering from node1", lambda: "node1" in client_sees(lab), 10)
     watcher.finish()
 
 
@@ -321,18 +321,18 @@ def test_standby_takeover_migrate(cluster, tmp_path):
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "stop" in r.stdout  # live progress lines
     assert role(lab, "node1") == "standby" and role(lab, "node2") == "active"
-    assert "node2" in client_sees(lab)
+    wait_for("the service answering from node2", lambda: "node2" in client_sees(lab), 10)
     r = lab.exec("node1", ["hasync", "takeover"], timeout=60)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert role(lab, "node1") == "active" and role(lab, "node2") == "standby"
-    assert "node1" in client_sees(lab)
+    wait_for("the service answering from node1", lambda: "node1" in client_sees(lab), 10)
     r = lab.exec("node1", ["hasync", "migrate", "--to", "node2", "--dry-run"], timeout=60)
     assert r.exit_code == 0 and "dry run" in r.stdout
     assert role(lab, "node1") == "active"
     r = lab.exec("node2", ["hasync", "migrate", "--to", "node2"], timeout=60)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert role(lab, "node2") == "active" and role(lab, "node1") == "standby"
-    assert "node2" in client_sees(lab)
+    wait_for("the service answering from node2", lambda: "node2" in client_sees(lab), 10)
     watcher.finish()
 
 
