@@ -20,6 +20,7 @@ from hasync.effects.files import atomic_write
 from hasync.effects.run import CommandError, Result, ShRunner
 from hasync.lab import net, procs
 from hasync.lab.nodefiles import LabKeys, dir_mode, hasync_wrapper, node_files, split_overlay
+from hasync.lab.runner import ProcRunner
 from hasync.lab.serial import SerialCable, is_relay
 from hasync.lab.spec import (
     BASE_DEVS,
@@ -51,7 +52,8 @@ class Lab:
     def __init__(self, name: str | None = None, *, root: str | None = None, runner=None):
         self.store = Store(name or default_lab_name(), root)
         self.name = self.store.name
-        self.runner = runner or ShRunner()
+        self.runner = runner or ShRunner()  # building and breaking the lab
+        self.node_runner = ProcRunner()  # exec() inside nodes: many calls, keep them lean
         self.cable = SerialCable(self.store.serial_dir)
         self._spawned: list[subprocess.Popen] = []
 
@@ -144,7 +146,7 @@ class Lab:
         """Run *argv* inside *node*; a Result (exit_code, stdout, stderr)."""
         full = self.enter_argv(node) + tuple(argv)
         env_ = self.node_env(node, env)
-        res = self.runner.run(full, input=input, timeout=timeout, env=env_)
+        res = self.node_runner.run(full, input=input, timeout=timeout, env=env_)
         res = Result(tuple(argv), res.exit_code, res.stdout, res.stderr, res.duration_s)
         if check and not res.ok:
             raise CommandError(res, f"on {node}")

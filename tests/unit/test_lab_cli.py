@@ -71,3 +71,15 @@ def test_vm_labs_are_handed_to_the_vm_module(tmp_path, monkeypatch):
     assert cli.main(["lab", "cut", "--name", "v1", "node1", "replication"]) == 0
     assert cli.main(["lab", "exec", "--name", "v1", "node2", "--", "true"]) == 5
     assert calls == [("cut", "v1", "node1", "replication"), ("exec", ["true"])]
+
+
+def test_proc_runner_status_timeout_and_input():
+    from hasync.lab.runner import ProcRunner
+
+    r = ProcRunner()
+    assert r.run(["sh", "-c", "cat; exit 3"], input="hi").stdout == "hi"
+    assert r.run(["sh", "-c", "exit 3"]).exit_code == 3
+    assert r.run(["sh", "-c", "kill -9 $$"]).exit_code == 137
+    slow = r.run(["sh", "-c", "sleep 5 & sleep 5"], timeout=0.2)
+    assert slow.exit_code == 124 and "timed out" in slow.stderr
+    assert r.run(["no-such-command-here"]).exit_code == 127
