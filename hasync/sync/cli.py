@@ -34,6 +34,8 @@ One-off synchronization and the state of `hasync watch`.
   hasync sync --once --dry-run   show what would move, with unified diffs of text files
   hasync sync status [--json]    last sync, pending paths, conflicts, watcher health
   hasync sync resolve PATH|--all stop listing a conflict (after checking the kept version)
+  hasync sync unlock             remove stale unison locks after a crash (hasync watch does
+                                 this itself at start and when runs keep failing on a lock)
 """
 
 
@@ -69,6 +71,10 @@ def register(sub) -> None:
     rs.add_argument("--all", action="store_true", help="every listed conflict")
     _node_arg(rs)
     rs.set_defaults(func=cmd_resolve)
+    ul = ss.add_parser("unlock", help="remove stale unison archive locks left by a crash (safe: checks for running unison)")
+    ul.add_argument("--quiet", action="store_true")
+    _node_arg(ul)
+    ul.set_defaults(func=cmd_unlock)
 
 
 def _node_arg(p) -> None:
@@ -342,4 +348,15 @@ def cmd_resolve(args) -> int:
     if not gone:
         print("no such conflict listed")
         return 1
+    return 0
+
+
+def cmd_unlock(args) -> int:
+    from hasync.cli import load_config
+    from hasync.sync.locks import clear_stale_locks
+
+    cluster = load_config(args)
+    removed = clear_stale_locks(os.path.join(cluster.sync.state_dir, "unison"))
+    if not args.quiet:
+        print("\n".join(f"removed {p}" for p in removed) or "no stale locks")
     return 0

@@ -44,6 +44,12 @@ def fingerprint(path: str) -> str:
     return f"o:{st.st_mode:o}:{meta}"
 
 
+def run_marker(what: str, now_wall: float) -> str:
+    """``begin``/``end`` of a run towards the peer: its watcher holds its own batches
+    meanwhile (two concurrent runs on the same files only fail and retry)."""
+    return json.dumps({"run": what, "t": now_wall}) + "\n"
+
+
 def note_lines(entries: dict[str, str], now_wall: float) -> str:
     """The lines a sender appends to the peer's incoming file."""
     return "".join(json.dumps({"p": p, "f": fp, "t": now_wall}) + "\n" for p, fp in entries.items())
@@ -54,22 +60,36 @@ class EchoTable:
     """Recent notes (path -> fingerprint); pure apart from the caller's ``now``."""
 
     ttl: float = 120.0
+    busy_ttl: float = 15.0  # a peer run that never said "end" (it crashed) stops counting
     _notes: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _busy_since: float | None = None
 
     def absorb(self, text: str, now: float) -> int:
         n = 0
         for line in text.splitlines():
             try:
                 d = json.loads(line)
+                if "run" in d:
+                    self._busy_since = now if d["run"] == "begin" else None
+                    continue
                 self._notes[d["p"]] = (d["f"], now)
                 n += 1
+                if self._busy_since is not None:
+                    self._busy_since = now  # notes keep a long run alive
             except (ValueError, KeyError, TypeError):
                 continue
         return n
 
+    def peer_busy(self, now: float) -> bool:
+        """The peer is running unison towards us right now (its writes are on the way)."""
+        return self._busy_since is not None and now - self._busy_since < self.busy_ttl
+
     def expire(self, now: float) -> None:
         for p in [p for p, (_, t) in self._notes.items() if now - t > self.ttl]:
             del self._notes[p]
+
+    def has_note(self, path: str) -> bool:
+        return path in self._notes
 
     def is_echo(self, path: str, current_fp: str, now: float) -> bool:
         """True if *path* looks exactly like what the peer just wrote.

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from hasync.effects.run import Result
 from hasync.sync import policy, state
-from hasync.sync.echo import fingerprint, note_lines
+from hasync.sync.echo import fingerprint, note_lines, run_marker
 from hasync.sync.transport import PeerLink
 from hasync.sync.unison import Outcome, Report, outcome, parse_output, unison_argv
 
@@ -138,12 +138,13 @@ class Syncer:
         os.makedirs(sync.backup_dir, mode=0o700, exist_ok=True)
         self.status = state.load_status(sync.state_dir)
         self.on_local_write: Callable[[dict[str, str]], None] | None = None
+        self._noted: dict[str, str] = {}
 
     # ------------------------------------------------------------------ unison
     def remote_root(self) -> str:
         return self.link.remote_root if self.persistent else self.link.plain_root
 
-    def argv(self, paths, *, prefer=None, readonly=False, ignore_archives=False) -> tuple[str, ...]:
+    def argv(self, paths, *, prefer=None, readonly=False, ignore_archives=False, fastcheck=False) -> tuple[str, ...]:
         argv = unison_argv(
             remote_root=self.remote_root(),
             paths=paths,
@@ -152,6 +153,7 @@ class Syncer:
             prefer=prefer,
             ssh_args=() if self.persistent else self.link.opts,
             readonly=readonly,
+            fastcheck=fastcheck,
         )
         if ignore_archives:
             argv += ("-ignorearchives",)
@@ -163,10 +165,17 @@ class Syncer:
         return res, rep
 
     # ------------------------------------------------------------------ a batch
-    def run_batch(self, paths) -> BatchResult:
+    def run_batch(self, paths, *, notes: bool = True, fastcheck: bool = False, note_paths=None) -> BatchResult:
+        """One unison run over *paths*; *notes*: send echo notes first (not for full runs,
+        whose notes would mean hashing every synced file); *note_paths*: the changed paths
+        behind a batch lifted to directories; *fastcheck*: see unison_argv."""
         paths = tuple(paths)
         t0 = time.monotonic()
-        res, rep = self.unison(paths)
+        # Echo notes go out *before* the run (the peer's watcher must have them when its
+        # own batch of unison's writes comes due): what we have now is what it will get.
+        self._noted = self._notes_for(note_paths or paths, expand=False) if notes else {}
+        self.link.note(run_marker("begin", self.wall()) + note_lines(self._noted, self.wall()))
+        res, rep = self.unison(paths, fastcheck=fastcheck)
         out = outcome(res.exit_code)
         if out is Outcome.FATAL and "archive file is missing" in (rep.fatal or res.stdout + res.stderr):
             # one side lost its archive (a reinstalled node): every difference becomes a
@@ -179,6 +188,9 @@ class Syncer:
             result.error = rep.fatal or (res.stderr.strip() or res.stdout.strip())[-500:] or f"exit {res.exit_code}"
         elif rep.failed:
             result.error = "; ".join(f"{p}: {why}" for p, why in rep.failed.items())[:500]
+        elif out.retry:
+            tail = [ln for ln in (res.stderr + res.stdout).splitlines() if ln.strip()][-3:]
+            result.error = f"unison exited {res.exit_code}: " + " | ".join(tail)[-500:]
         if rep.conflicts and out is not Outcome.FATAL:
             try:
                 self._settle_conflicts(rep.conflicts, result)
@@ -251,24 +263,23 @@ class Syncer:
                         return out
         return out
 
+    def _notes_for(self, paths, expand: bool = True) -> dict[str, str]:
+        notes: dict[str, str] = {}
+        for p in paths:
+            notes.update(self._expand(p) if expand else {p: fingerprint(p)})
+            if len(notes) >= EXPAND_LIMIT:
+                break
+        return notes
+
     def _after(self, result: BatchResult) -> None:
         rep = result.report
         sent = {t.path for t in rep.transfers if not t.to_local}
         got = {t.path for t in rep.transfers if t.to_local}
         if got and self.on_local_write is not None:
-            notes: dict[str, str] = {}
-            for p in got:
-                notes.update(self._expand(p))
-            self.on_local_write(notes)
-        if sent:
-            notes = {}
-            for p in sorted(sent):
-                notes.update(self._expand(p))
-            incoming = os.path.join(self.sync.state_dir, state.INCOMING)
-            cmd = f"umask 077; cat >> {shlex.quote(incoming)}"
-            r = self.runner.run(self.link.ssh(cmd), input=note_lines(notes, self.wall()), timeout=30)
-            if not r.ok:
-                log.info("sync: could not leave echo notes on %s: %s", self.peer_name, r.stderr.strip())
+            self.on_local_write(self._notes_for(sorted(got)))
+        late = {p: fp for p, fp in self._notes_for(sorted(sent)).items() if self._noted.get(p) != fp}
+        # e.g. a conflict settled in our favour, or files the first notes missed
+        self.link.note(note_lines(late, self.wall()) + run_marker("end", self.wall()))
         result.hooks = self._hooks(sent, got)
         now = self.wall()
         ls = {

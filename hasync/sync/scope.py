@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class Scope:
             if not p.startswith("/") or p == "/":
                 raise ValueError(f"[sync].paths must be absolute and not /: {p!r}")
         object.__setattr__(self, "paths", norm)
+        pats = "|".join(fnmatch.translate(p) for p in tuple(self.ignore) + _UNISON_TEMP)
+        object.__setattr__(self, "_ignore_re", re.compile(pats))
 
     def root_of(self, path: str) -> str | None:
         for p in self.paths:
@@ -40,11 +43,8 @@ class Scope:
         root = self.root_of(path)
         tail = path[len(root):] if root else path
         names = [n for n in tail.split("/") if n] or [posixpath.basename(path)]
-        for name in names:
-            for pat in self.ignore + _UNISON_TEMP:
-                if fnmatch.fnmatchcase(name, pat):
-                    return True
-        return False
+        match = self._ignore_re.match  # type: ignore[attr-defined]
+        return any(match(name) for name in names)
 
     def contains(self, path: str) -> bool:
         path = posixpath.normpath(path)

@@ -47,19 +47,22 @@ def ssh_options(key: str, known_hosts: str, *, exists=os.path.exists) -> tuple[s
     return tuple(opts)
 
 
-def server_script(*, socket_path: str, archive_dir: str, unison: str = "unison") -> str:
-    """The peer side: report the unison version, start the socket server, and kill it
-    when the ssh connection ends (stdin reaches EOF)."""
+def server_script(*, socket_path: str, archive_dir: str, incoming: str, unison: str = "unison") -> str:
+    """The peer side: report the unison version, start the socket server, then copy
+    stdin to the peer's *incoming* file (the echo notes: no ssh session per note) and
+    kill the server when the ssh connection ends (stdin reaches EOF)."""
     d = os.path.dirname(socket_path)
     q = shlex.quote
     return (
         f"umask 077; mkdir -p {q(d)} {q(archive_dir)} && chmod 700 {q(d)} || exit 1; "
         f"echo \"VERSION $({q(unison)} -version 2>&1)\"; "
+        # stale archive locks of a run the peer's crash interrupted (checks for live unison)
+        f"command -v hasync >/dev/null 2>&1 && hasync sync unlock --quiet >/dev/null 2>&1; "
         f"rm -f {q(socket_path)}; "
         f"UNISON={q(archive_dir)} {q(unison)} -socket {q(socket_path)} </dev/null 2>&1 & p=$!; "
         f"trap 'kill $p 2>/dev/null' EXIT HUP TERM; "
         f"i=0; while [ ! -S {q(socket_path)} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
-        f"echo READY; cat >/dev/null; kill $p 2>/dev/null; rm -f {q(socket_path)}"
+        f"echo READY; cat >> {q(incoming)}; kill $p 2>/dev/null; rm -f {q(socket_path)}"
     )
 
 
@@ -124,6 +127,7 @@ class PeerLink:
         self.paths = link_paths(local_name, peer_name, run_dir, tag)
         self.run_dir = run_dir
         self.archive_dir = os.path.join(state_dir, "unison")
+        self.incoming = os.path.join(state_dir, "incoming.jsonl")
         self.unison = unison
         self.proc: subprocess.Popen | None = None
         self.peer_version = ""
@@ -159,7 +163,10 @@ class PeerLink:
             except FileNotFoundError:
                 pass
         script = server_script(
-            socket_path=self.paths.remote_socket, archive_dir=self.archive_dir, unison=self.unison
+            socket_path=self.paths.remote_socket,
+            archive_dir=self.archive_dir,
+            incoming=self.incoming,
+            unison=self.unison,
         )
         argv = master_argv(self.target, self.opts, self.paths, script)
         self.proc = subprocess.Popen(
@@ -204,6 +211,17 @@ class PeerLink:
             time.sleep(0.01)
         self.peer_version = version
         return version
+
+    def note(self, text: str) -> bool:
+        """Append *text* to the peer's incoming file through the master's stdin."""
+        if not text or not self.alive() or self.proc is None or self.proc.stdin is None:
+            return False
+        try:
+            self.proc.stdin.write(text.encode())
+            self.proc.stdin.flush()
+            return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -70,12 +70,16 @@ def unison_argv(
     local_root: str = "/",
     backups: bool = True,
     readonly: bool = False,
+    fastcheck: bool = False,
 ) -> tuple[str, ...]:
     """The unison command line for one run.
 
     *paths* are absolute paths (each becomes one ``-path``); *prefer* is ``"local"``,
     ``"remote"``, ``"newer"`` or None (conflicts are then skipped and reported);
-    *readonly* forbids every change on both replicas (a dry run: unison only reports).
+    *readonly* forbids every change on both replicas (a dry run: unison only reports);
+    *fastcheck* trusts size+mtime+inode instead of reading contents (for whole directories
+    after a burst: rewriting a file in place with the same size within the same second
+    goes unseen then, so runs over the exact changed paths read contents).
     """
     argv: list[str] = [unison, local_root, remote_root]
     argv += [
@@ -91,10 +95,9 @@ def unison_argv(
         "-numericids",
         "-links", "true",  # symlinks are copied as symlinks, never followed
         "-confirmbigdel=false",  # -path runs: a deleted file is a deliberate change
-        "-fastcheck", "true",
+        "-fastcheck", "true" if fastcheck else "false",
         "-log=false",  # hasync logs what happened itself
         "-rsync=false",  # config files are small: whole-file transfer is faster
-        "-maxthreads", "4",
     ]
     if backups:
         argv += [
@@ -252,6 +255,17 @@ def parse_version(text: str) -> tuple[int, ...] | None:
     if not m:
         return None
     return tuple(int(x) for x in m.groups() if x is not None)
+
+
+def is_locked(text: str) -> bool:
+    """unison refused to run because an archive is locked (another run, or a stale lock)."""
+    t = text.lower()
+    return "locked" in t and "archive" in t
+
+
+def is_collision(text: str) -> bool:
+    """A file changed under unison while it ran (the peer's run, an editor): retry soon."""
+    return "updated during synchronization" in text.lower()
 
 
 def check_versions(local: str, remote: str) -> str:

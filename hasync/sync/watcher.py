@@ -19,14 +19,19 @@ from hasync.sync import sdnotify, state
 from hasync.sync.debounce import Debouncer, coalesce
 from hasync.sync.echo import EchoTable, fingerprint, note_lines
 from hasync.sync.engine import Syncer
+from hasync.sync.locks import clear_stale_locks
 from hasync.sync.scope import Scope, symlink_problems
 from hasync.sync.transport import LinkError, PeerLink
-from hasync.sync.unison import check_versions, parse_version
+from hasync.sync.unison import check_versions, is_collision, is_locked, parse_version
 
 log = logging.getLogger("hasync.sync")
 
 FULL = "*full*"  # queue marker: run a full reconciliation
-COALESCE_LIMIT = 200
+# unison handles a few dozen -path arguments well, thousands very badly (2000 paths:
+# ~15 s against ~1 s for their directory): beyond this, directories are synced instead
+COALESCE_LIMIT = 32
+LOCK_RETRY = 0.2  # the other node's run holds the archive lock: try again soon
+LOCK_PATIENCE = 50  # consecutive lock refusals before looking for stale locks
 
 
 class _OverflowFlag(logging.Handler):
@@ -73,6 +78,8 @@ class Watcher:
         self._overflow = _OverflowFlag(self.q)
         self._next_reconcile: float | None = None
         self._retry_at: float | None = None
+        self._locked = 0
+        self._last = [""]  # the handler's last queued path (dedup of repeated events)
         self.stop_event = threading.Event()
         syncer.on_local_write = self._noted_local
 
@@ -107,7 +114,7 @@ class Watcher:
         self.echo.expire(now)
         keep = []
         for p in paths:
-            if self.echo.is_echo(p, fingerprint(p), now):
+            if self.echo.has_note(p) and self.echo.is_echo(p, fingerprint(p), now):
                 self.health["echo_suppressed"] += 1
             else:
                 keep.append(p)
@@ -115,21 +122,31 @@ class Watcher:
 
     # ------------------------------------------------------------ inotify
     def _start_observer(self) -> None:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog import events as ev
         from watchdog.observers import Observer
 
-        q, scope = self.q, self.scope
+        q, scope, last = self.q, self.scope, self._last
 
-        class Handler(FileSystemEventHandler):
+        class Handler(ev.FileSystemEventHandler):
             def on_any_event(self, event):
-                if event.event_type in ("opened", "closed_no_write"):
-                    return
+                if event.is_directory and event.event_type == "modified":
+                    return  # "an entry changed": the entry's own event names it
                 for p in (event.src_path, getattr(event, "dest_path", "")):
-                    if p:
+                    if p and p != last[0]:
                         p = os.fsdecode(p)
                         if scope.contains(p):
+                            # a write is modify+modify+...: one queue entry until the
+                            # loop drains the queue (set before put: see run())
+                            last[0] = p
                             q.put(p)
 
+        # only what changes content or metadata: no open/close-nowrite events (every
+        # process start opens /etc/ld.so.cache) -- the kernel then doesn't even send them
+        wanted = [
+            ev.FileCreatedEvent, ev.FileDeletedEvent, ev.FileMovedEvent, ev.FileModifiedEvent,
+            ev.FileAttribEvent, ev.FileClosedEvent, ev.DirCreatedEvent, ev.DirDeletedEvent,
+            ev.DirMovedEvent, ev.DirAttribEvent,
+        ]
         logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
         logging.getLogger("watchdog.observers.inotify").addHandler(self._overflow)
         self.observer = Observer()
@@ -140,7 +157,7 @@ class Watcher:
                 self.health["watch_errors"].append(f"{d}: does not exist; not watched (reconciliations still cover it)")
                 continue
             try:
-                self.observer.schedule(handler, d, recursive=recursive)
+                self.observer.schedule(handler, d, recursive=recursive, event_filter=wanted)
                 self.health["watching"].append(d)
             except OSError as e:
                 if e.errno == errno.ENOSPC:
@@ -182,8 +199,26 @@ class Watcher:
         self.journal.save()
         if not self._connect():
             return self._failed(str(self.journal.last_error))
-        batch = coalesce(list(self.journal.pending), COALESCE_LIMIT, self.scope.paths)
-        result = self.syncer.run_batch(batch)
+        pending = list(self.journal.pending)
+        batch = coalesce(pending, COALESCE_LIMIT, self.scope.paths)
+        lifted = not full and not set(batch) <= set(pending)
+        log.debug("sync: batch of %d%s: %s", len(batch), " (lifted)" if lifted else "", " ".join(batch[:20]))
+        result = self.syncer.run_batch(
+            batch, notes=not full, fastcheck=lifted, note_paths=pending[:20000] if lifted else None
+        )
+        if not result.ok and is_collision(result.error) and result.outcome.name == "FAILED":
+            self._retry_at = self.clock.now() + LOCK_RETRY
+            log.debug("sync: files changed during the run, retrying: %s", result.error)
+            return False
+        if not result.ok and is_locked(result.error):
+            self._locked += 1
+            if self._locked % LOCK_PATIENCE == 0:
+                clear_stale_locks(self.syncer.archive_dir)
+                self.syncer.runner.run(self.link.ssh("hasync sync unlock --quiet"), timeout=60)
+            self._retry_at = self.clock.now() + LOCK_RETRY
+            log.debug("sync: archive locked (%d), retrying", self._locked)
+            return False
+        self._locked = 0
         self.health["batches"] += 1
         if full:
             self.health["last_reconcile"] = time.time()
@@ -242,6 +277,7 @@ class Watcher:
             for p in problems:
                 log.error("sync: refusing %s", p)
             return 2
+        clear_stale_locks(self.syncer.archive_dir)
         self._start_observer()
         try:
             sdnotify.notify("STATUS=initial reconciliation")
@@ -271,7 +307,7 @@ class Watcher:
                             self.debouncer.add(item, now)
                         item = self.q.get_nowait()
                 except queue.Empty:
-                    pass
+                    self._last[0] = ""  # drained: the next event on any path is queued
                 now = self.clock.now()
                 if self._next_reconcile is not None and now >= self._next_reconcile:
                     self.debouncer.take(float("inf"))  # the full run covers them
@@ -279,6 +315,11 @@ class Watcher:
                     continue
                 batch = self.debouncer.take(now)
                 if batch:
+                    self._read_incoming()
+                    if self.echo.peer_busy(now):
+                        # the peer is writing here right now: wait for its "end" and notes
+                        self.debouncer.add_many(batch, now)
+                        continue
                     batch = self.drop_echoes(batch)
                     if batch and self._retry_at is not None:
                         # the peer is away: journal now, the retry takes them along

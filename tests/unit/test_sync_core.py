@@ -143,6 +143,13 @@ class FakeLink:
     plain_root = "ssh://root@node2//"
     opts = ()
 
+    def __init__(self):
+        self.notes = []
+
+    def note(self, text):
+        self.notes.append(text)
+        return True
+
     def ssh(self, command):
         return ("ssh", "node2", command)
 
@@ -195,7 +202,7 @@ def test_engine_settles_a_conflict_and_runs_hooks(tmp_path):
     assert c["nodes"]["node2"]["sha256"] == "b" * 64
     assert len(c["nodes"]["node1"]["sha256"]) == 64
     ssh_cmds = [a[-1] for a in runner.calls if a[0] == "ssh"]
-    assert any("incoming.jsonl" in cmd for cmd in ssh_cmds)  # echo note for the peer
+    assert p in "".join(syncer.link.notes)  # echo note for the peer
     assert any("exportfs -ra" in cmd for cmd in ssh_cmds)  # hook on the receiving node
     assert res.hooks[0]["node"] == "node2" and res.hooks[0]["exit"] == 0
 
