@@ -171,6 +171,8 @@ def _guard(fn):
 
         try:
             _resolve(args)
+            if inside_node():
+                return _from_host(args)
             return fn(args)
         except (LabError, ValueError, KeyError) as e:
             _err(str(e))
@@ -178,6 +180,46 @@ def _guard(fn):
 
     wrapper.__name__ = fn.__name__
     return wrapper
+
+
+def host_argv(args) -> list[str]:
+    """The `hasync lab ...` argv that repeats this invocation (pure)."""
+    verb = args.lab_command
+    out = ["lab", verb, "--name", args.name]
+    if verb == "up":
+        out += ["--nodes", str(args.nodes), "--clients", str(args.clients),
+                "--disk-size", args.disk_size] + (["--vm"] if args.vm else [])
+    elif verb == "down":
+        out += (["--all"] if args.all else []) + (["--force"] if args.force else [])
+    elif verb == "status":
+        out += ["--json"] if args.json else []
+    elif verb == "exec":
+        rest = list(args.argv)
+        out += [args.node, "--", *(rest[1:] if rest[:1] == ["--"] else rest)]
+    elif verb == "cut":
+        out += [args.node, args.link]
+    elif verb == "heal":
+        out += [args.node] if args.node else []
+    else:  # crash, fence
+        out += [args.node]
+    return out
+
+
+def _from_host(args) -> int:
+    """Inside a lab node (whose private /run hides /run/netns): do it from the host, out of
+    band like IPMI, by entering the namespaces of the lab's relay (or PID 1's)."""
+    import subprocess
+
+    from hasync.lab.store import host_anchor_pid, node_info
+
+    info = node_info() or {}
+    env = dict(os.environ)
+    if info.get("root"):
+        env["HASYNC_LAB_DIR"] = info["root"]
+    anchor = host_anchor_pid(info.get("root") or lab_root(), args.name)
+    argv = ["nsenter", "-t", str(anchor), "-m", "-n", "-u", "--", sys.executable, "-m", "hasync",
+            *host_argv(args)]
+    return subprocess.call(argv, env=env)
 
 
 # ------------------------------------------------------------------------ verbs
@@ -308,21 +350,6 @@ def cmd_crash(args) -> int:
 
 @_guard
 def cmd_fence(args) -> int:
-    if inside_node():
-        # Out of band, like IPMI: leave the node's namespaces (a node's /run hides
-        # /run/netns) by entering the host's (those of the lab's relay, or PID 1's).
-        from hasync.lab.store import host_anchor_pid, node_info
-
-        info = node_info() or {}
-        env = dict(os.environ)
-        if info.get("root"):
-            env["HASYNC_LAB_DIR"] = info["root"]
-        anchor = host_anchor_pid(info.get("root") or lab_root(), args.name)
-        argv = ["nsenter", "-t", str(anchor), "-m", "-n", "-u", "--", sys.executable, "-m",
-                "hasync", "lab", "fence", "--name", args.name, args.node]
-        import subprocess
-
-        return subprocess.call(argv, env=env)
     if Store(args.name).kind() == "vm":
         vm = importlib.import_module("hasync.lab.vm")
         fn = getattr(vm, "fence", None) or vm.crash

@@ -163,3 +163,15 @@ def test_status_table_and_json(clean_lab):
     assert st["nodes"]["node2"]["links"]["public"] == "cut"
     assert st["nodes"]["node1"]["links"] == {"public": "up", "heartbeat": "up", "serial": "up"}
     assert st["nodes"]["node1"]["disk"].startswith("/dev/loop")
+
+
+def test_lab_verbs_work_from_inside_a_node(clean_lab):
+    import json
+
+    lab = clean_lab
+    r = lab.exec("node1", ["ssh", "client1", "hasync", "lab", "status", "--json"], check=True)
+    assert json.loads(r.stdout)["name"] == lab.name
+    lab.exec("client1", ["hasync", "lab", "cut", "node2", "heartbeat"], check=True)
+    assert lab.link_state("node2", "heartbeat") == "cut"
+    r = lab.exec("node1", ["hasync", "lab", "exec", "node2", "--", "hostname"], check=True)
+    assert r.stdout == "node2\n"

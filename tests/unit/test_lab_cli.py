@@ -83,3 +83,25 @@ def test_proc_runner_status_timeout_and_input():
     slow = r.run(["sh", "-c", "sleep 5 & sleep 5"], timeout=0.2)
     assert slow.exit_code == 124 and "timed out" in slow.stderr
     assert r.run(["no-such-command-here"]).exit_code == 127
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["lab", "up", "--name", "a1", "--nodes", "3", "--clients", "0", "--disk-size", "64M"],
+        ["lab", "down", "--name", "a1", "--all", "--force"],
+        ["lab", "status", "--name", "a1", "--json"],
+        ["lab", "exec", "--name", "a1", "node2", "--", "sh", "-c", "echo -- x"],
+        ["lab", "cut", "--name", "a1", "node1", "serial"],
+        ["lab", "heal", "--name", "a1"],
+        ["lab", "heal", "--name", "a1", "node2"],
+        ["lab", "fence", "--name", "a1", "node2"],
+        ["lab", "crash", "--name", "a1", "node1"],
+    ],
+)
+def test_host_argv_repeats_the_invocation(argv):
+    from hasync.lab.cli import host_argv
+
+    args = parse(*argv)
+    again = host_argv(args)
+    assert vars(parse(*again)) == vars(args)
