@@ -35,8 +35,8 @@ def node_files(
     return {
         "/etc/hostname": (f"{node}\n", 0o644),
         "/etc/hosts": (hosts_file(spec), 0o644),
-        "/etc/ssh/sshd_config.d/hasync-lab.conf": (sshd_dropin(node), 0o644),
-        "/etc/ssh/ssh_config.d/hasync-lab.conf": (ssh_dropin(), 0o644),
+        "/etc/ssh/sshd_config.d/00-hasync-lab.conf": (sshd_dropin(node), 0o644),
+        "/etc/ssh/ssh_config.d/00-hasync-lab.conf": (ssh_dropin(), 0o644),
         f"{SSH_DIR}/id_ed25519": (keys.client_key, 0o600),
         f"{SSH_DIR}/id_ed25519.pub": (keys.client_pub, 0o644),
         f"{SSH_DIR}/authorized_keys": (keys.client_pub, 0o600),

@@ -149,9 +149,10 @@ SSH_DIR = "/etc/hasync/ssh"  # the cluster's ssh key and known_hosts ([sync] def
 
 
 def sshd_dropin(node: str) -> str:
-    """/etc/ssh/sshd_config.d/hasync-lab.conf: root by key only, the lab's keys.
+    """/etc/ssh/sshd_config.d/00-hasync-lab.conf: root by key only, the lab's keys.
 
-    The Include line comes first in Debian's sshd_config and the first value wins.
+    The Include line comes first in Debian's sshd_config, drop-ins are read in name order
+    and the first value wins: "00-" beats whatever else the host has there.
     """
     return (
         "# written by `hasync lab up`\n"
@@ -168,7 +169,7 @@ def sshd_dropin(node: str) -> str:
 
 
 def ssh_dropin() -> str:
-    """/etc/ssh/ssh_config.d/hasync-lab.conf: `ssh node2` works by name, without /root/.ssh."""
+    """/etc/ssh/ssh_config.d/00-hasync-lab.conf: `ssh node2` works by name, without /root/.ssh."""
     return (
         "# written by `hasync lab up`\n"
         "Host *\n"

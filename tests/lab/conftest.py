@@ -34,12 +34,13 @@ def lab_unavailable() -> str | None:
 
 
 def _down_stale_test_labs() -> None:
-    """Labs "t<pid>" of pytest processes that died without cleaning up."""
+    """Labs of test processes that died without cleaning up: "t<pid>" (this fixture),
+    "u<pid>"/"i<pid>" (test_lab_lifecycle)."""
     from hasync.lab import Lab
     from hasync.lab.store import all_lab_names
 
     for name in all_lab_names():
-        if name.startswith("t") and name[1:].isdigit():
+        if name[:1] in ("t", "u", "i") and name[1:].isdigit():
             pid = int(name[1:])
             if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
                 Lab(name).down()
