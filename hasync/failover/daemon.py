@@ -407,7 +407,9 @@ class Daemon:
         self.sel = selectors.DefaultSelector()
         self.links: list = []
         self.decoders: dict[str, P.FrameDecoder] = {}
-        self.last_sig: dict[str, bytes] = {}  # per link: the last accepted frame minus its seq and MAC
+        self.last_sig: dict[str, bytes] = {}
+        self._tpl_fields: dict | None = None
+        self._tpl: dict[str, tuple[bytes, bytes]] = {}  # per link: the last accepted frame minus its seq and MAC
         self.seq: dict[str, int] = {}
         self.results: deque = deque()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -622,10 +624,13 @@ class Daemon:
     def _send_all(self) -> None:
         now = self._now()
         fields = self.fsm.packet_fields()
+        if fields != self._tpl_fields:  # the state changed: new per-link templates
+            self._tpl_fields = fields
+            self._tpl = {lk.name: P.encoder_template(P.Packet(link=lk.name, seq=0, **fields), self.key) for lk in self.links}
+        key = self.key
         for lk in self.links:
-            self.seq[lk.name] += 1
-            frame = P.encode(P.Packet(link=lk.name, seq=self.seq[lk.name], **fields), self.key)
-            if not lk.send(frame):
+            seq = self.seq[lk.name] = self.seq[lk.name] + 1
+            if not lk.send(P.encode_seq(self._tpl[lk.name], seq, key)):
                 self.fsm.on_send_error(lk.name)
         self.next_send = now + self.cfg.keepalive
 

@@ -252,6 +252,20 @@ def parse_head(head: bytes, counters: DecodeCounters) -> Packet | None:
 SEQ_SLICE = slice(_HDR.size + 12, _HDR.size + 20)
 
 
+def encoder_template(pkt: Packet, key: bytes) -> tuple[bytes, bytes]:
+    """(prefix, suffix) of *pkt*'s authenticated head around the sequence number: the
+    steady state re-sends the same state with a new sequence, see ``encode_seq``."""
+    frame = encode(pkt, key)
+    head = frame[:-MAC_LEN]
+    return head[: SEQ_SLICE.start], head[SEQ_SLICE.stop :]
+
+
+def encode_seq(template: tuple[bytes, bytes], seq: int, key: bytes) -> bytes:
+    """The frame of a template with sequence *seq* (equal to encode() of that packet)."""
+    head = template[0] + seq.to_bytes(8, "big") + template[1]
+    return head + hmac.digest(key, head, "sha256")
+
+
 def head_signature(head: bytes) -> bytes:
     """Everything but the sequence number: equal signatures = the same state repeated."""
     return head[: SEQ_SLICE.start] + head[SEQ_SLICE.stop :]

@@ -100,3 +100,13 @@ def test_key_file_must_be_0600(tmp_path):
 def test_frame_fits_a_small_serial_budget():
     frame = P.encode(pkt(role="active", owned=("drbd", "vg", "fs", "vip", "nfs", "exports")), KEY)
     assert len(frame) < 160
+
+
+def test_template_encoding_equals_full_encoding():
+    p = pkt(seq=0, role="active", owned=("fs", "vip"), epoch=2)
+    tpl = P.encoder_template(p, KEY)
+    for seq in (1, 2, 2**40):
+        assert P.encode_seq(tpl, seq, KEY) == P.encode(P.Packet(**{**p.__dict__, "seq": seq}), KEY)
+    head = P.encode(pkt(seq=5), KEY)[: -P.MAC_LEN]
+    assert P.head_signature(head) == P.head_signature(P.encode(pkt(seq=6), KEY)[: -P.MAC_LEN])
+    assert P.head_signature(head) != P.head_signature(P.encode(pkt(seq=6, role="active"), KEY)[: -P.MAC_LEN])
