@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -170,7 +171,8 @@ class Lab:
         """Start *argv* in the background inside *node*; a Popen.
 
         Output goes to *log* (a host path) if given, else to stdout/stderr (e.g.
-        subprocess.PIPE). reset() and down() kill what was spawned.
+        subprocess.PIPE). Returns once the process is inside the node. reset() and down()
+        kill what was spawned.
         """
         full = self.enter_argv(node) + tuple(argv)
         logf = None
@@ -190,6 +192,14 @@ class Lab:
             if logf is not None:
                 logf.close()
         self._spawned.append(p)
+        # Return once the process is inside the node (nsenter has entered its
+        # namespaces), so a crash() right after spawn() is sure to catch it.
+        want = procs.ns_inode(str(self.store.ns_file(node, "mnt")))
+        deadline = time.monotonic() + 5
+        while p.poll() is None and time.monotonic() < deadline:
+            if procs.ns_inode(f"/proc/{p.pid}/ns/mnt") == want:
+                break
+            time.sleep(0.002)
         return p
 
     # ---------------------------------------------------------------- life cycle
