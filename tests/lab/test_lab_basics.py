@@ -176,3 +176,41 @@ def test_lab_verbs_work_from_inside_a_node(clean_lab):
     assert lab.link_state("node2", "heartbeat") == "cut"
     r = lab.exec("node1", ["hasync", "lab", "exec", "node2", "--", "hostname"], check=True)
     assert r.stdout == "node2\n"
+
+
+MCAST_RECV = """
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 6941))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton("239.0.0.43"), socket.inet_aton(sys.argv[1])))
+s.settimeout(float(sys.argv[2]))
+try:
+    print(s.recvfrom(100)[0].decode())
+except socket.timeout:
+    print("nothing")
+"""
+
+MCAST_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+for _ in range(5):
+    s.sendto(b"beat", ("239.0.0.43", 6941))
+"""
+
+
+def _mcast(lab, wait: float) -> str:
+    rx = lab.spawn("node2", ["python3", "-c", MCAST_RECV, lab.public_addr("node2"), str(wait)],
+                   stdout=subprocess.PIPE)
+    time.sleep(0.3)  # joined the group
+    lab.exec("node1", ["python3", "-c", MCAST_SEND], check=True)
+    out, _ = rx.communicate(timeout=wait + 10)
+    return out.decode().strip()
+
+
+def test_multicast_heartbeats_cross_the_public_net_unless_cut(clean_lab):
+    assert _mcast(clean_lab, 10) == "beat"
+    clean_lab.cut("node2", "public")
+    assert _mcast(clean_lab, 1) == "nothing"
