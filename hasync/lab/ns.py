@@ -717,6 +717,7 @@ class Lab:
             upper, work = nd / f"{slug}.upper", nd / f"{slug}.work"
             if not upper.exists():
                 upper.mkdir(parents=True)
+                os.makedirs(target, exist_ok=True)  # e.g. a host without /srv
                 lower = os.stat(target)  # the merged root takes the upper dir's mode
                 os.chmod(upper, lower.st_mode & 0o7777)
                 os.chown(upper, lower.st_uid, lower.st_gid)
