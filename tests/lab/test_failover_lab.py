@@ -57,7 +57,7 @@ def install(lab, text: str) -> None:
     for n in NODES:
         lab.exec(n, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=text, check=True)
         lab.exec(n, ["install", "-D", "-m", "755", str(DEMO), "/etc/ha.d/resource.d/hasync-demo"], check=True)
-        lab.exec(n, ["rm", "-rf", "/etc/hasync/demo-fail-start", "/etc/hasync/demo-fail-stop", "/var/lib/hasync/failover"], check=True)
+        lab.exec(n, ["sh", "-c", "rm -rf /etc/hasync/demo-fail-start /etc/hasync/demo-fail-stop /var/lib/hasync/failover /run/hasync-demo.*.pid"], check=True)
         lab.exec(n, ["hasync", "check"], check=True)
 
 
