@@ -1,0 +1,67 @@
+"""`hasync status` rendering and verdict, on status objects built from the real FSM."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from hasync.failover import status_view as V
+from hasync.failover.membership import FsmConfig, Membership
+
+
+def status(role="active", peer_state="up", peer_role="standby", warnings=(), owned=("fs", "vip")):
+    cfg = FsmConfig(cluster="c", local="node1", peer="node2", order=("node1", "node2"), links=("hb", "serial"), resources=("fs", "vip"),
+                    keepalive=0.1, warntime=0.3, deadtime=0.5, initdead=1.0)
+    m = Membership(cfg, 100.0, 7)
+    st = m.snapshot(100.2)
+    st["role"], st["owned"] = role, list(owned) if role == "active" else []
+    st["peer"].update({"state": peer_state, "role": peer_role, "last_seen_s": 0.012})
+    st["links"][1]["state"] = "dead"
+    st.update({
+        "cluster": "nfs-ha",
+        "preferred_node": "node1",
+        "auto_failback": False,
+        "fencing": {"mode": "required", "configured": True, "on_stop_failure": "fence-self"},
+        "resources": [
+            {"id": "fs", "type": "ocf", "agent": "heartbeat:Filesystem", "running_on": ["node1"], "state_here": "running",
+             "last_op": "start", "last_outcome": "ok", "last_duration_ms": 51.0, "detail": ""},
+            {"id": "vip", "type": "ocf", "agent": "heartbeat:IPaddr2", "running_on": ["node1"], "state_here": "running",
+             "last_op": "start", "last_outcome": "ok", "last_duration_ms": 44.0, "detail": ""},
+        ],
+        "warnings": list(warnings),
+        "last_failover": {"node": "node1", "began": "2026-01-01T03:00:00.000Z", "trigger": "node2 declared dead", "result": "active", "duration_ms": 251.0,
+                          "events": [{"offset_ms": 0.0, "message": "node2 declared dead", "level": "warn"},
+                                     {"offset_ms": 201.0, "message": "vip start: ok in 44 ms", "level": "info"}]},
+        "daemon": {"pid": 1, "uptime_s": 5, "priority": "SCHED_FIFO 10", "rss_mb": 30},
+    })
+    return st
+
+
+def text(st) -> str:
+    c = Console(record=True, width=140, emoji=False)
+    c.print(V.render(st))
+    return c.export_text()
+
+
+def test_all_well_is_ok_and_readable():
+    st = status()
+    assert V.health(st) == ("ok", "chain running on node1; node2 standby")
+    out = text(st)
+    for needle in ("OK", "chain running on node1", "node1 * (this node)", "ocf:heartbeat:IPaddr2", "start ok 44 ms",
+                   "Last failover", "node2 declared dead", "+ms", "serial", "dead"):
+        assert needle in out, needle
+
+
+def test_warnings_and_problems():
+    assert V.health(status(warnings=["link serial is dead"]))[0] == "warn"
+    assert V.health(status(peer_state="dead"))[0] == "warn"
+    assert V.health(status(peer_role="active"))[1] == "the chain runs on BOTH nodes"
+    assert V.health(status(role="standby", peer_role="standby"))[1] == "the chain runs nowhere"
+    assert V.health(status(role="stop-failed"))[0] == "bad"
+    assert "Warnings" in text(status(warnings=["fencing is off"]))
+
+
+def test_daemon_down_view():
+    c = Console(record=True, width=100)
+    c.print(V.render_down("the failover daemon is not running here", None))
+    out = c.export_text()
+    assert "DOWN" in out and "none recorded" in out
