@@ -30,7 +30,7 @@ Runs in the foreground (systemd: hasync-watch.service, Type=notify, WatchdogSec)
 SYNC_HELP = """\
 One-off synchronization and the state of `hasync watch`.
 
-  hasync sync --once             run unison once over all of [sync].paths (or PATH...)
+  hasync sync --once [-p PATH]   run unison once over all of [sync].paths (or PATHs)
   hasync sync --once --dry-run   show what would move, with unified diffs of text files
   hasync sync status [--json]    last sync, pending paths, conflicts, watcher health
   hasync sync resolve PATH|--all stop listing a conflict (after checking the kept version)
@@ -59,7 +59,8 @@ def register(sub) -> None:
     _node_arg(s)
     s.add_argument("--once", action="store_true", help="run one synchronization now")
     s.add_argument("--dry-run", action="store_true", help="with --once: only show what would move (diffs for text files)")
-    s.add_argument("paths", nargs="*", metavar="PATH", help="limit --once to these paths (inside [sync].paths)")
+    s.add_argument("-p", "--path", dest="paths", action="append", default=[], metavar="PATH",
+                   help="limit --once to PATH (inside [sync].paths; repeatable)")
     s.set_defaults(func=cmd_sync)
     ss = s.add_subparsers(dest="sync_command", metavar="")
     st = ss.add_parser("status", help="last sync, pending paths, conflicts, watcher health")
@@ -211,9 +212,9 @@ def cmd_sync(args) -> int:
             out.print(f"[bold]would synchronize[/bold] ({me} <-> {peer.name}):", markup=True)
             for item in rep.planned:
                 arrow = {
-                    "---->": f"{me} -> {peer.name}",
-                    "<----": f"{peer.name} -> {me}",
-                }.get(item.arrow, "CONFLICT (policy decides)" if item.conflict else item.arrow)
+                    "to_remote": f"{me} -> {peer.name}",
+                    "to_local": f"{peer.name} -> {me}",
+                }.get(item.direction, "CONFLICT: the policy decides, the other version is kept")
                 out.print(f"  {item.path}: {item.left or '-'} / {item.right or '-'}  [{arrow}]")
             for d in diffs.values():
                 out.print()

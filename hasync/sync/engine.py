@@ -228,7 +228,9 @@ class Syncer:
                 "winner": winner_node,
                 "reason": d.reason,
                 "kept_on": loser_node,
-                "kept_as": os.path.join(self.sync.backup_dir, p.lstrip("/")) + ".~1~",
+                # unison names the newest backup plainly and shifts older ones to .~1~, .~2~...:
+                # the sha256 above tells which one it is later
+                "kept_as": os.path.join(self.sync.backup_dir, p.lstrip("/")),
             }
             records.append(rec)
             log.warning(

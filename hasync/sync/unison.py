@@ -104,7 +104,7 @@ def unison_argv(
             "-backup", "Name *",
             "-backuploc", "central",
             "-backupdir", backup_dir,
-            "-backupprefix", "",
+            "-backupprefix", "./",  # an empty prefix makes unison drop the suffix
             "-backupsuffix", ".~$VERSION~",
             "-maxbackups", str(MAX_BACKUPS),
         ]
@@ -154,12 +154,27 @@ class Planned:
     right: str
 
     @property
+    def direction(self) -> str:
+        """"to_remote", "to_local" or "conflict" ("<=?=>" is a move the dry run's
+        no-update preferences blocked: the changed side tells where it would go)."""
+        if self.arrow in ("---->", "====>"):
+            return "to_remote"
+        if self.arrow in ("<----", "<===="):
+            return "to_local"
+        if self.arrow == "<=?=>":
+            if self.left and not self.right:
+                return "to_remote"
+            if self.right and not self.left:
+                return "to_local"
+        return "conflict"
+
+    @property
     def conflict(self) -> bool:
-        return self.arrow in ("<-?->", "<-M->")
+        return self.direction == "conflict"
 
     @property
     def to_remote(self) -> bool:
-        return self.arrow in ("---->", "====>")
+        return self.direction == "to_remote"
 
 
 @dataclass
@@ -181,7 +196,7 @@ class Report:
         return sorted({t.path for t in self.transfers if not t.to_local})
 
 
-_ARROWS = r"(?:<-\?->|<-M->|---->|<----|====>|<====|<==>|<-->)"
+_ARROWS = r"(?:<-\?->|<=\?=>|<-M->|---->|<----|====>|<====|<==>|<-->)"
 _PLAN = re.compile(r"^(?P<left>.{8}) (?P<arrow>" + _ARROWS + r") (?P<right>.{8})   (?P<path>.+?)\s*$")
 _BGN = re.compile(
     r"^\[BGN\] (?P<what>Copying properties for|Copying|Updating file|Deleting) (?P<path>.+?)"

@@ -320,7 +320,10 @@ class Watcher:
                         # the peer is writing here right now: wait for its "end" and notes
                         self.debouncer.add_many(batch, now)
                         continue
+                    n = len(batch)
                     batch = self.drop_echoes(batch)
+                    if len(batch) < n and not batch:
+                        self._save_status()  # `sync status` shows the suppressed echoes
                     if batch and self._retry_at is not None:
                         # the peer is away: journal now, the retry takes them along
                         self.journal.add(batch)

@@ -149,3 +149,19 @@ def test_versions():
     msg = check_versions("unison version 2.52.1 (ocaml 4.13.1)", same_old)
     assert "2.48.4" in msg and ">= 2.52" in msg
     assert "installed" in check_versions("unison version 2.52.1", "bash: unison: command not found")
+
+
+def test_dry_run_plan_lines():
+    text = (
+        "changed  <=?=>            etc/a  \n"
+        "         <=?=> changed    etc/b  \n"
+        "changed  <=?=> changed    etc/c  \n"
+        "  skipped: etc/a (would update a file with noupdate or noupdatepartial set)\n"
+    )
+    rep = parse_output(text)
+    assert [(p.path, p.direction) for p in rep.planned] == [
+        ("/etc/a", "to_remote"),
+        ("/etc/b", "to_local"),
+        ("/etc/c", "conflict"),
+    ]
+    assert rep.conflicts == []  # "would update ... noupdate" is not a conflict
