@@ -30,6 +30,7 @@ FULL = "*full*"  # queue marker: run a full reconciliation
 # unison handles a few dozen -path arguments well, thousands very badly (2000 paths:
 # ~15 s against ~1 s for their directory): beyond this, directories are synced instead
 COALESCE_LIMIT = 32
+RUN_TIMEOUT = 600.0  # the engine's unison timeout: the watchdog trusts a run this long
 LOCK_RETRY = 0.2  # the other node's run holds the archive lock: try again soon
 LOCK_PATIENCE = 50  # consecutive lock refusals before looking for stale locks
 
@@ -79,6 +80,8 @@ class Watcher:
         self._next_reconcile: float | None = None
         self._retry_at: float | None = None
         self._locked = 0
+        self._alive_at = time.monotonic()
+        self._run_since: float | None = None
         self._last = [""]  # the handler's last queued path (dedup of repeated events)
         self.stop_event = threading.Event()
         syncer.on_local_write = self._noted_local
@@ -203,9 +206,14 @@ class Watcher:
         batch = coalesce(pending, COALESCE_LIMIT, self.scope.paths)
         lifted = not full and not set(batch) <= set(pending)
         log.debug("sync: batch of %d%s: %s", len(batch), " (lifted)" if lifted else "", " ".join(batch[:20]))
-        result = self.syncer.run_batch(
-            batch, notes=not full, fastcheck=lifted, note_paths=pending[:20000] if lifted else None
-        )
+        self._run_since = time.monotonic()
+        try:
+            result = self.syncer.run_batch(
+                batch, notes=not full, fastcheck=lifted, note_paths=pending[:20000] if lifted else None
+            )
+        finally:
+            self._run_since = None
+            self._alive_at = time.monotonic()
         if not result.ok and is_collision(result.error) and result.outcome.name == "FAILED":
             self._retry_at = self.clock.now() + LOCK_RETRY
             log.debug("sync: files changed during the run, retrying: %s", result.error)
@@ -264,6 +272,22 @@ class Watcher:
         except OSError as e:
             log.error("sync: cannot write status: %s", e)
 
+    def _start_keepalive(self) -> None:
+        """WATCHDOG=1 while the loop turns, or while it waits for one unison run (up to
+        the run's timeout); a loop stuck anywhere else stops the pings."""
+        wd = sdnotify.watchdog_interval()
+        if wd is None:
+            return
+
+        def ping():
+            while not self.stop_event.wait(wd):
+                now = time.monotonic()
+                in_run = self._run_since is not None and now - self._run_since < RUN_TIMEOUT
+                if now - self._alive_at < 2 * wd or in_run:
+                    sdnotify.notify("WATCHDOG=1")
+
+        threading.Thread(target=ping, daemon=True, name="sd-watchdog").start()
+
     def reconcile(self) -> bool:
         ok = self._run(self.scope.paths, full=True)
         every = self.sync.reconcile_every
@@ -284,16 +308,11 @@ class Watcher:
             self.reconcile()
             sdnotify.notify("READY=1")
             sdnotify.notify("STATUS=watching " + " ".join(self.scope.paths))
-            wd = sdnotify.watchdog_interval()
-            next_wd = self.clock.now()
+            self._start_keepalive()
             while not self.stop_event.is_set():
                 now = self.clock.now()
-                if wd is not None and now >= next_wd:
-                    sdnotify.notify("WATCHDOG=1")
-                    next_wd = now + wd
+                self._alive_at = time.monotonic()
                 deadlines = [d for d in (self.debouncer.deadline(), self._next_reconcile, self._retry_at) if d]
-                if wd is not None:
-                    deadlines.append(next_wd)
                 timeout = max(0.0, min(deadlines) - now) if deadlines else 1.0
                 try:
                     item = self.q.get(timeout=min(timeout, 1.0))
