@@ -26,11 +26,19 @@ NODES = ("node1", "node2")
 # ------------------------------------------------------------------ helpers
 
 
-def lab_config(lab, *, fencing: str = "required", on_stop_failure: str = "fence-self", self_fence: bool = True) -> str:
+def lab_config(lab, *, fencing: str = "required", on_stop_failure: str = "fence-self", self_fence: bool = True,
+               demo_monitor: str = "", broadcast: bool = False) -> str:
     from hasync.lab.config_gen import cluster_toml
 
     text = cluster_toml(lab.spec)
     head = text.split("[fencing]")[0]
+    if broadcast:  # the heartbeat link as udp-broadcast instead of unicast
+        lines = head.splitlines()
+        i = lines.index('name = "heartbeat"')
+        assert lines[i + 1] == 'kind = "udp-unicast"' and lines[i + 4].startswith("addresses")
+        lines[i + 1] = 'kind = "udp-broadcast"'
+        del lines[i + 4]
+        head = "\n".join(lines) + "\n"
     head += "\n".join(
         [
             "[[resource]]",
@@ -40,6 +48,8 @@ def lab_config(lab, *, fencing: str = "required", on_stop_failure: str = "fence-
             'args = ["8080"]',
             'start_timeout = "5s"',
             'stop_timeout = "5s"',
+            f'monitor_interval = "{demo_monitor}"' if demo_monitor else "",
+            "max_restarts = 1",
             "",
             "[fencing]",
             f'mode = "{fencing}"',
@@ -350,3 +360,34 @@ def test_clean_daemon_stop_hands_over_without_fencing(cluster, tmp_path):
     kinds = [e["kind"] for e in timeline(lab, "node2")]
     assert "fence" not in kinds
     watcher.finish()
+
+
+def test_monitor_restarts_locally_then_fails_over_over_a_broadcast_link(clean_lab, tmp_path):
+    lab = clean_lab
+    install(lab, lab_config(lab, demo_monitor="500ms", broadcast=True))
+    watcher = Watcher(lab)
+    watcher.start()
+    try:
+        up_and_running(lab, tmp_path)
+        st = status(lab, "node2")
+        assert {lk["name"]: lk["state"] for lk in st["links"]}["heartbeat"] == "up"  # broadcast works
+
+        def kill_demo():
+            lab.exec("node1", ["sh", "-c", "kill $(cat /run/hasync-demo.8080.pid)"], check=True)
+
+        kill_demo()  # first failure: restarted here (max_restarts = 1)
+        wait_for("a local restart on node1", lambda: any(e["kind"] == "monitor" for e in timeline(lab, "node1")), 20, 0.3)
+        wait_for("node1 active again", lambda: role(lab, "node1") == "active", 20)
+        wait_for("the service answering from node1 again", lambda: "node1" in client_sees(lab), 15)
+        kill_demo()  # second failure: more than max_restarts -> the chain fails over
+        wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
+        wait_for("the service answering from node2", lambda: "node2" in client_sees(lab), 15)
+        assert role(lab, "node1") == "standby"
+        assert "failed" in status(lab, "node1")["flags"]
+        watcher.finish()
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+    finally:
+        watcher.stop_ev.set()
+        lab.reset()
