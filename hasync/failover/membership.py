@@ -491,6 +491,8 @@ class Membership:
         self.gate = ""
         self.gate_retry_at = None
         self.failed = False  # availability first: try the chain again now that nobody else can
+        for k in [k for k in self.warnings if k.startswith("link:")]:
+            del self.warnings[k]  # every link is silent because the peer is: not a link problem
         self.warnings["peer"] = f"{pr.name} is dead"
         return [Event("detect", f"{pr.name} declared dead: {why}", "warn", (("reason", why), ("peer_role", pr.dead_role))), Send()]
 

@@ -84,7 +84,7 @@ def render(st: dict):
         p["node"] + (" *" if p["node"] == pref else ""),
         Text(p["role"] if p["state"] == "up" else f"({p['role']})", ROLE_STYLE.get(p["role"], "") if p["state"] == "up" else "dim"),
         Text(p["state"] + (" (fenced)" if p.get("fenced") and p["state"] != "up" else ""), pstate_style),
-        ", ".join(p["owned"]) or "-",
+        (", ".join(p["owned"]) or "-") if p["state"] == "up" else Text(f"({', '.join(p['owned']) or '-'})", "dim"),
         _age(p.get("last_seen_s")),
         ", ".join(p.get("flags", [])) or "-",
         str(p.get("epoch", "")),

@@ -568,3 +568,14 @@ def test_on_repeat_fast_path_counts_and_refuses_when_state_is_unsettled():
     sim.n1.alive = False
     sim.run(0.5)
     assert fsm.on_repeat(sim.now, "hb", last + 100) is None  # peer dead: the full path decides
+
+
+def test_dead_peer_clears_link_warnings():
+    sim = settle(Sim())
+    sim.cut_link("hb")
+    sim.run(0.5)
+    assert any("hb" in w for w in sim.n2.fsm.snapshot(sim.now)["warnings"])
+    sim.n1.alive = False
+    sim.run(0.5)
+    warns = sim.n2.fsm.snapshot(sim.now)["warnings"]
+    assert not any("link" in w for w in warns) and any("dead" in w for w in warns)
