@@ -27,11 +27,14 @@ NODES = ("node1", "node2")
 
 
 def lab_config(lab, *, fencing: str = "required", on_stop_failure: str = "fence-self", self_fence: bool = True,
-               demo_monitor: str = "", broadcast: bool = False) -> str:
+               demo_monitor: str = "", broadcast: bool = False, ping: tuple[str, ...] = ()) -> str:
     from hasync.lab.config_gen import cluster_toml
 
     text = cluster_toml(lab.spec)
     head = text.split("[fencing]")[0]
+    if ping:
+        assert "ping = []" in head
+        head = head.replace("ping = []", "ping = [" + ", ".join(f'"{a}"' for a in ping) + "]")
     if broadcast:  # the heartbeat link as udp-broadcast instead of unicast
         lines = head.splitlines()
         i = lines.index('name = "heartbeat"')
@@ -384,6 +387,34 @@ def test_monitor_restarts_locally_then_fails_over_over_a_broadcast_link(clean_la
         wait_for("the service answering from node2", lambda: "node2" in client_sees(lab), 15)
         assert role(lab, "node1") == "standby"
         assert "failed" in status(lab, "node1")["flags"]
+        watcher.finish()
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+    finally:
+        watcher.stop_ev.set()
+        lab.reset()
+
+
+def test_isolated_node_fails_the_ping_tiebreak_and_fences_nobody(clean_lab, tmp_path):
+    lab = clean_lab
+    install(lab, lab_config(lab, ping=(lab.public_addr("client1"),)))
+    watcher = Watcher(lab)
+    watcher.start()
+    try:
+        up_and_running(lab, tmp_path)
+        for link in ("heartbeat", "public", "serial"):
+            lab.cut("node2", link)  # node2 is the isolated one: it can't reach the ping node
+        wait_for("node2 blocked by the ping tiebreak", lambda: any("ping" in w for w in status(lab, "node2")["warnings"]), 20, 0.3)
+        time.sleep(1.0)
+        assert not lab.is_down("node1")  # never fenced
+        assert role(lab, "node1") == "active" and role(lab, "node2") == "standby"
+        kinds = [e["kind"] for e in timeline(lab, "node2")]
+        assert "ping" in kinds and "fence" not in kinds
+        wait_for("the service still answering from node1", lambda: "node1" in client_sees(lab), 10)
+        lab.heal("node2")
+        wait_for("node2 sees node1 again", lambda: status(lab, "node2")["peer"]["state"] == "up", 20, 0.3)
+        assert role(lab, "node1") == "active"
         watcher.finish()
     except AssertionError:
         print(logs(tmp_path))
