@@ -91,9 +91,12 @@ def nfs_stop_script(ip: str = "") -> str:
 
 
 def reset_node_script() -> str:
-    """Back to "nothing set up": NFS off, fs unmounted, VG inactive, DRBD down and wiped."""
+    """Back to "nothing set up": hasync daemons stopped, NFS off, fs unmounted, VG
+    inactive, DRBD down and wiped."""
     return (
-        nfs_stop_script(VIP)
+        "pkill -f 'hasync (failover|watch)' && sleep 1\n"
+        "/etc/init.d/nfs-kernel-server stop >/dev/null 2>&1\n"
+        + nfs_stop_script(VIP)
         + f"umount -l {MOUNT} 2>/dev/null\n"
         f"vgchange -an {VG} >/dev/null 2>&1\n"
         f"drbdsetup down {RESOURCE} 2>/dev/null\n"
@@ -106,7 +109,7 @@ def reset_node_script() -> str:
 
 
 def reset_client_script() -> str:
-    return "for m in $(awk '$3 ~ /^nfs/ {print $2}' /proc/mounts); do umount -f -l $m; done\ntrue\n"
+    return "pkill -f nfs_write[r]\nfor m in $(awk '$3 ~ /^nfs/ {print $2}' /proc/mounts); do umount -f -l $m; done\ntrue\n"
 
 
 def reset(lab: VmLab) -> None:
@@ -156,6 +159,18 @@ def wait_drbd(lab: VmLab, vm: str, ds: str, timeout: float = 120.0) -> dict[str,
     raise TimeoutError(f"{vm}: DRBD not {ds}/Connected after {timeout:.0f}s: {st}")
 
 
+def wait_drbd_peer_lost(lab: VmLab, vm: str, timeout: float = 60.0) -> dict[str, str]:
+    """Wait until *vm*'s DRBD noticed its peer is gone (no longer Connected)."""
+    deadline = time.monotonic() + timeout
+    st: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        st = drbd_state(lab, vm)
+        if st.get("cs") not in (None, "Connected"):
+            return st
+        time.sleep(0.5)
+    raise TimeoutError(f"{vm}: DRBD still Connected {timeout:.0f}s after its peer died: {st}")
+
+
 def lvm_fs_create(lab: VmLab, vm: str) -> None:
     for n in lab.nodes:
         lab.sh(n, lvm_filter_script())
@@ -183,3 +198,56 @@ def digest(data: bytes) -> str:
 
 def q(s: str) -> str:
     return shlex.quote(s)
+
+
+WRITER = "/tmp/nfs_writer.py"
+
+
+def start_writer(lab: VmLab, client: str, data: str, tag: str = "w") -> dict[str, str]:
+    """Start the checksummed, fsync'd record stream (guest/nfs_writer.py) on *client*."""
+    from hasync.lab.vm.image import GUEST_DIR
+
+    lab.exec(client, ("sh", "-c", f"cat > {WRITER}"), input=(GUEST_DIR / "nfs_writer.py").read_text(), check=True)
+    files = {"data": data, "ack": f"/var/tmp/{tag}.ack", "stop": f"/var/tmp/{tag}.stop", "log": f"/var/tmp/{tag}.log"}
+    lab.sh(client, f"rm -f {files['ack']} {files['stop']} {files['log']}")
+    lab.spawn(client, f"python3 {WRITER} {files['data']} {files['ack']} {files['stop']} 0.05", files["log"])
+    return files
+
+
+def acked(lab: VmLab, client: str, files: dict[str, str]) -> int:
+    out = lab.exec(client, ("sh", "-c", f"wc -l < {files['ack']} 2>/dev/null || echo 0")).stdout.strip()
+    return int(out or 0)
+
+
+def wait_acked(lab: VmLab, client: str, files: dict[str, str], more_than: int, timeout: float) -> float:
+    """Wait until more than *more_than* records are acknowledged; seconds waited."""
+    t0 = time.monotonic()
+    while acked(lab, client, files) <= more_than:
+        if time.monotonic() - t0 > timeout:
+            log = lab.exec(client, ("tail", "-5", files["log"])).stdout
+            raise TimeoutError(f"{client}: no acknowledged write past {more_than} in {timeout:.0f}s; writer: {log}")
+        time.sleep(0.5)
+    return time.monotonic() - t0
+
+
+def stop_writer(lab: VmLab, client: str, files: dict[str, str]) -> str:
+    lab.sh(client, f"touch {files['stop']}\nfor i in $(seq 50); do pgrep -f nfs_write[r] >/dev/null || break; sleep 0.2; done")
+    return lab.exec(client, ("cat", files["log"])).stdout
+
+
+def check_records(acked_text: str, data_text: str) -> tuple[list[int], list[str]]:
+    """Acknowledged sequence numbers missing from *data_text*, and corrupt lines in it."""
+    have: set[int] = set()
+    bad: list[str] = []
+    for line in data_text.splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            bad.append(line)
+            continue
+        body = f"{parts[0]} {parts[1]}"
+        if hashlib.sha256(body.encode()).hexdigest()[:16] != parts[2]:
+            bad.append(line)
+            continue
+        have.add(int(parts[0]))
+    missing = [int(ln.split()[0]) for ln in acked_text.splitlines() if ln.strip() and int(ln.split()[0]) not in have]
+    return missing, bad
