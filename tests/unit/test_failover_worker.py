@@ -1,0 +1,100 @@
+"""The job worker's command sequences, on a recording runner (no processes)."""
+
+from __future__ import annotations
+
+from hasync import model
+from hasync.effects.run import RecordingRunner, Result
+from hasync.failover.daemon import Worker
+from hasync.failover.membership import Job
+
+FS = model.Resource("fs", "ocf", "heartbeat:Filesystem", params={"device": "/dev/vdb", "directory": "/srv/ha", "fstype": "ext4"})
+VIP = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24", "nic": "eth0"})
+SVC = model.Resource("svc", "heartbeat", "/etc/ha.d/resource.d/demo", args=("8080",))
+
+
+def cluster(**fencing) -> model.Cluster:
+    return model.Cluster(
+        path="t.toml",
+        cluster=model.ClusterInfo(name="t", profile="lab", preferred_node="node1"),
+        nodes=(model.Node("node1", "10.0.0.1"), model.Node("node2", "10.0.0.2")),
+        heartbeat=model.Heartbeat(),
+        sync=model.Sync(),
+        storage=model.Storage(),
+        nfs=model.Nfs(),
+        resources=(FS, VIP, SVC),
+        fencing=model.Fencing(**fencing) if fencing else model.Fencing(mode="off"),
+    )
+
+
+def worker(runner, **fencing):
+    posts = []
+    w = Worker(cluster(**fencing), "node2", runner, lambda kind, p: posts.append((kind, p)), None)
+    w.vip_fast = False
+    w.retry_delay = 0.0
+    return w, posts
+
+
+def ok(argv):
+    return Result(argv, 0, "", "")
+
+
+def test_trusted_start_runs_agents_in_order_at_nice_minus_10_and_probes_only_scripts():
+    r = RecordingRunner()
+    r.responses[("/etc/ha.d/resource.d/demo", "8080", "status")] = Result((), 3, "stopped", "")
+    w, posts = worker(r)
+    res = w._run(Job(1, "start", trusted_stopped=True), [])
+    assert res.ok and res.owned == ("fs", "vip", "svc")
+    assert r.calls == [
+        ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/Filesystem", "start"),
+        ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start"),
+        ("/etc/ha.d/resource.d/demo", "8080", "status"),  # a script: probed right before its start
+        ("/etc/ha.d/resource.d/demo", "8080", "start"),
+    ]
+    ops = [(p["resource"], p["op"], p["outcome"]) for k, p in posts if k == "progress"]
+    assert ops == [("fs", "start", "ok"), ("vip", "start", "ok"), ("svc", "probe", "stopped"), ("svc", "start", "ok")]
+
+
+def test_start_failure_is_rolled_back_with_the_agents_exit_code_named():
+    r = RecordingRunner()
+    r.responses[("/etc/ha.d/resource.d/demo", "8080", "status")] = Result((), 3, "stopped", "")
+    r.responses[("/etc/ha.d/resource.d/demo", "8080", "start")] = Result((), 1, "", "port in use")
+    w, _ = worker(r)
+    res = w._run(Job(1, "start", trusted_stopped=True), [])
+    assert not res.ok and res.outcome == "start_failed" and res.owned == ()
+    assert "svc: start exited 1: port in use" == res.detail
+    assert r.calls[-3:] == [
+        ("/etc/ha.d/resource.d/demo", "8080", "stop"),
+        ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "stop"),
+        ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/Filesystem", "stop"),
+    ]
+
+
+def test_stop_failure_names_the_ocf_code():
+    r = RecordingRunner()
+    r.responses[("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/Filesystem", "stop")] = Result((), 1, "", "umount: target is busy")
+    r.responses[("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/Filesystem", "monitor")] = Result((), 0, "", "")
+    w, _ = worker(r)
+    res = w._run(Job(1, "stop"), ["fs", "vip", "svc"])
+    assert res.outcome == "stop_failed" and res.owned == ("fs",)
+    assert "ERR_GENERIC" in res.detail and "busy" in res.detail
+    fs_stops = [c for c in r.calls if c[-2:] == ("/usr/lib/ocf/resource.d/heartbeat/Filesystem", "stop")]
+    assert len(fs_stops) == 3  # first try + 2 retries
+
+
+def test_fence_command_gets_node_and_address():
+    r = RecordingRunner()
+    w, _ = worker(r, mode="required", command=("fence_x", "--ip", "{address}", "--node={node}"))
+    assert w._run(Job(1, "fence"), []).ok
+    assert r.calls == [("fence_x", "--ip", "10.0.0.1", "--node=node1")]
+    r.responses[("fence_x", "--ip", "10.0.0.1", "--node=node1")] = Result((), 1, "", "BMC unreachable")
+    res = w._run(Job(2, "fence"), [])
+    assert not res.ok and "BMC unreachable" in res.detail
+
+
+def test_start_up_probe_reports_what_runs():
+    r = RecordingRunner()
+    r.responses[("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/Filesystem", "monitor")] = Result((), 7, "", "")
+    r.responses[("/etc/ha.d/resource.d/demo", "8080", "status")] = Result((), 3, "stopped", "")
+    w, _ = worker(r)
+    res = w._run(Job(1, "probe"), [])
+    assert res.ok and res.owned == ("vip",)
