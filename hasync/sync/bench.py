@@ -75,15 +75,18 @@ def _read(path: str) -> bytes | None:
 
 
 def latency(lab, directory: str, samples: int, gap: float = 0.3, timeout: float = 30.0, log=print) -> list[float]:
-    """Write `directory/f` on node1 *samples* times; seconds until node2 has it."""
+    """Save `directory/f` on node1 *samples* times; seconds until node2 has it."""
     n1, n2 = NodeFS(lab, "node1"), NodeFS(lab, "node2")
     src, dst = n1.p(directory + "/f"), n2.p(directory + "/f")
     out = []
     for i in range(samples):
         data = f"change {i} {time.time_ns()}\n".encode()
         t0 = time.monotonic()
-        with open(src, "wb") as f:
+        # an editor's save: temp file + rename (a new inode: unison's own fastcheck,
+        # which the unison-only loop uses, misses a same-size rewrite in place)
+        with open(src + ".tmp", "wb") as f:
             f.write(data)
+        os.rename(src + ".tmp", src)
         while True:
             now = time.monotonic()
             if _read(dst) == data:

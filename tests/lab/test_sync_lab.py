@@ -270,3 +270,26 @@ def test_peer_down_journal_restart_and_return(cl):
     wait_until(lambda: all(cl.same(f"{D}/crash/f{i}") for i in range(1, 301)), timeout=120, step=0.2)
     wait_until(lambda: cl.status("node1")["pending"] == [], what="journal emptied")
     cl.start("node2")
+
+
+def test_systemd_notify_ready_and_watchdog(cl, tmp_path):
+    """Type=notify: READY=1 after the first reconciliation, then WATCHDOG=1 keep-alives."""
+    import socket
+
+    sock_path = str(tmp_path / "notify.sock")  # /tmp is shared between host and nodes
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(sock_path)
+    srv.settimeout(30)
+    cl.stop("node1")
+    p = cl.lab.spawn("node1", ["hasync", "-c", CONF, "watch"], log=f"{cl.tmp}/watch-notify.log",
+                     env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "1000000"})
+    try:
+        got = []
+        while "WATCHDOG=1" not in got:
+            got.append(srv.recv(200).decode())
+        assert "READY=1" in got and got.index("READY=1") < got.index("WATCHDOG=1")
+    finally:
+        srv.close()
+        p.terminate()
+        p.wait(20)
+        cl.start("node1")

@@ -1,0 +1,41 @@
+"""The ssh master + unison socket server command lines (pure)."""
+
+from hasync.sync.transport import link_paths, master_argv, mux_argv, server_script, ssh_options
+
+
+def test_ssh_options_use_the_cluster_key_only_when_present():
+    opts = ssh_options("/etc/hasync/ssh/id_ed25519", "/etc/hasync/ssh/kh", exists=lambda p: True)
+    s = " ".join(opts)
+    assert "-i /etc/hasync/ssh/id_ed25519" in s and "IdentitiesOnly=yes" in s
+    assert "UserKnownHostsFile=/etc/hasync/ssh/kh" in s and "StrictHostKeyChecking=yes" in s
+    assert "BatchMode=yes" in s
+    bare = " ".join(ssh_options("/nope", "/nope", exists=lambda p: False))
+    assert "-i" not in bare.split() and "UserKnownHostsFile" not in bare
+
+
+def test_link_paths_keep_one_off_runs_apart():
+    w = link_paths("node1", "node2")
+    o = link_paths("node1", "node2", tag="-once42")
+    assert len({w.control, w.forward, w.remote_socket, o.control, o.forward, o.remote_socket}) == 6
+    assert w.remote_socket.endswith("server-for-node1.sock")
+
+
+def test_master_forwards_the_unison_socket_and_runs_the_server():
+    p = link_paths("node1", "node2")
+    script = server_script(socket_path=p.remote_socket, archive_dir="/var/lib/hasync/sync/unison",
+                           incoming="/var/lib/hasync/sync/incoming.jsonl")
+    argv = master_argv("root@node2", ("-o", "BatchMode=yes"), p, script)
+    assert argv[0] == "ssh" and "-M" in argv
+    assert argv[argv.index("-L") + 1] == f"{p.forward}:{p.remote_socket}"
+    assert argv[argv.index("-S") + 1] == p.control
+    assert argv[-2:] == ("root@node2", script)
+    # the server gets its own archive dir, announces readiness, and dies with the connection
+    assert "UNISON=/var/lib/hasync/sync/unison unison -socket" in script
+    assert "echo READY" in script and "cat >> /var/lib/hasync/sync/incoming.jsonl" in script
+    assert "kill $p" in script and "umask 077" in script
+
+
+def test_mux_rides_on_the_master():
+    argv = mux_argv("root@node2", (), "/run/hasync/sync/ssh-node2.ctl", "cat /run/hasync/role")
+    assert argv == ("ssh", "-S", "/run/hasync/sync/ssh-node2.ctl", "-o", "ControlMaster=no",
+                    "root@node2", "cat /run/hasync/role")
