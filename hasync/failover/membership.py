@@ -397,7 +397,7 @@ class Membership:
             and pkt.ack_id == pr.ack_id
             and not out
         ):
-            pr.last_seen = max(pr.last_seen, now)  # the common case: nothing new, nothing to decide
+            pr.last_seen = max(pr.last_seen or now, now)  # the common case: nothing new, nothing to decide
             return out
         if pr.generation and pkt.generation > pr.generation:
             out.append(Event("peer-restart", f"{pr.name} restarted (generation {pr.generation} -> {pkt.generation})", "info"))

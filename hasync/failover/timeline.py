@@ -113,7 +113,7 @@ class Timeline:
 
 def read_tail(state_dir: str | os.PathLike, n: int = 50) -> list[dict]:
     p = Path(state_dir) / "timeline.jsonl"
-    out = []
+    out: list[dict] = []
     try:
         lines = p.read_bytes().splitlines()[-n:]
     except OSError:
