@@ -216,6 +216,9 @@ def _from_host(args) -> int:
     env = dict(os.environ)
     if info.get("root"):
         env["HASYNC_LAB_DIR"] = info["root"]
+    # Marks this command as coming from a node: Lab.reset() lets such commands (e.g. a
+    # fence a daemon started just before the test ended) finish before it heals the lab.
+    env["HASYNC_LAB_FROM_NODE"] = f"{args.name}:{info.get('node', '')}"
     anchor = host_anchor_pid(info.get("root") or lab_root(), args.name)
     argv = ["nsenter", "-t", str(anchor), "-m", "-n", "-u", "--", sys.executable, "-m", "hasync",
             *host_argv(args)]

@@ -243,6 +243,7 @@ class Lab:
 
     def down(self) -> None:
         """Remove everything the lab made (also after a crash or an interrupted up)."""
+        self._settle_node_commands(wait=0.0)
         with self.store.lock():
             self._kill_spawned()
             st = self.store.load()
@@ -347,6 +348,8 @@ class Lab:
             st["crashed"] = sorted(crashed - set(targets))
             self.store.save(st)
             for n in targets:
+                if n not in crashed:  # a crash interrupted after SIGSTOP
+                    procs.signal_all(self._node_pids_finder(n)(), signal.SIGCONT)
                 if n in crashed or not self._node_running(n):
                     self._boot(spec, n)
                 for link in spec.links_of(n):
@@ -363,6 +366,7 @@ class Lab:
         every process in the nodes but sshd, drop extra addresses, unmount /srv/ha, empty
         the serial line. Files written into the nodes' /etc etc. stay."""
         self._kill_spawned()
+        self._settle_node_commands(wait=10.0)
         self.heal()
         spec = self.spec
         with self.store.lock():
@@ -507,6 +511,17 @@ class Lab:
         return sorted(n for n in names if pat.match(n))
 
     # -- processes -----------------------------------------------------------------
+    def _settle_node_commands(self, wait: float) -> None:
+        """`hasync lab ...` commands that nodes started and that now run in the host's
+        namespaces (fencing): let them finish (up to *wait* s), then kill them. Killing a
+        node's daemon does not stop its fence, which would crash a node after the next
+        test began."""
+        marker = f"HASYNC_LAB_FROM_NODE={self.name}:".encode()
+        deadline = time.monotonic() + wait
+        while procs.pids_with_env(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        procs.kill_and_wait(lambda: procs.pids_with_env(marker))
+
     def _node_pids_finder(self, node: str):
         files = {"net": f"/run/netns/{self.name}-{node}", "mnt": str(self.store.ns_file(node, "mnt"))}
 

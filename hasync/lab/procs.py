@@ -75,3 +75,20 @@ def cmdline(pid: int) -> list[str]:
             return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
     except OSError:
         return []
+
+
+def pids_with_env(prefix: bytes) -> list[int]:
+    """PIDs whose environment has an entry starting with *prefix* (e.g. b"VAR=value")."""
+    me = os.getpid()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if any(v.startswith(prefix) for v in env.split(b"\0")):
+            out.append(int(entry))
+    return out

@@ -214,3 +214,24 @@ def test_multicast_heartbeats_cross_the_public_net_unless_cut(clean_lab):
     assert _mcast(clean_lab, 10) == "beat"
     clean_lab.cut("node2", "public")
     assert _mcast(clean_lab, 1) == "nothing"
+
+
+def test_reset_lets_a_fence_from_a_node_finish_first(clean_lab):
+    """A daemon's fence still running when the test ends must not crash the next test's
+    nodes: reset() waits for lab commands that came from nodes, then heals."""
+    import os
+
+    lab = clean_lab
+    late_fence = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import time; from hasync.lab import Lab; time.sleep(1); Lab({lab.name!r}).crash('node2')"],
+        env={**os.environ, "HASYNC_LAB_FROM_NODE": f"{lab.name}:node1"},
+    )
+    try:
+        lab.reset()
+        assert late_fence.wait(timeout=30) == 0  # it ran to the end, inside reset()
+        assert lab.status_of("node2") == "up"
+        assert lab.exec("node1", ["ssh", "node2", "hostname"]).stdout == "node2\n"
+    finally:
+        late_fence.kill()
+        late_fence.wait()
