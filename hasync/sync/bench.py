@@ -149,7 +149,7 @@ def _fresh_dir(lab, path: str) -> None:
 
 
 def _watchers_ready(lab, logs) -> bool:
-    return all("reconciled" in (open(lg).read() if os.path.exists(lg) else "") for lg in logs)
+    return all("watch: ready" in (open(lg).read() if os.path.exists(lg) else "") for lg in logs)
 
 
 def bench_hasync(lab, samples, workdir, log):

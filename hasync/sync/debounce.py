@@ -2,7 +2,8 @@
 
 A batch opens with its first event. It becomes due when no new event arrived for
 ``quiet`` seconds, or at the latest ``max_delay`` seconds after its first event (so a
-never-ending trickle of changes still syncs). One unison run per batch, never one per
+never-ending trickle of changes still syncs); a burst of many paths may wait longer
+(``burst_max_delay``). One unison run per batch, never one per
 event: the same path reported many times is one entry.
 """
 
@@ -16,6 +17,11 @@ from dataclasses import dataclass, field
 class Debouncer:
     quiet: float = 0.1
     max_delay: float = 1.0
+    # A burst (more than burst_size paths in the open batch, e.g. a tar or cp -r) waits
+    # for quiet up to burst_max_delay instead: one run over the finished tree costs far
+    # less than a run every max_delay racing the writer.
+    burst_size: int = 32
+    burst_max_delay: float = 10.0
     _paths: dict[str, None] = field(default_factory=dict)
     _first: float | None = None
     _last: float | None = None
@@ -41,7 +47,10 @@ class Debouncer:
         """When the open batch becomes due (None: no open batch)."""
         if self._first is None or self._last is None:
             return None
-        return min(self._last + self.quiet, self._first + max(self.max_delay, self.quiet))
+        bound = self.max_delay
+        if len(self._paths) > self.burst_size:
+            bound = max(bound, self.burst_max_delay)
+        return min(self._last + self.quiet, self._first + max(bound, self.quiet))
 
     def due(self, now: float) -> bool:
         d = self.deadline()

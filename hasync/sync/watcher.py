@@ -57,7 +57,7 @@ class Watcher:
         self.clock = clock
         self.scope = Scope(tuple(sync.paths), tuple(sync.ignore))
         self.q: queue.Queue = queue.Queue()
-        self.debouncer = Debouncer(sync.debounce, sync.max_delay)
+        self.debouncer = Debouncer(sync.debounce, sync.max_delay, burst_size=COALESCE_LIMIT)
         self.journal = state.Journal.load(sync.state_dir)
         self.echo = EchoTable()
         self.local_version = local_unison_version
@@ -307,6 +307,8 @@ class Watcher:
             sdnotify.notify("STATUS=initial reconciliation")
             self.reconcile()
             sdnotify.notify("READY=1")
+            log.info("watch: ready (%s)", "in sync" if not self.journal.pending else
+                     f"{len(self.journal.pending)} path(s) pending")
             sdnotify.notify("STATUS=watching " + " ".join(self.scope.paths))
             self._start_keepalive()
             while not self.stop_event.is_set():

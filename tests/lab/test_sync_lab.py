@@ -79,7 +79,7 @@ class Cluster:
         lg = f"{self.tmp}/watch-{node}.log"
         self.procs[node] = self.lab.spawn(node, ["hasync", "-c", CONF, "watch", "-v"], log=lg)
         start_len = len(self.log(node))
-        wait_until(lambda: "reconciled" in self.log(node)[start_len:] or "sync: " in self.log(node)[start_len:],
+        wait_until(lambda: "watch: ready" in self.log(node)[start_len:],
                    what=f"hasync watch on {node} to start")
 
     def stop(self, node):

@@ -74,3 +74,24 @@ def test_coalesce_lifts_to_parents_but_not_above_roots():
         "/etc/exports",
         "/etc/hosts",
     )
+
+
+def test_burst_waits_for_quiet_up_to_its_own_bound():
+    c = FakeClock()
+    d = Debouncer(quiet=0.1, max_delay=1.0, burst_size=32, burst_max_delay=10.0)
+    start = c.now()
+    i = 0
+    while not d.due(c.now()):
+        for _ in range(5):  # a writer that never pauses for 0.1 s
+            d.add(f"/etc/d/f{i}", c.now())
+            i += 1
+        c.advance(0.05)
+    assert 10.0 <= c.now() - start < 10.1
+    assert len(d.take(c.now())) == i
+
+
+def test_small_batches_keep_max_delay():
+    d = Debouncer(quiet=0.1, max_delay=1.0, burst_size=32, burst_max_delay=10.0)
+    for k in range(20):
+        d.add(f"/etc/f{k % 3}", k * 0.05)
+    assert d.deadline() == 1.0
