@@ -111,13 +111,14 @@ def fsm_config(cluster: model.Cluster, local: str) -> FsmConfig:
 
 
 def next_generation(state_dir: Path) -> int:
-    """heartbeat's generation: grows at every start (persisted; the wall clock is a floor)."""
+    """heartbeat's generation: grows at every start (persisted; the wall clock in ms is a
+    floor, so a node whose state directory is lost, e.g. a tmpfs, still comes back higher)."""
     p = state_dir / "generation"
     try:
         old = int(p.read_text().strip())
     except (OSError, ValueError):
         old = 0
-    gen = max(old + 1, int(time.time()))
+    gen = max(old + 1, time.time_ns() // 1_000_000)
     try:
         atomic_write(p, f"{gen}\n")
     except OSError:

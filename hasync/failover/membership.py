@@ -353,6 +353,14 @@ class Membership:
             ls.foreign += 1
             return out
         why = self.guard.check(pkt)
+        if why == "old-generation" and self.peer.state in ("dead", "left") and (self.fenced_until is None or now >= self.fenced_until):
+            # the peer is gone and something of a lower generation talks: a restarted peer
+            # that lost its generation file and whose clock went back. Start over with it.
+            self.guard.generation.pop(pkt.node, None)
+            self.peer.generation = 0
+            self.peer.fenced_generation = -1
+            why = self.guard.check(pkt)
+            out.append(Event("peer-restart", f"{pkt.node} came back with a lower generation ({pkt.generation}): accepted, it was dead", "warn"))
         if why == "replay":
             ls.replay += 1
             return out

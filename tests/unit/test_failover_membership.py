@@ -579,3 +579,15 @@ def test_dead_peer_clears_link_warnings():
     sim.run(0.5)
     warns = sim.n2.fsm.snapshot(sim.now)["warnings"]
     assert not any("link" in w for w in warns) and any("dead" in w for w in warns)
+
+
+def test_dead_peer_returning_with_a_lower_generation_is_accepted():
+    sim = settle(Sim(fencing_mode="off", fence_configured=False))
+    sim.n1.alive = False
+    sim.run(0.5)
+    assert sim.n2.fsm.role == "active"
+    sim.n1.gen = 3  # lost its state and its clock went back
+    sim.n1.restart()  # restart() adds one: generation 4 < 10
+    sim.run(0.5)
+    assert sim.n2.fsm.peer.state == "up" and sim.n2.fsm.peer.generation == 4
+    assert any("lower generation" in e.message for e in sim.n2.events)
