@@ -422,3 +422,15 @@ def test_isolated_node_fails_the_ping_tiebreak_and_fences_nobody(clean_lab, tmp_
     finally:
         watcher.stop_ev.set()
         lab.reset()
+
+
+def test_serial_link_alone_keeps_the_peer_alive(cluster, tmp_path):
+    lab, watcher = cluster
+    up_and_running(lab, tmp_path)
+    lab.cut("node1", "heartbeat")
+    lab.cut("node1", "public")  # the client can't reach node1 now, but node1 is alive
+    wait_for("both UDP links dead on node2", lambda: {lk["name"]: lk["state"] for lk in status(lab, "node2")["links"]} == {"heartbeat": "dead", "public": "dead", "serial": "up"}, 20, 0.3)
+    time.sleep(1.5)
+    assert role(lab, "node1") == "active" and role(lab, "node2") == "standby"
+    assert status(lab, "node2")["peer"]["state"] == "up"
+    watcher.finish()
