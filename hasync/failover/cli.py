@@ -44,6 +44,15 @@ Take the chain: the peer stops it (in reverse order), then this node starts it (
 with live progress. Also clears this node's standby and failed marks.
 """
 
+FENCE_HELP = """\
+Fence NODE with the cluster's [fencing] command ({node} and {address} filled in) and
+wait for it: exit 0 when the command reports success, 1 otherwise. This is what DRBD's
+fence-peer handler runs (`fencing resource-and-stonith`): exit 0 there means "the peer is
+down, IO may resume". When this node's failover daemon has already fenced NODE since
+it was last heard (it fences a silent peer before taking over), the command is not run
+a second time. Refuses the local node and does nothing useful with fencing off (exit 1).
+"""
+
 MIGRATE_HELP = """\
 Move the chain to NODE: `takeover` when NODE is this node, `standby` when it is the peer.
 --dry-run prints what would run, in order, without changing anything.
@@ -105,6 +114,12 @@ def register(sub) -> None:
         c.add_argument("--json", action="store_true", help="print JSON lines instead of progress text")
         c.set_defaults(func=cmd_move, move=name)
 
+    fe = sub.add_parser("fence", help="fence a node with the [fencing] command (DRBD's fence-peer handler)", description=FENCE_HELP, formatter_class=fmt)
+    _common(fe)
+    fe.add_argument("node", metavar="NODE", help="the node to fence (the peer)")
+    fe.add_argument("--force", action="store_true", help="run the fence command even if the daemon fenced NODE already")
+    fe.set_defaults(func=cmd_fence)
+
     m = sub.add_parser("migrate", help="move the chain to a node", description=MIGRATE_HELP, formatter_class=fmt)
     _common(m)
     m.add_argument("--to", required=True, metavar="NODE", help="the node that should run the chain")
@@ -120,6 +135,48 @@ def cmd_run(args) -> int:
 
     cluster = load_config(args)
     return run_daemon(cluster, node=args.node, state_dir=args.state_dir, run_dir=args.run_dir, priority=args.priority, mlock=not args.no_mlock, agent_nice=args.agent_nice, vip_fast=not args.no_vip_fast_path, rx_wake=args.rx_wake)
+
+
+def cmd_fence(args) -> int:
+    from hasync.cli import load_config
+    from hasync.failover import control
+    from hasync.failover.daemon import local_node_name
+    from hasync.failover.procs import ProcRunner
+
+    cluster = load_config(args)
+    names = [n.name for n in cluster.nodes]
+    if args.node not in names:
+        print(f"hasync fence: no node named {args.node!r}; nodes: {', '.join(names)}", file=sys.stderr)
+        return 2
+    try:
+        me = local_node_name(cluster)
+    except SystemExit:
+        me = ""
+    if args.node == me:
+        print(f"hasync fence: {args.node} is this node; refusing to fence myself", file=sys.stderr)
+        return 1
+    f = cluster.fencing
+    if not f.command:
+        print(f"hasync fence: no [fencing].command in {cluster.path} (mode {f.mode}): cannot fence {args.node}", file=sys.stderr)
+        return 1
+    if not args.force:
+        try:
+            st = control.status(_paths(args).socket, timeout=2.0)
+            p = st.get("peer", {})
+            if p.get("node") == args.node and p.get("fenced") and p.get("state") != "up":
+                print(f"{args.node} was fenced by the failover daemon (it has not been heard from since)")
+                return 0
+        except Exception:
+            pass  # no daemon: fence ourselves
+    node = cluster.node(args.node)
+    argv = [a.replace("{node}", node.name).replace("{address}", node.address) for a in f.command]
+    r = ProcRunner().run(argv, env={"HASYNC_FENCE_NODE": node.name, "HASYNC_FENCE_ADDRESS": node.address}, timeout=f.timeout)
+    out = (r.stderr.strip() or r.stdout.strip()).splitlines()
+    if r.ok:
+        print(f"fenced {node.name} in {r.duration_s:.2f}s (`{' '.join(argv)}`)")
+        return 0
+    print(f"hasync fence: `{' '.join(argv)}` exited {r.exit_code}" + (f": {out[-1]}" if out else ""), file=sys.stderr)
+    return 1
 
 
 def cmd_status(args) -> int:

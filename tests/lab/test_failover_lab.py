@@ -233,6 +233,9 @@ def test_crash_of_the_active_node_moves_the_vip_to_node2(cluster, tmp_path):
     assert all(e["data"]["duration_ms"] > 0 for e in starts)
     st2 = status(lab, "node2")
     assert st2["peer"]["state"] == "dead" and st2["last_failover"]["result"] == "active"
+    # DRBD's fence-peer handler runs `hasync fence node1` now: the daemon fenced it already
+    r = lab.exec("node2", ["hasync", "fence", "node1"], timeout=60)
+    assert r.exit_code == 0 and "fenced by the failover daemon" in r.stdout, r.stdout + r.stderr
     watcher.finish()
 
 
