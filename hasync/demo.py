@@ -115,7 +115,7 @@ class Demo:
         marker = f"/srv/ha/export 10.200.0.0/24(rw,sync,no_subtree_check,fsid=1)  # demo {time.time():.6f}\n"
         poll = (
             "import sys,time\n"
-            "want=sys.stdin.read()\n"
+            "want=sys.argv[1]\n"
             "t=time.time()+30\n"
             "while time.time()<t:\n"
             "  try:\n"
@@ -127,12 +127,9 @@ class Demo:
         import subprocess
 
         waiter = subprocess.Popen(
-            [*self.lab.enter_argv("node2"), "python3", "-c", poll],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.lab.node_env("node2"),
+            [*self.lab.enter_argv("node2"), "python3", "-c", poll, marker],
+            stdout=subprocess.PIPE, text=True, env=self.lab.node_env("node2"),
         )
-        assert waiter.stdin is not None
-        waiter.stdin.write(marker)
-        waiter.stdin.close()
         time.sleep(0.2)  # let the poller start
         write = (
             "import os,sys,time\n"
