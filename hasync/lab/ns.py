@@ -361,12 +361,15 @@ class Lab:
                 if n not in st["crashed"]:
                     self._run(("ip", "-n", spec.netns(n), "neigh", "flush", "all"))
 
-    def reset(self) -> None:
+    def reset(self, files: bool = False) -> None:
         """Make the lab as fresh as after `up` for the next test: heal everything, kill
         every process in the nodes but sshd, drop extra addresses, unmount /srv/ha, empty
-        the serial line. Files written into the nodes' /etc etc. stay."""
+        the serial line. Files written into the nodes' /etc, /var/lib, ... stay, unless
+        *files*: then every node reboots with pristine layers (see wipe())."""
         self._kill_spawned()
         self._settle_node_commands(wait=10.0)
+        if files:
+            self.wipe()
         self.heal()
         spec = self.spec
         with self.store.lock():
@@ -378,6 +381,24 @@ class Lab:
                 if spec.is_cluster_node(node):
                     self.exec(node, ["sh", "-c", f"! mountpoint -q {MOUNT_POINT} || umount -l {MOUNT_POINT}"])
             self.cable.reset_line()
+
+    def wipe(self, node: str | None = None) -> None:
+        """Reboot *node* (default: all) with its copy-on-write layers (/etc, /var/lib,
+        /var/log, /root, /srv, /usr/local) back to the lab's pristine files. Its disk
+        (/dev/vdb) is kept."""
+        spec = self.spec
+        targets = [spec.check_node(node)] if node else list(spec.all_nodes)
+        with self.store.lock():
+            for n in targets:
+                self._kill_node(n)
+                self._unbind_ns(n)
+                self._run(("rm", "-rf", "--one-file-system", str(self.store.node_dir(n))), check=True)
+                self._boot(spec, n)
+                st = self.store.load()
+                st["crashed"] = [c for c in st.get("crashed", []) if c != n]
+                self.store.save(st)
+                if n in spec.serial_nodes and not self._link_is_cut(n, "serial"):
+                    self.cable.set_cut(n, cut=False)
 
     # ---------------------------------------------------------------- status
     def status_of(self, node: str) -> str:

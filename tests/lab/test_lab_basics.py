@@ -235,3 +235,14 @@ def test_reset_lets_a_fence_from_a_node_finish_first(clean_lab):
     finally:
         late_fence.kill()
         late_fence.wait()
+
+
+def test_reset_with_files_gives_pristine_layers(clean_lab):
+    lab = clean_lab
+    lab.exec("node1", ["sh", "-c", "echo x > /etc/hasync/sync-test; echo y > /var/lib/leftover"],
+             check=True)
+    lab.reset(files=True)
+    r = lab.exec("node1", ["sh", "-c", "ls /etc/hasync/sync-test /var/lib/leftover"])
+    assert r.stdout == "" and r.exit_code != 0
+    assert lab.exec("node1", ["ssh", "node2", "hostname"]).stdout == "node2\n"
+    assert lab.exec("node1", ["cat", "/etc/hasync/cluster.toml"]).ok
