@@ -105,3 +105,22 @@ def test_host_argv_repeats_the_invocation(argv):
     args = parse(*argv)
     again = host_argv(args)
     assert vars(parse(*again)) == vars(args)
+
+
+def test_held_labs_are_known_by_their_live_holder(tmp_path, monkeypatch):
+    import os
+
+    from hasync.lab import Lab
+    from hasync.lab.store import all_lab_names
+
+    root = tmp_path / "ns"
+    monkeypatch.setenv("HASYNC_VM_RUN", str(tmp_path / "vm"))
+    held, loose = Lab("held1", root=str(root)), Lab("loose1", root=str(root))
+    held.store.save({"kind": "ns", "spec": {"name": "held1"}, "holder_pid": os.getpid()})
+    loose.store.save({"kind": "ns", "spec": {"name": "loose1"}, "holder_pid": 2**22 + 1})
+    (tmp_path / "vm" / "vmlab1").mkdir(parents=True)
+    (tmp_path / "vm" / "vmlab1" / "lab.json").write_text("{}")
+    assert held.holder() == os.getpid()
+    assert loose.holder() == 0  # no such process
+    assert all_lab_names(str(root)) == ["held1", "loose1"]
+    assert all_lab_names(str(root), with_vm=True) == ["held1", "loose1", "vmlab1"]
