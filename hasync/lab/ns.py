@@ -522,12 +522,12 @@ class Lab:
                 pass
 
     def _lab_netns_names(self) -> list[str]:
+        import re
+
         try:
             names = os.listdir("/run/netns")
         except FileNotFoundError:
             return []
-        import re
-
         pat = re.compile(rf"^{self.name}-(sw|node\d+|client\d+)$")
         return sorted(n for n in names if pat.match(n))
 

@@ -42,6 +42,7 @@ class SerialCable:
         (self.dir / "ttys.json").unlink(missing_ok=True)
         self.write_cut(cut)
         env = dict(os.environ)
+        env.pop("HASYNC_LAB_FROM_NODE", None)  # the relay belongs to the lab, not to a node
         src = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = src + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(self.dir / "relay.log", "ab") as log:
