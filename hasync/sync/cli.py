@@ -93,8 +93,9 @@ def local_node_name(args) -> str:
 
 def _err(msg: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[red]error[/red]: {msg}", markup=True, highlight=False, soft_wrap=True)
+    Console(stderr=True).print(f"[red]error[/red]: {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
 
 
 def _setup(args, *, tag: str = ""):
@@ -186,7 +187,7 @@ def cmd_sync(args) -> int:
     from hasync.sync.transport import LinkError
     from hasync.sync.unison import check_versions
 
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, markup=False)
     cluster, me, peer, link, syncer = _setup(args, tag=f"-once{os.getpid()}")
     scope = Scope(tuple(cluster.sync.paths), tuple(cluster.sync.ignore))
     paths = [os.path.abspath(p) for p in args.paths] or list(scope.paths)
@@ -228,8 +229,8 @@ def cmd_sync(args) -> int:
             direction = f"{peer.name} -> {me}" if t.to_local else f"{me} -> {peer.name}"
             out.print(f"  {t.action:<6} {t.path}  [{direction}]")
         for c in result.conflicts:
-            out.print(f"  [yellow]conflict[/yellow] {c['path']}: {c['winner']} won ({c['reason']}); "
-                      f"the other version is kept on {c['kept_on']} as {c['kept_as']}", markup=True)
+            out.print(f"  conflict {c['path']}: {c['winner']} won ({c['reason']}); "
+                      f"the other version is kept on {c['kept_on']} as {c['kept_as']}")
         for h in result.hooks:
             out.print(f"  on_change on {h['node']}: {h['command']} -> exit {h['exit']}")
         if not result.ok:
@@ -289,8 +290,9 @@ def cmd_status(args) -> int:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
     from rich.console import Console
+    from rich.markup import escape
 
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, markup=False)
     w = data["watcher"]
     health = "running" if w.get("running") else "not running"
     if w.get("running") and (w.get("watch_errors") or w.get("overflows")):
@@ -307,12 +309,12 @@ def cmd_status(args) -> int:
     if w.get("pid"):
         out.print(f"  watching:   {' '.join(w.get('watching', [])) or '-'}; overflows {w.get('overflows', 0)}; "
                   f"echoes suppressed {w.get('echo_suppressed', 0)}; last full run {_ago(w.get('last_reconcile'))}")
-        for e in w.get("watch_errors", []):
-            out.print(f"  [red]watch problem[/red]: {e}", markup=True)
+        for problem in w.get("watch_errors", []):
+            out.print(f"  [red]watch problem[/red]: {escape(problem)}", markup=True)
     if data["pending"]:
         r = data["retry"]
         out.print(f"  [yellow]pending[/yellow] ({len(data['pending'])}), attempt {r['attempts']}, next try {_ago(r['next_try'])}: "
-                  f"{r['last_error']}", markup=True)
+                  f"{escape(r['last_error'])}", markup=True)
         for p in data["pending"][:50]:
             out.print(f"    {p}")
         if len(data["pending"]) > 50:

@@ -107,7 +107,8 @@ def add_conflict(status: dict, record: dict) -> None:
 
 def resolve_conflicts(status: dict, paths=None) -> list[dict]:
     """Mark conflicts resolved (all when *paths* is None); returns the ones removed."""
-    keep, gone = [], []
+    keep: list[dict] = []
+    gone: list[dict] = []
     for c in status.get("conflicts", []):
         (gone if paths is None or c.get("path") in paths else keep).append(c)
     status["conflicts"] = keep

@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 import time
+from typing import Any
 
 from hasync.sync import sdnotify, state
 from hasync.sync.debounce import Debouncer, coalesce
@@ -75,7 +76,7 @@ class Watcher:
             "peer_connected": False,
             "peer_unison": "",
         }
-        self.observer = None
+        self.observer: Any = None
         self._overflow = _OverflowFlag(self.q)
         self._next_reconcile: float | None = None
         self._retry_at: float | None = None
