@@ -58,6 +58,8 @@ def server_script(*, socket_path: str, archive_dir: str, incoming: str, unison: 
         f"echo \"VERSION $({q(unison)} -version 2>&1)\"; "
         # stale archive locks of a run the peer's crash interrupted (checks for live unison)
         f"command -v hasync >/dev/null 2>&1 && hasync sync unlock --quiet >/dev/null 2>&1; "
+        # notes nobody consumed (no watcher runs there) must not grow without bound
+        f"[ \"$(stat -c %s {q(incoming)} 2>/dev/null || echo 0)\" -gt 16777216 ] && : > {q(incoming)}; "
         f"rm -f {q(socket_path)}; "
         f"UNISON={q(archive_dir)} {q(unison)} -socket {q(socket_path)} </dev/null 2>&1 & p=$!; "
         f"trap 'kill $p 2>/dev/null' EXIT HUP TERM; "
