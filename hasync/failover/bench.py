@@ -34,6 +34,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from rich.markup import escape
+
 from hasync.failover import bench_peers as bp
 from hasync.failover import bench_settings as bs
 
@@ -289,7 +291,7 @@ class Bench:
                 dt, why = None, f"{type(e).__name__}: {e}"
             if dt is None:
                 failed += 1
-                self.con.log(f"  [red]trial {i + 1}/{n} failed[/red]: {why}")
+                self.con.log(f"  [red]trial {i + 1}/{n} failed[/red]: {escape(why)}")
                 if failed >= 3 and not samples:
                     self.con.log("  three failures in a row: giving up on this setting")
                     break
@@ -483,7 +485,7 @@ def run_tool(bench: Bench, tool: str, args, hb, rows: dict, console) -> bs.Setti
         console.log(f"[yellow]{tool}: no tried setting survived the soak[/yellow]")
     rows[tool] = []
     for setting, role in plan:
-        console.log(f"{tool} [{role}] {setting.label}: {args.trials} trials")
+        console.log(escape(f"{tool} [{role}] {setting.label}: {args.trials} trials"))
         samples, failed = bench.trials(tool, setting, args.trials)
         rows[tool].append(bs.Figures(setting, tuple(samples), soaked.get(setting.key), failed, role))
     return safe
@@ -514,12 +516,16 @@ def run(args, console) -> dict:
     safe_hasync: bs.Setting | None = None
     try:
         for tool in tools:
+            safe = None
             try:
                 safe = run_tool(bench, tool, args, hb, rows, console)
             except Exception as e:  # one tool's trouble must not lose the others' figures
-                console.log(f"[red]{tool}: {e}[/red]")
+                console.log(f"[red]{tool}: {escape(str(e))}[/red]")
                 meta.setdefault("errors", {})[tool] = str(e)[-2000:]
-                continue
+            finally:
+                # keep what was measured so far, whatever happens to the rest of the run
+                partial = bs.report(rows, daemon, meta)
+                (bench.work / "partial.json").write_text(json.dumps(partial, indent=2, default=str))
             if tool == "hasync":
                 safe_hasync = safe
         if "hasync" in tools:
@@ -532,7 +538,7 @@ def run(args, console) -> dict:
                 meta["daemon_per_node"] = fp
                 meta["daemon_setting"] = s.label
             except Exception as e:
-                console.log(f"[red]daemon footprint: {e}[/red]")
+                console.log(f"[red]daemon footprint: {escape(str(e))}[/red]")
                 meta.setdefault("errors", {})["daemon"] = str(e)[-2000:]
     finally:
         meta["loadavg_end"] = os.getloadavg()
