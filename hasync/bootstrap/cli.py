@@ -214,21 +214,19 @@ def print_preflight(console, w, runner=None) -> None:
 
 def cmd_bootstrap(args) -> int:
     from hasync.bootstrap import apply as A
-    from hasync.bootstrap.runner import SubprocessRunner as ShRunner
+    from hasync.effects.run import ProcRunner
 
     console = _console()
     state_dir = args.state_dir or A.host_path(args.root, A.STATE_DIR)
     if args.rollback:
-        from hasync.bootstrap.runner import SubprocessRunner
-
-        run, report = A.rollback(state_dir, args.root, SubprocessRunner())
+        run, report = A.rollback(state_dir, args.root, ProcRunner())
         for line in report:
             console.print(("  " if run else "") + line)
         if run:
             console.print(f"rolled back {run.name}")
         return 0 if run else 1
 
-    runner = ShRunner()
+    runner = ProcRunner()
     try:
         return _bootstrap(args, console, runner, state_dir)
     finally:
@@ -334,8 +332,8 @@ def _apply(console, w, prober, runner, state_dir: str, root: str) -> int:
 def cmd_doctor(args) -> int:
     from hasync import config
     from hasync.bootstrap import doctor as D
-    from hasync.bootstrap.runner import SubprocessRunner as ShRunner
     from hasync.cli import load_config
+    from hasync.effects.run import ProcRunner
 
     cluster = load_config(args)
     try:
@@ -348,7 +346,7 @@ def cmd_doctor(args) -> int:
     if node not in [n.name for n in cluster.nodes]:
         _err(f"this node is {node!r}, not in the config: use --node NAME")
         return 2
-    runner = ShRunner()
+    runner = ProcRunner()
     findings = D.run_doctor(cluster, profile, node, runner, root=args.root, with_peer=not args.no_peer)
     if args.json:
         print(json.dumps({"node": node, "summary": D.summary(findings), "findings": [f.to_dict() for f in findings]}, indent=1))

@@ -139,9 +139,9 @@ def cmd_run(args) -> int:
 
 def cmd_fence(args) -> int:
     from hasync.cli import load_config
+    from hasync.effects.run import ProcRunner
     from hasync.failover import control
     from hasync.failover.daemon import local_node_name
-    from hasync.failover.procs import ProcRunner
 
     cluster = load_config(args)
     names = [n.name for n in cluster.nodes]

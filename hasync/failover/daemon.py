@@ -33,11 +33,11 @@ from pathlib import Path
 
 from hasync import __version__, model
 from hasync.effects.files import atomic_write
+from hasync.effects.run import ProcRunner
 from hasync.failover import chain as C
 from hasync.failover import packets as P
 from hasync.failover.links import LinkError, open_link
 from hasync.failover.membership import Event, FsmConfig, Job, JobResult, Membership, Monitor, Send
-from hasync.failover.procs import ProcRunner
 from hasync.failover.sdnotify import Notifier
 from hasync.failover.timeline import Timeline
 

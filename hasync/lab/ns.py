@@ -18,10 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hasync.effects.files import atomic_write
-from hasync.effects.run import CommandError, Result, ShRunner
+from hasync.effects.run import CommandError, ProcRunner, Result, ShRunner
 from hasync.lab import net, procs
 from hasync.lab.nodefiles import LabKeys, dir_mode, hasync_wrapper, node_files, split_overlay
-from hasync.lab.runner import ProcRunner
 from hasync.lab.serial import SerialCable, is_relay
 from hasync.lab.spec import (
     BASE_DEVS,
@@ -54,7 +53,7 @@ class Lab:
         self.store = Store(name or default_lab_name(), root)
         self.name = self.store.name
         self.runner = runner or ShRunner()  # building and breaking the lab
-        self.node_runner = ProcRunner()  # exec() inside nodes: many calls, keep them lean
+        self.node_runner = ProcRunner(inherit_env=False)  # exec() inside nodes: many calls, keep them lean
         self.cable = SerialCable(self.store.serial_dir)
         self._spawned: list[subprocess.Popen] = []
 

@@ -74,7 +74,7 @@ def test_vm_labs_are_handed_to_the_vm_module(tmp_path, monkeypatch):
 
 
 def test_proc_runner_status_timeout_and_input():
-    from hasync.lab.runner import ProcRunner
+    from hasync.effects.run import ProcRunner
 
     r = ProcRunner()
     assert r.run(["sh", "-c", "cat; exit 3"], input="hi").stdout == "hi"
