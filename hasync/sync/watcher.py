@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import queue
+import random
 import threading
 import time
 from typing import Any
@@ -216,7 +217,7 @@ class Watcher:
             self._run_since = None
             self._alive_at = time.monotonic()
         if not result.ok and is_collision(result.error) and result.outcome.name == "FAILED":
-            self._retry_at = self.clock.now() + LOCK_RETRY
+            self._retry_at = self.clock.now() + LOCK_RETRY * random.uniform(0.5, 2.5)
             log.debug("sync: files changed during the run, retrying: %s", result.error)
             return False
         if not result.ok and is_locked(result.error):
@@ -224,7 +225,8 @@ class Watcher:
             if self._locked % LOCK_PATIENCE == 0:
                 clear_stale_locks(self.syncer.archive_dir)
                 self.syncer.runner.run(self.link.ssh("hasync sync unlock --quiet"), timeout=60)
-            self._retry_at = self.clock.now() + LOCK_RETRY
+            # jitter: two nodes retrying in lock-step would keep colliding
+            self._retry_at = self.clock.now() + LOCK_RETRY * random.uniform(0.5, 2.5)
             log.debug("sync: archive locked (%d), retrying", self._locked)
             return False
         self._locked = 0
@@ -355,6 +357,10 @@ class Watcher:
                         self._run(batch)
                     continue
                 if self._retry_at is not None and now >= self._retry_at and self.journal.pending:
+                    self._read_incoming()
+                    if self.echo.peer_busy(now):
+                        self._retry_at = now + LOCK_RETRY  # the peer's run first
+                        continue
                     self._retry_at = None
                     self._run(list(self.journal.pending))
             return 0

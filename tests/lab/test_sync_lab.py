@@ -206,6 +206,18 @@ def test_echo_suppressed(cl):
     assert cl.status("node2")["watcher"]["echo_suppressed"] >= 4
 
 
+def test_both_nodes_changing_at_once(cl):
+    """Both watchers run at the same moment: their runs collide, retry, and converge."""
+    for i in range(5):
+        cl.write("node1", f"{D}/from1-{i}.conf", f"node1 {i}\n")
+        cl.write("node2", f"{D}/from2-{i}.conf", f"node2 {i}\n")
+        time.sleep(0.15)
+    wait_until(lambda: all(cl.same(f"{D}/from1-{i}.conf") and cl.same(f"{D}/from2-{i}.conf") for i in range(5)),
+               what="both directions")
+    wait_until(lambda: cl.status("node1")["pending"] == [] and cl.status("node2")["pending"] == [],
+               what="nothing pending")
+
+
 def test_conflict_keeps_both_versions(cl):
     cl.write("node1", f"{D}/conflict.conf", "base\n")
     wait_until(lambda: cl.same(f"{D}/conflict.conf"))
