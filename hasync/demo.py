@@ -9,7 +9,6 @@ daemons, crash node1 and show node2 take over with the timeline. `--vm` runs the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -108,54 +107,12 @@ class Demo:
         self.show("node1", ["hasync", "doctor"], ok_codes=(0, 1))
 
     def sync(self) -> None:
-        for node in ("node1", "node2"):
-            self.lab.spawn(node, ["hasync", "watch"], log=f"/tmp/hasync-demo-watch-{node}.log")
-        # wait for both watchers to be ready (their start-up reconciliation done)
-        self.wait("the watchers", lambda: all(self._watch_ready(n) for n in ("node1", "node2")), 60)
-        marker = f"/srv/ha/export 10.200.0.0/24(rw,sync,no_subtree_check,fsid=1)  # demo {time.time():.6f}\n"
-        poll = (
-            "import sys,time\n"
-            "want=sys.argv[1]\n"
-            "t=time.time()+30\n"
-            "while time.time()<t:\n"
-            "  try:\n"
-            "    if open('/etc/exports').read()==want: print(repr(time.time())); sys.exit(0)\n"
-            "  except OSError: pass\n"
-            "  time.sleep(0.002)\n"
-            "sys.exit(1)\n"
-        )
-        import subprocess
+        from hasync.sync.demo import show
 
-        waiter = subprocess.Popen(
-            [*self.lab.enter_argv("node2"), "python3", "-c", poll, marker],
-            stdout=subprocess.PIPE, text=True, env=self.lab.node_env("node2"),
-        )
-        time.sleep(0.2)  # let the poller start
-        write = (
-            "import os,sys,time\n"
-            "data=sys.stdin.read()\n"
-            "tmp='/etc/.exports.demo'\n"
-            "open(tmp,'w').write(data); os.rename(tmp,'/etc/exports')\n"
-            "print(repr(time.time()))\n"
-        )
-        console.print("[dim]node1#[/] [bold]edit /etc/exports[/] (editor-style: write a temp file, rename)")
-        w = self.lab.exec("node1", ["python3", "-c", write], input=marker, check=True)
-        out, _ = waiter.communicate(timeout=40)
-        if waiter.returncode != 0:
-            raise RuntimeError("the change did not reach node2 within 30 s")
-        latency_ms = (float(out.strip()) - float(w.stdout.strip())) * 1000
-        console.print(f"/etc/exports on node2 is identical [bold green]{latency_ms:.0f} ms[/] after the write on node1")
+        latency = show(self.lab, say=lambda m: console.print(m, markup=False))
+        if latency is None:
+            raise RuntimeError("the change did not reach node2")
         self.show("node2", ["cat", "/etc/exports"])
-        self.show("node1", ["hasync", "sync", "status"], ok_codes=(0, 1))
-
-    def _watch_ready(self, node: str) -> bool:
-        r = self.lab.exec(node, ["hasync", "sync", "status", "--json"], timeout=10)
-        try:
-            st = json.loads(r.stdout)
-        except ValueError:
-            return False
-        w = st.get("watcher") or {}
-        return bool(w.get("running") or w.get("state") in ("watching", "idle", "ready"))
 
     def failover(self) -> None:
         for node in ("node1", "node2"):
