@@ -391,7 +391,7 @@ class VmLab:
                 if not self.running(vm):
                     raise VmError(f"{vm}: qemu exited during boot; console log tail:\n{self.console_tail(vm)}")
                 try:
-                    con = self.console(vm, connect_timeout=1.0)
+                    con = self.console(vm, connect_timeout=1.0, check=False)
                     if con.ping(0.5 if time.monotonic() - t0 < 5 else 1.0):
                         ready[vm] = round(time.monotonic() - t0, 2)
                         self.report(f"  {vm}: ready after {ready[vm]:.1f}s")
@@ -405,11 +405,18 @@ class VmLab:
                 time.sleep(0.3)
         return ready
 
-    def console(self, vm: str, connect_timeout: float = 5.0) -> Console:
+    def console(self, vm: str, connect_timeout: float = 5.0, check: bool = True) -> Console:
+        """This process's connection to *vm*'s agent. With *check*, a new connection must
+        answer a ping: qemu serves one client per console socket, so a second process
+        (a test holding a VmLab) would otherwise leave us waiting for nothing."""
         con = self.consoles.get(vm)
         if con is None or con.closed:
             con = Console(self.dir / vm / "console.sock", vm)
             con.connect(connect_timeout)
+            if check and con.ping(10.0) is None:
+                con.close()
+                raise VmError(f"{vm}: its console agent does not answer: another process holds the "
+                              f"console (a test's VmLab?) or the guest hangs (see {self.dir / vm / 'console.log'})")
             self.consoles[vm] = con
         return con
 

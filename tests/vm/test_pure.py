@@ -1,0 +1,96 @@
+"""The VM tier's pure parts: no qemu, no root, milliseconds."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from hasync.config import loads
+from hasync.lab.vm import image, manual, seed
+from hasync.lab.vm.driver import parse_size_mib
+
+
+def test_vm_cluster_config_is_valid_and_matches_the_lab():
+    guests = seed.default_guests(2)
+    c = loads(seed.cluster_toml(guests), path="vm-cluster.toml")
+    assert [n.name for n in c.nodes] == ["node1", "node2"]
+    assert c.cluster.profile == "debian12"
+    assert c.storage.use_drbd and c.storage.use_lvm
+    assert c.storage.disks == {"node1": "/dev/vdb", "node2": "/dev/vdb"}
+    assert c.storage.replication == {"node1": "198.51.100.1", "node2": "198.51.100.2"}
+    assert {link.kind for link in c.heartbeat.links} == {"udp-unicast", "udp-multicast", "serial"}
+    assert c.fencing.mode == "required"
+    assert c.fencing.command == seed.FENCE_COMMAND
+    assert c.nfs.vip.split("/")[0] == seed.VIP
+    assert [r.id for r in c.resources][:4] == ["drbd", "vg", "fs", "vip"]
+
+
+def test_guests_hosts_and_addresses():
+    guests = seed.default_guests(2)
+    assert [g.name for g in guests] == ["node1", "node2", "client1", "client2"]
+    hosts = seed.hosts_file(guests)
+    assert "192.0.2.22\tclient2" in hosts and "198.51.100.2\tnode2-repl" in hosts
+    net = seed.net_script(guests[0])
+    assert "ip addr add 192.0.2.11/24 dev eth0" in net and "198.51.100.1/24 dev eth1" in net
+    assert "eth1" not in seed.net_script(guests[2])
+    with pytest.raises(ValueError):
+        seed.default_guests(9)
+
+
+@pytest.mark.parametrize("text,mib", [("256M", 256), ("1G", 1024), ("128", 128), ("64MiB", 64)])
+def test_parse_size(text, mib):
+    assert parse_size_mib(text) == mib
+
+
+def test_parse_size_refuses_tiny_disks():
+    with pytest.raises(ValueError):
+        parse_size_mib("4M")
+
+
+def test_module_closure_orders_dependencies_first(tmp_path):
+    (tmp_path / "modules.dep").write_text(
+        "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko\n"
+        "kernel/lib/crc16.ko:\nkernel/fs/mbcache.ko:\nkernel/fs/jbd2/jbd2.ko:\n"
+        "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko\n"
+        "kernel/drivers/virtio/virtio.ko:\n"
+    )
+    order = image._module_closure(tmp_path, ("virtio_blk", "ext4", "built_in_thing"))
+    assert order.index("kernel/drivers/virtio/virtio.ko") < order.index("kernel/drivers/block/virtio_blk.ko")
+    assert order[-1] == "kernel/fs/ext4/ext4.ko"
+    assert set(order) == {"kernel/fs/ext4/ext4.ko", "kernel/lib/crc16.ko", "kernel/fs/mbcache.ko",
+                          "kernel/fs/jbd2/jbd2.ko", "kernel/drivers/block/virtio_blk.ko",
+                          "kernel/drivers/virtio/virtio.ko"}
+
+
+def test_image_key_follows_its_inputs():
+    a = image.inputs("linux-image-6.1.0-56-amd64", "6.1.192-2")
+    b = image.inputs("linux-image-6.1.0-57-amd64", "6.1.193-1")
+    assert image.image_key(a) == image.image_key(dict(a))
+    assert image.image_key(a) != image.image_key(b)
+
+
+def _rec(seq: int) -> str:
+    body = f"{seq:08d} {'x' * 32}"
+    return f"{body} {hashlib.sha256(body.encode()).hexdigest()[:16]}"
+
+
+def test_check_records_finds_lost_and_corrupt_records():
+    acked = "1 0.1\n2 0.2\n3 0.3\n"
+    assert manual.check_records(acked, "\n".join(_rec(i) for i in (1, 2, 3, 4))) == ([], [])
+    missing, bad = manual.check_records(acked, "\n".join([_rec(1), _rec(3)]))
+    assert missing == [2] and bad == []
+    corrupt = _rec(2).replace("x", "y", 1)
+    missing, bad = manual.check_records(acked, "\n".join([_rec(1), corrupt, _rec(3), "0000"]))
+    assert missing == [2] and bad == [corrupt, "0000"]
+
+
+def test_drbd_resource_names_both_nodes():
+    class FakeLab:
+        nodes = ["node1", "node2"]
+        state = {"vms": {g.name: {"guest": {"replication": g.replication}} for g in seed.default_guests(0)}}
+
+    res = manual.drbd_res(FakeLab())  # type: ignore[arg-type]
+    assert "on node1 { address 198.51.100.1:7789; }" in res
+    assert "on node2 { address 198.51.100.2:7789; }" in res
+    assert "protocol C;" in res and "disk /dev/vdb;" in res
