@@ -210,9 +210,10 @@ class Watcher:
         log.debug("sync: batch of %d%s: %s", len(batch), " (lifted)" if lifted else "", " ".join(batch[:20]))
         self._run_since = time.monotonic()
         try:
-            result = self.syncer.run_batch(
-                batch, notes=not full, fastcheck=lifted, note_paths=pending[:20000] if lifted else None
-            )
+            # a lifted batch (a burst) sends no notes up front: hashing thousands of files
+            # would delay the run, and the peer holds its batches until our "end" marker,
+            # which comes with the notes of everything the run sent
+            result = self.syncer.run_batch(batch, notes=not full and not lifted, fastcheck=lifted)
         finally:
             self._run_since = None
             self._alive_at = time.monotonic()
