@@ -100,8 +100,8 @@ def _err(msg: str) -> None:
 
 def _setup(args, *, tag: str = ""):
     from hasync.cli import load_config
+    from hasync.effects.run import ProcRunner
     from hasync.sync.engine import Syncer
-    from hasync.sync.proc import ProcRunner
     from hasync.sync.transport import PeerLink
 
     cluster = load_config(args)
@@ -135,7 +135,7 @@ def _setup(args, *, tag: str = ""):
 
 
 def _local_unison_version() -> str:
-    from hasync.sync.proc import ProcRunner
+    from hasync.effects.run import ProcRunner
     from hasync.sync.unison import version_argv
 
     r = ProcRunner().run(version_argv(), timeout=10)
