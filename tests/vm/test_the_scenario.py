@@ -117,9 +117,10 @@ def test_bootstrap_failover_crash_and_no_acknowledged_write_lost(vm_lab):
         if "fence-peer helper broken" in dmesg:
             pytest.xfail(
                 "node2 detected and fenced node1, but DRBD refuses to promote it: the fence-peer "
-                "handler bootstrap installed exits 1 (DRBD 8.4 under drbd-utils 9 passes no "
-                "DRBD_PEER/DRBD_PEERS, only DRBD_PEER_ADDRESS), so resource-and-stonith keeps "
-                f"node2 Secondary.\ndmesg: {dmesg}\nhandler: {handler}"
+                "handler bootstrap installed exits 1 -- it runs `hasync fence` by name and DRBD "
+                "runs handlers with PATH=/sbin:/usr/sbin:/bin:/usr/bin:/lib/drbd, which has no "
+                "/usr/local/bin/hasync -- so resource-and-stonith keeps node2 Secondary."
+                f"\ndmesg: {dmesg}\nhandler (run by hand, no DRBD env): {handler}"
             )
     wait_role(lab, "node2", "active", timeout=120)
     resumed = manual.wait_acked(lab, "client1", w, at_crash + 5, timeout=180)
