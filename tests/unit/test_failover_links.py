@@ -64,10 +64,19 @@ def test_serial_link_refuses_a_non_tty(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE needs root")
 def test_udp_unicast_on_lo_with_kernel_timestamps():
-    port = 20000 + os.getpid() % 20000
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("", 0))  # a port nobody uses (a fixed one can collide with a lab's daemons)
+    port = probe.getsockname()[1]
+    probe.close()
     a = open_udp(model.Link("hb", "udp-unicast", interface="lo", port=port, addresses={"node1": "127.0.0.1", "node2": "127.0.0.1"}), "node1")
     try:
         assert a.dests == [("127.0.0.1", port)]
+        # The kernel turns receive timestamps on lazily (a deferred static key) when the
+        # first socket asks: a datagram that arrives before that is stamped at read time.
+        # The daemon then falls back to its own clock; here, warm up first.
+        assert a.send(frame(6, "hb"))
+        time.sleep(0.05)
+        a.receive_stamped(time.monotonic(), time.time())
         assert a.send(frame(7, "hb"))
         time.sleep(0.05)
         before = time.monotonic()
