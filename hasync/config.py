@@ -733,6 +733,7 @@ def parse_haresources(text: str, path: str = "haresources") -> tuple[str, tuple[
     used: dict[str, int] = {}
     for tok in tokens:
         parts = tok.split("::")
+        args: tuple[str, ...]
         if _IP_RE.match(parts[0]) and len(parts) == 1:
             agent, args = "IPaddr", (parts[0],)
         else:

@@ -87,11 +87,13 @@ class ProcRunner:
         cwd: str | None = None,
     ) -> Result:
         argv = tuple(str(a) for a in argv)
+        full_env: dict[str, str] | None
         if self.inherit_env:
-            full_env: dict[str, str] | None = dict(os.environ)
-            full_env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            merged = dict(os.environ)
+            merged.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             if env:
-                full_env.update(env)
+                merged.update(env)
+            full_env = merged
         else:
             full_env = dict(env) if env is not None else None
         data = input.encode() if isinstance(input, str) else input

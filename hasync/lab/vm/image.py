@@ -386,9 +386,9 @@ def _module_closure(moddir: Path, names: tuple[str, ...]) -> list[str]:
         order.append(path)
 
     for name in names:
-        path = by_name.get(name)
-        if path is not None:  # built in: nothing to load
-            visit(path)
+        found = by_name.get(name)
+        if found is not None:  # built in: nothing to load
+            visit(found)
     return order
 
 
