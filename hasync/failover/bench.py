@@ -46,6 +46,11 @@ DEFAULT_LAB = "fbench"
 HASYNC_RUN = ["hasync", "-c", "{config}", "failover", "run"]
 
 
+
+def _stop_all(instances) -> None:
+    for i in instances:
+        i.stop()
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hasync lab bench failover",
@@ -185,7 +190,7 @@ class Bench:
             pairs = []
             for s, net in zip(settings, nets, strict=True):
                 pair = self.start_pair(tool, s, net, base)
-                stack.callback(lambda p=pair: [i.stop() for i in p])
+                stack.callback(_stop_all, pair)
                 pairs.append((s, net, pair))
             stack.callback(lambda: drop_vips(lab, [n.vip for n in nets]))
             a, b = lab.nodes[0], lab.nodes[1]
@@ -205,7 +210,9 @@ class Bench:
             )
             stack.callback(mon.kill)
             lines: list[str] = []
-            t = threading.Thread(target=lambda: lines.extend(iter(mon.stdout.readline, "")), daemon=True)
+            assert mon.stdout is not None
+            out = mon.stdout
+            t = threading.Thread(target=lambda: lines.extend(iter(out.readline, "")), daemon=True)
             t.start()
             stack.enter_context(loss(lab, b, lab.public_if, 0.01))
             meter = stack.enter_context(stall_meter())
@@ -247,7 +254,7 @@ class Bench:
                 srv = lab.spawn(n, ["python3", PROBE, "serve", "--port", str(PORT), "--name", n], log=str(base / f"serve-{n}.log"))
                 stack.callback(_kill, srv)
             pair = self.start_pair(tool, setting, net, base)
-            stack.callback(lambda: [i.stop() for i in pair])
+            stack.callback(_stop_all, pair)
             stack.callback(lambda: drop_vips(lab, [net.vip]))
             if not wait_for(lambda: vip_on(lab, a, net.vip), self.acquire_timeout(setting), alive=pair):
                 return None, f"VIP never came up on {a}:\n" + "\n".join(i.log_tail(8) for i in pair)

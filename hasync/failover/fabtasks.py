@@ -159,8 +159,8 @@ def results_from_group(group: Iterable[Any], group_result: Any, command: str) ->
     """Turn a ``fabric.GroupResult`` (connection -> Result or exception) into HostResults."""
     out: list[HostResult] = []
     for cxn in group:
-        node = getattr(cxn, "node", None) or getattr(cxn, "host", str(cxn))
-        address = getattr(cxn, "address", None) or getattr(cxn, "host", "")
+        node = str(getattr(cxn, "node", None) or getattr(cxn, "host", None) or cxn)
+        address = str(getattr(cxn, "address", None) or getattr(cxn, "host", None) or "")
         if cxn not in group_result:
             out.append(HostResult(node, address, command, None, error="no result"))
             continue
