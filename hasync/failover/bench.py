@@ -51,6 +51,7 @@ def _stop_all(instances) -> None:
     for i in instances:
         i.stop()
 
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hasync lab bench failover",
