@@ -60,6 +60,15 @@ class Runner(Protocol):
     ) -> Result: ...
 
 
+def merged_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """This process's environment plus *env* (with a PATH that has the sbin dirs)."""
+    merged = dict(os.environ)
+    merged.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    if env:
+        merged.update(env)
+    return merged
+
+
 class ProcRunner:
     """Runs argv tuples with subprocess; never raises for a non-zero exit unless check=True.
 
@@ -87,15 +96,7 @@ class ProcRunner:
         cwd: str | None = None,
     ) -> Result:
         argv = tuple(str(a) for a in argv)
-        full_env: dict[str, str] | None
-        if self.inherit_env:
-            merged = dict(os.environ)
-            merged.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            if env:
-                merged.update(env)
-            full_env = merged
-        else:
-            full_env = dict(env) if env is not None else None
+        full_env = merged_env(env) if self.inherit_env else (dict(env) if env is not None else None)
         data = input.encode() if isinstance(input, str) else input
         t0 = time.monotonic()
         out_f = os.fdopen(os.memfd_create("hasync-out", os.MFD_CLOEXEC), "w+b")
@@ -164,10 +165,7 @@ class ShRunner:
         import sh
 
         argv = tuple(str(a) for a in argv)
-        full_env = None
-        if env is not None:
-            full_env = dict(os.environ)
-            full_env.update(env)
+        full_env = merged_env(env) if env is not None else None
         kwargs: dict = {"_ok_code": list(range(256)), "_return_cmd": True}
         if input is not None:
             kwargs["_in"] = input
