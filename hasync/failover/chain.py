@@ -12,7 +12,8 @@ status) into the argv/env to run, for every kind hasync supports:
 ``ChainPlan`` is the step machine of one job (start, stop, restart-from, monitor):
 ``next_step()`` says what to run, ``record(step, outcome)`` feeds back what happened.
 It implements heartbeat's rules: start in order skipping resources whose status says
-running; on a start failure stop what runs, in reverse, and report the failure (the
+running -- unless a resource before it had to be started, in which case it is restarted
+(Pacemaker's ordering: a service left running over a stopped dependency is not trusted); on a start failure stop what runs, in reverse, and report the failure (the
 caller hands the chain to the peer); stop in reverse, retrying a failed stop, and if
 it still fails and the status says running, report ``stop_failed`` (escalation).
 """
@@ -208,6 +209,7 @@ class ChainPlan:
     _failed: str = ""
     _reason: str = ""
     _probe_set: list[str] = field(default_factory=list)
+    _started_here: bool = False  # this job started a resource: later "running" ones restart
 
     def __post_init__(self) -> None:
         if self.kind not in ("start", "stop", "restart", "monitor"):
@@ -293,10 +295,13 @@ class ChainPlan:
         self._queue.pop(0)
         r = step.resource
         if step.op == "probe-all":
-            starts = []
+            starts: list[Step] = []
             for rid in r.split(","):
                 if rid in self._probe_set and outcome.get(rid) == "running":
-                    self._own(rid)
+                    if starts:  # runs although something before it did not: restart it
+                        starts += [Step(rid, "stop"), Step(rid, "start")]
+                    else:
+                        self._own(rid)
                 else:
                     starts.append(Step(rid, "start"))
             self._queue[0:0] = starts
@@ -311,14 +316,20 @@ class ChainPlan:
                 self._finish(False, "monitor_failed")
             return
         if step.op == "probe":
-            if outcome == "running":
-                self._own(r)  # already running: skip its start
+            if outcome == "running" and self._started_here:
+                # It runs although a resource before it in the chain did not (nfsd left
+                # behind without its exports or filesystem): its state can't be trusted,
+                # so restart it on top of what was just started.
+                self._queue[0:0] = [Step(r, "stop"), Step(r, "start")]
+            elif outcome == "running":
+                self._own(r)  # already running, and so is everything before it: skip its start
             else:
                 self._queue.insert(0, Step(r, "start"))
             return
         if step.op == "start":
             if outcome == "ok":
                 self._own(r)
+                self._started_here = True
                 return
             # the failed resource may be half up: stop it too, then everything else, in reverse
             self._own(r)

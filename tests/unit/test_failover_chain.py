@@ -36,17 +36,40 @@ def test_parallel_probe_then_start_in_order():
     while (step := plan.next_step()) is not None:
         seen.append((step.resource, step.op))
         if step.op == "probe-all":
-            plan.record(step, {"fs": "stopped", "vip": "running", "svc": "failed"})
+            plan.record(step, {"fs": "running", "vip": "running", "svc": "failed"})
         else:
             plan.record(step, "ok")
-    assert seen == [("fs,vip,svc", "probe-all"), ("fs", "start"), ("svc", "start")]
+    assert seen == [("fs,vip,svc", "probe-all"), ("svc", "start")]
+    assert plan.result.owned == list(IDS)
+
+
+def test_parallel_probe_restarts_what_runs_over_a_stopped_dependency():
+    # nfsd left running on a node whose filesystem is not mounted: not trusted, restarted
+    plan = C.ChainPlan("start", IDS, parallel_probe=True)
+    seen = []
+    while (step := plan.next_step()) is not None:
+        seen.append((step.resource, step.op))
+        if step.op == "probe-all":
+            plan.record(step, {"fs": "stopped", "vip": "running", "svc": "running"})
+        else:
+            plan.record(step, "ok")
+    assert seen == [("fs,vip,svc", "probe-all"), ("fs", "start"), ("vip", "stop"), ("vip", "start"),
+                    ("svc", "stop"), ("svc", "start")]
     assert plan.result.owned == list(IDS)
 
 
 def test_start_skips_what_already_runs():
     plan = C.ChainPlan("start", IDS)
-    steps = drive(plan, {("vip", "probe"): "running"})
-    assert ("vip", "start") not in steps
+    steps = drive(plan, {("fs", "probe"): "running", ("vip", "probe"): "running"})
+    assert ("fs", "start") not in steps and ("vip", "start") not in steps
+    assert plan.result.owned == list(IDS)
+
+
+def test_start_restarts_what_runs_after_a_started_resource():
+    plan = C.ChainPlan("start", IDS)
+    steps = drive(plan, {("vip", "probe"): "running"})  # fs was stopped and got started
+    assert steps[steps.index(("fs", "start")):] == [("fs", "start"), ("vip", "probe"), ("vip", "stop"),
+                                                   ("vip", "start"), ("svc", "probe"), ("svc", "start")]
     assert plan.result.owned == list(IDS)
 
 
