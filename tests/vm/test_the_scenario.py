@@ -87,10 +87,7 @@ def test_bootstrap_failover_crash_and_no_acknowledged_write_lost(vm_lab):
         r = lab.exec("node1", ("hasync", "migrate", "--to", target, "--wait", "240"), timeout=300)
         assert r.ok, f"migrate --to {target}: " + r.stdout[-2000:] + r.stderr[-2000:]
         wait_role(lab, target, "active", timeout=120)
-        try:
-            manual.wait_acked(lab, "client1", w, before + 10, timeout=180)
-        except TimeoutError as e:
-            client_stalled(lab, e, f"after migrate --to {target}")
+        manual.wait_acked(lab, "client1", w, before + 10, timeout=180)
         TIMINGS[f"scenario_migrate_to_{target}_s"] = round(time.monotonic() - t_mig, 2)
         assert manual.drbd_state(lab, target)["ro"] == "Primary/Secondary"
     errors = lab.exec("client1", ("cat", w["log"])).stdout
@@ -114,10 +111,7 @@ def test_bootstrap_failover_crash_and_no_acknowledged_write_lost(vm_lab):
     assert not lab.running("node1")
 
     wait_role(lab, "node2", "active", timeout=120)
-    try:
-        resumed = manual.wait_acked(lab, "client1", w, at_crash + 5, timeout=180)
-    except TimeoutError as e:
-        client_stalled(lab, e, "after the crash takeover")
+    resumed = manual.wait_acked(lab, "client1", w, at_crash + 5, timeout=180)
     TIMINGS["scenario_crash_to_client_resumed_s"] = round(time.monotonic() - t_crash, 2)
     assert resumed >= 0
     writer_log = manual.stop_writer(lab, "client1", w)
@@ -130,15 +124,3 @@ def test_bootstrap_failover_crash_and_no_acknowledged_write_lost(vm_lab):
     assert missing == [], f"acknowledged records lost: {missing[:20]}"
     assert len(bad) <= 1, f"corrupt records: {bad[:5]}"
 
-
-def client_stalled(lab, error: Exception, when: str) -> None:
-    """The known open gap of issue 6 (seen 2026-11-29, intermittently after a graceful
-    migrate, every time after the crash takeover): the chain runs on the new node (DRBD
-    primary, mount, VIP, statd, nfsd), yet the client's hard NFSv3 mount does not resume
-    within 180 s. What came before is asserted for real; this records where to look."""
-    diag = lab.exec("node2", ("sh", "-c", "ip -o -4 addr show eth0; exportfs -v; "
-                              "cat /proc/fs/nfsd/threads 2>&1; ls -l /var/lib/nfs; "
-                              f"tail -20 {DAEMON_LOG}")).stdout
-    client = lab.exec("client1", ("sh", "-c", "dmesg | tail -8")).stdout
-    pytest.xfail(f"client I/O did not resume {when}: {error}\n"
-                 f"node2:\n{diag[-3000:]}\nclient1:\n{client[-1500:]}")
