@@ -33,14 +33,14 @@ def lab_unavailable() -> str | None:
     return None
 
 
-def _down_stale_test_labs() -> None:
+def down_stale_test_labs() -> None:
     """Labs of test processes that died without cleaning up: "t<pid>" (this fixture),
-    "u<pid>"/"i<pid>" (test_lab_lifecycle)."""
+    "u<pid>"/"i<pid>" (test_lab_lifecycle), "b<pid>" (test_bootstrap_lab)."""
     from hasync.lab import Lab
     from hasync.lab.store import all_lab_names
 
     for name in all_lab_names():
-        if name[:1] in ("t", "u", "i") and name[1:].isdigit():
+        if name[:1] in ("t", "u", "i", "b") and name[1:].isdigit():
             pid = int(name[1:])
             if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
                 Lab(name).down()
@@ -53,7 +53,7 @@ def lab():
         pytest.skip(reason)
     from hasync.lab import Lab
 
-    _down_stale_test_labs()
+    down_stale_test_labs()
     the_lab = Lab(f"t{os.getpid()}")
     try:
         the_lab.up(hold=True)

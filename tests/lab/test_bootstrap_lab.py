@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from tests.lab.conftest import lab_unavailable
+from tests.lab.conftest import down_stale_test_labs, lab_unavailable
 
 pytestmark = pytest.mark.lab
 
@@ -33,15 +33,6 @@ WantedBy=multi-user.target
 """
 
 
-def _down_stale() -> None:
-    from hasync.lab import Lab
-    from hasync.lab.store import all_lab_names
-
-    for name in all_lab_names():
-        if name.startswith("b") and name[1:].isdigit() and not os.path.exists(f"/proc/{name[1:]}"):
-            Lab(name).down()
-
-
 @pytest.fixture(scope="module")
 def blab():
     reason = lab_unavailable()
@@ -49,7 +40,7 @@ def blab():
         pytest.skip(reason)
     from hasync.lab import Lab
 
-    _down_stale()
+    down_stale_test_labs()
     lab = Lab(f"b{os.getpid()}")
     try:
         lab.up(clients=0)
