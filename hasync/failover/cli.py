@@ -51,6 +51,11 @@ fence-peer handler runs (`fencing resource-and-stonith`): exit 0 there means "th
 down, IO may resume". When this node's failover daemon has already fenced NODE since
 it was last heard (it fences a silent peer before taking over), the command is not run
 a second time. Refuses the local node and does nothing useful with fencing off (exit 1).
+
+--tiebreak (what the DRBD handler passes): when [heartbeat].ping names ping nodes and none
+of them answers, this node is probably the one cut off: it does not fence NODE (exit 1,
+DRBD keeps IO frozen) and leaves the decision to the side that can still reach the
+network. Without it, two partitioned nodes could power each other off.
 """
 
 MIGRATE_HELP = """\
@@ -118,6 +123,7 @@ def register(sub) -> None:
     _common(fe)
     fe.add_argument("node", metavar="NODE", help="the node to fence (the peer)")
     fe.add_argument("--force", action="store_true", help="run the fence command even if the daemon fenced NODE already")
+    fe.add_argument("--tiebreak", action="store_true", help="refuse when no [heartbeat].ping node answers (this node may be the isolated one)")
     fe.set_defaults(func=cmd_fence)
 
     m = sub.add_parser("migrate", help="move the chain to a node", description=MIGRATE_HELP, formatter_class=fmt)
@@ -168,6 +174,14 @@ def cmd_fence(args) -> int:
                 return 0
         except Exception:
             pass  # no daemon: fence ourselves
+    ping = cluster.heartbeat.ping
+    if getattr(args, "tiebreak", False) and ping:
+        from hasync.effects.net import ping_any
+
+        if not ping_any(ping):
+            print(f"hasync fence: no ping node answers ({', '.join(ping)}): this node may be the isolated one; "
+                  f"not fencing {args.node}", file=sys.stderr)
+            return 1
     node = cluster.node(args.node)
     argv = [a.replace("{node}", node.name).replace("{address}", node.address) for a in f.command]
     r = ProcRunner().run(argv, env={"HASYNC_FENCE_NODE": node.name, "HASYNC_FENCE_ADDRESS": node.address}, timeout=f.timeout)

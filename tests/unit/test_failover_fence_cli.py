@@ -73,3 +73,34 @@ def test_fence_failure_and_refusals(tmp_path, monkeypatch):
     assert main(["-c", conf, "fence", "node2"]) == 1  # myself
     assert main(["-c", conf, "fence", "node9"]) == 2
     assert (tmp_path / "fenced").read_text() == "node1 10.9.0.1\n"  # only the first ran
+
+
+def _with_ping(conf: str, addr: str) -> str:
+    text = open(conf).read().replace('deadtime = "500ms"\n', f'deadtime = "500ms"\nping = ["{addr}"]\n')
+    open(conf, "w").write(text)
+    return conf
+
+
+def test_tiebreak_fences_when_a_ping_node_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("HASYNC_NODE", "node2")
+    monkeypatch.setenv("HASYNC_RUN_DIR", str(tmp_path / "run"))
+    conf = _with_ping(setup(tmp_path, 0), "127.0.0.1")  # loopback answers
+    assert main(["-c", conf, "fence", "--tiebreak", "node1"]) == 0
+    assert (tmp_path / "fenced").read_text() == "node1 10.9.0.1\n"
+
+
+def test_tiebreak_refuses_when_no_ping_node_answers(tmp_path, monkeypatch, capsys):
+    import hasync.effects.net as net
+
+    monkeypatch.setenv("HASYNC_NODE", "node2")
+    monkeypatch.setenv("HASYNC_RUN_DIR", str(tmp_path / "run"))
+    asked = []
+    monkeypatch.setattr(net, "ping_any", lambda addrs, wait_s=1: asked.append(tuple(addrs)) or False)
+    conf = _with_ping(setup(tmp_path, 0), "10.9.0.254")
+    assert main(["-c", conf, "fence", "--tiebreak", "node1"]) == 1
+    assert asked == [("10.9.0.254",)]
+    assert not (tmp_path / "fenced").exists()
+    assert "isolated" in capsys.readouterr().err
+    # without --tiebreak (an operator's explicit fence) the ping is not consulted
+    assert main(["-c", conf, "fence", "node1"]) == 0
+    assert asked == [("10.9.0.254",)]
