@@ -247,6 +247,7 @@ class VmLab:
         self.report: Report = report or (lambda s: None)
         self.state: dict = {}
         self.consoles: dict[str, Console] = {}
+        self._console_lock = threading.Lock()  # one connection per VM, even with threads
         if (self.dir / "lab.json").exists():
             self.state = json.loads((self.dir / "lab.json").read_text())
 
@@ -409,16 +410,17 @@ class VmLab:
         """This process's connection to *vm*'s agent. With *check*, a new connection must
         answer a ping: qemu serves one client per console socket, so a second process
         (a test holding a VmLab) would otherwise leave us waiting for nothing."""
-        con = self.consoles.get(vm)
-        if con is None or con.closed:
-            con = Console(self.dir / vm / "console.sock", vm)
-            con.connect(connect_timeout)
-            if check and con.ping(10.0) is None:
-                con.close()
-                raise VmError(f"{vm}: its console agent does not answer: another process holds the "
-                              f"console (a test's VmLab?) or the guest hangs (see {self.dir / vm / 'console.log'})")
-            self.consoles[vm] = con
-        return con
+        with self._console_lock:
+            con = self.consoles.get(vm)
+            if con is None or con.closed:
+                con = Console(self.dir / vm / "console.sock", vm)
+                con.connect(connect_timeout)
+                if check and con.ping(10.0) is None:
+                    con.close()
+                    raise VmError(f"{vm}: its console agent does not answer: another process holds the "
+                                  f"console (a test's VmLab?) or the guest hangs (see {self.dir / vm / 'console.log'})")
+                self.consoles[vm] = con
+            return con
 
     def console_tail(self, vm: str, n: int = 30) -> str:
         p = self.dir / vm / "console.log"
@@ -489,6 +491,8 @@ class VmLab:
             raise VmError(f"unknown link {link!r}: one of {', '.join(LINKS)}")
         if link == "public":
             return [vm] if vm else self.nodes
+        if link == "serial":  # one cable: unplugged at node2's end, whichever node is named
+            return [self.nodes[-1]]
         return self.nodes if vm is None else [vm]
 
     def cut(self, vm: str | None, link: str) -> None:
@@ -520,8 +524,6 @@ class VmLab:
             if link not in info["links"] or not self.running(t):
                 continue
             if link == "serial":
-                if t != self.nodes[-1]:  # the client end of the null modem is the one we unplug
-                    continue
                 if up:
                     backend = f"socket,path={self.dir / 'serial.sock'},reconnect=1"
                 else:

@@ -60,6 +60,11 @@ def cluster_toml(guests: tuple[Guest, ...]) -> str:
     """The VM lab's /etc/hasync/cluster.toml (same schema as profiles/cluster/example.toml)."""
     nodes = [g for g in guests if g.role == "node"]
     n1, n2 = nodes[0], nodes[1]
+    clients = [g for g in guests if g.role == "client"]
+    # the ping tiebreak: a node that cannot reach the clients' network does not take over
+    # (and its DRBD handler does not fence the peer); the first client stands in for the
+    # router a real site would ping
+    ping = ", ".join(f'"{g.public}"' for g in clients[:1])
     node_tables = "".join(f'\n[[node]]\nname = "{g.name}"\naddress = "{g.public}"\n' for g in nodes)
     fence = ", ".join(f'"{a}"' for a in FENCE_COMMAND)
     return f"""# The hasync VM lab: two qemu nodes with real DRBD 8.4, LVM and kernel NFS.
@@ -78,7 +83,7 @@ deadtime = "6s"
 initdead = "20s"
 auto_failback = false
 auth_key = "/etc/hasync/authkey"
-ping = []
+ping = [{ping}]
 
 [[heartbeat.link]]
 name = "replication"
