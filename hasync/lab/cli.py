@@ -123,8 +123,10 @@ def register(sub) -> None:
     p.add_argument("node", nargs="?", default=None)
     p.set_defaults(func=cmd_heal)
 
-    p = verbs.add_parser("bench", help="benchmarks: `hasync lab bench sync|failover ...`",
-                         description="Runs hasync.<KIND>.bench.main(ARGS).")
+    p = verbs.add_parser("bench", help="benchmarks: `hasync lab bench sync|failover [--vm] ...`",
+                         description="Runs hasync.<KIND>.bench.main(ARGS); `failover --vm` runs the VM "
+                                     "lab's crash-to-client-resumed benchmark (hasync.lab.vm.bench). "
+                                     "`hasync lab bench KIND --help` for each one's options.")
     p.add_argument("kind", choices=("sync", "failover"))
     p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS")
     p.set_defaults(func=cmd_bench)
@@ -385,6 +387,9 @@ def cmd_bench(args) -> int:
     argv = list(args.bench_args)
     if argv and argv[0] == "--":
         argv = argv[1:]
+    if args.kind == "failover" and "--vm" in argv:
+        argv.remove("--vm")
+        return int(importlib.import_module("hasync.lab.vm.bench").main(argv) or 0)
     try:
         mod = importlib.import_module(f"hasync.{args.kind}.bench")
     except ImportError as e:

@@ -166,21 +166,26 @@ def crash_and_wait(lab: VmLab, victim: str, survivor: str, w: dict[str, str], cl
     res.acked_before = max((s for s, _ in ack_times(lab, client, w)), default=0)
     wait_role(lab, survivor, "active", timeout)
     res.active_s = round(time.time() - t_crash, 2)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        later = [t for s, t in ack_times(lab, client, w) if t - offset > t_crash]
-        if later:
-            res.resumed_s = round(min(later) - offset - t_crash, 3)
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"{client}: no write acknowledged {timeout:.0f}s after {victim} was powered off")
+    res.resumed_s = client_resumed_after(lab, client, w, t_crash, offset, timeout)
     res.record = last_failover(lab, survivor)
     res.phases = breakdown(res.record)
     began = iso_epoch(res.record.get("began", ""))
     if began:  # the record begins when the survivor declares the peer dead
         res.detect_s = round(began - survivor_offset - t_crash, 3)
     return res
+
+
+def client_resumed_after(lab: VmLab, client: str, w: dict[str, str], t_crash: float, offset: float,
+                         timeout: float = 180.0) -> float:
+    """Seconds from *t_crash* (host clock) to the client's first acknowledged write after
+    it, from the ack log's time stamps (client clock, mapped through *offset*)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        later = [t for _, t in ack_times(lab, client, w) if t - offset > t_crash]
+        if later:
+            return round(min(later) - offset - t_crash, 3)
+        time.sleep(0.5)
+    raise AssertionError(f"{client}: no write acknowledged {timeout:.0f}s after the crash")
 
 
 def rejoin(lab: VmLab, node: str, peer: str) -> dict[str, float]:
