@@ -153,8 +153,9 @@ def cmd_watch(args) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    if not args.verbose:
-        logging.getLogger("watchdog").setLevel(logging.WARNING)
+    # watchdog logs every inotify event at DEBUG (a burst of 10,000 files: ~100,000
+    # lines, slower than the burst itself); its warnings (queue overflow) stay
+    logging.getLogger("watchdog").setLevel(logging.INFO if args.verbose else logging.WARNING)
     cluster, me, peer, link, syncer = _setup(args)
     version = _local_unison_version()
     from hasync.sync.unison import parse_version

@@ -15,6 +15,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hasync.sync import sdnotify, state
@@ -128,7 +129,6 @@ class Watcher:
     # ------------------------------------------------------------ inotify
     def _start_observer(self) -> None:
         from watchdog import events as ev
-        from watchdog.observers import Observer
 
         q, scope, last = self.q, self.scope, self._last
 
@@ -136,6 +136,9 @@ class Watcher:
             def on_any_event(self, event):
                 if event.is_directory and event.event_type == "modified":
                     return  # "an entry changed": the entry's own event names it
+                if getattr(event, "is_synthetic", False):
+                    return  # watchdog's per-entry events below a moved directory: the
+                    # directory's own event names it, and a run over it covers them
                 for p in (event.src_path, getattr(event, "dest_path", "")):
                     if p and p != last[0]:
                         p = os.fsdecode(p)
@@ -154,7 +157,10 @@ class Watcher:
         ]
         logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
         logging.getLogger("watchdog.observers.inotify").addHandler(self._overflow)
-        self.observer = Observer()
+        self.observer, self.health["watch_pruned"] = pruned_observer(self.scope.ignored)
+        if not self.health["watch_pruned"]:
+            log.info("watch: this watchdog version cannot skip unison's temporary directories; "
+                     "a peer's large run costs more CPU here")
         handler = Handler()
         self.health["watching"], self.health["watch_errors"] = [], []
         for d, recursive in self.scope.watches(os.path.isdir):
@@ -374,6 +380,54 @@ class Watcher:
             logging.getLogger("watchdog.observers.inotify").removeHandler(self._overflow)
             self.link.stop()
             self._save_status()
+
+
+def pruned_observer(skip_dir: Callable[[str], bool]) -> tuple[Any, bool]:
+    """A watchdog inotify observer that never watches a directory *skip_dir* accepts
+    (unison's ``.unison.NAME.HASH.unison.tmp``, ``[sync].ignore`` matches), and
+    reports a new or moved-in directory by its own event only (no synthetic events
+    for what it already holds: a run over the directory covers its content).
+
+    unison receives a new directory into such a temporary directory and renames it at
+    the end: without pruning, the receiving watcher processes ~10 events for every file
+    of a peer's burst while the run is writing them, on the same CPUs. Returns (observer,
+    True), or (a plain Observer, False) when this watchdog lacks the hooks used here
+    (they are internal: checked, never assumed).
+    """
+    from watchdog.observers import Observer
+
+    try:
+        from watchdog.observers import inotify as wi
+
+        group_cls, emitter_cls = wi.InotifyWatchGroup, wi.InotifyEmitter
+        hooks = all(hasattr(group_cls, a) for a in ("_add_callback", "_recursive_simulate"))
+    except (ImportError, AttributeError):
+        hooks = False
+    observer = Observer()
+    if not hooks or not hasattr(observer, "_emitter_class") or not issubclass(observer._emitter_class, emitter_cls):
+        return observer, False
+
+    class Group(group_cls):  # type: ignore[misc,valid-type]
+        def _add_callback(self, path):
+            if path != self.path and skip_dir(os.fsdecode(path)):
+                return
+            super()._add_callback(path)
+
+        def _recursive_simulate(self, src_path):
+            return []
+
+    class Emitter(observer._emitter_class):  # type: ignore[misc,name-defined]
+        def on_thread_start(self) -> None:
+            self._inotify = Group(
+                self._inotify_fd,
+                os.fsencode(self.watch.path),
+                is_recursive=self.watch.is_recursive,
+                event_mask=self.get_event_mask_from_filter(),
+                follow_symlink=self.watch.follow_symlink,
+            )
+
+    observer._emitter_class = Emitter
+    return observer, True
 
 
 def _read_int(path: str) -> str:

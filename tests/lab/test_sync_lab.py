@@ -166,6 +166,29 @@ def test_burst_of_1000_files(cl):
     assert cl.log("node1").count("sync: synced") < 200
 
 
+def test_received_directory_is_one_event_on_the_peer(cl):
+    """unison receives a new directory into a temporary directory and renames it at the
+    end; node2's watcher does not watch the temporary one, so the arrival of 200 files
+    is a single path there (the directory itself), suppressed as an echo -- not 200
+    paths (nor ~2,000 inotify events) and no run of node2's own."""
+    assert cl.status("node2")["watcher"].get("watch_pruned") is True
+    before = cl.status("node2")["watcher"]["echo_suppressed"]
+    runs_before = cl.log("node2").count("sync: synced")
+    cl.lab.sh("node1", "mkdir -p /tmp/hasync-pruned-src && cd /tmp/hasync-pruned-src "
+              "&& for i in $(seq 200); do echo $i > f$i; done", check=True)
+    try:
+        cl.lab.sh("node1", f"cp -r /tmp/hasync-pruned-src {D}/received", check=True)
+    finally:
+        cl.lab.sh("node1", "rm -rf /tmp/hasync-pruned-src")
+    wait_until(lambda: os.path.isdir(cl.p("node2", f"{D}/received"))
+               and len(os.listdir(cl.p("node2", f"{D}/received"))) == 200, what="200 files on node2")
+    assert all(cl.same(f"{D}/received/f{i}") for i in range(1, 201))
+    wait_until(lambda: cl.status("node2")["watcher"]["echo_suppressed"] > before, what="the echo on node2")
+    time.sleep(1)  # anything else node2 saw would be due by now
+    assert cl.status("node2")["watcher"]["echo_suppressed"] - before <= 2
+    assert cl.log("node2").count("sync: synced") == runs_before
+
+
 def test_editor_style_save(cl):
     cl.write("node1", f"{D}/edit.conf", "v1\n")
     wait_until(lambda: cl.same(f"{D}/edit.conf"))
