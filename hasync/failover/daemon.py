@@ -1,6 +1,6 @@
 """The failover daemon: links, the membership FSM, a job worker, the control socket.
 
-One ``selectors`` loop on a monotonic clock: heartbeat links, the control socket, and a
+One epoll loop on a monotonic clock: heartbeat links, the control socket, and a
 wake-up pipe (job results, signals). Every ``keepalive`` a packet goes out on every
 link; every input is fed to ``membership.Membership`` and the actions it returns are
 executed: packets sent at once, jobs (chain start/stop/restart/monitor, fence, ping,
@@ -18,9 +18,10 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import operator
 import os
 import queue
-import selectors
+import select
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hasync import __version__, model
 from hasync.effects.files import atomic_write
@@ -39,6 +41,7 @@ from hasync.failover import packets as P
 from hasync.failover.links import LinkError, open_link
 from hasync.failover.membership import Event, FsmConfig, Job, JobResult, Membership, Monitor, Send
 from hasync.failover.sdnotify import Notifier
+from hasync.failover.stall import StallMeter, stall_threshold
 from hasync.failover.timeline import Timeline
 
 DEFAULT_STATE_DIR = "/var/lib/hasync/failover"
@@ -370,6 +373,30 @@ def _why(res: model.Resource, op: str, r) -> str:
 # --------------------------------------------------------------------------- daemon
 
 
+_first = operator.itemgetter(0)
+
+
+class Poller:
+    """An epoll with the data of each registered fd (the main loop's one wait)."""
+
+    def __init__(self) -> None:
+        self.ep = select.epoll()
+        self.data: dict[int, tuple] = {}
+
+    def register(self, fileobj, data: tuple) -> None:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self.ep.register(fd, select.EPOLLIN)
+        self.data[fd] = data
+
+    def unregister(self, fileobj) -> None:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if self.data.pop(fd, None) is not None:
+            try:
+                self.ep.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
+
 class Daemon:
     def __init__(
         self,
@@ -405,12 +432,20 @@ class Daemon:
         if errs:
             raise SystemExit("invalid heartbeat timing: " + "; ".join(errs))
         self.peer = cluster.peer_of(local)
-        self.sel = selectors.DefaultSelector()
+        self.sel = Poller()
+        # the links are not in the main wait (see rx_wake): a second epoll, polled without
+        # waiting, says which have datagrams when the loop wakes anyway
+        self.rx_poll = select.epoll()
+        self.rx_links: dict[int, Any] = {}  # fd -> UdpLink | SerialLink
         self.links: list = []
+        self.mac = P.Mac(key)  # HMAC key schedule done once, for every send and receive
         self.decoders: dict[str, P.FrameDecoder] = {}
-        self.last_sig: dict[str, bytes] = {}
+        # per link: the last frame accepted from the peer, split around its sequence number
+        # (a frame that starts and ends the same is the same state repeated: not parsed)
+        self.last_sig: dict[str, tuple[bytes, bytes, int]] = {}
         self._tpl_fields: dict | None = None
-        self._tpl: dict[str, tuple[bytes, bytes]] = {}  # per link: the last accepted frame minus its seq and MAC
+        self._fields_stale = True  # the FSM may have changed what goes into our packets
+        self._tx: list[list] = []  # per link: [link, head prefix, head suffix, seq]
         self.seq: dict[str, int] = {}
         self.results: deque = deque()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -426,7 +461,9 @@ class Daemon:
         self.mlocked = False
         self.notifier = Notifier()
         self.dirty = True
-        self.stats = {"wakes": 0, "packets_fast": 0, "packets_parsed": 0, "ticks": 0}
+        self.n_wakes = self.n_fast = self.n_parsed = self.n_ticks = 0
+        self.next_send = 0.0
+        self.stall = StallMeter(stall_threshold(self.cfg.warntime))
         self.profile = None
         try:
             from hasync.config import load_profile
@@ -459,10 +496,12 @@ class Daemon:
                 raise SystemExit(str(e)) from None
             self.links.append(lk)
             self.seq[lk.name] = 0
-            self.decoders[lk.name] = P.FrameDecoder(self.key)
+            self.decoders[lk.name] = P.FrameDecoder(self.key, mac=self.mac)
+            self.rx_poll.register(lk.fileno(), select.EPOLLIN)
+            self.rx_links[lk.fileno()] = lk
             if self.rx_wake:
-                self.sel.register(lk, selectors.EVENT_READ, ("link", lk))
-        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+                self.sel.register(lk, ("link", lk))
+        self.sel.register(self.wake_r, ("wake", None))
         self._listen()
         self.priority = raise_priority(self.priority_mode)
         self.worker = Worker(self.cluster, self.local, self.runner, self._post, self.profile)
@@ -502,7 +541,7 @@ class Daemon:
         os.chmod(path, 0o600)
         s.listen(8)
         self.listener = s
-        self.sel.register(s, selectors.EVENT_READ, ("listen", s))
+        self.sel.register(s, ("listen", s))
 
     def _now(self) -> float:
         return self.clock.monotonic()
@@ -522,22 +561,33 @@ class Daemon:
         self.setup()
         self.notifier.ready(f"{self.local}: {self.fsm.role}")
         wd = self.notifier.watchdog_s / 2 if self.notifier.watchdog_s else 0.0
-        now = self._now()
-        next_send = now
+        mono = self.clock.monotonic
+        poll = self.sel.ep.poll
+        pdata = self.sel.data
+        stall_limit = self.stall.threshold
+        now = mono()
         next_wd = now + wd if wd else float("inf")
-        self.next_send = next_send
+        self.next_send = now
         fsm_deadline = now
+        fsm_stale = False  # fsm_deadline may be earlier than needed (heartbeats moved it later)
+        # The steady state (a heartbeat to send, the peer's repeats to read) is one wake-up
+        # per keepalive: one epoll wait, one poll of the links, a recvmsg per datagram, a
+        # sendto per link; the FSM is ticked only when one of its deadlines passed or
+        # something happened, and nothing is written to disk unless something changed.
         while True:
-            now = self._now()
-            deadline = min(fsm_deadline, self.next_send, next_wd)
-            timeout = max(0.0, deadline - now)
+            if fsm_stale and fsm_deadline < self.next_send:
+                fsm_deadline = self.fsm.next_deadline(now)
+                fsm_stale = False
+            due = min(fsm_deadline, self.next_send, next_wd)
             self.dirty = False
-            self.stats["wakes"] += 1
-            for key, _ in self.sel.select(timeout):
-                kind, obj = key.data
-                if kind == "link":
-                    pass  # drained below with the others
-                elif kind == "wake":
+            self.n_wakes += 1
+            events = poll(max(0.0, due - mono()))
+            now = mono()
+            if now - due > stall_limit:
+                self._on_stall(due, now)
+            for fd, _ in events:
+                kind, obj = pdata.get(fd, ("gone", None))
+                if kind == "wake":
                     self.dirty = True
                     self._on_wake()
                 elif kind == "listen":
@@ -545,19 +595,19 @@ class Daemon:
                 elif kind == "conn":
                     self.dirty = True
                     self._on_conn(obj)
-            now = self._now()
+                # "link": drained below with the others
             if self._drain(now):
-                fsm_deadline = self.fsm.next_deadline(now)  # packets move the deadlines later
-            now = self._now()
+                fsm_stale = True  # repeats only move the deadlines later
+                now = mono()
             # A quiet heartbeat only moves deadlines later: waking at the old one is
             # harmless, so the FSM is ticked (and the deadline recomputed) only when a
-            # deadline passed or something happened. Keeps idle CPU low at 20 ms keepalive.
+            # deadline passed or something happened.
             if now >= fsm_deadline or self.dirty or self.stop_requested:
-                self.stats["ticks"] += 1
+                self.n_ticks += 1
                 self._apply(self.fsm.tick(now))
                 self.dirty = True
             if now >= self.next_send:
-                self._send_all()
+                self._send_all(now, scheduled=True)
             if now >= next_wd:
                 self.notifier.watchdog()
                 next_wd = now + wd
@@ -568,7 +618,9 @@ class Daemon:
                 self._apply(self.fsm.begin_leave(now))
             if self.dirty:
                 self._after()
-                fsm_deadline = self.fsm.next_deadline(self._now())
+                now = mono()
+                fsm_deadline = self.fsm.next_deadline(now)
+                fsm_stale = False
             if self.leave_started and self.fsm.can_exit:
                 self._send_all()
                 time.sleep(min(0.02, self.cfg.keepalive / 2))
@@ -577,6 +629,13 @@ class Daemon:
                 self._after()
                 self._cleanup()
                 return 0
+
+    def _on_stall(self, due: float, now: float) -> None:
+        st = self.stall.observe(due, now)
+        if st is not None:
+            self._event(Event("stall", st.message(self.stall.threshold), "warn",
+                              (("late_ms", round(st.late_s * 1000, 1)), ("count", st.count), ("unreported", st.unreported))))
+            self.dirty = True  # the timeline line gets written
 
     def _cleanup(self) -> None:
         for s in list(self.conns):
@@ -599,6 +658,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ actions
     def _apply(self, actions) -> None:
+        self._fields_stale = True  # whatever the FSM did, the next send re-reads its fields
         if actions:
             self.dirty = True
         send = False
@@ -622,39 +682,91 @@ class Daemon:
         for sub in self.subscribers:
             self._sub_send(sub, {"event": entry})
 
-    def _send_all(self) -> None:
-        now = self._now()
-        fields = self.fsm.packet_fields()
-        if fields != self._tpl_fields:  # the state changed: new per-link templates
-            self._tpl_fields = fields
-            self._tpl = {lk.name: P.encoder_template(P.Packet(link=lk.name, seq=0, **fields), self.key) for lk in self.links}
-        key = self.key
-        for lk in self.links:
-            seq = self.seq[lk.name] = self.seq[lk.name] + 1
-            if not lk.send(P.encode_seq(self._tpl[lk.name], seq, key)):
+    def _send_all(self, now: float | None = None, scheduled: bool = False) -> None:
+        """A heartbeat on every link. Scheduled ones keep a fixed rhythm (one per keepalive
+        on average, whatever the wake-up latency); an extra one (a state change the peer
+        must learn now) starts the rhythm again from now."""
+        if now is None:
+            now = self._now()
+        if self._fields_stale:
+            self._fields_stale = False
+            fields = self.fsm.packet_fields()
+            if fields != self._tpl_fields:  # the state changed: new per-link templates
+                self._tpl_fields = fields
+                for tx in self._tx:  # the sequence numbers go on across template changes
+                    self.seq[tx[0].name] = tx[3]
+                self._tx = []
+                for lk in self.links:
+                    pre, suf = P.encoder_template(P.Packet(link=lk.name, seq=0, **fields), self.key)
+                    self._tx.append([lk, pre, suf, self.seq[lk.name]])
+        mac = self.mac
+        for tx in self._tx:
+            lk, pre, suf, seq = tx
+            seq += 1
+            tx[3] = seq
+            head = pre + seq.to_bytes(8, "big") + suf
+            if not lk.send(head + mac.digest(head)):
                 self.fsm.on_send_error(lk.name)
-        self.next_send = now + self.cfg.keepalive
+        nxt = now + self.cfg.keepalive
+        if scheduled and self.next_send + self.cfg.keepalive > now:
+            nxt = self.next_send + self.cfg.keepalive  # else late (a stall): no burst to catch up
+        self.next_send = nxt
 
     def _drain(self, now: float) -> bool:
-        """Read every link; feed what arrived to the FSM in arrival order."""
+        """Read every link that has something; feed it to the FSM in arrival order."""
+        ready = self.rx_poll.poll(0)
+        if not ready:
+            return False
         real = time.time()
         items = []
-        for lk in self.links:
-            for t, data in lk.receive_stamped(now, real):
-                items.append((t, lk, data))
-        if not items:
-            return False
+        rx_links = self.rx_links
+        for _ in range(64):
+            for fd, _ev in ready:
+                lk = rx_links[fd]
+                if lk.kind == "serial":
+                    for t, data in lk.receive_stamped(now, real):
+                        items.append((t, lk, data))
+                else:
+                    got = lk.recv_one(now, real)
+                    if got is not None:
+                        items.append((got[0], lk, got[1]))
+            ready = self.rx_poll.poll(0)
+            if not ready:
+                break
         if len(items) > 1:
-            items.sort(key=lambda x: x[0])
+            items.sort(key=_first)
+        mac = self.mac
+        fsm = self.fsm
+        last_sig = self.last_sig
         for t, lk, data in items:
-            self._on_link(lk, [data], min(t, now))
+            if t > now:
+                t = now
+            if lk.kind == "serial":
+                self._on_link(lk, [data], t)
+                continue
+            head = P.datagram_head(data, mac)
+            if head is None:  # not exactly one valid frame: the decoder counts what is wrong
+                self._on_link(lk, [data], t)
+                continue
+            # fast path: the frame equals the last one accepted on this link but for its
+            # sequence number (the steady state): not parsed at all
+            sig = last_sig.get(lk.name)
+            if sig is not None and len(head) == sig[2] and head.startswith(sig[0]) and head.endswith(sig[1]):
+                acts = fsm.on_repeat(t, lk.name, int.from_bytes(head[P.SEQ_SLICE], "big"))
+                if acts is not None:
+                    self.n_fast += 1
+                    if acts:
+                        self._apply(acts)
+                    continue
+            self._on_heads(lk, (head,), t, fast=False)
         return True
 
     def _on_link(self, lk, chunks: list[bytes], now: float) -> None:
+        """Raw bytes from a link: through the link's frame decoder (counts bad MACs,
+        garbage), then the frames found."""
         dec = self.decoders[lk.name]
         c = dec.counters
         before = (c.bad_mac, c.malformed, c.garbage_bytes)
-        name = lk.name
         heads: list[bytes] = []
         for data in chunks:
             if lk.kind != "serial":
@@ -662,25 +774,32 @@ class Daemon:
             heads += dec.feed_raw(data)
         if lk.kind != "serial":
             dec.buf.clear()
+        self._count_decode(lk.name, c, before)
+        self._on_heads(lk, heads, now)
+
+    def _on_heads(self, lk, heads, now: float, fast: bool = True) -> None:
+        """Authenticated frames (header + payload) from *lk* (fast: try the repeat path)."""
+        name = lk.name
+        c = self.decoders[name].counters
+        before = (c.bad_mac, c.malformed, c.garbage_bytes)
         for head in heads:
-            # fast path: a frame equal to the last accepted one on this link but for its
-            # sequence number (the steady state) is not parsed at all
-            sig = P.head_signature(head)
-            if sig == self.last_sig.get(name):
+            sig = self.last_sig.get(name)
+            if fast and sig is not None and len(head) == sig[2] and head.startswith(sig[0]) and head.endswith(sig[1]):
                 acts = self.fsm.on_repeat(now, name, int.from_bytes(head[P.SEQ_SLICE], "big"))
                 if acts is not None:
-                    self.stats["packets_fast"] += 1
+                    self.n_fast += 1
                     if acts:
                         self._apply(acts)
                     continue
             p = P.parse_head(head, c)
-            self.stats["packets_parsed"] += 1
+            self.n_parsed += 1
             self.dirty = True  # a new state from the peer: waiting commands re-check
+            self._fields_stale = True
             if p is None:
                 continue
             self._apply(self.fsm.on_packet(now, name, p))
             if p.node == self.peer.name and self.fsm.guard.last_seq.get((p.node, name)) == p.seq:
-                self.last_sig[name] = sig
+                self.last_sig[name] = (head[: P.SEQ_SLICE.start], head[P.SEQ_SLICE.stop :], len(head))
         self._count_decode(name, c, before)
 
     def _count_decode(self, name: str, c, before) -> None:
@@ -759,13 +878,10 @@ class Daemon:
             return
         conn.setblocking(False)
         self.conns[conn] = bytearray()
-        self.sel.register(conn, selectors.EVENT_READ, ("conn", conn))
+        self.sel.register(conn, ("conn", conn))
 
     def _close(self, conn: socket.socket) -> None:
-        try:
-            self.sel.unregister(conn)
-        except (KeyError, ValueError):
-            pass
+        self.sel.unregister(conn)
         self.conns.pop(conn, None)
         self.subscribers = [s for s in self.subscribers if s["conn"] is not conn]
         try:
@@ -917,7 +1033,11 @@ class Daemon:
                 "uptime_s": round(time.time() - self.started_wall, 1),
                 "priority": self.priority,
                 "memory_locked": self.mlocked,
-                **self.stats,
+                "wakes": self.n_wakes,
+                "packets_fast": self.n_fast,
+                "packets_parsed": self.n_parsed,
+                "ticks": self.n_ticks,
+                **self.stall.snapshot(now),
                 **proc_stats(),
             },
             "files": {"role": str(self.paths.role), "socket": str(self.paths.socket), "timeline": str(self.timeline.path)},

@@ -85,6 +85,24 @@ class UdpLink:
             out.append((t, data))
         return out
 
+    def recv_one(self, mono_now: float, real_now: float) -> tuple[float, bytes] | None:
+        """One datagram with its arrival time (see receive_stamped), or None when the
+        socket is empty. The daemon calls it only for sockets an epoll said are readable,
+        so the steady state never pays for an EAGAIN exception."""
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(4096, 64)
+        except OSError:
+            return None
+        t = mono_now
+        if anc:
+            level, kind, cdata = anc[0]
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= _TS.size:
+                sec, nsec = _TS.unpack_from(cdata)
+                age = real_now - (sec + nsec * 1e-9)
+                if 0.0 <= age < 60.0:
+                    t = mono_now - age
+        return t, data
+
     def close(self) -> None:
         self.sock.close()
 

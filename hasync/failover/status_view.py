@@ -138,7 +138,21 @@ def render(st: dict):
     d = st.get("daemon", {})
     parts.append(Text(f"daemon pid {d.get('pid')}, up {d.get('uptime_s', 0):.0f} s, {d.get('priority')}, RSS {d.get('rss_mb', '?')} MB, "
                       f"fencing {st['fencing']['mode']}, auto_failback {'on' if st.get('auto_failback') else 'off'}", style="dim"))
+    stalls = stall_line(d)
+    if stalls:
+        parts.append(Text(stalls, style="yellow"))
     return Group(*parts)
+
+
+def stall_line(d: dict) -> str:
+    """One line about late wake-ups of the daemon (the host did not run it), or ""."""
+    n = d.get("scheduler_stalls") or 0
+    if not n:
+        return ""
+    ago = d.get("last_stall_ago_s")
+    return (f"{n} scheduler stall{'s' if n != 1 else ''}: the daemon woke up to {d.get('worst_late_wake_ms')} ms late "
+            f"(threshold {d.get('stall_threshold_ms')} ms; last {d.get('last_stall_ms')} ms, {ago} s ago): "
+            "this host did not run it; late heartbeats then are not the network's fault")
 
 
 def render_failover(rec: dict | None):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -436,4 +437,29 @@ def test_serial_link_alone_keeps_the_peer_alive(cluster, tmp_path):
     time.sleep(1.5)
     assert role(lab, "node1") == "active" and role(lab, "node2") == "standby"
     assert status(lab, "node2")["peer"]["state"] == "up"
+    watcher.finish()
+
+
+def test_a_stopped_daemon_reports_a_scheduler_stall_not_a_dead_peer(cluster, tmp_path):
+    """SIGSTOP node2's daemon for longer than the stall threshold (warntime/2) but less than
+    deadtime: it must count and log the late wake-up; the heartbeats that node1 sent
+    meanwhile were queued with their kernel receive times, so nobody fails over."""
+    lab, watcher = cluster
+    up_and_running(lab, tmp_path)
+    st = status(lab, "node2")
+    pid = st["daemon"]["pid"]
+    assert b"failover" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert st["daemon"]["scheduler_stalls"] == 0
+    threshold_s = st["daemon"]["stall_threshold_ms"] / 1000
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(max(0.3, 2 * threshold_s))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    st = wait_for("node2 counts the stall", lambda: (s := status(lab, "node2"))["daemon"]["scheduler_stalls"] >= 1 and s, 10, 0.2)
+    assert st["daemon"]["worst_late_wake_ms"] > st["daemon"]["stall_threshold_ms"]
+    stalls = [e for e in timeline(lab, "node2") if e["kind"] == "stall"]
+    assert stalls and "scheduler stall" in stalls[0]["message"], logs(tmp_path)
+    assert "scheduler stall: the main loop woke" in (tmp_path / "node2.log").read_text()
+    assert role(lab, "node1") == "active" and role(lab, "node2") == "standby"
     watcher.finish()

@@ -110,3 +110,39 @@ def test_template_encoding_equals_full_encoding():
     head = P.encode(pkt(seq=5), KEY)[: -P.MAC_LEN]
     assert P.head_signature(head) == P.head_signature(P.encode(pkt(seq=6), KEY)[: -P.MAC_LEN])
     assert P.head_signature(head) != P.head_signature(P.encode(pkt(seq=6, role="active"), KEY)[: -P.MAC_LEN])
+
+
+def test_precomputed_mac_equals_hmac_sha256():
+    import hmac as _hmac
+
+    mac = P.Mac(KEY)
+    for msg in (b"", b"x", bytes(range(256)) * 3):
+        assert mac.digest(msg) == _hmac.digest(KEY, msg, "sha256")
+    assert P.Mac(b"other key 123456").digest(b"x") != mac.digest(b"x")
+
+
+def test_encode_seq_with_a_mac_object_equals_full_encoding():
+    pkt = P.Packet("c", "node1", "hb", 7, 0, role="active", owned=("vip",), epoch=3)
+    tpl = P.encoder_template(pkt, KEY)
+    for seq in (1, 2, 2**40):
+        want = P.encode(P.Packet("c", "node1", "hb", 7, seq, role="active", owned=("vip",), epoch=3), KEY)
+        assert P.encode_seq(tpl, seq, P.Mac(KEY)) == want == P.encode_seq(tpl, seq, KEY)
+
+
+def test_datagram_fast_path_accepts_exactly_one_valid_frame():
+    mac = P.Mac(KEY)
+    f = P.encode(P.Packet("c", "node1", "hb", 7, 9, role="standby"), KEY)
+    head = P.datagram_head(f, mac)
+    assert head == f[: -P.MAC_LEN]
+    assert P.parse_head(head, P.DecodeCounters()).seq == 9
+    bad = bytearray(f)
+    bad[-1] ^= 1
+    assert P.datagram_head(bytes(bad), mac) is None  # bad MAC
+    assert P.datagram_head(P.encode(P.Packet("c", "node1", "hb", 7, 9), b"x" * 32), mac) is None  # other key
+    assert P.datagram_head(f + f, mac) is None  # two frames: the decoder's job
+    assert P.datagram_head(b"junk" + f, mac) is None  # garbage in front
+    assert P.datagram_head(f[:-1], mac) is None  # truncated
+    assert P.datagram_head(b"", mac) is None
+    # whatever the fast path refuses, the decoder still handles (and counts) as before
+    d = P.FrameDecoder(KEY)
+    assert [p.seq for p in d.feed(b"junk" + f)] == [9] and d.counters.garbage_bytes == 4

@@ -65,3 +65,15 @@ def test_daemon_down_view():
     c.print(V.render_down("the failover daemon is not running here", None))
     out = c.export_text()
     assert "DOWN" in out and "none recorded" in out
+
+
+def test_scheduler_stalls_are_shown_but_do_not_change_the_health():
+    st = status()
+    assert "scheduler stall" not in text(st)  # none: no line
+    st["daemon"].update({"scheduler_stalls": 3, "stall_threshold_ms": 12.5, "worst_late_wake_ms": 280.0,
+                         "last_stall_ms": 40.0, "last_stall_ago_s": 12.0})
+    out = text(st)
+    assert "3 scheduler stalls: the daemon woke up to 280.0 ms late (threshold 12.5 ms; last 40.0 ms, 12.0 s ago)" in out
+    assert V.health(st)[0] == "ok"  # a host stall is information, not a cluster problem
+    st["daemon"]["scheduler_stalls"] = 1
+    assert "1 scheduler stall:" in V.stall_line(st["daemon"])

@@ -1,0 +1,90 @@
+"""Late wake-ups of the daemon's main loop: the host did not run the daemon (pure).
+
+The main loop knows when it must wake next (the next heartbeat to send, an FSM deadline).
+When it wakes much later than that, the *host* did not schedule it: CPU starvation, a
+hypervisor pause, swapping, a SIGSTOP. A peer declared dead or late heartbeats around
+such a moment are this node's trouble, not the network's: the operator sees both, the
+stall in the log, the timeline and ``hasync status`` (``daemon.scheduler_stalls``).
+
+``StallMeter.observe(due, now)`` is fed every wake-up; it counts the late ones and says
+when one is worth a log line (at most one per ``report_interval``; the others are
+counted and summed up in the next line). ``now`` and ``due`` are monotonic seconds
+passed in: tested on a fake clock (tests/unit/test_failover_stall.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A late wake-up worth reporting."""
+
+    late_s: float  # how much later than due the loop woke
+    due: float  # when it should have woken (monotonic)
+    count: int  # late wake-ups so far (this one included)
+    unreported: int  # late wake-ups since the previous report that were not logged
+    worst_unreported_s: float  # the worst of those
+
+    def message(self, threshold_s: float) -> str:
+        more = ""
+        if self.unreported:
+            more = f"; {self.unreported} more since the last warning (worst {self.worst_unreported_s * 1000:.0f} ms)"
+        return (
+            f"scheduler stall: the main loop woke {self.late_s * 1000:.0f} ms late "
+            f"(threshold {threshold_s * 1000:.0f} ms): this host did not run the daemon, so late heartbeats or "
+            f"a peer declared dead right now may be this host's stall, not the network{more}"
+        )
+
+
+def stall_threshold(warntime: float) -> float:
+    """How late a wake-up must be to count: half of warntime (a stall that long eats most
+    of the margin before a late-heartbeat warning), at least 5 ms (timer granularity)."""
+    return max(0.005, warntime / 2)
+
+
+@dataclass
+class StallMeter:
+    threshold: float
+    report_interval: float = 1.0
+    count: int = 0
+    worst_s: float = 0.0
+    last_at: float | None = None  # monotonic time of the last late wake-up
+    last_late_s: float = 0.0
+    _last_report: float | None = None
+    _unreported: int = 0
+    _worst_unreported: float = 0.0
+
+    def observe(self, due: float, now: float) -> Stall | None:
+        """The loop meant to wake at *due* and woke at *now*. A Stall when it is worth a
+        warning, None otherwise (on time, or late but rate-limited: counted)."""
+        late = now - due
+        if late <= self.threshold:
+            return None
+        self.count += 1
+        self.worst_s = max(self.worst_s, late)
+        self.last_at = now
+        self.last_late_s = late
+        if self._last_report is not None and now - self._last_report < self.report_interval:
+            self._unreported += 1
+            self._worst_unreported = max(self._worst_unreported, late)
+            return None
+        st = Stall(late, due, self.count, self._unreported, self._worst_unreported)
+        self._last_report = now
+        self._unreported = 0
+        self._worst_unreported = 0.0
+        return st
+
+    def recent(self, now: float, window: float = 60.0) -> bool:
+        """A late wake-up within the last *window* seconds."""
+        return self.last_at is not None and now - self.last_at <= window
+
+    def snapshot(self, now: float) -> dict:
+        return {
+            "scheduler_stalls": self.count,
+            "stall_threshold_ms": round(self.threshold * 1000, 1),
+            "worst_late_wake_ms": round(self.worst_s * 1000, 1),
+            "last_stall_ms": round(self.last_late_s * 1000, 1) if self.last_at is not None else None,
+            "last_stall_ago_s": round(now - self.last_at, 1) if self.last_at is not None else None,
+        }

@@ -1,0 +1,54 @@
+"""Late wake-ups of the daemon's main loop (StallMeter), on a fake clock."""
+
+from __future__ import annotations
+
+from hasync.failover.stall import StallMeter, stall_threshold
+
+
+def test_threshold_is_half_warntime_with_a_floor():
+    assert stall_threshold(0.025) == 0.0125
+    assert stall_threshold(15.0) == 7.5
+    assert stall_threshold(0.004) == 0.005  # never below timer granularity
+
+
+def test_on_time_and_slightly_late_wake_ups_are_not_stalls():
+    m = StallMeter(threshold=0.0125)
+    assert m.observe(due=10.0, now=9.990) is None  # woken early (an event)
+    assert m.observe(due=10.0, now=10.001) is None  # timer granularity
+    assert m.observe(due=10.0, now=10.0125) is None  # exactly the threshold: not yet
+    assert m.count == 0 and m.last_at is None and not m.recent(11.0)
+
+
+def test_a_late_wake_up_is_reported_with_how_late():
+    m = StallMeter(threshold=0.0125)
+    st = m.observe(due=10.0, now=10.3)
+    assert st is not None
+    assert abs(st.late_s - 0.3) < 1e-9 and st.due == 10.0 and st.count == 1 and st.unreported == 0
+    msg = st.message(m.threshold)
+    assert "300 ms late" in msg and "threshold 12 ms" in msg and "not the network" in msg
+    snap = m.snapshot(now=15.0)
+    assert snap["scheduler_stalls"] == 1
+    assert snap["worst_late_wake_ms"] == 300.0 and snap["last_stall_ms"] == 300.0
+    assert snap["last_stall_ago_s"] == 4.7
+    assert m.recent(15.0) and not m.recent(71.0)
+
+
+def test_reports_are_rate_limited_and_the_rest_summed_up():
+    m = StallMeter(threshold=0.01, report_interval=1.0)
+    assert m.observe(0.0, 0.05) is not None  # first: reported
+    assert m.observe(0.1, 0.13) is None  # 0.08 s after the report: counted only
+    assert m.observe(0.2, 0.4) is None  # worst of the unreported: 200 ms
+    assert m.count == 3
+    st = m.observe(1.5, 1.52)  # past the interval: reported, with the two in between
+    assert st is not None and st.count == 4 and st.unreported == 2
+    assert abs(st.worst_unreported_s - 0.2) < 1e-9
+    assert "2 more since the last warning (worst 200 ms)" in st.message(m.threshold)
+    st2 = m.observe(3.0, 3.05)
+    assert st2 is not None and st2.unreported == 0  # the summary starts over
+    assert abs(m.worst_s - 0.2) < 1e-9
+
+
+def test_snapshot_before_any_stall():
+    snap = StallMeter(threshold=0.5).snapshot(now=100.0)
+    assert snap == {"scheduler_stalls": 0, "stall_threshold_ms": 500.0, "worst_late_wake_ms": 0.0,
+                    "last_stall_ms": None, "last_stall_ago_s": None}
