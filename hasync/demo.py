@@ -165,13 +165,9 @@ def run_namespace_demo() -> int:
 
 
 def run_vm_demo() -> int:
-    from hasync.lab import vm
+    from hasync.lab.vm.demo import demo
 
-    runner = getattr(vm, "demo", None)
-    if runner is None:
-        console.print("[red]the VM demo is not available in this build[/]")
-        return 1
-    return int(runner(console) or 0)
+    return int(demo(console) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

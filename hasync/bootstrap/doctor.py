@@ -76,8 +76,38 @@ def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> s
             lines.append(f"echo enabled.{s}=$(systemctl is-enabled {q(unit)})")
         else:
             lines.append(f"echo enabled.{s}=$(chkconfig --list {q(s)} | tr -s ' \\t' ' ')")
+    if uses_portblock(cluster):
+        agent = f"{OCF_ROOT}/resource.d/heartbeat/portblock"
+        lines.append("echo iptables=$(iptables --version)")
+        # the unfixed agent's pattern names the protocol only (the fix accepts its number too)
+        broken = 'echo "^DROP${w}${1}${w}--'
+        lines.append(f"grep -qF {q(broken)} {q(agent)} && echo portblock_numeric=0 || echo portblock_numeric=1")
     lines.append("echo clock=$(date +%s.%N)")
     return "\n".join(lines) + "\n"
+
+
+OCF_ROOT = "/usr/lib/ocf"
+
+
+def uses_portblock(cluster: model.Cluster) -> bool:
+    return any(r.type == "ocf" and r.agent == "heartbeat:portblock" for r in cluster.resources)
+
+
+def check_portblock(node: str, p: dict[str, str]) -> list[Finding]:
+    """iptables 1.8.9 (Debian 12, Fedora 39) prints `iptables -n -L`'s protocol as a
+    number (netfilter bug 1729); portblock agents before resource-agents 4.14
+    (ClusterLabs/resource-agents#1924) look for the name, never find their own DROP rule,
+    and an unblock leaves the service's port blocked after a takeover."""
+    ver = re.search(r"v(\d+)\.(\d+)\.(\d+)", p.get("iptables", ""))
+    if ver is None:
+        return [Finding("portblock", "error", node, "the chain uses portblock but iptables is not installed", "apt-get install iptables")]
+    if tuple(map(int, ver.groups())) == (1, 8, 9) and p.get("portblock_numeric") != "1":
+        return [Finding("portblock", "error", node,
+                        "iptables 1.8.9 prints protocols as numbers and this portblock agent looks for names: "
+                        "an unblock will leave the port blocked after a takeover",
+                        "update resource-agents (>= 4.14) or apply its fix (ClusterLabs/resource-agents#1924: "
+                        "accept 'tcp' or '6' in active_grep_pat)")]
+    return [Finding("portblock", "ok", node, f"portblock works with iptables {'.'.join(ver.groups())}")]
 
 
 def parse_probe(text: str) -> dict[str, str]:
@@ -169,6 +199,8 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
             out.append(Finding("lvm-filter", "error", node, f"no LVM filter accepting only /dev/drbd* ({flt or 'none'}): the backing disk shows up as a duplicate PV", 'hasync bootstrap --yes (or set devices { global_filter = [ "a|^/dev/drbd|", "r|.*|" ] } in lvm.conf)'))
         else:
             out.append(Finding("lvm-filter", "ok", node, flt))
+    if uses_portblock(cluster):
+        out += check_portblock(node, p)
     # disk
     disk = st.disks.get(node, "")
     if disk:

@@ -140,3 +140,26 @@ def test_drbd_resource_file_compared() -> None:
     assert levels(other, "drbd-config") == ["error"]
     lab = replace(c, storage=replace(c.storage, use_drbd=False))
     assert levels(D.check_pair(lab, "node1", "node2", a, dict(a), None), "drbd-config") == []
+
+
+def test_portblock_with_iptables_1_8_9_needs_the_numeric_protocol_fix() -> None:
+    import dataclasses
+
+    c = cluster()
+    pb = model.Resource(id="nfs-block", type="ocf", agent="heartbeat:portblock",
+                        params={"action": "block", "protocol": "tcp", "portno": "2049", "ip": "10.0.0.9"})
+    c = dataclasses.replace(c, resources=tuple(c.resources) + (pb,))
+    script = D.probe_script(c, profile(), "node1")
+    assert "iptables --version" in script and "portblock" in script
+    assert "iptables" not in D.probe_script(cluster(), profile(), "node1")  # no portblock, no probe
+
+    def finding(extra: str):
+        f = [x for x in D.check_node(c, profile(), "node1", D.parse_probe(HEALTHY + extra)) if x.check == "portblock"]
+        assert len(f) == 1, f
+        return f[0]
+
+    broken = finding("iptables=iptables v1.8.9 (nf_tables)\nportblock_numeric=0\n")
+    assert broken.level == "error" and "1924" in broken.fix
+    assert finding("iptables=iptables v1.8.9 (nf_tables)\nportblock_numeric=1\n").level == "ok"
+    assert finding("iptables=iptables v1.8.10 (nf_tables)\nportblock_numeric=0\n").level == "ok"
+    assert finding("iptables=\n").level == "error"

@@ -49,6 +49,7 @@ PACKAGES = (
     "unison",
     "iproute2",
     "iputils-ping",
+    "iptables",  # the portblock agent (NFS port blocked during a takeover, tickle ACKs)
     "kmod",
     "python3",
     "python3-venv",
