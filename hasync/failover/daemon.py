@@ -445,7 +445,7 @@ class Daemon:
         self.last_sig: dict[str, tuple[bytes, bytes, int]] = {}
         self._tpl_fields: dict | None = None
         self._fields_stale = True  # the FSM may have changed what goes into our packets
-        self._tx: list[list] = []  # per link: [link, head prefix, head suffix, seq]
+        self._tx: list[list] = []  # per link: [link, head prefix, head suffix, seq, (sendto, dest) or None]
         self.seq: dict[str, int] = {}
         self.results: deque = deque()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -698,15 +698,26 @@ class Daemon:
                 self._tx = []
                 for lk in self.links:
                     pre, suf = P.encoder_template(P.Packet(link=lk.name, seq=0, **fields), self.key)
-                    self._tx.append([lk, pre, suf, self.seq[lk.name]])
-        mac = self.mac
+                    # a UDP link with one destination is sent to directly (no method call)
+                    direct = (lk.sock.sendto, lk.dests[0]) if lk.kind != "serial" and len(getattr(lk, "dests", ())) == 1 else None
+                    self._tx.append([lk, pre, suf, self.seq[lk.name], direct])
+        ctx = self.mac.ctx
         for tx in self._tx:
-            lk, pre, suf, seq = tx
+            lk, pre, suf, seq, direct = tx
             seq += 1
             tx[3] = seq
             head = pre + seq.to_bytes(8, "big") + suf
-            if not lk.send(head + mac.digest(head)):
-                self.fsm.on_send_error(lk.name)
+            m = ctx.copy()
+            m.update(head)
+            if direct is not None:
+                try:
+                    direct[0](head + m.digest(), direct[1])
+                    continue
+                except OSError:
+                    pass
+            elif lk.send(head + m.digest()):
+                continue
+            self.fsm.on_send_error(lk.name)
         nxt = now + self.cfg.keepalive
         if scheduled and self.next_send + self.cfg.keepalive > now:
             nxt = self.next_send + self.cfg.keepalive  # else late (a stall): no burst to catch up

@@ -101,19 +101,21 @@ class Mac:
     context, an update and a digest (no per-call key setup or digest lookup). The same
     bytes as ``hmac.digest(key, msg, "sha256")``."""
 
-    __slots__ = ("_base",)
-    _base: Any  # _hashlib.HMAC, or hmac.HMAC without OpenSSL: both copy/update/digest
+    __slots__ = ("ctx",)
+    # the keyed context (_hashlib.HMAC, or hmac.HMAC without OpenSSL: both have
+    # copy/update/digest); hot loops may copy it themselves
+    ctx: Any
 
     def __init__(self, key: bytes):
         try:
             import _hashlib  # CPython's OpenSSL binding: a C HMAC context that copies cheaply
 
-            self._base = _hashlib.hmac_new(key, digestmod="sha256")
+            self.ctx = _hashlib.hmac_new(key, digestmod="sha256")
         except (ImportError, AttributeError, ValueError):  # pragma: no cover - no OpenSSL HMAC
-            self._base = hmac.new(key, digestmod=hashlib.sha256)
+            self.ctx = hmac.new(key, digestmod=hashlib.sha256)
 
     def digest(self, msg: bytes) -> bytes:
-        m = self._base.copy()
+        m = self.ctx.copy()
         m.update(msg)
         return m.digest()
 
@@ -308,7 +310,9 @@ def datagram_head(data: bytes, mac: Mac) -> bytes | None:
     if n < _FIXED.size or n > MAX_PAYLOAD or data[:3] != MAGIC or int.from_bytes(data[3:5], "big") != n:
         return None
     head = data[:-MAC_LEN]
-    if not hmac.compare_digest(mac.digest(head), data[-MAC_LEN:]):
+    m = mac.ctx.copy()
+    m.update(head)
+    if not hmac.compare_digest(m.digest(), data[-MAC_LEN:]):
         return None
     return head
 
