@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import stat as statmod
 from dataclasses import dataclass, field
 
@@ -101,6 +102,21 @@ class EchoTable:
         if note is None or now - note[1] > self.ttl:
             return False
         return note[0] == current_fp
+
+    def deleted_above(self, path: str, now: float) -> bool:
+        """True if a directory above *path* has a recent note saying the peer deleted it
+        (``-``): the sender notes a deleted directory, not every file that was in it, so
+        the events of its entries here are echoes when the entry is gone too (the caller
+        checks that)."""
+        p = path
+        while True:
+            parent = posixpath.dirname(p)
+            if parent == p:
+                return False
+            note = self._notes.get(parent)
+            if note is not None and note[0] == "-" and now - note[1] <= self.ttl:
+                return True
+            p = parent
 
     def __len__(self) -> int:
         return len(self._notes)

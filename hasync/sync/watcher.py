@@ -120,7 +120,10 @@ class Watcher:
         self.echo.expire(now)
         keep = []
         for p in paths:
-            if self.echo.has_note(p) and self.echo.is_echo(p, fingerprint(p), now):
+            echo = self.echo.has_note(p) and self.echo.is_echo(p, fingerprint(p), now)
+            if not echo and self.echo.deleted_above(p, now):
+                echo = not os.path.lexists(p)  # gone with the directory the peer deleted
+            if echo:
                 self.health["echo_suppressed"] += 1
             else:
                 keep.append(p)

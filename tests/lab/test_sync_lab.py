@@ -189,6 +189,22 @@ def test_received_directory_is_one_event_on_the_peer(cl):
     assert cl.log("node2").count("sync: synced") == runs_before
 
 
+def test_deleted_directory_is_an_echo_on_the_peer(cl):
+    """A directory deleted on node1 is deleted on node2; the deletions node2 then sees
+    (one per entry) are echoes of it: node2 runs nothing of its own."""
+    cl.lab.sh("node1", f"mkdir -p {D}/doomed && cd {D}/doomed && for i in $(seq 100); do echo $i > f$i; done", check=True)
+    wait_until(lambda: cl.same(f"{D}/doomed/f100") and len(os.listdir(cl.p("node2", f"{D}/doomed"))) == 100,
+               what="100 files on node2")
+    time.sleep(1)
+    before = cl.status("node2")["watcher"]["echo_suppressed"]
+    runs_before = cl.log("node2").count("sync: synced")
+    cl.lab.sh("node1", f"rm -rf {D}/doomed", check=True)
+    wait_until(lambda: not os.path.lexists(cl.p("node2", f"{D}/doomed")), what="the deletion on node2")
+    wait_until(lambda: cl.status("node2")["watcher"]["echo_suppressed"] > before, what="the echo on node2")
+    time.sleep(1)
+    assert cl.log("node2").count("sync: synced") == runs_before
+
+
 def test_editor_style_save(cl):
     cl.write("node1", f"{D}/edit.conf", "v1\n")
     wait_until(lambda: cl.same(f"{D}/edit.conf"))

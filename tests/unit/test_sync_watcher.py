@@ -32,3 +32,15 @@ def test_peer_run_markers(tmp_path):
     t.absorb(run_marker("end", 0), now=3.0)
     assert not t.peer_busy(3.5)
     assert t.has_note(str(f)) and t.is_echo(str(f), fingerprint(str(f)), 4.0)
+
+
+def test_entries_of_a_directory_the_peer_deleted_are_echoes():
+    t = EchoTable(ttl=120)
+    t.absorb(note_lines({"/etc/d/sub": "-"}, 0), now=1.0)
+    assert t.deleted_above("/etc/d/sub/f1", 2.0)
+    assert t.deleted_above("/etc/d/sub/deeper/f2", 2.0)
+    assert not t.deleted_above("/etc/d/sub", 2.0)  # the directory itself: its own note
+    assert not t.deleted_above("/etc/d/other/f1", 2.0)
+    assert not t.deleted_above("/etc/d/sub/f1", 200.0)  # expired
+    t.absorb(note_lines({"/etc/e": "d:755:0:0"}, 0), now=3.0)
+    assert not t.deleted_above("/etc/e/f", 4.0)  # copied, not deleted: per-file notes decide
