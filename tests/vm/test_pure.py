@@ -23,7 +23,10 @@ def test_vm_cluster_config_is_valid_and_matches_the_lab():
     assert c.fencing.mode == "required"
     assert c.fencing.command == seed.FENCE_COMMAND
     assert c.nfs.vip.split("/")[0] == seed.VIP
-    assert [r.id for r in c.resources][:4] == ["drbd", "vg", "fs", "vip"]
+    # the field notes' order, with NFS's port blocked from before the VIP until nfsd serves
+    assert [r.id for r in c.resources] == ["drbd", "vg", "fs", "nfs-block", "vip", "nfslock", "nfs", "nfs-unblock"]
+    assert c.heartbeat.ping == ("192.0.2.21",)  # the first client stands in for the router
+    assert seed.cluster_toml(seed.default_guests(0)).count("ping = []") == 1
 
 
 def test_guests_hosts_and_addresses():
