@@ -26,7 +26,7 @@ def test_burst_is_one_batch_with_each_path_once():
         c.advance(0.002)
         if b := d.take(c.now()):
             batches.append(b)
-    c.advance(0.1)
+    c.advance(d.burst_quiet)  # 100 paths: a burst, which waits for its longer pause
     batches.append(d.take(c.now()))
     assert len(batches) == 1
     assert len(batches[0]) == 100
@@ -95,3 +95,28 @@ def test_small_batches_keep_max_delay():
     for k in range(20):
         d.add(f"/etc/f{k % 3}", k * 0.05)
     assert d.deadline() == 1.0
+
+
+def test_burst_needs_a_longer_pause_than_a_small_batch():
+    """A writer stalling 0.2 s mid-burst (a loaded machine) does not cut its burst in two;
+    a small batch still runs after the plain quiet time."""
+    c = FakeClock()
+    d = Debouncer(quiet=0.1, max_delay=1.0, burst_size=32, burst_max_delay=10.0, burst_quiet=0.5)
+    for i in range(100):
+        d.add(f"/etc/d/f{i}", c.now())
+        c.advance(0.001)
+    c.advance(0.2)  # the stall
+    assert d.take(c.now()) == ()
+    for i in range(100, 200):
+        d.add(f"/etc/d/f{i}", c.now())
+        c.advance(0.001)
+    last = c.now() - 0.001
+    assert abs(d.deadline() - (last + 0.5)) < 1e-9
+    c.advance(0.45)  # 0.451 s after the last event: longer than quiet, shorter than burst_quiet
+    assert d.take(c.now()) == ()
+    c.advance(0.05)
+    assert len(d.take(c.now())) == 200
+
+    small = Debouncer(quiet=0.1, max_delay=1.0, burst_size=32, burst_max_delay=10.0, burst_quiet=0.5)
+    small.add("/etc/exports", 5.0)
+    assert abs(small.deadline() - 5.1) < 1e-9
