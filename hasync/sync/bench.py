@@ -163,7 +163,8 @@ def _watchers_ready(lab, logs) -> bool:
     return all("watch: ready" in (open(lg).read() if os.path.exists(lg) else "") for lg in logs)
 
 
-def bench_hasync(lab, samples, workdir, log, burst_rounds: int = 3, with_once: bool = True):
+def bench_hasync(lab, samples, workdir, log, burst_rounds: int = 3, with_once: bool = True,
+                 settle: float = 0.0):
     d = f"{BASE}/sync-test/bench"
     _fresh_dir(lab, d)
     logs = [f"{workdir}/watch-{n}.log" for n in ("node1", "node2")]
@@ -188,6 +189,13 @@ def bench_hasync(lab, samples, workdir, log, burst_rounds: int = 3, with_once: b
         rounds = []
         peak = rss
         cpu = []
+        if settle > 0:
+            # the lab's own set-up (and whatever ran before the bench) just deleted files on
+            # the host's ext4, which avoids reusing freed inodes for 60 s (360 s while their
+            # inode table block is dirty): flush, then let that pass before the first round
+            log(f"  burst: letting the disk settle for {settle:.0f} s first (see bench_hasync)")
+            os.sync()
+            time.sleep(settle)
         for r in range(burst_rounds):
             burst_dir = f"{BASE}/sync-test/burst{r}"
             a0 = _cpu_ticks(watcher_pid)
@@ -295,10 +303,10 @@ def bench_lsyncd(lab, samples, workdir, delay, log):
 
 
 def run(lab, *, samples: int, lsyncd_default_samples: int, burst: bool, workdir: str, log,
-        burst_rounds: int = 3) -> dict:
+        burst_rounds: int = 3, settle: float = 60.0) -> dict:
     res: dict = {}
     log(f"hasync watch: {samples} changes, then {burst_rounds} bursts...")
-    lat, watcher, rounds, files = bench_hasync(lab, samples, workdir, log, burst_rounds, burst)
+    lat, watcher, rounds, files = bench_hasync(lab, samples, workdir, log, burst_rounds, burst, settle)
     res["hasync"] = summary(lat)
     log(f"  {res['hasync']}")
     log(f"unison -repeat 1: {samples} changes...")
@@ -333,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-burst", action="store_true", help="skip the plain unison runs over 10,000 files")
     ap.add_argument("--burst-rounds", type=int, default=3,
                     help="10,000-file bursts, each followed by one plain unison run (default 3; medians reported)")
+    ap.add_argument("--settle", type=float, default=60.0, metavar="SECONDS",
+                    help="pause before the first burst, after a sync, so that inodes freed just before "
+                         "(the lab's set-up) no longer slow file creation on the host's ext4 (default 60)")
     ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     args = ap.parse_args(argv)
     import sys
@@ -350,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="hasync-bench-sync-")
     try:
         res = run(lab, samples=args.samples, lsyncd_default_samples=args.lsyncd_default_samples,
-                  burst=not args.no_burst, workdir=workdir, log=log, burst_rounds=max(1, args.burst_rounds))
+                  burst=not args.no_burst, workdir=workdir, log=log, burst_rounds=max(1, args.burst_rounds),
+                  settle=max(0.0, args.settle))
     finally:
         if made and not args.keep:
             lab.down()
