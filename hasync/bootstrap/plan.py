@@ -688,15 +688,32 @@ def render_exports(w: Wanted) -> list[str]:
     return lines
 
 
-@step("exports", when=lambda w: bool(w.cluster.nfs.exports), needs=lambda w: [f"file:{w.p('exports', '/etc/exports')}"])
+def _export_dirs(w: Wanted) -> list[str]:
+    """Exported directories on the replicated filesystem: made once, on the first node."""
+    mp = w.st.mount_point.rstrip("/") + "/"
+    return [e.path for e in w.cluster.nfs.exports if e.path.startswith(mp)] if w.first else []
+
+
+def _exports_needs(w: Wanted) -> list[str]:
+    dirs = _export_dirs(w)
+    return [f"file:{w.p('exports', '/etc/exports')}"] + [f"path:{d}" for d in dirs] + (_drbd_key(w) if dirs else [])
+
+
+@step("exports", when=lambda w: bool(w.cluster.nfs.exports), needs=_exports_needs)
 def plan_exports(w: Wanted, f: Facts) -> list[Change]:
-    """/etc/exports with a fixed fsid= (file handles survive failover) and mountpoint."""
+    """/etc/exports with a fixed fsid= (file handles survive failover) and mountpoint;
+    the exported directories made on the replicated filesystem (first node)."""
+    out: list[Change] = []
+    dirs = _export_dirs(w)
+    if dirs and not peer_is_active(w, f):
+        for d in dirs:
+            out += _mkdir("exports", f, d, 0o755, "exported directory on the replicated filesystem")
     path = w.p("exports", "/etc/exports")
     old = f[f"file:{path}"]
     new = edit.managed_block(old or "", render_exports(w))
-    if new == old:
-        return []
-    return [Change("exports", "write", "fsid= and mountpoint= on every export", path=path, data=new, old=old)]
+    if new != old:
+        out.append(Change("exports", "write", "fsid= and mountpoint= on every export", path=path, data=new, old=old))
+    return out
 
 
 @step("nfslock-stop", when=lambda w: bool(w.o("nfslock_stop_fix", False)), needs=lambda w: [f"file:{w.p('nfslock_script', '/etc/init.d/nfslock')}"])
