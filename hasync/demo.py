@@ -76,6 +76,22 @@ class Demo:
         r = self.lab.exec(node, ["ip", "-o", "-4", "addr", "show"], timeout=10)
         return f" {self.lab.vip}/" in r.stdout
 
+    def lab_down(self, removed: str) -> None:
+        console.print(Rule("[bold]lab down"))
+        try:
+            self.lab.down()
+            console.print(f"[green]✓[/] {removed}")
+        except Exception as e:  # noqa: BLE001 -- reported and counted
+            console.print(f"[bold red]✗ lab down failed[/]: {e}")
+            self.failed.append("lab down")
+
+    def verdict(self, what: str) -> int:
+        if self.failed:
+            console.print(f"[bold red]{what} finished with failures:[/] {', '.join(self.failed)}")
+            return 1
+        console.print(f"[bold green]{what} finished: every step worked[/]")
+        return 0
+
     # -- the story -----------------------------------------------------------------
 
     def lab_up(self) -> None:
@@ -150,18 +166,8 @@ def run_namespace_demo() -> int:
         demo.step("config sync: hasync watch", demo.sync, needs=("lab up",))
         demo.step("failover: crash node1", demo.failover, needs=("lab up",))
     finally:
-        console.print(Rule("[bold]lab down"))
-        try:
-            lab.down()
-            console.print("[green]✓[/] lab removed: no namespaces, mounts, loop devices or processes left")
-        except Exception as e:
-            console.print(f"[bold red]✗ lab down failed[/]: {e}")
-            demo.failed.append("lab down")
-    if demo.failed:
-        console.print(f"[bold red]demo finished with failures:[/] {', '.join(demo.failed)}")
-        return 1
-    console.print("[bold green]demo finished: every step worked[/]")
-    return 0
+        demo.lab_down("lab removed: no namespaces, mounts, loop devices or processes left")
+    return demo.verdict("demo")
 
 
 def run_vm_demo() -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 
 from rich.panel import Panel
-from rich.rule import Rule
 
 LAB_NAME = "vmdemo"
 
@@ -103,15 +102,5 @@ def demo(console) -> int:
         d.step("crash node1: node2 takes over", crash, needs=("NFS client writing through the VIP",))
         d.step("node1 returns as the standby", rejoin, needs=("crash node1: node2 takes over",))
     finally:
-        console.print(Rule("[bold]lab down"))
-        try:
-            lab.down()
-            console.print("[green]✓[/] VM lab removed (the cached image stays in /var/cache/hasync/vm)")
-        except Exception as e:  # noqa: BLE001 -- reported and counted
-            console.print(f"[bold red]✗ lab down failed[/]: {e}")
-            d.failed.append("lab down")
-    if d.failed:
-        console.print(f"[bold red]VM demo finished with failures:[/] {', '.join(d.failed)}")
-        return 1
-    console.print("[bold green]VM demo finished: every step worked[/]")
-    return 0
+        d.lab_down("VM lab removed (the cached image stays in /var/cache/hasync/vm)")
+    return d.verdict("VM demo")
