@@ -97,3 +97,28 @@ def test_drbd_resource_names_both_nodes():
     assert "on node1 { address 198.51.100.1:7789; }" in res
     assert "on node2 { address 198.51.100.2:7789; }" in res
     assert "protocol C;" in res and "disk /dev/vdb;" in res
+
+
+def test_failover_record_breakdown_and_times():
+    from hasync.lab.vm import scenario
+
+    record = {
+        "began": "2026-11-29T01:19:43.453Z",
+        "duration_ms": 15224.5,
+        "events": [
+            {"kind": "detect", "data": {"reason": "no heartbeat"}},
+            {"kind": "ping", "data": {"outcome": "ok", "duration_ms": 75.0}},
+            {"kind": "fence", "message": "fencing node1 before taking over"},
+            {"kind": "fence", "data": {"outcome": "ok", "duration_ms": 1348.5}},
+            {"kind": "fence", "data": {"ok": True}},
+            {"kind": "resource", "data": {"resource": "drbd", "op": "probe", "outcome": "stopped", "duration_ms": 590.9}},
+            {"kind": "resource", "data": {"resource": "drbd", "op": "start", "outcome": "ok", "duration_ms": 3858.4}},
+            {"kind": "resource", "data": {"resource": "vip", "op": "vip-up", "outcome": "ok", "duration_ms": 74.9}},
+            {"kind": "resource", "data": {"resource": "vip", "op": "start", "outcome": "failed", "duration_ms": 99.0}},
+        ],
+    }
+    assert scenario.breakdown(record) == {"ping_s": 0.075, "fence_s": 1.349, "probe_drbd_s": 0.591,
+                                          "start_drbd_s": 3.858, "record_s": 15.225}
+    assert scenario.breakdown({}) == {}
+    assert scenario.iso_epoch("2026-11-29T01:19:43.453Z") == pytest.approx(1795915183.453)
+    assert scenario.iso_epoch("garbage") == 0.0
