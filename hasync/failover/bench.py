@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "a tool's settings in one soak (faster, but a flapping pair loads the others)")
     p.add_argument("--no-defaults", action="store_true", help="skip the tools' default settings")
     p.add_argument("--idle", type=float, default=20.0, metavar="SECONDS", help="window for the daemon's idle CPU (default 20)")
+    p.add_argument("--idle-only", action="store_true",
+                   help="measure only the hasync daemon's idle CPU and RSS, at its fastest setting (keepalive 10ms, "
+                        "deadtime 50ms), --idle-runs times (a fresh pair each); no soak, no trials")
+    p.add_argument("--idle-runs", type=int, default=1, metavar="N", help="idle measurements (default 1; the JSON's daemon "
+                   "figures are the median of the active node's, every run is in meta.daemon_runs)")
     p.add_argument("--lab", default=None, metavar="NAME", help=f"lab to use; made (and removed after) if not up (default {DEFAULT_LAB})")
     p.add_argument("--workdir", default="/var/tmp/hasync-bench", help="daemon configs and logs (kept after the run)")
     p.add_argument("--markdown", metavar="JSON", help="print a saved run (the --json output) as a markdown table and exit")
@@ -342,6 +347,14 @@ class Bench:
             drop_vips(lab, [net.vip])
 
 
+def _median(values):
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return None
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else round((v[m - 1] + v[m]) / 2, 2)
+
+
 def _ticks(pids) -> int:
     total = 0
     for p in pids:
@@ -508,6 +521,8 @@ def run(args, console) -> dict:
     from hasync.model import Heartbeat
 
     hb = Heartbeat()
+    if args.idle_only:
+        tools = []
     lab, made = open_lab(args.lab, console)
     rows: dict[str, list[bs.Figures]] = {}
     daemon: dict = {}
@@ -536,14 +551,19 @@ def run(args, console) -> dict:
                 (bench.work / "partial.json").write_text(json.dumps(partial, indent=2, default=str))
             if tool == "hasync":
                 safe_hasync = safe
-        if "hasync" in tools:
-            s = safe_hasync or bs.candidates("hasync")[-1]
-            console.log(f"hasync daemon at rest ({s.label}): {args.idle:g} s")
+        if "hasync" in tools or args.idle_only:
+            s = bs.candidates("hasync")[0] if args.idle_only else (safe_hasync or bs.candidates("hasync")[-1])
             try:
-                fp = bench.daemon_footprint(s, args.idle)
-                active = fp.get(lab.nodes[0], {})
-                daemon = {"idle_cpu_pct": active.get("idle_cpu_pct"), "rss_mb": active.get("rss_mb")}
-                meta["daemon_per_node"] = fp
+                runs = []
+                for i in range(max(1, args.idle_runs)):
+                    console.log(f"hasync daemon at rest ({s.label}): {args.idle:g} s" + (f", run {i + 1}" if args.idle_runs > 1 else ""))
+                    fp = bench.daemon_footprint(s, args.idle)
+                    runs.append({"loadavg": round(os.getloadavg()[0], 2), **fp})
+                    meta["daemon_runs"] = runs
+                active = [r.get(lab.nodes[0], {}) for r in runs]
+                daemon = {"idle_cpu_pct": _median([a.get("idle_cpu_pct") for a in active]),
+                          "rss_mb": _median([a.get("rss_mb") for a in active])}
+                meta["daemon_per_node"] = runs[-1]
                 meta["daemon_setting"] = s.label
             except Exception as e:
                 console.log(f"[red]daemon footprint: {escape(str(e))}[/red]")

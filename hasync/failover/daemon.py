@@ -581,10 +581,11 @@ class Daemon:
             due = min(fsm_deadline, self.next_send, next_wd)
             self.dirty = False
             self.n_wakes += 1
-            events = poll(max(0.0, due - mono()))
+            waited_at = mono()
+            events = poll(max(0.0, due - waited_at))
             now = mono()
             if now - due > stall_limit:
-                self._on_stall(due, now)
+                self._on_stall(due, now, waited_at)
             for fd, _ in events:
                 kind, obj = pdata.get(fd, ("gone", None))
                 if kind == "wake":
@@ -630,11 +631,12 @@ class Daemon:
                 self._cleanup()
                 return 0
 
-    def _on_stall(self, due: float, now: float) -> None:
-        st = self.stall.observe(due, now)
+    def _on_stall(self, due: float, now: float, waited_at: float) -> None:
+        st = self.stall.observe(due, now, waited_at)
         if st is not None:
             self._event(Event("stall", st.message(self.stall.threshold), "warn",
-                              (("late_ms", round(st.late_s * 1000, 1)), ("count", st.count), ("unreported", st.unreported))))
+                              (("late_ms", round(st.late_s * 1000, 1)), ("busy_ms", round(st.busy_s * 1000, 1)),
+                               ("count", st.count), ("unreported", st.unreported))))
             self.dirty = True  # the timeline line gets written
 
     def _cleanup(self) -> None:

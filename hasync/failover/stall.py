@@ -26,11 +26,18 @@ class Stall:
     count: int  # late wake-ups so far (this one included)
     unreported: int  # late wake-ups since the previous report that were not logged
     worst_unreported_s: float  # the worst of those
+    busy_s: float = 0.0  # how much of late_s the loop was still at work (past due before it even waited)
 
     def message(self, threshold_s: float) -> str:
         more = ""
         if self.unreported:
             more = f"; {self.unreported} more since the last warning (worst {self.worst_unreported_s * 1000:.0f} ms)"
+        if self.busy_s * 2 >= self.late_s:
+            return (
+                f"slow main loop: it ran {self.late_s * 1000:.0f} ms late (threshold {threshold_s * 1000:.0f} ms), "
+                f"{self.busy_s * 1000:.0f} ms of it in the daemon's own work (a slow disk or control command?): "
+                f"heartbeats went out late{more}"
+            )
         return (
             f"scheduler stall: the main loop woke {self.late_s * 1000:.0f} ms late "
             f"(threshold {threshold_s * 1000:.0f} ms): this host did not run the daemon, so late heartbeats or "
@@ -56,9 +63,10 @@ class StallMeter:
     _unreported: int = 0
     _worst_unreported: float = 0.0
 
-    def observe(self, due: float, now: float) -> Stall | None:
-        """The loop meant to wake at *due* and woke at *now*. A Stall when it is worth a
-        warning, None otherwise (on time, or late but rate-limited: counted)."""
+    def observe(self, due: float, now: float, waited_at: float | None = None) -> Stall | None:
+        """The loop meant to wake at *due* and woke at *now*; it began to wait at
+        *waited_at* (after due: it was still busy). A Stall when it is worth a warning,
+        None otherwise (on time, or late but rate-limited: counted)."""
         late = now - due
         if late <= self.threshold:
             return None
@@ -70,7 +78,8 @@ class StallMeter:
             self._unreported += 1
             self._worst_unreported = max(self._worst_unreported, late)
             return None
-        st = Stall(late, due, self.count, self._unreported, self._worst_unreported)
+        busy = max(0.0, min(late, waited_at - due)) if waited_at is not None else 0.0
+        st = Stall(late, due, self.count, self._unreported, self._worst_unreported, busy)
         self._last_report = now
         self._unreported = 0
         self._worst_unreported = 0.0

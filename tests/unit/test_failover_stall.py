@@ -52,3 +52,16 @@ def test_snapshot_before_any_stall():
     snap = StallMeter(threshold=0.5).snapshot(now=100.0)
     assert snap == {"scheduler_stalls": 0, "stall_threshold_ms": 500.0, "worst_late_wake_ms": 0.0,
                     "last_stall_ms": None, "last_stall_ago_s": None}
+
+
+def test_a_loop_still_busy_past_its_deadline_is_told_apart_from_a_host_stall():
+    m = StallMeter(threshold=0.0125, report_interval=0.0)
+    st = m.observe(due=10.0, now=10.05, waited_at=10.04)  # 40 of the 50 ms: our own work
+    assert st is not None and abs(st.busy_s - 0.04) < 1e-9
+    msg = st.message(m.threshold)
+    assert msg.startswith("slow main loop: it ran 50 ms late") and "40 ms of it in the daemon's own work" in msg
+    st = m.observe(due=20.0, now=20.3, waited_at=19.99)  # began to wait in time: the host
+    assert st is not None and st.busy_s == 0.0 and st.message(m.threshold).startswith("scheduler stall")
+    st = m.observe(due=30.0, now=30.02, waited_at=30.005)  # mostly the host
+    assert st is not None and st.message(m.threshold).startswith("scheduler stall")
+    assert m.count == 3  # both kinds are counted
