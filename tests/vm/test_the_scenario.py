@@ -16,6 +16,9 @@ hasync/lab/vm/scenario.py (shared with `hasync lab bench failover --vm` and the 
 7. split-brain guard: every cable of the active node (node2) cut, fencing required: at
    no sample are both nodes DRBD primary or is the VIP reachable on both; node1 fences
    node2 and takes over; the client resumes with every acknowledged record intact.
+   Then node2 rejoins and the *standby* is cut off: it reaches no ping node, so it does
+   not take over; the active node1's DRBD loses its peer, its fence-peer handler
+   (`hasync fence --tiebreak`) powers node2 off, and node1 keeps serving.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def assert_healthy(lab, active: str, standby: str) -> None:
     assert manual.drbd_state(lab, active)["ro"] == "Primary/Secondary"
 
 
-def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):
+def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa: PLR0915 -- one story
     lab = vm_lab
     t0 = time.monotonic()
     # 1. bootstrap: node1 first, node2 joins over ssh
@@ -126,3 +129,27 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):
     writer_log = manual.stop_writer(lab, "client1", w2)
     assert "Stale" not in writer_log, writer_log
     check_no_acked_write_lost(lab, w2, "node1")
+
+    # 7b. the standby (node2, back again) is cut off: it must not take over (no ping
+    # node answers), and node1's DRBD fence-peer handler fences it; node1 keeps serving
+    sc.rejoin(lab, "node2", "node1")
+    w3 = manual.start_writer(lab, "client1", "/mnt/ha/guard2", "guard2")
+    manual.wait_acked(lab, "client1", w3, 10, timeout=90)
+    t_cut = time.monotonic()
+    with sc.Sampler(lab) as s2:
+        sc.isolate(lab, "node2")
+        deadline = time.monotonic() + 120
+        while lab.running("node2") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        at_fence = manual.acked(lab, "client1", w3)
+        manual.wait_acked(lab, "client1", w3, at_fence + 5, timeout=120)
+    TIMINGS["scenario_guard_standby_cut_client_resumed_s"] = round(time.monotonic() - t_cut, 2)
+    assert not lab.running("node2"), "node1's DRBD handler did not fence the cut-off standby"
+    assert s2.both_primary() == [], s2.both_primary()[:3]
+    assert s2.two_servers() == [], s2.two_servers()[:3]
+    assert all(x["node2"].get("vip") is False for x in s2.samples), "the cut-off standby took the VIP"
+    assert sc.role(lab, "node1") == "active"
+    assert manual.drbd_state(lab, "node1")["ro"].startswith("Primary")
+    writer_log = manual.stop_writer(lab, "client1", w3)
+    assert "Stale" not in writer_log, writer_log
+    check_no_acked_write_lost(lab, w3, "node1")
