@@ -9,7 +9,6 @@ name says otherwise; client-side I/O times come from the client's own ack log.
 from __future__ import annotations
 
 import json
-import shlex
 import threading
 import time
 from dataclasses import dataclass, field
@@ -277,7 +276,3 @@ def isolate(lab: VmLab, node: str) -> None:
     clients), heartbeat/replication and the serial null modem. The BMC wire stays."""
     for link in ("public", "heartbeat", "serial"):
         lab.cut(node, link)
-
-
-def q(s: str) -> str:
-    return shlex.quote(s)
