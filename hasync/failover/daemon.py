@@ -35,6 +35,7 @@ from typing import Any
 
 from hasync import __version__, model
 from hasync.effects.files import atomic_write
+from hasync.effects.net import ping_any
 from hasync.effects.run import ProcRunner
 from hasync.failover import chain as C
 from hasync.failover import packets as P
@@ -329,19 +330,7 @@ class Worker:
     def _ping(self, job: Job) -> JobResult:
         addrs = self.cluster.heartbeat.ping
         t0 = time.monotonic()
-        procs = []
-        for a in addrs:
-            try:
-                procs.append(subprocess.Popen(("ping", "-n", "-q", "-c", "1", "-W", "1", a), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            except OSError:
-                pass
-        ok = False
-        for p in procs:
-            try:
-                ok = (p.wait(timeout=2) == 0) or ok
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        ok = ping_any(addrs)  # the same probe `hasync fence --tiebreak` uses
         self.post("progress", {"job": job.id, "resource": "", "op": "ping", "outcome": "ok" if ok else "failed", "detail": ", ".join(addrs), "duration_s": time.monotonic() - t0})
         return JobResult(job.id, ok, "", "" if ok else f"none of {', '.join(addrs)} answers")
 
