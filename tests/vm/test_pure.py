@@ -122,3 +122,24 @@ def test_failover_record_breakdown_and_times():
     assert scenario.breakdown({}) == {}
     assert scenario.iso_epoch("2026-11-29T01:19:43.453Z") == pytest.approx(1795915183.453)
     assert scenario.iso_epoch("garbage") == 0.0
+
+
+def test_sampler_verdicts_and_blind_samples():
+    from hasync.lab.vm import scenario
+
+    class Lab:
+        nodes = ["node1", "node2"]
+
+    s = scenario.Sampler(Lab())  # type: ignore[arg-type]
+    ok = {"on": True, "primary": True, "vip": True, "public": True}
+    standby = {"on": True, "primary": False, "vip": False, "public": True}
+    blind = {"on": True, "primary": False, "vip": False, "unknown": True}
+    s.samples = [
+        {"t": 0, "node1": ok, "node2": standby},
+        {"t": 1, "node1": ok, "node2": dict(ok, public=False)},  # VIP held but cut off: one server
+        {"t": 2, "node1": ok, "node2": blind},
+        {"t": 3, "node1": ok, "node2": ok},
+    ]
+    assert [x["t"] for x in s.both_primary()] == [1, 3]
+    assert [x["t"] for x in s.two_servers()] == [3]
+    assert [x["t"] for x in s.blind()] == [2]

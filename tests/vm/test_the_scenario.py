@@ -121,6 +121,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
         manual.wait_acked(lab, "client1", w2, at_active + 5, timeout=180)
     TIMINGS["scenario_guard_client_resumed_s"] = round(time.monotonic() - t_cut, 2)
     assert len(s.samples) >= 10, s.samples
+    assert len(s.blind()) * 2 < len(s.samples), f"the sampler saw nothing in {len(s.blind())} of {len(s.samples)} samples"
     assert s.both_primary() == [], s.both_primary()[:3]
     assert s.two_servers() == [], s.two_servers()[:3]
     assert not lab.running("node2"), "node1 took over without fencing node2"
@@ -145,6 +146,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
         manual.wait_acked(lab, "client1", w3, at_fence + 5, timeout=120)
     TIMINGS["scenario_guard_standby_cut_client_resumed_s"] = round(time.monotonic() - t_cut, 2)
     assert not lab.running("node2"), "node1's DRBD handler did not fence the cut-off standby"
+    assert len(s2.samples) >= 10 and len(s2.blind()) * 2 < len(s2.samples), (len(s2.samples), len(s2.blind()))
     assert s2.both_primary() == [], s2.both_primary()[:3]
     assert s2.two_servers() == [], s2.two_servers()[:3]
     assert all(x["node2"].get("vip") is False for x in s2.samples), "the cut-off standby took the VIP"

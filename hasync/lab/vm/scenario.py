@@ -235,6 +235,8 @@ class Sampler:
         script = f"cat /proc/drbd 2>/dev/null | grep -o 'ro:[A-Za-z]*'; ip -o addr show eth0 | grep -c ' {VIP}/' || true"
         r = self.lab.exec(node, ("/bin/sh", "-c", script), timeout=10)
         if r.exit_code == 125:
+            if self.lab.running(node):  # no answer from a running VM: this sample saw nothing
+                return {"on": True, "primary": False, "vip": False, "unknown": True}
             return {"on": False, "primary": False, "vip": False}
         lines = r.stdout.split()
         ro = next((x for x in lines if x.startswith("ro:")), "ro:")
@@ -249,7 +251,8 @@ class Sampler:
                 try:
                     snap[n] = self._probe(n)
                 except Exception as e:  # noqa: BLE001 -- a VM powered off mid-request
-                    snap[n] = {"on": False, "primary": False, "vip": False, "error": str(e)}
+                    snap[n] = {"on": self.lab.running(n), "primary": False, "vip": False, "error": str(e),
+                               "unknown": self.lab.running(n)}
             self.samples.append(snap)
             self._stop.wait(self.period)
 
@@ -260,6 +263,11 @@ class Sampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(30)
+
+    def blind(self) -> list[dict]:
+        """Samples in which a running node did not answer: they prove nothing, so a test
+        must check there are few (a witness that never sees is no witness)."""
+        return [s for s in self.samples if any(s[n].get("unknown") for n in self.lab.nodes)]
 
     def both_primary(self) -> list[dict]:
         return [s for s in self.samples if all(s[n].get("primary") for n in self.lab.nodes)]
