@@ -14,7 +14,12 @@ side in one namespace lab:
    answers with its name), crash node1 (`Lab.crash`: processes stopped, links down,
    killed) and take the first answer from node2. The clock starts right before the
    crash call; the time includes the crash's own work (scanning /proc, `ip link`).
-3. the hasync daemon's idle CPU and RSS, on the active node at the fastest safe setting.
+3. at rest: CPU (from the threads' schedstat run times: exact, where utime/stime ticks
+   sample a periodic task badly) and RSS of each tool's pair at its fastest safe setting
+   and at its defaults, and the floor: the bare heartbeat loop (2 links, HMAC, timer
+   wake-ups only) at hasync's fastest keepalive, in CPython and in C (built with cc when
+   present). The JSON's ``daemon`` is hasync on the active node at its fastest safe
+   setting, with its defaults and the floor beside it; ``idle`` lists every measurement.
 
 Prints progress on stderr; --json prints the figures as JSON on stdout.
 """
@@ -70,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-defaults", action="store_true", help="skip the tools' default settings")
     p.add_argument("--idle", type=float, default=20.0, metavar="SECONDS", help="window for the daemon's idle CPU (default 20)")
     p.add_argument("--idle-only", action="store_true",
-                   help="measure only the hasync daemon's idle CPU and RSS, at its fastest setting (keepalive 10ms, "
-                        "deadtime 50ms), --idle-runs times (a fresh pair each); no soak, no trials")
+                   help="measure only the daemons at rest: each of --tools at its fastest tried setting (no soak ran, "
+                        "so not known to be safe) and its defaults, and the floor loops; hasync's fast setting "
+                        "--idle-runs times (a fresh pair each); no soak, no trials")
     p.add_argument("--idle-runs", type=int, default=1, metavar="N", help="idle measurements (default 1; the JSON's daemon "
                    "figures are the median of the active node's, every run is in meta.daemon_runs)")
     p.add_argument("--lab", default=None, metavar="NAME", help=f"lab to use; made (and removed after) if not up (default {DEFAULT_LAB})")
@@ -315,36 +321,72 @@ class Bench:
         return samples, failed
 
     # ---------------------------------------------------------------- daemon footprint
-    def daemon_footprint(self, setting: bs.Setting, window: float) -> dict:
+    def daemon_footprint(self, setting: bs.Setting, window: float, tool: str = "hasync") -> dict:
+        """CPU (% of one core, from the threads' schedstat run times) and RSS of *tool*'s
+        pair at rest, per node, over *window* seconds after the VIP came up on node1."""
         lab = self.lab
         self.heal()
         net = net_for(lab, 0, lab.vip)
         drop_vips(lab, [net.vip])
-        base = self.work / "idle"
-        pair = self.start_pair("hasync", setting, net, base)
+        base = self.work / "idle" / tool
+        pair = self.start_pair(tool, setting, net, base)
         try:
             if not wait_for(lambda: vip_on(lab, net.nodes[0], net.vip), self.acquire_timeout(setting)):
-                raise RuntimeError("hasync: VIP never came up for the idle measurement")
+                raise RuntimeError(f"{tool}: VIP never came up for the idle measurement")
             time.sleep(3.0)
             hz = os.sysconf("SC_CLK_TCK")
             per_node = {}
             for inst in pair:
                 pids = [p for p in inst.pids() if bp._alive(p)]
-                t0, ticks0 = time.monotonic(), _ticks(pids)
-                per_node[inst.node] = (pids, t0, ticks0)
+                per_node[inst.node] = (pids, time.monotonic(), _cpu_ns(pids), _ticks(pids))
             time.sleep(window)
             out = {}
             for inst in pair:
-                pids, t0, ticks0 = per_node[inst.node]
+                pids, t0, ns0, ticks0 = per_node[inst.node]
                 wall = time.monotonic() - t0
-                cpu = bs.cpu_pct(ticks0, _ticks(pids), wall, hz)
+                ns1 = _cpu_ns(pids)
+                if ns0 is not None and ns1 is not None:
+                    cpu, how = bs.cpu_pct_ns(ns0, ns1, wall), "schedstat"
+                else:
+                    cpu, how = bs.cpu_pct(ticks0, _ticks(pids), wall, hz), "ticks"
                 rss = sum(_rss_kb(p) for p in pids) / 1024
-                out[inst.node] = {"idle_cpu_pct": round(cpu, 2), "rss_mb": round(rss, 1), "processes": len(pids)}
+                out[inst.node] = {"idle_cpu_pct": round(cpu, 2), "rss_mb": round(rss, 1), "processes": len(pids), "cpu_from": how}
             return out
         finally:
             for i in pair:
                 i.stop()
             drop_vips(lab, [net.vip])
+
+
+    def floor_footprint(self, argv_for, window: float) -> dict:
+        """CPU of the bare heartbeat loop (bench_floor) on node1 while node2 runs the same:
+        argv_for(pairs) gives the command for a node's (local, peer) address pairs."""
+        lab = self.lab
+        self.heal()
+        a, b = lab.nodes[0], lab.nodes[1]
+        pairs = {
+            a: [(lab.heartbeat_addr(a), lab.heartbeat_addr(b)), (lab.public_addr(a), lab.public_addr(b))],
+            b: [(lab.heartbeat_addr(b), lab.heartbeat_addr(a)), (lab.public_addr(b), lab.public_addr(a))],
+        }
+        procs = []
+        try:
+            for n in (a, b):
+                procs.append(subprocess.Popen(["ip", "netns", "exec", lab.netns(n), *argv_for(pairs[n])],
+                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            time.sleep(2.0)
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"floor loop exited {p.returncode}: {p.stderr.read().decode(errors='replace')[-300:]}")
+            pid = procs[0].pid  # `ip netns exec` execs the command: same pid
+            t0, ns0 = time.monotonic(), _cpu_ns([pid])
+            time.sleep(window)
+            ns1, wall = _cpu_ns([pid]), time.monotonic() - t0
+            if ns0 is None or ns1 is None:
+                raise RuntimeError("no schedstat on this kernel")
+            return {"idle_cpu_pct": round(bs.cpu_pct_ns(ns0, ns1, wall), 2), "rss_mb": round(_rss_kb(pid) / 1024, 1)}
+        finally:
+            for p in procs:
+                _kill(p)
 
 
 def _median(values):
@@ -353,6 +395,26 @@ def _median(values):
         return None
     m = len(v) // 2
     return v[m] if len(v) % 2 else round((v[m - 1] + v[m]) / 2, 2)
+
+
+def _cpu_ns(pids) -> int | None:
+    """Run time of every thread of *pids* (ns), or None where schedstat is missing."""
+    total = 0
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    total += bs.parse_schedstat_ns(f.read())
+            except FileNotFoundError:
+                if not os.path.exists("/proc/self/schedstat"):
+                    return None  # a kernel without CONFIG_SCHED_INFO
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
 
 
 def _ticks(pids) -> int:
@@ -511,6 +573,81 @@ def run_tool(bench: Bench, tool: str, args, hb, rows: dict, console) -> bs.Setti
         rows[tool].append(bs.Figures(setting, tuple(samples), soaked.get(setting.key), failed, role))
     return safe
 
+def measure_idle(bench: Bench, args, tools: list[str], safe: dict, meta: dict, console) -> dict:
+    """Every daemon at rest: each tool at its default and at its fastest safe setting
+    (with --idle-only, at its fastest tried one: no soak ran), and the floor (the bare
+    heartbeat loop, CPython and C) at hasync's keepalive. The hasync figure at the fast
+    setting is the median of --idle-runs measurements (the JSON's ``daemon``)."""
+    from hasync.failover import bench_floor as bf
+    from hasync.model import Heartbeat
+
+    idle_tools = [t.strip() for t in (args.tools.split(",") if args.idle_only else tools) if t.strip()]
+    if args.quick:
+        idle_tools = [t for t in idle_tools if t == "hasync"]  # the smoke run: hasync's fast setting only
+    rows: list[dict] = []
+    daemon: dict = {}
+    lab = bench.lab
+
+    def one(tool: str, setting: bs.Setting, role: str, runs: int = 1) -> dict | None:
+        got = []
+        for i in range(max(1, runs)):
+            console.log(f"{tool} at rest ({setting.label}): {args.idle:g} s" + (f", run {i + 1}" if runs > 1 else ""))
+            try:
+                fp = bench.daemon_footprint(setting, args.idle, tool=tool)
+            except Exception as e:
+                console.log(f"[red]{tool} at rest: {escape(str(e))}[/red]")
+                meta.setdefault("errors", {})[f"idle {tool} {setting.label}"] = str(e)[-2000:]
+                continue
+            got.append(fp)
+            rows.append({"tool": tool, "setting": setting.label, "role": role, "run": i + 1,
+                         "loadavg": round(os.getloadavg()[0], 2), **fp})
+        if not got:
+            return None
+        active = [g.get(lab.nodes[0], {}) for g in got]
+        return {"idle_cpu_pct": _median([a.get("idle_cpu_pct") for a in active]),
+                "rss_mb": _median([a.get("rss_mb") for a in active])}
+
+    hb = Heartbeat()
+    fast_hasync = None
+    for tool in idle_tools:
+        fast = bs.candidates(tool)[0] if args.idle_only else safe.get(tool)
+        if tool == "hasync":
+            fast = fast or bs.candidates("hasync")[-1]
+            fast_hasync = fast
+            d = one(tool, fast, "fastest safe" if not args.idle_only else "fastest tried", args.idle_runs)
+            if d:
+                daemon.update(d, setting=fast.label)
+        elif fast is not None:
+            one(tool, fast, "fastest safe" if not args.idle_only else "fastest tried")
+        if args.quick:
+            continue  # the smoke run: no defaults, no floor
+        default = bs.default_setting(tool, (hb.keepalive, hb.deadtime) if tool == "hasync" else None)
+        d = one(tool, default, "default")
+        if tool == "hasync" and d:
+            daemon.update(defaults_idle_cpu_pct=d["idle_cpu_pct"], defaults_setting=default.label)
+    if fast_hasync is not None and not args.quick:
+        period = fast_hasync.keepalive
+        floors = [("python", lambda pairs: bf.argv_python(period, pairs))]
+        binary, why = bf.build_c(bench.work / "floor")
+        if binary is not None:
+            floors.append(("c", lambda pairs: bf.argv_c(binary, period, pairs)))
+        else:
+            console.log(f"[yellow]floor in C skipped: {escape(why)}[/yellow]")
+            meta["floor_c_skipped"] = why
+        for kind, argv_for in floors:
+            console.log(f"floor ({kind}: the bare heartbeat loop every {period * 1000:g} ms, 2 links): {args.idle:g} s")
+            try:
+                fp = bench.floor_footprint(argv_for, args.idle)
+            except Exception as e:
+                console.log(f"[red]floor {kind}: {escape(str(e))}[/red]")
+                meta.setdefault("errors", {})[f"floor {kind}"] = str(e)[-2000:]
+                continue
+            rows.append({"tool": f"floor-{kind}", "setting": f"keepalive {period * 1000:g}ms", "role": "floor", "run": 1,
+                         lab.nodes[0]: fp})
+            daemon[f"floor_{kind}_pct"] = fp["idle_cpu_pct"]
+    return {"daemon": daemon, "rows": rows}
+
+
 def run(args, console) -> dict:
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:
@@ -526,6 +663,8 @@ def run(args, console) -> dict:
     lab, made = open_lab(args.lab, console)
     rows: dict[str, list[bs.Figures]] = {}
     daemon: dict = {}
+    idle_rows: list[dict] = []
+    safe: dict[str, bs.Setting | None] = {}
     meta: dict = {
         "command": "hasync lab bench failover " + " ".join(args.argv),
         "host": platform.node(),
@@ -536,12 +675,10 @@ def run(args, console) -> dict:
         "trials": args.trials,
     }
     bench = Bench(lab, args, console)
-    safe_hasync: bs.Setting | None = None
     try:
         for tool in tools:
-            safe = None
             try:
-                safe = run_tool(bench, tool, args, hb, rows, console)
+                safe[tool] = run_tool(bench, tool, args, hb, rows, console)
             except Exception as e:  # one tool's trouble must not lose the others' figures
                 console.log(f"[red]{tool}: {escape(str(e))}[/red]")
                 meta.setdefault("errors", {})[tool] = str(e)[-2000:]
@@ -549,25 +686,9 @@ def run(args, console) -> dict:
                 # keep what was measured so far, whatever happens to the rest of the run
                 partial = bs.report(rows, daemon, meta)
                 (bench.work / "partial.json").write_text(json.dumps(partial, indent=2, default=str))
-            if tool == "hasync":
-                safe_hasync = safe
-        if "hasync" in tools or args.idle_only:
-            s = bs.candidates("hasync")[0] if args.idle_only else (safe_hasync or bs.candidates("hasync")[-1])
-            try:
-                runs = []
-                for i in range(max(1, args.idle_runs)):
-                    console.log(f"hasync daemon at rest ({s.label}): {args.idle:g} s" + (f", run {i + 1}" if args.idle_runs > 1 else ""))
-                    fp = bench.daemon_footprint(s, args.idle)
-                    runs.append({"loadavg": round(os.getloadavg()[0], 2), **fp})
-                    meta["daemon_runs"] = runs
-                active = [r.get(lab.nodes[0], {}) for r in runs]
-                daemon = {"idle_cpu_pct": _median([a.get("idle_cpu_pct") for a in active]),
-                          "rss_mb": _median([a.get("rss_mb") for a in active])}
-                meta["daemon_per_node"] = runs[-1]
-                meta["daemon_setting"] = s.label
-            except Exception as e:
-                console.log(f"[red]daemon footprint: {escape(str(e))}[/red]")
-                meta.setdefault("errors", {})["daemon"] = str(e)[-2000:]
+        idle = measure_idle(bench, args, tools, safe, meta, console)
+        daemon = idle.pop("daemon")
+        idle_rows = idle.pop("rows")
     finally:
         meta["loadavg_end"] = os.getloadavg()
         meta["crash_call_s"] = bs.summarize(bench.crash_s)
@@ -577,7 +698,7 @@ def run(args, console) -> dict:
             lab.down()
         else:
             lab.reset()
-    return bs.report(rows, daemon, meta)
+    return bs.report(rows, daemon, meta, idle_rows)
 
 
 def table(doc: dict):
@@ -593,8 +714,30 @@ def table(doc: dict):
                       f"{r['trials']}" + (f" (+{r['failed_trials']} failed)" if r["failed_trials"] else ""),
                       "-" if r["false_failovers"] is None else str(r["false_failovers"]))
     d = doc["daemon"]
-    t.caption = f"hasync daemon at rest: {d['idle_cpu_pct']} % CPU, {d['rss_mb']} MB RSS"
+    t.caption = f"hasync daemon at rest: {d['idle_cpu_pct']} % CPU, {d['rss_mb']} MB RSS" + (f" ({d['setting']})" if d.get("setting") else "")
     return t
+
+
+def idle_table(doc: dict):
+    from rich.table import Table
+
+    t = Table(title="at rest: CPU (% of one core, schedstat) and RSS of each daemon pair", title_justify="left")
+    for col in ("tool", "setting", "role", "node1 CPU %", "node2 CPU %", "node1 RSS MB"):
+        t.add_column(col)
+    for r in idle_lines(doc):
+        t.add_row(*r)
+    return t
+
+
+def idle_lines(doc: dict) -> list[tuple[str, ...]]:
+    out = []
+    for r in doc.get("idle", []):
+        nodes = [k for k in r if isinstance(r[k], dict)]
+        n1 = r[nodes[0]] if nodes else {}
+        n2 = r[nodes[1]] if len(nodes) > 1 else {}
+        out.append((r["tool"], r["setting"], r["role"], str(n1.get("idle_cpu_pct", "-")), str(n2.get("idle_cpu_pct", "-")),
+                    str(n1.get("rss_mb", "-"))))
+    return out
 
 
 def markdown(doc: dict) -> str:
@@ -611,7 +754,12 @@ def markdown(doc: dict) -> str:
             out.append(f"| {tool} | {r['setting']} | {r.get('role', '')} | {f(r['median_s'])} | {f(r['min_s'])} | {f(r['max_s'])} | {trials} | {ff} |")
     d = doc.get("daemon", {})
     out.append("")
-    out.append(f"hasync daemon at rest: {d.get('idle_cpu_pct')} % of one core, {d.get('rss_mb')} MB RSS.")
+    out.append(f"hasync daemon at rest: {d.get('idle_cpu_pct')} % of one core, {d.get('rss_mb')} MB RSS"
+               + (f" ({d['setting']})." if d.get("setting") else "."))
+    lines = idle_lines(doc)
+    if lines:
+        out += ["", "| at rest | setting | role | node1 CPU % | node2 CPU % | node1 RSS MB |", "|---|---|---|---:|---:|---:|"]
+        out += ["| " + " | ".join(r) + " |" for r in lines]
     return "\n".join(out) + "\n"
 
 
@@ -629,6 +777,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     doc = run(args, console)
     console.print(table(doc))
+    if doc.get("idle"):
+        console.print(idle_table(doc))
     if args.json:
         print(json.dumps(doc, indent=2))
     return 0

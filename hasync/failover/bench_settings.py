@@ -296,13 +296,22 @@ def trial_plan(default: Setting, ordered: Sequence[Setting], soaked: dict[str, i
     return out
 
 
-def report(rows: dict[str, list[Figures]], daemon: dict, meta: dict | None = None) -> dict:
-    """The benchmark's JSON document."""
+DAEMON_EXTRA = ("setting", "defaults_idle_cpu_pct", "defaults_setting", "floor_python_pct", "floor_c_pct")
+
+
+def report(rows: dict[str, list[Figures]], daemon: dict, meta: dict | None = None, idle: list[dict] | None = None) -> dict:
+    """The benchmark's JSON document. ``daemon`` is the hasync daemon at rest at the
+    setting measured (its fastest safe one), with, where measured, the same at its
+    defaults and the floor (the bare heartbeat loop in CPython and in C, same rate);
+    ``idle`` lists every daemon-at-rest measurement of the run (all tools)."""
     doc: dict = {tool: [f.as_json() for f in rows.get(tool, [])] for tool in TOOLS}
     doc["daemon"] = {
         "idle_cpu_pct": daemon.get("idle_cpu_pct"),
         "rss_mb": daemon.get("rss_mb"),
     }
+    doc["daemon"].update({k: daemon[k] for k in DAEMON_EXTRA if daemon.get(k) is not None})
+    if idle:
+        doc["idle"] = idle
     if meta:
         doc["meta"] = meta
     return doc
@@ -313,6 +322,20 @@ def cpu_pct(ticks_before: int, ticks_after: int, wall_s: float, hz: int = 100) -
     if wall_s <= 0:
         raise ValueError("wall time must be positive")
     return 100.0 * (ticks_after - ticks_before) / hz / wall_s
+
+
+def cpu_pct_ns(ns_before: int, ns_after: int, wall_s: float) -> float:
+    """CPU use from /proc/PID/task/*/schedstat run times (ns), in % of one core. Exact,
+    unlike the utime/stime ticks, which a task that wakes on a fixed period samples badly
+    (it is charged a whole tick whenever it happens to run at the tick, or none)."""
+    if wall_s <= 0:
+        raise ValueError("wall time must be positive")
+    return 100.0 * (ns_after - ns_before) / 1e9 / wall_s
+
+
+def parse_schedstat_ns(text: str) -> int:
+    """Time on the CPU (ns) from a /proc/PID/task/TID/schedstat line."""
+    return int(text.split()[0])
 
 
 def parse_stat_ticks(stat_line: str) -> int:

@@ -98,6 +98,21 @@ def test_proc_parsers():
     with pytest.raises(ValueError):
         bs.parse_rss_kb("Name: x\n")
     assert bs.cpu_pct(100, 150, 10.0, hz=100) == pytest.approx(5.0)
+    assert bs.parse_schedstat_ns("123456789 2000 17\n") == 123456789
+    assert bs.cpu_pct_ns(1_000_000_000, 1_150_000_000, 10.0) == pytest.approx(1.5)
+    with pytest.raises(ValueError):
+        bs.cpu_pct_ns(0, 1, 0)
+
+
+def test_report_daemon_extras_and_idle_rows():
+    d = {"idle_cpu_pct": 1.5, "rss_mb": 32.8, "setting": "keepalive 10ms, deadtime 50ms", "floor_python_pct": 0.9,
+         "floor_c_pct": None, "defaults_idle_cpu_pct": 0.03, "noise": 1}
+    idle = [{"tool": "keepalived", "setting": "advert_int 0.01s", "role": "fastest safe", "node1": {"idle_cpu_pct": 0.4}}]
+    doc = bs.report({}, d, None, idle)
+    assert doc["daemon"] == {"idle_cpu_pct": 1.5, "rss_mb": 32.8, "setting": "keepalive 10ms, deadtime 50ms",
+                             "floor_python_pct": 0.9, "defaults_idle_cpu_pct": 0.03}
+    assert doc["idle"] == idle
+    assert "idle" not in bs.report({}, d)
     with pytest.raises(ValueError):
         bs.cpu_pct(0, 1, 0)
 
