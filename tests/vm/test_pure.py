@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -143,3 +144,26 @@ def test_sampler_verdicts_and_blind_samples():
     assert [x["t"] for x in s.both_primary()] == [1, 3]
     assert [x["t"] for x in s.two_servers()] == [3]
     assert [x["t"] for x in s.blind()] == [2]
+
+
+def test_prune_removes_superseded_images_but_not_the_current_or_a_used_one(tmp_path):
+    cache, labs = tmp_path / "cache", tmp_path / "labs"
+    for key in ("cur", "old", "used", "building"):
+        (cache / key).mkdir(parents=True)
+        (cache / key / "meta.json").write_text("{}")
+        (cache / key / "rootfs.img").write_bytes(b"x")
+    (cache / "debs").mkdir()  # shared downloads: not an image, never pruned
+    (labs / "lab1").mkdir(parents=True)
+    (labs / "lab1" / "lab.json").write_text(json.dumps({"image": str(cache / "used")}))
+    (labs / "broken").mkdir()
+    (labs / "broken" / "lab.json").write_text("{not json")
+    in_use = image.images_in_use(labs)
+    assert in_use == {str(cache / "used")}
+    import fcntl
+
+    with open(cache / "building.lock", "w") as held:  # someone is building or checking it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        removed = image.prune(cache, keep="cur", in_use=in_use)
+    assert [p.name for p in removed] == ["old"]
+    assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == ["building", "cur", "debs", "used"]
+    assert not (cache / "old.lock").exists()

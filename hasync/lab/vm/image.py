@@ -212,13 +212,54 @@ def ensure_image(report: Report = lambda s: None, *, force: bool = False) -> Ima
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits for the first, then reuses it
         meta_path = final / "meta.json"
         if meta_path.exists() and not force:
-            m = json.loads(meta_path.read_text())
-            return Image(final, key, m["kernel_version"])
-        report(f"building guest image {key} in {final} (Debian {SUITE}, {kernel_pkg})")
-        t0 = time.monotonic()
-        kver = _build(spec, key, root, final, report)
-        report(f"guest image {key} ready in {time.monotonic() - t0:.1f}s")
-        return Image(final, key, kver)
+            kver = json.loads(meta_path.read_text())["kernel_version"]
+        else:
+            report(f"building guest image {key} in {final} (Debian {SUITE}, {kernel_pkg})")
+            t0 = time.monotonic()
+            kver = _build(spec, key, root, final, report)
+            report(f"guest image {key} ready in {time.monotonic() - t0:.1f}s")
+    # superseded images (other inputs: an older kernel, package list or guest files) are
+    # ~600 MB each; none is booted again unless a lab still runs on it
+    for old in prune(root, keep=key, in_use=images_in_use()):
+        report(f"removed the superseded guest image {old.name}")
+    return Image(final, key, kver)
+
+
+def images_in_use(lab_dirs_root: Path | None = None) -> set[str]:
+    """Image directories a VM lab on this host still boots from (its lab.json names it):
+    its qcow2 overlays are backed by that image's rootfs."""
+    from hasync.lab.spec import lab_root
+
+    root = Path(lab_dirs_root or lab_root())
+    used = set()
+    for lj in root.glob("*/lab.json"):
+        try:
+            img = json.loads(lj.read_text()).get("image")
+        except (OSError, ValueError):
+            continue
+        if img:
+            used.add(str(Path(img)))
+    return used
+
+
+def prune(root: Path, *, keep: str, in_use: set[str]) -> list[Path]:
+    """Remove the cached images other than *keep* that no lab uses (each under its own
+    lock, skipped when someone holds it: a build or a check in progress). The shared
+    downloads (debs, kernel, wheels) stay: the next build reuses them."""
+    removed = []
+    for meta in sorted(root.glob("*/meta.json")):
+        d = meta.parent
+        if d.name == keep or str(d) in in_use:
+            continue
+        with open(root / f"{d.name}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue
+            shutil.rmtree(d, ignore_errors=True)
+        (root / f"{d.name}.lock").unlink(missing_ok=True)
+        removed.append(d)
+    return removed
 
 
 class _Steps:
