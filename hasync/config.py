@@ -271,7 +271,7 @@ _HEARTBEAT = {k: "" for k in ("keepalive", "warntime", "deadtime", "initdead", "
 _LINK = {k: "" for k in ("name", "kind", "interface", "port", "group", "ttl", "addresses", "device", "baud")}
 _SYNC = {k: "" for k in ("paths", "ignore", "debounce", "max_delay", "reconcile_every", "backup_dir", "state_dir", "ssh_key", "known_hosts", "on_change")}
 _ONCHANGE = {"path": "", "command": ""}
-_STORAGE = {k: "" for k in ("use_drbd", "use_lvm", "drbd_resource", "drbd_device", "drbd_port", "drbd_protocol", "disks", "replication", "vg", "lv", "lv_size", "filesystem", "mount_point", "mount_options")}
+_STORAGE = {k: "" for k in ("use_drbd", "use_lvm", "drbd_resource", "drbd_device", "drbd_port", "drbd_protocol", "resync_rate", "disks", "replication", "vg", "lv", "lv_size", "filesystem", "mount_point", "mount_options")}
 _NFS = {"state_dir": "", "export": "", "vip": ""}
 _EXPORT = {"path": "", "clients": "", "options": "", "fsid": ""}
 _RESOURCE = {k: "" for k in ("id", "type", "agent", "args", "params", "start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval", "max_restarts")}
@@ -578,6 +578,9 @@ def _storage(r: _Reader, raw: Any, names: list[str]) -> model.Storage:
     proto = r.get(s, P, "drbd_protocol", "str", d.drbd_protocol)
     if proto not in ("A", "B", "C"):
         r.error(P + ("drbd_protocol",), f"expected A, B or C (C: a write completes on both disks), got {proto!r}")
+    rate = r.get(s, P, "resync_rate", "str", d.resync_rate)
+    if not re.fullmatch(r"[1-9][0-9]*[KMG]?", rate):
+        r.error(P + ("resync_rate",), f"expected a rate in bytes/s with K, M or G (e.g. \"33M\": ~30 % of a gigabit link), got {rate!r}")
     mp = r.get(s, P, "mount_point", "str", d.mount_point)
     if not mp.startswith("/") or mp.rstrip("/") == "":
         r.error(P + ("mount_point",), f"expected an absolute path other than /, got {mp!r}")
@@ -588,6 +591,7 @@ def _storage(r: _Reader, raw: Any, names: list[str]) -> model.Storage:
         drbd_device=r.get(s, P, "drbd_device", "str", d.drbd_device),
         drbd_port=r.get(s, P, "drbd_port", "int", d.drbd_port),
         drbd_protocol=proto,
+        resync_rate=rate,
         disks=disks,
         replication=replication,
         vg=r.get(s, P, "vg", "str", d.vg),

@@ -358,7 +358,7 @@ def render_drbd_res(w: Wanted) -> str:
         f"resource {st.drbd_resource} {{",
     ]
     if version == "0.7":
-        lines += [f"  protocol {st.drbd_protocol};", "  disk { on-io-error detach; }", "  syncer { rate 40M; }",
+        lines += [f"  protocol {st.drbd_protocol};", "  disk { on-io-error detach; }", f"  syncer {{ rate {st.resync_rate}; }}",
                   "  # DRBD 0.7 has no split-brain policies or fence-peer handler: upgrade to 8.4+."]
     else:
         net = [f"    protocol {st.drbd_protocol};"]
@@ -370,8 +370,10 @@ def render_drbd_res(w: Wanted) -> str:
             "    after-sb-2pri disconnect;            # both primary: a human decides",
         ]
         lines += ["  net {", *net, "  }"]
+        disk = ["    c-plan-ahead 0;  # a fixed resync rate: [storage] resync_rate", f"    resync-rate {st.resync_rate};"]
         if fencing and version == "8.4":
-            lines += ["  disk {", f"    fencing {fencing};", "  }"]
+            disk.append(f"    fencing {fencing};")
+        lines += ["  disk {", *disk, "  }"]
         handlers = ['    split-brain "/usr/lib/drbd/notify-split-brain.sh root";']
         if fencing:
             handlers = [

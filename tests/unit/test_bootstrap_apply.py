@@ -260,6 +260,7 @@ def test_drbd_resource_file_parses(tmp_path: Path, profile: str, tool: str) -> N
     r = subprocess.run([tool, "-c", str(conf), "dump", "r0"], capture_output=True, text=True)
     assert "Parse error" not in r.stderr, r.stderr
     assert "protocol" in r.stdout and "fencing" in r.stdout
+    assert "resync-rate" in r.stdout and "33M" in r.stdout, r.stdout
 
 
 def test_wait_sync_reports_progress_and_rate(tmp_path: Path) -> None:

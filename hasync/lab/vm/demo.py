@@ -54,7 +54,6 @@ def demo(console) -> int:
         d.show("node1", ["hasync", "check"])
         d.show("node1", ["hasync", "bootstrap", "--yes"], timeout=600)
         d.show("node2", ["hasync", "bootstrap", "--join", "node1", "--yes"], timeout=600)
-        sc.tune_resync(lab)
         t0 = time.monotonic()
         manual.wait_drbd(lab, "node2", "UpToDate/UpToDate", timeout=300)
         console.print(f"initial DRBD sync finished ({time.monotonic() - t0:.0f} s more)")

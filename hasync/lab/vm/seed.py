@@ -124,6 +124,7 @@ drbd_resource = "r0"
 drbd_device = "/dev/drbd0"
 drbd_port = 7789
 drbd_protocol = "C"
+resync_rate = "200M"   # the lab's disks are small; under TCG this gives ~20 MB/s
 disks = {{ {n1.name} = "/dev/vdb", {n2.name} = "/dev/vdb" }}
 replication = {{ {n1.name} = "{n1.replication}", {n2.name} = "{n2.replication}" }}
 vg = "havg"
