@@ -404,6 +404,7 @@ def _build(r: _Reader, base: Path) -> model.Cluster:
         r.warn(("heartbeat", "link"), "only one heartbeat link: a single cable or switch failure looks like a dead peer (split brain); add a second link (serial or another network)")
     if fencing.mode == "off":
         r.warn(("fencing", "mode"), "fencing is off: shared data is not protected; a node that only looks dead may still write (heartbeat: \"Shared disks are not protected\")")
+    _check_nfs_state_twice(r, profile, profiles, nfs, resources, from_toml=not hares_path)
 
     return model.Cluster(
         path=r.path,
@@ -630,6 +631,31 @@ def _nfs(r: _Reader, raw: Any) -> model.Nfs:
         if e.fsid is None:
             r.warn(P + ("export", i), "no fsid=: NFS file handles then depend on the device numbers, which must be identical on both nodes or clients see \"stale NFS file handle\" after failover")
     return model.Nfs(r.get(n, P, "state_dir", "str", ""), tuple(exports), vip, r.where(P))
+
+
+def _check_nfs_state_twice(r: _Reader, profile: str, profiles: list[str], nfs: model.Nfs,
+                           resources: tuple[model.Resource, ...], *, from_toml: bool) -> None:
+    """[nfs].state_dir makes bootstrap symlink /var/lib/nfs onto the replicated disk (on
+    profiles with nfs_state_link = "symlink"); the OCF nfsserver agent's
+    nfs_shared_infodir bind-mounts a directory onto /var/lib/nfs as well. Both at once
+    mount the directory onto itself (rpc_pipefs inside it), and the filesystem can no
+    longer be unmounted at failover."""
+    if not nfs.state_dir or profile not in profiles:
+        return
+    try:
+        link = load_profile(profile).options.get("nfs_state_link", "symlink")
+    except ConfigError:
+        return
+    if link != "symlink":
+        return
+    for i, res in enumerate(resources):
+        if res.type == "ocf" and res.agent.endswith(":nfsserver") and res.params.get("nfs_shared_infodir"):
+            where = ("resource", i, "params", "nfs_shared_infodir") if from_toml else ("nfs", "state_dir")
+            r.warn(where, f"resource {res.id!r} (OCF nfsserver) bind-mounts nfs_shared_infodir onto /var/lib/nfs, which "
+                          f"bootstrap already makes a symlink to [nfs].state_dir ({nfs.state_dir}) on the {profile} profile: "
+                          "the directory gets mounted onto itself and the filesystem can no longer be unmounted at "
+                          "failover; keep one: drop nfs_shared_infodir (the symlink already puts the NFS state on the "
+                          "replicated disk) or [nfs].state_dir")
 
 
 def _resources(r: _Reader, raw: Any) -> tuple[model.Resource, ...]:

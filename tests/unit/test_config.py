@@ -221,3 +221,21 @@ def test_every_distro_profile_loads():
     assert config.load_profile("sles9").init == "sysv"
     with pytest.raises(ConfigError, match="no distro profile"):
         config.load_profile("beos5")
+
+
+def test_nfs_state_moved_twice_is_warned_on_symlink_profiles_only():
+    """[nfs].state_dir (bootstrap's /var/lib/nfs symlink) plus the OCF nfsserver agent's
+    nfs_shared_infodir (its bind mount) would mount the directory onto itself."""
+    text = (REPO / "profiles" / "cluster" / "example.toml").read_text()
+    cluster, report = config.check_text(text, "ex.toml")
+    assert not [w for w in report.warnings if "nfs_shared_infodir" in w]
+    both = text.replace('params = { nfs_ip = "192.0.2.10" }', 'params = { nfs_shared_infodir = "/srv/ha/nfs-state", nfs_ip = "192.0.2.10" }')
+    assert both != text
+    line = both.splitlines().index('params = { nfs_shared_infodir = "/srv/ha/nfs-state", nfs_ip = "192.0.2.10" }') + 1
+    _, report = config.check_text(both, "ex.toml")
+    [w] = [w for w in report.warnings if "nfs_shared_infodir" in w]
+    assert w.startswith(f"ex.toml:{line}: resource[") and "mounted onto itself" in w and "debian12" in w
+    _, report = config.check_text(both.replace('profile = "debian12"', 'profile = "rhel9"'), "ex.toml")
+    assert not [w for w in report.warnings if "nfs_shared_infodir" in w]  # rhel9: the chain's bind mount is the plan
+    _, report = config.check_text(both.replace('state_dir = "/srv/ha/nfs-state"', 'state_dir = ""'), "ex.toml")
+    assert not [w for w in report.warnings if "nfs_shared_infodir" in w]
