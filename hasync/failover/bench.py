@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "so not known to be safe) and its defaults, and the floor loops; hasync's fast setting "
                         "--idle-runs times (a fresh pair each); no soak, no trials")
     p.add_argument("--idle-runs", type=int, default=1, metavar="N", help="idle measurements (default 1; the JSON's daemon "
-                   "figures are the median of the active node's, every run is in meta.daemon_runs)")
+                   "figures and the floors are medians of the active node's, every run is in idle)")
     p.add_argument("--lab", default=None, metavar="NAME", help=f"lab to use; made (and removed after) if not up (default {DEFAULT_LAB})")
     p.add_argument("--workdir", default="/var/tmp/hasync-bench", help="daemon configs and logs (kept after the run)")
     p.add_argument("--markdown", metavar="JSON", help="print a saved run (the --json output) as a markdown table and exit")
@@ -577,7 +577,7 @@ def measure_idle(bench: Bench, args, tools: list[str], safe: dict, meta: dict, c
     """Every daemon at rest: each tool at its default and at its fastest safe setting
     (with --idle-only, at its fastest tried one: no soak ran), and the floor (the bare
     heartbeat loop, CPython and C) at hasync's keepalive. The hasync figure at the fast
-    setting is the median of --idle-runs measurements (the JSON's ``daemon``)."""
+    setting and the floors are medians of --idle-runs measurements (the JSON's ``daemon``)."""
     from hasync.failover import bench_floor as bf
     from hasync.model import Heartbeat
 
@@ -635,16 +635,21 @@ def measure_idle(bench: Bench, args, tools: list[str], safe: dict, meta: dict, c
             console.log(f"[yellow]floor in C skipped: {escape(why)}[/yellow]")
             meta["floor_c_skipped"] = why
         for kind, argv_for in floors:
-            console.log(f"floor ({kind}: the bare heartbeat loop every {period * 1000:g} ms, 2 links): {args.idle:g} s")
-            try:
-                fp = bench.floor_footprint(argv_for, args.idle)
-            except Exception as e:
-                console.log(f"[red]floor {kind}: {escape(str(e))}[/red]")
-                meta.setdefault("errors", {})[f"floor {kind}"] = str(e)[-2000:]
-                continue
-            rows.append({"tool": f"floor-{kind}", "setting": f"keepalive {period * 1000:g}ms", "role": "floor", "run": 1,
-                         lab.nodes[0]: fp})
-            daemon[f"floor_{kind}_pct"] = fp["idle_cpu_pct"]
+            got = []
+            for i in range(max(1, args.idle_runs)):
+                console.log(f"floor ({kind}: the bare heartbeat loop every {period * 1000:g} ms, 2 links): {args.idle:g} s"
+                            + (f", run {i + 1}" if args.idle_runs > 1 else ""))
+                try:
+                    fp = bench.floor_footprint(argv_for, args.idle)
+                except Exception as e:
+                    console.log(f"[red]floor {kind}: {escape(str(e))}[/red]")
+                    meta.setdefault("errors", {})[f"floor {kind}"] = str(e)[-2000:]
+                    continue
+                got.append(fp["idle_cpu_pct"])
+                rows.append({"tool": f"floor-{kind}", "setting": f"keepalive {period * 1000:g}ms", "role": "floor", "run": i + 1,
+                             "loadavg": round(os.getloadavg()[0], 2), lab.nodes[0]: fp})
+            if got:
+                daemon[f"floor_{kind}_pct"] = _median(got)
     return {"daemon": daemon, "rows": rows}
 
 
