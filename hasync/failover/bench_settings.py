@@ -113,7 +113,7 @@ def default_setting(tool: str, hasync_defaults: tuple[float, float] | None = Non
 def candidates(tool: str) -> tuple[Setting, ...]:
     """The faster settings tried for *tool*, fastest first."""
     if tool == "hasync":
-        out = [hasync_setting(k, d) for k, d in ((0.01, 0.05), (0.02, 0.1), (0.05, 0.2), (0.1, 0.5), (0.2, 1.0))]
+        out = [hasync_setting(k, d) for k, d in ((0.01, 0.025), (0.01, 0.05), (0.02, 0.1), (0.05, 0.2), (0.1, 0.5), (0.2, 1.0))]
     elif tool == "heartbeat":
         out = [heartbeat_setting(k, d) for k, d in ((0.05, 0.2), (0.1, 0.5), (0.2, 1.0), (1.0, 3.0))]
     elif tool == "keepalived":
@@ -125,7 +125,7 @@ def candidates(tool: str) -> tuple[Setting, ...]:
 
 def quick_candidates(tool: str) -> tuple[Setting, ...]:
     """--quick: one fast setting per tool (the one that should be safe)."""
-    pick = {"hasync": 3, "heartbeat": 2, "keepalived": 2}[tool]  # 100ms/500ms, 200ms/1s, 0.1s
+    pick = {"hasync": 4, "heartbeat": 2, "keepalived": 2}[tool]  # 100ms/500ms, 200ms/1s, 0.1s
     return (candidates(tool)[pick],)
 
 
