@@ -42,7 +42,7 @@ from hasync.failover import packets as P
 from hasync.failover.links import LinkError, open_link
 from hasync.failover.membership import Event, FsmConfig, Job, JobResult, Membership, Monitor, Send
 from hasync.failover.sdnotify import Notifier
-from hasync.failover.stall import StallMeter, stall_threshold
+from hasync.failover.stall import StallMeter, Throttle, stall_threshold
 from hasync.failover.timeline import Timeline
 
 DEFAULT_STATE_DIR = "/var/lib/hasync/failover"
@@ -453,6 +453,7 @@ class Daemon:
         self.n_wakes = self.n_fast = self.n_parsed = self.n_ticks = 0
         self.next_send = 0.0
         self.stall = StallMeter(stall_threshold(self.cfg.warntime))
+        self.late_throttle = Throttle(1.0)  # late-heartbeat warnings: at most one a second, the rest counted
         self.profile = None
         try:
             from hasync.config import load_profile
@@ -667,9 +668,16 @@ class Daemon:
             self._send_all()
 
     def _event(self, ev: Event) -> None:
-        entry = self.timeline.add(ev.kind, ev.message, ev.level, self._now(), **dict(ev.data))
+        message = ev.message
+        if ev.kind == "late":
+            held = self.late_throttle.admit(self._now())
+            if held is None:
+                return
+            if held:
+                message += f" ({held} more late heartbeat{'s' if held > 1 else ''} in the last {self.late_throttle.interval:g} s not logged)"
+        entry = self.timeline.add(ev.kind, message, ev.level, self._now(), **dict(ev.data))
         self.recent.append(entry)
-        self.log(ev.level, ev.message)
+        self.log(ev.level, message)
         for sub in self.subscribers:
             self._sub_send(sub, {"event": entry})
 
@@ -1039,6 +1047,7 @@ class Daemon:
                 "packets_fast": self.n_fast,
                 "packets_parsed": self.n_parsed,
                 "ticks": self.n_ticks,
+                "late_heartbeats": self.late_throttle.total,
                 **self.stall.snapshot(now),
                 **proc_stats(),
             },

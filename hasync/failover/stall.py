@@ -97,3 +97,26 @@ class StallMeter:
             "last_stall_ms": round(self.last_late_s * 1000, 1) if self.last_at is not None else None,
             "last_stall_ago_s": round(now - self.last_at, 1) if self.last_at is not None else None,
         }
+
+
+@dataclass
+class Throttle:
+    """At most one warning of a kind per *interval*; the ones in between are counted and
+    named in the next (pure: ``now`` passed in). Late-heartbeat warnings go through one:
+    at a tight warntime a jittery network can make dozens a second, each a log line and
+    a timeline write, which buries the line that matters and costs the daemon CPU."""
+
+    interval: float = 1.0
+    total: int = 0
+    _last: float | None = None
+    _held: int = 0
+
+    def admit(self, now: float) -> int | None:
+        """None: held back (counted). Otherwise log it, and this many were held back since
+        the previous one."""
+        self.total += 1
+        if self._last is not None and now - self._last < self.interval:
+            self._held += 1
+            return None
+        held, self._held, self._last = self._held, 0, now
+        return held

@@ -65,3 +65,15 @@ def test_a_loop_still_busy_past_its_deadline_is_told_apart_from_a_host_stall():
     st = m.observe(due=30.0, now=30.02, waited_at=30.005)  # mostly the host
     assert st is not None and st.message(m.threshold).startswith("scheduler stall")
     assert m.count == 3  # both kinds are counted
+
+
+def test_throttle_admits_one_a_second_and_names_the_held_ones():
+    from hasync.failover.stall import Throttle
+
+    t = Throttle(1.0)
+    assert t.admit(10.0) == 0  # the first is always logged
+    assert t.admit(10.2) is None and t.admit(10.9) is None  # held back, counted
+    assert t.admit(11.0) == 2  # a second later: logged, naming the two held back
+    assert t.admit(11.5) is None
+    assert t.admit(30.0) == 1
+    assert t.total == 6
