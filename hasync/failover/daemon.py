@@ -674,7 +674,7 @@ class Daemon:
             if held is None:
                 return
             if held:
-                message += f" ({held} more late heartbeat{'s' if held > 1 else ''} in the last {self.late_throttle.interval:g} s not logged)"
+                message += f" ({held} more late heartbeat{'s' if held > 1 else ''} since the previous warning, not logged)"
         entry = self.timeline.add(ev.kind, message, ev.level, self._now(), **dict(ev.data))
         self.recent.append(entry)
         self.log(ev.level, message)
