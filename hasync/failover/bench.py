@@ -357,7 +357,6 @@ class Bench:
                 i.stop()
             drop_vips(lab, [net.vip])
 
-
     def floor_footprint(self, argv_for, window: float) -> dict:
         """CPU of the bare heartbeat loop (bench_floor) on node1 while node2 runs the same:
         argv_for(pairs) gives the command for a node's (local, peer) address pairs."""
@@ -572,6 +571,7 @@ def run_tool(bench: Bench, tool: str, args, hb, rows: dict, console) -> bs.Setti
         samples, failed = bench.trials(tool, setting, args.trials)
         rows[tool].append(bs.Figures(setting, tuple(samples), soaked.get(setting.key), failed, role))
     return safe
+
 
 def measure_idle(bench: Bench, args, tools: list[str], safe: dict, meta: dict, console) -> dict:
     """Every daemon at rest: each tool at its default and at its fastest safe setting
