@@ -324,20 +324,6 @@ def cpu_pct(ticks_before: int, ticks_after: int, wall_s: float, hz: int = 100) -
     return 100.0 * (ticks_after - ticks_before) / hz / wall_s
 
 
-def cpu_pct_ns(ns_before: int, ns_after: int, wall_s: float) -> float:
-    """CPU use from /proc/PID/task/*/schedstat run times (ns), in % of one core. Exact,
-    unlike the utime/stime ticks, which a task that wakes on a fixed period samples badly
-    (it is charged a whole tick whenever it happens to run at the tick, or none)."""
-    if wall_s <= 0:
-        raise ValueError("wall time must be positive")
-    return 100.0 * (ns_after - ns_before) / 1e9 / wall_s
-
-
-def parse_schedstat_ns(text: str) -> int:
-    """Time on the CPU (ns) from a /proc/PID/task/TID/schedstat line."""
-    return int(text.split()[0])
-
-
 def parse_stat_ticks(stat_line: str) -> int:
     """utime + stime (clock ticks) from a /proc/PID/stat line."""
     rest = stat_line.rsplit(")", 1)[1].split()

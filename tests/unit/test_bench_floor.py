@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import shutil
 import socket
 import subprocess
@@ -12,28 +13,34 @@ import pytest
 from hasync.failover import bench_floor as bf
 
 
-def _cpu_ns(pid: int) -> int:
-    with open(f"/proc/{pid}/schedstat") as f:
-        return int(f.read().split()[0])
+def _valid(data: bytes) -> int | None:
+    """The sequence number of a floor heartbeat (68-byte head + HMAC-SHA256 with the
+    floor's key), None if it is not one."""
+    if len(data) != 100 or not hmac.compare_digest(hmac.digest(bf.KEY, data[:68], "sha256"), data[68:]):
+        return None
+    return int.from_bytes(data[60:68], "big")
 
 
 def _sniff(argv: list[str]) -> int:
-    """Run the loop against a listener standing in for the peer; datagrams received in 0.5 s."""
+    """Run the loop against a listener standing in for the peer; valid heartbeats with
+    rising sequence numbers received in 0.5 s."""
     port = bf.PORT
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
         peer.bind(("127.0.0.2", port))
         peer.settimeout(0.05)
         p = subprocess.Popen(argv, stderr=subprocess.PIPE)
         try:
-            got, end = 0, time.monotonic() + 0.5
+            seqs, end = [], time.monotonic() + 0.5
             while time.monotonic() < end:
                 try:
-                    data = peer.recv(2048)
-                    got += len(data) == 100
+                    seq = _valid(peer.recv(2048))
                 except TimeoutError:
-                    pass
+                    continue
+                assert seq is not None, "a datagram that is not an authenticated floor heartbeat"
+                seqs.append(seq)
+            assert seqs == sorted(set(seqs)), seqs  # one per tick, never repeated
+            got = len(seqs)
             assert p.poll() is None, p.stderr.read()
-            assert _cpu_ns(p.pid) > 0
         finally:
             p.kill()
             p.wait()

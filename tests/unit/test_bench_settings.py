@@ -98,10 +98,6 @@ def test_proc_parsers():
     with pytest.raises(ValueError):
         bs.parse_rss_kb("Name: x\n")
     assert bs.cpu_pct(100, 150, 10.0, hz=100) == pytest.approx(5.0)
-    assert bs.parse_schedstat_ns("123456789 2000 17\n") == 123456789
-    assert bs.cpu_pct_ns(1_000_000_000, 1_150_000_000, 10.0) == pytest.approx(1.5)
-    with pytest.raises(ValueError):
-        bs.cpu_pct_ns(0, 1, 0)
 
 
 def test_report_daemon_extras_and_idle_rows():

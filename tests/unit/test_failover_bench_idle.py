@@ -17,3 +17,31 @@ def test_median_of_the_runs_skips_missing_figures():
     assert bench._median([1.0, 2.0, None, 4.0, 3.0]) == 2.5
     assert bench._median([None]) is None
     assert bench._median([]) is None
+
+
+def test_ticks_count_every_thread_dead_ones_included():
+    """The at-rest figure's source (utime + stime of /proc/PID/stat) bills the process for
+    all its threads, one that has ended too (summing the live threads' schedstat would
+    lose it), and agrees with what the process itself sees (os.times)."""
+    import os
+    import threading
+    import time
+
+    def spin(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    me = [os.getpid()]
+    hz = os.sysconf("SC_CLK_TCK")
+    k0, t0 = bench._ticks(me), os.times()
+    th = threading.Thread(target=spin, args=(0.3,))
+    th.start()
+    spin(0.1)
+    th.join()
+    k1, t1 = bench._ticks(me), os.times()
+    got = (k1 - k0) / hz
+    used = (t1.user + t1.system) - (t0.user + t0.system)
+    assert got >= 0.35  # both threads' spinning, the ended thread included
+    assert abs(got - used) <= 0.05, (got, used)
+    assert bench._ticks([2**22 + 12345]) == 0  # no such process: nothing
