@@ -257,6 +257,8 @@ def prune(root: Path, *, keep: str, in_use: set[str]) -> list[Path]:
             except OSError:
                 continue
             shutil.rmtree(d, ignore_errors=True)
+        if d.exists():  # something in it would not go: say nothing was freed
+            continue
         (root / f"{d.name}.lock").unlink(missing_ok=True)
         removed.append(d)
     return removed
