@@ -23,6 +23,7 @@ AREAS = (
     "hasync.failover.cli",
     "hasync.sync.cli",
     "hasync.bootstrap.cli",
+    "hasync.export.cli",
     "hasync.lab.cli",
 )
 
