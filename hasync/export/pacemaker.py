@@ -30,6 +30,7 @@ from hasync.export.cib_model import (
     Order,
     Primitive,
     is_xml_id,
+    seconds,
 )
 from hasync.export.heartbeat_agents import NfsContext, NoEquivalent, heartbeat_agent
 from hasync.failover.chain import service_units
@@ -304,7 +305,7 @@ def _fencing(ctx: _Ctx) -> tuple[tuple[Primitive, ...], list[Location], tuple[tu
         ctx.warnings.append(f"{where}: {devices[0].type if devices else 'the fence agent'} is not installed here: its "
                             "options were mapped by the names all fence agents share; check them on a node with "
                             f"`{devices[0].type if devices else 'AGENT'} -o metadata`")
-    props += [("stonith-enabled", "true"), ("no-quorum-policy", "stop"), ("stonith-timeout", f"{round(f.timeout)}s")]
+    props += [("stonith-enabled", "true"), ("no-quorum-policy", "stop"), ("stonith-timeout", seconds(f.timeout))]
     if "off" in actions:
         # hasync's command powers the node off and leaves it off; Pacemaker asks for reboot
         # unless told otherwise

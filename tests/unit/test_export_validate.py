@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ def export(config_path: Path, out: Path, fmt: str = "cib") -> Path:
 def imported_field_notes(tmp_path: Path, haresources: str = "field-notes.haresources") -> Path:
     """The field notes' setup through `hasync haresources import`, node addresses filled
     in where the import leaves `check:` placeholders."""
-    p = run([str(ROOT / ".venv" / "bin" / "hasync"), "haresources", "import", str(DATA / haresources),
+    p = run([sys.executable, "-m", "hasync", "haresources", "import", str(DATA / haresources),
              "--ha-cf", str(DATA / "field-notes.ha.cf")])
     text = p.stdout.replace('address = "0.0.0.0"', 'address = "10.0.0.1"', 1).replace('address = "0.0.0.0"', 'address = "10.0.0.2"', 1)
     f = tmp_path / "imported.toml"
