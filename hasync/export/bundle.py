@@ -81,6 +81,9 @@ def make_bundle(cluster: model.Cluster, *, profile: model.Profile | None, fmt: s
     *lookup* None: no metadata on this machine (the parameters are not checked)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
+    if fmt == "corosync":  # the membership layer alone: the chain does not matter to it
+        conf = corosync.corosync_conf(cluster)
+        return Bundle({FILENAMES["corosync"]: conf.text}, FILENAMES["corosync"], conf.warnings, (), (), conf.token_ms)
     export = pacemaker.build(cluster, profile=profile, fence_options=_fence_options(cluster, lookup))
     warnings = list(export.warnings)
     checked: list[str] = []
@@ -95,9 +98,6 @@ def make_bundle(cluster: model.Cluster, *, profile: model.Profile | None, fmt: s
         warnings.append("crm_resource (pacemaker-cli-utils) is not installed here: agent parameters were not "
                         "checked against the agents' metadata")
     conf = corosync.corosync_conf(cluster)
-    docs: dict[str, str] = {}
-    if fmt != "corosync":
-        docs[FILENAMES[fmt]] = RENDER[fmt](replace(export.cib, notes=tuple(warnings)))
+    docs = {FILENAMES[fmt]: RENDER[fmt](replace(export.cib, notes=tuple(warnings))), FILENAMES["corosync"]: conf.text}
     warnings += conf.warnings
-    docs[FILENAMES["corosync"]] = conf.text
     return Bundle(docs, FILENAMES[fmt], tuple(warnings), tuple(checked), tuple(unchecked), conf.token_ms)

@@ -66,6 +66,14 @@ def test_no_equivalent_exits_2_naming_the_resource_and_leaves_existing_files_alo
     assert (out / "cib.xml").read_text() == "the old one" and not (out / "corosync.conf").exists()
 
 
+def test_corosync_alone_does_not_depend_on_the_chain(tmp_path, capsys):
+    f = tmp_path / "cluster.toml"
+    f.write_text(EXAMPLE.read_text() + '\n[[resource]]\nid = "beep"\ntype = "heartbeat"\nagent = "AudibleAlarm"\n')
+    assert cli.main(["-c", str(f), "export", "pacemaker", "--format", "corosync", "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["corosync.conf"]
+    assert "AudibleAlarm" not in capsys.readouterr().err
+
+
 @pytest.mark.skipif(shutil.which("crm_resource") is None, reason="needs pacemaker-cli-utils (apt-packages.txt)")
 def test_a_misspelt_ocf_parameter_is_caught_by_the_metadata_check(tmp_path, capsys):
     f = write_config(tmp_path, 'cidr_netmask = "24"', 'cidr_mask = "24"')
