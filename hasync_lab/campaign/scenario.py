@@ -1,0 +1,189 @@
+"""One simulated cluster's settings, drawn per seed from realistic ranges (pure data).
+
+A ``Scenario`` holds everything the simulator needs that is not a fault: the heartbeat
+timing, fencing and ping settings, the resource chain (kind, durations, timeouts,
+monitors) and the durations of the world around the daemon (boot, systemd's restart
+delay, the fence agent, the ping). It turns into the two nodes' ``FsmConfig`` the way
+the daemon builds it (``hasync.failover.daemon.fsm_config``: fence_retry = deadtime,
+at least 1 s), and it round-trips through JSON so a violation's folder replays it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, replace
+
+from hasync.failover.membership import FsmConfig, Monitor
+
+NODES = ("node1", "node2")
+LINK_NAMES = ("hb", "public", "serial")
+RESOURCE_TYPES = ("ocf", "systemd", "lsb", "heartbeat", "service")
+FENCING_MODES = ("required", "optional", "off")
+STOP_FAILURE = ("fence-self", "reboot", "block")
+KEEPALIVES = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    id: str
+    type: str
+    start_s: float
+    stop_s: float
+    status_s: float
+    start_timeout: float
+    stop_timeout: float
+    monitor_timeout: float
+    monitor_interval: float = 0.0  # 0: not monitored
+    max_restarts: int = 2
+
+
+@dataclass(frozen=True)
+class Scenario:
+    seed: int
+    order: tuple[str, ...]  # preference: preferred node first
+    links: tuple[str, ...]
+    resources: tuple[ResourceSpec, ...]
+    keepalive: float
+    warntime: float
+    deadtime: float
+    initdead: float
+    auto_failback: bool
+    fencing_mode: str
+    fence_configured: bool
+    on_stop_failure: str
+    ping_configured: bool
+    latency_s: float  # one way, every link
+    boot_s: float  # power-on to the services enabled at boot
+    daemon_delay_s: float  # ... then to the daemon's start
+    restart_delay_s: float  # systemd RestartSec after a SIGKILL
+    stop_timeout_s: float  # systemd TimeoutStopSec: a leave that takes longer is SIGKILLed
+    fence_s: float
+    fence_timeout_s: float
+    ping_s: float
+    start_gap_s: float  # node2's power-on after node1's at the very start
+    cluster: str = "lab"
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.resources)
+
+    @property
+    def chain_s(self) -> float:
+        """A start (probe + start of every resource) plus a stop, at normal durations."""
+        return sum(r.status_s + r.start_s + r.stop_s for r in self.resources) + max(r.status_s for r in self.resources)
+
+    @property
+    def liveness_bound_s(self) -> float:
+        """After the last fault heals, one node runs the whole chain and both agree within
+        this: a fence still in flight (its timeout) may reboot a node, which then boots,
+        starts its daemon, waits initdead at most, and the chain may move twice."""
+        return (2 * (self.fence_timeout_s + self.boot_s + self.daemon_delay_s + self.stop_timeout_s)
+                + self.initdead + 6 * self.deadtime + 4 * self.chain_s + self.ping_s + 20 * self.keepalive)
+
+    @property
+    def stray_bound_s(self) -> float:
+        """A piece started by a fault (a service enabled at boot) may coexist with the
+        peer's chain at most this long: the daemon starts, probes, learns the peer
+        (initdead at most) and stops it."""
+        return self.daemon_delay_s + self.initdead + 2 * self.deadtime + 2 * self.chain_s + 10 * self.keepalive
+
+    def fsm_config(self, local: str, *, drifted: bool = False) -> FsmConfig:
+        """The node's FsmConfig, built as the daemon builds it; ``drifted``: this node's
+        config names the other preferred node (issue 12 item 5)."""
+        order = tuple(reversed(self.order)) if drifted else self.order
+        return FsmConfig(
+            cluster=self.cluster,
+            local=local,
+            peer=NODES[1] if local == NODES[0] else NODES[0],
+            order=order,
+            links=self.links,
+            resources=self.ids,
+            keepalive=self.keepalive,
+            warntime=self.warntime,
+            deadtime=self.deadtime,
+            initdead=self.initdead,
+            auto_failback=self.auto_failback,
+            fencing_mode=self.fencing_mode,
+            fence_configured=self.fence_configured,
+            on_stop_failure=self.on_stop_failure,
+            ping_configured=self.ping_configured,
+            monitors=tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in self.resources if r.monitor_interval > 0),
+            fence_retry=max(1.0, self.deadtime),
+        )
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scenario:
+        d = dict(d)
+        d["resources"] = tuple(ResourceSpec(**r) for r in d["resources"])
+        d["order"] = tuple(d["order"])
+        d["links"] = tuple(d["links"])
+        return cls(**d)
+
+
+def _r(x: float) -> float:
+    return round(x, 4)
+
+
+def draw_scenario(seed: int) -> Scenario:
+    """The settings of seed *seed*: every draw from its own stream, so adding a fault kind
+    never changes which cluster a seed gets."""
+    rng = random.Random(f"hasync-campaign:{seed}:scenario")
+    keepalive = rng.choice(KEEPALIVES)
+    deadtime = _r(keepalive * rng.uniform(3.0, 12.0))
+    warntime = _r(deadtime * rng.uniform(0.3, 0.8))
+    initdead = _r(deadtime * rng.uniform(1.0, 3.0))
+    fencing = rng.choices(FENCING_MODES, weights=(50, 25, 25))[0]
+    fence_configured = fencing != "off" or rng.random() < 0.5
+    scale = min(1.5, max(0.2, deadtime / 3))  # fast-timing clusters run fast resources
+    n = rng.randint(1, 6)
+    resources = []
+    for i in range(n):
+        start_s, stop_s, status_s = (_r(scale * rng.uniform(lo, hi)) for lo, hi in ((0.02, 1.0), (0.02, 1.0), (0.005, 0.2)))
+        monitored = rng.random() < 0.3
+        resources.append(ResourceSpec(
+            id=f"r{i}",
+            type=rng.choice(RESOURCE_TYPES),
+            start_s=start_s,
+            stop_s=stop_s,
+            status_s=status_s,
+            start_timeout=_r(start_s * rng.uniform(3, 8) + 0.2),
+            stop_timeout=_r(stop_s * rng.uniform(3, 8) + 0.2),
+            monitor_timeout=_r(status_s * rng.uniform(3, 8) + 0.2),
+            monitor_interval=_r(deadtime * rng.uniform(0.5, 3.0)) if monitored else 0.0,
+            max_restarts=rng.randint(0, 3),
+        ))
+    nlinks = rng.choices((1, 2, 3), weights=(20, 50, 30))[0]
+    sc = Scenario(
+        seed=seed,
+        order=tuple(rng.sample(NODES, 2)),
+        links=tuple(sorted(rng.sample(LINK_NAMES, nlinks), key=LINK_NAMES.index)),
+        resources=tuple(resources),
+        keepalive=keepalive,
+        warntime=warntime,
+        deadtime=deadtime,
+        initdead=initdead,
+        auto_failback=rng.random() < 0.3,
+        fencing_mode=fencing,
+        fence_configured=fence_configured,
+        on_stop_failure=rng.choices(STOP_FAILURE, weights=(50, 30, 20))[0],
+        ping_configured=rng.random() < 0.5,
+        latency_s=_r(rng.uniform(0.0001, 0.002)),
+        boot_s=_r(deadtime * rng.uniform(0.5, 3.0)),
+        daemon_delay_s=_r(deadtime * rng.uniform(0.0, 0.5)),
+        restart_delay_s=_r(deadtime * rng.uniform(0.1, 1.0)),
+        stop_timeout_s=0.0,
+        fence_s=_r(deadtime * rng.uniform(0.2, 1.0)),
+        fence_timeout_s=_r(deadtime * rng.uniform(2.0, 6.0)),
+        ping_s=_r(deadtime * rng.uniform(0.05, 0.3)),
+        start_gap_s=_r(initdead * rng.choice((0.0, rng.uniform(0.0, 2.0)))),
+    )
+    # a clean leave stops the chain: systemd waits for it (with the retries of a failed stop)
+    sc = replace(sc, stop_timeout_s=_r(3 * sum(r.stop_s + r.status_s for r in resources) + 2.0 * len(resources) + sc.deadtime))
+    errors = sc.fsm_config(NODES[0]).validate()
+    assert not errors, errors  # the ranges above respect heartbeat's start-up rules
+    return sc
