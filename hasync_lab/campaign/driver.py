@@ -23,6 +23,8 @@ daemon dies as it would (systemd restarts it after RestartSec).
 
 from __future__ import annotations
 
+from heapq import heappush
+
 from hasync.failover.membership import Event, Job, JobResult, Send
 from hasync.failover.packets import Packet
 
@@ -115,13 +117,23 @@ class Driver:
         if not self.alive:
             return
         fsm = self.fsm
-        self.apply(self._call(fsm.tick, now), now)
-        if not self.alive:
-            return
+        try:  # (the guard of _call, inlined: this runs at every wake-up)
+            acts = fsm.tick(now)
+        except Exception as e:
+            self.fsm_raised("tick", e)
+        if acts:
+            self.apply(acts)
+            if not self.alive:
+                return
+        else:
+            self.stale = True
         if self.leaving and fsm.can_exit:
             self._exit_clean(now)
             return
-        dl = self._call(fsm.next_deadline, now)
+        try:
+            dl = fsm.next_deadline(now)
+        except Exception as e:
+            self.fsm_raised("next_deadline", e)
         if dl <= now:
             self.spins += 1
             if self.spins == SPIN_LIMIT:  # once per daemon: the loop would spin until it changes
@@ -150,19 +162,20 @@ class Driver:
             if f != self.fields:
                 self.fields = f
                 self.sig = tuple(f.values())
-        pairs = []
         seq = self.seq
+        pairs = []
         for link in self.links:
             s = seq[link] + 1
             seq[link] = s
             pairs.append((link, s))
-        self.sim.transmit(self.node, now, pairs, self.fields, self.sig)
+        sim = self.sim
+        sim.transmit(self.node, now, pairs, self.fields, self.sig)
         ka = self.cfg.keepalive
         nxt = now + ka
         if scheduled and self.next_send + ka > now:
             nxt = self.next_send + ka
         self.next_send = nxt
-        self.sim.at(nxt, self._send_due, nxt)
+        heappush(sim.q, (nxt, next(sim._n), self._send_due, (nxt,)))
 
     def _send_due(self, t: float) -> None:
         if not self.alive or t != self.next_send or self.node.frozen:
@@ -243,17 +256,18 @@ class Driver:
 
     # ------------------------------------------------------------------ SIGSTOP
     def thaw(self, now: float, inbox: list, deferred: list) -> None:
-        """SIGCONT: the packets queued in the socket buffers (with their arrival times), the
-        worker's results that waited, a tick, and the heartbeat that is due."""
+        """SIGCONT, in the order of the daemon's first loop iteration: the worker's results
+        that waited (the wake-up pipe), then the packets queued in the socket buffers (with
+        their arrival times), a tick, and the heartbeat that is due."""
         try:
+            for report, args in deferred:
+                if not self.alive:
+                    return
+                report(*args, settle=False)
             for t, link, seq, fields, sig in inbox:
                 if not self.alive:
                     return
                 self.receive(min(t, now), link, seq, fields, sig)
-            for fn, args in deferred:
-                if not self.alive:
-                    return
-                fn(*args)
             self.settle(now)
             if self.alive and self.next_send <= now:
                 self.send_all(now, scheduled=True)

@@ -78,8 +78,9 @@ class Sim:
         dst = self.peer_of(node)
         arrivals = self.net.transmit(node.name, dst.name, now, pairs, fields, sig)
         if dst.powered:
+            q, n, deliver = self.q, self._n, dst.deliver
             for t, got in arrivals.items():
-                self.at(t, dst.deliver, t, got, fields, sig)
+                heapq.heappush(q, (t, next(n), deliver, (t, got, fields, sig)))
 
     def inject(self, into: Node, items: list) -> None:
         """Captured packets (link, seq, fields, sig) put on the wire towards *into* now."""

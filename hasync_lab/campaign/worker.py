@@ -96,19 +96,21 @@ class Worker:
         fn(*args, report=self.alive and token == self.token)
 
     def _report(self, fn, *args) -> None:
-        """Hand a result to the daemon now, or when it is thawed."""
+        """Hand a result to the daemon now, or when it is thawed (``Driver.thaw`` runs the
+        waiting ones with settle=False: the daemon reads its backlog before it ticks)."""
         node = self.node
         if node.frozen:
-            node.deferred.append((self._report_now, (fn, args)))
+            node.deferred.append((self.report_now, (fn, args)))
         else:
-            self._report_now(fn, args)
+            self.report_now(fn, args)
 
-    def _report_now(self, fn, args) -> None:
+    def report_now(self, fn, args, settle: bool = True) -> None:
         if not self.alive:
             return
         try:
             fn(*args)
-            self.d.settle(self.sim.now)
+            if settle:
+                self.d.settle(self.sim.now)
         except DaemonDied:
             pass
 
@@ -157,12 +159,13 @@ class Worker:
             self._finish(JobResult(self.job.id, ok, "", "" if ok else "no ping node answers"))
 
     def _fence_done(self, mode: str, report: bool) -> None:
-        """The fence agent returns: "ok"/"slow" powered the peer off (a reset: it boots
-        again), "lie" says so but did nothing, "fail"/"timeout" failed."""
+        """The fence agent returns: "ok"/"slow" reset the peer (off, then it boots again; a
+        node already without power is confirmed off and stays so), "lie" says so but did
+        nothing, "fail"/"timeout" failed."""
         peer = self.sim.peer_of(self.node)
         ok = mode in ("ok", "slow", "lie")
         self.sim.fence_result(self.node, peer, ok, lied=mode == "lie")
-        if mode in ("ok", "slow"):
+        if mode in ("ok", "slow") and peer.powered:
             peer.reboot(f"fenced by {self.node.name}")
         if report:
             detail = "" if ok else f"fence agent {'timed out' if mode == 'timeout' else 'exited 1'}"
