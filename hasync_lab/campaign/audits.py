@@ -39,6 +39,10 @@ LIMITS = {
                    "hear each other (heartbeat: 'shared disks are not protected')",
     "optional-fence-failed": "fencing optional and every fence attempt failed while the peer only "
                              "looked dead: the survivor starts anyway, by configuration",
+    "late-stray": "a piece of the chain started behind hasync's back after the daemon's start-up probe "
+                  "(a unit enabled at boot that came up late): hasync probes a standby node's resources "
+                  "only at start-up (Pacemaker's default too), so it runs beside the peer's chain unseen "
+                  "(the campaign then stops it, as an operator would)",
     "stop-failed-block": "a stop failed with on_stop_failure = block: the chain stays frozen where "
                          "it is until an operator acts (the campaign then reboots the node, as one would)",
     "no-eligible-node": "neither node is eligible (the chain failed to start on one, the other is in "
@@ -107,7 +111,10 @@ class Auditor:
 
     def _stray_check(self, since: float) -> None:
         if self.stray_since == since:
-            self.fire("stray", {"since": round(since, 4), "bound_s": round(self.sim.sc.stray_bound_s, 4)})
+            strays = {n.name: sorted(r for r, o in n.running.items() if o == FAULT) for n in self.sim.node_list}
+            late = all(set(rids) <= n.late_strays for n in self.sim.node_list for rids in [strays[n.name]])
+            self.fire("stray", {"since": round(since, 4), "bound_s": round(self.sim.sc.stray_bound_s, 4), "strays": strays},
+                      "late-stray" if late else None)
             self.stray_since = None
 
     # ------------------------------------------------------------------ 2. safe starts
@@ -195,7 +202,9 @@ class Auditor:
         sim = self.sim
         limit = None
         fsms = [n.daemon.fsm for n in sim.node_list if n.daemon is not None and n.daemon.fsm is not None]
-        if sim.sc.on_stop_failure == "block" and any(f.role == "stop-failed" for f in fsms):
+        if any(n.late_strays for n in sim.node_list):
+            limit = "late-stray"
+        elif sim.sc.on_stop_failure == "block" and any(f.role == "stop-failed" for f in fsms):
             limit = "stop-failed-block"
         elif len(fsms) == 2 and all(f.role == "standby" and {"failed", "standby"} & set(f.snapshot(sim.now)["flags"]) for f in fsms):
             limit = "no-eligible-node"

@@ -257,9 +257,16 @@ def _boot_enabled(rng, sc):
     else:
         rids = ids
     off = _u(rng, 0.1, 1.5, sc.deadtime)
-    steps = [[0.0, "boot_enable", {"who": "A", "rids": rids}], [0.0, "power_off", {"who": "A"}], [off, "power_on", {"who": "A"}]]
-    d = off + sc.boot_s + sc.daemon_delay_s + sc.initdead + sc.chain_s + _u(rng, 1, 2, sc.deadtime)
-    return Fault("", _role(rng), 0, round(d, 4), steps, note=f"{'partial' if len(rids) < len(ids) else 'whole'} chain {rids}")
+    steps = [[0.0, "power_off", {"who": "A"}], [off, "power_on", {"who": "A"}]]
+    late = rng.random() < 0.25
+    if late:  # systemd starts it in parallel with hasync: up only after the daemon's start-up probe
+        probed = off + sc.boot_s + sc.daemon_delay_s + max(r.status_s for r in sc.resources)
+        steps.append([round(probed + _u(rng, 0.1, 1, sc.deadtime), 4), "start_stray", {"who": "A", "rids": rids}])
+    else:
+        steps.insert(0, [0.0, "boot_enable", {"who": "A", "rids": rids}])
+    d = off + sc.boot_s + sc.daemon_delay_s + sc.initdead + sc.chain_s + _u(rng, 1, 2, sc.deadtime) + (sc.deadtime if late else 0)
+    what = f"{'partial' if len(rids) < len(ids) else 'whole'} chain {rids}" + (", up after the start-up probe" if late else "")
+    return Fault("", _role(rng), 0, round(d, 4), steps, note=what)
 
 
 def _config_drift(rng, sc):

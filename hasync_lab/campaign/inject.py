@@ -7,6 +7,7 @@ from hasync.failover.packets import F_LEAVING
 from .faults import Fault
 from .node import Node
 from .sim import Sim
+from .worker import FAULT
 
 
 def resolve(sim: Sim, target: str) -> tuple[Node, Node]:
@@ -150,6 +151,14 @@ def _boot_enable(sim, nodes, who, rids):
     nodes[who].enabled_at_boot = tuple(rids)
 
 
+def _start_stray(sim, nodes, who, rids):
+    n = nodes[who]
+    if n.powered and n.booted:
+        for rid in rids:
+            if rid not in n.running:
+                n.set_running(rid, FAULT)
+
+
 def _drift(sim, nodes, who):
     n = nodes[who]
     n.drifted = True  # the admin edits one node's config and restarts its daemon
@@ -183,7 +192,7 @@ _OPS = {
     "stop_daemon": _stop_daemon, "cut": _cut, "degrade": _degrade, "replay": _replay,
     "replay_on_start": _replay_on_start, "fence_mode": _fence_mode, "ping": _ping,
     "start_fail": _start_fail, "stop_fail": _stop_fail, "stop_hang": _stop_hang, "status_hang": _status_hang,
-    "boot_enable": _boot_enable, "drift": _drift, "command": _command, "restart_busy": _restart_busy,
+    "boot_enable": _boot_enable, "start_stray": _start_stray, "drift": _drift, "command": _command, "restart_busy": _restart_busy,
     "crash_resource": _crash_resource,
 }
 

@@ -28,6 +28,7 @@ class Node:
         self.inbox: list = []
         self.deferred: list = []
         self.running: dict[str, str] = {}
+        self.late_strays: set[str] = set()  # pieces a fault started after the daemon's start-up probe
         self._start_token = 0
         self._start_pending = False
         # faults that live on the node
@@ -50,12 +51,17 @@ class Node:
 
     # ------------------------------------------------------------------ ground truth
     def set_running(self, rid: str, origin: str) -> None:
+        if origin == FAULT and self.daemon is not None and self.daemon.fsm is not None and self.daemon.fsm.role != "probing":
+            self.late_strays.add(rid)  # behind the back of a daemon that already probed
+        elif origin != FAULT:
+            self.late_strays.discard(rid)
         if self.running.get(rid) != origin:
             self.running[rid] = origin
             self.sim.trace(self.name, "gt", f"{rid} runs ({origin})")
             self.sim.audit.running_changed()
 
     def drop_running(self, rid: str) -> None:
+        self.late_strays.discard(rid)
         if self.running.pop(rid, None) is not None:
             self.sim.trace(self.name, "gt", f"{rid} stopped")
             self.sim.audit.running_changed()
@@ -94,6 +100,7 @@ class Node:
         if self.daemon is not None:
             self.daemon.die()
             self.daemon = None
+        self.late_strays.clear()
         if self.running:
             self.running.clear()
             self.sim.audit.running_changed()

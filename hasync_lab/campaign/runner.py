@@ -97,7 +97,12 @@ def await_clean(sim: Sim, extra: float, healed_at: float, started_at: float | No
 
 
 def _operator(sim: Sim, limit: str) -> None:
-    if limit == "stop-failed-block":
+    if limit == "late-stray":
+        for n in sim.node_list:
+            for rid in sorted(n.late_strays):
+                sim.trace(n.name, "operator", f"operator stops {rid}, started behind hasync's back")
+                n.drop_running(rid)
+    elif limit == "stop-failed-block":
         for n in sim.node_list:
             d = n.daemon
             if d is not None and d.fsm is not None and d.fsm.role == "stop-failed":

@@ -131,14 +131,21 @@ def test_campaign_refuses_success_when_an_audit_is_blind(monkeypatch, capsys, tm
 # ------------------------------------------------------------------ mutants
 
 
+def _find(first: int, count: int, n_faults: int, audits: tuple[str, ...], *, mutant=None, kinds=None):
+    """The first seed whose first violation is one of *audits* (None: none in *count*)."""
+    for seed in range(first, first + count):
+        r = run_seed(seed, n_faults, mutant=mutant, kinds=kinds)
+        if r.violations and r.violations[0].audit in audits:
+            return r
+    return None
+
+
 def test_partial_chain_mutant_is_found_within_100_seeds():
     """Issue 12 item 2: on today's main the real FSM behaves like this mutant; after the
     fix the mutant must still be found."""
-    c = run_many(0, 100, 3, mutant=mutants.get("partial-chain"))
-    assert c.seeds, "the partial-chain mutant survived 100 seeds"
-    r = c.seeds[0]
-    v = r.violations[0]
-    assert v.audit in ("unsafe-start", "dual-run") and r.faults[v.fault_index].kind == "boot-enabled", _first(c, 3, "partial-chain")
+    r = _find(0, 100, 3, ("unsafe-start", "dual-run"), mutant=mutants.get("partial-chain"), kinds=("boot-enabled", "sigkill", "cut-all"))
+    assert r is not None, "the partial-chain mutant survived 100 seeds"
+    assert r.faults[r.violations[0].fault_index].kind == "boot-enabled"
 
 
 @pytest.mark.parametrize("name, kinds, audits", [
@@ -148,9 +155,8 @@ def test_partial_chain_mutant_is_found_within_100_seeds():
     ("no-fence", ("cut-all", "sigstop"), ("unsafe-start", "dual-run")),
 ])
 def test_each_mutant_is_found_within_a_bounded_number_of_seeds(name, kinds, audits):
-    c = run_many(0, 300, 3, mutant=mutants.get(name), kinds=kinds, keep_going=True)
-    hits = [r for r in c.seeds if r.violations[0].audit in audits]
-    assert hits, f"mutant {name} survived 300 seeds of {kinds}: {_first(c, 3, name)}"
+    r = _find(0, 300, 3, audits, mutant=mutants.get(name), kinds=kinds)
+    assert r is not None, f"mutant {name} survived 300 seeds of {kinds}"
 
 
 # ------------------------------------------------------------------ the real FSM
@@ -185,6 +191,6 @@ ITEMS = {
 def test_real_fsm_survives_the_faults_of_each_issue_12_item(item):
     kinds, audits = ITEMS[item]
     first = _fresh_seed()
-    c = run_many(first, 300, 3, kinds=kinds, keep_going=True)
-    bad = [r for r in c.seeds if r.violations[0].audit in audits]
-    assert not bad, f"{item}: {_first(c, 3)}"
+    r = _find(first, 300, 3, audits, kinds=kinds)
+    assert r is None, (f"{item}: seed {r.seed}, {r.violations[0].audit} under {r.faults[r.violations[0].fault_index].kind}; "
+                       f"replay: {replay_command(r.seed, 3, None, kinds)}")
