@@ -233,26 +233,7 @@ class Node:
             self.inbox.extend((t, lk, seq, fields, sig) for lk, seq in pairs[:room])
             return
         try:
-            dirty = False
-            last_sig = d.last_sig
-            for link, seq in pairs:
-                last = last_sig.get(link)
-                if last is not None and (last is sig or last == sig):
-                    # the daemon's repeat fast path, inlined: 9 packets in 10 take it
-                    try:
-                        acts = d.fsm.on_repeat(t, link, seq)
-                    except Exception as e:
-                        d.fsm_raised("on_repeat", e)
-                    if acts is not None:
-                        if acts:
-                            d.apply(acts)
-                            dirty = True
-                        continue
-                d.receive(t, link, seq, fields, sig, fast=False)
-                dirty = True
-                if not d.alive:
-                    return
-            if dirty:
+            if d.receive(t, pairs, fields, sig) and d.alive:
                 d.settle(t)
         except DaemonDied:
             pass
