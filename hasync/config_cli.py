@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+import sys
 
 from rich.console import Console
 from rich.markup import escape
@@ -56,9 +56,7 @@ def register(sub) -> None:
 
 
 def cmd_check(args) -> int:
-    from hasync.cli import config_path
-
-    path = args.file or config_path(args)
+    path = args.file or config.config_path(getattr(args, "config", None))
     cluster, report = config.check(path)
     if args.json:
         print(json.dumps({"file": str(path), "valid": not report.errors, "errors": report.errors, "warnings": report.warnings}, indent=2))
@@ -78,7 +76,8 @@ def cmd_check(args) -> int:
 
 def _summary(c) -> None:
     out = Console(highlight=False)
-    out.print(f"[green]✓[/] {c.path}: cluster [bold]{c.cluster.name}[/], profile {c.cluster.profile}, preferred node {c.cluster.preferred_node or '(none)'}")
+    e = escape  # every value is the user's text: "[/x]" in a name is not rich markup
+    out.print(f"[green]✓[/] {e(c.path)}: cluster [bold]{e(c.cluster.name)}[/], profile {e(c.cluster.profile)}, preferred node {e(c.cluster.preferred_node or '(none)')}")
     hb = c.heartbeat
     out.print(
         f"  heartbeat: keepalive {format_duration(hb.keepalive)}, warntime {format_duration(hb.warntime)}, "
@@ -90,7 +89,7 @@ def _summary(c) -> None:
     t.add_column("kind")
     t.add_column("where")
     for n in c.nodes:
-        t.add_row(f"node {n.name}", "address", n.address)
+        t.add_row(f"node {e(n.name)}", "address", e(n.address))
     for lk in hb.links:
         where = lk.device if lk.kind == "serial" else f"{lk.interface} port {lk.port}"
         if lk.kind == "udp-multicast":
@@ -99,7 +98,7 @@ def _summary(c) -> None:
             where += " (" + ", ".join(f"{k}={v}" for k, v in lk.addresses.items()) + ")"
         if lk.kind == "serial":
             where += f" @ {lk.baud} baud"
-        t.add_row(lk.name, lk.kind, where)
+        t.add_row(e(lk.name), e(lk.kind), e(where))
     out.print(t)
     ch = Table(title="resource chain (start top-down, stop bottom-up)", title_justify="left")
     ch.add_column("#", justify="right")
@@ -112,28 +111,26 @@ def _summary(c) -> None:
             detail += "::" + "::".join(r.args)
         if r.params:
             detail += " " + " ".join(f"{k}={v}" for k, v in r.params.items())
-        ch.add_row(str(i), r.id, r.type, detail)
+        ch.add_row(str(i), e(r.id), e(r.type), e(detail))
     out.print(ch)
 
 
 def cmd_import(args) -> int:
-    from hasync.heartbeat_import import parse_ha_cf, to_toml
-
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        text = Path(args.haresources).read_text()
-        node, chain = config.parse_haresources(text, args.haresources)
-        cf = None
-        if args.ha_cf:
-            cf = parse_ha_cf(Path(args.ha_cf).read_text(), args.ha_cf)
-            for ign in cf.ignored:
-                err.print(f"[yellow]note[/]: {ign}: not mapped (no hasync equivalent)")
-    except OSError as e:
-        err.print(f"[bold red]error[/]: {e.filename}: {e.strerror}")
-        return 2
+        imported = config.import_heartbeat(args.haresources, args.ha_cf)
     except ConfigError as e:
         for i in e.issues:
             err.print(f"[bold red]error[/]: {escape(i)}")
         return 2
-    print(to_toml(node, chain, cf, source=args.haresources), end="")
+    for note in imported.notes:
+        err.print(f"[yellow]note[/]: {escape(note)}")
+    # TOML is UTF-8 whatever the locale says: write bytes, never a UnicodeEncodeError
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(imported.toml)
+        return 0
+    sys.stdout.flush()
+    out.write(imported.toml.encode("utf-8"))
+    out.flush()
     return 0

@@ -166,6 +166,10 @@ class Cluster:
     resources: tuple[Resource, ...]
     fencing: Fencing
     haresources: str = ""  # when the chain came from a haresources file
+    # the distro profile [cluster].profile names, resolved once by hasync.config.load
+    # (a profile that cannot be loaded is a config error there); None only for clusters
+    # built by hand (tests)
+    profile: Profile | None = None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

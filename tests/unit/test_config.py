@@ -9,7 +9,7 @@ import pytest
 
 from hasync import cli, config
 from hasync.config import ConfigError, LineIndex, parse_duration, parse_haresources
-from hasync.heartbeat_import import parse_ha_cf, to_toml
+from hasync.config.heartbeat import parse_ha_cf, to_toml
 
 DATA = Path(__file__).parent / "data" / "config"
 REPO = Path(__file__).resolve().parents[2]

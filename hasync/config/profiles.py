@@ -1,0 +1,77 @@
+"""Distro profiles (profiles/distro/<name>.toml): init system, service names, paths, options.
+
+A cluster names its profile in ``[cluster].profile``; ``hasync.config.load`` resolves it
+once (``Cluster.profile``) and a profile that cannot be loaded is a config error there.
+"""
+
+from __future__ import annotations
+
+from hasync import model
+from hasync.config.reader import (
+    ConfigError,
+    LineIndex,
+    Reader,
+    UnreadableFile,
+    decode_text,
+    read_bytes,
+    tomllib,
+)
+from hasync.resources import data_dir
+
+INIT_SYSTEMS = ("systemd", "sysv")
+
+
+def available_profiles() -> list[str]:
+    try:
+        return sorted(p.stem for p in (data_dir("profiles") / "distro").glob("*.toml"))
+    except FileNotFoundError:
+        return []
+
+
+def load_profile(name: str) -> model.Profile:
+    """Read profiles/distro/<name>.toml:
+
+    ``[profile] name, init = "systemd"|"sysv"``; ``[services] logical = ["unit", ...]``;
+    ``[paths] key = "/path"``; ``[options]`` anything else. Raises ConfigError.
+    """
+    names = available_profiles()
+    path = data_dir("profiles") / "distro" / f"{name}.toml" if name in names else None
+    if path is None:  # also keeps a name like "../x" from reaching the file system
+        raise ConfigError([f"{data_dir('profiles') / 'distro'}: no distro profile {name!r}; available: {', '.join(names) or 'none'}"])
+    try:
+        text, _ = decode_text(read_bytes(path), latin1_fallback=False)
+    except UnreadableFile as e:
+        raise ConfigError([f"{path}{f':{e.line}' if e.line else ''}: {e}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: TOML syntax: {e}"]) from None
+    r = Reader(str(path), data, LineIndex(text))
+    top = r.table(data, (), ("profile", "services", "paths", "options"))
+    prof = r.table(top.get("profile"), ("profile",), ("name", "init", "description"))
+    init = r.get(prof, ("profile",), "init", "str", "systemd")
+    if init not in INIT_SYSTEMS:
+        r.error(("profile", "init"), f"expected \"systemd\" or \"sysv\", got {init!r}")
+    raw_services = top.get("services") or {}
+    services: dict[str, tuple[str, ...]] = {}
+    for k, v in r.table(raw_services, ("services",), list(raw_services) if isinstance(raw_services, dict) else ()).items():
+        services[k] = (v,) if isinstance(v, str) else r.get(raw_services, ("services",), k, "strlist", ())
+    paths = r.get(top, (), "paths", "strmap", {})
+    options = r.table(top.get("options"), ("options",), list(top.get("options") or {}) if isinstance(top.get("options"), dict) else ())
+    if r.errors:
+        raise ConfigError(r.errors)
+    return model.Profile(r.get(prof, ("profile",), "name", "str", name), init, services, paths, dict(options), str(path))
+
+
+def resolve_profile(r: Reader, name: str) -> model.Profile | None:
+    """The cluster's profile, or None with an error at ``[cluster].profile`` (file:line)."""
+    names = available_profiles()
+    if name not in names:
+        r.error(("cluster", "profile"), f"unknown distro profile {name!r}; available: {', '.join(names) or 'none (no profiles/ folder found)'}")
+        return None
+    try:
+        return load_profile(name)
+    except ConfigError as e:
+        for issue in e.issues:
+            r.error(("cluster", "profile"), f"distro profile {name!r} cannot be loaded: {issue}")
+        return None
