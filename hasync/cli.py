@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from hasync import __version__
-
-DEFAULT_CONFIG = "/etc/hasync/cluster.toml"
+from hasync import __version__, config
+from hasync.config import DEFAULT_CONFIG, ConfigError
 
 # (module, what it registers) -- keep in the order they appear in --help.
 AREAS = (
@@ -49,16 +47,13 @@ environment variable names another. Exit status: 0 success, 1 failure, 2 bad inp
 
 def config_path(args: argparse.Namespace) -> str:
     """The config file this invocation uses: -c, then $HASYNC_CONFIG, then the default."""
-    return getattr(args, "config", None) or os.environ.get("HASYNC_CONFIG") or DEFAULT_CONFIG
+    return config.config_path(getattr(args, "config", None))
 
 
 def load_config(args: argparse.Namespace):
     """Load and validate the cluster config or exit 2 with every error printed (file:line)."""
-    from hasync.config import ConfigError, load
-
-    path = config_path(args)
     try:
-        return load(path)
+        return config.load(config_path(args))
     except ConfigError as e:
         from rich.console import Console
         from rich.markup import escape

@@ -7,8 +7,9 @@ import difflib
 import json
 import os
 import signal
-import socket
 import sys
+
+from hasync.config.identity import NodeIdentityError, local_node
 
 BOOTSTRAP_HELP = """\
 Lay down what this node needs for the cluster, per the cluster config and the distro
@@ -58,7 +59,7 @@ def register(sub) -> None:
     p.add_argument("--rollback", action="store_true", help="restore the files the last run changed, byte for byte, and its boot enablement (other commands, e.g. mkfs, are not undone); repeat to go further back")
     p.add_argument("--join", metavar="PEER", default="", help="second node: fetch the cluster config and auth key from PEER over ssh, exchange ssh keys, then bootstrap")
     p.add_argument("--allow-data-loss", metavar="DEVICE", action="append", default=[], help="allow erasing DEVICE although it carries a signature (repeatable)")
-    p.add_argument("--node", metavar="NAME", default="", help="this node's name in the config (default: uname -n)")
+    p.add_argument("--node", metavar="NAME", default="", help="this node's name in the config (default: $HASYNC_NODE, else uname -n or its short name)")
     p.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: files under DIR
     p.add_argument("--state-dir", default="", help=argparse.SUPPRESS)
     p.add_argument("--capture-facts", metavar="FILE", default="", help="also write every raw fact read (JSON) to FILE: test data")
@@ -71,7 +72,7 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("--json", action="store_true", help="print the findings as JSON")
-    d.add_argument("--node", metavar="NAME", default="", help="this node's name in the config (default: uname -n)")
+    d.add_argument("--node", metavar="NAME", default="", help="this node's name in the config (default: $HASYNC_NODE, else uname -n or its short name)")
     d.add_argument("--no-peer", action="store_true", help="check this node only (no ssh to the peer)")
     d.add_argument("--root", default="/", help=argparse.SUPPRESS)
     d.set_defaults(func=cmd_doctor)
@@ -141,17 +142,14 @@ def build_wanted(args, runner):
             raise SystemExit(1) from None
     else:
         cluster = load_config(args)
+    profile = cluster.profile
+    assert profile is not None  # config.load resolves it (or fails with file:line)
     try:
-        profile = config.load_profile(cluster.cluster.profile)
-    except config.ConfigError as e:
-        for i in e.issues:
-            _err(i)
+        node = local_node(cluster, args.node or None)
+    except NodeIdentityError as e:
+        _err(str(e))
         raise SystemExit(2) from None
-    node = args.node or socket.gethostname().split(".")[0]
     names = [n.name for n in cluster.nodes]
-    if node not in names:
-        _err(f"this node is {node!r} but {path} names {', '.join(names)}: use --node NAME")
-        raise SystemExit(2)
     first_node = cluster.cluster.preferred_node or names[0]
     return Wanted(
         cluster=cluster,
@@ -330,21 +328,17 @@ def _apply(console, w, prober, runner, state_dir: str, root: str) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from hasync import config
     from hasync.bootstrap import doctor as D
     from hasync.cli import load_config
     from hasync.effects.run import ProcRunner
 
     cluster = load_config(args)
+    profile = cluster.profile
+    assert profile is not None  # config.load resolves it (or fails with file:line)
     try:
-        profile = config.load_profile(cluster.cluster.profile)
-    except config.ConfigError as e:
-        for i in e.issues:
-            _err(i)
-        return 2
-    node = args.node or socket.gethostname().split(".")[0]
-    if node not in [n.name for n in cluster.nodes]:
-        _err(f"this node is {node!r}, not in the config: use --node NAME")
+        node = local_node(cluster, args.node or None)
+    except NodeIdentityError as e:
+        _err(str(e))
         return 2
     runner = ProcRunner()
     findings = D.run_doctor(cluster, profile, node, runner, root=args.root, with_peer=not args.no_peer)

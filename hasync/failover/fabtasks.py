@@ -20,7 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_CONFIG = "/etc/hasync/cluster.toml"
+from hasync import config
+from hasync.config import DEFAULT_CONFIG as DEFAULT_CONFIG  # re-exported (fabtasks.DEFAULT_CONFIG)
+
 DEFAULT_TIMEOUT = 120.0  # seconds a remote hasync command may take (migrate waits for the chain)
 
 
@@ -72,8 +74,9 @@ class NodeConnection:
 
 
 def config_path(explicit: str | None = None) -> str:
-    """The local cluster.toml: the task's --config, then $HASYNC_CONFIG, then the default."""
-    return explicit or os.environ.get("HASYNC_CONFIG") or DEFAULT_CONFIG
+    """The local cluster.toml: the task's --config, then $HASYNC_CONFIG, then the default
+    (the one rule, ``hasync.config.config_path``)."""
+    return config.config_path(explicit)
 
 
 def ssh_key(cluster: Any, override: str | None = None) -> str | None:

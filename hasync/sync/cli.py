@@ -9,6 +9,8 @@ import os
 import sys
 import time
 
+from hasync.config.identity import NodeIdentityError, local_node
+
 WATCH_HELP = """\
 Keep the files listed in [sync].paths identical on both nodes, in well under a second.
 
@@ -83,12 +85,17 @@ def _node_arg(p) -> None:
         "--node",
         metavar="NAME",
         default=argparse.SUPPRESS,
-        help="this node's name in cluster.toml (default: $HASYNC_NODE or `uname -n`)",
+        help="this node's name in cluster.toml (default: $HASYNC_NODE, else `uname -n` or its short name)",
     )
 
 
-def local_node_name(args) -> str:
-    return getattr(args, "node", None) or os.environ.get("HASYNC_NODE") or os.uname().nodename
+def local_node_name(cluster, args) -> str:
+    """This host's node (hasync.config.identity's rule); exit 2 naming the nodes if none."""
+    try:
+        return local_node(cluster, getattr(args, "node", None))
+    except NodeIdentityError as e:
+        _err(str(e))
+        raise SystemExit(2) from None
 
 
 def _err(msg: str) -> None:
@@ -105,9 +112,8 @@ def _setup(args, *, tag: str = ""):
     from hasync.sync.transport import PeerLink
 
     cluster = load_config(args)
-    me = local_node_name(args)
+    me = local_node_name(cluster, args)
     try:
-        cluster.node(me)
         peer = cluster.peer_of(me)
     except KeyError as e:
         _err(f"{e.args[0]} (set --node or HASYNC_NODE)")
@@ -281,7 +287,7 @@ def cmd_status(args) -> int:
     from hasync.cli import load_config
 
     cluster = load_config(args)
-    me = local_node_name(args)
+    me = local_node_name(cluster, args)
     try:
         data = status_data(cluster, me)
     except KeyError as e:
