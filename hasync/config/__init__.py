@@ -100,7 +100,7 @@ def check(path: str | Path) -> tuple[model.Cluster | None, Report]:
     except UnreadableFile as e:
         if e.missing:
             return None, Report(errors=[f"{p}: no such config file (give one with -c PATH or {ENV_CONFIG})"])
-        return None, Report(errors=[f"{p}{f':{e.line}' if e.line else ''}: {e}"])
+        return None, Report(errors=[e.located(p)])
     return check_text(text, str(p))
 
 
@@ -116,6 +116,8 @@ def check_text(text: str, path: str = "<string>") -> tuple[model.Cluster | None,
         return None, Report(errors=[f"{where}: TOML syntax: {msg}"])
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         return None, Report(errors=[f"{path}: TOML syntax: arrays or tables nested too deep"])
+    except ValueError as e:  # int() of a number over 4300 digits
+        return None, Report(errors=[f"{path}: TOML syntax: {e}"])
     r = Reader(path, data, LineIndex(text))
     cluster = _build(r, Path(path).parent)
     report = Report(errors=r.errors, warnings=r.warnings)
@@ -181,12 +183,8 @@ def _haresources(r: Reader, base: Path, hares_path: str) -> tuple[tuple[model.Re
     hp = Path(hares_path) if Path(hares_path).is_absolute() else base / hares_path
     try:
         text, note = read_heartbeat_file(hp)
-    except ConfigError as e:
-        if not hp.exists():
-            r.error(("haresources",), f"no such file {str(hp)!r}")
-        else:
-            for issue in e.issues:
-                r.error(("haresources",), issue)
+    except UnreadableFile as e:
+        r.error(("haresources",), f"no such file {str(hp)!r}" if e.missing else e.located(hp))
         return (), ""
     if note:
         r.warn(("haresources",), note)

@@ -26,11 +26,9 @@ from hasync.config.reader import (
 
 
 def read_heartbeat_file(path: str | Path, *, allow_pipe: bool = False) -> tuple[str, str | None]:
-    """(text, note): the note says when the file was not UTF-8 and was read as Latin-1."""
-    try:
-        text, encoding = decode_text(read_bytes(path, allow_pipe=allow_pipe), latin1_fallback=True)
-    except UnreadableFile as e:
-        raise ConfigError([f"{path}{f':{e.line}' if e.line else ''}: {e}"]) from None
+    """(text, note): the note says when the file was not UTF-8 and was read as Latin-1.
+    Raises UnreadableFile."""
+    text, encoding = decode_text(read_bytes(path, allow_pipe=allow_pipe), latin1_fallback=True)
     note = None
     if encoding == "latin-1":
         note = f"{path}: not UTF-8: read as Latin-1 (ISO-8859-1); check the non-ASCII names"
@@ -303,13 +301,20 @@ class Imported:
 
 def import_heartbeat(haresources: str, ha_cf: str | None = None) -> Imported:
     """Read a haresources file (and ha.cf) and write their cluster.toml; ConfigError."""
-    text, note = read_heartbeat_file(haresources, allow_pipe=True)
+    text, note = _read(haresources)
     notes = [note] if note else []
     node, chain = parse_haresources(text, haresources)
     cf = None
     if ha_cf:
-        cf_text, cf_note = read_heartbeat_file(ha_cf, allow_pipe=True)
+        cf_text, cf_note = _read(ha_cf)
         notes += [cf_note] if cf_note else []
         cf = parse_ha_cf(cf_text, ha_cf)
         notes += [f"{ign}: not mapped (no hasync equivalent)" for ign in cf.ignored]
     return Imported(to_toml(node, chain, cf, source=haresources), tuple(notes))
+
+
+def _read(path: str) -> tuple[str, str | None]:
+    try:
+        return read_heartbeat_file(path, allow_pipe=True)  # `--ha-cf <(ssh old cat ...)` works
+    except UnreadableFile as e:
+        raise ConfigError([e.located(path)]) from None

@@ -41,7 +41,7 @@ def load_profile(name: str) -> model.Profile:
     try:
         text, _ = decode_text(read_bytes(path), latin1_fallback=False)
     except UnreadableFile as e:
-        raise ConfigError([f"{path}{f':{e.line}' if e.line else ''}: {e}"]) from None
+        raise ConfigError([e.located(path)]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

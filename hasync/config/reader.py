@@ -348,6 +348,10 @@ class UnreadableFile(Exception):
         self.line = line
         self.missing = missing
 
+    def located(self, path: str | Path) -> str:
+        """"path[:line]: why"."""
+        return f"{path}{f':{self.line}' if self.line else ''}: {self}"
+
 
 def read_bytes(path: str | Path, limit: int = MAX_FILE, *, allow_pipe: bool = False) -> bytes:
     """The bytes of a regular file (or, with *allow_pipe*, a pipe such as ``<(...)``) of

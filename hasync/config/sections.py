@@ -111,7 +111,7 @@ def nodes(r: Reader, top: dict) -> list[model.Node]:
     out: list[model.Node] = []
     for i, raw in enumerate(r.tables(top, (), "node", "[[node]] tables (an array of tables)")):
         p = ("node", i)
-        v = read(r, raw, p, NODE, override={"name": "", "address": ""})
+        v = read(r, raw, p, NODE, None, name="", address="")
         name, addr = v["name"], v["address"]
         if name and not NAME.match(name):
             r.error(p + ("name",), f"expected a host name (as `uname -n` prints), got {name!r}")
@@ -211,7 +211,7 @@ def sync(r: Reader, raw: Any) -> model.Sync:
     hooks = []
     for i, hk in enumerate(r.tables(raw if isinstance(raw, dict) else {}, P, "on_change", "[[sync.on_change]] tables")):
         p = P + ("on_change", i)
-        h = read(r, hk, p, ON_CHANGE, override={"path": "", "command": ""})
+        h = read(r, hk, p, ON_CHANGE, None, path="", command="")
         hp = h["path"]
         if hp and paths and not any(_under(normalize_path(hp), x) for x in paths):
             r.error(p + ("path",), f"{hp!r} is not inside any [sync].paths entry")
@@ -251,7 +251,7 @@ def storage(r: Reader, raw: Any, names: list[str]) -> model.Storage:
 
 def nfs(r: Reader, raw: Any) -> model.Nfs:
     P = ("nfs",)
-    v = read(r, raw, P, NFS, override={"state_dir": "", "vip": ""})
+    v = read(r, raw, P, NFS, None, state_dir="", vip="")
     if v["vip"]:
         check_ip(r, P + ("vip",), v["vip"], cidr_ok=True)
     exports = []
