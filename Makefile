@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit test-lab test-vm demo lint typecheck clean
+.PHONY: setup test test-unit test-lab test-vm demo lint lint-imports typecheck clean
 
 setup: $(VENV)/.installed $(VENV)/.apt
 
@@ -27,10 +27,11 @@ $(VENV)/.apt: apt-packages.txt
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null
-	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@$(BIN)/python -m pip install -q -e '.[dev,lab]'
 	@touch $@
 
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup
@@ -43,10 +44,14 @@ test-vm: setup
 	$(BIN)/pytest tests/vm $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/python -m hasync.demo $(if $(VM),--vm,)
+	$(BIN)/python -m hasync_lab.demo $(if $(VM),--vm,)
 
 lint: setup
-	$(BIN)/ruff check hasync tests failover
+	$(BIN)/ruff check hasync hasync_lab tests failover
+
+# The layering contracts in pyproject.toml ([tool.importlinter]).
+lint-imports: setup
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy hasync

@@ -1,15 +1,20 @@
 """The command line: the only place that parses argv and prints for people.
 
 Each area registers its own subcommands through ``register(subparsers)``:
-config (check, haresources), lab, sync (watch, sync), failover (failover, status,
+config (check, haresources), sync (watch, sync), failover (failover, status,
 standby, takeover, migrate) and bootstrap (bootstrap, doctor). A handler is a function
 ``handler(args) -> int`` stored as ``args.func``.
+
+``hasync lab ...`` belongs to the harness (package ``hasync_lab``, the ``lab`` extra),
+which the product never imports: :func:`run_plugin_verb` finds it through the
+``hasync.verbs`` entry point group, only when the verb is typed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 
 from hasync import __version__, config
@@ -22,8 +27,18 @@ AREAS = (
     "hasync.sync.cli",
     "hasync.bootstrap.cli",
     "hasync.export.cli",
-    "hasync.lab.cli",
 )
+
+# Verbs another installed package provides (entry point group "hasync.verbs", each
+# ``main(argv) -> int``): name -> (one-line help, how to get it when it is missing).
+PLUGIN_GROUP = "hasync.verbs"
+PLUGIN_VERBS = {
+    "lab": (
+        "a virtual cluster on this machine (namespaces or VMs)",
+        "the lab harness is not installed: pip install 'hasync[lab]' from a source checkout, "
+        "or `make setup`",
+    ),
+}
 
 DESCRIPTION = """\
 hasync builds and runs a two-node active/passive HA storage cluster:
@@ -81,7 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for modname in AREAS:
         importlib.import_module(modname).register(sub)
+    for verb, (help_, _) in PLUGIN_VERBS.items():
+        # Everything after the verb goes to the plugin untouched, --help and "--" too:
+        # no option prefix the plugin's arguments could start with.
+        p = sub.add_parser(verb, help=help_, add_help=False, prefix_chars="\0")
+        p.add_argument("plugin_argv", nargs=argparse.REMAINDER)
+        p.set_defaults(func=run_plugin_verb, plugin_verb=verb)
     return parser
+
+
+def run_plugin_verb(args: argparse.Namespace) -> int:
+    """Load the package behind a plugin verb (the one lazy import of the CLI) and run it;
+    exit 2 with one line saying how to install it when it is missing."""
+    verb = args.plugin_verb
+    found = importlib.metadata.entry_points(group=PLUGIN_GROUP, name=verb)
+    try:
+        main = next(iter(found)).load()
+    except (StopIteration, ImportError) as e:
+        why = f" ({e})" if isinstance(e, ImportError) else ""
+        print(f"hasync {verb}: {PLUGIN_VERBS[verb][1]}{why}", file=sys.stderr)
+        return 2
+    return int(main(args.plugin_argv) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,32 +1,54 @@
 """`hasync lab ...`: the namespace lab (and, with --vm, the VM lab) from the command line.
 
-VM labs: `up --vm`, or any verb on a lab whose state dir says kind "vm", is handed to
-hasync.lab.vm (imported lazily), called as
+The product's CLI hands `hasync lab ARGS` to :func:`main` (the ``hasync.verbs`` entry
+point ``lab``). VM labs: `up --vm`, or any verb on a lab whose state dir says kind "vm",
+is handed to hasync_lab.vm.verbs, called as
 
-    hasync.lab.vm.up(args) -> int        args.name, args.nodes, args.clients, args.disk_size
-    hasync.lab.vm.down(args) -> int      args.name
-    hasync.lab.vm.status(args) -> int    args.name, args.json
-    hasync.lab.vm.exec(args) -> int      args.name, args.node, args.argv (list[str])
-    hasync.lab.vm.crash(args) -> int     args.name, args.node
-    hasync.lab.vm.cut(args) -> int       args.name, args.node, args.link
-    hasync.lab.vm.heal(args) -> int      args.name, args.node (None: everything)
-    hasync.lab.vm.fence(args) -> int     args.name, args.node (optional; else crash)
+    verbs.up(args) -> int        args.name, args.nodes, args.clients, args.disk_size
+    verbs.down(args) -> int      args.name
+    verbs.status(args) -> int    args.name, args.json
+    verbs.exec(args) -> int      args.name, args.node, args.argv (list[str])
+    verbs.crash(args) -> int     args.name, args.node
+    verbs.cut(args) -> int       args.name, args.node, args.link
+    verbs.heal(args) -> int      args.name, args.node (None: everything)
+    verbs.fence(args) -> int     args.name, args.node
 
-where args is the argparse.Namespace of the verb. Before vm.up is called the lab dir
-($HASYNC_LAB_DIR or /var/tmp/hasync-lab)/NAME/kind holds "vm"; after vm.down returns 0
+where args is the argparse.Namespace of the verb. Before verbs.up is called the lab dir
+($HASYNC_LAB_DIR or /var/tmp/hasync-lab)/NAME/kind holds "vm"; after verbs.down returns 0
 the dir is removed.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
+import shutil
+import subprocess
 import sys
+import time
 
-from hasync.lab.spec import LINKS, check_name, lab_root
-from hasync.lab.store import Store, all_lab_names, default_lab_name, inside_node
+from rich.console import Console
+
+from hasync_lab import demo
+from hasync_lab.bench import failover as bench_failover
+from hasync_lab.bench import sync as bench_sync
+from hasync_lab.bench import vm_failover as bench_vm_failover
+from hasync_lab.ns.lab import Lab, LabError
+from hasync_lab.ns.render import status_table
+from hasync_lab.ns.spec import LINKS, check_name, lab_root
+from hasync_lab.ns.store import (
+    Store,
+    all_lab_names,
+    default_lab_name,
+    host_anchor_pid,
+    inside_node,
+    node_info,
+)
+from hasync_lab.vm import verbs as vm_verbs
+
+# `hasync lab bench KIND`: the module whose main(argv) runs it (`failover --vm`: vm_failover).
+BENCHES = {"sync": bench_sync, "failover": bench_failover}
 
 HELP = """\
 A virtual two-node cluster on this machine, made of Linux namespaces (root only).
@@ -57,11 +79,10 @@ def _name_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub) -> None:
-    """Add `hasync lab ...` to the top-level parser."""
-    lab = sub.add_parser(
-        "lab",
-        help="a virtual cluster on this machine (namespaces or VMs)",
+def build_parser(prog: str = "hasync lab") -> argparse.ArgumentParser:
+    """The parser of `hasync lab ARGS` (ARGS without the leading "lab")."""
+    lab = argparse.ArgumentParser(
+        prog=prog,
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -124,20 +145,30 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_heal)
 
     p = verbs.add_parser("bench", help="benchmarks: `hasync lab bench sync|failover [--vm] ...`",
-                         description="Runs hasync.<KIND>.bench.main(ARGS); `failover --vm` runs the VM "
-                                     "lab's crash-to-client-resumed benchmark (hasync.lab.vm.bench). "
+                         description="Runs hasync_lab.bench.<KIND>.main(ARGS); `failover --vm` runs the VM "
+                                     "lab's crash-to-client-resumed benchmark (hasync_lab.bench.vm_failover). "
                                      "`hasync lab bench KIND --help` for each one's options.")
-    p.add_argument("kind", choices=("sync", "failover"))
+    p.add_argument("kind", choices=tuple(BENCHES))
     p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS")
     p.set_defaults(func=cmd_bench)
+
+    p = verbs.add_parser("demo", help="what `make demo` shows: a lab up, bootstrap, sync, a crash "
+                         "and the takeover, then the lab removed (--vm: in qemu VMs)")
+    p.add_argument("--vm", action="store_true", help="the VM tier's demo (real DRBD/LVM/NFS in qemu)")
+    p.set_defaults(func=cmd_demo)
+    return lab
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`hasync lab ARGS` -> exit status (the ``hasync.verbs`` entry point ``lab``)."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
 
 
 # ------------------------------------------------------------------------ helpers
 
 
 def _err(msg: str) -> None:
-    from rich.console import Console
-
     Console(stderr=True).print(f"[red]error[/red]: {msg}", markup=True, highlight=False, soft_wrap=True)
 
 
@@ -147,11 +178,10 @@ def _resolve(args) -> str:
 
 
 def _vm(args, verb: str) -> int | None:
-    """Hand the verb to hasync.lab.vm when the lab is a VM lab; None otherwise."""
+    """Hand the verb to hasync_lab.vm.verbs when the lab is a VM lab; None otherwise."""
     if Store(args.name).kind() != "vm":
         return None
-    vm = importlib.import_module("hasync.lab.vm")
-    return int(getattr(vm, verb)(args) or 0)
+    return int(getattr(vm_verbs, verb)(args) or 0)
 
 
 def _need_root() -> int | None:
@@ -161,16 +191,12 @@ def _need_root() -> int | None:
     return None
 
 
-def _lab(args):
-    from hasync.lab.ns import Lab
-
+def _lab(args) -> Lab:
     return Lab(args.name)
 
 
 def _guard(fn):
     def wrapper(args) -> int:
-        from hasync.lab.ns import LabError
-
         try:
             _resolve(args)
             if inside_node():
@@ -210,10 +236,6 @@ def host_argv(args) -> list[str]:
 def _from_host(args) -> int:
     """Inside a lab node (whose private /run hides /run/netns): do it from the host, out of
     band like IPMI, by entering the namespaces of the lab's relay (or PID 1's)."""
-    import subprocess
-
-    from hasync.lab.store import host_anchor_pid, node_info
-
     info = node_info() or {}
     env = dict(os.environ)
     if info.get("root"):
@@ -239,14 +261,12 @@ def cmd_up(args) -> int:
             return 1
         store.dir.mkdir(parents=True, exist_ok=True)
         (store.dir / "kind").write_text("vm\n")
-        return int(importlib.import_module("hasync.lab.vm").up(args) or 0)
+        return int(vm_verbs.up(args) or 0)
     r = _vm(args, "up")
     if r is not None:
         return r
     if (rc := _need_root()) is not None:
         return rc
-    import time
-
     t0 = time.monotonic()
     spec = _lab(args).up(args.nodes, args.clients, args.disk_size)
     print(f"lab {spec.name!r} up in {time.monotonic() - t0:.1f}s: {', '.join(spec.all_nodes)}"
@@ -264,15 +284,11 @@ def cmd_down(args) -> int:
         store = Store(name)
         if store.kind() == "vm":
             ns = argparse.Namespace(**{**vars(args), "name": name})
-            r = int(importlib.import_module("hasync.lab.vm").down(ns) or 0)
+            r = int(vm_verbs.down(ns) or 0)
             if r == 0:
-                import shutil
-
                 shutil.rmtree(store.dir, ignore_errors=True)
             rc = rc or r
             continue
-        from hasync.lab.ns import Lab
-
         lab = Lab(name)
         holder = lab.holder()
         if args.all and holder and not args.force:
@@ -308,10 +324,6 @@ def cmd_status(args) -> int:
     if not st.get("up"):
         print(f"lab {args.name!r} is not up (labs here: {', '.join(_all_names()) or 'none'})")
         return 1
-    from rich.console import Console
-
-    from hasync.lab.render import status_table
-
     console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(status_table(st))
     return 0
@@ -356,9 +368,7 @@ def cmd_crash(args) -> int:
 @_guard
 def cmd_fence(args) -> int:
     if Store(args.name).kind() == "vm":
-        vm = importlib.import_module("hasync.lab.vm")
-        fn = getattr(vm, "fence", None) or vm.crash
-        return int(fn(args) or 0)
+        return int(vm_verbs.fence(args) or 0)
     ok = _lab(args).fence(args.node)
     if not ok:
         _err(f"{args.node} is not down after fencing")
@@ -389,13 +399,12 @@ def cmd_bench(args) -> int:
         argv = argv[1:]
     if args.kind == "failover" and "--vm" in argv:
         argv.remove("--vm")
-        return int(importlib.import_module("hasync.lab.vm.bench").main(argv) or 0)
-    try:
-        mod = importlib.import_module(f"hasync.{args.kind}.bench")
-    except ImportError as e:
-        _err(f"bench {args.kind}: not available ({e})")
-        return 2
-    return int(mod.main(argv) or 0)
+        return int(bench_vm_failover.main(argv) or 0)
+    return int(BENCHES[args.kind].main(argv) or 0)
 
 
-__all__ = ["register", "lab_root"]
+def cmd_demo(args) -> int:
+    return demo.main(["--vm"] if args.vm else [])
+
+
+__all__ = ["main", "build_parser", "host_argv"]

@@ -39,10 +39,15 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from hasync.failover import bench_peers as bp
-from hasync.failover import bench_settings as bs
+from hasync.model import Heartbeat
+from hasync_lab.bench import failover_floor as bf
+from hasync_lab.bench import failover_peers as bp
+from hasync_lab.bench import failover_settings as bs
+from hasync_lab.ns import Lab
 
 PROBE = str(Path(__file__).with_name("bench_probe.py"))
 PORT = 7070
@@ -91,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _console():
-    from rich.console import Console
-
     return Console(stderr=True, highlight=False, width=max(120, Console(stderr=True).width))
 
 
@@ -509,8 +512,6 @@ class busy_cpus:
 
 
 def open_lab(name: str | None, console):
-    from hasync.lab import Lab
-
     lab = Lab(name or DEFAULT_LAB)
     made = False
     if not lab.exists():
@@ -556,9 +557,6 @@ def measure_idle(bench: Bench, args, tools: list[str], safe: dict, meta: dict, c
     (with --idle-only, at its fastest tried one: no soak ran), and the floor (the bare
     heartbeat loop, CPython and C) at hasync's keepalive. The hasync figure at the fast
     setting and the floors are medians of --idle-runs measurements (the JSON's ``daemon``)."""
-    from hasync.failover import bench_floor as bf
-    from hasync.model import Heartbeat
-
     idle_tools = [t.strip() for t in (args.tools.split(",") if args.idle_only else tools) if t.strip()]
     if args.quick:
         idle_tools = [t for t in idle_tools if t == "hasync"]  # the smoke run: hasync's fast setting only
@@ -638,8 +636,6 @@ def run(args, console) -> dict:
             raise SystemExit(f"unknown tool {t!r} (known: {', '.join(bs.TOOLS)})")
     if args.quick:
         args.trials, args.soak, args.idle = min(args.trials, 2), min(args.soak, 5.0), min(args.idle, 3.0)
-    from hasync.model import Heartbeat
-
     hb = Heartbeat()
     if args.idle_only:
         tools = []
@@ -685,8 +681,6 @@ def run(args, console) -> dict:
 
 
 def table(doc: dict):
-    from rich.table import Table
-
     t = Table(title="failover: crash of node1 -> VIP answers from node2", title_justify="left")
     for col in ("tool", "setting", "role", "median s", "min s", "max s", "trials", "false failovers"):
         t.add_column(col)
@@ -702,8 +696,6 @@ def table(doc: dict):
 
 
 def idle_table(doc: dict):
-    from rich.table import Table
-
     t = Table(title="at rest: CPU (% of one core) and RSS of each daemon pair", title_justify="left")
     for col in ("tool", "setting", "role", "node1 CPU %", "node2 CPU %", "node1 RSS MB"):
         t.add_column(col)

@@ -113,7 +113,7 @@ def build_c(workdir: Path) -> tuple[Path | None, str]:
 
 
 def argv_python(period: float, pairs: list[tuple[str, str]]) -> list[str]:
-    out = [sys.executable, "-m", "hasync.failover.bench_floor", f"{period}"]
+    out = [sys.executable, "-m", "hasync_lab.bench.failover_floor", f"{period}"]
     for local, peer in pairs:
         out += [local, peer]
     return out
@@ -162,7 +162,7 @@ def loop(period: float, pairs: list[tuple[str, str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hasync.failover.bench_floor", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m hasync_lab.bench.failover_floor", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("period", type=float, help="seconds between heartbeats")
     p.add_argument("addrs", nargs="+", help="LOCAL PEER pairs, one per link")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hasync.failover import bench_settings as bs
+from hasync_lab.bench import failover_settings as bs
 
 HEARTBEAT_BIN = "/usr/libexec/heartbeat/heartbeat"
 HA_D = "/etc/ha.d"

@@ -1,6 +1,6 @@
 """The failover benchmark as data: the settings tried, the peers' config files, the figures.
 
-Pure: no processes, no clock. hasync.failover.bench runs what this module describes.
+Pure: no processes, no clock. hasync_lab.bench.failover runs what this module describes.
 
 Each tool is measured at its defaults and at a few faster settings. The faster ones are
 soaked (both cores busy, 1 % loss on one link) and the fastest that shows no false

@@ -34,7 +34,11 @@ import json
 import os
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
+
+from hasync_lab.ns import Lab
 
 TARGETS = {"p50_ms": 200, "p99_ms": 600, "burst_ratio": 2.0, "rss_mb": 80}
 BASE = "/etc/hasync"
@@ -346,10 +350,6 @@ def main(argv: list[str] | None = None) -> int:
                          "(the lab's set-up) no longer slow file creation on the host's ext4 (default 60)")
     ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     args = ap.parse_args(argv)
-    import sys
-    import tempfile
-
-    from hasync.lab import Lab
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)

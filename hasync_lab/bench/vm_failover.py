@@ -25,8 +25,11 @@ import statistics
 import sys
 import time
 
-from hasync.lab.vm import manual
-from hasync.lab.vm import scenario as sc
+from hasync.config import load_profile, loads
+from hasync.failover import chain
+from hasync_lab.vm import VmLab, ensure_image, manual
+from hasync_lab.vm import scenario as sc
+from hasync_lab.vm.seed import default_guests
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -76,9 +79,6 @@ def stale_handles(lab, w: dict) -> int:
 def chain_commands(lab, node: str) -> list[tuple[str, tuple[str, ...], dict[str, str], float]]:
     """(label, argv, env, timeout) of the fence command and each resource's start, as the
     daemon on *node* would run them (its own cluster.toml and profile)."""
-    from hasync.config import load_profile, loads
-    from hasync.failover import chain
-
     text = lab.exec(node, ("cat", "/etc/hasync/cluster.toml"), check=True).stdout
     cluster = loads(text, path=f"{node}:/etc/hasync/cluster.toml")
     profile = load_profile(cluster.cluster.profile)
@@ -119,9 +119,6 @@ def manual_takeover(lab, victim: str, survivor: str, w: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from hasync.lab.vm import VmLab, ensure_image
-    from hasync.lab.vm.seed import default_guests
-
     t_all = time.monotonic()
     image = ensure_image(_say)
     lab = VmLab(args.name, report=_say)

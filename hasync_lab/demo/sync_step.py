@@ -1,4 +1,4 @@
-"""The sync step of `make demo` (hasync/demo.py, the lead's, can call ``show``):
+"""The sync step of `make demo` (namespace.py calls ``show``):
 start `hasync watch` on both lab nodes, edit /etc/exports on node1, show it arrive on
 node2 with the measured latency, stop the watchers."""
 

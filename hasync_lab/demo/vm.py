@@ -14,15 +14,15 @@ import time
 
 from rich.panel import Panel
 
+from hasync_lab.demo.runner import Demo, console
+from hasync_lab.vm import VmLab, ensure_image, manual, qemu_available
+from hasync_lab.vm import scenario as sc
+from hasync_lab.vm.seed import VIP, default_guests
+
 LAB_NAME = "vmdemo"
 
 
-def demo(console) -> int:
-    from hasync.demo import Demo
-    from hasync.lab.vm import VmLab, ensure_image, manual, qemu_available
-    from hasync.lab.vm import scenario as sc
-    from hasync.lab.vm.seed import VIP, default_guests
-
+def run() -> int:
     why = qemu_available()
     if why:
         console.print(f"[red]the VM demo needs qemu: {why}[/]")

@@ -1,14 +1,7 @@
-"""The namespace lab (see docs/lab.md): ``from hasync.lab import Lab``."""
+"""The namespace lab (see docs/lab.md): ``from hasync_lab.ns import Lab``."""
 
 from __future__ import annotations
 
-
-def __getattr__(name: str):
-    if name in ("Lab", "LabError"):
-        from hasync.lab import ns
-
-        return getattr(ns, name)
-    raise AttributeError(name)
-
+from hasync_lab.ns.lab import Lab, LabError
 
 __all__ = ["Lab", "LabError"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hasync.lab.spec import (
+from hasync_lab.ns.spec import (
     DISK_DEVICE,
     HEARTBEAT_IF,
     MOUNT_POINT,

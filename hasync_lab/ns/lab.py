@@ -1,6 +1,6 @@
 """The namespace lab: build, enter, break, heal and remove it (the Python API).
 
-    from hasync.lab import Lab
+    from hasync_lab.ns import Lab
     lab = Lab("t1"); lab.up(); lab.exec("node1", ["hostname"]).stdout  # "node1\\n"
 
 See docs/lab.md for the layout and the addresses.
@@ -9,6 +9,7 @@ See docs/lab.md for the layout and the addresses.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -17,12 +18,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import hasync
 from hasync.effects.files import atomic_write
-from hasync.effects.run import CommandError, ProcRunner, Result, ShRunner
-from hasync.lab import net, procs
-from hasync.lab.nodefiles import LabKeys, dir_mode, hasync_wrapper, node_files, split_overlay
-from hasync.lab.serial import SerialCable, is_relay
-from hasync.lab.spec import (
+from hasync.effects.run import CommandError, ProcRunner, Result
+from hasync_lab.ns import net, procs
+from hasync_lab.ns.nodefiles import LabKeys, dir_mode, hasync_wrapper, node_files, split_overlay
+from hasync_lab.ns.runner import ShRunner
+from hasync_lab.ns.serial import SerialCable, is_relay
+from hasync_lab.ns.spec import (
     BASE_DEVS,
     DISK_DEVICE,
     HEARTBEAT_IF,
@@ -37,9 +40,11 @@ from hasync.lab.spec import (
     node_setup_script,
     rebind_serial_script,
 )
-from hasync.lab.store import Store, default_lab_name, is_mountpoint, mounts_under
+from hasync_lab.ns.store import Store, all_lab_names, default_lab_name, is_mountpoint, mounts_under
 
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Where the product package lives (a checkout or site-packages): nodes run this hasync.
+PRODUCT_SRC = str(Path(hasync.__file__).resolve().parents[1])
 
 
 class LabError(RuntimeError):
@@ -491,8 +496,6 @@ class Lab:
             self.store.dir.mkdir(parents=True, exist_ok=True)
 
     def _maybe_release_root(self) -> None:
-        from hasync.lab.store import all_lab_names
-
         root = self.store.root
         if all_lab_names(str(root)):
             return
@@ -521,8 +524,6 @@ class Lab:
                 pass
 
     def _lab_netns_names(self) -> list[str]:
-        import re
-
         try:
             names = os.listdir("/run/netns")
         except FileNotFoundError:
@@ -710,10 +711,9 @@ class Lab:
 
     def _write_node_files(self, spec: LabSpec, node: str, uppers: dict[str, Path]) -> None:
         """Lay the node's files into its upper layers (before they are mounted)."""
-        src = str(Path(__file__).resolve().parents[2])
         files = node_files(
             spec, node, self._keys(spec), root=str(self.store.root),
-            hasync_wrapper=hasync_wrapper(src, sys.executable),
+            hasync_wrapper=hasync_wrapper(PRODUCT_SRC, sys.executable),
         )
         for path, (content, mode) in files.items():
             base, rel = split_overlay(path)

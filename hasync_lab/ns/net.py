@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from hasync.lab.spec import PUBLIC_IF, LabSpec
+from hasync_lab.ns.spec import PUBLIC_IF, LabSpec
 
 Argv = tuple[str, ...]
 BRIDGES = {"public": "br-pub", "heartbeat": "br-hb"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from hasync.lab.config_gen import cluster_toml
-from hasync.lab.spec import (
+from hasync_lab.ns.config_gen import cluster_toml
+from hasync_lab.ns.spec import (
     OVERLAYS,
     SSH_DIR,
     LabSpec,

@@ -1,6 +1,6 @@
 """The null-modem cable between node1 and node2: the relay process and its cut file.
 
-The relay (hasync.lab.serial_relay) runs in the host's namespaces and holds both ptys;
+The relay (hasync_lab.ns.serial_relay) runs in the host's namespaces and holds both ptys;
 each node's /dev/ttyS1 is a bind mount of its pty. A cut is a line in serial/cut.
 """
 
@@ -10,11 +10,13 @@ import json
 import os
 import subprocess
 import sys
+import termios
 import time
+import tty
 from pathlib import Path
 
 from hasync.effects.files import atomic_write
-from hasync.lab import procs
+from hasync_lab.ns import procs
 
 
 class SerialError(RuntimeError):
@@ -22,7 +24,7 @@ class SerialError(RuntimeError):
 
 
 def is_relay(pid: int) -> bool:
-    return procs.alive(pid) and "hasync.lab.serial_relay" in procs.cmdline(pid)
+    return procs.alive(pid) and "hasync_lab.ns.serial_relay" in procs.cmdline(pid)
 
 
 class SerialCable:
@@ -47,7 +49,7 @@ class SerialCable:
         env["PYTHONPATH"] = src + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(self.dir / "relay.log", "ab") as log:
             p = subprocess.Popen(
-                [sys.executable, "-m", "hasync.lab.serial_relay", str(self.dir), a, b],
+                [sys.executable, "-m", "hasync_lab.ns.serial_relay", str(self.dir), a, b],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -77,9 +79,6 @@ class SerialCable:
     def reset_line(self) -> None:
         """Empty both ends and put back the lab's line settings (raw, blocking reads:
         VMIN 1), which a program using the tty may have changed (e.g. VMIN 0)."""
-        import termios
-        import tty
-
         for path in self.ttys().values():
             try:
                 fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)

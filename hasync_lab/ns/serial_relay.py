@@ -1,6 +1,6 @@
 """The lab's null-modem cable: two ptys whose masters this process cross-connects.
 
-    python -m hasync.lab.serial_relay STATE_DIR A B
+    python -m hasync_lab.ns.serial_relay STATE_DIR A B
 
 Writes STATE_DIR/ttys.json ({"A": "/dev/pts/N", "B": "/dev/pts/M"}) once the ptys exist.
 Bytes written to A's pty come out of B's and the other way round, byte-exact (the ptys are

@@ -1,12 +1,13 @@
 """The shape of a namespace lab, as pure data: names, addresses, files, command tuples.
 
-Nothing here touches the system; hasync.lab.ns applies what these functions return.
+Nothing here touches the system; hasync_lab.ns.lab applies what these functions return.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass
 
 PUBLIC_NET = "10.200.0"  # /24, shared by cluster nodes and clients (bridge "br-pub")
@@ -286,6 +287,4 @@ def rebind_serial_script(serial_pty: str) -> str:
 
 
 def _q(s: str) -> str:
-    import shlex
-
     return shlex.quote(s)

@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 from hasync.effects.files import atomic_write
-from hasync.lab.nodefiles import NODE_INFO
-from hasync.lab.spec import check_name, lab_root
+from hasync_lab.ns.nodefiles import NODE_INFO
+from hasync_lab.ns.spec import check_name, lab_root
 
 
 def default_lab_name() -> str:
@@ -96,7 +96,7 @@ class Store:
         if self.state_file.exists():
             return "ns"
         if (vm_run_root() / self.name / "lab.json").exists():
-            return "vm"  # made through hasync.lab.vm's own API
+            return "vm"  # made through hasync_lab.vm's own API
         return ""
 
     def load(self) -> dict:
@@ -132,7 +132,7 @@ class Store:
 
 
 def vm_run_root() -> Path:
-    """Where hasync.lab.vm keeps its labs (same default as hasync.lab.vm.driver.run_root)."""
+    """Where hasync_lab.vm keeps its labs (same default as hasync_lab.vm.driver.run_root)."""
     return Path(os.environ.get("HASYNC_VM_RUN") or "/var/tmp/hasync-vm")
 
 

@@ -36,9 +36,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hasync.effects.run import CommandError, Result
-from hasync.lab.vm import seed as seedmod
-from hasync.lab.vm.image import Image, ensure_image
-from hasync.lab.vm.seed import Guest
+from hasync_lab.ns.spec import lab_root
+from hasync_lab.vm import seed as seedmod
+from hasync_lab.vm.image import Image, ensure_image
+from hasync_lab.vm.seed import Guest
 
 MEM_MIB = 256
 DRBD_DISK_MIB = 128  # initial full sync ~6 s under TCG at resync-rate 200M
@@ -56,8 +57,6 @@ class VmError(RuntimeError):
 
 
 def run_root() -> Path:
-    from hasync.lab.spec import lab_root
-
     return Path(lab_root())
 
 

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hasync_lab.ns.spec import lab_root
+
 BUILDER_VERSION = "3"  # bump when the build steps change in a way the inputs don't show
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -228,8 +230,6 @@ def ensure_image(report: Report = lambda s: None, *, force: bool = False) -> Ima
 def images_in_use(lab_dirs_root: Path | None = None) -> set[str]:
     """Image directories a VM lab on this host still boots from (its lab.json names it):
     its qcow2 overlays are backed by that image's rootfs."""
-    from hasync.lab.spec import lab_root
-
     root = Path(lab_dirs_root or lab_root())
     used = set()
     for lj in root.glob("*/lab.json"):

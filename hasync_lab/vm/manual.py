@@ -11,8 +11,9 @@ import hashlib
 import shlex
 import time
 
-from hasync.lab.vm.driver import VmLab
-from hasync.lab.vm.seed import PUBLIC_NET, VIP
+from hasync_lab.vm.driver import VmLab
+from hasync_lab.vm.image import GUEST_DIR
+from hasync_lab.vm.seed import PUBLIC_NET, VIP
 
 RESOURCE = "r0"
 DEVICE = "/dev/drbd0"
@@ -205,8 +206,6 @@ WRITER = "/tmp/nfs_writer.py"
 
 def start_writer(lab: VmLab, client: str, data: str, tag: str = "w") -> dict[str, str]:
     """Start the checksummed, fsync'd record stream (guest/nfs_writer.py) on *client*."""
-    from hasync.lab.vm.image import GUEST_DIR
-
     lab.exec(client, ("sh", "-c", f"cat > {WRITER}"), input=(GUEST_DIR / "nfs_writer.py").read_text(), check=True)
     files = {"data": data, "ack": f"/var/tmp/{tag}.ack", "stop": f"/var/tmp/{tag}.stop", "log": f"/var/tmp/{tag}.log"}
     lab.sh(client, f"rm -f {files['ack']} {files['stop']} {files['log']}")

@@ -8,14 +8,15 @@ name says otherwise; client-side I/O times come from the client's own ack log.
 
 from __future__ import annotations
 
+import calendar
 import json
 import threading
 import time
 from dataclasses import dataclass, field
 
-from hasync.lab.vm import manual
-from hasync.lab.vm.driver import VmLab
-from hasync.lab.vm.seed import VIP
+from hasync_lab.vm import manual
+from hasync_lab.vm.driver import VmLab
+from hasync_lab.vm.seed import VIP
 
 DAEMON_LOG = "/var/log/hasync-failover.log"
 EXPORT = manual.EXPORT
@@ -103,8 +104,6 @@ def last_failover(lab: VmLab, node: str) -> dict:
 
 def iso_epoch(text: str) -> float:
     """'2026-11-29T01:19:43.453Z' -> seconds since the epoch (0.0 when unparsable)."""
-    import calendar
-
     try:
         whole, _, frac = text.rstrip("Z").partition(".")
         return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))

@@ -22,10 +22,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hasync.lab.vm.image import GUEST_DIR
+from hasync_lab.vm.image import GUEST_DIR
 
-SRC_ROOT = Path(__file__).resolve().parents[3]  # the checkout (…/hasync/lab/vm -> …)
-SRC_DIRS = ("hasync", "profiles", "bootstrap", "failover")
+SRC_ROOT = Path(__file__).resolve().parents[2]  # the checkout (…/hasync_lab/vm -> …)
+SRC_DIRS = ("hasync", "profiles", "bootstrap", "failover")  # the product only: guests are nodes
 SEED_SCRIPTS = {"rc": 0o755, "agent.py": 0o644, "fence": 0o755}
 
 PUBLIC_NET = "192.0.2"  # TEST-NET-1, on the lab's own emulated L2 only
@@ -68,7 +68,7 @@ def cluster_toml(guests: tuple[Guest, ...]) -> str:
     node_tables = "".join(f'\n[[node]]\nname = "{g.name}"\naddress = "{g.public}"\n' for g in nodes)
     fence = ", ".join(f'"{a}"' for a in FENCE_COMMAND)
     return f"""# The hasync VM lab: two qemu nodes with real DRBD 8.4, LVM and kernel NFS.
-# Written by `hasync lab up --vm` (hasync/lab/vm/seed.py); edit there, not here.
+# Written by `hasync lab up --vm` (hasync_lab/vm/seed.py); edit there, not here.
 
 [cluster]
 name = "vm-lab"

@@ -1,8 +1,7 @@
-"""The VM lab: qemu guests with real DRBD, LVM and kernel NFS (`hasync lab up --vm`).
+"""`hasync lab VERB` for VM labs (`hasync lab up --vm`, or a lab whose kind is "vm").
 
-Python API (tests): :class:`VmLab` (``driver.py``); image: :func:`ensure_image`.
-CLI verbs (called by hasync.lab.cli with the verb's argparse.Namespace; each returns an
-exit status): up, down, status, exec, crash, cut, heal, fence, start. See docs/vm.md.
+Called by hasync_lab.cli with the verb's argparse.Namespace; each returns an exit
+status: up, down, status, exec, crash, cut, heal, fence, start. See docs/vm.md.
 """
 
 from __future__ import annotations
@@ -11,17 +10,17 @@ import json
 import sys
 import time
 
-from hasync.lab.vm import manual
-from hasync.lab.vm.driver import LINKS, VmError, VmLab, qemu_available
-from hasync.lab.vm.image import ImageError, ensure_image
+from rich.console import Console
+from rich.table import Table
 
-__all__ = ["VmLab", "manual", "VmError", "ImageError", "ensure_image", "qemu_available", "LINKS",
-           "up", "down", "status", "exec", "exec_", "crash", "cut", "heal", "fence", "start"]
+from hasync_lab.vm.driver import VmError, VmLab, parse_size_mib, qemu_available
+from hasync_lab.vm.image import ImageError, ensure_image
+from hasync_lab.vm.seed import default_guests
+
+__all__ = ["up", "down", "status", "exec", "exec_", "crash", "cut", "heal", "fence", "start"]
 
 
-def _console(stderr: bool = False):
-    from rich.console import Console
-
+def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False)
 
 
@@ -59,9 +58,6 @@ def _guard(fn):
 @_guard
 def up(args) -> int:
     """Build the image (cached), lay down disks/seeds, boot node1, node2 and the clients."""
-    from hasync.lab.vm.driver import parse_size_mib
-    from hasync.lab.vm.seed import default_guests
-
     why = qemu_available()
     if why:
         _err(why)
@@ -104,8 +100,6 @@ def status(args) -> int:
     if getattr(args, "json", False):
         print(json.dumps(st, indent=2, sort_keys=True))
     else:
-        from rich.table import Table
-
         t = Table(title=f"VM lab {st['name']} ({st['dir']})")
         for col in ("VM", "role", "state", "pid", "public", "heartbeat", "links down"):
             t.add_column(col)

@@ -36,8 +36,8 @@ def lab_unavailable() -> str | None:
 def down_stale_test_labs() -> None:
     """Labs of test processes that died without cleaning up: "t<pid>" (this fixture),
     "u<pid>"/"i<pid>" (test_lab_lifecycle), "b<pid>" (test_bootstrap_lab)."""
-    from hasync.lab import Lab
-    from hasync.lab.store import all_lab_names
+    from hasync_lab.ns import Lab
+    from hasync_lab.ns.store import all_lab_names
 
     for name in all_lab_names():
         if name[:1] in ("t", "u", "i", "b") and name[1:].isdigit():
@@ -51,7 +51,7 @@ def lab():
     reason = lab_unavailable()
     if reason:
         pytest.skip(reason)
-    from hasync.lab import Lab
+    from hasync_lab.ns import Lab
 
     down_stale_test_labs()
     the_lab = Lab(f"t{os.getpid()}")

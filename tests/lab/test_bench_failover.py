@@ -15,8 +15,8 @@ import shutil
 
 import pytest
 
-from hasync.failover import bench
-from hasync.failover.bench_peers import HEARTBEAT_BIN
+from hasync_lab.bench import failover as bench
+from hasync_lab.bench.failover_peers import HEARTBEAT_BIN
 
 pytestmark = [
     pytest.mark.lab,

@@ -38,7 +38,7 @@ def blab():
     reason = lab_unavailable()
     if reason:
         pytest.skip(reason)
-    from hasync.lab import Lab
+    from hasync_lab.ns import Lab
 
     down_stale_test_labs()
     lab = Lab(f"b{os.getpid()}")

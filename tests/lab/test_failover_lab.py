@@ -29,7 +29,7 @@ NODES = ("node1", "node2")
 
 def lab_config(lab, *, fencing: str = "required", on_stop_failure: str = "fence-self", self_fence: bool = True,
                demo_monitor: str = "", broadcast: bool = False, ping: tuple[str, ...] = ()) -> str:
-    from hasync.lab.config_gen import cluster_toml
+    from hasync_lab.ns.config_gen import cluster_toml
 
     text = cluster_toml(lab.spec)
     head = text.split("[fencing]")[0]

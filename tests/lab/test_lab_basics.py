@@ -224,7 +224,7 @@ def test_reset_lets_a_fence_from_a_node_finish_first(clean_lab):
     lab = clean_lab
     late_fence = subprocess.Popen(
         [sys.executable, "-c",
-         f"import time; from hasync.lab import Lab; time.sleep(1); Lab({lab.name!r}).crash('node2')"],
+         f"import time; from hasync_lab.ns import Lab; time.sleep(1); Lab({lab.name!r}).crash('node2')"],
         env={**os.environ, "HASYNC_LAB_FROM_NODE": f"{lab.name}:node1"},
     )
     try:

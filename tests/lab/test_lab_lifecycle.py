@@ -25,8 +25,8 @@ def loops_of(path: str) -> str:
 
 def test_up_is_idempotent_and_down_leaves_nothing(clean_lab):
     """Also: two labs at once (this one and the session's), same addresses, no crosstalk."""
-    from hasync.lab import Lab
-    from hasync.lab.procs import alive
+    from hasync_lab.ns import Lab
+    from hasync_lab.ns.procs import alive
 
     session_lab = clean_lab
 
@@ -62,8 +62,8 @@ def test_down_after_an_interrupted_up(monkeypatch, finish):
     reason = lab_unavailable()
     if reason:
         pytest.skip(reason)
-    from hasync.lab import Lab
-    from hasync.lab.ns import Lab as NsLab
+    from hasync_lab.ns import Lab
+    from hasync_lab.ns.lab import Lab as NsLab
 
     lab = Lab(f"i{os.getpid()}")
     real_boot = NsLab._boot

@@ -14,7 +14,7 @@ import pytest
 
 @pytest.fixture
 def relay(tmp_path):
-    p = subprocess.Popen([sys.executable, "-m", "hasync.lab.serial_relay", str(tmp_path), "a", "b"])
+    p = subprocess.Popen([sys.executable, "-m", "hasync_lab.ns.serial_relay", str(tmp_path), "a", "b"])
     try:
         deadline = time.monotonic() + 10
         while not (tmp_path / "ttys.json").exists():

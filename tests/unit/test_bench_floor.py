@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from hasync.failover import bench_floor as bf
+from hasync_lab.bench import failover_floor as bf
 
 
 def _valid(data: bytes) -> int | None:

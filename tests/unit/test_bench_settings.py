@@ -1,10 +1,10 @@
-"""hasync.failover.bench_settings: the failover bench's settings, peer configs and figures."""
+"""hasync_lab.bench.failover_settings: the failover bench's settings, peer configs and figures."""
 
 from __future__ import annotations
 
 import pytest
 
-from hasync.failover import bench_settings as bs
+from hasync_lab.bench import failover_settings as bs
 
 
 def test_candidates_are_fastest_first_and_distinct():
@@ -135,7 +135,7 @@ def test_loss_rules():
 
 
 def test_bench_parser_defaults():
-    from hasync.failover import bench
+    from hasync_lab.bench import failover as bench
 
     a = bench.build_parser().parse_args([])
     assert (a.soak, a.trials, a.json, a.quick) == (120.0, 10, False, False)
@@ -144,7 +144,7 @@ def test_bench_parser_defaults():
 
 
 def test_markdown_table_from_a_saved_run(tmp_path, capsys):
-    from hasync.failover import bench
+    from hasync_lab.bench import failover as bench
 
     rows = {"keepalived": [bs.Figures(bs.keepalived_setting(0.1), (0.3, 0.2), 0, failed_trials=1, role="fastest safe")]}
     doc = bs.report(rows, {"idle_cpu_pct": 0.5, "rss_mb": 31.0})

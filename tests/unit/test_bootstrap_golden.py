@@ -31,7 +31,7 @@ PROFILES = ("debian12", "rhel9", "sles15", "sles9", "lab")
 
 def cluster_for(profile: str):
     if profile == "lab":
-        # a snapshot of what `hasync lab up` writes (hasync.lab.config_gen), so a change of
+        # a snapshot of what `hasync lab up` writes (hasync_lab.ns.config_gen), so a change of
         # the lab's config does not silently change this golden plan
         c = config.load(str(DATA / "lab-cluster.toml"))
     else:

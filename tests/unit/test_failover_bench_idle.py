@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hasync.failover import bench
+from hasync_lab.bench import failover as bench
 
 
 def test_idle_only_options():

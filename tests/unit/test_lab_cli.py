@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
-import sys
-import types
 
 import pytest
 
 from hasync import cli
+from hasync_lab import cli as lab_cli
+from hasync_lab.bench import sync as bench_sync
+from hasync_lab.vm import verbs as vm_verbs
 
 
 def parse(*argv: str):
-    return cli.build_parser().parse_args(list(argv))
+    """`hasync lab ARGS` as the harness parses it (argv starts with "lab")."""
+    assert argv[0] == "lab"
+    return lab_cli.build_parser().parse_args(list(argv[1:]))
 
 
 def test_exec_keeps_the_command_after_double_dash():
@@ -34,14 +38,12 @@ def test_cut_refuses_unknown_links():
 
 def test_bench_passes_the_rest_to_the_kind_module(monkeypatch):
     seen = {}
-    fake = types.ModuleType("hasync.sync.bench")
 
     def main(argv):
         seen["argv"] = argv
         return 3
 
-    fake.main = main
-    monkeypatch.setitem(sys.modules, "hasync.sync.bench", fake)
+    monkeypatch.setattr(bench_sync, "main", main)
     assert cli.main(["lab", "bench", "sync", "--files", "100", "-q"]) == 3
     assert seen["argv"] == ["--files", "100", "-q"]
 
@@ -64,10 +66,8 @@ def test_vm_labs_are_handed_to_the_vm_module(tmp_path, monkeypatch):
     (tmp_path / "v1").mkdir()
     (tmp_path / "v1" / "kind").write_text("vm\n")
     calls = []
-    fake = types.ModuleType("hasync.lab.vm")
-    fake.cut = lambda args: calls.append(("cut", args.name, args.node, args.link)) or 0
-    fake.exec = lambda args: calls.append(("exec", args.argv)) or 5
-    monkeypatch.setitem(sys.modules, "hasync.lab.vm", fake)
+    monkeypatch.setattr(vm_verbs, "cut", lambda args: calls.append(("cut", args.name, args.node, args.link)) or 0)
+    monkeypatch.setattr(vm_verbs, "exec", lambda args: calls.append(("exec", args.argv)) or 5)
     assert cli.main(["lab", "cut", "--name", "v1", "node1", "replication"]) == 0
     assert cli.main(["lab", "exec", "--name", "v1", "node2", "--", "true"]) == 5
     assert calls == [("cut", "v1", "node1", "replication"), ("exec", ["true"])]
@@ -100,18 +100,16 @@ def test_proc_runner_status_timeout_and_input():
     ],
 )
 def test_host_argv_repeats_the_invocation(argv):
-    from hasync.lab.cli import host_argv
-
     args = parse(*argv)
-    again = host_argv(args)
+    again = lab_cli.host_argv(args)
     assert vars(parse(*again)) == vars(args)
 
 
 def test_held_labs_are_known_by_their_live_holder(tmp_path, monkeypatch):
     import os
 
-    from hasync.lab import Lab
-    from hasync.lab.store import all_lab_names
+    from hasync_lab.ns import Lab
+    from hasync_lab.ns.store import all_lab_names
 
     root = tmp_path / "ns"
     monkeypatch.setenv("HASYNC_VM_RUN", str(tmp_path / "vm"))
@@ -124,3 +122,52 @@ def test_held_labs_are_known_by_their_live_holder(tmp_path, monkeypatch):
     assert loose.holder() == 0  # no such process
     assert all_lab_names(str(root)) == ["held1", "loose1"]
     assert all_lab_names(str(root), with_vm=True) == ["held1", "loose1", "vmlab1"]
+
+
+def test_the_product_hands_lab_argv_to_the_harness_untouched(monkeypatch):
+    """`hasync lab ...` reaches hasync_lab.cli.main through the hasync.verbs entry point,
+    with --help, "--" and the options of the verbs passed as typed."""
+    seen = []
+    monkeypatch.setattr(lab_cli, "main", lambda argv: seen.append(argv) or 7)
+    for argv in (["--help"], [], ["exec", "--name", "x1", "node1", "--", "ls", "-l"],
+                 ["bench", "failover", "--vm", "--json"]):
+        assert cli.main(["lab", *argv]) == 7
+        assert seen.pop() == argv
+
+
+def test_lab_help_is_the_harness_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["lab", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: hasync lab [-h] VERB ...")
+    assert "A virtual two-node cluster on this machine" in out
+
+
+class _BrokenEntryPoint:
+    name = "lab"
+
+    def load(self):
+        raise ModuleNotFoundError("No module named 'sh'")
+
+
+@pytest.mark.parametrize("where", ["no entry point", "extra missing"])
+def test_lab_without_the_harness_says_how_to_install_it(monkeypatch, capsys, where):
+    if where == "no entry point":
+        monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+    else:
+        monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [_BrokenEntryPoint()])
+    assert cli.main(["lab", "up"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hasync lab: the lab harness is not installed")
+    assert "pip install 'hasync[lab]'" in lines[0] and "make setup" in lines[0]
+
+
+def test_demo_verb_runs_the_demo(monkeypatch):
+    seen = []
+    monkeypatch.setattr(lab_cli.demo, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["lab", "demo"]) == 0
+    assert cli.main(["lab", "demo", "--vm"]) == 0
+    assert seen == [[], ["--vm"]]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from hasync.lab import net
-from hasync.lab.nodefiles import LabKeys, dir_mode, hasync_wrapper, node_files, split_overlay
-from hasync.lab.spec import LabSpec
+from hasync_lab.ns import net
+from hasync_lab.ns.nodefiles import LabKeys, dir_mode, hasync_wrapper, node_files, split_overlay
+from hasync_lab.ns.spec import LabSpec
 
 SPEC = LabSpec("t1", nodes=2, clients=1)
 

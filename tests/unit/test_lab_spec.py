@@ -6,8 +6,8 @@ import tomllib
 
 import pytest
 
-from hasync.lab.config_gen import cluster_toml
-from hasync.lab.spec import (
+from hasync_lab.ns.config_gen import cluster_toml
+from hasync_lab.ns.spec import (
     BASE_DEVS,
     LabSpec,
     hosts_file,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hasync.lab.vm import VmLab, ensure_image, manual, qemu_available
-from hasync.lab.vm.seed import default_guests
+from hasync_lab.vm import VmLab, ensure_image, manual, qemu_available
+from hasync_lab.vm.seed import default_guests
 
 TIMINGS: dict[str, float] = {}
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from hasync.config import loads
-from hasync.lab.vm import image, manual, seed
-from hasync.lab.vm.driver import parse_size_mib
+from hasync_lab.vm import image, manual, seed
+from hasync_lab.vm.driver import parse_size_mib
 
 
 def test_vm_cluster_config_is_valid_and_matches_the_lab():
@@ -101,7 +101,7 @@ def test_drbd_resource_names_both_nodes():
 
 
 def test_failover_record_breakdown_and_times():
-    from hasync.lab.vm import scenario
+    from hasync_lab.vm import scenario
 
     record = {
         "began": "2026-11-29T01:19:43.453Z",
@@ -126,7 +126,7 @@ def test_failover_record_breakdown_and_times():
 
 
 def test_sampler_verdicts_and_blind_samples():
-    from hasync.lab.vm import scenario
+    from hasync_lab.vm import scenario
 
     class Lab:
         nodes = ["node1", "node2"]

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from hasync.lab.vm import manual
-from hasync.lab.vm.seed import VIP
+from hasync_lab.vm import manual
+from hasync_lab.vm.seed import VIP
 
 from .conftest import TIMINGS
 

@@ -1,6 +1,6 @@
 """Issue 6 with hasync itself on real DRBD 8.4, LVM and kernel NFS (runs after
 test_storage.py: it leaves bootstrap's files on the nodes). The steps live in
-hasync/lab/vm/scenario.py (shared with `hasync lab bench failover --vm` and the VM demo).
+hasync_lab/vm/scenario.py (shared with `hasync lab bench failover --vm` and the VM demo).
 
 1. `hasync bootstrap` on node1 and `--join node1` on node2 (real resource, create-md,
    initial sync, LVM on /dev/drbd0, ext4, /var/lib/nfs on the replicated disk, exports
@@ -27,9 +27,9 @@ import time
 
 import pytest
 
-from hasync.lab.vm import manual
-from hasync.lab.vm import scenario as sc
-from hasync.lab.vm.seed import VIP
+from hasync_lab.vm import manual
+from hasync_lab.vm import scenario as sc
+from hasync_lab.vm.seed import VIP
 
 from .conftest import TIMINGS
 

@@ -1,0 +1,10 @@
+"""The benchmarks behind ``hasync lab bench``: numbers in docs/benchmarks.md.
+
+    failover           hasync vs heartbeat 3 vs keepalived on the namespace lab
+    failover_settings  its settings, the peers' config files and the figures (pure)
+    failover_peers     starting and stopping one daemon of each tool on a lab node
+    failover_floor     the bare heartbeat loop (Python and C): the idle-CPU floor
+    probe              the listener, client probe and stall meter (run with python3)
+    sync               hasync watch vs unison-only and lsyncd
+    vm_failover        crash to client I/O resumed on the VM lab, vs the same by hand
+"""
