@@ -54,7 +54,7 @@ lint-imports: setup
 	$(BIN)/lint-imports
 
 typecheck: setup
-	$(BIN)/mypy hasync
+	$(BIN)/mypy hasync hasync_lab
 
 clean:
 	-$(BIN)/hasync lab down --all 2>/dev/null

@@ -87,7 +87,12 @@ def build_parser(prog: str = "hasync lab") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = lab.add_subparsers(dest="lab_command", metavar="VERB")
-    lab.set_defaults(func=lambda args: (lab.print_help(), 2)[1])
+
+    def no_verb(args) -> int:
+        lab.print_help()
+        return 2
+
+    lab.set_defaults(func=no_verb)
 
     p = verbs.add_parser("up", help="build the lab (idempotent)", description="Build the lab; "
                          "what already runs is left alone, crashed nodes stay down (see heal).")

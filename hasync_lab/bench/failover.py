@@ -374,7 +374,8 @@ class Bench:
             time.sleep(2.0)
             for p in procs:
                 if p.poll() is not None:
-                    raise RuntimeError(f"floor loop exited {p.returncode}: {p.stderr.read().decode(errors='replace')[-300:]}")
+                    err = p.stderr.read() if p.stderr else b""
+                    raise RuntimeError(f"floor loop exited {p.returncode}: {err.decode(errors='replace')[-300:]}")
             pid = procs[0].pid  # `ip netns exec` execs the command: same pid
             t0, ticks0 = time.monotonic(), _ticks([pid])
             time.sleep(window)
@@ -705,7 +706,7 @@ def idle_table(doc: dict):
 
 
 def idle_lines(doc: dict) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for r in doc.get("idle", []):
         nodes = [k for k in r if isinstance(r[k], dict)]
         n1 = r[nodes[0]] if nodes else {}
