@@ -49,7 +49,7 @@ from hasync_lab.bench import failover_peers as bp
 from hasync_lab.bench import failover_settings as bs
 from hasync_lab.ns import Lab
 
-PROBE = str(Path(__file__).with_name("bench_probe.py"))
+PROBE = str(Path(__file__).with_name("probe.py"))  # run by path, with the nodes' python3
 PORT = 7070
 LOSS_TABLE = "hasync_bench"
 DEFAULT_LAB = "fbench"
@@ -357,7 +357,7 @@ class Bench:
             drop_vips(lab, [net.vip])
 
     def floor_footprint(self, argv_for, window: float) -> dict:
-        """CPU of the bare heartbeat loop (bench_floor) on node1 while node2 runs the same:
+        """CPU of the bare heartbeat loop (failover_floor) on node1 while node2 runs the same:
         argv_for(pairs) gives the command for a node's (local, peer) address pairs."""
         lab = self.lab
         self.heal()
@@ -463,7 +463,7 @@ class loss:
 
 
 class stall_meter:
-    """The stall probe (bench_probe.py stalls) under SCHED_FIFO 50 on the host."""
+    """The stall probe (probe.py stalls) under SCHED_FIFO 50 on the host."""
 
     def __enter__(self):
         self.p = subprocess.Popen(

@@ -3,18 +3,18 @@
 Run as a script with the system python inside a lab node, so it starts fast and does
 not depend on the venv:
 
-    python3 bench_probe.py serve --port 7070 --name node1
+    python3 probe.py serve --port 7070 --name node1
         accept TCP connections on every address (the VIP included, whenever this
         node holds it) and answer with the node's name
 
-    python3 bench_probe.py probe --vip 10.200.0.100 --port 7070
+    python3 probe.py probe --vip 10.200.0.100 --port 7070
         connect to VIP:port in a tight loop (a fresh socket every attempt, 20 ms
         connect timeout) and print one line whenever the answering node changes:
         ``ANSWER <CLOCK_MONOTONIC seconds> <name>``; ``MISS <t>`` once when answers
         stop. CLOCK_MONOTONIC is shared by all namespaces, so the bench compares these
         times with the moment it crashed the node.
 
-    python3 bench_probe.py stalls [--tick 0.005] [--over 0.05]
+    python3 probe.py stalls [--tick 0.005] [--over 0.05]
         a scheduling-stall meter for the soak (run under SCHED_FIFO): on SIGTERM prints
         ``STALLS <oversleeps longer than --over> <longest oversleep in s>``.
 """
@@ -112,7 +112,7 @@ def stalls(tick: float, report_over: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench_probe")
+    p = argparse.ArgumentParser(prog="probe.py")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, required=True)

@@ -45,3 +45,13 @@ def test_ticks_count_every_thread_dead_ones_included():
     assert got >= 0.35  # both threads' spinning, the ended thread included
     assert abs(got - used) <= 0.05, (got, used)
     assert bench._ticks([2**22 + 12345]) == 0  # no such process: nothing
+
+
+def test_the_probe_script_is_where_the_bench_runs_it_from():
+    """The listener/client/stall probe runs as a script by path (system python3 in the
+    nodes): the path must name the file that ships beside the bench."""
+    import os
+
+    from hasync_lab.bench import probe
+
+    assert os.path.samefile(bench.PROBE, probe.__file__)
