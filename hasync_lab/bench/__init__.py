@@ -1,6 +1,8 @@
 """The benchmarks behind ``hasync lab bench``: numbers in docs/benchmarks.md.
 
-    failover           hasync vs heartbeat 3 vs keepalived on the namespace lab
+    failover           hasync vs heartbeat 3 vs keepalived on the namespace lab: what runs, the report
+    failover_trials    its runs on one lab (Bench): soak, crash trials, footprint at rest
+    failover_lab       its tools on the lab: VIPs, packet loss, busy CPUs, stall meter, /proc figures
     failover_settings  its settings, the peers' config files and the figures (pure)
     failover_peers     starting and stopping one daemon of each tool on a lab node
     failover_floor     the bare heartbeat loop (Python and C): the idle-CPU floor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hasync_lab.bench import failover as bench
+from hasync_lab.bench import failover_lab
 
 
 def test_idle_only_options():
@@ -34,17 +35,17 @@ def test_ticks_count_every_thread_dead_ones_included():
 
     me = [os.getpid()]
     hz = os.sysconf("SC_CLK_TCK")
-    k0, t0 = bench._ticks(me), os.times()
+    k0, t0 = failover_lab.cpu_ticks(me), os.times()
     th = threading.Thread(target=spin, args=(0.3,))
     th.start()
     spin(0.1)
     th.join()
-    k1, t1 = bench._ticks(me), os.times()
+    k1, t1 = failover_lab.cpu_ticks(me), os.times()
     got = (k1 - k0) / hz
     used = (t1.user + t1.system) - (t0.user + t0.system)
     assert got >= 0.35  # both threads' spinning, the ended thread included
     assert abs(got - used) <= 0.05, (got, used)
-    assert bench._ticks([2**22 + 12345]) == 0  # no such process: nothing
+    assert failover_lab.cpu_ticks([2**22 + 12345]) == 0  # no such process: nothing
 
 
 def test_the_probe_script_is_where_the_bench_runs_it_from():
@@ -54,4 +55,4 @@ def test_the_probe_script_is_where_the_bench_runs_it_from():
 
     from hasync_lab.bench import probe
 
-    assert os.path.samefile(bench.PROBE, probe.__file__)
+    assert os.path.samefile(failover_lab.PROBE, probe.__file__)
