@@ -19,18 +19,15 @@ console logs and qemu pid files.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import random
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -39,9 +36,10 @@ from hasync.effects.run import CommandError, Result
 from hasync_lab.ns.spec import lab_root
 from hasync_lab.vm import seed as seedmod
 from hasync_lab.vm.image import Image, ensure_image
+from hasync_lab.vm.qemu import qemu_argv
 from hasync_lab.vm.seed import Guest
+from hasync_lab.vm.wires import Console, Monitor, VmError
 
-MEM_MIB = 256
 DRBD_DISK_MIB = 128  # initial full sync ~6 s under TCG at resync-rate 200M
 BOOT_TIMEOUT = 300.0
 # Same names as the namespace lab: "heartbeat" is the dedicated replication/heartbeat L2.
@@ -50,10 +48,6 @@ LINK_ALIASES = {"replication": "heartbeat", "repl": "heartbeat", "hb": "heartbea
 NETDEV = {"public": "pub", "heartbeat": "rep"}
 
 Report = Callable[[str], None]
-
-
-class VmError(RuntimeError):
-    pass
 
 
 def run_root() -> Path:
@@ -85,156 +79,6 @@ def _pid_alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
-
-
-class Monitor:
-    """The qemu human monitor (HMP) on a unix socket: one command per connection."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def command(self, cmd: str, timeout: float = 10.0) -> str:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        try:
-            s.connect(str(self.path))
-            out = self._until_prompt(s)
-            s.sendall(cmd.encode() + b"\n")
-            if cmd.strip() == "quit":
-                try:
-                    while s.recv(4096):
-                        pass
-                except OSError:
-                    pass
-                return ""
-            out = self._until_prompt(s)
-            # the first line is the monitor's echo of the command (with cursor moves);
-            # the last is the next prompt
-            text = out.decode(errors="replace").replace("\r", "")
-            lines = [ln for ln in text.split("\n")[1:] if not ln.startswith("(qemu)")]
-            return "\n".join(lines).strip()
-        finally:
-            s.close()
-
-    @staticmethod
-    def _until_prompt(s: socket.socket) -> bytes:
-        buf = b""
-        while not buf.rstrip().endswith(b"(qemu)"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return buf
-
-
-class Console:
-    """A connection to a guest's command agent (ttyS0). Thread-safe; many requests in flight."""
-
-    def __init__(self, path: Path, vm: str):
-        self.path = path
-        self.vm = vm
-        self.sock: socket.socket | None = None
-        self.lock = threading.Lock()
-        self.pending: dict[str, dict] = {}
-        self.cond = threading.Condition()
-        self.reader: threading.Thread | None = None
-        self.boot_id = ""
-        self.closed = False
-
-    def connect(self, timeout: float = 5.0) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        s.connect(str(self.path))
-        s.settimeout(None)
-        self.sock = s
-        self.closed = False
-        self.reader = threading.Thread(target=self._read, name=f"console-{self.vm}", daemon=True)
-        self.reader.start()
-
-    def close(self) -> None:
-        self.closed = True
-        if self.sock is not None:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self.sock.close()
-            self.sock = None
-        with self.cond:
-            self.cond.notify_all()
-
-    def _read(self) -> None:
-        buf = b""
-        sock = self.sock
-        while sock is not None:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                i = line.find(b"HASYNC1 ")
-                if i < 0:
-                    continue
-                try:
-                    msg = json.loads(line[i + 8 :].strip())
-                except ValueError:
-                    continue
-                if "ready" in msg:
-                    self.boot_id = msg["ready"]
-                    continue
-                with self.cond:
-                    if msg.get("id") in self.pending:
-                        self.pending[msg["id"]] = msg
-                        self.cond.notify_all()
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-
-    def request(self, req: dict, timeout: float) -> dict | None:
-        rid = uuid.uuid4().hex[:12]
-        req = dict(req, id=rid)
-        line = b"\n" + json.dumps(req, separators=(",", ":")).encode() + b"\n"
-        with self.cond:
-            self.pending[rid] = {}
-        try:
-            with self.lock:
-                if self.sock is None:
-                    raise VmError(f"{self.vm}: console not connected")
-                self.sock.sendall(line)
-            deadline = time.monotonic() + timeout
-            with self.cond:
-                while not self.pending[rid]:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or self.closed:
-                        return None
-                    self.cond.wait(min(left, 0.5))
-                return self.pending[rid]
-        finally:
-            with self.cond:
-                self.pending.pop(rid, None)
-
-    def ping(self, timeout: float = 1.0) -> str | None:
-        msg = self.request({"op": "ping"}, timeout)
-        return msg.get("pong") if msg else None
-
-    def exec(self, argv: Sequence[str], *, input: str | bytes | None = None, timeout: float = 120.0,
-             env: dict | None = None, cwd: str | None = None) -> Result:
-        argv = tuple(str(a) for a in argv)
-        data = input.encode() if isinstance(input, str) else (input or b"")
-        req = {"argv": list(argv), "input": base64.b64encode(data).decode() if data else None,
-               "timeout": timeout, "env": env or {}, "cwd": cwd}
-        t0 = time.monotonic()
-        msg = self.request(req, timeout + 15.0)
-        dt = time.monotonic() - t0
-        if msg is None:
-            return Result(argv, 125, "", f"{self.vm}: no answer from the guest agent (VM down or hung)", dt)
-        out = base64.b64decode(msg.get("out") or "").decode(errors="replace")
-        err = base64.b64decode(msg.get("err") or "").decode(errors="replace")
-        return Result(argv, int(msg.get("rc", 1)), out, err, dt)
 
 
 class VmLab:
@@ -300,55 +144,12 @@ class VmLab:
             peer = None
             if g.role == "node":
                 peer = next(n.name for n in nodes if n.name != g.name)
-            argv = self._qemu_argv(image, g, i, groups, peer, server=(g.role == "node" and g is nodes[0]))
+            argv = qemu_argv(self.dir, image, g, i, groups, peer, server=(g.role == "node" and g is nodes[0]),
+                             init=init)
             self.state["vms"][g.name] = {"role": g.role, "guest": asdict(g), "argv": argv, "pid": None,
                                          "links": {k: "up" for k in (LINKS if g.role == "node" else ("public",))}}
         self._save()
         self.report(f"lab {self.name}: disks and seeds ready in {time.monotonic() - t0:.1f}s ({self.dir})")
-
-    def _qemu_argv(self, image: Image, g: Guest, index: int, groups: dict, peer: str | None,
-                   server: bool) -> list[str]:
-        d = self.dir / g.name
-        mac = f"52:54:00:4a:{index + 1:02x}"
-        append = "console=ttyS0,115200 root=/dev/vda rw quiet loglevel=3 net.ifnames=0 panic=-1 " \
-                 "systemd.show_status=0 8250.nr_uarts=4"
-        if self.state.get("init") == "systemd":
-            append += " hasync.init=systemd"
-        argv = [
-            "qemu-system-x86_64", "-name", g.name, "-accel", "tcg", "-m", str(MEM_MIB), "-smp", "1",
-            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
-            "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", append,
-            "-drive", f"file={d / 'root.qcow2'},if=virtio,format=qcow2,cache=unsafe",
-        ]
-        if g.role == "node":
-            argv += ["-drive", f"file={d / 'drbd.img'},if=virtio,format=raw,cache=unsafe"]
-        argv += ["-drive", f"file={d / 'seed.img'},if=virtio,format=raw,readonly=on"]
-        pub_group, pub_port = groups["public"]
-        argv += ["-netdev", f"socket,id=pub,mcast={pub_group}:{pub_port},localaddr=127.0.0.1",
-                 "-device", f"virtio-net-pci,netdev=pub,mac={mac}:01"]
-        if g.role == "node":
-            rep_group, rep_port = groups["heartbeat"]
-            argv += ["-netdev", f"socket,id=rep,mcast={rep_group}:{rep_port},localaddr=127.0.0.1",
-                     "-device", f"virtio-net-pci,netdev=rep,mac={mac}:02"]
-        argv += ["-chardev", f"socket,id=con,path={d / 'console.sock'},server=on,wait=off,logfile={d / 'console.log'}",
-                 "-serial", "chardev:con"]
-        if g.role == "node":
-            assert peer is not None
-            if server:
-                ser = f"socket,id=ser1,path={self.dir / 'serial.sock'},server=on,wait=off"
-            else:
-                ser = f"socket,id=ser1,path={self.dir / 'serial.sock'},reconnect=1"
-            argv += ["-chardev", ser, "-serial", "chardev:ser1",
-                     # ttyS2: a wire to the peer's BMC monitor (the lab fence agent's switch)
-                     "-chardev", f"socket,id=bmcwire,path={self.dir / peer / 'bmc.sock'},reconnect=1",
-                     "-serial", "chardev:bmcwire",
-                     # our own BMC: a second monitor the peer's ttyS2 connects to
-                     "-chardev", f"socket,id=bmc,path={d / 'bmc.sock'},server=on,wait=off",
-                     "-mon", "chardev=bmc,mode=readline"]
-        argv += ["-device", "virtio-rng-pci"]  # entropy at boot: no wait for crng init
-        argv += ["-monitor", f"unix:{d / 'monitor.sock'},server=on,wait=off",
-                 "-pidfile", str(d / "qemu.pid"), "-daemonize"]
-        return argv
 
     def start(self, vm: str) -> None:
         """Power on *vm* (after create, or after a crash: its disks are kept)."""

@@ -12,7 +12,7 @@ import shlex
 import time
 
 from hasync_lab.vm.driver import VmLab
-from hasync_lab.vm.image import GUEST_DIR
+from hasync_lab.vm.image_build import GUEST_DIR
 from hasync_lab.vm.seed import PUBLIC_NET, VIP
 
 RESOURCE = "r0"

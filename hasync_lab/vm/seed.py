@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hasync_lab.vm.image import GUEST_DIR
+from hasync_lab.vm.image_build import GUEST_DIR
 
 SRC_ROOT = Path(__file__).resolve().parents[2]  # the checkout (…/hasync_lab/vm -> …)
 SRC_DIRS = ("hasync", "profiles", "bootstrap", "failover")  # the product only: guests are nodes

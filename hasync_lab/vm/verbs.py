@@ -13,9 +13,11 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from hasync_lab.vm.driver import VmError, VmLab, parse_size_mib, qemu_available
-from hasync_lab.vm.image import ImageError, ensure_image
+from hasync_lab.vm.driver import VmLab, parse_size_mib, qemu_available
+from hasync_lab.vm.image import ensure_image
+from hasync_lab.vm.image_build import ImageError
 from hasync_lab.vm.seed import default_guests
+from hasync_lab.vm.wires import VmError
 
 __all__ = ["up", "down", "status", "exec", "exec_", "crash", "cut", "heal", "fence", "start"]
 

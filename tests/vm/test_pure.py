@@ -8,7 +8,7 @@ import json
 import pytest
 
 from hasync.config import loads
-from hasync_lab.vm import image, manual, seed
+from hasync_lab.vm import image, image_build, manual, seed
 from hasync_lab.vm.driver import parse_size_mib
 
 
@@ -59,7 +59,7 @@ def test_module_closure_orders_dependencies_first(tmp_path):
         "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko\n"
         "kernel/drivers/virtio/virtio.ko:\n"
     )
-    order = image._module_closure(tmp_path, ("virtio_blk", "ext4", "built_in_thing"))
+    order = image_build._module_closure(tmp_path, ("virtio_blk", "ext4", "built_in_thing"))
     assert order.index("kernel/drivers/virtio/virtio.ko") < order.index("kernel/drivers/block/virtio_blk.ko")
     assert order[-1] == "kernel/fs/ext4/ext4.ko"
     assert set(order) == {"kernel/fs/ext4/ext4.ko", "kernel/lib/crc16.ko", "kernel/fs/mbcache.ko",
