@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hasync_lab.bench import failover_settings as bs
+from hasync_lab.ns import procs
 
 HEARTBEAT_BIN = "/usr/libexec/heartbeat/heartbeat"
 HA_D = "/etc/ha.d"
@@ -67,7 +68,7 @@ class Instance:
         """Kill every process of the instance (SIGKILL: we measure crashes, not stops)."""
         deadline = time.monotonic() + timeout
         while True:
-            pids = [p for p in self.pids() if _alive(p)]
+            pids = [p for p in self.pids() if procs.alive(p)]
             if self.popen.poll() is None:
                 pids.append(self.popen.pid)
             if not pids or time.monotonic() > deadline:
@@ -96,27 +97,11 @@ class Instance:
 # --------------------------------------------------------------------------- processes
 
 
-def _ns_id(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def pids_in_mnt_ns(ns: tuple[int, int]) -> list[int]:
     out = []
     me = os.getpid()
     for e in os.listdir("/proc"):
-        if e.isdigit() and int(e) != me and _ns_id(f"/proc/{e}/ns/mnt") == ns:
+        if e.isdigit() and int(e) != me and procs.ns_inode(f"/proc/{e}/ns/mnt") == ns:
             out.append(int(e))
     return out
 
@@ -150,7 +135,7 @@ def _launch(lab, node: str, tool: str, setting: bs.Setting, d: Path, vip: str, b
             inst.stop()
             raise RuntimeError(f"{tool} on {node} did not start (exit {p.poll()}):\n{inst.log_tail()}")
         time.sleep(0.01)
-    inst = Instance(tool, node, setting, d, vip, p, mnt_ns=_ns_id(f"/proc/{p.pid}/ns/mnt"))
+    inst = Instance(tool, node, setting, d, vip, p, mnt_ns=procs.ns_inode(f"/proc/{p.pid}/ns/mnt"))
     return inst
 
 

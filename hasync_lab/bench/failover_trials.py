@@ -36,6 +36,7 @@ from hasync_lab.bench.failover_lab import (
     wait_answer,
     wait_for,
 )
+from hasync_lab.ns import procs
 
 
 def _stop_all(instances) -> None:
@@ -227,7 +228,7 @@ class Bench:
             hz = os.sysconf("SC_CLK_TCK")
             per_node = {}
             for inst in pair:
-                pids = [p for p in inst.pids() if bp._alive(p)]
+                pids = [p for p in inst.pids() if procs.alive(p)]
                 per_node[inst.node] = (pids, time.monotonic(), cpu_ticks(pids))
             time.sleep(window)
             out = {}
@@ -253,22 +254,22 @@ class Bench:
             a: [(lab.heartbeat_addr(a), lab.heartbeat_addr(b)), (lab.public_addr(a), lab.public_addr(b))],
             b: [(lab.heartbeat_addr(b), lab.heartbeat_addr(a)), (lab.public_addr(b), lab.public_addr(a))],
         }
-        procs = []
+        loops = []
         try:
             for n in (a, b):
-                procs.append(subprocess.Popen(["ip", "netns", "exec", lab.netns(n), *argv_for(pairs[n])],
+                loops.append(subprocess.Popen(["ip", "netns", "exec", lab.netns(n), *argv_for(pairs[n])],
                                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
             time.sleep(2.0)
-            for p in procs:
+            for p in loops:
                 if p.poll() is not None:
                     err = p.stderr.read() if p.stderr else b""
                     raise RuntimeError(f"floor loop exited {p.returncode}: {err.decode(errors='replace')[-300:]}")
-            pid = procs[0].pid  # `ip netns exec` execs the command: same pid
+            pid = loops[0].pid  # `ip netns exec` execs the command: same pid
             t0, ticks0 = time.monotonic(), cpu_ticks([pid])
             time.sleep(window)
             ticks1, wall = cpu_ticks([pid]), time.monotonic() - t0
             cpu = bs.cpu_pct(ticks0, ticks1, wall, os.sysconf("SC_CLK_TCK"))
             return {"idle_cpu_pct": round(cpu, 2), "rss_mb": round(rss_kb(pid) / 1024, 1)}
         finally:
-            for p in procs:
+            for p in loops:
                 kill_group(p)
