@@ -9,5 +9,6 @@ extra ``hasync[lab]``.
     vm/      the VM lab: qemu guests with real DRBD/LVM/NFS, docs/vm.md
     bench/   ``hasync lab bench sync|failover [--vm]``, docs/benchmarks.md
     demo/    ``make demo [VM=1]``
-    cli.py   ``hasync lab up|down|status|exec|crash|fence|cut|heal|bench|demo``
+    campaign/  the fault campaign, docs/campaign.md
+    cli.py   ``hasync lab up|down|status|exec|crash|fence|cut|heal|bench|demo|campaign``
 """

@@ -34,6 +34,7 @@ from hasync_lab import demo
 from hasync_lab.bench import failover as bench_failover
 from hasync_lab.bench import sync as bench_sync
 from hasync_lab.bench import vm_failover as bench_vm_failover
+from hasync_lab.campaign import cli as campaign_cli
 from hasync_lab.ns.lab import Lab, LabError
 from hasync_lab.ns.render import status_table
 from hasync_lab.ns.spec import LINKS, check_name, lab_root
@@ -161,6 +162,8 @@ def build_parser(prog: str = "hasync lab") -> argparse.ArgumentParser:
                          "and the takeover, then the lab removed (--vm: in qemu VMs)")
     p.add_argument("--vm", action="store_true", help="the VM tier's demo (real DRBD/LVM/NFS in qemu)")
     p.set_defaults(func=cmd_demo)
+
+    campaign_cli.register(verbs)  # `hasync lab campaign ...`: the fault campaign (docs/campaign.md)
     return lab
 
 

@@ -171,3 +171,8 @@ def test_demo_verb_runs_the_demo(monkeypatch):
     assert cli.main(["lab", "demo"]) == 0
     assert cli.main(["lab", "demo", "--vm"]) == 0
     assert seen == [[], ["--vm"]]
+
+
+def test_the_campaign_is_a_lab_verb(capsys):
+    assert cli.main(["lab", "campaign", "--list-mutants"]) == 0
+    assert "partial-chain" in capsys.readouterr().out
