@@ -58,7 +58,7 @@ def register(sub) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     p.add_argument("--rollback", action="store_true", help="restore the files the last run changed, byte for byte, and its boot enablement (other commands, e.g. mkfs, are not undone); repeat to go further back")
     p.add_argument("--join", metavar="PEER", default="", help="second node: fetch the cluster config and auth key from PEER over ssh, exchange ssh keys, then bootstrap")
-    p.add_argument("--allow-data-loss", metavar="DEVICE", action="append", default=[], help="allow erasing DEVICE although it carries a signature (repeatable)")
+    p.add_argument("--allow-data-loss", metavar="DEVICE", action="append", default=[], help="allow erasing DEVICE although it carries a signature; naming the DRBD device (e.g. /dev/drbd0) also allows `drbdadm primary --force` when its metadata is not brand new (repeatable)")
     p.add_argument("--node", metavar="NAME", default="", help="this node's name in the config (default: $HASYNC_NODE, else uname -n or its short name)")
     p.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: files under DIR
     p.add_argument("--state-dir", default="", help=argparse.SUPPRESS)

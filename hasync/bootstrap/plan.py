@@ -458,27 +458,87 @@ def plan_drbd_up(w: Wanted, f: Facts) -> list[Change]:
     return [Change("drbd-up", "run", "attach the disk and connect to the peer", argv=("drbdadm", "up", w.st.drbd_resource))]
 
 
-@step("drbd-primary", when=lambda w: w.st.use_drbd and w.first, needs=lambda w: [f"drbd_status:{w.st.drbd_resource}"])
+def _primary_needs(w: Wanted) -> list[str]:
+    r = w.st.drbd_resource
+    # DRBD 0.7 has no generation identifiers to read (no get-gi)
+    return [f"drbd_status:{r}"] + ([f"drbd_gi:{r}"] if _drbd_version(w) != "0.7" else [])
+
+
+def _drbd_version(w: Wanted) -> str:
+    return str(w.o("drbd_version", "9"))
+
+
+# where the local disk has good-enough data to be forced Primary at all
+_FORCEABLE = ("Inconsistent", "Outdated", "Consistent", "")  # "": not up yet (dry run)
+
+
+def _not_first_sync(w: Wanted, s: dict, gi: dict | None) -> str:
+    """'' when this is the very first sync (brand-new metadata here, and the peer, if it
+    is there at all, holds no data either), else why forcing Primary could lose data."""
+    peer = s.get("peer") or {}
+    name, r = w.peer.name, w.st.drbd_resource
+    if gi is None:
+        return f"DRBD {_drbd_version(w)} keeps no generation identifiers hasync can read"
+    if not gi["readable"]:
+        if not s.get("up"):
+            return ""  # no metadata yet: drbd-metadata creates it in this run (re-decided once up)
+        return f"cannot read the generation identifiers of {r} (`drbdadm get-gi {r}`: {gi['error']})"
+    if not gi["fresh"]:
+        here = f"this node's disk is {s['disk']}" if s.get("up") else f"{r} is down here"
+        there = (f"{name}'s disk is {peer.get('peer_disk')}" if peer.get("connection") == "Connected"
+                 else f"{name} is not connected" + (f" ({peer['connection']})" if peer.get("connection") else ""))
+        return (
+            f"{here} and its metadata shows replicated data (current data generation {gi['current']}); "
+            f"{there}: bootstrap cannot tell which node holds the newer data"
+        )
+    if peer.get("connection") == "Connected" and peer.get("peer_disk") not in ("Inconsistent", "DUnknown", "", None):
+        return f"{name}'s disk is {peer['peer_disk']}: it holds data of its own, this node's metadata is brand new"
+    return ""
+
+
+@step("drbd-primary", when=lambda w: w.st.use_drbd and w.first, needs=_primary_needs)
 def plan_drbd_primary(w: Wanted, f: Facts) -> list[Change]:
-    """First node only: Primary; --force only when neither side has good data yet."""
+    """First node only: Primary; --force only on the very first sync (brand-new metadata)."""
     s = f[f"drbd_status:{w.st.drbd_resource}"]
     r = w.st.drbd_resource
     if s.get("up") and s["role"] == "Primary":
         return []
-    force = ("drbdadm", "--", "--do-what-I-say", "primary", r) if str(w.o("drbd_version", "9")) == "0.7" else ("drbdadm", "primary", "--force", r)
-    if not s.get("up"):
-        # planned before drbd-up ran (dry run): the fresh metadata is Inconsistent on both sides
-        return [Change("drbd-primary", "run", "fresh metadata on both sides: this node's data becomes the reference; the initial full sync starts", argv=force)]
+    force = ("drbdadm", "--", "--do-what-I-say", "primary", r) if _drbd_version(w) == "0.7" else ("drbdadm", "primary", "--force", r)
     peer = s.get("peer") or {}
-    if peer.get("role") == "Primary" and s["disk"] == "UpToDate":
+    if peer.get("role") == "Primary" and s.get("disk") == "UpToDate":
         return []  # a running cluster, active on the peer: nothing to set up here
-    if s["disk"] == "UpToDate":
+    if s.get("disk") == "UpToDate":
         return [Change("drbd-primary", "run", "to create the volume group and filesystem", argv=("drbdadm", "primary", r))]
     if peer.get("peer_disk") == "UpToDate" or peer.get("role") == "Primary":
         return [Change("drbd-primary", "refuse", f"the peer {peer.get('name')} holds the good data (peer-disk {peer.get('peer_disk')}, role {peer.get('role')}); bootstrap this node with --join instead", target=r)]
-    if s["disk"] in ("Inconsistent", "Outdated") and peer.get("peer_disk") in ("", "DUnknown", "Inconsistent", "Outdated", None):
-        return [Change("drbd-primary", "run", "fresh metadata on both sides: this node's data becomes the reference; the initial full sync starts", argv=force)]
-    return [Change("drbd-primary", "refuse", f"local disk is {s['disk']}: not forcing Primary", target=r)]
+    if s.get("up") and s["disk"] not in _FORCEABLE:
+        return [Change("drbd-primary", "refuse", f"local disk is {s['disk']}: not forcing Primary", target=r)]
+    why_not = _not_first_sync(w, s, f.get(f"drbd_gi:{r}"))
+    if not why_not:
+        return [Change("drbd-primary", "run", "brand-new metadata (the very first sync): this node's data becomes the reference; the initial full sync starts", argv=force)]
+    dev = w.st.drbd_device
+    if dev in w.allow_data_loss:
+        return [Change("drbd-primary", "run", f"--allow-data-loss {dev}: {why_not}; this node's copy becomes the reference", argv=force)]
+    return [Change("drbd-primary", "refuse", _stale_refusal(w, why_not), target=dev)]
+
+
+def _stale_refusal(w: Wanted, why_not: str) -> str:
+    r, dev, peer = w.st.drbd_resource, w.st.drbd_device, w.peer.name
+    if _drbd_version(w) == "0.7":
+        return (
+            f"not forcing {r} Primary: {why_not}, so bootstrap cannot tell the very first sync from a "
+            f"node with old data. Compare `cat /proc/drbd` on both nodes (the generation counts) and "
+            f"start the node with the newer data first. On the first bootstrap of the cluster (both "
+            f"disks new), or if {peer}'s data is lost for good: re-run with --allow-data-loss {dev}"
+        )
+    return (
+        f"not forcing {r} Primary: {why_not}. `drbdadm primary --force` would make this node's copy "
+        f"the reference, and {peer}'s newer writes would be discarded when it reconnects. "
+        f"Check on both nodes: `drbdadm status {r}` and `drbdadm show-gi {r}` (the node whose current "
+        f"UUID appears among the other's bitmap or history UUIDs has the older data); start the node with the newer "
+        f"data first and let DRBD resync the other. Only if {peer}'s data is lost for good: "
+        f"re-run with --allow-data-loss {dev}"
+    )
 
 
 @step("drbd-sync", when=_use_drbd, needs=lambda w: [f"drbd_status:{w.st.drbd_resource}"])

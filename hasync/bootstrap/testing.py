@@ -34,6 +34,8 @@ def fresh(key: str, init: str = "systemd") -> Any:
         return {"exit": 0, "stdout": "", "stderr": ""}
     if kind == "drbd_status":
         return {"exit": 10, "stdout": "", "stderr": f"{arg}: No such resource\n"}
+    if kind == "drbd_gi":  # no resource file yet (drbdadm's own words and status)
+        return {"exit": 1, "stdout": "", "stderr": f"'{arg}' not defined in your config (for this host).\n"}
     if kind in EMPTY_LVM:
         return {"exit": 0, "stdout": EMPTY_LVM[kind], "stderr": ""}
     if kind == "enabled":

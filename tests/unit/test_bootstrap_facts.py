@@ -99,3 +99,27 @@ def test_commands_are_tuples() -> None:
     assert F.command("peer_file:/etc/x", peer="node1")[-2:] == ("root@node1", "cat /etc/x")
     with pytest.raises(F.FactError):
         F.command("bogus:x")
+
+
+def test_drbd_generation_identifiers() -> None:
+    """Captured with drbd-utils 9.22 (drbdadm get-gi reading the metadata through drbdmeta):
+    right after create-md (9 and 8.4 formats), and a disk that has held data."""
+    for name in ("drbdadm-get-gi-fresh-v09.txt", "drbdmeta-get-gi-fresh-v08.txt"):
+        gi = F.parse_drbd_gi(ok(name))
+        assert gi["readable"] and gi["fresh"] and gi["current"] == "0000000000000004", name
+    used = F.parse_drbd_gi(ok("drbdadm-get-gi-outdated-v09.txt"))
+    assert used["readable"] and not used["fresh"]
+    assert used["current"] == "8D3C1E5A7B2F4C90" and used["history"] == ["4A7B1C9E3D2F5A60", "0000000000000004"]
+    assert not F.parse_drbd_gi(ok("drbdmeta-get-gi-outdated-v08.txt"))["fresh"]
+    # bit 0 is the "was Primary" flag, not part of the UUID
+    assert F.parse_drbd_gi({"exit": 0, "stdout": "0000000000000005:0000000000000000:0000000000000000:0000000000000000:0:0:0:0:0:0:0\n"})["fresh"]
+    # a fresh current UUID with a history is not brand-new metadata
+    assert not F.parse_drbd_gi({"exit": 0, "stdout": "0000000000000004:0000000000000000:4A7B1C9E3D2F5A60:0000000000000000:0:0:0:0:0:0:0\n"})["fresh"]
+
+
+def test_drbd_generation_identifiers_unreadable_and_garbage() -> None:
+    undefined = {"exit": 1, "stdout": "", "stderr": "'r0' not defined in your config (for this host).\n"}
+    assert F.parse_drbd_gi(undefined) == {"readable": False, "error": "'r0' not defined in your config (for this host)."}
+    assert F.parse_drbd_gi({"exit": 1, "stdout": "", "stderr": ""})["readable"] is False  # no metadata: drbdmeta says nothing
+    with pytest.raises(F.FactError):
+        F.parse_drbd_gi({"exit": 0, "stdout": "r0: something else\n", "stderr": ""})
