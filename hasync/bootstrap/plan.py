@@ -596,8 +596,13 @@ def plan_lvm_config(w: Wanted, f: Facts) -> list[Change]:
     return out
 
 
+def _pv_device(w: Wanted) -> str:
+    """The device pvcreate writes: the DRBD device, or the raw disk without DRBD."""
+    return w.st.drbd_device if w.st.use_drbd else w.disk
+
+
 def _volumes_needs(w: Wanted) -> list[str]:
-    return ["pvs", "vgs", "lvs", f"signatures:{w.st.drbd_device}", *_drbd_key(w)]
+    return ["pvs", "vgs", "lvs", f"signatures:{_pv_device(w)}", *_drbd_key(w)]
 
 
 @step("lvm-volumes", when=lambda w: w.st.use_lvm and w.first, needs=_volumes_needs)
@@ -606,18 +611,19 @@ def plan_lvm_volumes(w: Wanted, f: Facts) -> list[Change]:
     if peer_is_active(w, f):
         return []
     st = w.st
-    dev = st.drbd_device if st.use_drbd else w.disk
+    dev = _pv_device(w)
     out: list[Change] = []
     pvs = f["pvs"] or []
     vgs = f["vgs"] or []
     lvs = f["lvs"] or []
     autoact = w.o("lvm_autoactivation", "setautoactivation") == "setautoactivation"
     if not any(r["pv_name"] == dev for r in pvs):
-        sigs = [s for s in (f[f"signatures:{st.drbd_device}"] or []) if s["type"] != "LVM2_member"]
+        # the guard reads the device pvcreate writes (a filesystem on the raw disk, too)
+        sigs = [s for s in (f[f"signatures:{dev}"] or []) if s["type"] != "LVM2_member"]
         g = _guard("lvm-volumes", w, dev, sigs, "pvcreate")
         if g and g[0].action == "refuse":
             return g
-        out += g + [Change("lvm-volumes", "run", "physical volume on the replicated device", argv=("pvcreate", dev))]
+        out += g + [Change("lvm-volumes", "run", "physical volume on the " + ("replicated device" if st.use_drbd else "disk (no DRBD)"), argv=("pvcreate", dev))]
     vg = next((r for r in vgs if r["vg_name"] == st.vg), None)
     if vg is None:
         argv = ("vgcreate", *(("--setautoactivation", "n") if autoact else ()), st.vg, dev)

@@ -2,7 +2,9 @@
 
 tests/unit/data/bootstrap/steps/<case>.json:
   {"doc", "step", "profile", "config", "node", "first", ["allow_data_loss", "join",
-   "authkey"], "facts": {key: raw observation}, "changes": [expected changes]}
+   "authkey", "storage"], "facts": {key: raw observation}, "changes": [expected changes]}
+
+"storage" overrides fields of the config's [storage] (e.g. {"use_drbd": false}).
 
 Raw observations may point at captured output: ``{"exit": 0, "stdout@": "captured/x"}``
 for a command, ``{"@": "captured/x"}`` for a file's content. Facts the case does not list
@@ -17,6 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,8 @@ def load_cluster(name: str):
 
 def wanted_for(case: dict) -> P.Wanted:
     cluster = load_cluster(case["config"])
+    if case.get("storage"):
+        cluster = replace(cluster, storage=replace(cluster.storage, **case["storage"]))
     profile = config.load_profile(case["profile"])
     return P.Wanted(
         cluster=cluster,
