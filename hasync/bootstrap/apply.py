@@ -23,11 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from hasync.bootstrap import facts as F
+from hasync.bootstrap.doctor import AUTH_KEY_RANDOM_BYTES
 from hasync.bootstrap.plan import Change, Step, Wanted, active_steps
 from hasync.effects.files import atomic_write
 from hasync.effects.run import Runner
 
 STATE_DIR = "/var/lib/hasync/bootstrap"
+
+
+def new_auth_key() -> str:
+    """The cluster's heartbeat key: AUTH_KEY_RANDOM_BYTES random bytes, hex (a text file)."""
+    return secrets.token_hex(AUTH_KEY_RANDOM_BYTES) + "\n"
 
 
 class BootstrapError(RuntimeError):
@@ -151,7 +157,7 @@ class Applier:
     prober: Prober | None = None
     progress: ProgressFn | None = None
     clock: Any = None  # MonotonicClock/FakeClock for wait-sync
-    new_secret: Callable[[], str] = lambda: secrets.token_hex(32) + "\n"
+    new_secret: Callable[[], str] = lambda: new_auth_key()
     changes_done: int = 0
 
     def hp(self, path: str) -> str:

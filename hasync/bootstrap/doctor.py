@@ -17,6 +17,11 @@ from hasync import model
 from hasync.effects.run import Runner
 
 CLOCK_BOUND_S = 1.0  # failover timing and unison's newer-wins both assume close clocks
+# The heartbeat key: bootstrap writes this many random bytes, hex-encoded (issue 12
+# item 14: the field's norm is far longer than the 16 bytes the daemon accepts);
+# doctor warns about a key file shorter than MIN_AUTH_KEY_BYTES.
+AUTH_KEY_RANDOM_BYTES = 32
+MIN_AUTH_KEY_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> s
         f"if [ -L {q(nfs_state)} ]; then echo nfs_kind=symlink; elif [ -d {q(nfs_state)} ]; then echo nfs_kind=dir; elif [ -e {q(nfs_state)} ]; then echo nfs_kind=other; else echo nfs_kind=missing; fi",
         f"[ -d {q(nfs_state)}/ ] && echo nfs_resolves=1 || echo nfs_resolves=0",
         f"echo authkey_mode=$(stat -c %a {q(key)})",
+        f"echo authkey_bytes=$(tr -d '[:space:]' < {q(key)} | wc -c)",
         "echo unison=$(unison -version | head -n 1)",
         f"echo disk_bytes=$(blockdev --getsize64 {q(disk)})" if disk else "echo disk_bytes=",
         f"echo dev=$(stat -L -c %t:%T {q(fs_device(cluster, node))})",
@@ -190,6 +196,14 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
         out.append(Finding("auth-key", "error", node, f"{key} is missing", "hasync bootstrap --yes (first node), --join FIRST (second node)"))
     elif int(mode, 8) & 0o077:
         out.append(Finding("auth-key", "error", node, f"{key} has mode {mode}: readable by others, heartbeat packets can be forged", f"chmod 600 {key}"))
+    elif p.get("authkey_bytes", "").isdigit() and int(p["authkey_bytes"]) < MIN_AUTH_KEY_BYTES:
+        out.append(Finding(
+            "auth-key", "warning", node,
+            f"{key} holds {p['authkey_bytes']} bytes: shorter than {MIN_AUTH_KEY_BYTES} (bootstrap makes "
+            f"{2 * AUTH_KEY_RANDOM_BYTES}: {AUTH_KEY_RANDOM_BYTES} random bytes, hex; corosync-keygen writes 256)",
+            f"on one node: (umask 077; openssl rand -hex {AUTH_KEY_RANDOM_BYTES} > {key}); on the other: "
+            f"hasync bootstrap --join THAT-NODE --yes; then restart hasync-failover on both",
+        ))
     else:
         out.append(Finding("auth-key", "ok", node, f"{key} mode {mode}"))
     # LVM filter

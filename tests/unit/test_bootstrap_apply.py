@@ -302,3 +302,11 @@ def test_inverse_commands() -> None:
     assert A.inverse(("chkconfig", "nfsserver", "off")) == ("chkconfig", "nfsserver", "on")
     assert A.inverse(("mkfs.ext4", "-q", "/dev/vdb")) is None
     assert A.inverse(("drbdadm", "up", "r0")) is None
+
+
+def test_generated_auth_key_holds_32_random_bytes() -> None:
+    """issue 12 item 14: the key bootstrap generates is at least 32 random bytes (hex)."""
+    keys = {A.new_auth_key() for _ in range(3)}
+    assert len(keys) == 3
+    for k in keys:
+        assert k.endswith("\n") and len(bytes.fromhex(k.strip())) >= 32

@@ -15,6 +15,7 @@ nfs_link=/srv/ha/nfs-state
 nfs_kind=symlink
 nfs_resolves=1
 authkey_mode=600
+authkey_bytes=64
 unison=unison version 2.52.1 (ocaml 4.13.1)
 disk_bytes=268435456
 dev=93:0
@@ -163,3 +164,14 @@ def test_portblock_with_iptables_1_8_9_needs_the_numeric_protocol_fix() -> None:
     assert finding("iptables=iptables v1.8.9 (nf_tables)\nportblock_numeric=1\n").level == "ok"
     assert finding("iptables=iptables v1.8.10 (nf_tables)\nportblock_numeric=0\n").level == "ok"
     assert finding("iptables=\n").level == "error"
+
+
+def test_short_auth_key_is_a_warning_with_a_fix() -> None:
+    """issue 12 item 14: a 16-byte key (what the daemon still accepts) is below the
+    32 bytes bootstrap makes; doctor says so, with how to replace it on both nodes."""
+    assert "authkey_bytes=$(tr -d" in D.probe_script(cluster(), profile(), "node1")
+    f = D.check_node(cluster(), profile(), "node1", D.parse_probe(HEALTHY.replace("authkey_bytes=64", "authkey_bytes=16")))
+    [finding] = [x for x in f if x.check == "auth-key"]
+    assert finding.level == "warning" and "16 bytes" in finding.message
+    assert "openssl rand -hex 32" in finding.fix and "--join" in finding.fix
+    assert levels(D.check_node(cluster(), profile(), "node1", D.parse_probe(HEALTHY)), "auth-key") == ["ok"]
