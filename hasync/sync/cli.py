@@ -109,6 +109,7 @@ def _setup(args, *, tag: str = ""):
     from hasync.cli import load_config
     from hasync.effects.run import ProcRunner
     from hasync.sync.engine import Syncer
+    from hasync.sync.paths import normalize, start_problems, under
     from hasync.sync.transport import PeerLink
 
     cluster = load_config(args)
@@ -121,9 +122,14 @@ def _setup(args, *, tag: str = ""):
     if not cluster.sync.paths:
         _err(f"{cluster.path}: [sync].paths is empty: nothing to synchronize")
         raise SystemExit(2)
+    problems = start_problems(cluster.sync)
+    for why in problems:
+        _err(f"{cluster.sync.src or cluster.path}: [sync].paths: {why}")
+    if problems:
+        raise SystemExit(2)
     for d, what in ((cluster.sync.backup_dir, "backup_dir"), (cluster.sync.state_dir, "state_dir")):
-        for p in cluster.sync.paths:
-            if d == p or d.startswith(p.rstrip("/") + "/"):
+        for p in map(normalize, cluster.sync.paths):
+            if under(normalize(d), p):
                 _err(f"[sync].{what} {d} is inside the synced path {p}: it must live outside")
                 raise SystemExit(2)
     os.makedirs(cluster.sync.state_dir, mode=0o700, exist_ok=True)
@@ -196,11 +202,11 @@ def cmd_sync(args) -> int:
 
     out = Console(highlight=False, soft_wrap=True, markup=False)
     cluster, me, peer, link, syncer = _setup(args, tag=f"-once{os.getpid()}")
-    scope = Scope(tuple(cluster.sync.paths), tuple(cluster.sync.ignore))
+    scope = Scope(tuple(cluster.sync.paths), tuple(cluster.sync.ignore), syncer.node_local)
     paths = [os.path.abspath(p) for p in args.paths] or list(scope.paths)
-    outside = [p for p in paths if scope.root_of(p) is None]
+    outside = [p for p in paths if scope.root_of(p) is None or scope.ignored(p)]
     if outside:
-        _err("not inside [sync].paths: " + ", ".join(outside))
+        _err("not inside [sync].paths (or ignored, or node-local): " + ", ".join(outside))
         return 2
     try:
         remote = link.start()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from hasync.effects.run import Result
 from hasync.sync import policy, state
 from hasync.sync.echo import fingerprint, note_lines, run_marker
+from hasync.sync.paths import excluded, node_local_paths
 from hasync.sync.transport import PeerLink
 from hasync.sync.unison import Outcome, Report, outcome, parse_output, unison_argv
 
@@ -133,6 +134,7 @@ class Syncer:
         self.role_file = role_file
         self.persistent = persistent  # False: one-off runs over a fresh ssh connection
         self.wall = wall
+        self.node_local = node_local_paths(sync)  # never synced, never noted
         self.archive_dir = os.path.join(sync.state_dir, "unison")
         os.makedirs(self.archive_dir, mode=0o700, exist_ok=True)
         os.makedirs(sync.backup_dir, mode=0o700, exist_ok=True)
@@ -154,6 +156,7 @@ class Syncer:
             ssh_args=() if self.persistent else self.link.opts,
             readonly=readonly,
             fastcheck=fastcheck,
+            node_local=self.node_local,
         )
         if ignore_archives:
             argv += ("-ignorearchives",)
@@ -257,8 +260,11 @@ class Syncer:
         if out[path].startswith("d:"):
             n = 0
             for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = [d for d in dirnames if not excluded(os.path.join(dirpath, d), self.node_local)]
                 for name in dirnames + filenames:
                     full = os.path.join(dirpath, name)
+                    if excluded(full, self.node_local):
+                        continue
                     out[full] = fingerprint(full)
                     n += 1
                     if n >= EXPAND_LIMIT:

@@ -1,5 +1,6 @@
 """Which paths belong to the sync (pure): only [sync].paths and what is below them,
-minus [sync].ignore patterns and unison's own temporary files."""
+minus [sync].ignore patterns, unison's own temporary files and the node-local paths
+(hasync.sync.paths: never synced, whatever the paths say)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from hasync.sync.paths import excluded, normalize, path_problem
 
 # unison writes into ".unison.NAME.HASH.unison.tmp" and renames; never a change of ours
 _UNISON_TEMP = (".unison.*", "*.unison.tmp", ".#*.unison.tmp")
@@ -22,12 +25,14 @@ def _under(path: str, parent: str) -> bool:
 class Scope:
     paths: tuple[str, ...]
     ignore: tuple[str, ...] = ()
+    node_local: tuple[str, ...] = ()  # hasync.sync.paths.node_local_paths: never synced
 
     def __post_init__(self):
-        norm = tuple(sorted({posixpath.normpath(p) for p in self.paths}))
-        for p in norm:
-            if not p.startswith("/") or p == "/":
-                raise ValueError(f"[sync].paths must be absolute and not /: {p!r}")
+        for p in self.paths:
+            why = path_problem(p)
+            if why:
+                raise ValueError(f"[sync].paths: {why}")
+        norm = tuple(sorted({normalize(p) for p in self.paths}))
         object.__setattr__(self, "paths", norm)
         pats = "|".join(fnmatch.translate(p) for p in tuple(self.ignore) + _UNISON_TEMP)
         object.__setattr__(self, "_ignore_re", re.compile(pats))
@@ -39,7 +44,10 @@ class Scope:
         return None
 
     def ignored(self, path: str) -> bool:
-        """True if a path component matches an ignore pattern (unison's ``Name`` semantics)."""
+        """True if a path component matches an ignore pattern (unison's ``Name`` semantics)
+        or the path is node-local."""
+        if excluded(path, self.node_local):
+            return True
         root = self.root_of(path)
         tail = path[len(root):] if root else path
         names = [n for n in tail.split("/") if n] or [posixpath.basename(path)]
@@ -47,7 +55,7 @@ class Scope:
         return any(match(name) for name in names)
 
     def contains(self, path: str) -> bool:
-        path = posixpath.normpath(path)
+        path = normalize(path)
         return self.root_of(path) is not None and not self.ignored(path)
 
     def watches(self, isdir: Callable[[str], bool]) -> list[tuple[str, bool]]:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
+from hasync.sync.paths import normalize, path_problem
+
 # The permission bits unison synchronizes: everything but setuid/setgid (its default,
 # spelled out: a secret at 0600 stays 0600 on the peer).
 PERMS_MASK = "0o1777"
@@ -39,13 +41,21 @@ def outcome(exit_code: int) -> Outcome:
 
 
 def rel(path: str) -> str:
-    """An absolute path as unison's -path argument (relative to the root /)."""
-    if not path.startswith("/"):
-        raise ValueError(f"not an absolute path: {path!r}")
-    r = path.strip("/")
-    if not r:
-        raise ValueError("refusing to synchronize the whole filesystem (/)")
-    return r
+    """An absolute path as unison's -path argument (relative to the root /), refused when
+    it names a tree never synced whole, however it is spelled (hasync.sync.paths)."""
+    why = path_problem(path)
+    if why:
+        raise ValueError(why)
+    return normalize(path).strip("/")
+
+
+_GLOB_SPECIAL = set("*?[]{},\\")
+
+
+def ignore_path(path: str) -> str:
+    """unison's ``-ignore`` for exactly *path* and below it (glob characters escaped)."""
+    r = normalize(path).strip("/")
+    return "Path " + "".join("\\" + c if c in _GLOB_SPECIAL else c for c in r)
 
 
 def ssh_root(address: str, user: str = "root") -> str:
@@ -71,6 +81,7 @@ def unison_argv(
     backups: bool = True,
     readonly: bool = False,
     fastcheck: bool = False,
+    node_local=(),
 ) -> tuple[str, ...]:
     """The unison command line for one run.
 
@@ -79,7 +90,8 @@ def unison_argv(
     *readonly* forbids every change on both replicas (a dry run: unison only reports);
     *fastcheck* trusts size+mtime+inode instead of reading contents (for whole directories
     after a burst: rewriting a file in place with the same size within the same second
-    goes unseen then, so runs over the exact changed paths read contents).
+    goes unseen then, so runs over the exact changed paths read contents);
+    *node_local*: paths ignored on both replicas (hasync.sync.paths.node_local_paths).
     """
     argv: list[str] = [unison, local_root, remote_root]
     argv += [
@@ -110,6 +122,8 @@ def unison_argv(
         ]
     for pattern in ignore:
         argv += ["-ignore", f"Name {pattern}"]
+    for p in node_local:
+        argv += ["-ignore", ignore_path(p)]
     if prefer == "local":
         argv += ["-prefer", local_root]
     elif prefer == "remote":

@@ -23,6 +23,7 @@ from hasync.sync.debounce import Debouncer, coalesce
 from hasync.sync.echo import EchoTable, fingerprint, note_lines
 from hasync.sync.engine import Syncer
 from hasync.sync.locks import clear_stale_locks
+from hasync.sync.paths import node_local_notes
 from hasync.sync.scope import Scope, symlink_problems
 from hasync.sync.transport import LinkError, PeerLink
 from hasync.sync.unison import check_versions, is_collision, is_locked, parse_version
@@ -58,7 +59,7 @@ class Watcher:
         self.syncer = syncer
         self.link = link
         self.clock = clock
-        self.scope = Scope(tuple(sync.paths), tuple(sync.ignore))
+        self.scope = Scope(tuple(sync.paths), tuple(sync.ignore), syncer.node_local)
         self.q: queue.Queue = queue.Queue()
         self.debouncer = Debouncer(sync.debounce, sync.max_delay, burst_size=COALESCE_LIMIT)
         self.journal = state.Journal.load(sync.state_dir)
@@ -314,6 +315,8 @@ class Watcher:
             for p in problems:
                 log.error("sync: refusing %s", p)
             return 2
+        for note in node_local_notes(self.sync):
+            log.info("sync: %s", note)
         clear_stale_locks(self.syncer.archive_dir)
         self._start_observer()
         try:
