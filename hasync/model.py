@@ -71,6 +71,7 @@ class Sync:
     ssh_key: str = "/etc/hasync/ssh/id_ed25519"
     known_hosts: str = "/etc/hasync/ssh/known_hosts"
     on_change: tuple[OnChange, ...] = ()
+    keep_conflicts: float = 0.0  # seconds a conflict's losing version is kept (0: until resolved)
     src: str = ""
 
 

@@ -21,9 +21,9 @@ ssh connection to the peer with the cluster's own key. At start and every
 [sync].reconcile_every a full run catches anything inotify missed.
 
 Conflicts (a file changed on both nodes): the version of the node holding the services
-wins, else the newer one; the other version is kept in [sync].backup_dir on the node
-where it was overwritten, and the conflict is listed by `hasync sync status` until
-`hasync sync resolve`. While the peer is unreachable, changed paths are journaled in
+wins, else the newer one; the other version is copied into [sync].backup_dir/.hasync-conflicts
+on the node that settled the conflict and kept there, listed by `hasync sync status`,
+until `hasync sync resolve` (or [sync] keep_conflicts) removes it. While the peer is unreachable, changed paths are journaled in
 [sync].state_dir and retried with backoff.
 
 Runs in the foreground (systemd: hasync-watch.service, Type=notify, WatchdogSec).
@@ -35,7 +35,7 @@ One-off synchronization and the state of `hasync watch`.
   hasync sync --once [-p PATH]   run unison once over all of [sync].paths (or PATHs)
   hasync sync --once --dry-run   show what would move, with unified diffs of text files
   hasync sync status [--json]    last sync, pending paths, conflicts, watcher health
-  hasync sync resolve PATH|--all stop listing a conflict (after checking the kept version)
+  hasync sync resolve PATH|--all forget a conflict and delete its kept losing version
   hasync sync unlock             remove stale unison locks after a crash (hasync watch does
                                  this itself at start and when runs keep failing on a lock)
 """
@@ -69,7 +69,7 @@ def register(sub) -> None:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     _node_arg(st)
     st.set_defaults(func=cmd_status)
-    rs = ss.add_parser("resolve", help="stop listing conflicts once you checked the kept versions")
+    rs = ss.add_parser("resolve", help="forget conflicts and delete their kept losing versions (once you checked them)")
     rs.add_argument("paths", nargs="*", metavar="PATH")
     rs.add_argument("--all", action="store_true", help="every listed conflict")
     _node_arg(rs)
@@ -265,6 +265,7 @@ def _pid_alive(pid) -> bool:
 
 def status_data(cluster, me: str) -> dict:
     from hasync.sync import state
+    from hasync.sync.conflicts import ConflictStore
 
     st = state.load_status(cluster.sync.state_dir)
     j = state.Journal.load(cluster.sync.state_dir)
@@ -277,7 +278,8 @@ def status_data(cluster, me: str) -> dict:
         "last_ok": st.get("last_ok"),
         "pending": sorted(j.pending),
         "retry": {"attempts": j.attempts, "next_try": j.next_try, "last_error": j.last_error},
-        "conflicts": st.get("conflicts", []),
+        # a status.json of an older watcher may still list some (adopted at its next start)
+        "conflicts": ConflictStore(cluster.sync.backup_dir).list() + st.get("conflicts", []),
         "hooks": st.get("hooks", [])[-5:],
         "watcher": dict(w, running=running),
     }
@@ -335,12 +337,16 @@ def cmd_status(args) -> int:
     else:
         out.print("  pending:    none")
     if data["conflicts"]:
-        out.print(f"  [red]conflicts[/red] ({len(data['conflicts'])}), listed until `hasync sync resolve PATH`:", markup=True)
+        out.print(f"  [red]conflicts[/red] ({len(data['conflicts'])}), each losing version kept until "
+                  "`hasync sync resolve PATH`:", markup=True)
         for c in data["conflicts"]:
             shas = ", ".join(f"{n}: {v.get('sha256') or v.get('kind')}" for n, v in c.get("nodes", {}).items())
-            out.print(f"    {c['path']}  {_ago(c.get('at'))}: {c['winner']} won ({c['reason']})")
-            out.print(f"      sha256 {shas}")
-            out.print(f"      the other version: on {c['kept_on']} in {c['kept_as']}")
+            out.print(f"    {c.get('path')}  {_ago(c.get('at'))}: {c.get('winner', '?')} won ({c.get('reason', '')})")
+            if shas:
+                out.print(f"      sha256 {shas}")
+            loser = c.get("loser") or "the other node"
+            kept = f"on {c.get('kept_on', '?')} as {c['kept_as']}" if c.get("kept_as") else "nothing to keep (a deletion)"
+            out.print(f"      {loser}'s version: {kept}")
     else:
         out.print("  conflicts:  none")
     for h in data["hooks"]:
@@ -351,16 +357,20 @@ def cmd_status(args) -> int:
 def cmd_resolve(args) -> int:
     from hasync.cli import load_config
     from hasync.sync import state
+    from hasync.sync.conflicts import ConflictStore
 
     cluster = load_config(args)
     if not args.paths and not args.all:
         _err("name the PATH(s) whose conflict you resolved, or --all")
         return 2
+    which = None if args.all else {os.path.abspath(p) for p in args.paths}
+    gone = ConflictStore(cluster.sync.backup_dir).resolve(which)
     st = state.load_status(cluster.sync.state_dir)
-    gone = state.resolve_conflicts(st, None if args.all else {os.path.abspath(p) for p in args.paths})
-    state.save_status(cluster.sync.state_dir, st)
+    if st.get("conflicts"):  # listed by an older watcher's status.json
+        gone += state.resolve_conflicts(st, which)
+        state.save_status(cluster.sync.state_dir, st)
     for c in gone:
-        print(f"resolved: {c['path']}")
+        print(f"resolved: {c['path']}" + (f" (removed the kept version {c['kept_as']})" if c.get("kept_as") and not c.get("legacy") else ""))
     if not gone:
         print("no such conflict listed")
         return 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from hasync.effects.run import Result
 from hasync.sync import policy, state
+from hasync.sync.conflicts import ConflictStore, capture_argv
 from hasync.sync.echo import fingerprint, note_lines, run_marker
 from hasync.sync.paths import excluded, node_local_paths
 from hasync.sync.transport import PeerLink
@@ -139,6 +140,9 @@ class Syncer:
         os.makedirs(self.archive_dir, mode=0o700, exist_ok=True)
         os.makedirs(sync.backup_dir, mode=0o700, exist_ok=True)
         self.status = state.load_status(sync.state_dir)
+        self.conflicts = ConflictStore(sync.backup_dir)
+        for rec in self.status.pop("conflicts", []):  # listed in status.json before the store
+            self.conflicts.adopt(rec, self.wall())
         self.on_local_write: Callable[[dict[str, str]], None] | None = None
         self._noted: dict[str, str] = {}
 
@@ -230,16 +234,22 @@ class Syncer:
                 },
                 "winner": winner_node,
                 "reason": d.reason,
-                "kept_on": loser_node,
-                # unison names the newest backup plainly and shifts older ones to .~1~, .~2~...:
-                # the sha256 above tells which one it is later
-                "kept_as": os.path.join(self.sync.backup_dir, p.lstrip("/")),
+                "loser": loser_node,
+                "kept_on": self.local_name,
+                "kept_as": "",
             }
+            # before unison overwrites it: the losing version, kept until resolved (a
+            # failed copy raises, and the conflict stays unsettled for the retry)
+            loser_side = rside if d.winner == "local" else lside
+            entry = self.conflicts.new_entry(self.wall())
+            if loser_side.exists:
+                rec["kept_as"] = self._keep_loser(p, entry, remote=d.winner == "local")
+            self.conflicts.save(entry, rec)
             records.append(rec)
             log.warning(
-                "sync: CONFLICT %s: %s sha256=%s, %s sha256=%s; %s wins (%s); the other version is kept on %s as %s",
+                "sync: CONFLICT %s: %s sha256=%s, %s sha256=%s; %s wins (%s); %s's version is kept on %s as %s",
                 p, self.local_name, lside.sha256 or lside.kind, self.peer_name, rside.sha256 or rside.kind,
-                winner_node, d.reason, loser_node, rec["kept_as"],
+                winner_node, d.reason, loser_node, self.local_name, rec["kept_as"] or "(nothing: it was a deletion)",
             )
         for winner, ps in by_winner.items():
             if not ps:
@@ -248,11 +258,24 @@ class Syncer:
             result.report.transfers.extend(rep.transfers)
             if outcome(res.exit_code) is not Outcome.OK:
                 raise RuntimeError(rep.fatal or res.stderr.strip()[-300:] or f"unison exited {res.exit_code}")
-        for rec in records:
-            state.add_conflict(self.status, rec)
         result.conflicts = records
         if result.outcome is Outcome.SKIPPED and not (set(result.report.skipped) - set(conflicts)):
             result.outcome = Outcome.OK
+
+    def _keep_loser(self, path: str, entry: str, *, remote: bool) -> str:
+        """Copy the losing version of *path* (the peer's when *remote*) into the conflict
+        store entry; returns where it is kept."""
+        argv = capture_argv(path, os.path.join(entry, "data"), self.link.ssh if remote else None)
+        r = self.runner.run(argv, timeout=600)
+        if not r.ok:
+            raise RuntimeError(f"cannot keep the losing version of {path}: {(r.stderr or r.stdout).strip()[-300:] or r.exit_code}")
+        return self.conflicts.data_path(entry, path)
+
+    def expire_conflicts(self) -> None:
+        """[sync] keep_conflicts: drop kept losing versions older than that (0: keep all)."""
+        for rec in self.conflicts.expire(self.sync.keep_conflicts, self.wall()):
+            log.info("sync: conflict on %s of %s expired ([sync] keep_conflicts): removed %s",
+                     rec.get("path"), _stamp(rec.get("at")), rec.get("kept_as") or "its record")
 
     # ------------------------------------------------------------------ after a run
     def _expand(self, path: str) -> dict[str, str]:
@@ -373,6 +396,10 @@ class Syncer:
             if d:
                 diffs[item.path] = d
         return rep, diffs
+
+
+def _stamp(t) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "?"
 
 
 def _read_text(path: str) -> str | None:

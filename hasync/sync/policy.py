@@ -2,8 +2,8 @@
 
 A file changed on both nodes since the last sync: the version of the node that holds
 the services wins; when neither (or both) does, the newer one wins; an existing file
-beats a deletion when the times cannot decide. The loser is never lost: unison keeps it
-in [sync].backup_dir on the node where it was overwritten.
+beats a deletion when the times cannot decide. The loser is never lost: the engine copies
+it into the conflict store (hasync.sync.conflicts) before unison overwrites it.
 """
 
 from __future__ import annotations

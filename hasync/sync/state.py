@@ -85,7 +85,6 @@ def backoff(attempts: int, base: float = 1.0, cap: float = 30.0) -> float:
 
 def load_status(state_dir: str) -> dict:
     d = _read_json(Path(state_dir) / STATUS)
-    d.setdefault("conflicts", [])
     d.setdefault("hooks", [])
     d.setdefault("last_sync", {})
     d.setdefault("watcher", {})
@@ -99,14 +98,9 @@ def save_status(state_dir: str, status: dict) -> None:
     )
 
 
-def add_conflict(status: dict, record: dict) -> None:
-    """List a conflict (one entry per path: a newer conflict on the same path replaces it)."""
-    status["conflicts"] = [c for c in status.get("conflicts", []) if c.get("path") != record["path"]]
-    status["conflicts"].append(record)
-
-
 def resolve_conflicts(status: dict, paths=None) -> list[dict]:
-    """Mark conflicts resolved (all when *paths* is None); returns the ones removed."""
+    """Forget conflicts a status.json of an older watcher lists (all when *paths* is None);
+    returns the ones removed. Conflicts now live in hasync.sync.conflicts."""
     keep: list[dict] = []
     gone: list[dict] = []
     for c in status.get("conflicts", []):

@@ -16,7 +16,7 @@ from hasync.sync.paths import normalize, path_problem
 # The permission bits unison synchronizes: everything but setuid/setgid (its default,
 # spelled out: a secret at 0600 stays 0600 on the peer).
 PERMS_MASK = "0o1777"
-MAX_BACKUPS = 5
+MAX_BACKUPS = 5  # ordinary overwrites: a bounded history (conflict losers: hasync.sync.conflicts)
 MIN_VERSION = (2, 52)
 
 

@@ -303,6 +303,10 @@ class Watcher:
         threading.Thread(target=ping, daemon=True, name="sd-watchdog").start()
 
     def reconcile(self) -> bool:
+        try:
+            self.syncer.expire_conflicts()
+        except OSError as e:
+            log.error("sync: cannot expire kept conflicts: %s", e)
         ok = self._run(self.scope.paths, full=True)
         every = self.sync.reconcile_every
         self._next_reconcile = self.clock.now() + every if every > 0 else None

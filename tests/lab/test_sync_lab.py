@@ -273,13 +273,23 @@ def test_conflict_keeps_both_versions(cl):
         assert c["winner"] == "node2" and c["kept_on"] == "node1"
         assert len(c["nodes"]["node1"]["sha256"]) == 64 and len(c["nodes"]["node2"]["sha256"]) == 64
         assert c["nodes"]["node1"]["sha256"] != c["nodes"]["node2"]["sha256"]
+        assert c["loser"] == "node1"
         assert cl.read("node1", c["kept_as"]) == "node1 version\n"  # the loser, outside the synced dir
         assert "CONFLICT" in cl.log("node1")
+        # issue 12 item 8: unison keeps 5 backups of ordinary overwrites; the loser outlives
+        # any number of them (here 7, each one overwriting node1's copy)
+        cl.start("node2")
+        for i in range(7):
+            cl.write("node2", f"{D}/conflict.conf", f"later edit {i}\n")
+            wait_until(lambda i=i: cl.read("node1", f"{D}/conflict.conf") == f"later edit {i}\n", what=f"edit {i}")
+        assert cl.read("node1", c["kept_as"]) == "node1 version\n"
         text = cl.lab.exec("node1", ["hasync", "-c", CONF, "sync", "status"], check=True).stdout
         assert "conflicts (1)" in text and f"{D}/conflict.conf" in text
+        assert "node1's version: on node1 as " + c["kept_as"] in text
         r = cl.lab.exec("node1", ["hasync", "-c", CONF, "sync", "resolve", f"{D}/conflict.conf"], check=True)
         assert "resolved" in r.stdout
         assert cl.status("node1")["conflicts"] == []
+        assert cl.meta("node1", c["kept_as"]) is None  # resolve released the kept version
     finally:
         cl.lab.sh("node2", "rm -f /run/hasync/role")
         if "node2" not in cl.procs:

@@ -104,12 +104,8 @@ def test_backoff():
     assert [state.backoff(n) for n in range(8)] == [0, 1, 2, 4, 8, 16, 30, 30]
 
 
-def test_conflicts_listed_until_resolved():
-    st = {}
-    state.add_conflict(st, {"path": "/etc/a", "n": 1})
-    state.add_conflict(st, {"path": "/etc/b"})
-    state.add_conflict(st, {"path": "/etc/a", "n": 2})
-    assert [c["path"] for c in st["conflicts"]] == ["/etc/b", "/etc/a"]
+def test_conflicts_of_an_older_status_file_resolved():
+    st = {"conflicts": [{"path": "/etc/b"}, {"path": "/etc/a", "n": 2}]}
     assert state.resolve_conflicts(st, {"/etc/a"})[0]["n"] == 2
     assert [c["path"] for c in st["conflicts"]] == ["/etc/b"]
 
@@ -197,8 +193,13 @@ def test_engine_settles_a_conflict_and_runs_hooks(tmp_path):
     assert len(unison_calls) == 2
     assert "-prefer" not in unison_calls[0]
     assert unison_calls[1][unison_calls[1].index("-prefer") + 1] == "/"  # we hold the services
-    (c,) = syncer.status["conflicts"]
-    assert c["winner"] == "node1" and c["kept_on"] == "node2"
+    (c,) = syncer.conflicts.list()
+    assert c["winner"] == "node1" and c["loser"] == "node2" and c["kept_on"] == "node1"
+    # the peer's losing version is copied here before the run that overwrites it
+    capture = next(i for i, a in enumerate(runner.calls) if a[0] == "bash" and "tar" in a[-1])
+    settle = [i for i, a in enumerate(runner.calls) if a[0] == "unison"][1]
+    assert capture < settle and "ssh node2 'tar -C / --numeric-owner -cf - -- " in runner.calls[capture][-1]
+    assert c["kept_as"].startswith(str(tmp_path / "backups" / ".hasync-conflicts")) and c["kept_as"].endswith(p)
     assert c["nodes"]["node2"]["sha256"] == "b" * 64
     assert len(c["nodes"]["node1"]["sha256"]) == 64
     ssh_cmds = [a[-1] for a in runner.calls if a[0] == "ssh"]
