@@ -266,10 +266,15 @@ def _pid_alive(pid) -> bool:
 def status_data(cluster, me: str) -> dict:
     from hasync.sync import state
     from hasync.sync.conflicts import ConflictStore
+    from hasync.sync.transport import RUN_DIR
 
-    st = state.load_status(cluster.sync.state_dir)
+    st = state.load_status(cluster.sync.state_dir, os.path.join(RUN_DIR, state.RUNTIME_STATUS))
     j = state.Journal.load(cluster.sync.state_dir)
     w = st.get("watcher", {})
+    if w.get("state_error"):  # the journal on disk is stale: the watcher's own view
+        j.pending = {p: 0.0 for p in st.get("pending", [])}
+        r = st.get("retry", {})
+        j.attempts, j.next_try, j.last_error = r.get("attempts", 0), r.get("next_try", 0.0), r.get("last_error", "")
     running = bool(w.get("pid")) and _pid_alive(w.get("pid")) and w.get("updated", 0) > 0
     return {
         "node": me,
@@ -310,7 +315,7 @@ def cmd_status(args) -> int:
     out = Console(highlight=False, soft_wrap=True, markup=False)
     w = data["watcher"]
     health = "running" if w.get("running") else "not running"
-    if w.get("running") and (w.get("watch_errors") or w.get("overflows")):
+    if w.get("running") and (w.get("watch_errors") or w.get("overflows") or w.get("state_error")):
         health += " (degraded)"
     out.print(f"[bold]sync {data['node']} <-> {data['peer']}[/bold]   watcher: {health}", markup=True)
     ls = data["last_sync"]
@@ -326,6 +331,9 @@ def cmd_status(args) -> int:
                   f"echoes suppressed {w.get('echo_suppressed', 0)}; last full run {_ago(w.get('last_reconcile'))}")
         for problem in w.get("watch_errors", []):
             out.print(f"  [red]watch problem[/red]: {escape(problem)}", markup=True)
+        if w.get("state_error"):
+            out.print(f"  [red]state problem[/red] since {_ago(w.get('state_error_since'))}: {escape(w['state_error'])}; "
+                      "the watcher syncs on with its journal in memory and retries the write", markup=True)
     if data["pending"]:
         r = data["retry"]
         out.print(f"  [yellow]pending[/yellow] ({len(data['pending'])}), attempt {r['attempts']}, next try {_ago(r['next_try'])}: "

@@ -137,12 +137,21 @@ class Syncer:
         self.wall = wall
         self.node_local = node_local_paths(sync)  # never synced, never noted
         self.archive_dir = os.path.join(sync.state_dir, "unison")
-        os.makedirs(self.archive_dir, mode=0o700, exist_ok=True)
-        os.makedirs(sync.backup_dir, mode=0o700, exist_ok=True)
+        for d in (self.archive_dir, sync.backup_dir):
+            try:
+                os.makedirs(d, mode=0o700, exist_ok=True)
+            except OSError as e:  # a full disk: the runs fail and are retried, no crash loop
+                log.error("sync: cannot create %s: %s", d, e)
         self.status = state.load_status(sync.state_dir)
         self.conflicts = ConflictStore(sync.backup_dir)
-        for rec in self.status.pop("conflicts", []):  # listed in status.json before the store
-            self.conflicts.adopt(rec, self.wall())
+        legacy = self.status.pop("conflicts", [])  # listed in status.json before the store
+        try:
+            while legacy:
+                self.conflicts.adopt(legacy[0], self.wall())
+                legacy.pop(0)
+        except OSError as e:
+            log.error("sync: cannot move old conflict records into %s yet: %s", self.conflicts.root, e)
+            self.status["conflicts"] = legacy
         self.on_local_write: Callable[[dict[str, str]], None] | None = None
         self._noted: dict[str, str] = {}
 

@@ -6,6 +6,7 @@ written atomically. ``hasync sync status`` reads the same files.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,9 +14,12 @@ from pathlib import Path
 
 from hasync.effects.files import atomic_write
 
+log = logging.getLogger("hasync.sync")
+
 JOURNAL = "journal.json"
 STATUS = "status.json"
 INCOMING = "incoming.jsonl"
+RUNTIME_STATUS = "status.json"  # in the link's run dir (/run/hasync/sync): see StateWriter
 MAX_HOOK_RESULTS = 20
 
 
@@ -83,8 +87,14 @@ def backoff(attempts: int, base: float = 1.0, cap: float = 30.0) -> float:
     return min(cap, base * (2 ** (attempts - 1)))
 
 
-def load_status(state_dir: str) -> dict:
+def load_status(state_dir: str, fallback: str = "") -> dict:
+    """The status file; *fallback*: the watcher's runtime copy (StateWriter), used for the
+    watcher's fields when it is newer (the state dir took no writes for a while)."""
     d = _read_json(Path(state_dir) / STATUS)
+    if fallback:
+        fb = _read_json(Path(fallback))
+        if fb.get("watcher", {}).get("updated", 0) > d.get("watcher", {}).get("updated", 0):
+            d.update({k: fb[k] for k in ("watcher", "pending", "retry", "last_sync", "last_ok") if k in fb})
     d.setdefault("hooks", [])
     d.setdefault("last_sync", {})
     d.setdefault("watcher", {})
@@ -107,3 +117,59 @@ def resolve_conflicts(status: dict, paths=None) -> list[dict]:
         (gone if paths is None or c.get("path") in paths else keep).append(c)
     status["conflicts"] = keep
     return gone
+
+
+@dataclass
+class StateWriter:
+    """Writes the watcher's journal and status; a state dir that takes no writes (ENOSPC,
+    EROFS, EIO) never stops the watcher. It keeps syncing with the journal in memory,
+    says so in the log (once) and in ``sync status`` -- through a copy of the status on
+    *fallback* (tmpfs under /run) -- and tries again with backoff until a write succeeds."""
+
+    state_dir: str
+    fallback: str
+    error: str = ""
+    since: float = 0.0  # wall clock of the first failed write
+    attempts: int = 0
+    retry_at: float | None = None  # monotonic: when to try again
+
+    def save_journal(self, journal: Journal, now: float) -> bool:
+        return self._write(lambda: journal.save(), None, now)
+
+    def save_status(self, status: dict, now: float) -> bool:
+        return self._write(lambda: save_status(self.state_dir, status), status, now)
+
+    def _write(self, write, status: dict | None, now: float) -> bool:
+        try:
+            write()
+        except OSError as e:
+            self._failed(e, status, now)
+            return False
+        if self.error:
+            self._recovered()
+        return True
+
+    def _failed(self, e: OSError, status: dict | None, now: float) -> None:
+        msg = f"cannot write to the state directory {self.state_dir}: {e.strerror or e}"
+        if not self.error:
+            self.since = time.time()
+            log.error("sync: %s; keeping the journal in memory and syncing on, retrying the write "
+                      "with backoff (free space there: the watcher picks it up by itself)", msg)
+        self.error = msg
+        self.attempts += 1
+        self.retry_at = now + backoff(self.attempts)
+        if status is not None:
+            copy = dict(status, watcher=dict(status.get("watcher", {}), state_error=msg, state_error_since=self.since))
+            try:
+                os.makedirs(os.path.dirname(self.fallback), mode=0o700, exist_ok=True)
+                atomic_write(self.fallback, json.dumps(copy, indent=1, sort_keys=True) + "\n", mode=0o600)
+            except OSError as e2:
+                log.error("sync: cannot write the runtime status %s either: %s", self.fallback, e2)
+
+    def _recovered(self) -> None:
+        log.warning("sync: the state directory %s takes writes again (after %.0fs)", self.state_dir, time.time() - self.since)
+        self.error, self.since, self.attempts, self.retry_at = "", 0.0, 0, None
+        try:
+            os.unlink(self.fallback)
+        except OSError:
+            pass

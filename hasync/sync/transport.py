@@ -64,7 +64,9 @@ def server_script(*, socket_path: str, archive_dir: str, incoming: str, unison: 
         f"UNISON={q(archive_dir)} {q(unison)} -socket {q(socket_path)} </dev/null 2>&1 & p=$!; "
         f"trap 'kill $p 2>/dev/null' EXIT HUP TERM; "
         f"i=0; while [ ! -S {q(socket_path)} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
-        f"echo READY; cat >> {q(incoming)}; kill $p 2>/dev/null; rm -f {q(socket_path)}"
+        # a full state dir must not end the connection: the notes are then dropped (the
+        # peer's echoes cost a run each) until the next connection
+        f"echo READY; cat >> {q(incoming)} || cat >/dev/null; kill $p 2>/dev/null; rm -f {q(socket_path)}"
     )
 
 

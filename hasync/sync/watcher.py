@@ -63,6 +63,7 @@ class Watcher:
         self.q: queue.Queue = queue.Queue()
         self.debouncer = Debouncer(sync.debounce, sync.max_delay, burst_size=COALESCE_LIMIT)
         self.journal = state.Journal.load(sync.state_dir)
+        self.writer = state.StateWriter(sync.state_dir, os.path.join(link.run_dir, state.RUNTIME_STATUS))
         self.echo = EchoTable()
         self.local_version = local_unison_version
         self.incoming_path = os.path.join(sync.state_dir, state.INCOMING)
@@ -211,7 +212,7 @@ class Watcher:
         if not paths:
             return True
         self.journal.add(paths)
-        self.journal.save()
+        self._save_journal()
         if not self._connect():
             return self._failed(str(self.journal.last_error))
         pending = list(self.journal.pending)
@@ -247,7 +248,7 @@ class Watcher:
         if result.ok:
             self.journal.done(list(self.journal.pending))
             self.journal.attempts, self.journal.next_try, self.journal.last_error = 0, 0.0, ""
-            self.journal.save()
+            self._save_journal()
             self._retry_at = None
             log.info(
                 "sync: %s %d path(s) in %.0f ms (%d sent, %d received%s)",
@@ -267,7 +268,7 @@ class Watcher:
         wait = state.backoff(self.journal.attempts)
         self.journal.next_try = time.time() + wait
         self.journal.last_error = error
-        self.journal.save()
+        self._save_journal()
         self._retry_at = self.clock.now() + wait
         log.warning("sync: %d path(s) pending, retry in %.0fs: %s", len(self.journal.pending), wait, error)
         self._save_status()
@@ -281,10 +282,10 @@ class Watcher:
             "next_try": self.journal.next_try,
             "last_error": self.journal.last_error,
         }
-        try:
-            self.syncer.save_status()
-        except OSError as e:
-            log.error("sync: cannot write status: %s", e)
+        self.writer.save_status(self.syncer.status, self.clock.now())
+
+    def _save_journal(self) -> None:
+        self.writer.save_journal(self.journal, self.clock.now())
 
     def _start_keepalive(self) -> None:
         """WATCHDOG=1 while the loop turns, or while it waits for one unison run (up to
@@ -334,7 +335,8 @@ class Watcher:
             while not self.stop_event.is_set():
                 now = self.clock.now()
                 self._alive_at = time.monotonic()
-                deadlines = [d for d in (self.debouncer.deadline(), self._next_reconcile, self._retry_at) if d]
+                deadlines = [d for d in (self.debouncer.deadline(), self._next_reconcile, self._retry_at,
+                                         self.writer.retry_at) if d]
                 timeout = max(0.0, min(deadlines) - now) if deadlines else 1.0
                 try:
                     item = self.q.get(timeout=min(timeout, 1.0))
@@ -350,6 +352,9 @@ class Watcher:
                 except queue.Empty:
                     self._last[0] = ""  # drained: the next event on any path is queued
                 now = self.clock.now()
+                if self.writer.retry_at is not None and now >= self.writer.retry_at:
+                    self._save_journal()  # the state dir was full (or failing): try again
+                    self._save_status()
                 if self._next_reconcile is not None and now >= self._next_reconcile:
                     self.debouncer.take(float("inf"))  # the full run covers them
                     self.reconcile()
@@ -368,7 +373,7 @@ class Watcher:
                     if batch and self._retry_at is not None:
                         # the peer is away: journal now, the retry takes them along
                         self.journal.add(batch)
-                        self.journal.save()
+                        self._save_journal()
                         self._save_status()
                     elif batch:
                         self._run(batch)

@@ -75,9 +75,9 @@ class Cluster:
         except OSError:
             return ""
 
-    def start(self, node):
+    def start(self, node, conf=CONF):
         lg = f"{self.tmp}/watch-{node}.log"
-        self.procs[node] = self.lab.spawn(node, ["hasync", "-c", CONF, "watch", "-v"], log=lg)
+        self.procs[node] = self.lab.spawn(node, ["hasync", "-c", conf, "watch", "-v"], log=lg)
         start_len = len(self.log(node))
         wait_until(lambda: "watch: ready" in self.log(node)[start_len:],
                    what=f"hasync watch on {node} to start")
@@ -273,7 +273,6 @@ def test_conflict_keeps_both_versions(cl):
         assert c["winner"] == "node2" and c["kept_on"] == "node1"
         assert len(c["nodes"]["node1"]["sha256"]) == 64 and len(c["nodes"]["node2"]["sha256"]) == 64
         assert c["nodes"]["node1"]["sha256"] != c["nodes"]["node2"]["sha256"]
-        assert c["loser"] == "node1"
         assert cl.read("node1", c["kept_as"]) == "node1 version\n"  # the loser, outside the synced dir
         assert "CONFLICT" in cl.log("node1")
         # issue 12 item 8: unison keeps 5 backups of ordinary overwrites; the loser outlives
@@ -283,6 +282,7 @@ def test_conflict_keeps_both_versions(cl):
             cl.write("node2", f"{D}/conflict.conf", f"later edit {i}\n")
             wait_until(lambda i=i: cl.read("node1", f"{D}/conflict.conf") == f"later edit {i}\n", what=f"edit {i}")
         assert cl.read("node1", c["kept_as"]) == "node1 version\n"
+        assert c["loser"] == "node1"
         text = cl.lab.exec("node1", ["hasync", "-c", CONF, "sync", "status"], check=True).stdout
         assert "conflicts (1)" in text and f"{D}/conflict.conf" in text
         assert "node1's version: on node1 as " + c["kept_as"] in text
@@ -331,6 +331,80 @@ def test_peer_down_journal_restart_and_return(cl):
     wait_until(lambda: all(cl.same(f"{D}/crash/f{i}") for i in range(1, 301)), timeout=120, step=0.2)
     wait_until(lambda: cl.status("node1")["pending"] == [], what="journal emptied")
     cl.start("node2")
+
+
+def test_full_state_dir_keeps_the_watcher_running(cl):
+    """issue 12 item 12: the state dir is a tmpfs filled up (every write: ENOSPC, for real).
+    The watcher starts anyway (no crash loop), keeps running, says so in `sync status` and
+    its log, and once there is room again the change made meanwhile arrives."""
+    s = "/var/lib/hasync/sync"
+    keep = f"/tmp/hasync-state-{os.getpid()}"  # /tmp is the host's: outside the tmpfs
+    cl.stop("node1")
+    cl.lab.sh("node1", f"rm -rf {keep} && cp -a {s} {keep} && mount -t tmpfs -o size=16m,mode=0700 tmpfs {s} "
+              f"&& cp -a {keep}/. {s}/ && rm -rf {keep} && {{ dd if=/dev/zero of={s}/filler bs=64k 2>/dev/null; true; }}",
+              check=True)
+    try:
+        assert cl.lab.sh("node1", f"echo x > {s}/probe").exit_code != 0  # full
+        log_from = len(cl.log("node1"))
+        cl.start("node1")  # a restart while full: it comes up
+        cl.write("node1", f"{D}/while-full.conf", "written while the state dir was full\n")
+        wait_until(lambda: "No space left" in cl.status("node1")["watcher"].get("state_error", ""),
+                   what="the state problem in sync status")
+        time.sleep(2)  # a few retries
+        assert cl.procs["node1"].poll() is None, cl.log("node1")[log_from:]
+        st = cl.status("node1")
+        assert st["watcher"]["running"]
+        text = cl.lab.exec("node1", ["hasync", "-c", CONF, "sync", "status"], check=True).stdout
+        assert "state problem" in text and "(degraded)" in text
+        assert "cannot write to the state directory" in cl.log("node1")[log_from:]
+        cl.lab.sh("node1", f"rm -f {s}/filler", check=True)
+        wait_until(lambda: cl.same(f"{D}/while-full.conf"), what="the change made while full")
+        wait_until(lambda: "state_error" not in cl.status("node1")["watcher"], what="the problem cleared")
+        assert "takes writes again" in cl.log("node1")[log_from:]
+        assert cl.procs["node1"].poll() is None
+    finally:
+        cl.stop("node1")
+        cl.lab.sh("node1", f"rm -f {s}/filler; cp -a {s} {keep} && umount {s} && rm -rf {s} && cp -a {keep} {s}; rm -rf {keep}")
+        cl.start("node1")
+
+
+def test_node_local_files_stay_when_etc_hasync_is_synced(cl):
+    """issue 13 item 1: both nodes sync the whole of /etc/hasync. Each keeps its own
+    /etc/hasync/ssh (here: its own sshd host key; hasync's key and known_hosts), and
+    hasync's ssh works both ways afterwards."""
+    conf = "/etc/hasync/cluster-etc-hasync.toml"
+    text = cl.read("node1", CONF).replace(
+        'paths = ["/etc/exports", "/etc/hasync/sync-test"]', 'paths = ["/etc/hasync"]').replace(
+        "ignore = [", 'ignore = ["lab.json", ')  # the lab's own per-node file (harness, not hasync)
+    assert 'paths = ["/etc/hasync"]' in text
+    listing = "cd /etc/hasync/ssh && for f in *; do echo \"$f $(sha256sum < $f | cut -c1-16)\"; done"
+    before = {n: cl.lab.sh(n, listing, check=True).stdout for n in ("node1", "node2")}
+    assert before["node1"] != before["node2"]  # the host keys differ
+    cl.stop("node1")
+    cl.stop("node2")
+    for n in ("node1", "node2"):
+        cl.write(n, conf, text)
+    try:
+        cl.start("node1", conf)
+        cl.start("node2", conf)
+        cl.write("node1", "/etc/hasync/shared.conf", "shared\n")
+        wait_until(lambda: cl.read("node2", "/etc/hasync/shared.conf") == "shared\n", what="/etc/hasync/shared.conf")
+        cl.write("node2", "/etc/hasync/shared.conf", "shared, edited on node2\n")
+        wait_until(lambda: cl.read("node1", "/etc/hasync/shared.conf") == "shared, edited on node2\n", what="the edit back")
+        for n in ("node1", "node2"):
+            assert cl.lab.sh(n, listing, check=True).stdout == before[n], n
+        for a, b in (("node1", "node2"), ("node2", "node1")):
+            ssh = cl.lab.exec(a, ["ssh", "-i", "/etc/hasync/ssh/id_ed25519", "-o", "UserKnownHostsFile=/etc/hasync/ssh/known_hosts",
+                                  "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"root@{b}", "uname", "-n"])
+            assert ssh.stdout.strip() == b, ssh.stderr
+        assert "never synced, each node keeps its own: /etc/hasync/ssh" in cl.log("node1")
+    finally:
+        cl.stop("node1")
+        cl.stop("node2")
+        for n in ("node1", "node2"):
+            cl.lab.sh(n, f"rm -f {conf} /etc/hasync/shared.conf")
+        cl.start("node1")
+        cl.start("node2")
 
 
 def test_systemd_notify_ready_and_watchdog(cl, tmp_path):

@@ -1,8 +1,12 @@
 """Conflict policy, echo suppression, scope, journal/status, sd_notify, and one batch
 through the engine with a recording runner (no unison, no ssh)."""
 
+import errno
 import os
 import socket
+import subprocess
+
+import pytest
 
 from hasync.effects.run import RecordingRunner, Result
 from hasync.model import OnChange, Sync
@@ -216,3 +220,51 @@ def test_engine_fatal_keeps_batch_for_retry(tmp_path):
     assert not res.ok and res.outcome is Outcome.FATAL
     assert "Lost connection" in res.error
     assert syncer.status["last_sync"]["ok"] is False
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A 64 KiB tmpfs, filled up: every write there fails with ENOSPC (needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    d = tmp_path / "state"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(d)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        with open(d / "filler", "wb", buffering=0) as f:
+            with pytest.raises(OSError) as e:
+                while True:
+                    f.write(b"\0" * 4096)
+        assert e.value.errno == errno.ENOSPC
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_state_writer_survives_enospc_and_recovers(full_tmpfs, tmp_path, caplog):
+    """issue 12 item 12: a full state dir (for real: a full tmpfs) never raises out of the
+    writer; it says so (log, runtime status with state_error) and writes again, with
+    backoff, once there is room."""
+    fallback = str(tmp_path / "run" / state.RUNTIME_STATUS)
+    w = state.StateWriter(str(full_tmpfs), fallback)
+    j = state.Journal(str(full_tmpfs))
+    j.add(["/etc/exports"], wall=1.0)
+    status = {"watcher": {"pid": os.getpid(), "updated": 100.0}, "pending": ["/etc/exports"]}
+    assert w.save_journal(j, now=10.0) is False
+    assert w.save_status(status, now=10.0) is False
+    assert "No space left on device" in w.error and w.retry_at > 10.0
+    assert "state_error" not in status["watcher"]  # the caller's status stays clean
+    assert sum("cannot write to the state directory" in r.getMessage() for r in caplog.records) == 1
+    shown = state.load_status(str(full_tmpfs), fallback)
+    assert "No space left" in shown["watcher"]["state_error"] and shown["pending"] == ["/etc/exports"]
+    first_retry = w.retry_at
+    assert w.save_status(status, now=first_retry) is False
+    assert w.retry_at - first_retry > first_retry - 10.0  # backoff grows
+    os.unlink(full_tmpfs / "filler")
+    assert w.save_journal(j, now=w.retry_at) is True
+    assert w.save_status(dict(status, watcher={"updated": 200.0}), now=w.retry_at or 0) is True
+    assert w.error == "" and not os.path.exists(fallback)
+    assert state.Journal.load(str(full_tmpfs)).pending == {"/etc/exports": 1.0}
+    assert "state_error" not in state.load_status(str(full_tmpfs), fallback)["watcher"]
