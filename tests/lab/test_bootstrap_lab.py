@@ -197,3 +197,36 @@ def test_run_killed_midway_converges(blab, kill_after: int) -> None:
     assert blab.sh("node1", "readlink /var/lib/nfs").stdout.strip() == STATE
     rollback_all(blab, "node1")
     assert snapshot(blab, "node1") == ORIGINAL["node1"]
+
+
+USED_GI = "8D3C1E5A7B2F4C90:0000000000000000:4A7B1C9E3D2F5A60:0000000000000004:1:0:0:0:1:0:1:0:0:0:0:1"
+
+
+def test_drbd_primary_is_not_forced_over_used_metadata(blab) -> None:
+    """issue 12 item 6 with drbd-utils' own tools (no DRBD module here: the resource is
+    down, `drbdadm get-gi` reads the metadata through drbdmeta). node1's disk carries
+    metadata that has held replicated data -- what a node keeps after its peer took over
+    -- so bootstrap refuses `primary --force` unless --allow-data-loss names /dev/drbd0."""
+    from hasync import config
+    from hasync.bootstrap.plan import Wanted, render_drbd_res
+
+    text = blab.sh("node1", "cat /etc/hasync/drbd.toml", check=True).stdout
+    w = Wanted(cluster=config.loads(text, "drbd.toml"), profile=config.load_profile("lab"), node="node1", first=True)
+    blab.exec("node1", ["sh", "-c", f"mkdir -p /etc/drbd.d && cat > {w.drbd_res_path}"], input=render_drbd_res(w), check=True)
+    blab.sh("node1", "! mountpoint -q /srv/ha || umount /srv/ha", check=True)
+    blab.sh("node1", "wipefs -a -q /dev/vdb && drbdadm create-md --force r0 "
+            f"&& drbdmeta --force 0 v09 /dev/vdb internal --node-id=1 set-gi {USED_GI}", check=True)
+    gi = blab.sh("node1", "drbdadm get-gi r0", check=True).stdout.strip()
+    assert gi.split(":")[:4] == USED_GI.split(":")[:4]  # the UUIDs (drbdmeta keeps some flags its own)
+    r = hs(blab, "node1", "-c", "/etc/hasync/drbd.toml", "bootstrap", "--dry-run")
+    assert r.exit_code == 1
+    out = " ".join(r.stdout.split())
+    assert "REFUSED: not forcing r0 Primary: r0 is down here and its metadata shows replicated data" in out, r.stdout
+    assert "8D3C1E5A7B2F4C90" in out and "--allow-data-loss /dev/drbd0" in out
+    assert "primary --force" not in out.replace("`drbdadm primary --force` would", "")
+    allowed = hs(blab, "node1", "-c", "/etc/hasync/drbd.toml", "bootstrap", "--dry-run", "--allow-data-loss", "/dev/drbd0")
+    assert "run drbdadm primary --force r0" in allowed.stdout and "not forcing" not in allowed.stdout
+    # brand-new metadata (what create-md leaves): the very first sync, forced without the flag
+    blab.sh("node1", "wipefs -a -q /dev/vdb && drbdadm create-md --force r0", check=True)
+    fresh = hs(blab, "node1", "-c", "/etc/hasync/drbd.toml", "bootstrap", "--dry-run")
+    assert "run drbdadm primary --force r0" in fresh.stdout and "not forcing" not in fresh.stdout
