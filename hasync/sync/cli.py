@@ -284,7 +284,7 @@ def status_data(cluster, me: str) -> dict:
         "pending": sorted(j.pending),
         "retry": {"attempts": j.attempts, "next_try": j.next_try, "last_error": j.last_error},
         # a status.json of an older watcher may still list some (adopted at its next start)
-        "conflicts": ConflictStore(cluster.sync.backup_dir).list() + st.get("conflicts", []),
+        "conflicts": ConflictStore(cluster.sync.backup_dir).entries() + st.get("conflicts", []),
         "hooks": st.get("hooks", [])[-5:],
         "watcher": dict(w, running=running),
     }

@@ -71,7 +71,7 @@ class ConflictStore:
         """A conflict recorded before this store existed (status.json): listed here now."""
         self.save(self.new_entry(record.get("at") or now), dict(record, legacy=True))
 
-    def list(self) -> list[dict]:
+    def entries(self) -> list[dict]:
         """Every kept conflict, oldest first (an entry whose record is unreadable is
         listed by its directory, so it is never hidden)."""
         out = []
@@ -97,7 +97,7 @@ class ConflictStore:
 
     def resolve(self, paths=None) -> list[dict]:
         """Forget the conflicts on *paths* (all when None) and delete their kept versions."""
-        gone = [r for r in self.list() if paths is None or r.get("path") in paths]
+        gone = [r for r in self.entries() if paths is None or r.get("path") in paths]
         for r in gone:
             self._remove(r)
         return gone
@@ -106,7 +106,7 @@ class ConflictStore:
         """Delete what is older than *keep_s* seconds ([sync] keep_conflicts; 0: keep all)."""
         if not keep_s or keep_s <= 0:
             return []
-        gone = [r for r in self.list() if (r.get("at") or 0) < now - keep_s]
+        gone = [r for r in self.entries() if (r.get("at") or 0) < now - keep_s]
         for r in gone:
             self._remove(r)
         return gone

@@ -208,7 +208,8 @@ def test_drbd_primary_is_not_forced_over_used_metadata(blab) -> None:
     metadata that has held replicated data -- what a node keeps after its peer took over
     -- so bootstrap refuses `primary --force` unless --allow-data-loss names /dev/drbd0."""
     from hasync import config
-    from hasync.bootstrap.plan import Wanted, render_drbd_res
+    from hasync.bootstrap.plan import Wanted
+    from hasync.bootstrap.steps_drbd import render_drbd_res
 
     text = blab.sh("node1", "cat /etc/hasync/drbd.toml", check=True).stdout
     w = Wanted(cluster=config.loads(text, "drbd.toml"), profile=config.load_profile("lab"), node="node1", first=True)

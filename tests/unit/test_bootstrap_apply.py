@@ -16,6 +16,7 @@ import pytest
 from hasync import config
 from hasync.bootstrap import apply as A
 from hasync.bootstrap import plan as P
+from hasync.bootstrap import steps_drbd
 from hasync.bootstrap.cli import fence_peer_script, load_units
 from hasync.effects.run import RecordingRunner, Result
 
@@ -252,7 +253,7 @@ def test_drbd_resource_file_parses(tmp_path: Path, profile: str, tool: str) -> N
 
     c = config.load(str(ROOT / "profiles" / "cluster" / "example.toml"))
     me = socket.gethostname()
-    text = P.render_drbd_res(P.Wanted(c, config.load_profile(profile), "node1", True)).replace("on node1 {", f"on {me} {{")
+    text = steps_drbd.render_drbd_res(P.Wanted(c, config.load_profile(profile), "node1", True)).replace("on node1 {", f"on {me} {{")
     conf = tmp_path / "drbd.conf"
     conf.write_text("global { usage-count no; }\n" + text)
     if not os.path.exists(tool) and shutil.which(tool) is None:

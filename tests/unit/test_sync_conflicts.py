@@ -19,7 +19,7 @@ def keep(store: ConflictStore, path: str, at: float, **rec) -> dict:
     r = ProcRunner().run(capture_argv(path, os.path.join(entry, "data")), timeout=30)
     assert r.ok, r.stderr
     store.save(entry, dict(rec, path=path, at=at, kept_as=store.data_path(entry, path)))
-    return next(x for x in store.list() if x["id"] == os.path.basename(entry))
+    return next(x for x in store.entries() if x["id"] == os.path.basename(entry))
 
 
 def test_capture_keeps_content_mode_links_and_trees(tmp_path):
@@ -57,10 +57,10 @@ def test_two_conflicts_on_one_path_both_kept_until_resolved(tmp_path):
     first = keep(store, str(f), 100.0)
     f.write_text("second loser\n")
     second = keep(store, str(f), 200.0)
-    assert [r["id"] for r in store.list()] == [first["id"], second["id"]]
+    assert [r["id"] for r in store.entries()] == [first["id"], second["id"]]
     assert open(first["kept_as"]).read() == "first loser\n"
     gone = store.resolve({str(f)})
-    assert len(gone) == 2 and store.list() == []
+    assert len(gone) == 2 and store.entries() == []
     assert not os.path.exists(first["kept_as"]) and not os.path.exists(second["kept_as"])
 
 
@@ -71,7 +71,7 @@ def test_retention_removes_only_what_is_older(tmp_path):
     old, new = keep(store, str(f), 1000.0), keep(store, str(f), 5000.0)
     assert store.expire(0, now=10**9) == []  # 0: keep all
     assert [r["id"] for r in store.expire(3600, now=6000.0)] == [old["id"]]
-    assert [r["id"] for r in store.list()] == [new["id"]]
+    assert [r["id"] for r in store.entries()] == [new["id"]]
 
 
 def test_an_older_watchers_status_conflicts_are_adopted(tmp_path):
@@ -81,7 +81,7 @@ def test_an_older_watchers_status_conflicts_are_adopted(tmp_path):
     st["conflicts"] = [{"path": "/etc/exports", "at": 50.0, "winner": "node2", "kept_on": "node1", "kept_as": "/var/lib/hasync/backups/etc/exports"}]
     state.save_status(sync.state_dir, st)
     syncer = Syncer(sync=sync, local_name="node1", peer_name="node2", link=None, runner=ProcRunner())
-    [rec] = syncer.conflicts.list()
+    [rec] = syncer.conflicts.entries()
     assert rec["path"] == "/etc/exports" and rec["legacy"] is True
     syncer.save_status()
     assert "conflicts" not in json.loads(open(os.path.join(sync.state_dir, state.STATUS)).read())

@@ -197,7 +197,7 @@ def test_engine_settles_a_conflict_and_runs_hooks(tmp_path):
     assert len(unison_calls) == 2
     assert "-prefer" not in unison_calls[0]
     assert unison_calls[1][unison_calls[1].index("-prefer") + 1] == "/"  # we hold the services
-    (c,) = syncer.conflicts.list()
+    (c,) = syncer.conflicts.entries()
     assert c["winner"] == "node1" and c["loser"] == "node2" and c["kept_on"] == "node1"
     # the peer's losing version is copied here before the run that overwrites it
     capture = next(i for i, a in enumerate(runner.calls) if a[0] == "bash" and "tar" in a[-1])

@@ -1,0 +1,135 @@
+"""Bootstrap steps for NFS: /var/lib/nfs on the replicated filesystem, sm-notify, NFS off
+at boot, /etc/exports, the SLES9 nfslock fix, hotplug off."""
+
+from __future__ import annotations
+
+from hasync.bootstrap import edit
+from hasync.bootstrap.plan import (
+    Change,
+    Facts,
+    Wanted,
+    drbd_key,
+    mkdir_change,
+    peer_is_active,
+    service_onoff,
+    step,
+)
+
+# --------------------------------------------------------------------------- NFS
+
+
+def _nfs_state_needs(w: Wanted) -> list[str]:
+    nfs_state = w.p("nfs_state", "/var/lib/nfs")
+    return [f"path:{nfs_state}", f"path:{w.cluster.nfs.state_dir}"] + (drbd_key(w) if w.first else [])
+
+
+@step("nfs-state", when=lambda w: bool(w.cluster.nfs.state_dir), needs=_nfs_state_needs)
+def plan_nfs_state(w: Wanted, f: Facts) -> list[Change]:
+    """/var/lib/nfs on the replicated filesystem (symlink, or bind mount by the chain)."""
+    nfs_state = w.p("nfs_state", "/var/lib/nfs")
+    sd = w.cluster.nfs.state_dir
+    out: list[Change] = []
+    here = f[f"path:{nfs_state}"]
+    if w.first and not peer_is_active(w, f) and f[f"path:{sd}"]["kind"] == "missing":
+        tmp = sd + ".hasync-tmp"
+        src = nfs_state if here["kind"] == "dir" else None
+        if src:
+            out += [
+                Change("nfs-state", "run", "a copy interrupted earlier is redone", argv=("rm", "-rf", tmp)),
+                Change("nfs-state", "run", "the NFS state moves onto the replicated disk", argv=("cp", "-a", src, tmp)),
+                Change("nfs-state", "run", "in place at once", argv=("mv", "-T", tmp, sd)),
+            ]
+        else:
+            out.append(Change("nfs-state", "mkdir", "the NFS state on the replicated disk", path=sd, mode=0o755))
+    if w.o("nfs_state_link", "symlink") == "symlink":
+        if not (here["kind"] == "symlink" and here["target"] == sd):
+            out.append(Change("nfs-state", "link", f"{nfs_state} was a {here['kind']}" + (f" -> {here['target']}" if here["target"] else ""), path=nfs_state, target=sd))
+    elif here["kind"] != "dir":
+        out.append(Change("nfs-state", "mkdir", f"the bind-mount target (the chain mounts {sd} here)", path=nfs_state, mode=0o755))
+    return out
+
+
+@step("sm-notify", when=lambda w: bool(w.cluster.nfs.vip), needs=lambda w: [f"file:{w.p('sm_notify_conf', '/etc/nfs.conf')}"])
+def plan_sm_notify(w: Wanted, f: Facts) -> list[Change]:
+    """sm-notify tells clients of the reboot from the cluster address (-v VIP)."""
+    path = w.p("sm_notify_conf", "/etc/nfs.conf")
+    old = f[f"file:{path}"]
+    if w.o("sm_notify_style", "nfs.conf") == "nfsboot-options":
+        if old is None:
+            return [Change("sm-notify", "refuse", f"{path} is missing: install nfs-utils (the nfsboot script) first", target=path)]
+        new = edit.shell_set(old, "OPTIONS", f" -q -v {w.vip_address}")
+    else:
+        # nfs.conf(5)/sm-notify(8): [sm-notify] outgoing-addr is -v; lift-grace=n keeps the
+        # grace period for clients reclaiming locks after a failover; [statd] name is the
+        # name statd monitors under.
+        new = edit.ini_set(old or "", "sm-notify", "outgoing-addr", w.vip_address)
+        new = edit.ini_set(new, "sm-notify", "lift-grace", "n")
+        new = edit.ini_set(new, "statd", "name", w.vip_address)
+    if new == old:
+        return []
+    return [Change("sm-notify", "write", f"bind sm-notify to {w.vip_address}", path=path, data=new, old=old)]
+
+
+def _nfs_services(w: Wanted) -> tuple[str, ...]:
+    return w.services("nfsboot") + w.services("nfsserver") + w.services("nfslock")
+
+
+@step("nfs-boot-off", needs=lambda w: [f"enabled:{s}" for s in _nfs_services(w)])
+def plan_nfs_boot_off(w: Wanted, f: Facts) -> list[Change]:
+    """NFS services are started by the cluster, never at boot."""
+    return service_onoff("nfs-boot-off", w, f, _nfs_services(w), False, "the cluster starts it on the active node")
+
+
+def render_exports(w: Wanted) -> list[str]:
+    lines = []
+    for i, e in enumerate(w.cluster.nfs.exports):
+        fsid = e.fsid if e.fsid is not None else i + 1
+        lines.append(edit.export_line(e.path, e.clients, e.options, fsid, w.st.mount_point))
+    return lines
+
+
+def _export_dirs(w: Wanted) -> list[str]:
+    """Exported directories on the replicated filesystem: made once, on the first node."""
+    mp = w.st.mount_point.rstrip("/") + "/"
+    return [e.path for e in w.cluster.nfs.exports if e.path.startswith(mp)] if w.first else []
+
+
+def _exports_needs(w: Wanted) -> list[str]:
+    dirs = _export_dirs(w)
+    return [f"file:{w.p('exports', '/etc/exports')}"] + [f"path:{d}" for d in dirs] + (drbd_key(w) if dirs else [])
+
+
+@step("exports", when=lambda w: bool(w.cluster.nfs.exports), needs=_exports_needs)
+def plan_exports(w: Wanted, f: Facts) -> list[Change]:
+    """/etc/exports with a fixed fsid= (file handles survive failover) and mountpoint;
+    the exported directories made on the replicated filesystem (first node)."""
+    out: list[Change] = []
+    dirs = _export_dirs(w)
+    if dirs and not peer_is_active(w, f):
+        for d in dirs:
+            out += mkdir_change("exports", f, d, 0o755, "exported directory on the replicated filesystem")
+    path = w.p("exports", "/etc/exports")
+    old = f[f"file:{path}"]
+    new = edit.managed_block(old or "", render_exports(w))
+    if new != old:
+        out.append(Change("exports", "write", "fsid= and mountpoint= on every export", path=path, data=new, old=old))
+    return out
+
+
+@step("nfslock-stop", when=lambda w: bool(w.o("nfslock_stop_fix", False)), needs=lambda w: [f"file:{w.p('nfslock_script', '/etc/init.d/nfslock')}"])
+def plan_nfslock(w: Wanted, f: Facts) -> list[Change]:
+    """SLES9: nfslock stop must succeed (killproc of the kernel lockd returns non-zero)."""
+    path = w.p("nfslock_script", "/etc/init.d/nfslock")
+    old = f[f"file:{path}"]
+    if old is None:
+        return []
+    new = edit.nfslock_stop_fixed(old)
+    if new == old:
+        return []
+    return [Change("nfslock-stop", "write", "swap killproc and echo so the stop action returns 0", path=path, data=new, old=old)]
+
+
+@step("boot-noise", when=lambda w: bool(w.o("hotplug_off", False)), needs=lambda w: [f"enabled:{s}" for s in w.services("hotplug")])
+def plan_boot_noise(w: Wanted, f: Facts) -> list[Change]:
+    """Hotplug and automatic probing off (noisy on the passive node)."""
+    return service_onoff("boot-noise", w, f, w.services("hotplug"), False, "probing at boot interferes with the cluster's disks")
