@@ -296,6 +296,29 @@ def test_conflict_keeps_both_versions(cl):
             cl.start("node2")
 
 
+def test_conflict_lost_on_the_peer_is_fetched_and_kept(cl):
+    """The settling node holds the services and wins: the peer's losing version is copied
+    here over the ssh connection (tar) before unison overwrites it there."""
+    cl.write("node1", f"{D}/remote-loser.conf", "base\n")
+    wait_until(lambda: cl.same(f"{D}/remote-loser.conf"))
+    cl.stop("node1")
+    cl.stop("node2")
+    cl.write("node1", f"{D}/remote-loser.conf", "node1 version, the active one\n")
+    cl.write("node2", f"{D}/remote-loser.conf", "node2 version\n", mode=0o640)
+    cl.lab.sh("node1", "mkdir -p /run/hasync && echo active > /run/hasync/role", check=True)
+    try:
+        cl.start("node1")
+        wait_until(lambda: cl.read("node2", f"{D}/remote-loser.conf") == "node1 version, the active one\n", what="conflict settled")
+        (c,) = [c for c in cl.status("node1")["conflicts"] if c["path"] == f"{D}/remote-loser.conf"]
+        assert (c["winner"], c["loser"], c["kept_on"]) == ("node1", "node2", "node1")
+        assert cl.read("node1", c["kept_as"]) == "node2 version\n"
+        assert cl.meta("node1", c["kept_as"])[1] == 0o640  # as it was on node2
+        cl.lab.exec("node1", ["hasync", "-c", CONF, "sync", "resolve", "--all"], check=True)
+    finally:
+        cl.lab.sh("node1", "rm -f /run/hasync/role")
+        cl.start("node2")
+
+
 def test_dry_run_shows_diffs(cl):
     cl.stop("node1")
     try:
