@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hasync import model
+from hasync.config import GOOD_KEY
 from hasync.effects.run import Runner
 
 CLOCK_BOUND_S = 1.0  # failover timing and unison's newer-wins both assume close clocks
 # The heartbeat key: bootstrap writes this many random bytes, hex-encoded (issue 12
-# item 14: the field's norm is far longer than the 16 bytes the daemon accepts);
-# doctor warns about a key file shorter than MIN_AUTH_KEY_BYTES.
+# item 14: the field's norm is far longer than the 16 bytes the daemon accepts); doctor,
+# like `check`, warns about a key file shorter than hasync.config.GOOD_KEY bytes.
 AUTH_KEY_RANDOM_BYTES = 32
-MIN_AUTH_KEY_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -196,10 +196,10 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
         out.append(Finding("auth-key", "error", node, f"{key} is missing", "hasync bootstrap --yes (first node), --join FIRST (second node)"))
     elif int(mode, 8) & 0o077:
         out.append(Finding("auth-key", "error", node, f"{key} has mode {mode}: readable by others, heartbeat packets can be forged", f"chmod 600 {key}"))
-    elif p.get("authkey_bytes", "").isdigit() and int(p["authkey_bytes"]) < MIN_AUTH_KEY_BYTES:
+    elif p.get("authkey_bytes", "").isdigit() and int(p["authkey_bytes"]) < GOOD_KEY:
         out.append(Finding(
             "auth-key", "warning", node,
-            f"{key} holds {p['authkey_bytes']} bytes: shorter than {MIN_AUTH_KEY_BYTES} (bootstrap makes "
+            f"{key} holds {p['authkey_bytes']} bytes: shorter than {GOOD_KEY} (bootstrap makes "
             f"{2 * AUTH_KEY_RANDOM_BYTES}: {AUTH_KEY_RANDOM_BYTES} random bytes, hex; corosync-keygen writes 256)",
             f"on one node: (umask 077; openssl rand -hex {AUTH_KEY_RANDOM_BYTES} > {key}); on the other: "
             f"hasync bootstrap --join THAT-NODE --yes; then restart hasync-failover on both",

@@ -107,9 +107,10 @@ def _err(msg: str) -> None:
 
 def _setup(args, *, tag: str = ""):
     from hasync.cli import load_config
+    from hasync.config.paths import is_under
     from hasync.effects.run import ProcRunner
     from hasync.sync.engine import Syncer
-    from hasync.sync.paths import normalize, start_problems, under
+    from hasync.sync.paths import start_problems
     from hasync.sync.transport import PeerLink
 
     cluster = load_config(args)
@@ -128,8 +129,8 @@ def _setup(args, *, tag: str = ""):
     if problems:
         raise SystemExit(2)
     for d, what in ((cluster.sync.backup_dir, "backup_dir"), (cluster.sync.state_dir, "state_dir")):
-        for p in map(normalize, cluster.sync.paths):
-            if under(normalize(d), p):
+        for p in cluster.sync.paths:
+            if is_under(d, p):
                 _err(f"[sync].{what} {d} is inside the synced path {p}: it must live outside")
                 raise SystemExit(2)
     os.makedirs(cluster.sync.state_dir, mode=0o700, exist_ok=True)

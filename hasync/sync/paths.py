@@ -1,25 +1,21 @@
-"""Which paths the sync may touch (pure): one spelling per path, the trees never synced
-whole, and the node-local files no run ever copies.
+"""Which paths the sync never copies, whatever [sync].paths says (pure): the node-local
+files -- hasync's own ssh key and known_hosts, its state and runtime files. Excluded
+from every unison run and every watch (a synced known_hosts or key would overwrite the
+other node's and break ssh in one direction).
 
-- ``normalize``: ``"/etc/."``, ``"//etc"`` and ``"/etc/hasync/.."`` all mean ``/etc``; every
-  check below works on the normalised path, so no spelling gets past it.
-- ``DENIED_TREES``: syncing one of these as a whole would copy a node's identity (hostname,
-  ssh host keys, network config, machine-id) onto the other; name what is shared inside.
-- ``node_local_paths``: what belongs to one node only -- hasync's own ssh key and
-  known_hosts, its state and runtime files. Excluded from every unison run and every
-  watch whatever ``[sync].paths`` says (a synced known_hosts or key would overwrite the
-  other node's and break ssh in one direction).
-
-``hasync check`` and the watcher both call these; the list lives here only.
+Spellings and the trees never synced whole are hasync.config.paths' (``normalize_path``,
+``sync_path_problem``): `hasync check`, the scope, unison's -path and the start of
+`hasync watch` all use that one denylist. ``hasync check`` warns with
+``node_local_notes``; the list of node-local paths lives here only.
 """
 
 from __future__ import annotations
 
 import posixpath
 
-DENIED_TREES = frozenset(
-    {"/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr", "/var"}
-)
+from hasync.config.paths import is_under as under
+from hasync.config.paths import normalize_path as normalize
+from hasync.config.paths import sync_path_problem
 
 # hasync's per-node state (the failover daemon's persisted generation and state, the sync
 # journal, unison archives, conflict copies and backups by default, bootstrap's run
@@ -27,33 +23,6 @@ DENIED_TREES = frozenset(
 HASYNC_STATE_ROOT = "/var/lib/hasync"
 HASYNC_RUN_ROOT = "/run/hasync"
 _SSH_DIR_NAMES = ("ssh", ".ssh")  # a directory of ssh keys is per node as a whole
-
-
-def normalize(path: str) -> str:
-    """One spelling per absolute path: ``.``, ``..``, repeated and trailing slashes resolved
-    (lexically, as the kernel resolves them without symlinks; POSIX's special leading
-    ``//`` is ``/`` on Linux)."""
-    p = posixpath.normpath(path)
-    if p.startswith("//"):
-        p = "/" + p.lstrip("/")
-    return p
-
-
-def under(path: str, parent: str) -> bool:
-    """*path* is *parent* or below it (both normalised)."""
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
-def path_problem(path: str) -> str:
-    """'' when *path* may be a [sync].paths entry, else why not (one line)."""
-    if not path.startswith("/"):
-        return f"{path!r}: expected an absolute path"
-    p = normalize(path)
-    spelled = f" ({path!r} is {p!r})" if p != path else ""
-    if p in DENIED_TREES:
-        what = "the whole filesystem" if p == "/" else f"all of {p}"
-        return f"{path!r}: refusing to sync {what}{spelled}: name the files or directories to keep identical"
-    return ""
 
 
 def node_local_paths(sync) -> tuple[str, ...]:
@@ -92,7 +61,7 @@ def excluded(path: str, node_local) -> bool:
 
 def start_problems(sync) -> list[str]:
     """Why `hasync watch` / `hasync sync` must not start with these [sync] settings."""
-    out = [why for why in (path_problem(p) for p in sync.paths) if why]
+    out = [f"{p!r}: {why}" for p, why in ((p, sync_path_problem(p)) for p in sync.paths) if why]
     if out:
         return out
     local = node_local_paths(sync)

@@ -11,7 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hasync.sync.paths import excluded, normalize, path_problem
+from hasync.config.paths import normalize_path as normalize
+from hasync.config.paths import sync_path_problem as path_problem
+from hasync.sync.paths import excluded
 
 # unison writes into ".unison.NAME.HASH.unison.tmp" and renames; never a change of ours
 _UNISON_TEMP = (".unison.*", "*.unison.tmp", ".#*.unison.tmp")

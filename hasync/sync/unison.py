@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
-from hasync.sync.paths import normalize, path_problem
+from hasync.config.paths import normalize_path as normalize
+from hasync.config.paths import sync_path_problem as path_problem
 
 # The permission bits unison synchronizes: everything but setuid/setgid (its default,
 # spelled out: a secret at 0600 stays 0600 on the peer).
