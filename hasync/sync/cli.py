@@ -237,7 +237,10 @@ def cmd_sync(args) -> int:
             return 0
         t0 = time.monotonic()
         result = syncer.run_batch(paths)
-        syncer.save_status()
+        try:
+            syncer.save_status()
+        except OSError as e:  # a full state dir: the run itself is what counts here
+            _err(f"cannot write the status in {cluster.sync.state_dir}: {e.strerror or e}")
         rep = result.report
         for t in rep.transfers:
             direction = f"{peer.name} -> {me}" if t.to_local else f"{me} -> {peer.name}"
