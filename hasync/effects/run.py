@@ -7,6 +7,9 @@ Commands are tuples of strings built by pure functions; a ``Runner`` executes th
 - ``RecordingRunner``: the test double for pure logic; answers from a table, records calls.
 
 (The harness builds its namespace labs with an ``sh``-based runner of its own.)
+
+``spawn`` (``BackgroundRunner``) starts a command that is not waited for (IPaddr2's
+send_arp keeps announcing a VIP after its start returns): its own session, no output.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ class Runner(Protocol):
         check: bool = False,
         cwd: str | None = None,
     ) -> Result: ...
+
+
+class BackgroundRunner(Runner, Protocol):
+    """A Runner that can also start a command in the background (not waited for)."""
+
+    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> bool: ...
 
 
 def merged_env(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -147,6 +156,18 @@ class ProcRunner:
             raise CommandError(res)
         return res
 
+    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> bool:
+        """Start *argv* in its own session with no input or output and do not wait for
+        it (the child is reaped by subprocess's bookkeeping). False if it cannot start."""
+        argv = tuple(str(a) for a in argv)
+        full_env = merged_env(env) if self.inherit_env else (dict(env) if env is not None else None)
+        try:
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=full_env, start_new_session=True, close_fds=True)
+            return True
+        except OSError:
+            return False
+
 
 @dataclass
 class RecordingRunner:
@@ -158,6 +179,7 @@ class RecordingRunner:
     responses: dict[Argv, Result | Callable[[Argv], Result]] = field(default_factory=dict)
     strict: bool = False
     calls: list[Argv] = field(default_factory=list)
+    spawned: list[Argv] = field(default_factory=list)  # spawn(): also in calls, in order
 
     def run(self, argv, *, input=None, env=None, timeout=None, check=False, cwd=None) -> Result:
         argv = tuple(str(a) for a in argv)
@@ -174,3 +196,11 @@ class RecordingRunner:
         if check and not res.ok:
             raise CommandError(res)
         return res
+
+    def spawn(self, argv, *, env=None) -> bool:
+        argv = tuple(str(a) for a in argv)
+        self.calls.append(argv)
+        self.spawned.append(argv)
+        if self.strict and argv not in self.responses:
+            raise AssertionError(f"unexpected command {argv}")
+        return True

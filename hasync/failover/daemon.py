@@ -15,7 +15,6 @@ Files (see docs/failover.md):
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import operator
@@ -35,13 +34,15 @@ from typing import Any
 
 from hasync import __version__, model
 from hasync.effects.files import atomic_write
+from hasync.effects.keyfile import KeyFileError, load_key
 from hasync.effects.net import ping_any
+from hasync.effects.process import lock_memory, proc_stats, raise_priority
 from hasync.effects.run import ProcRunner
+from hasync.effects.systemd import Notifier
 from hasync.failover import chain as C
 from hasync.failover import packets as P
 from hasync.failover.links import LinkError, open_link
 from hasync.failover.membership import Event, FsmConfig, Job, JobResult, Membership, Monitor, Send
-from hasync.failover.sdnotify import Notifier
 from hasync.failover.stall import StallMeter, Throttle, stall_threshold
 from hasync.failover.timeline import Timeline
 
@@ -128,52 +129,6 @@ def next_generation(state_dir: Path) -> int:
     except OSError:
         pass
     return gen
-
-
-# --------------------------------------------------------------------------- priority
-
-
-def raise_priority(mode: str = "fifo", rt_priority: int = 10) -> str:
-    """Best effort: SCHED_FIFO (children reset to normal), else nice -10. Returns what took."""
-    if mode == "none":
-        return "unchanged"
-    reset = getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)
-    if mode == "fifo":
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO | reset, os.sched_param(rt_priority))
-            return f"SCHED_FIFO {rt_priority}"
-        except (OSError, AttributeError):
-            pass
-    try:
-        os.sched_setscheduler(0, os.SCHED_OTHER | reset, os.sched_param(0))
-    except (OSError, AttributeError):
-        pass
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, -10)
-        return "nice -10"
-    except OSError:
-        return "unchanged"
-
-
-def lock_memory() -> bool:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        return libc.mlockall(1 | 2) == 0  # MCL_CURRENT | MCL_FUTURE
-    except OSError:
-        return False
-
-
-def proc_stats() -> dict:
-    out: dict = {}
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmRSS:"):
-                out["rss_mb"] = round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    t = os.times()
-    out["cpu_s"] = round(t.user + t.system, 3)
-    return out
 
 
 # --------------------------------------------------------------------------- worker
@@ -550,7 +505,7 @@ class Daemon:
     def run(self) -> int:
         self.setup()
         self.notifier.ready(f"{self.local}: {self.fsm.role}")
-        wd = self.notifier.watchdog_s / 2 if self.notifier.watchdog_s else 0.0
+        wd = self.notifier.watchdog_interval or 0.0
         mono = self.clock.monotonic
         poll = self.sel.ep.poll
         pdata = self.sel.data
@@ -1059,8 +1014,8 @@ class Daemon:
 def run_daemon(cluster: model.Cluster, *, node: str | None, state_dir: str | None, run_dir: str | None, priority: str, mlock: bool, agent_nice: int = -10, vip_fast: bool = True, rx_wake: bool = False) -> int:
     local = local_node_name(cluster, node)
     try:
-        key = P.load_key(cluster.heartbeat.auth_key)
-    except P.KeyError_ as e:
+        key = load_key(cluster.heartbeat.auth_key)
+    except KeyFileError as e:
         print(f"hasync failover: {e}", file=sys.stderr)
         return 2
     d = Daemon(cluster, local, key, Paths.default(state_dir, run_dir), priority=priority, mlock=mlock, agent_nice=agent_nice, vip_fast=vip_fast, rx_wake=rx_wake)

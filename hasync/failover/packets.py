@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import stat
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,30 +68,6 @@ class Packet:
 
     def flag_names(self) -> list[str]:
         return [n for b, n in FLAG_NAMES.items() if self.flags & b]
-
-
-class KeyError_(Exception):
-    """The authentication key file is missing, empty or readable by others."""
-
-
-def load_key(path: str) -> bytes:
-    """Read the cluster key; refuse (like heartbeat's authkeys) a file others can read."""
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise KeyError_(f"{path}: cannot read the heartbeat key: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyError_(f"{path}: the heartbeat key must be a regular file")
-    if st.st_mode & 0o077:
-        raise KeyError_(
-            f"{path}: mode {st.st_mode & 0o777:04o}: the heartbeat key must not be readable by "
-            f"group or others (chmod 600 {path}); refusing to start, as heartbeat does with authkeys"
-        )
-    with open(path, "rb") as f:
-        key = f.read().strip()
-    if len(key) < 16:
-        raise KeyError_(f"{path}: the heartbeat key is too short ({len(key)} bytes; use at least 16, e.g. `openssl rand -hex 32`)")
-    return key
 
 
 class Mac:

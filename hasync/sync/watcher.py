@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hasync.sync import sdnotify, state
+from hasync.effects.systemd import Notifier
+from hasync.sync import state
 from hasync.sync.debounce import Debouncer, coalesce
 from hasync.sync.echo import EchoTable, fingerprint, note_lines
 from hasync.sync.engine import Syncer
@@ -287,10 +288,10 @@ class Watcher:
     def _save_journal(self) -> None:
         self.writer.save_journal(self.journal, self.clock.now())
 
-    def _start_keepalive(self) -> None:
+    def _start_keepalive(self, sd: Notifier) -> None:
         """WATCHDOG=1 while the loop turns, or while it waits for one unison run (up to
         the run's timeout); a loop stuck anywhere else stops the pings."""
-        wd = sdnotify.watchdog_interval()
+        wd = sd.watchdog_interval
         if wd is None:
             return
 
@@ -299,7 +300,7 @@ class Watcher:
                 now = time.monotonic()
                 in_run = self._run_since is not None and now - self._run_since < RUN_TIMEOUT
                 if now - self._alive_at < 2 * wd or in_run:
-                    sdnotify.notify("WATCHDOG=1")
+                    sd.watchdog()
 
         threading.Thread(target=ping, daemon=True, name="sd-watchdog").start()
 
@@ -324,14 +325,15 @@ class Watcher:
             log.info("sync: %s", note)
         clear_stale_locks(self.syncer.archive_dir)
         self._start_observer()
+        sd = Notifier()
         try:
-            sdnotify.notify("STATUS=initial reconciliation")
+            sd.status("initial reconciliation")
             self.reconcile()
-            sdnotify.notify("READY=1")
+            sd.ready()
             log.info("watch: ready (%s)", "in sync" if not self.journal.pending else
                      f"{len(self.journal.pending)} path(s) pending")
-            sdnotify.notify("STATUS=watching " + " ".join(self.scope.paths))
-            self._start_keepalive()
+            sd.status("watching " + " ".join(self.scope.paths))
+            self._start_keepalive(sd)
             while not self.stop_event.is_set():
                 now = self.clock.now()
                 self._alive_at = time.monotonic()
@@ -387,7 +389,7 @@ class Watcher:
                     self._run(list(self.journal.pending))
             return 0
         finally:
-            sdnotify.notify("STOPPING=1")
+            sd.stopping()
             if self.observer is not None:
                 self.observer.stop()
                 self.observer.join(timeout=5)

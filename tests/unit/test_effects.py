@@ -1,14 +1,21 @@
-"""The effects seam: atomic writes with backups, the runners."""
+"""The effects seam: atomic writes with backups, the runners, the key file, sd_notify,
+the clocks, the process tuning."""
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import time
 
 import pytest
 
+from hasync.effects import process
+from hasync.effects.clock import FakeClock, MonotonicClock
 from hasync.effects.files import atomic_write
+from hasync.effects.keyfile import KeyFileError, load_key
 from hasync.effects.run import CommandError, ProcRunner, RecordingRunner, Result
+from hasync.effects.systemd import Notifier
 from hasync_lab.ns.runner import ShRunner  # the harness's runner keeps the product's contract
 
 
@@ -65,3 +72,94 @@ def test_recording_runner():
     assert rr.calls == [("blkid", "/dev/vdb"), ("true",)]
     with pytest.raises(AssertionError):
         RecordingRunner(strict=True).run(["x"])
+
+
+def test_proc_runner_spawn_does_not_wait(tmp_path):
+    flag = tmp_path / "flag"
+    t0 = time.monotonic()
+    assert ProcRunner().spawn(["sh", "-c", f"sleep 0.3; touch {flag}"])
+    assert time.monotonic() - t0 < 0.25 and not flag.exists()  # not waited for
+    end = time.monotonic() + 5
+    while not flag.exists() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert flag.exists()
+    assert not ProcRunner().spawn(["no-such-command-here"])
+
+
+def test_recording_runner_fakes_spawn():
+    rr = RecordingRunner()
+    assert rr.run(["ip", "addr", "add"]).ok and rr.spawn(["send_arp", "eth0"])
+    assert rr.calls == [("ip", "addr", "add"), ("send_arp", "eth0")] and rr.spawned == [("send_arp", "eth0")]
+    with pytest.raises(AssertionError):
+        RecordingRunner(strict=True).spawn(["x"])
+
+
+def test_key_file_must_be_0600(tmp_path):
+    k = tmp_path / "authkey"
+    k.write_text("a-very-secret-key-with-some-length\n")
+    os.chmod(k, 0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        load_key(str(k))
+    os.chmod(k, 0o600)
+    assert load_key(str(k)) == b"a-very-secret-key-with-some-length"
+    with pytest.raises(KeyFileError):
+        load_key(str(tmp_path / "missing"))
+    with pytest.raises(KeyFileError, match="regular file"):
+        load_key(str(tmp_path))
+    k.write_text("short")
+    with pytest.raises(KeyFileError, match="too short"):
+        load_key(str(k))
+
+
+def test_notify_to_a_path_socket(tmp_path):
+    path = str(tmp_path / "notify")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(2)
+    try:
+        n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())})
+        assert n.ready("node1: standby")
+        assert srv.recv(100) == b"READY=1\nSTATUS=node1: standby"
+        assert n.watchdog() and srv.recv(100) == b"WATCHDOG=1"
+        assert n.status("watching /etc") and srv.recv(100) == b"STATUS=watching /etc"
+    finally:
+        srv.close()
+
+
+def test_watchdog_pings_at_half_of_watchdog_sec():
+    """systemd.service(5): the service should ping at about half the interval (one
+    late ping is then not yet a missed deadline). Both daemons use this rule."""
+    assert Notifier({"WATCHDOG_USEC": "10000000"}).watchdog_interval == 5.0
+    assert Notifier({"WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())}).watchdog_interval == 5.0
+    assert Notifier({"WATCHDOG_USEC": "10000000", "WATCHDOG_PID": "1"}).watchdog_interval is None  # meant for another process
+    assert Notifier({"WATCHDOG_USEC": "0"}).watchdog_interval is None
+    assert Notifier({}).watchdog_interval is None
+
+
+def test_abstract_socket_and_no_socket():
+    name = f"hasync-test-{os.getpid()}"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind("\0" + name)
+    srv.settimeout(2)
+    try:
+        n = Notifier({"NOTIFY_SOCKET": "@" + name})
+        assert n.stopping() and srv.recv(100) == b"STOPPING=1"
+    finally:
+        srv.close()
+    assert not Notifier({}).ready()
+    assert not Notifier({"NOTIFY_SOCKET": "/nonexistent/x"}).ready()
+
+
+def test_clocks():
+    c = FakeClock()
+    c.sleep(1.5)
+    c.advance(0.5)
+    assert c.now() == 1002.0 and c.wall() == c.epoch + 1002.0
+    m = MonotonicClock()
+    assert m.now() <= time.monotonic() and abs(m.wall() - time.time()) < 5
+
+
+def test_process_stats():
+    st = process.proc_stats()
+    assert st["rss_mb"] > 0 and st["cpu_s"] >= 0
+    assert process.raise_priority("none") == "unchanged"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-
-import pytest
 
 from hasync.failover import packets as P
 
@@ -80,21 +77,6 @@ def test_replay_guard():
     assert g.check(pkt(seq=8)) is None and g.last_gap == 2
     assert g.check(pkt(seq=1, gen=8)) is None  # a restart: new generation
     assert g.check(pkt(seq=100, gen=7)) == "old-generation"
-
-
-def test_key_file_must_be_0600(tmp_path):
-    k = tmp_path / "authkey"
-    k.write_text("a-very-secret-key-with-some-length\n")
-    os.chmod(k, 0o644)
-    with pytest.raises(P.KeyError_, match="chmod 600"):
-        P.load_key(str(k))
-    os.chmod(k, 0o600)
-    assert P.load_key(str(k)) == b"a-very-secret-key-with-some-length"
-    with pytest.raises(P.KeyError_):
-        P.load_key(str(tmp_path / "missing"))
-    k.write_text("short")
-    with pytest.raises(P.KeyError_, match="too short"):
-        P.load_key(str(k))
 
 
 def test_frame_fits_a_small_serial_budget():

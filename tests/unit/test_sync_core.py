@@ -1,16 +1,15 @@
-"""Conflict policy, echo suppression, scope, journal/status, sd_notify, and one batch
+"""Conflict policy, echo suppression, scope, journal/status, and one batch
 through the engine with a recording runner (no unison, no ssh)."""
 
 import errno
 import os
-import socket
 import subprocess
 
 import pytest
 
 from hasync.effects.run import RecordingRunner, Result
 from hasync.model import OnChange, Sync
-from hasync.sync import sdnotify, state
+from hasync.sync import state
 from hasync.sync.echo import EchoTable, fingerprint, note_lines
 from hasync.sync.engine import Syncer, inspect_command, parse_inspect
 from hasync.sync.policy import Side, decide
@@ -112,20 +111,6 @@ def test_conflicts_of_an_older_status_file_resolved():
     st = {"conflicts": [{"path": "/etc/b"}, {"path": "/etc/a", "n": 2}]}
     assert state.resolve_conflicts(st, {"/etc/a"})[0]["n"] == 2
     assert [c["path"] for c in st["conflicts"]] == ["/etc/b"]
-
-
-def test_sd_notify_datagram(tmp_path):
-    path = str(tmp_path / "notify")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    srv.bind(path)
-    try:
-        assert sdnotify.notify("READY=1", env={"NOTIFY_SOCKET": path})
-        assert srv.recv(100) == b"READY=1"
-    finally:
-        srv.close()
-    assert not sdnotify.notify("READY=1", env={})
-    assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "10000000"}) == 5.0
-    assert sdnotify.watchdog_interval({}) is None
 
 
 def test_inspect_roundtrip():
