@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hasync import model
+from hasync.failover.states import CHAIN_JOBS, JobKind, JobOutcome, OpOutcome, StepOp
 
 OCF_ROOT = "/usr/lib/ocf"
 RESOURCE_D = "/etc/ha.d/resource.d"
@@ -140,27 +141,27 @@ _HB_RUNNING = re.compile(r"\b(running|ok)\b", re.I)
 _HB_STOPPED = re.compile(r"\b(stopped|not running|dead)\b", re.I)
 
 
-def classify_status(res: model.Resource, exit_code: int, stdout: str) -> str:
-    """Turn a status/monitor result into "running", "stopped" or "failed"."""
+def classify_status(res: model.Resource, exit_code: int, stdout: str) -> OpOutcome:
+    """Turn a status/monitor result into RUNNING, STOPPED or FAILED."""
     if res.type == "ocf":
         if exit_code in (OCF_SUCCESS, OCF_RUNNING_MASTER):
-            return "running"
+            return OpOutcome.RUNNING
         if exit_code == OCF_NOT_RUNNING:
-            return "stopped"
-        return "failed"
+            return OpOutcome.STOPPED
+        return OpOutcome.FAILED
     if res.type == "heartbeat":
         # heartbeat looks at what status prints: "running"/"OK" means running
         if exit_code == 0 and _HB_RUNNING.search(stdout) and not _HB_STOPPED.search(stdout):
-            return "running"
+            return OpOutcome.RUNNING
         if exit_code == 0 and not stdout.strip():
-            return "running"  # LSB-style script behind a heartbeat name
-        return "stopped" if exit_code in (0, 1, 3, 7) else "failed"
+            return OpOutcome.RUNNING  # LSB-style script behind a heartbeat name
+        return OpOutcome.STOPPED if exit_code in (0, 1, 3, 7) else OpOutcome.FAILED
     # lsb / systemd / service: LSB status codes (0 running, 3 stopped, 1/2/4 trouble)
     if exit_code == 0:
-        return "running"
+        return OpOutcome.RUNNING
     if exit_code in (3, 7):
-        return "stopped"
-    return "stopped" if res.type == "systemd" or res.type == "service" else "failed"
+        return OpOutcome.STOPPED
+    return OpOutcome.STOPPED if res.type == "systemd" or res.type == "service" else OpOutcome.FAILED
 
 
 # --------------------------------------------------------------------------- plans
@@ -169,16 +170,16 @@ def classify_status(res: model.Resource, exit_code: int, stdout: str) -> str:
 @dataclass(frozen=True)
 class Step:
     resource: str  # resource id ("" for a wait)
-    op: str  # "probe" (status before start), "probe-all" (resource = "a,b,c"), "start", "stop", "status" (after failed stops), "monitor", "wait"
+    op: StepOp  # PROBE_ALL: resource = "a,b,c"
     attempt: int = 1
-    seconds: float = 0.0  # for "wait"
+    seconds: float = 0.0  # for WAIT
 
 
 @dataclass
 class ChainResult:
-    kind: str
+    kind: JobKind
     ok: bool
-    outcome: str  # "started", "stopped", "start_failed", "stop_failed", "monitor_ok", "monitor_failed"
+    outcome: JobOutcome
     failed_resource: str = ""
     reason: str = ""
     owned: list[str] = field(default_factory=list)  # what still runs here after the job
@@ -193,7 +194,7 @@ class ChainPlan:
     "monitor" (one status of ``from_index``).
     """
 
-    kind: str
+    kind: JobKind
     resources: tuple[str, ...]
     owned: list[str] = field(default_factory=list)  # running here when the job begins
     from_index: int = 0
@@ -212,19 +213,19 @@ class ChainPlan:
     _started_here: bool = False  # this job started a resource: later "running" ones restart
 
     def __post_init__(self) -> None:
-        if self.kind not in ("start", "stop", "restart", "monitor"):
+        if self.kind not in CHAIN_JOBS:
             raise ValueError(f"unknown chain job {self.kind!r}")
         self.owned = [r for r in self.resources if r in self.owned]
-        if self.kind == "start":
+        if self.kind == JobKind.START:
             self._begin_start(self.resources)
-        elif self.kind == "stop":
+        elif self.kind == JobKind.STOP:
             self._begin_stop(list(self.resources), then="stopped")
-        elif self.kind == "restart":
+        elif self.kind == JobKind.RESTART:
             tail = self.resources[self.from_index :]
             self._begin_stop(list(tail), then="restart")
         else:
             self._phase = "monitor"
-            self._queue = [Step(self.resources[self.from_index], "monitor")]
+            self._queue = [Step(self.resources[self.from_index], StepOp.MONITOR)]
 
     # -- phases
     def _begin_start(self, which: Sequence[str]) -> None:
@@ -234,17 +235,17 @@ class ChainPlan:
         if self.parallel_probe and len(to_probe) > 1:
             # one status of those resources at once (the runner runs them concurrently),
             # then start, in order, those that do not run yet
-            self._queue.append(Step(",".join(which), "probe-all"))
+            self._queue.append(Step(",".join(which), StepOp.PROBE_ALL))
             self._probe_set = to_probe
             return
         for r in which:
-            self._queue.append(Step(r, "probe" if r in to_probe else "start"))
+            self._queue.append(Step(r, StepOp.PROBE if r in to_probe else StepOp.START))
 
     def _begin_stop(self, which: list[str], *, then: str) -> None:
         self._phase = "stop:" + then
-        self._queue = [Step(r, "stop") for r in reversed(which)]
+        self._queue = [Step(r, StepOp.STOP) for r in reversed(which)]
 
-    def _finish(self, ok: bool, outcome: str) -> None:
+    def _finish(self, ok: bool, outcome: JobOutcome) -> None:
         self._queue = []
         self._result = ChainResult(self.kind, ok, outcome, self._failed, self._reason, list(self.owned))
 
@@ -269,15 +270,15 @@ class ChainPlan:
     def _phase_complete(self) -> None:
         ph = self._phase
         if ph == "start":
-            self._finish(True, "started")
+            self._finish(True, JobOutcome.STARTED)
         elif ph == "stop:stopped":
-            self._finish(True, "stopped")
+            self._finish(True, JobOutcome.STOPPED)
         elif ph == "stop:restart":
             self._begin_start(self.resources[self.from_index :])
         elif ph == "stop:rollback":
-            self._finish(False, "start_failed")
+            self._finish(False, JobOutcome.START_FAILED)
         else:  # pragma: no cover - every phase is handled above
-            self._finish(False, "internal")
+            self._finish(False, JobOutcome.INTERNAL)
 
     def _own(self, r: str) -> None:
         if r not in self.owned:
@@ -294,40 +295,40 @@ class ChainPlan:
         assert self._queue and self._queue[0] == step, f"unexpected step {step}"
         self._queue.pop(0)
         r = step.resource
-        if step.op == "probe-all":
+        if step.op == StepOp.PROBE_ALL:
             starts: list[Step] = []
             for rid in r.split(","):
-                if rid in self._probe_set and outcome.get(rid) == "running":
+                if rid in self._probe_set and outcome.get(rid) == OpOutcome.RUNNING:
                     if starts:  # runs although something before it did not: restart it
-                        starts += [Step(rid, "stop"), Step(rid, "start")]
+                        starts += [Step(rid, StepOp.STOP), Step(rid, StepOp.START)]
                     else:
                         self._own(rid)
                 else:
-                    starts.append(Step(rid, "start"))
+                    starts.append(Step(rid, StepOp.START))
             self._queue[0:0] = starts
             return
-        if step.op == "wait":
+        if step.op == StepOp.WAIT:
             return
-        if step.op == "monitor":
-            if outcome == "running":
-                self._finish(True, "monitor_ok")
+        if step.op == StepOp.MONITOR:
+            if outcome == OpOutcome.RUNNING:
+                self._finish(True, JobOutcome.MONITOR_OK)
             else:
                 self._failed, self._reason = r, detail or outcome
-                self._finish(False, "monitor_failed")
+                self._finish(False, JobOutcome.MONITOR_FAILED)
             return
-        if step.op == "probe":
-            if outcome == "running" and self._started_here:
+        if step.op == StepOp.PROBE:
+            if outcome == OpOutcome.RUNNING and self._started_here:
                 # It runs although a resource before it in the chain did not (nfsd left
                 # behind without its exports or filesystem): its state can't be trusted,
                 # so restart it on top of what was just started.
-                self._queue[0:0] = [Step(r, "stop"), Step(r, "start")]
-            elif outcome == "running":
+                self._queue[0:0] = [Step(r, StepOp.STOP), Step(r, StepOp.START)]
+            elif outcome == OpOutcome.RUNNING:
                 self._own(r)  # already running, and so is everything before it: skip its start
             else:
-                self._queue.insert(0, Step(r, "start"))
+                self._queue.insert(0, Step(r, StepOp.START))
             return
-        if step.op == "start":
-            if outcome == "ok":
+        if step.op == StepOp.START:
+            if outcome == OpOutcome.OK:
                 self._own(r)
                 self._started_here = True
                 return
@@ -336,25 +337,25 @@ class ChainPlan:
             self._failed, self._reason = r, detail or outcome
             self._begin_stop(list(self.owned), then="rollback")
             return
-        if step.op == "stop":
-            if outcome == "ok":
+        if step.op == StepOp.STOP:
+            if outcome == OpOutcome.OK:
                 self._disown(r)
                 return
             if step.attempt <= self.stop_retries:
-                self._queue[0:0] = [Step("", "wait", seconds=self.retry_delay), Step(r, "stop", step.attempt + 1)]
+                self._queue[0:0] = [Step("", StepOp.WAIT, seconds=self.retry_delay), Step(r, StepOp.STOP, step.attempt + 1)]
                 return
-            self._queue.insert(0, Step(r, "status", step.attempt))
+            self._queue.insert(0, Step(r, StepOp.STATUS, step.attempt))
             if not self._failed:
                 self._failed, self._reason = r, detail or outcome
             return
-        if step.op == "status":  # after the last failed stop: does it still run?
-            if outcome == "stopped":
+        if step.op == StepOp.STATUS:  # after the last failed stop: does it still run?
+            if outcome == OpOutcome.STOPPED:
                 self._disown(r)
                 if self._failed == r and self._phase != "stop:rollback":
                     self._failed, self._reason = "", ""
                 return
             self._failed, self._reason = r, f"stop failed: {self._reason or outcome}"
-            self._finish(False, "stop_failed")
+            self._finish(False, JobOutcome.STOP_FAILED)
             return
         raise ValueError(f"unknown step op {step.op!r}")
 

@@ -43,10 +43,30 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from hasync.failover import packets as P
-
-HOLDING_ROLES = ("starting", "active", "stopping", "stop-failed", "probing")
-
+from hasync import model
+from hasync.failover.packets import (
+    F_FAILED,
+    F_LEAVING,
+    F_STANDBY,
+    FLAG_NAMES,
+    REQ_NONE,
+    REQ_RELEASE,
+    REQ_TAKE,
+    Packet,
+    ReplayGuard,
+    flag_names,
+)
+from hasync.failover.states import (
+    HOLDING_ROLES,
+    Command,
+    Gate,
+    JobKind,
+    JobOutcome,
+    Level,
+    LinkStatus,
+    PeerStatus,
+    Role,
+)
 
 # --------------------------------------------------------------------------- config
 
@@ -97,6 +117,41 @@ class FsmConfig:
         return e
 
 
+def preference_order(cluster: model.Cluster) -> tuple[str, ...]:
+    """The nodes, preferred node first, then the [[node]] order."""
+    names = [n.name for n in cluster.nodes]
+    pref = cluster.cluster.preferred_node
+    if pref in names:
+        names.remove(pref)
+        names.insert(0, pref)
+    return tuple(names)
+
+
+def fsm_config(cluster: model.Cluster, local: str) -> FsmConfig:
+    """The FSM's view of the cluster config, seen from node *local*."""
+    hb = cluster.heartbeat
+    f = cluster.fencing
+    return FsmConfig(
+        cluster=cluster.cluster.name,
+        local=local,
+        peer=cluster.peer_of(local).name,
+        order=preference_order(cluster),
+        links=tuple(link.name for link in hb.links),
+        resources=tuple(r.id for r in cluster.resources),
+        keepalive=hb.keepalive,
+        warntime=hb.warntime,
+        deadtime=hb.deadtime,
+        initdead=hb.initdead,
+        auto_failback=hb.auto_failback,
+        fencing_mode=f.mode,
+        fence_configured=bool(f.command),
+        on_stop_failure=f.on_stop_failure,
+        ping_configured=bool(hb.ping),
+        monitors=tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in cluster.resources if r.monitor_interval > 0),
+        fence_retry=max(1.0, hb.deadtime),
+    )
+
+
 # --------------------------------------------------------------------------- actions
 
 
@@ -108,7 +163,7 @@ class Send:
 @dataclass(frozen=True)
 class Job:
     id: int
-    kind: str  # "probe", "start", "stop", "restart", "monitor", "ping", "fence", "fence-self"
+    kind: JobKind
     resource: str = ""  # restart/monitor: which
     reason: str = ""
     # start: this node knows its resources are stopped (it probed them at start-up and
@@ -121,7 +176,7 @@ class Job:
 class Event:
     kind: str  # detect, link-dead, link-up, late, peer-up, peer-dead, fence, role, warn, ...
     message: str
-    level: str = "info"  # info | warn | error
+    level: Level = Level.INFO
     data: tuple[tuple[str, object], ...] = ()
 
 
@@ -129,7 +184,7 @@ class Event:
 class JobResult:
     job_id: int
     ok: bool
-    outcome: str = ""  # chain outcomes (started, stopped, start_failed, stop_failed, monitor_ok, monitor_failed)
+    outcome: JobOutcome = JobOutcome.NONE
     detail: str = ""
     owned: tuple[str, ...] | None = None  # what runs here after a chain job
 
@@ -172,20 +227,20 @@ class LinkState:
 @dataclass
 class PeerState:
     name: str
-    state: str = "unknown"  # unknown | up | dead | left
+    state: PeerStatus = PeerStatus.UNKNOWN
     last_seen: float | None = None
     generation: int = 0
-    role: str = "standby"
+    role: Role = Role.STANDBY
     owned: tuple[str, ...] = ()
     flags: int = 0
     epoch: int = 0
-    request: int = P.REQ_NONE
+    request: int = REQ_NONE
     request_id: int = 0
     ack_id: int = 0
     late_warned: bool = False
     handled_request: int = 0  # the peer's request id we acted on (echoed as ack_id)
     fenced_generation: int = -1  # packets of this generation or older are ignored after a fence
-    dead_role: str = ""  # role when it died
+    dead_role: Role | str = ""  # role when it died ("" while it lives)
     dead_owned: tuple[str, ...] = ()
     died_at: float | None = None
 
@@ -195,7 +250,7 @@ class PeerState:
 
     @property
     def eligible(self) -> bool:
-        return not (self.flags & (P.F_STANDBY | P.F_FAILED))
+        return not (self.flags & (F_STANDBY | F_FAILED))
 
 
 class Membership:
@@ -205,7 +260,7 @@ class Membership:
         self.cfg = cfg
         self.t0 = now
         self.generation = generation
-        self.role = "probing"  # until begin()'s probe says what already runs here
+        self.role: Role = Role.PROBING  # until begin()'s probe says what already runs here
         self.owned: list[str] = []
         self.known_stopped = False
         self.epoch = 0
@@ -214,11 +269,11 @@ class Membership:
         self.leaving = False
         self.peer = PeerState(cfg.peer)
         self.links = {n: LinkState(n, window_start=now) for n in cfg.links}
-        self.guard = P.ReplayGuard()
+        self.guard = ReplayGuard()
         self.job: Job | None = None
         self._ids = itertools.count(1)
         # acquisition gates (peer dead, we are standby)
-        self.gate: str = ""  # "", "ping", "fence", "wait-fence", "wait-ping", "wait-peer"
+        self.gate: Gate = Gate.NONE
         self.gate_retry_at: float | None = None
         self.ping_ok_at: float | None = None
         self.peer_fenced = False
@@ -226,7 +281,7 @@ class Membership:
         self.fence_failures = 0
         self.fenced_until: float | None = None
         # requests we make of the peer
-        self.request = P.REQ_NONE
+        self.request = REQ_NONE
         self.request_id = 0
         self._req_counter = 0
         # monitors
@@ -242,30 +297,30 @@ class Membership:
     def begin(self, now: float) -> list[Action]:
         """Start-up: probe what already runs here (a restarted daemon adopts a running chain)."""
         if not self.cfg.resources:
-            self.role = "standby"
+            self.role = Role.STANDBY
             return [Send()]
-        return [Event("probe", "probing the chain's resources", "info"), self._new_job("probe", reason="start-up"), Send()]
+        return [Event("probe", "probing the chain's resources", Level.INFO), self._new_job(JobKind.PROBE, reason="start-up"), Send()]
 
     # ------------------------------------------------------------------ helpers
-    def _new_job(self, kind: str, resource: str = "", reason: str = "") -> Job:
+    def _new_job(self, kind: JobKind, resource: str = "", reason: str = "") -> Job:
         self.job = Job(next(self._ids), kind, resource, reason)
         return self.job
 
-    def _set_role(self, role: str, out: list, why: str = "") -> None:
+    def _set_role(self, role: Role, out: list, why: str = "") -> None:
         if role != self.role:
             old = self.role
             self.role = role
-            out.append(Event("role", f"role {old} -> {role}" + (f" ({why})" if why else ""), "info", (("from", old), ("to", role))))
+            out.append(Event("role", f"role {old} -> {role}" + (f" ({why})" if why else ""), Level.INFO, (("from", old), ("to", role))))
             out.append(Send())
 
     def flags(self) -> int:
         f = 0
         if self.standby_req:
-            f |= P.F_STANDBY
+            f |= F_STANDBY
         if self.failed:
-            f |= P.F_FAILED
-        if self.leaving and self.role == "standby" and not self.owned:
-            f |= P.F_LEAVING
+            f |= F_FAILED
+        if self.leaving and self.role == Role.STANDBY and not self.owned:
+            f |= F_LEAVING
         return f
 
     def packet_fields(self) -> dict:
@@ -313,7 +368,7 @@ class Membership:
         sequence number: the daemon's fast path, no parsing. None: use on_packet."""
         ls = self.links.get(link)
         pr = self.peer
-        if ls is None or ls.up is not True or pr.state != "up" or pr.generation <= pr.fenced_generation:
+        if ls is None or ls.up is not True or pr.state != PeerStatus.UP or pr.generation <= pr.fenced_generation:
             return None
         key = (pr.name, link)
         last = self.guard.last_seq.get(key)
@@ -340,10 +395,10 @@ class Membership:
             pr.last_seen = now
         if prev is not None and now - prev > self.cfg.warntime:
             gap_s = now - prev
-            return [Event("late", f"late heartbeat from {pr.name}: {gap_s * 1000:.0f} ms after the previous one (warntime {self.cfg.warntime * 1000:.0f} ms)", "warn", (("gap_s", round(gap_s, 4)),))]
+            return [Event("late", f"late heartbeat from {pr.name}: {gap_s * 1000:.0f} ms after the previous one (warntime {self.cfg.warntime * 1000:.0f} ms)", Level.WARN, (("gap_s", round(gap_s, 4)),))]
         return []
 
-    def on_packet(self, now: float, link: str, pkt: P.Packet) -> list[Action]:
+    def on_packet(self, now: float, link: str, pkt: Packet) -> list[Action]:
         """A packet with a valid MAC arrived on *link*."""
         out: list[Action] = []
         ls = self.links.get(link)
@@ -358,14 +413,14 @@ class Membership:
             ls.foreign += 1
             return out
         why = self.guard.check(pkt)
-        if why == "old-generation" and self.peer.state in ("dead", "left") and (self.fenced_until is None or now >= self.fenced_until):
+        if why == "old-generation" and self.peer.state in (PeerStatus.DEAD, PeerStatus.LEFT) and (self.fenced_until is None or now >= self.fenced_until):
             # the peer is gone and something of a lower generation talks: a restarted peer
             # that lost its generation file and whose clock went back. Start over with it.
             self.guard.generation.pop(pkt.node, None)
             self.peer.generation = 0
             self.peer.fenced_generation = -1
             why = self.guard.check(pkt)
-            out.append(Event("peer-restart", f"{pkt.node} came back with a lower generation ({pkt.generation}): accepted, it was dead", "warn"))
+            out.append(Event("peer-restart", f"{pkt.node} came back with a lower generation ({pkt.generation}): accepted, it was dead", Level.WARN))
         if why == "replay":
             ls.replay += 1
             return out
@@ -376,7 +431,7 @@ class Membership:
             if self.fenced_until is not None and now < self.fenced_until:
                 ls.old_generation += 1  # sent before we fenced it, still in flight
                 return out
-            out.append(Event("fence", f"{pkt.node} is still alive after a successful fence (generation {pkt.generation}): the fence did not work", "error"))
+            out.append(Event("fence", f"{pkt.node} is still alive after a successful fence (generation {pkt.generation}): the fence did not work", Level.ERROR))
             self.peer.fenced_generation = -1
         self._roll_window(ls, now)
         ls.received += 1
@@ -385,22 +440,22 @@ class Membership:
         ls.recent_missed += self.guard.last_gap
         ls.last_seen = max(ls.last_seen or now, now)
         if ls.up is False:
-            out.append(Event("link-up", f"link {link}: heartbeats from {pkt.node} again", "info", (("link", link),)))
+            out.append(Event("link-up", f"link {link}: heartbeats from {pkt.node} again", Level.INFO, (("link", link),)))
         ls.up = True
         self.warnings.pop(f"link:{link}", None)
 
         pr = self.peer
-        leaving = bool(pkt.flags & P.F_LEAVING) and not pkt.owned and pkt.role not in HOLDING_ROLES
-        if leaving and pr.state == "left":
+        leaving = bool(pkt.flags & F_LEAVING) and not pkt.owned and pkt.role not in HOLDING_ROLES
+        if leaving and pr.state == PeerStatus.LEFT:
             pr.last_seen = now
             return out  # the repeats of its goodbye
-        if pr.state == "up" and pr.last_seen is not None:
+        if pr.state == PeerStatus.UP and pr.last_seen is not None:
             gap = now - pr.last_seen
             if gap > self.cfg.warntime:
-                out.append(Event("late", f"late heartbeat from {pr.name}: {gap * 1000:.0f} ms after the previous one (warntime {self.cfg.warntime * 1000:.0f} ms)", "warn", (("gap_s", round(gap, 4)),)))
+                out.append(Event("late", f"late heartbeat from {pr.name}: {gap * 1000:.0f} ms after the previous one (warntime {self.cfg.warntime * 1000:.0f} ms)", Level.WARN, (("gap_s", round(gap, 4)),)))
         pr.late_warned = False
         if (
-            pr.state == "up"
+            pr.state == PeerStatus.UP
             and pkt.generation == pr.generation
             and pkt.role == pr.role
             and pkt.owned == pr.owned
@@ -413,16 +468,16 @@ class Membership:
             pr.last_seen = max(pr.last_seen or now, now)  # the common case: nothing new, nothing to decide
             return out
         if pr.generation and pkt.generation > pr.generation:
-            out.append(Event("peer-restart", f"{pr.name} restarted (generation {pr.generation} -> {pkt.generation})", "info"))
+            out.append(Event("peer-restart", f"{pr.name} restarted (generation {pr.generation} -> {pkt.generation})", Level.INFO))
             pr.handled_request = 0
-        if pr.state != "up" and not leaving:
-            if pr.state in ("dead", "left"):
-                out.append(Event("peer-up", f"{pr.name} is back (role {pkt.role}, owns {', '.join(pkt.owned) or 'nothing'})", "warn" if pkt.owned else "info"))
-                if pr.state == "dead" and pkt.generation == pr.generation:
+        if pr.state != PeerStatus.UP and not leaving:
+            if pr.state in (PeerStatus.DEAD, PeerStatus.LEFT):
+                out.append(Event("peer-up", f"{pr.name} is back (role {pkt.role}, owns {', '.join(pkt.owned) or 'nothing'})", Level.WARN if pkt.owned else Level.INFO))
+                if pr.state == PeerStatus.DEAD and pkt.generation == pr.generation:
                     self.counters["false_dead"] += 1
             else:
-                out.append(Event("peer-up", f"{pr.name} is up (role {pkt.role})", "info"))
-            pr.state = "up"
+                out.append(Event("peer-up", f"{pr.name} is up (role {pkt.role})", Level.INFO))
+            pr.state = PeerStatus.UP
             self.warnings.pop("peer", None)
             out.append(Send())
         pr.last_seen = max(pr.last_seen or now, now)
@@ -435,25 +490,25 @@ class Membership:
 
         # the peer leaves cleanly: it released everything, no fence needed
         if leaving:
-            pr.state = "left"
+            pr.state = PeerStatus.LEFT
             pr.died_at = now
             pr.dead_role, pr.dead_owned = pkt.role, ()
-            out.append(Event("detect", f"{pr.name} leaves cleanly (released everything)", "info", (("reason", "peer-left"),)))
+            out.append(Event("detect", f"{pr.name} leaves cleanly (released everything)", Level.INFO, (("reason", "peer-left"),)))
 
         # requests the peer makes of us
-        if pkt.request != P.REQ_NONE and pkt.request_id and pkt.request_id != pr.handled_request:
+        if pkt.request != REQ_NONE and pkt.request_id and pkt.request_id != pr.handled_request:
             pr.handled_request = pkt.request_id
-            if pkt.request == P.REQ_RELEASE:
+            if pkt.request == REQ_RELEASE:
                 self.standby_req = True
-                out.append(Event("request", f"{pr.name} asks for the chain (hasync takeover there): going standby", "info"))
-            elif pkt.request == P.REQ_TAKE:
+                out.append(Event("request", f"{pr.name} asks for the chain (hasync takeover there): going standby", Level.INFO))
+            elif pkt.request == REQ_TAKE:
                 self.standby_req = False
                 self.failed = False
-                out.append(Event("request", f"{pr.name} hands the chain over (hasync standby there): taking it", "info"))
+                out.append(Event("request", f"{pr.name} hands the chain over (hasync standby there): taking it", Level.INFO))
             out.append(Send())
         # our own request acknowledged
-        if self.request != P.REQ_NONE and pkt.ack_id == self.request_id:
-            self.request = P.REQ_NONE
+        if self.request != REQ_NONE and pkt.ack_id == self.request_id:
+            self.request = REQ_NONE
         out += self._decide(now)
         return out
 
@@ -473,23 +528,23 @@ class Membership:
             limit = c.deadtime if ls.last_seen is not None else c.initdead
             if now - ref > limit and ls.up is not False:
                 alive = [n for n, o in self.links.items() if o.up and o.last_seen is not None and now - o.last_seen <= c.deadtime]
-                if pr.state == "up" and alive:
+                if pr.state == PeerStatus.UP and alive:
                     msg = f"link {ls.name} dead: nothing from {pr.name} for {now - ref:.2f}s ({pr.name} still alive via {', '.join(alive)})"
                     self.warnings[f"link:{ls.name}"] = f"link {ls.name} is dead ({pr.name} alive via {', '.join(alive)})"
-                    out.append(Event("link-dead", msg, "warn", (("link", ls.name),)))
+                    out.append(Event("link-dead", msg, Level.WARN, (("link", ls.name),)))
                 elif ls.up is True:
-                    out.append(Event("link-dead", f"link {ls.name} dead", "warn", (("link", ls.name),)))
+                    out.append(Event("link-dead", f"link {ls.name} dead", Level.WARN, (("link", ls.name),)))
                 ls.up = False
         # the peer
-        if pr.state == "up" and pr.last_seen is not None:
+        if pr.state == PeerStatus.UP and pr.last_seen is not None:
             gap = now - pr.last_seen
             if gap > c.deadtime:
                 out += self._peer_dead(now, f"no heartbeat on any link for {gap * 1000:.0f} ms (deadtime {c.deadtime * 1000:.0f} ms)")
             elif gap > c.warntime and not pr.late_warned:
                 pr.late_warned = True
                 self.counters["late"] += 1
-                out.append(Event("late", f"heartbeat from {pr.name} is late: {gap * 1000:.0f} ms (warntime {c.warntime * 1000:.0f} ms)", "warn"))
-        elif pr.state == "unknown" and now - self.t0 > c.initdead:
+                out.append(Event("late", f"heartbeat from {pr.name} is late: {gap * 1000:.0f} ms (warntime {c.warntime * 1000:.0f} ms)", Level.WARN))
+        elif pr.state == PeerStatus.UNKNOWN and now - self.t0 > c.initdead:
             out += self._peer_dead(now, f"never heard from {pr.name} within initdead ({c.initdead:g}s)")
         out += self._decide(now)
         return out
@@ -497,70 +552,70 @@ class Membership:
     def _peer_dead(self, now: float, why: str) -> list[Action]:
         pr = self.peer
         pr.dead_role, pr.dead_owned = pr.role, pr.owned
-        pr.state = "dead"
+        pr.state = PeerStatus.DEAD
         pr.died_at = now
         self.peer_fenced = False
         self.fence_failures = 0
-        self.gate = ""
+        self.gate = Gate.NONE
         self.gate_retry_at = None
         self.failed = False  # availability first: try the chain again now that nobody else can
         for k in [k for k in self.warnings if k.startswith("link:")]:
             del self.warnings[k]  # every link is silent because the peer is: not a link problem
         self.warnings["peer"] = f"{pr.name} is dead"
-        return [Event("detect", f"{pr.name} declared dead: {why}", "warn", (("reason", why), ("peer_role", pr.dead_role))), Send()]
+        return [Event("detect", f"{pr.name} declared dead: {why}", Level.WARN, (("reason", why), ("peer_role", pr.dead_role))), Send()]
 
     # ------------------------------------------------------------------ decisions
     def _decide(self, now: float) -> list[Action]:
         out: list[Action] = []
-        if self.job is not None or self.role == "probing":
+        if self.job is not None or self.role == Role.PROBING:
             return out
         if self.leaving:
-            if self.role != "stop-failed" and (self.owned or self.role in ("active", "starting", "acquiring")):
-                out += self._start_job("stop", now, reason="shutdown")
+            if self.role != Role.STOP_FAILED and (self.owned or self.role in (Role.ACTIVE, Role.STARTING, Role.ACQUIRING)):
+                out += self._start_job(JobKind.STOP, now, reason="shutdown")
             return out
         pr = self.peer
-        if self.role == "stop-failed":
+        if self.role == Role.STOP_FAILED:
             return out
-        if pr.state == "up":
+        if pr.state == PeerStatus.UP:
             if self.gate:
-                out.append(Event("abort", f"{pr.name} is alive again: takeover abandoned", "info"))
-                self.gate = ""
+                out.append(Event("abort", f"{pr.name} is alive again: takeover abandoned", Level.INFO))
+                self.gate = Gate.NONE
                 self.gate_retry_at = None
-                self._set_role("standby", out, "peer alive")
-            if self.role == "active":
-                if pr.holds and pr.role in ("starting", "active"):
+                self._set_role(Role.STANDBY, out, "peer alive")
+            if self.role == Role.ACTIVE:
+                if pr.holds and pr.role in (Role.STARTING, Role.ACTIVE):
                     if not self._i_win_conflict():
                         self.counters["releases"] += 1
-                        out.append(Event("conflict", f"{pr.name} also holds the chain (epoch {pr.epoch} vs ours {self.epoch}): it keeps it, we stop ours", "warn"))
-                        out += self._start_job("stop", now, reason="conflict")
+                        out.append(Event("conflict", f"{pr.name} also holds the chain (epoch {pr.epoch} vs ours {self.epoch}): it keeps it, we stop ours", Level.WARN))
+                        out += self._start_job(JobKind.STOP, now, reason="conflict")
                     return out
                 if self.standby_req:
-                    out += self._start_job("stop", now, reason="standby")
+                    out += self._start_job(JobKind.STOP, now, reason="standby")
                     return out
                 if (
                     self.cfg.auto_failback
                     and self.cfg.local != self.preferred
                     and pr.name == self.preferred
                     and pr.eligible
-                    and pr.role == "standby"
+                    and pr.role == Role.STANDBY
                     and not pr.holds
                 ):
-                    out.append(Event("failback", f"auto_failback: {pr.name} is the preferred node and is up: handing the chain back", "info"))
-                    out += self._start_job("stop", now, reason="failback")
+                    out.append(Event("failback", f"auto_failback: {pr.name} is the preferred node and is up: handing the chain back", Level.INFO))
+                    out += self._start_job(JobKind.STOP, now, reason="failback")
                     return out
                 out += self._monitors(now)
                 return out
-            if self.role == "standby":
-                if pr.holds or pr.role != "standby":
+            if self.role == Role.STANDBY:
+                if pr.holds or pr.role != Role.STANDBY:
                     return out
                 if self._should_start():
-                    out += self._start_job("start", now, reason="both up, chain idle: ours by preference" if pr.eligible else f"{pr.name} is not eligible ({', '.join(P.Packet('', '', '', 0, 0, flags=pr.flags).flag_names())})")
+                    out += self._start_job(JobKind.START, now, reason="both up, chain idle: ours by preference" if pr.eligible else f"{pr.name} is not eligible ({', '.join(flag_names(pr.flags))})")
             return out
-        if pr.state in ("dead", "left"):
-            if self.role == "active":
+        if pr.state in (PeerStatus.DEAD, PeerStatus.LEFT):
+            if self.role == Role.ACTIVE:
                 out += self._monitors(now)
                 return out
-            if self.role in ("standby", "acquiring"):
+            if self.role in (Role.STANDBY, Role.ACQUIRING):
                 out += self._acquire(now)
             return out
         return out  # unknown: within initdead
@@ -582,38 +637,38 @@ class Membership:
         if self.gate_retry_at is not None and now < self.gate_retry_at:
             return out
         self.gate_retry_at = None
-        if pr.state == "left":
-            self._set_role("acquiring", out, f"{pr.name} left")
-            return out + self._start_job("start", now, reason=f"{pr.name} left cleanly")
+        if pr.state == PeerStatus.LEFT:
+            self._set_role(Role.ACQUIRING, out, f"{pr.name} left")
+            return out + self._start_job(JobKind.START, now, reason=f"{pr.name} left cleanly")
         if c.ping_configured and not self.gate_passed_ping:
-            self.gate = "ping"
-            out.append(self._new_job("ping", reason="tiebreak"))
+            self.gate = Gate.PING
+            out.append(self._new_job(JobKind.PING, reason="tiebreak"))
             return out
-        risky = pr.dead_role == "stop-failed"
+        risky = pr.dead_role == Role.STOP_FAILED
         need_fence = not self.peer_fenced and (c.fencing_mode in ("required", "optional") or risky)
         if need_fence:
             if not c.fence_configured:
                 msg = f"{pr.name} may still hold resources (it could not stop them) and no fence command is configured: waiting for it to come back, or for an operator"
                 if self.warnings.get("fence") != msg:
                     self.warnings["fence"] = msg
-                    out.append(Event("fence", msg, "error"))
-                self.gate = "wait-peer"
+                    out.append(Event("fence", msg, Level.ERROR))
+                self.gate = Gate.WAIT_PEER
                 return out
             if pr.dead_role not in HOLDING_ROLES and not pr.dead_owned and pr.generation == 0 and self._startup_delay_pending(now):
                 # both nodes may be starting at once without a link: the preferred node fences first
-                self.gate = "wait-fence"
+                self.gate = Gate.WAIT_FENCE
                 self.gate_retry_at = self.t0 + c.initdead + self._startup_fence_delay()
                 return out
-            self._set_role("acquiring", out, f"{pr.name} dead")
-            self.gate = "fence"
-            out.append(Event("fence", f"fencing {pr.name} before taking over", "info"))
-            out.append(self._new_job("fence", reason="peer dead"))
+            self._set_role(Role.ACQUIRING, out, f"{pr.name} dead")
+            self.gate = Gate.FENCE
+            out.append(Event("fence", f"fencing {pr.name} before taking over", Level.INFO))
+            out.append(self._new_job(JobKind.FENCE, reason="peer dead"))
             return out
         if c.fencing_mode == "off" and not self.peer_fenced:
-            out.append(Event("fence", "fencing is off: taking over WITHOUT fencing; shared data is not protected", "error"))
-        self._set_role("acquiring", out, f"{pr.name} dead")
+            out.append(Event("fence", "fencing is off: taking over WITHOUT fencing; shared data is not protected", Level.ERROR))
+        self._set_role(Role.ACQUIRING, out, f"{pr.name} dead")
         self.counters["takeovers"] += 1
-        return out + self._start_job("start", now, reason=f"{pr.name} dead")
+        return out + self._start_job(JobKind.START, now, reason=f"{pr.name} dead")
 
     def _startup_fence_delay(self) -> float:
         if self.cfg.local == self.preferred:
@@ -625,17 +680,17 @@ class Membership:
         d = self._startup_fence_delay()
         return d > 0 and now < self.t0 + self.cfg.initdead + d
 
-    def _start_job(self, kind: str, now: float, reason: str = "", resource: str = "") -> list[Action]:
+    def _start_job(self, kind: JobKind, now: float, reason: str = "", resource: str = "") -> list[Action]:
         out: list[Action] = []
-        if kind == "start":
+        if kind == JobKind.START:
             self.epoch = max(self.epoch, self.peer.epoch) + 1
-            self._set_role("starting", out, reason)
-        elif kind == "stop":
-            self._set_role("stopping", out, reason)
+            self._set_role(Role.STARTING, out, reason)
+        elif kind == JobKind.STOP:
+            self._set_role(Role.STOPPING, out, reason)
         job = self._new_job(kind, resource, reason)
-        if kind == "start" and self.known_stopped:
+        if kind == JobKind.START and self.known_stopped:
             job = self.job = Job(job.id, kind, resource, reason, trusted_stopped=True)
-        out.insert(0, Event(kind, f"{kind} chain: {reason}" if kind in ("start", "stop") else f"{kind} {resource}: {reason}", "info", (("reason", reason),)))
+        out.insert(0, Event(kind, f"{kind} chain: {reason}" if kind in (JobKind.START, JobKind.STOP) else f"{kind} {resource}: {reason}", Level.INFO, (("reason", reason),)))
         out.append(job)
         return out
 
@@ -646,7 +701,7 @@ class Membership:
                 self.next_monitor[rid] = now + m.interval
                 continue
             if now >= due:
-                return [self._new_job("monitor", rid, "interval")]
+                return [self._new_job(JobKind.MONITOR, rid, "interval")]
         return []
 
     # ------------------------------------------------------------------ job results
@@ -668,22 +723,22 @@ class Membership:
         if res.owned is not None:
             self.owned = [r for r in self.cfg.resources if r in res.owned]
         k = job.kind
-        if k == "probe":
+        if k == JobKind.PROBE:
             found = [r for r in self.cfg.resources if r in (res.owned or ())]
             if not found:
                 self.known_stopped = res.ok
-                self._set_role("standby", out, "nothing runs here")
+                self._set_role(Role.STANDBY, out, "nothing runs here")
             elif len(found) == len(self.cfg.resources):
                 self.owned = found
-                self._set_role("active", out, "the whole chain already runs here: adopted")
-                out.append(Event("adopt", f"the chain already runs here ({', '.join(found)}): adopted", "warn"))
+                self._set_role(Role.ACTIVE, out, "the whole chain already runs here: adopted")
+                out.append(Event("adopt", f"the chain already runs here ({', '.join(found)}): adopted", Level.WARN))
             else:
                 self.owned = found
-                out.append(Event("adopt", f"part of the chain runs here ({', '.join(found)}): completing it", "warn"))
-                self._set_role("standby", out, "partial chain")
-                out += self._start_job("start", now, reason="complete a partly running chain")
+                out.append(Event("adopt", f"part of the chain runs here ({', '.join(found)}): completing it", Level.WARN))
+                self._set_role(Role.STANDBY, out, "partial chain")
+                out += self._start_job(JobKind.START, now, reason="complete a partly running chain")
                 return out
-        elif k == "ping":
+        elif k == JobKind.PING:
             if res.ok:
                 self.gate_passed_ping = True
                 self.ping_ok_at = now
@@ -691,84 +746,84 @@ class Membership:
             else:
                 self.gate_passed_ping = False
                 if "ping" not in self.warnings:
-                    out.append(Event("ping", "no ping node answers: no takeover (this node may be the isolated one)", "warn"))
+                    out.append(Event("ping", "no ping node answers: no takeover (this node may be the isolated one)", Level.WARN))
                 self.warnings["ping"] = "no ping node answers: not taking over"
                 self.gate_retry_at = now + self.cfg.ping_retry
-        elif k == "fence":
+        elif k == JobKind.FENCE:
             if res.ok:
                 self.peer_fenced = True
                 self.peer.fenced_generation = self.peer.generation
                 self.fenced_until = now + max(2 * self.cfg.deadtime, 1.0)
-                if self.peer.state == "up":
-                    self.peer.state = "dead"  # its packets were older than the fence
+                if self.peer.state == PeerStatus.UP:
+                    self.peer.state = PeerStatus.DEAD  # its packets were older than the fence
                 self.warnings.pop("fence", None)
-                out.append(Event("fence", f"fenced {self.peer.name}", "info", (("ok", True),)))
+                out.append(Event("fence", f"fenced {self.peer.name}", Level.INFO, (("ok", True),)))
             else:
                 self.fence_failures += 1
-                if self.cfg.fencing_mode == "optional" and self.peer.dead_role != "stop-failed":
-                    out.append(Event("fence", f"fencing {self.peer.name} failed ({res.detail}); mode optional: taking over anyway", "warn", (("ok", False),)))
+                if self.cfg.fencing_mode == "optional" and self.peer.dead_role != Role.STOP_FAILED:
+                    out.append(Event("fence", f"fencing {self.peer.name} failed ({res.detail}); mode optional: taking over anyway", Level.WARN, (("ok", False),)))
                     self.peer_fenced = True  # do not try again for this death
                 else:
                     msg = f"fencing {self.peer.name} failed ({res.detail}): no takeover until a fence succeeds"
                     self.warnings["fence"] = msg
-                    out.append(Event("fence", msg, "error", (("ok", False),)))
+                    out.append(Event("fence", msg, Level.ERROR, (("ok", False),)))
                     self.gate_retry_at = now + self.cfg.fence_retry
-                    self._set_role("standby", out, "fence failed")
-        elif k in ("start", "restart"):
+                    self._set_role(Role.STANDBY, out, "fence failed")
+        elif k in (JobKind.START, JobKind.RESTART):
             self.known_stopped = False
             if res.ok:
-                self._set_role("active", out, "chain started")
+                self._set_role(Role.ACTIVE, out, "chain started")
                 self.standby_req = False
                 self.failed = False
-                self.gate = ""
+                self.gate = Gate.NONE
                 self.gate_passed_ping = False
-                if k == "start":
+                if k == JobKind.START:
                     self.restarts = {}
                 self.next_monitor = {rid: now + m.interval for rid, m in self.monitors.items()}
-                out.append(Event("active", "chain running here", "info"))
-            elif res.outcome == "stop_failed":
+                out.append(Event("active", "chain running here", Level.INFO))
+            elif res.outcome == JobOutcome.STOP_FAILED:
                 out += self._stop_failed(now, res)
             else:
                 self.failed = True
                 self.known_stopped = True  # rolled back cleanly
-                self._set_role("standby", out, f"start failed: {res.detail}")
-                out.append(Event("start-failed", f"chain failed to start here ({res.detail}); stopped again, handing it to {self.peer.name}", "error"))
-        elif k == "stop":
+                self._set_role(Role.STANDBY, out, f"start failed: {res.detail}")
+                out.append(Event("start-failed", f"chain failed to start here ({res.detail}); stopped again, handing it to {self.peer.name}", Level.ERROR))
+        elif k == JobKind.STOP:
             if res.ok:
-                self._set_role("standby", out, job.reason)
+                self._set_role(Role.STANDBY, out, job.reason)
                 self.gate_passed_ping = False
                 self.known_stopped = True
             else:
                 out += self._stop_failed(now, res)
-        elif k == "monitor":
+        elif k == JobKind.MONITOR:
             rid = job.resource
             m = self.monitors.get(rid)
             self.next_monitor[rid] = now + (m.interval if m else 0)
-            if not res.ok and self.role == "active":
+            if not res.ok and self.role == Role.ACTIVE:
                 n = self.restarts.get(rid, 0) + 1
                 self.restarts[rid] = n
                 if m is not None and n <= m.max_restarts:
-                    out.append(Event("monitor", f"{rid} failed its monitor ({res.detail}): local restart {n} of {m.max_restarts}", "warn"))
-                    self._set_role("starting", out, f"restart {rid}")
-                    out.append(self._new_job("restart", rid, "monitor failed"))
+                    out.append(Event("monitor", f"{rid} failed its monitor ({res.detail}): local restart {n} of {m.max_restarts}", Level.WARN))
+                    self._set_role(Role.STARTING, out, f"restart {rid}")
+                    out.append(self._new_job(JobKind.RESTART, rid, "monitor failed"))
                 else:
-                    out.append(Event("monitor", f"{rid} failed its monitor ({res.detail}) after {n - 1} restarts: failing over", "error"))
+                    out.append(Event("monitor", f"{rid} failed its monitor ({res.detail}) after {n - 1} restarts: failing over", Level.ERROR))
                     self.failed = True
-                    out += self._start_job("stop", now, reason=f"{rid} keeps failing")
+                    out += self._start_job(JobKind.STOP, now, reason=f"{rid} keeps failing")
                 return out
-        elif k == "fence-self":
-            out.append(Event("escalate", f"self-fence did not take this node down ({res.detail}); still holding resources: operator needed", "error"))
+        elif k == JobKind.FENCE_SELF:
+            out.append(Event("escalate", f"self-fence did not take this node down ({res.detail}); still holding resources: operator needed", Level.ERROR))
         out += self._decide(now)
         return out
 
     def _stop_failed(self, now: float, res: JobResult) -> list[Action]:
         out: list[Action] = []
-        self._set_role("stop-failed", out, f"{res.detail}")
+        self._set_role(Role.STOP_FAILED, out, f"{res.detail}")
         self.warnings["stop"] = f"could not stop {res.detail}: this node may still hold resources"
         how = self.cfg.on_stop_failure
-        out.append(Event("stop-failed", f"stop failed ({res.detail}); escalation: {how}", "error"))
+        out.append(Event("stop-failed", f"stop failed ({res.detail}); escalation: {how}", Level.ERROR))
         if how in ("fence-self", "reboot"):
-            out.append(self._new_job("fence-self", reason=how))
+            out.append(self._new_job(JobKind.FENCE_SELF, reason=how))
         return out
 
     # ------------------------------------------------------------------ commands
@@ -776,29 +831,29 @@ class Membership:
         """Operator commands: standby, takeover. Returns (accepted, message, actions)."""
         out: list[Action] = []
         pr = self.peer
-        if cmd == "standby":
-            if pr.state != "up":
+        if cmd == Command.STANDBY:
+            if pr.state != PeerStatus.UP:
                 return False, f"{pr.name} is not up ({pr.state}): nobody would run the chain; not going standby", out
-            if self.role in ("stop-failed",):
+            if self.role == Role.STOP_FAILED:
                 return False, "this node could not stop its resources (stop-failed): fix that first", out
-            if not pr.eligible and pr.flags & P.F_FAILED and self.role == "active":
+            if not pr.eligible and pr.flags & F_FAILED and self.role == Role.ACTIVE:
                 pass  # TAKE clears the peer's failed flag: the operator asked for it
             self.standby_req = True
-            self._request(P.REQ_TAKE)
-            out.append(Event("command", "operator: standby", "info"))
+            self._request(REQ_TAKE)
+            out.append(Event("command", "operator: standby", Level.INFO))
             out.append(Send())
             out += self._decide(now)
-            return True, "going standby" if self.role in ("active", "stopping") else "standby (not holding the chain)", out
-        if cmd == "takeover":
-            if self.role == "stop-failed":
+            return True, "going standby" if self.role in (Role.ACTIVE, Role.STOPPING) else "standby (not holding the chain)", out
+        if cmd == Command.TAKEOVER:
+            if self.role == Role.STOP_FAILED:
                 return False, "this node could not stop its resources (stop-failed): fix that first", out
             self.standby_req = False
             self.failed = False
-            out.append(Event("command", "operator: takeover", "info"))
-            if self.role == "active":
+            out.append(Event("command", "operator: takeover", Level.INFO))
+            if self.role == Role.ACTIVE:
                 return True, "already active", out
-            if pr.state == "up":
-                self._request(P.REQ_RELEASE)
+            if pr.state == PeerStatus.UP:
+                self._request(REQ_RELEASE)
             out.append(Send())
             out += self._decide(now)
             return True, "taking over", out
@@ -809,6 +864,28 @@ class Membership:
         self.request = kind
         self.request_id = (self.generation % 1_000_000) * 1000 + self._req_counter
 
+    def command_result(self, cmd: str) -> bool | None:
+        """Whether an accepted operator command is done: None while it is still under way,
+        else True (it did what was asked) or False (it cannot: the node is stop-failed,
+        the chain failed to start, the peer is gone ...). The control socket tells the
+        waiting `hasync standby|takeover|migrate` when this is no longer None."""
+        if self.job is not None or self.gate:
+            return None
+        pr = self.peer
+        if cmd == Command.STANDBY:
+            if self.role == Role.STANDBY and (pr.role == Role.ACTIVE or pr.state != PeerStatus.UP):
+                return pr.role == Role.ACTIVE and pr.state == PeerStatus.UP  # the peer took it, or nobody can
+            if self.role == Role.STOP_FAILED:
+                return False
+            if self.role == Role.STANDBY and pr.state == PeerStatus.UP and pr.flags & F_FAILED:
+                return False  # stopped here, but the chain failed on the peer
+        elif cmd == Command.TAKEOVER:
+            if self.role == Role.ACTIVE:
+                return True
+            if self.role == Role.STOP_FAILED or (self.role == Role.STANDBY and self.failed):
+                return False
+        return None
+
     def begin_leave(self, now: float) -> list[Action]:
         """Shutdown: stop the chain if we hold it; the daemon sends ``leaving`` when done."""
         self.leaving = True
@@ -817,7 +894,7 @@ class Membership:
     @property
     def can_exit(self) -> bool:
         """Shutdown finished: nothing held, nothing running (stop-failed never exits)."""
-        return self.leaving and self.job is None and self.role == "standby" and not self.owned
+        return self.leaving and self.job is None and self.role == Role.STANDBY and not self.owned
 
     # ------------------------------------------------------------------ timing
     def next_deadline(self, now: float) -> float:
@@ -826,11 +903,11 @@ class Membership:
         c = self.cfg
         cands = [now + max(1.0, c.deadtime)]
         pr = self.peer
-        if pr.state == "up" and pr.last_seen is not None:
+        if pr.state == PeerStatus.UP and pr.last_seen is not None:
             if not pr.late_warned:
                 cands.append(pr.last_seen + c.warntime + 1e-4)
             cands.append(pr.last_seen + c.deadtime + 1e-4)
-        elif pr.state == "unknown":
+        elif pr.state == PeerStatus.UNKNOWN:
             cands.append(self.t0 + c.initdead + 1e-4)
         for ls in self.links.values():
             if ls.up and ls.last_seen is not None:
@@ -839,7 +916,7 @@ class Membership:
             # while a job runs nothing else can happen; a deadline in the past would spin
             if self.gate_retry_at is not None:
                 cands.append(self.gate_retry_at)
-            if self.role == "active":
+            if self.role == Role.ACTIVE:
                 cands.extend(self.next_monitor.values())
         return max(now, min(cands))
 
@@ -852,15 +929,15 @@ class Membership:
             "owned": list(self.owned),
             "epoch": self.epoch,
             "generation": self.generation,
-            "flags": [n for b, n in P.FLAG_NAMES.items() if self.flags() & b],
+            "flags": [n for b, n in FLAG_NAMES.items() if self.flags() & b],
             "job": {"kind": self.job.kind, "resource": self.job.resource, "reason": self.job.reason} if self.job else None,
             "gate": self.gate,
             "peer": {
                 "node": pr.name,
                 "state": pr.state,
-                "role": pr.role if pr.state == "up" else (pr.dead_role or pr.role),
+                "role": pr.role if pr.state == PeerStatus.UP else (pr.dead_role or pr.role),
                 "owned": list(pr.owned),
-                "flags": P.Packet("", "", "", 0, 0, flags=pr.flags).flag_names(),
+                "flags": flag_names(pr.flags),
                 "epoch": pr.epoch,
                 "generation": pr.generation,
                 "last_seen_s": round(now - pr.last_seen, 3) if pr.last_seen is not None else None,
@@ -869,7 +946,7 @@ class Membership:
             "links": [
                 {
                     "name": ls.name,
-                    "state": "up" if ls.up else ("dead" if ls.up is False else "unknown"),
+                    "state": LinkStatus.UP if ls.up else (LinkStatus.DEAD if ls.up is False else LinkStatus.UNKNOWN),
                     "last_seen_s": round(now - ls.last_seen, 3) if ls.last_seen is not None else None,
                     "received": ls.received,
                     "missed": ls.missed,

@@ -28,6 +28,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from hasync.failover.states import Role
+
 MAGIC = b"\xa5HS"
 VERSION = 1
 MAC_LEN = 32
@@ -35,7 +37,7 @@ MAX_PAYLOAD = 1024
 _HDR = struct.Struct(">3sH")
 _FIXED = struct.Struct(">BBHQQIBII")
 
-ROLES = ("standby", "acquiring", "starting", "active", "stopping", "stop-failed", "probing")
+ROLES = tuple(Role)  # the wire code of a role is its index
 ROLE_CODE = {r: i for i, r in enumerate(ROLES)}
 
 # flags
@@ -43,6 +45,10 @@ F_STANDBY = 0x1  # the operator asked this node to stay standby while the peer i
 F_FAILED = 0x2  # the chain failed to start here (or monitors gave up): don't hand it back
 F_LEAVING = 0x4  # a clean shutdown: this node released everything and is going away
 FLAG_NAMES = {F_STANDBY: "standby", F_FAILED: "failed", F_LEAVING: "leaving"}
+
+
+def flag_names(flags: int) -> list[str]:
+    return [n for b, n in FLAG_NAMES.items() if flags & b]
 
 # requests one node makes of the other (answered by echoing request_id in ack_id)
 REQ_NONE = 0
@@ -58,7 +64,7 @@ class Packet:
     link: str
     generation: int
     seq: int
-    role: str = "standby"
+    role: Role = Role.STANDBY
     owned: tuple[str, ...] = ()
     flags: int = 0
     epoch: int = 0
@@ -67,7 +73,7 @@ class Packet:
     ack_id: int = 0
 
     def flag_names(self) -> list[str]:
-        return [n for b, n in FLAG_NAMES.items() if self.flags & b]
+        return flag_names(self.flags)
 
 
 class Mac:

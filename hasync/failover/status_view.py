@@ -11,14 +11,27 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from hasync.failover.states import (
+    Health,
+    Level,
+    LinkStatus,
+    OpOutcome,
+    PeerStatus,
+    ResourceStatus,
+    Role,
+)
+
 ROLE_STYLE = {
-    "active": "bold green",
-    "standby": "cyan",
-    "acquiring": "yellow",
-    "starting": "yellow",
-    "stopping": "yellow",
-    "stop-failed": "bold white on red",
+    Role.ACTIVE: "bold green",
+    Role.STANDBY: "cyan",
+    Role.ACQUIRING: "yellow",
+    Role.STARTING: "yellow",
+    Role.STOPPING: "yellow",
+    Role.STOP_FAILED: "bold white on red",
 }
+LEVEL_STYLE = {Level.WARN: "yellow", Level.ERROR: "bold red"}
+HEALTH_STYLE = {Health.OK: "bold green", Health.WARN: "bold yellow", Health.BAD: "bold white on red"}
+HEALTH_MARK = {Health.OK: "OK", Health.WARN: "WARNING", Health.BAD: "PROBLEM"}
 
 
 def _age(s) -> str:
@@ -31,36 +44,37 @@ def _age(s) -> str:
     return f"{s / 60:.0f} min ago"
 
 
-def health(st: dict) -> tuple[str, str]:
-    """("ok"|"warn"|"bad", one line) for the headline and the exit status."""
+def health(st: dict) -> tuple[Health, str]:
+    """(OK|WARN|BAD, one line) for the headline and the exit status."""
     peer = st["peer"]
-    here = st["role"] == "active"
-    there = peer["state"] == "up" and peer["role"] == "active"
-    if st["role"] == "stop-failed" or (peer["state"] == "up" and peer["role"] == "stop-failed"):
-        who = st["node"] if st["role"] == "stop-failed" else peer["node"]
-        return "bad", f"{who} could not stop its resources: operator needed"
+    peer_up = peer["state"] == PeerStatus.UP
+    here = st["role"] == Role.ACTIVE
+    there = peer_up and peer["role"] == Role.ACTIVE
+    if st["role"] == Role.STOP_FAILED or (peer_up and peer["role"] == Role.STOP_FAILED):
+        who = st["node"] if st["role"] == Role.STOP_FAILED else peer["node"]
+        return Health.BAD, f"{who} could not stop its resources: operator needed"
     if here and there:
-        return "bad", "the chain runs on BOTH nodes"
+        return Health.BAD, "the chain runs on BOTH nodes"
     if not here and not there:
-        if st["role"] in ("starting", "acquiring", "probing") or (peer["state"] == "up" and peer["role"] in ("starting", "stopping", "probing")):
-            return "warn", "failover in progress"
-        return "bad", "the chain runs nowhere"
+        if st["role"] in (Role.STARTING, Role.ACQUIRING, Role.PROBING) or (peer_up and peer["role"] in (Role.STARTING, Role.STOPPING, Role.PROBING)):
+            return Health.WARN, "failover in progress"
+        return Health.BAD, "the chain runs nowhere"
     who = st["node"] if here else peer["node"]
-    other = peer if here else {"node": st["node"], "state": "up", "role": st["role"]}
+    other = peer if here else {"node": st["node"], "state": PeerStatus.UP, "role": st["role"]}
     line = f"chain running on {who}"
-    if other["state"] != "up":
+    if other["state"] != PeerStatus.UP:
         line += f"; {other['node']} is {other['state']}"
-        return "warn", line
+        return Health.WARN, line
     line += f"; {other['node']} {other['role']}"
     if st.get("warnings"):
-        return "warn", line
-    return "ok", line
+        return Health.WARN, line
+    return Health.OK, line
 
 
 def render(st: dict):
     level, line = health(st)
-    style = {"ok": "bold green", "warn": "bold yellow", "bad": "bold white on red"}[level]
-    mark = {"ok": "OK", "warn": "WARNING", "bad": "PROBLEM"}[level]
+    style = HEALTH_STYLE[level]
+    mark = HEALTH_MARK[level]
     head = Text.assemble((f" {mark} ", style), "  ", (line, "bold"), f"   cluster {st['cluster']}, seen from {st['node']}")
     parts: list = [head]
 
@@ -79,12 +93,13 @@ def render(st: dict):
         str(st["epoch"]),
     )
     p = st["peer"]
-    pstate_style = {"up": "green", "dead": "bold red", "left": "yellow", "unknown": "yellow"}.get(p["state"], "")
+    pstate_style = {PeerStatus.UP: "green", PeerStatus.DEAD: "bold red", PeerStatus.LEFT: "yellow", PeerStatus.UNKNOWN: "yellow"}.get(p["state"], "")
+    p_up = p["state"] == PeerStatus.UP
     nodes.add_row(
         p["node"] + (" *" if p["node"] == pref else ""),
-        Text(p["role"] if p["state"] == "up" else f"({p['role']})", ROLE_STYLE.get(p["role"], "") if p["state"] == "up" else "dim"),
-        Text(p["state"] + (" (fenced)" if p.get("fenced") and p["state"] != "up" else ""), pstate_style),
-        (", ".join(p["owned"]) or "-") if p["state"] == "up" else Text(f"({', '.join(p['owned']) or '-'})", "dim"),
+        Text(p["role"] if p_up else f"({p['role']})", ROLE_STYLE.get(p["role"], "") if p_up else "dim"),
+        Text(p["state"] + (" (fenced)" if p.get("fenced") and not p_up else ""), pstate_style),
+        (", ".join(p["owned"]) or "-") if p_up else Text(f"({', '.join(p['owned']) or '-'})", "dim"),
         _age(p.get("last_seen_s")),
         ", ".join(p.get("flags", [])) or "-",
         str(p.get("epoch", "")),
@@ -95,7 +110,7 @@ def render(st: dict):
     for c in ("link", "state", "heard", "loss", "recv", "badMAC", "replay", "other"):
         links.add_column(c, justify="right" if c not in ("link", "state") else "left", no_wrap=True)
     for lk in st["links"]:
-        ls = {"up": "green", "dead": "bold red", "unknown": "yellow"}.get(lk["state"], "")
+        ls = {LinkStatus.UP: "green", LinkStatus.DEAD: "bold red", LinkStatus.UNKNOWN: "yellow"}.get(lk["state"], "")
         other = lk["malformed"] + lk["old_generation"] + lk["foreign"] + lk["send_errors"]
         loss = lk["loss_pct"]
         links.add_row(
@@ -118,14 +133,14 @@ def render(st: dict):
         last = "-"
         if r.get("last_op"):
             last = f"{r['last_op']} {r['last_outcome']} {r['last_duration_ms']:.0f} ms"
-            if r.get("detail") and r.get("last_outcome") not in ("ok", "running"):
+            if r.get("detail") and r.get("last_outcome") not in (OpOutcome.OK, OpOutcome.RUNNING):
                 last += f" ({r['detail']})"
         res.add_row(
             str(i),
             r["id"],
             Text(f"{r['type']}:{r['agent']}"),
             Text(", ".join(on) or "nowhere", "bold red" if len(on) != 1 else "green"),
-            Text(r["state_here"], {"running": "green", "failed": "bold red"}.get(r["state_here"], "")),
+            Text(r["state_here"], {ResourceStatus.RUNNING: "green", ResourceStatus.FAILED: "bold red"}.get(r["state_here"], "")),
             escape(last),
         )
     parts.append(res)
@@ -162,7 +177,7 @@ def render_failover(rec: dict | None):
     t.add_column("+ms", justify="right")
     t.add_column("event")
     for e in rec.get("events", [])[-25:]:
-        style = {"warn": "yellow", "error": "bold red"}.get(e.get("level"), "")
+        style = LEVEL_STYLE.get(e.get("level"), "")
         t.add_row(f"{e.get('offset_ms', 0):.0f}", Text(e["message"], style))
     dur = rec.get("duration_ms")
     t.caption = f"result: {rec.get('result')}" + (f" after {dur:.0f} ms" if dur is not None else "")
