@@ -7,6 +7,16 @@ import json
 import sys
 import time
 
+from hasync.effects import net
+from hasync.effects.keyfile import KeyFileError
+from hasync.effects.run import ProcRunner
+from hasync.failover import client, protocol
+from hasync.failover.errors import StartupError, UnknownNode
+from hasync.failover.fencing import fence_command
+from hasync.failover.host import Paths, local_node_name
+from hasync.failover.states import Command, Health, Role
+from hasync.failover.timeline import read_last
+
 RUN_HELP = """\
 Run the failover daemon in the foreground (systemd: hasync-failover.service, Type=notify).
 
@@ -64,9 +74,7 @@ Move the chain to NODE: `takeover` when NODE is this node, `standby` when it is 
 """
 
 
-def _paths(args):
-    from hasync.failover.daemon import Paths
-
+def _paths(args) -> Paths:
     return Paths.default(getattr(args, "state_dir", None), getattr(args, "run_dir", None))
 
 
@@ -140,14 +148,18 @@ def cmd_run(args) -> int:
     from hasync.failover.daemon import run_daemon
 
     cluster = load_config(args)
-    return run_daemon(cluster, node=args.node, state_dir=args.state_dir, run_dir=args.run_dir, priority=args.priority, mlock=not args.no_mlock, agent_nice=args.agent_nice, vip_fast=not args.no_vip_fast_path, rx_wake=args.rx_wake)
+    try:
+        return run_daemon(cluster, node=args.node, state_dir=args.state_dir, run_dir=args.run_dir, priority=args.priority, mlock=not args.no_mlock, agent_nice=args.agent_nice, vip_fast=not args.no_vip_fast_path, rx_wake=args.rx_wake)
+    except KeyFileError as e:
+        print(f"hasync failover: {e}", file=sys.stderr)
+        return 2
+    except StartupError as e:
+        print(e, file=sys.stderr)
+        return 1
 
 
 def cmd_fence(args) -> int:
     from hasync.cli import load_config
-    from hasync.effects.run import ProcRunner
-    from hasync.failover import control
-    from hasync.failover.daemon import local_node_name
 
     cluster = load_config(args)
     names = [n.name for n in cluster.nodes]
@@ -156,7 +168,7 @@ def cmd_fence(args) -> int:
         return 2
     try:
         me = local_node_name(cluster)
-    except SystemExit:
+    except UnknownNode:
         me = ""
     if args.node == me:
         print(f"hasync fence: {args.node} is this node; refusing to fence myself", file=sys.stderr)
@@ -167,7 +179,7 @@ def cmd_fence(args) -> int:
         return 1
     if not args.force:
         try:
-            st = control.status(_paths(args).socket, timeout=2.0)
+            st = client.status(_paths(args).socket, timeout=2.0)
             p = st.get("peer", {})
             if p.get("node") == args.node and p.get("fenced") and p.get("state") != "up":
                 print(f"{args.node} was fenced by the failover daemon (it has not been heard from since)")
@@ -176,31 +188,26 @@ def cmd_fence(args) -> int:
             pass  # no daemon: fence ourselves
     ping = cluster.heartbeat.ping
     if getattr(args, "tiebreak", False) and ping:
-        from hasync.effects.net import ping_any
-
-        if not ping_any(ping):
+        if not net.ping_any(ping):
             print(f"hasync fence: no ping node answers ({', '.join(ping)}): this node may be the isolated one; "
                   f"not fencing {args.node}", file=sys.stderr)
             return 1
     node = cluster.node(args.node)
-    argv = [a.replace("{node}", node.name).replace("{address}", node.address) for a in f.command]
-    r = ProcRunner().run(argv, env={"HASYNC_FENCE_NODE": node.name, "HASYNC_FENCE_ADDRESS": node.address}, timeout=f.timeout)
+    cmd = fence_command(f, node)
+    r = ProcRunner().run(cmd.argv, env=dict(cmd.env), timeout=cmd.timeout)
     out = (r.stderr.strip() or r.stdout.strip()).splitlines()
     if r.ok:
-        print(f"fenced {node.name} in {r.duration_s:.2f}s (`{' '.join(argv)}`)")
+        print(f"fenced {node.name} in {r.duration_s:.2f}s (`{cmd.text}`)")
         return 0
-    print(f"hasync fence: `{' '.join(argv)}` exited {r.exit_code}" + (f": {out[-1]}" if out else ""), file=sys.stderr)
+    print(f"hasync fence: `{cmd.text}` exited {r.exit_code}" + (f": {out[-1]}" if out else ""), file=sys.stderr)
     return 1
 
 
 def cmd_status(args) -> int:
-    from hasync.failover import control
-    from hasync.failover.timeline import read_last
-
     paths = _paths(args)
     try:
-        st = control.status(paths.socket)
-    except (control.NotRunning, TimeoutError, OSError, ValueError) as e:
+        st = client.status(paths.socket)
+    except (client.NotRunning, TimeoutError, OSError, ValueError) as e:
         last = read_last(paths.state_dir)
         if args.json:
             print(json.dumps({"daemon_running": False, "error": str(e), "last_failover": last}, indent=2))
@@ -225,22 +232,20 @@ def cmd_status(args) -> int:
         from hasync.failover.status_view import render
 
         Console(emoji=False).print(render(st))
-    return 0 if level == "ok" else 1
+    return 0 if level == Health.OK else 1
 
 
 def cmd_move(args) -> int:
     from rich.console import Console
 
-    from hasync.failover import control
+    from hasync.failover.status_view import LEVEL_STYLE
 
     con = Console(emoji=False)
     err = Console(stderr=True, emoji=False)
     paths = _paths(args)
-    if args.move == "migrate" and args.dry_run:
+    if args.move == Command.MIGRATE and args.dry_run:
         return _dry_run(args, paths, con)
-    req = {"cmd": args.move}
-    if args.move == "migrate":
-        req["to"] = args.to
+    req = protocol.Request(args.move, args.to if args.move == Command.MIGRATE else "")
     t0 = time.monotonic()
 
     def show(obj: dict) -> None:
@@ -249,7 +254,7 @@ def cmd_move(args) -> int:
             return
         if "event" in obj:
             e = obj["event"]
-            style = {"warn": "yellow", "error": "bold red"}.get(e.get("level"), "")
+            style = LEVEL_STYLE.get(e.get("level"), "")
             con.print(f"  [dim]{time.monotonic() - t0:6.2f}s[/dim] [{style}]{_esc(e['message'])}[/{style}]" if style else f"  [dim]{time.monotonic() - t0:6.2f}s[/dim] {_esc(e['message'])}", highlight=False)
         elif obj.get("done"):
             if obj.get("ok"):
@@ -263,8 +268,8 @@ def cmd_move(args) -> int:
                 err.print(f"[red]refused[/red]: {_esc(obj['message'])}", highlight=False)
 
     try:
-        last = control.command(paths.socket, req, show, wait=args.wait)
-    except control.NotRunning as e:
+        last = client.command(paths.socket, req, show, wait=args.wait)
+    except client.NotRunning as e:
         err.print(f"[red]error[/red]: {_esc(str(e))}")
         return 3
     except TimeoutError as e:
@@ -285,7 +290,6 @@ def _dry_run(args, paths, con) -> int:
     from rich.table import Table
 
     from hasync.cli import load_config
-    from hasync.failover import control
     from hasync.failover.chain import plan_summary
 
     cluster = load_config(args)
@@ -295,10 +299,10 @@ def _dry_run(args, paths, con) -> int:
         return 2
     active = "?"
     try:
-        st = control.status(paths.socket)
-        if st["role"] == "active":
+        st = client.status(paths.socket)
+        if st["role"] == Role.ACTIVE:
             active = st["node"]
-        elif st["peer"]["role"] == "active" and st["peer"]["state"] == "up":
+        elif st["peer"]["role"] == Role.ACTIVE and st["peer"]["state"] == "up":
             active = st["peer"]["node"]
         else:
             active = "nobody"

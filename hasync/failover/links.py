@@ -17,6 +17,7 @@ import termios
 from dataclasses import dataclass
 
 from hasync import model
+from hasync.failover.errors import StartupError
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # kernel receive time (CLOCK_REALTIME) per datagram
@@ -32,7 +33,7 @@ BAUDS = {
 }
 
 
-class LinkError(Exception):
+class LinkError(StartupError):
     pass
 
 

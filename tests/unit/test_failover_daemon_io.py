@@ -1,26 +1,23 @@
 """The daemon's steady-state I/O path (send templates, the heartbeat rhythm, draining the
-links with the repeat fast path) on a fake clock, fake send links and UDP on loopback."""
+links with the one repeat fast path) on a fake clock, fake send links and UDP on loopback."""
 
 from __future__ import annotations
 
-import io
 import os
-import select
 import socket
 import time
-import types
 
 import pytest
 
 from hasync import model
-from hasync.failover import packets as P
-from hasync.failover.daemon import Daemon, Paths
+from hasync.failover import packets
+from hasync.failover.daemon.heartbeat import Receiver, Sender
 from hasync.failover.links import open_udp
-from hasync.failover.membership import Membership
-from hasync.failover.timeline import Timeline
+from hasync.failover.membership import FsmConfig, Membership
 
 KEY = b"0123456789abcdef0123456789abcdef"
-VIP = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24", "nic": "eth0"})
+CFG = FsmConfig(cluster="t", local="node1", peer="node2", order=("node1", "node2"), links=("hb",), resources=("vip",),
+                keepalive=0.01, warntime=0.025, deadtime=0.05, initdead=1.0, fencing_mode="off")
 
 
 def free_port() -> int:
@@ -43,54 +40,71 @@ class FakeLink:
         return True
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    port = free_port()
-    link = model.Link("hb", "udp-unicast", port=port, addresses={"node1": "127.0.0.1", "node2": "127.0.0.1"})
-    hb = model.Heartbeat(keepalive=0.01, warntime=0.025, deadtime=0.05, initdead=1.0, links=(link,))
-    cluster = model.Cluster(
-        path="t.toml",
-        cluster=model.ClusterInfo(name="t", profile="lab", preferred_node="node1"),
-        nodes=(model.Node("node1", "127.0.0.1"), model.Node("node2", "127.0.0.1")),
-        heartbeat=hb, sync=model.Sync(), storage=model.Storage(), nfs=model.Nfs(),
-        resources=(VIP,), fencing=model.Fencing(mode="off"),
-    )
-    d = Daemon(cluster, "node1", KEY, Paths(tmp_path / "state", tmp_path / "run"), log=io.StringIO())
-    d.paths.state_dir.mkdir(parents=True)
-    d.clock = types.SimpleNamespace(monotonic=lambda: 100.0)
-    d.fsm = Membership(d.cfg, 100.0, generation=5)
-    d.timeline = Timeline(d.paths.state_dir, "node1")
-    d.jobs = []
-    d.worker = types.SimpleNamespace(submit=lambda job, owned: d.jobs.append(job))
-    d.decoders = {"hb": P.FrameDecoder(KEY, mac=d.mac)}
-    d.seq = {"hb": 0}
-    d.port = port
-    yield d
-    for lk in d.links:
-        if hasattr(lk, "close"):
-            lk.close()
-    os.close(d.wake_r)
-    os.close(d.wake_w)
+class SerialPipe:
+    """A serial link's receive side on a pipe: bytes, no timestamps."""
+
+    kind = "serial"
+
+    def __init__(self, name: str):
+        self.name = name
+        self.r, self.w = os.pipe2(os.O_NONBLOCK)
+
+    def fileno(self) -> int:
+        return self.r
+
+    def receive_stamped(self, mono_now: float, real_now: float) -> list[tuple[float, bytes]]:
+        out = []
+        while True:
+            try:
+                data = os.read(self.r, 4096)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            out.append((mono_now, data))
+        return out
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
 
 
-def decode(frames: list[bytes]) -> list[P.Packet]:
+class Applied:
+    """What the receiver hands on: the FSM's actions and new-state signals."""
+
+    def __init__(self):
+        self.actions: list = []
+        self.new_states = 0
+
+    def apply(self, acts):
+        self.actions += acts
+
+    def new_state(self):
+        self.new_states += 1
+
+
+def sender(links) -> tuple[Sender, Membership]:
+    fsm = Membership(CFG, 100.0, generation=5)
+    return Sender(links, KEY, packets.Mac(KEY), fsm, CFG.keepalive, lambda: 100.0), fsm
+
+
+def decode(frames: list[bytes]) -> list[packets.Packet]:
     out = []
     for f in frames:
-        out += P.decode_datagram(f, KEY)
+        out += packets.decode_datagram(f, KEY)
     return out
 
 
-def test_sequence_numbers_go_on_when_the_state_changes(daemon):
-    d = daemon
+def test_sequence_numbers_go_on_when_the_state_changes():
     lk = FakeLink("hb")
-    d.links = [lk]
+    s, fsm = sender([lk])
     for i in range(3):
-        d._send_all(100.0 + i * 0.01, scheduled=True)
-    d.fsm.role, d.fsm.owned, d.fsm.epoch = "active", ["vip"], 2
-    d._send_all(100.05, scheduled=True)  # not told: the template is reused (the steady state)
-    d._apply([])  # the FSM ran: the next send re-reads its fields
-    d._send_all(100.06, scheduled=True)
-    d._send_all(100.07, scheduled=True)
+        s.send(100.0 + i * 0.01, scheduled=True)
+    fsm.role, fsm.owned, fsm.epoch = "active", ["vip"], 2
+    s.send(100.05, scheduled=True)  # not told: the template is reused (the steady state)
+    s.stale = True  # the FSM ran (the executor sets this): the next send re-reads its fields
+    s.send(100.06, scheduled=True)
+    s.send(100.07, scheduled=True)
     pkts = decode(lk.sent)
     assert [p.seq for p in pkts] == [1, 2, 3, 4, 5, 6]  # never back to 1: the peer would drop them as replays
     assert [p.role for p in pkts] == ["probing"] * 4 + ["active"] * 2
@@ -98,53 +112,146 @@ def test_sequence_numbers_go_on_when_the_state_changes(daemon):
     assert all(p.node == "node1" and p.link == "hb" and p.cluster == "t" for p in pkts)
 
 
-def test_heartbeats_keep_a_fixed_rhythm(daemon):
-    d = daemon
-    d.links = [FakeLink("hb")]
-    d.next_send = 100.0
-    d._send_all(100.0, scheduled=True)
-    assert d.next_send == pytest.approx(100.01)
-    d._send_all(100.0109, scheduled=True)  # woke 0.9 ms late: the next one is still due at 100.02
-    assert d.next_send == pytest.approx(100.02)
-    d._send_all(100.015)  # an extra heartbeat (a state change): the rhythm starts again from now
-    assert d.next_send == pytest.approx(100.025)
-    d._send_all(100.3, scheduled=True)  # 275 ms late (a stall): no burst to catch up
-    assert d.next_send == pytest.approx(100.31)
+def test_heartbeats_keep_a_fixed_rhythm():
+    s, _ = sender([FakeLink("hb")])
+    s.next_send = 100.0
+    s.send(100.0, scheduled=True)
+    assert s.next_send == pytest.approx(100.01)
+    s.send(100.0109, scheduled=True)  # woke 0.9 ms late: the next one is still due at 100.02
+    assert s.next_send == pytest.approx(100.02)
+    s.send(100.015)  # an extra heartbeat (a state change): the rhythm starts again from now
+    assert s.next_send == pytest.approx(100.025)
+    s.send(100.3, scheduled=True)  # 275 ms late (a stall): no burst to catch up
+    assert s.next_send == pytest.approx(100.31)
+    s.send()  # no time given: the clock's
+    assert s.next_send == pytest.approx(100.01)
 
 
-def test_drain_parses_a_new_state_once_then_takes_the_fast_path(daemon):
-    d = daemon
-    rx = open_udp(model.Link("hb", "udp-unicast", port=d.port, addresses={"node1": "127.0.0.2", "node2": "127.0.0.1"}), "node1")
-    rx.dests = [("127.0.0.1", free_port())]  # our own heartbeats go nowhere (not back to us)
-    d.links = [rx]
-    d.rx_poll.register(rx.fileno(), select.EPOLLIN)
-    d.rx_links[rx.fileno()] = rx
+def test_a_failed_send_is_counted_on_its_link():
+    class Broken(FakeLink):
+        def send(self, frame: bytes) -> bool:
+            return False
+
+    s, fsm = sender([Broken("hb")])
+    s.send(100.0)
+    assert fsm.links["hb"].send_errors == 1
+
+
+@pytest.fixture
+def udp_receiver():
+    port = free_port()
+    rx = open_udp(model.Link("hb", "udp-unicast", port=port, addresses={"node1": "127.0.0.2", "node2": "127.0.0.1"}), "node1")
+    fsm = Membership(CFG, 100.0, generation=5)
+    out = Applied()
+    r = Receiver([rx], KEY, packets.Mac(KEY), fsm, "node2", out.apply, out.new_state, time.time)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def send(seq: int, role: str = "standby", key: bytes = KEY, raw: bytes | None = None) -> None:
+        peer.sendto(raw if raw is not None else packets.encode(packets.Packet("t", "node2", "hb", 9, seq, role=role), key), ("127.0.0.1", port))
+
+    yield r, fsm, out, send
+    peer.close()
+    rx.close()
+    r.close()
+
+
+def drain(r: Receiver) -> None:
+    end = time.monotonic() + 2
+    while not r.drain(100.0) and time.monotonic() < end:
+        time.sleep(0.005)
+
+
+def test_drain_parses_a_new_state_once_then_takes_the_fast_path(udp_receiver):
+    r, fsm, out, send = udp_receiver
+    for seq in (1, 2, 3):
+        send(seq)
+    drain(r)
+    ls = fsm.links["hb"]
+    assert fsm.peer.state == "up" and fsm.peer.generation == 9
+    assert (r.n_parsed, r.n_fast, ls.received) == (1, 2, 3)
+    assert out.new_states == 1  # only the parsed one is news
+    send(3)  # a replay of the same state: dropped, counted
+    send(4, key=b"x" * 32)  # a forged frame: dropped, counted
+    send(6, role="active")  # a new state: parsed (4, forged, and 5 counted as missed)
+    drain(r)
+    assert ls.replay == 1 and ls.bad_mac == 1 and ls.missed == 2
+    assert fsm.peer.role == "active" and (r.n_parsed, r.n_fast, ls.received) == (2, 3, 4)  # the replay: fast path, dropped
+    send(7, role="active")
+    drain(r)
+    assert (r.n_parsed, r.n_fast, ls.received) == (2, 4, 5)
+    assert not r.drain(100.0)  # nothing left: no work
+
+
+def test_garbage_and_malformed_frames_are_counted_not_fatal(udp_receiver):
+    r, fsm, out, send = udp_receiver
+    send(0, raw=b"\x00garbage")
+    head = packets._HDR.pack(packets.MAGIC, packets._FIXED.size) + b"\x09" + bytes(packets._FIXED.size - 1)  # version 9
+    send(0, raw=head + packets.Mac(KEY).digest(head))
+    drain(r)
+    ls = fsm.links["hb"]
+    assert ls.garbage_bytes == 8 and ls.malformed == 1 and ls.received == 0
+    assert r.n_parsed == 1 and fsm.peer.state == "unknown"
+
+
+def test_serial_frames_take_the_same_fast_path():
+    link = SerialPipe("serial")
+    cfg = FsmConfig(**{**CFG.__dict__, "links": ("serial",)})
+    fsm = Membership(cfg, 100.0, generation=5)
+    out = Applied()
+    r = Receiver([link], KEY, packets.Mac(KEY), fsm, "node2", out.apply, out.new_state, time.time)
     try:
-        def send(seq: int, role: str = "standby", key: bytes = KEY) -> None:
-            peer.sendto(P.encode(P.Packet("t", "node2", "hb", 9, seq, role=role), key), ("127.0.0.1", d.port))
-
-        def drain() -> None:
-            end = time.monotonic() + 2
-            while not d._drain(100.0) and time.monotonic() < end:
-                time.sleep(0.005)
-
-        for seq in (1, 2, 3):
-            send(seq)
-        drain()
-        ls = d.fsm.links["hb"]
-        assert d.fsm.peer.state == "up" and d.fsm.peer.generation == 9
-        assert (d.n_parsed, d.n_fast, ls.received) == (1, 2, 3)
-        assert (d.n_parsed, d.n_fast) == (1, 2)
-        send(3)  # a replay of the same state: dropped, counted
-        send(4, key=b"x" * 32)  # a forged frame: dropped, counted
-        send(6, role="active")  # a new state: parsed (4, forged, and 5 counted as missed)
-        drain()
-        assert ls.replay == 1 and ls.bad_mac == 1 and ls.missed == 2
-        assert d.fsm.peer.role == "active" and (d.n_parsed, d.n_fast, ls.received) == (2, 3, 4)  # the replay: fast path, dropped
-        send(7, role="active")
-        drain()
-        assert (d.n_parsed, d.n_fast, ls.received) == (2, 4, 5)
-        assert not d._drain(100.0)  # nothing left: no work
+        frames = b"".join(packets.encode(packets.Packet("t", "node2", "serial", 9, seq), KEY) for seq in (1, 2, 3))
+        os.write(link.w, b"noise" + frames[:50])  # line noise, then a frame split across reads
+        assert r.drain(100.0)
+        os.write(link.w, frames[50:])
+        assert r.drain(100.0)
+        ls = fsm.links["serial"]
+        assert (r.n_parsed, r.n_fast, ls.received) == (1, 2, 3)
+        assert ls.garbage_bytes == 5 and fsm.peer.state == "up"
     finally:
-        peer.close()
+        link.close()
+        r.close()
+
+
+def test_arrivals_are_fed_in_time_order_across_links():
+    """Two links read in one drain: the FSM sees the frames by arrival time (the kernel's
+    receive stamps), not by the order the links were read."""
+    seen = []
+
+    class Stamped:
+        kind = "udp-unicast"
+
+        def __init__(self, name, stamps):
+            self.name = name
+            self.q = [(t, packets.encode(packets.Packet("t", "node2", name, 9, i + 1), KEY)) for i, t in enumerate(stamps)]
+            self.r, self.w = os.pipe2(os.O_NONBLOCK)
+            os.write(self.w, b"x")
+
+        def fileno(self):
+            return self.r
+
+        def recv_one(self, mono, real):
+            if not self.q:
+                return None
+            got = self.q.pop(0)
+            if not self.q:
+                os.read(self.r, 1)
+            return got
+
+    a, b = Stamped("a", [99.1, 99.3]), Stamped("b", [99.2, 99.4])
+    cfg = FsmConfig(**{**CFG.__dict__, "links": ("a", "b")})
+    fsm = Membership(cfg, 99.0, generation=5)
+    orig = fsm.on_repeat
+
+    def on_repeat(now, link, seq):
+        seen.append((now, link))
+        return orig(now, link, seq)
+
+    fsm.on_repeat = on_repeat
+    orig_packet = fsm.on_packet
+    fsm.on_packet = lambda now, link, p: seen.append((now, link)) or orig_packet(now, link, p)
+    out = Applied()
+    r = Receiver([a, b], KEY, packets.Mac(KEY), fsm, "node2", out.apply, out.new_state, time.time)
+    assert r.drain(100.0)
+    assert seen == [(99.1, "a"), (99.2, "b"), (99.3, "a"), (99.4, "b")]
+    r.close()

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import pytest
 
-from hasync.failover import packets as P
-from hasync.failover.membership import Event, FsmConfig, Job, JobResult, Membership, Monitor, Send
+from hasync.failover import packets
+from hasync.failover.membership import (
+    Event,
+    FsmConfig,
+    Job,
+    JobResult,
+    Membership,
+    Monitor,
+    Send,
+    fsm_config,
+)
 
 RES = ("fs", "vip", "svc")
 LINKS = ("hb", "public", "serial")
@@ -159,7 +168,7 @@ class Sim:
         fields = n.fsm.packet_fields()
         for link in n.cfg.links:
             n.seq[link] += 1
-            pkt = P.Packet(link=link, seq=n.seq[link], **fields)
+            pkt = packets.Packet(link=link, seq=n.seq[link], **fields)
             if not dst.alive or (link, dst.name) in self.cut:
                 continue
             if self.delay_until is not None and self.now < self.delay_until:
@@ -278,14 +287,14 @@ def test_late_heartbeat_warns_but_does_not_fail_over():
 def test_replayed_and_foreign_packets_are_counted_not_used():
     sim = settle(Sim())
     fsm = sim.n2.fsm
-    old = P.Packet("t", "node1", "hb", 10, 1, role="standby")
+    old = packets.Packet("t", "node1", "hb", 10, 1, role="standby")
     fsm.on_packet(sim.now, "hb", old)
     assert fsm.links["hb"].replay == 1
-    fsm.on_packet(sim.now, "hb", P.Packet("t", "node1", "hb", 9, 10**6))
+    fsm.on_packet(sim.now, "hb", packets.Packet("t", "node1", "hb", 9, 10**6))
     assert fsm.links["hb"].old_generation == 1
-    fsm.on_packet(sim.now, "hb", P.Packet("other", "node1", "hb", 10, 10**6))
-    fsm.on_packet(sim.now, "hb", P.Packet("t", "node9", "hb", 10, 10**6))
-    fsm.on_packet(sim.now, "hb", P.Packet("t", "node1", "public", 10, 10**6))  # says public, came on hb
+    fsm.on_packet(sim.now, "hb", packets.Packet("other", "node1", "hb", 10, 10**6))
+    fsm.on_packet(sim.now, "hb", packets.Packet("t", "node9", "hb", 10, 10**6))
+    fsm.on_packet(sim.now, "hb", packets.Packet("t", "node1", "public", 10, 10**6))  # says public, came on hb
     assert fsm.links["hb"].foreign == 3
     assert fsm.peer.role == "active"
 
@@ -315,7 +324,7 @@ def test_fenced_peer_packets_in_flight_are_ignored():
     sim.run(0.4)
     assert sim.n2.fsm.peer_fenced
     # a stale packet of the fenced generation arrives late: ignored
-    sim.n2.fsm.on_packet(sim.now, "hb", P.Packet("t", "node1", "hb", 10, 10**6, role="active", owned=RES))
+    sim.n2.fsm.on_packet(sim.now, "hb", packets.Packet("t", "node1", "hb", 10, 10**6, role="active", owned=RES))
     assert sim.n2.fsm.peer.state == "dead"
     assert sim.n2.fsm.role == "active"
 
@@ -482,6 +491,82 @@ def test_standby_refused_when_peer_is_down():
     ok, msg, _ = sim.n1.fsm.command(sim.now, "standby")
     assert not ok and "not up" in msg
     assert sim.n1.fsm.role == "active"
+
+
+def run_until_done(sim: Sim, node: SimNode, cmd: str, limit: float = 2.0) -> tuple[bool | None, float]:
+    """Step the simulation until the FSM says the command is over (what the control
+    socket waits for): its verdict and how long it took."""
+    t0 = sim.now
+    while sim.now - t0 < limit:
+        verdict = node.fsm.command_result(cmd)
+        if verdict is not None:
+            return verdict, sim.now - t0
+        sim.step()
+    return None, sim.now - t0
+
+
+def test_standby_is_done_when_the_peer_runs_the_chain():
+    sim = settle(Sim())
+    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    sim.n1.handle(acts)
+    assert sim.n1.fsm.command_result("standby") is None  # the stop job runs
+    verdict, took = run_until_done(sim, sim.n1, "standby")
+    assert verdict is True and sim.n2.fsm.role == "active" and sim.n2.fsm.owned == list(RES)
+    assert took >= sim.n1.job_time + sim.n2.job_time - 1e-9  # not before both jobs ran
+    # takeover back: done when this node is active
+    ok, _, acts = sim.n1.fsm.command(sim.now, "takeover")
+    sim.n1.handle(acts)
+    assert sim.n1.fsm.command_result("takeover") is None
+    verdict, _ = run_until_done(sim, sim.n1, "takeover")
+    assert verdict is True and sim.n1.fsm.role == "active"
+    assert sim.n1.fsm.command_result("status") is None  # not a command that waits
+
+
+def test_standby_is_over_but_not_ok_when_the_stop_fails_or_the_peer_cannot_start():
+    sim = settle(Sim(on_stop_failure="block"))
+    sim.n1.stop_ok = False
+    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    sim.n1.handle(acts)
+    verdict, _ = run_until_done(sim, sim.n1, "standby")
+    assert verdict is False and sim.n1.fsm.role == "stop-failed"
+
+    sim = settle(Sim())
+    sim.n2.start_ok = False
+    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    sim.n1.handle(acts)
+    verdict, _ = run_until_done(sim, sim.n1, "standby")
+    # node1 stopped and the chain failed on node2 (which marks itself failed): over, not ok
+    assert verdict is False and sim.n1.fsm.role == "standby"
+
+
+def test_takeover_is_over_but_not_ok_when_the_chain_fails_here():
+    sim = settle(Sim())
+    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    sim.n1.handle(acts)
+    assert run_until_done(sim, sim.n1, "standby")[0] is True
+    sim.n1.start_ok = False
+    ok, _, acts = sim.n1.fsm.command(sim.now, "takeover")
+    sim.n1.handle(acts)
+    verdict, _ = run_until_done(sim, sim.n1, "takeover")
+    assert verdict is False and sim.n1.fsm.failed
+
+
+def test_fsm_config_from_the_cluster_config():
+    from hasync import model
+
+    link = model.Link("hb", "udp-unicast", port=694)
+    cluster = model.Cluster(
+        path="t.toml", cluster=model.ClusterInfo(name="t", profile="lab", preferred_node="node2"),
+        nodes=(model.Node("node1", "10.0.0.1"), model.Node("node2", "10.0.0.2")),
+        heartbeat=model.Heartbeat(links=(link,), ping=("10.0.0.254",)), sync=model.Sync(), storage=model.Storage(), nfs=model.Nfs(),
+        resources=(model.Resource("vip", "ocf", "heartbeat:IPaddr2", monitor_interval=5.0, max_restarts=1), model.Resource("svc", "lsb", "nfs")),
+        fencing=model.Fencing(mode="optional", command=("fence_x",)),
+    )
+    c = fsm_config(cluster, "node1")
+    assert (c.local, c.peer, c.order, c.links, c.resources) == ("node1", "node2", ("node2", "node1"), ("hb",), ("vip", "svc"))
+    assert c.fencing_mode == "optional" and c.fence_configured and c.ping_configured
+    assert c.monitors == (("vip", Monitor(5.0, 1)),)
+    assert c.validate() == []
 
 
 def test_clean_shutdown_hands_over_without_fencing():

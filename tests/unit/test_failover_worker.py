@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from hasync import model
+from hasync.effects.clock import FakeClock
 from hasync.effects.run import RecordingRunner, Result
-from hasync.failover.daemon import Worker
+from hasync.failover.daemon.worker import Worker
 from hasync.failover.membership import Job
+from hasync.failover.resource_state import Progress
 
 FS = model.Resource("fs", "ocf", "heartbeat:Filesystem", params={"device": "/dev/vdb", "directory": "/srv/ha", "fstype": "ext4"})
 VIP = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24", "nic": "eth0"})
@@ -28,8 +30,7 @@ def cluster(**fencing) -> model.Cluster:
 
 def worker(runner, **fencing):
     posts = []
-    w = Worker(cluster(**fencing), "node2", runner, lambda kind, p: posts.append((kind, p)), None)
-    w.vip_fast = False
+    w = Worker(cluster(**fencing), "node2", runner, posts.append, None, clock=FakeClock(), vip_fast=False)
     w.retry_delay = 0.0
     return w, posts
 
@@ -50,7 +51,7 @@ def test_trusted_start_runs_agents_in_order_at_nice_minus_10_and_probes_only_scr
         ("/etc/ha.d/resource.d/demo", "8080", "status"),  # a script: probed right before its start
         ("/etc/ha.d/resource.d/demo", "8080", "start"),
     ]
-    ops = [(p["resource"], p["op"], p["outcome"]) for k, p in posts if k == "progress"]
+    ops = [(p.resource, p.op, p.outcome) for p in posts if isinstance(p, Progress)]
     assert ops == [("fs", "start", "ok"), ("vip", "start", "ok"), ("svc", "probe", "stopped"), ("svc", "start", "ok")]
 
 

@@ -1,17 +1,14 @@
-"""Client side of the daemon's control socket (JSON lines over a unix stream socket).
-
-Requests: {"cmd": "status"} -> one status object.
-{"cmd": "standby"|"takeover"} or {"cmd": "migrate", "to": NODE} -> {"ok", "message"}
-then {"event": {...}} lines as the daemon works, then {"done": true, "ok": ..., "role": ...}.
-"""
+"""Client side of the daemon's control socket (the language: protocol.py)."""
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from hasync.failover import protocol
+from hasync.failover.states import Command
 
 
 class NotRunning(Exception):
@@ -33,7 +30,7 @@ def _connect(path: Path, timeout: float) -> socket.socket:
 
 
 def _lines(s: socket.socket, deadline: float) -> Iterator[dict]:
-    buf = b""
+    reader = protocol.LineReader()
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -44,20 +41,15 @@ def _lines(s: socket.socket, deadline: float) -> Iterator[dict]:
         except TimeoutError:
             raise TimeoutError("no answer from the failover daemon in time") from None
         if not data:
-            if buf.strip():
-                yield json.loads(buf)
+            yield from reader.rest()
             return
-        buf += data
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            if line.strip():
-                yield json.loads(line)
+        yield from reader.feed(data)
 
 
 def status(path: Path, timeout: float = 5.0) -> dict:
     s = _connect(path, timeout)
     try:
-        s.sendall(b'{"cmd":"status"}\n')
+        s.sendall(protocol.encode(protocol.Request(Command.STATUS).as_dict()))
         for obj in _lines(s, time.monotonic() + timeout):
             return obj
         raise NotRunning("the failover daemon closed the connection")
@@ -65,16 +57,16 @@ def status(path: Path, timeout: float = 5.0) -> dict:
         s.close()
 
 
-def command(path: Path, req: dict, on_line: Callable[[dict], None], wait: float = 120.0) -> dict:
+def command(path: Path, req: protocol.Request, on_line: Callable[[dict], None], wait: float = 120.0) -> dict:
     """Send a command and feed every answer line to *on_line*; return the last one."""
     s = _connect(path, 5.0)
     last: dict = {}
     try:
-        s.sendall((json.dumps(req) + "\n").encode())
+        s.sendall(protocol.encode(req.as_dict()))
         for obj in _lines(s, time.monotonic() + wait):
             last = obj
             on_line(obj)
-            if obj.get("done") or obj.get("ok") is False:
+            if protocol.is_last(obj):
                 break
     finally:
         s.close()

@@ -1,0 +1,39 @@
+"""The failover daemon: ``run_daemon()`` puts it together (wiring only).
+
+  loop.py       set-up, the one wait-and-dispatch loop, the clean exit
+  heartbeat.py  Sender (rhythm, templates) and Receiver (drain, the one fast path)
+  executor.py   carries out the FSM's actions; the worker's reports back to the FSM
+  worker.py     the job thread (every command through the Runner) and its mailbox
+  control.py    the control socket's server (the language: failover/protocol.py)
+  status.py     the status document
+The policy is in the pure core: failover/membership.py, chain.py, resource_state.py.
+"""
+
+from __future__ import annotations
+
+from hasync import model
+from hasync.config import load_profile
+from hasync.effects.keyfile import load_key
+from hasync.failover.daemon.loop import Daemon
+from hasync.failover.host import Paths, local_node_name
+
+
+def _profile(cluster: model.Cluster) -> model.Profile | None:
+    # TODO(issue 11 item 4): the profile resolved once at config load, a failed load an
+    # error everywhere. Until then, as before: a failed load is swallowed (a `service`
+    # resource then runs `systemctl <agent>`).
+    try:
+        return load_profile(cluster.cluster.profile)
+    except Exception:
+        return None
+
+
+def run_daemon(cluster: model.Cluster, *, node: str | None, state_dir: str | None, run_dir: str | None,
+               priority: str, mlock: bool, agent_nice: int = -10, vip_fast: bool = True, rx_wake: bool = False) -> int:
+    """Run until SIGTERM/SIGINT (0). Raises errors.StartupError (this node unknown, bad
+    timing, a link that cannot open, another daemon running) and keyfile.KeyFileError."""
+    local = local_node_name(cluster, node)
+    key = load_key(cluster.heartbeat.auth_key)
+    d = Daemon(cluster, local, key, Paths.default(state_dir, run_dir), profile=_profile(cluster), priority=priority,
+               mlock=mlock, agent_nice=agent_nice, vip_fast=vip_fast, rx_wake=rx_wake)
+    return d.run()

@@ -1,0 +1,193 @@
+"""The control socket's server: `hasync status`, `standby`, `takeover`, `migrate`.
+
+A unix stream socket (mode 0600) speaking protocol.py. A status request gets the status
+document and the connection is closed. An accepted standby/takeover/migrate keeps its
+connection: it gets every event as it happens, then a done line when the FSM says the
+command is over (``Membership.command_result``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hasync.failover import protocol
+from hasync.failover.errors import AlreadyRunning
+from hasync.failover.membership import Membership
+from hasync.failover.states import Command, Level
+
+
+@dataclass
+class Waiting:
+    """A command whose client waits for it to finish."""
+
+    conn: socket.socket
+    cmd: str
+    since: float
+    dead: bool = False  # the client went away: closed at the next check
+
+
+class ControlServer:
+    def __init__(self, path: Path, poller, executor, fsm: Membership, *, local: str, peer: str,
+                 status: Callable[[float], dict], clock_now: Callable[[], float]):
+        self.path = path
+        self.poller = poller
+        self.executor = executor
+        self.fsm = fsm
+        self.local = local
+        self.peer = peer
+        self.status = status
+        self.now = clock_now
+        self.closing = False  # the daemon is shutting down: no new commands
+        self.listener: socket.socket | None = None
+        self.conns: dict[socket.socket, bytearray] = {}
+        self.waiting: list[Waiting] = []
+
+    def listen(self) -> None:
+        path = self.path
+        if path.exists():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+                probe.close()
+                raise AlreadyRunning(f"{path}: another hasync failover daemon is running")
+            except (ConnectionRefusedError, FileNotFoundError):
+                path.unlink(missing_ok=True)
+            finally:
+                probe.close()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        s.bind(str(path))
+        os.chmod(path, 0o600)
+        s.listen(8)
+        self.listener = s
+        self.poller.register(s, self._accept)
+
+    def close(self) -> None:
+        for s in list(self.conns):
+            try:
+                s.close()
+            except OSError:
+                pass
+        try:
+            if self.listener is not None:
+                self.listener.close()
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ connections
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, OSError):
+            return
+        conn.setblocking(False)
+        self.conns[conn] = bytearray()
+        self.poller.register(conn, functools.partial(self._on_readable, conn))
+
+    def _close(self, conn: socket.socket) -> None:
+        self.poller.unregister(conn)
+        self.conns.pop(conn, None)
+        self.waiting = [w for w in self.waiting if w.conn is not conn]
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+    def _on_readable(self, conn: socket.socket) -> None:
+        self.executor.dirty = True
+        try:
+            data = conn.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        buf = self.conns.get(conn)
+        if buf is None:
+            return
+        buf += data
+        if len(buf) > protocol.MAX_REQUEST:
+            self._close(conn)
+            return
+        if b"\n" not in buf:
+            return
+        line = bytes(buf).split(b"\n", 1)[0]
+        buf.clear()
+        try:
+            req = protocol.parse_request(line)
+        except protocol.BadRequest as e:
+            self._last(conn, protocol.answer(False, str(e)))
+            return
+        self._request(conn, req)
+
+    def _request(self, conn: socket.socket, req: protocol.Request) -> None:
+        now = self.now()
+        cmd = req.cmd
+        if cmd == Command.STATUS:
+            self._last(conn, self.status(now))
+            return
+        if cmd == Command.MIGRATE:
+            if req.to == self.local:
+                cmd = Command.TAKEOVER
+            elif req.to == self.peer:
+                cmd = Command.STANDBY
+            else:
+                self._last(conn, protocol.answer(False, f"no node named {req.to!r}; nodes: {self.local}, {self.peer}"))
+                return
+        if cmd not in (Command.STANDBY, Command.TAKEOVER):
+            self._last(conn, protocol.answer(False, f"unknown command {cmd!r}"))
+            return
+        if self.closing:
+            self._last(conn, protocol.answer(False, "the daemon is shutting down"))
+            return
+        self.executor.timeline.add("command", f"operator: {cmd}", Level.INFO, now)
+        ok, msg, actions = self.fsm.command(now, cmd)
+        reply = protocol.answer(ok, msg, self.local, self.fsm.role)
+        if not ok:
+            self._last(conn, reply)
+            return
+        self._send(conn, reply)
+        self.waiting.append(Waiting(conn, cmd, now))
+        self.executor.apply(actions)
+        self.executor.after()
+
+    def _send(self, conn: socket.socket, obj: dict) -> bool:
+        try:
+            conn.sendall(protocol.encode(obj))
+            return True
+        except (BlockingIOError, OSError):
+            return False
+
+    def _last(self, conn: socket.socket, obj: dict) -> None:
+        self._send(conn, obj)
+        self._close(conn)
+
+    # ------------------------------------------------------------------ waiting commands
+    def broadcast(self, entry: dict) -> None:
+        """An event for every waiting command's client."""
+        for w in self.waiting:
+            if not self._send(w.conn, protocol.event(entry)):
+                w.dead = True
+
+    def check_waiting(self) -> None:
+        """Tell the clients whose command is over, and hang up."""
+        if not self.waiting:
+            return
+        f = self.fsm
+        for w in list(self.waiting):
+            if w.dead:
+                self._close(w.conn)
+                continue
+            ok = f.command_result(w.cmd)
+            if ok is not None:
+                if not self._send(w.conn, protocol.done(ok, f.role, f.peer.role, f.peer.state, self.executor.timeline.last)):
+                    w.dead = True
+                self._close(w.conn)

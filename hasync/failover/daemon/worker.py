@@ -1,0 +1,248 @@
+"""The job thread: runs the FSM's jobs one at a time, every command through the Runner.
+
+Chain jobs (probe, start, stop, restart, monitor) follow chain.ChainPlan step by step;
+fence, ping and self-fence run one command. The thread posts a ``Progress`` for every
+command and a ``JobResult`` at the end to the ``Mailbox``, whose pipe wakes the main loop:
+heartbeats keep flowing while a resource agent takes its time.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from hasync import model
+from hasync.effects import net
+from hasync.effects.clock import MonotonicClock
+from hasync.effects.run import BackgroundRunner, Result
+from hasync.failover import chain
+from hasync.failover.fencing import fence_command, self_fence_command
+from hasync.failover.membership import Job, JobResult
+from hasync.failover.resource_state import Progress
+from hasync.failover.states import CHAIN_JOBS, JobKind, JobOutcome, OpOutcome, StepOp
+
+
+class Mailbox:
+    """From the worker thread to the main loop: a queue and a pipe that wakes the loop's
+    epoll (the same pipe is the signal wake-up fd: a signal also wakes the loop)."""
+
+    def __init__(self) -> None:
+        self.items: deque = deque()
+        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def fileno(self) -> int:
+        return self.r
+
+    def post(self, item: Progress | JobResult) -> None:
+        """Thread-safe (deque.append is atomic; the pipe write wakes the loop)."""
+        self.items.append(item)
+        try:
+            os.write(self.w, b"j")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is woken anyway
+
+    def take(self) -> list[Progress | JobResult]:
+        """Empty the pipe and the queue (the main loop, on a wake-up)."""
+        try:
+            while os.read(self.r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        out = []
+        while self.items:
+            out.append(self.items.popleft())
+        return out
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
+class Worker:
+    """Runs one job at a time in a thread; posts progress and results."""
+
+    def __init__(
+        self,
+        cluster: model.Cluster,
+        local: str,
+        runner: BackgroundRunner,
+        post: Callable[[Progress | JobResult], None],
+        profile: model.Profile | None,
+        *,
+        clock=None,
+        agent_nice: int = -10,
+        vip_fast: bool = True,
+    ):
+        self.cluster = cluster
+        self.local = local
+        self.runner = runner
+        self.post = post  # thread-safe
+        self.profile = profile
+        self.clock = clock or MonotonicClock()
+        self.resources = {r.id: r for r in cluster.resources}
+        self.ids = tuple(r.id for r in cluster.resources)
+        self.q: queue.Queue = queue.Queue()
+        threading.stack_size(512 * 1024)
+        self.thread = threading.Thread(target=self._loop, name="hasync-jobs", daemon=True)
+        self.stop_retries = 2
+        self.retry_delay = 0.5
+        # OCF agents run at this nice level (the takeover path must not starve behind a
+        # busy CPU; an OCF agent does not leave long-lived daemons in our process tree)
+        self.agent_nice = agent_nice
+        self.vip_fast = vip_fast  # IPaddr2: ip addr add + send_arp first, then the agent
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def submit(self, job: Job, owned: list[str]) -> None:
+        self.q.put((job, list(owned)))
+
+    def stop(self) -> None:
+        self.q.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            job, owned = item
+            try:
+                res = self._run(job, owned)
+            except Exception as e:  # a bug must not kill the worker silently
+                res = JobResult(job.id, False, JobOutcome.ERROR, f"internal error: {e!r}")
+            self.post(res)
+
+    def _run(self, job: Job, owned: list[str]) -> JobResult:
+        k = job.kind
+        if k == JobKind.PROBE:
+            st = self._probe_all(job, list(self.ids))
+            bad = [r for r, o in st.items() if o == OpOutcome.FAILED]
+            running = tuple(r for r in self.ids if st.get(r) == OpOutcome.RUNNING)
+            return JobResult(job.id, not bad, JobOutcome.PROBED, f"status failed: {', '.join(bad)}" if bad else "", running)
+        if k in CHAIN_JOBS:
+            idx = self.ids.index(job.resource) if job.resource else 0
+            no_probe = tuple(r.id for r in self.cluster.resources if r.type in ("ocf", "systemd")) if job.trusted_stopped else ()
+            plan = chain.ChainPlan(JobKind(k), self.ids, owned=owned, from_index=idx, parallel_probe=True, no_probe=no_probe,
+                                   stop_retries=self.stop_retries, retry_delay=self.retry_delay)
+            return self._chain(job, plan)
+        if k == JobKind.FENCE:
+            return self._fence(job)
+        if k == JobKind.PING:
+            return self._ping(job)
+        if k == JobKind.FENCE_SELF:
+            return self._fence_self(job)
+        return JobResult(job.id, False, JobOutcome.NONE, f"unknown job {k}")
+
+    def _chain(self, job: Job, plan: chain.ChainPlan) -> JobResult:
+        while True:
+            step = plan.next_step()
+            if step is None:
+                break
+            if step.op == StepOp.WAIT:
+                self.clock.sleep(step.seconds)
+                plan.record(step, OpOutcome.OK)
+                continue
+            if step.op == StepOp.PROBE_ALL:
+                plan.record(step, self._probe_all(job, [r for r in step.resource.split(",") if r not in plan.no_probe]))
+                continue
+            res = self.resources[step.resource]
+            op = "status" if step.op in (StepOp.PROBE, StepOp.STATUS, StepOp.MONITOR) else step.op
+            t0 = self.clock.now()
+            outcome, detail = self._op(res, op)
+            self.post(Progress(step.resource, step.op, outcome, detail, self.clock.now() - t0, job.id, step.attempt))
+            plan.record(step, outcome, detail)
+        r = plan.result
+        detail = f"{r.failed_resource}: {r.reason}" if r.failed_resource else r.reason
+        return JobResult(job.id, r.ok, r.outcome, detail, tuple(r.owned))
+
+    def _probe_all(self, job: Job, ids: list[str]) -> dict[str, str]:
+        """The status of several resources at once: one thread each, then the results."""
+        results: dict[str, tuple[str, str, float]] = {}
+
+        def one(rid: str) -> None:
+            t0 = self.clock.now()
+            try:
+                o, d = self._op(self.resources[rid], "status")
+            except Exception as e:  # pragma: no cover - defensive
+                o, d = OpOutcome.FAILED, repr(e)
+            results[rid] = (o, d, self.clock.now() - t0)
+
+        threads = [threading.Thread(target=one, args=(rid,), daemon=True) for rid in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for rid in ids:
+            o, d, dur = results.get(rid, (OpOutcome.FAILED, "no result", 0.0))
+            self.post(Progress(rid, StepOp.PROBE, o, d, dur, job.id))
+        return {rid: results.get(rid, (OpOutcome.FAILED,))[0] for rid in ids}
+
+    def _vip_first(self, res: model.Resource) -> None:
+        fast = chain.vip_fast_path(res)
+        if fast is None:
+            return
+        add, arp = fast
+        t0 = self.clock.now()
+        r = self.runner.run(add, timeout=5)
+        if r.exit_code != 0:
+            return  # e.g. already there, or no such device: the agent will say what is wrong
+        try:
+            os.makedirs("/run/resource-agents", exist_ok=True)  # send_arp's pid file
+        except OSError:
+            pass
+        self.runner.spawn(arp)  # it keeps announcing after the start: not waited for
+        self.post(Progress(res.id, "vip-up", OpOutcome.OK, "", self.clock.now() - t0))
+
+    def _op(self, res: model.Resource, op: str) -> tuple[str, str]:
+        if op == "start" and self.vip_fast:
+            self._vip_first(res)
+        for cmd in chain.commands(res, op, profile=self.profile):
+            argv = cmd.argv
+            if res.type == "ocf" and self.agent_nice:
+                argv = ("nice", "-n", str(self.agent_nice), *argv)
+            r = self.runner.run(argv, env=dict(cmd.env), timeout=cmd.timeout)
+            if op == "status":
+                st = chain.classify_status(res, r.exit_code, r.stdout)
+                if st != OpOutcome.RUNNING:
+                    return st, _why(res, op, r)
+            elif r.exit_code != 0:
+                return (OpOutcome.TIMEOUT if r.exit_code == 124 else OpOutcome.FAILED), _why(res, op, r)
+        return (OpOutcome.RUNNING if op == "status" else OpOutcome.OK), ""
+
+    def _fence(self, job: Job) -> JobResult:
+        cmd = fence_command(self.cluster.fencing, self.cluster.peer_of(self.local))
+        t0 = self.clock.now()
+        r = self.runner.run(cmd.argv, env=dict(cmd.env), timeout=cmd.timeout)
+        self.post(Progress("", "fence", OpOutcome.OK if r.ok else OpOutcome.FAILED, _tail(r), self.clock.now() - t0, job.id))
+        if r.ok:
+            return JobResult(job.id, True, JobOutcome.FENCED, "")
+        return JobResult(job.id, False, JobOutcome.FENCE_FAILED, f"`{cmd.text}` exited {r.exit_code}: {_tail(r)}")
+
+    def _ping(self, job: Job) -> JobResult:
+        addrs = self.cluster.heartbeat.ping
+        t0 = self.clock.now()
+        ok = net.ping_any(addrs)  # the same probe `hasync fence --tiebreak` uses
+        self.post(Progress("", "ping", OpOutcome.OK if ok else OpOutcome.FAILED, ", ".join(addrs), self.clock.now() - t0, job.id))
+        return JobResult(job.id, ok, JobOutcome.NONE, "" if ok else f"none of {', '.join(addrs)} answers")
+
+    def _fence_self(self, job: Job) -> JobResult:
+        cmd = self_fence_command(self.cluster.fencing, self.cluster.node(self.local), job.reason)
+        r = self.runner.run(cmd.argv, timeout=cmd.timeout)
+        return JobResult(job.id, False, JobOutcome.NONE, f"`{cmd.text}` exited {r.exit_code}: {_tail(r)}")
+
+
+def _tail(r: Result) -> str:
+    text = (r.stderr.strip() or r.stdout.strip()).splitlines()
+    return text[-1][:200] if text else ""
+
+
+def _why(res: model.Resource, op: str, r: Result) -> str:
+    code = r.exit_code
+    name = f" {chain.OCF_CODES.get(code, '')}" if res.type == "ocf" and code in chain.OCF_CODES else ""
+    if code == 124:
+        name = " timeout"
+    t = _tail(r)
+    return f"{op} exited {code}{name}" + (f": {t}" if t else "")

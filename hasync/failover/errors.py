@@ -1,0 +1,20 @@
+"""Why the failover daemon cannot start (typed: the CLI turns them into a message and an
+exit status; library code never exits the process)."""
+
+from __future__ import annotations
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why (`hasync failover` prints it, exit 1)."""
+
+
+class UnknownNode(StartupError):
+    """This host is none of the config's [[node]]s."""
+
+
+class BadTiming(StartupError):
+    """[heartbeat] timing breaks heartbeat's start-up rules."""
+
+
+class AlreadyRunning(StartupError):
+    """Another failover daemon answers on the control socket."""

@@ -1,0 +1,201 @@
+"""The membership FSM's data: its config, the actions it returns, the link and peer
+state it keeps (pure). ``membership.py`` holds the rules and re-exports these names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hasync import model
+from hasync.failover.packets import F_FAILED, F_STANDBY, REQ_NONE
+from hasync.failover.states import (
+    HOLDING_ROLES,
+    JobKind,
+    JobOutcome,
+    Level,
+    PeerStatus,
+    Role,
+)
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Monitor:
+    interval: float
+    max_restarts: int
+
+
+@dataclass(frozen=True)
+class FsmConfig:
+    cluster: str
+    local: str
+    peer: str
+    order: tuple[str, ...]  # preference: preferred node first
+    links: tuple[str, ...]
+    resources: tuple[str, ...]
+    keepalive: float = 1.0
+    warntime: float = 15.0
+    deadtime: float = 30.0
+    initdead: float = 30.0
+    auto_failback: bool = False
+    fencing_mode: str = "required"
+    fence_configured: bool = True
+    on_stop_failure: str = "fence-self"
+    ping_configured: bool = False
+    monitors: tuple[tuple[str, Monitor], ...] = ()
+    ping_retry: float = 1.0
+    fence_retry: float = 2.0
+    startup_fence_delay: float = -1.0  # <0: deadtime (non-preferred node at start-up only)
+
+    def validate(self) -> list[str]:
+        """heartbeat's start-up rules on the timing (errors)."""
+        e = []
+        if self.keepalive <= 0:
+            e.append("keepalive must be positive")
+        if self.deadtime <= 2 * self.keepalive:
+            e.append(f"deadtime ({self.deadtime}s) must be greater than 2 x keepalive ({self.keepalive}s)")
+        if self.initdead < self.deadtime:
+            e.append(f"initdead ({self.initdead}s) must be at least deadtime ({self.deadtime}s)")
+        if not (0 < self.warntime < self.deadtime):
+            e.append(f"warntime ({self.warntime}s) must be between 0 and deadtime ({self.deadtime}s)")
+        if self.local == self.peer:
+            e.append("local node and peer are the same")
+        if not self.links:
+            e.append("no heartbeat link")
+        return e
+
+
+def preference_order(cluster: model.Cluster) -> tuple[str, ...]:
+    """The nodes, preferred node first, then the [[node]] order."""
+    names = [n.name for n in cluster.nodes]
+    pref = cluster.cluster.preferred_node
+    if pref in names:
+        names.remove(pref)
+        names.insert(0, pref)
+    return tuple(names)
+
+
+def fsm_config(cluster: model.Cluster, local: str) -> FsmConfig:
+    """The FSM's view of the cluster config, seen from node *local*."""
+    hb = cluster.heartbeat
+    f = cluster.fencing
+    return FsmConfig(
+        cluster=cluster.cluster.name,
+        local=local,
+        peer=cluster.peer_of(local).name,
+        order=preference_order(cluster),
+        links=tuple(link.name for link in hb.links),
+        resources=tuple(r.id for r in cluster.resources),
+        keepalive=hb.keepalive,
+        warntime=hb.warntime,
+        deadtime=hb.deadtime,
+        initdead=hb.initdead,
+        auto_failback=hb.auto_failback,
+        fencing_mode=f.mode,
+        fence_configured=bool(f.command),
+        on_stop_failure=f.on_stop_failure,
+        ping_configured=bool(hb.ping),
+        monitors=tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in cluster.resources if r.monitor_interval > 0),
+        fence_retry=max(1.0, hb.deadtime),
+    )
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send a heartbeat on every link now (a state change the peer must learn fast)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: JobKind
+    resource: str = ""  # restart/monitor: which
+    reason: str = ""
+    # start: this node knows its resources are stopped (it probed them at start-up and
+    # stopped them cleanly since): the runner may skip the status probe of resources
+    # whose start is idempotent by contract (OCF, systemd): the takeover path is faster
+    trusted_stopped: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # detect, link-dead, link-up, late, peer-up, peer-dead, fence, role, warn, ...
+    message: str
+    level: Level = Level.INFO
+    data: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: int
+    ok: bool
+    outcome: JobOutcome = JobOutcome.NONE
+    detail: str = ""
+    owned: tuple[str, ...] | None = None  # what runs here after a chain job
+
+
+Action = Send | Job | Event
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class LinkState:
+    name: str
+    last_seen: float | None = None
+    up: bool | None = None  # None: never heard on this link yet
+    received: int = 0
+    missed: int = 0  # sequence gaps
+    recent_received: int = 0
+    recent_missed: int = 0
+    prev_received: int = 0
+    prev_missed: int = 0
+    window_start: float = 0.0
+    bad_mac: int = 0
+    malformed: int = 0
+    replay: int = 0
+    old_generation: int = 0
+    foreign: int = 0  # other cluster / unknown node
+    garbage_bytes: int = 0
+    send_errors: int = 0
+
+    def loss_pct(self, recent: bool = True) -> float:
+        if recent:
+            r = self.recent_received + self.prev_received
+            m = self.recent_missed + self.prev_missed
+        else:
+            r, m = self.received, self.missed
+        return 100.0 * m / (r + m) if (r + m) else 0.0
+
+
+@dataclass
+class PeerState:
+    name: str
+    state: PeerStatus = PeerStatus.UNKNOWN
+    last_seen: float | None = None
+    generation: int = 0
+    role: Role = Role.STANDBY
+    owned: tuple[str, ...] = ()
+    flags: int = 0
+    epoch: int = 0
+    request: int = REQ_NONE
+    request_id: int = 0
+    ack_id: int = 0
+    late_warned: bool = False
+    handled_request: int = 0  # the peer's request id we acted on (echoed as ack_id)
+    fenced_generation: int = -1  # packets of this generation or older are ignored after a fence
+    dead_role: Role | str = ""  # role when it died ("" while it lives)
+    dead_owned: tuple[str, ...] = ()
+    died_at: float | None = None
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.owned) or self.role in HOLDING_ROLES
+
+    @property
+    def eligible(self) -> bool:
+        return not (self.flags & (F_STANDBY | F_FAILED))

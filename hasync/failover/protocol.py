@@ -1,0 +1,96 @@
+"""The control socket's language, shared by the daemon (daemon/control.py) and the
+commands that talk to it (client.py): JSON lines over a unix stream socket.
+
+Requests, one line each::
+
+    {"cmd": "status"}                        -> the status document, then the daemon closes
+    {"cmd": "standby"} / {"cmd": "takeover"} -> an answer, events as they happen, a done line
+    {"cmd": "migrate", "to": NODE}           -> takeover when NODE is the daemon's node,
+                                                standby when it is the peer
+
+Replies::
+
+    {"ok": bool, "message": str, "node": str, "role": str}   the command accepted or not
+    {"ok": false, "message": str}                            refused (bad request, ...)
+    {"event": {...}}                                         a timeline entry
+    {"done": true, "ok": bool, "role", "peer_role", "peer_state", "timeline"}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from hasync.failover.states import Command
+
+MAX_REQUEST = 65536  # bytes of an unfinished request line before the daemon hangs up
+
+
+class BadRequest(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Request:
+    cmd: str  # a Command, or anything a client sent (answered "unknown command")
+    to: str = ""  # migrate: the node that should run the chain
+
+    def as_dict(self) -> dict:
+        return {"cmd": self.cmd, "to": self.to} if self.cmd == Command.MIGRATE else {"cmd": self.cmd}
+
+
+def encode(obj: dict) -> bytes:
+    """One line on the wire."""
+    return (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def parse_request(line: bytes) -> Request:
+    try:
+        req = json.loads(line)
+        cmd = req.get("cmd")
+    except (ValueError, AttributeError):
+        raise BadRequest("bad request") from None
+    to = req.get("to", "") if cmd == Command.MIGRATE else ""
+    return Request(cmd, to)
+
+
+def answer(ok: bool, message: str, node: str = "", role: str = "") -> dict:
+    """The daemon's first reply to a standby/takeover/migrate (or a refusal, without
+    node and role)."""
+    if not node:
+        return {"ok": ok, "message": message}
+    return {"ok": ok, "message": message, "node": node, "role": role}
+
+
+def event(entry: dict) -> dict:
+    return {"event": entry}
+
+
+def done(ok: bool, role: str, peer_role: str, peer_state: str, timeline: dict | None) -> dict:
+    return {"done": True, "ok": ok, "role": role, "peer_role": peer_role, "peer_state": peer_state, "timeline": timeline}
+
+
+def is_last(reply: dict) -> bool:
+    """The daemon has nothing more to say about this command."""
+    return bool(reply.get("done")) or reply.get("ok") is False
+
+
+class LineReader:
+    """Reassembles reply lines from the chunks a stream socket returns."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def feed(self, data: bytes) -> Iterator[dict]:
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+    def rest(self) -> Iterator[dict]:
+        """At end of stream: a last line without its newline."""
+        if self.buf.strip():
+            yield json.loads(self.buf)
+        self.buf = b""

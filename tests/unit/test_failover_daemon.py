@@ -1,0 +1,200 @@
+"""The daemon put together, in this process: one node whose peer never answers, on UDP
+over loopback, a recording runner instead of resource agents. The loop, the control
+socket (client and server sharing protocol.py), the executor, the worker, the status
+document and the typed start-up errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from hasync import model
+from hasync.effects.run import RecordingRunner, Result
+from hasync.failover import client, protocol
+from hasync.failover.daemon.control import ControlServer
+from hasync.failover.daemon.loop import Daemon, Poller, next_generation
+from hasync.failover.errors import AlreadyRunning, BadTiming, UnknownNode
+from hasync.failover.host import Paths, local_node_name
+from hasync.failover.states import Command
+
+KEY = b"0123456789abcdef0123456789abcdef"
+VIP = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24", "nic": "eth0"})
+MONITOR = ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "monitor")
+START = ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start")
+STOP = ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "stop")
+
+
+def free_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cluster(**hb) -> model.Cluster:
+    link = model.Link("hb", "udp-unicast", port=free_port(), addresses={"node1": "127.0.0.1", "node2": "127.0.0.2"})
+    timing = {"keepalive": 0.01, "warntime": 0.03, "deadtime": 0.05, "initdead": 0.2, **hb}
+    return model.Cluster(
+        path="t.toml",
+        cluster=model.ClusterInfo(name="t", profile="lab", preferred_node="node1"),
+        nodes=(model.Node("node1", "127.0.0.1"), model.Node("node2", "127.0.0.2")),
+        heartbeat=model.Heartbeat(links=(link,), **timing), sync=model.Sync(), storage=model.Storage(), nfs=model.Nfs(),
+        resources=(VIP,), fencing=model.Fencing(mode="off"),
+    )
+
+
+@pytest.fixture
+def signals_restored():
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    signal.set_wakeup_fd(-1)
+    for s, h in old.items():
+        signal.signal(s, h)
+
+
+def runner() -> RecordingRunner:
+    r = RecordingRunner()
+    state = {"up": False}
+
+    def monitor(argv):
+        return Result(argv, 0 if state["up"] else 7, "", "")
+
+    def start(argv):
+        state["up"] = True
+        return Result(argv, 0, "", "")
+
+    def stop(argv):
+        state["up"] = False
+        return Result(argv, 0, "", "")
+
+    r.responses.update({MONITOR: monitor, START: start, STOP: stop})
+    return r
+
+
+def ask(path, req: dict) -> list[dict]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(path))
+    s.sendall(protocol.encode(req))
+    reader = protocol.LineReader()
+    out: list[dict] = []
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        out += reader.feed(data)
+    s.close()
+    return out
+
+
+def test_a_lone_node_takes_the_chain_answers_commands_and_leaves_cleanly(tmp_path, signals_restored):
+    c = cluster()
+    paths = Paths(tmp_path / "state", tmp_path / "run")
+    r = runner()
+    d = Daemon(c, "node1", KEY, paths, runner=r, priority="none", mlock=False, vip_fast=False, log=io.StringIO())
+    seen: dict = {}
+
+    def operator():
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                if paths.role.read_text() == "active\n":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        seen["status"] = client.status(paths.socket)
+        seen["standby"] = ask(paths.socket, {"cmd": "standby"})  # the peer is not up: refused
+        seen["unknown"] = ask(paths.socket, {"cmd": "frobnicate"})
+        seen["migrate"] = ask(paths.socket, {"cmd": "migrate", "to": "node9"})
+        seen["takeover"] = []
+        client.command(paths.socket, protocol.Request(Command.TAKEOVER), seen["takeover"].append, wait=5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    t = threading.Thread(target=operator, daemon=True)
+    t.start()
+    assert d.run() == 0
+    t.join(5)
+    st = seen["status"]
+    assert st["role"] == "active" and st["peer"]["state"] == "dead" and st["owned"] == ["vip"]
+    assert st["resources"][0]["state_here"] == "running" and st["resources"][0]["running_on"] == ["node1"]
+    assert st["daemon"]["packets_fast"] == 0 and st["daemon"]["wakes"] > 0 and st["daemon"]["rss_mb"] > 0
+    assert st["fencing"] == {"mode": "off", "configured": False, "on_stop_failure": "fence-self"}
+    assert "only one heartbeat link: a single failure looks like a dead peer" in st["warnings"]
+    assert seen["standby"] == [{"ok": False, "message": "node2 is not up (dead): nobody would run the chain; not going standby", "node": "node1", "role": "active"}]
+    assert seen["unknown"] == [{"ok": False, "message": "unknown command 'frobnicate'"}]
+    assert seen["migrate"] == [{"ok": False, "message": "no node named 'node9'; nodes: node1, node2"}]
+    assert seen["takeover"][0]["message"] == "already active" and seen["takeover"][-1]["done"] is True
+    assert START in r.calls and r.calls[-1] == STOP  # stopped on the way out
+    assert not paths.role.exists() and not paths.socket.exists()
+    lines = [json.loads(x) for x in (paths.state_dir / "timeline.jsonl").read_text().splitlines()]
+    assert lines[-1]["message"] == "left the cluster cleanly"
+    assert any(x["kind"] == "resource" and x["message"].startswith("vip start: ok") for x in lines)
+
+
+def test_typed_start_up_errors(tmp_path, monkeypatch):
+    with pytest.raises(BadTiming, match="invalid heartbeat timing: deadtime"):
+        Daemon(cluster(deadtime=0.015), "node1", KEY, Paths(tmp_path, tmp_path))
+    monkeypatch.setenv("HASYNC_NODE", "node7.example.org")
+    with pytest.raises(UnknownNode, match="this node is 'node7.example.org' .* names the nodes node1, node2; use --node"):
+        local_node_name(cluster())
+    monkeypatch.setenv("HASYNC_NODE", "node2.example.org")
+    assert local_node_name(cluster()) == "node2"  # the short name
+    # a second daemon on the same control socket
+    p1, p2 = Poller(), Poller()
+    first = ControlServer(tmp_path / "s.sock", p1, None, None, local="node1", peer="node2", status=dict, clock_now=time.monotonic)
+    first.listen()
+    second = ControlServer(tmp_path / "s.sock", p2, None, None, local="node1", peer="node2", status=dict, clock_now=time.monotonic)
+    with pytest.raises(AlreadyRunning, match="another hasync failover daemon is running"):
+        second.listen()
+    first.close()
+    second.listen()  # a stale socket file (nobody answers) is replaced
+    second.close()
+
+
+def test_generation_grows_and_survives_a_lost_file(tmp_path):
+    assert next_generation(tmp_path, 1.5) == 1500  # the wall clock in ms is the floor
+    assert next_generation(tmp_path, 1.0) == 1501  # the clock went back: still higher
+    (tmp_path / "generation").write_text("junk")
+    assert next_generation(tmp_path, 2.0) == 2000
+
+
+def test_cli_maps_start_up_errors_to_exit_codes(tmp_path, monkeypatch, capsys):
+    from hasync.cli import main
+
+    key = tmp_path / "key"
+    key.write_text("0123456789abcdef0123\n")
+    os.chmod(key, 0o644)
+    conf = tmp_path / "c.toml"
+    conf.write_text(f"""
+[cluster]
+name = "t"
+[[node]]
+name = "node1"
+address = "127.0.0.1"
+[[node]]
+name = "node2"
+address = "127.0.0.2"
+[heartbeat]
+auth_key = "{key}"
+[[heartbeat.link]]
+name = "hb"
+kind = "udp-unicast"
+interface = "lo"
+addresses = {{ node1 = "127.0.0.1", node2 = "127.0.0.2" }}
+[fencing]
+mode = "off"
+""")
+    monkeypatch.setenv("HASYNC_NODE", "node9")
+    assert main(["-c", str(conf), "failover", "run", "--priority", "none", "--no-mlock"]) == 1
+    assert capsys.readouterr().err == f"this node is 'node9' (uname -n) but {conf} names the nodes node1, node2; use --node\n"
+    assert main(["-c", str(conf), "failover", "run", "--node", "node1"]) == 2  # the key is readable by others
+    assert "hasync failover: " in capsys.readouterr().err
