@@ -18,13 +18,15 @@ import os
 import time
 from pathlib import Path
 
+from hasync.effects.clock import MonotonicClock
 from hasync.effects.files import atomic_write
 
 OPENERS = ("detect", "command", "conflict", "start-failed", "stop-failed", "failback", "request", "monitor")
 
 
 class Timeline:
-    def __init__(self, state_dir: str | os.PathLike, node: str, max_lines: int = 5000, keep_records: int = 20):
+    def __init__(self, state_dir: str | os.PathLike, node: str, max_lines: int = 5000, keep_records: int = 20, clock=None):
+        self.clock = clock or MonotonicClock()  # now() for mono, wall() for "t"
         self.dir = Path(state_dir)
         self.path = self.dir / "timeline.jsonl"
         self.last_path = self.dir / "last-failover.json"
@@ -48,9 +50,10 @@ class Timeline:
             pass
 
     def add(self, kind: str, message: str, level: str = "info", mono: float | None = None, **data) -> dict:
-        mono = time.monotonic() if mono is None else mono
+        mono = self.clock.now() if mono is None else mono
+        wall = self.clock.wall()  # one reading: the seconds and the milliseconds agree
         entry = {
-            "t": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "t": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)) + f".{int(wall * 1000) % 1000:03d}Z",
             "mono": round(mono, 6),
             "node": self.node,
             "kind": kind,
@@ -74,7 +77,7 @@ class Timeline:
         """The node reached a stable role: close the current record."""
         if self.current is None:
             return
-        mono = time.monotonic() if mono is None else mono
+        mono = self.clock.now() if mono is None else mono
         self.current["result"] = role
         self.current["duration_ms"] = round((mono - self.current["began_mono"]) * 1000, 1)
         self.current = None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from hasync import model
-from hasync.failover import chain as C
+from hasync.failover import chain
 
 IDS = ("fs", "vip", "svc")
 
 
-def drive(plan: C.ChainPlan, outcomes: dict) -> list[tuple[str, str]]:
+def drive(plan: chain.ChainPlan, outcomes: dict) -> list[tuple[str, str]]:
     """Run a plan; outcomes maps (resource, op) -> outcome or list of outcomes (one per call)."""
     seen = []
     for _ in range(100):
@@ -24,14 +24,14 @@ def drive(plan: C.ChainPlan, outcomes: dict) -> list[tuple[str, str]]:
 
 
 def test_start_in_order_probing_first():
-    plan = C.ChainPlan("start", IDS)
+    plan = chain.ChainPlan("start", IDS)
     steps = drive(plan, {})
     assert steps == [("fs", "probe"), ("fs", "start"), ("vip", "probe"), ("vip", "start"), ("svc", "probe"), ("svc", "start")]
     assert plan.result.ok and plan.result.outcome == "started" and plan.result.owned == list(IDS)
 
 
 def test_parallel_probe_then_start_in_order():
-    plan = C.ChainPlan("start", IDS, parallel_probe=True)
+    plan = chain.ChainPlan("start", IDS, parallel_probe=True)
     seen = []
     while (step := plan.next_step()) is not None:
         seen.append((step.resource, step.op))
@@ -45,7 +45,7 @@ def test_parallel_probe_then_start_in_order():
 
 def test_parallel_probe_restarts_what_runs_over_a_stopped_dependency():
     # nfsd left running on a node whose filesystem is not mounted: not trusted, restarted
-    plan = C.ChainPlan("start", IDS, parallel_probe=True)
+    plan = chain.ChainPlan("start", IDS, parallel_probe=True)
     seen = []
     while (step := plan.next_step()) is not None:
         seen.append((step.resource, step.op))
@@ -59,14 +59,14 @@ def test_parallel_probe_restarts_what_runs_over_a_stopped_dependency():
 
 
 def test_start_skips_what_already_runs():
-    plan = C.ChainPlan("start", IDS)
+    plan = chain.ChainPlan("start", IDS)
     steps = drive(plan, {("fs", "probe"): "running", ("vip", "probe"): "running"})
     assert ("fs", "start") not in steps and ("vip", "start") not in steps
     assert plan.result.owned == list(IDS)
 
 
 def test_start_restarts_what_runs_after_a_started_resource():
-    plan = C.ChainPlan("start", IDS)
+    plan = chain.ChainPlan("start", IDS)
     steps = drive(plan, {("vip", "probe"): "running"})  # fs was stopped and got started
     assert steps[steps.index(("fs", "start")):] == [("fs", "start"), ("vip", "probe"), ("vip", "stop"),
                                                    ("vip", "start"), ("svc", "probe"), ("svc", "start")]
@@ -74,7 +74,7 @@ def test_start_restarts_what_runs_after_a_started_resource():
 
 
 def test_start_failure_rolls_back_in_reverse():
-    plan = C.ChainPlan("start", IDS)
+    plan = chain.ChainPlan("start", IDS)
     steps = drive(plan, {("svc", "start"): "failed"})
     assert steps[-3:] == [("svc", "stop"), ("vip", "stop"), ("fs", "stop")]
     r = plan.result
@@ -82,7 +82,7 @@ def test_start_failure_rolls_back_in_reverse():
 
 
 def test_start_failure_with_a_failing_rollback_is_a_stop_failure():
-    plan = C.ChainPlan("start", IDS, stop_retries=1)
+    plan = chain.ChainPlan("start", IDS, stop_retries=1)
     steps = drive(plan, {("vip", "start"): "failed", ("fs", "stop"): "failed", ("fs", "status"): "running"})
     assert steps.count(("fs", "stop")) == 2 and ("", "wait") in steps
     r = plan.result
@@ -90,13 +90,13 @@ def test_start_failure_with_a_failing_rollback_is_a_stop_failure():
 
 
 def test_stop_in_reverse():
-    plan = C.ChainPlan("stop", IDS, owned=list(IDS))
+    plan = chain.ChainPlan("stop", IDS, owned=list(IDS))
     assert drive(plan, {}) == [("svc", "stop"), ("vip", "stop"), ("fs", "stop")]
     assert plan.result.ok and plan.result.owned == []
 
 
 def test_stop_failure_retries_then_escalates_and_stops_there():
-    plan = C.ChainPlan("stop", IDS, owned=list(IDS), stop_retries=2)
+    plan = chain.ChainPlan("stop", IDS, owned=list(IDS), stop_retries=2)
     steps = drive(plan, {("vip", "stop"): "failed", ("vip", "status"): "running"})
     assert steps == [("svc", "stop"), ("vip", "stop"), ("", "wait"), ("vip", "stop"), ("", "wait"), ("vip", "stop"), ("vip", "status")]
     r = plan.result
@@ -104,26 +104,26 @@ def test_stop_failure_retries_then_escalates_and_stops_there():
 
 
 def test_stop_that_fails_but_leaves_nothing_running_is_fine():
-    plan = C.ChainPlan("stop", IDS, owned=list(IDS), stop_retries=0)
+    plan = chain.ChainPlan("stop", IDS, owned=list(IDS), stop_retries=0)
     drive(plan, {("vip", "stop"): "failed", ("vip", "status"): "stopped"})
     assert plan.result.ok and plan.result.owned == []
 
 
 def test_stop_retry_that_succeeds():
-    plan = C.ChainPlan("stop", IDS, owned=list(IDS), stop_retries=2)
+    plan = chain.ChainPlan("stop", IDS, owned=list(IDS), stop_retries=2)
     drive(plan, {("fs", "stop"): ["failed", "ok"]})
     assert plan.result.ok
 
 
 def test_restart_from_a_resource_restarts_the_tail():
-    plan = C.ChainPlan("restart", IDS, owned=list(IDS), from_index=1)
+    plan = chain.ChainPlan("restart", IDS, owned=list(IDS), from_index=1)
     steps = drive(plan, {})
     assert steps == [("svc", "stop"), ("vip", "stop"), ("vip", "probe"), ("vip", "start"), ("svc", "probe"), ("svc", "start")]
     assert plan.result.ok and plan.result.owned == list(IDS)
 
 
 def test_monitor():
-    plan = C.ChainPlan("monitor", IDS, owned=list(IDS), from_index=1)
+    plan = chain.ChainPlan("monitor", IDS, owned=list(IDS), from_index=1)
     assert drive(plan, {("vip", "monitor"): "stopped"}) == [("vip", "monitor")]
     assert plan.result.outcome == "monitor_failed" and plan.result.failed_resource == "vip"
 
@@ -133,50 +133,50 @@ def test_monitor():
 
 def test_ocf_command_and_environment():
     r = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24"}, start_timeout=5)
-    (cmd,) = C.commands(r, "start")
+    (cmd,) = chain.commands(r, "start")
     assert cmd.argv == ("/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start")
     env = dict(cmd.env)
     assert env["OCF_ROOT"] == "/usr/lib/ocf" and env["OCF_RESKEY_ip"] == "10.0.0.10"
     assert env["OCF_RESOURCE_INSTANCE"] == "vip" and env["OCF_RESKEY_CRM_meta_timeout"] == "5000"
     assert cmd.timeout == 5
-    assert C.commands(r, "status")[0].argv[-1] == "monitor"
-    assert C.classify_status(r, 0, "") == "running"
-    assert C.classify_status(r, 7, "") == "stopped"
-    assert C.classify_status(r, 1, "") == "failed"
+    assert chain.commands(r, "status")[0].argv[-1] == "monitor"
+    assert chain.classify_status(r, 0, "") == "running"
+    assert chain.classify_status(r, 7, "") == "stopped"
+    assert chain.classify_status(r, 1, "") == "failed"
 
 
 def test_heartbeat_script_lookup_resource_d_then_init_d():
     r = model.Resource("fs", "heartbeat", "Filesystem", args=("/dev/sdb1", "/srv", "ext4"))
-    (cmd,) = C.commands(r, "start", exists=lambda p: p == "/etc/ha.d/resource.d/Filesystem")
+    (cmd,) = chain.commands(r, "start", exists=lambda p: p == "/etc/ha.d/resource.d/Filesystem")
     assert cmd.argv == ("/etc/ha.d/resource.d/Filesystem", "/dev/sdb1", "/srv", "ext4", "start")
-    (cmd,) = C.commands(r, "stop", exists=lambda p: False)
+    (cmd,) = chain.commands(r, "stop", exists=lambda p: False)
     assert cmd.argv == ("/etc/init.d/Filesystem", "/dev/sdb1", "/srv", "ext4", "stop")
-    assert C.classify_status(r, 0, "Filesystem is running") == "running"
-    assert C.classify_status(r, 0, "OK") == "running"
-    assert C.classify_status(r, 0, "Filesystem is stopped") == "stopped"
-    assert C.classify_status(r, 0, "not running") == "stopped"
+    assert chain.classify_status(r, 0, "Filesystem is running") == "running"
+    assert chain.classify_status(r, 0, "OK") == "running"
+    assert chain.classify_status(r, 0, "Filesystem is stopped") == "stopped"
+    assert chain.classify_status(r, 0, "not running") == "stopped"
 
 
 def test_lsb_systemd_and_service_kinds():
     lsb = model.Resource("x", "lsb", "nfs-kernel-server")
-    assert C.commands(lsb, "status")[0].argv == ("/etc/init.d/nfs-kernel-server", "status")
-    assert C.classify_status(lsb, 3, "") == "stopped"
+    assert chain.commands(lsb, "status")[0].argv == ("/etc/init.d/nfs-kernel-server", "status")
+    assert chain.classify_status(lsb, 3, "") == "stopped"
     unit = model.Resource("u", "systemd", "nginx.service")
-    assert C.commands(unit, "start")[0].argv == ("systemctl", "start", "nginx.service")
-    assert C.commands(unit, "status")[0].argv == ("systemctl", "is-active", "--quiet", "nginx.service")
+    assert chain.commands(unit, "start")[0].argv == ("systemctl", "start", "nginx.service")
+    assert chain.commands(unit, "status")[0].argv == ("systemctl", "is-active", "--quiet", "nginx.service")
     prof = model.Profile("deb", "systemd", {"nfsserver": ("nfs-server", "rpc-statd")}, {})
     svc = model.Resource("nfs", "service", "nfsserver")
-    assert [c.argv for c in C.commands(svc, "start", profile=prof)] == [("systemctl", "start", "nfs-server"), ("systemctl", "start", "rpc-statd")]
-    assert [c.argv for c in C.commands(svc, "stop", profile=prof)] == [("systemctl", "stop", "rpc-statd"), ("systemctl", "stop", "nfs-server")]
+    assert [c.argv for c in chain.commands(svc, "start", profile=prof)] == [("systemctl", "start", "nfs-server"), ("systemctl", "start", "rpc-statd")]
+    assert [c.argv for c in chain.commands(svc, "stop", profile=prof)] == [("systemctl", "stop", "rpc-statd"), ("systemctl", "stop", "nfs-server")]
     sysv = model.Profile("sles9", "sysv", {"nfsserver": ("nfsserver",)}, {})
-    assert C.commands(svc, "start", profile=sysv)[0].argv == ("/etc/init.d/nfsserver", "start")
+    assert chain.commands(svc, "start", profile=sysv)[0].argv == ("/etc/init.d/nfsserver", "start")
 
 
 def test_vip_fast_path_commands():
     r = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24", "nic": "eth0"})
-    add, arp = C.vip_fast_path(r)
+    add, arp = chain.vip_fast_path(r)
     assert add == ("ip", "-4", "addr", "add", "10.0.0.10/24", "brd", "+", "dev", "eth0")
-    assert arp[0] == C.SEND_ARP and arp[-5:] == ("eth0", "10.0.0.10", "auto", "not_used", "not_used")
+    assert arp[0] == chain.SEND_ARP and arp[-5:] == ("eth0", "10.0.0.10", "auto", "not_used", "not_used")
     # without nic/netmask the agent must find them itself: no fast path
-    assert C.vip_fast_path(model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10"})) is None
-    assert C.vip_fast_path(model.Resource("fs", "ocf", "heartbeat:Filesystem", params={"ip": "x", "nic": "e", "cidr_netmask": "8"})) is None
+    assert chain.vip_fast_path(model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10"})) is None
+    assert chain.vip_fast_path(model.Resource("fs", "ocf", "heartbeat:Filesystem", params={"ip": "x", "nic": "e", "cidr_netmask": "8"})) is None

@@ -9,18 +9,18 @@ import time
 import pytest
 
 from hasync import model
-from hasync.failover import packets as P
+from hasync.failover import packets
 from hasync.failover.links import open_serial, open_udp
 
 KEY = b"k" * 32
 
 
 def frame(seq: int, link: str) -> bytes:
-    return P.encode(P.Packet("c", "node1", link, 5, seq, role="active", owned=("vip",)), KEY)
+    return packets.encode(packets.Packet("c", "node1", link, 5, seq, role="active", owned=("vip",)), KEY)
 
 
-def read_until(link, n: int, dec: P.FrameDecoder, timeout: float = 2.0) -> list[P.Packet]:
-    got: list[P.Packet] = []
+def read_until(link, n: int, dec: packets.FrameDecoder, timeout: float = 2.0) -> list[packets.Packet]:
+    got: list[packets.Packet] = []
     end = time.monotonic() + timeout
     while len(got) < n and time.monotonic() < end:
         for _t, data in link.receive_stamped(time.monotonic(), time.time()):
@@ -45,7 +45,7 @@ def test_serial_link_over_a_pty_in_raw_mode():
         blob = b"\x00noise\r\n" + frame(2, "serial") + frame(3, "serial")
         os.write(master, blob[:17])
         os.write(master, blob[17:])
-        got = read_until(link, 2, P.FrameDecoder(KEY))
+        got = read_until(link, 2, packets.FrameDecoder(KEY))
         assert [p.seq for p in got] == [2, 3]
         link.close()
     finally:
@@ -84,7 +84,7 @@ def test_udp_unicast_on_lo_with_kernel_timestamps():
         assert len(items) == 1
         t, data = items[0]
         assert before - 1.0 < t < before - 0.02  # arrival time from the kernel (50 ms ago), not the read time
-        assert P.decode_datagram(data, KEY)[0].seq == 7
+        assert packets.decode_datagram(data, KEY)[0].seq == 7
         assert a.sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
     finally:
         a.close()

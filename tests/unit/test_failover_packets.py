@@ -1,41 +1,41 @@
-"""Heartbeat packets: round trip, HMAC, stream resync, garbage, replay, key file mode."""
+"""Heartbeat packets: round trip, HMAC, stream resync, garbage, replay (the key file: test_effects.py)."""
 
 from __future__ import annotations
 
 import random
 
-from hasync.failover import packets as P
+from hasync.failover import packets
 
 KEY = b"0123456789abcdef0123456789abcdef"
 
 
 def pkt(seq=1, gen=7, link="hb", **kw):
-    return P.Packet("nfs-ha", "node1", link, gen, seq, **kw)
+    return packets.Packet("nfs-ha", "node1", link, gen, seq, **kw)
 
 
 def test_round_trip_all_fields():
-    p = pkt(seq=42, role="active", owned=("fs", "vip"), flags=P.F_STANDBY | P.F_FAILED, epoch=3, request=P.REQ_RELEASE, request_id=9, ack_id=4)
-    frame = P.encode(p, KEY)
-    assert P.decode_datagram(frame, KEY) == [p]
+    p = pkt(seq=42, role="active", owned=("fs", "vip"), flags=packets.F_STANDBY | packets.F_FAILED, epoch=3, request=packets.REQ_RELEASE, request_id=9, ack_id=4)
+    frame = packets.encode(p, KEY)
+    assert packets.decode_datagram(frame, KEY) == [p]
     assert p.flag_names() == ["standby", "failed"]
 
 
 def test_bad_mac_is_dropped_and_counted():
-    frame = bytearray(P.encode(pkt(), KEY))
-    c = P.DecodeCounters()
-    assert P.decode_datagram(bytes(frame), b"another key of 32 bytes.........", c) == []
+    frame = bytearray(packets.encode(pkt(), KEY))
+    c = packets.DecodeCounters()
+    assert packets.decode_datagram(bytes(frame), b"another key of 32 bytes.........", c) == []
     assert c.bad_mac == 1
     frame[10] ^= 0x40  # flip a bit in the payload
-    c = P.DecodeCounters()
-    assert P.decode_datagram(bytes(frame), KEY, c) == []
+    c = packets.DecodeCounters()
+    assert packets.decode_datagram(bytes(frame), KEY, c) == []
     assert c.bad_mac == 1
 
 
 def test_stream_resyncs_after_noise_and_split_reads():
-    frames = [P.encode(pkt(seq=i), KEY) for i in range(1, 6)]
+    frames = [packets.encode(pkt(seq=i), KEY) for i in range(1, 6)]
     stream = b"\x00\xa5H" + frames[0] + b"garbage\xa5HS\x00\x10junk" + frames[1] + frames[2][:7]
     rest = frames[2][7:] + b"\xff" * 50 + frames[3] + frames[4]
-    d = P.FrameDecoder(KEY)
+    d = packets.FrameDecoder(KEY)
     got = d.feed(stream)
     for i in range(0, len(rest), 3):  # a slow tty: three bytes at a time
         got += d.feed(rest[i : i + 3])
@@ -45,14 +45,14 @@ def test_stream_resyncs_after_noise_and_split_reads():
 
 def test_random_garbage_never_raises():
     rnd = random.Random(4)
-    d = P.FrameDecoder(KEY)
+    d = packets.FrameDecoder(KEY)
     for _ in range(300):
         blob = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 200)))
         if rnd.random() < 0.3:
-            blob = P.MAGIC + blob
+            blob = packets.MAGIC + blob
         assert d.feed(blob) == []
     # and it still decodes a real frame afterwards
-    assert d.feed(P.encode(pkt(seq=99), KEY))[-1].seq == 99
+    assert d.feed(packets.encode(pkt(seq=99), KEY))[-1].seq == 99
 
 
 def test_authentic_but_malformed_payload_is_counted():
@@ -61,15 +61,15 @@ def test_authentic_but_malformed_payload_is_counted():
     import struct
 
     payload = b"\x01" * 40  # right length range, nonsense inside
-    head = struct.pack(">3sH", P.MAGIC, len(payload)) + payload
+    head = struct.pack(">3sH", packets.MAGIC, len(payload)) + payload
     frame = head + hmac.new(KEY, head, hashlib.sha256).digest()
-    c = P.DecodeCounters()
-    assert P.decode_datagram(frame, KEY, c) == []
+    c = packets.DecodeCounters()
+    assert packets.decode_datagram(frame, KEY, c) == []
     assert c.malformed == 1
 
 
 def test_replay_guard():
-    g = P.ReplayGuard()
+    g = packets.ReplayGuard()
     assert g.check(pkt(seq=5)) is None
     assert g.check(pkt(seq=5)) == "replay"
     assert g.check(pkt(seq=4)) == "replay"
@@ -80,51 +80,51 @@ def test_replay_guard():
 
 
 def test_frame_fits_a_small_serial_budget():
-    frame = P.encode(pkt(role="active", owned=("drbd", "vg", "fs", "vip", "nfs", "exports")), KEY)
+    frame = packets.encode(pkt(role="active", owned=("drbd", "vg", "fs", "vip", "nfs", "exports")), KEY)
     assert len(frame) < 160
 
 
 def test_template_encoding_equals_full_encoding():
     p = pkt(seq=0, role="active", owned=("fs", "vip"), epoch=2)
-    tpl = P.encoder_template(p, KEY)
+    tpl = packets.encoder_template(p, KEY)
     for seq in (1, 2, 2**40):
-        assert P.encode_seq(tpl, seq, KEY) == P.encode(P.Packet(**{**p.__dict__, "seq": seq}), KEY)
-    head = P.encode(pkt(seq=5), KEY)[: -P.MAC_LEN]
-    assert P.head_signature(head) == P.head_signature(P.encode(pkt(seq=6), KEY)[: -P.MAC_LEN])
-    assert P.head_signature(head) != P.head_signature(P.encode(pkt(seq=6, role="active"), KEY)[: -P.MAC_LEN])
+        assert packets.encode_seq(tpl, seq, KEY) == packets.encode(packets.Packet(**{**p.__dict__, "seq": seq}), KEY)
+    head = packets.encode(pkt(seq=5), KEY)[: -packets.MAC_LEN]
+    assert packets.head_signature(head) == packets.head_signature(packets.encode(pkt(seq=6), KEY)[: -packets.MAC_LEN])
+    assert packets.head_signature(head) != packets.head_signature(packets.encode(pkt(seq=6, role="active"), KEY)[: -packets.MAC_LEN])
 
 
 def test_precomputed_mac_equals_hmac_sha256():
     import hmac as _hmac
 
-    mac = P.Mac(KEY)
+    mac = packets.Mac(KEY)
     for msg in (b"", b"x", bytes(range(256)) * 3):
         assert mac.digest(msg) == _hmac.digest(KEY, msg, "sha256")
-    assert P.Mac(b"other key 123456").digest(b"x") != mac.digest(b"x")
+    assert packets.Mac(b"other key 123456").digest(b"x") != mac.digest(b"x")
 
 
 def test_encode_seq_with_a_mac_object_equals_full_encoding():
-    pkt = P.Packet("c", "node1", "hb", 7, 0, role="active", owned=("vip",), epoch=3)
-    tpl = P.encoder_template(pkt, KEY)
+    pkt = packets.Packet("c", "node1", "hb", 7, 0, role="active", owned=("vip",), epoch=3)
+    tpl = packets.encoder_template(pkt, KEY)
     for seq in (1, 2, 2**40):
-        want = P.encode(P.Packet("c", "node1", "hb", 7, seq, role="active", owned=("vip",), epoch=3), KEY)
-        assert P.encode_seq(tpl, seq, P.Mac(KEY)) == want == P.encode_seq(tpl, seq, KEY)
+        want = packets.encode(packets.Packet("c", "node1", "hb", 7, seq, role="active", owned=("vip",), epoch=3), KEY)
+        assert packets.encode_seq(tpl, seq, packets.Mac(KEY)) == want == packets.encode_seq(tpl, seq, KEY)
 
 
 def test_datagram_fast_path_accepts_exactly_one_valid_frame():
-    mac = P.Mac(KEY)
-    f = P.encode(P.Packet("c", "node1", "hb", 7, 9, role="standby"), KEY)
-    head = P.datagram_head(f, mac)
-    assert head == f[: -P.MAC_LEN]
-    assert P.parse_head(head, P.DecodeCounters()).seq == 9
+    mac = packets.Mac(KEY)
+    f = packets.encode(packets.Packet("c", "node1", "hb", 7, 9, role="standby"), KEY)
+    head = packets.datagram_head(f, mac)
+    assert head == f[: -packets.MAC_LEN]
+    assert packets.parse_head(head, packets.DecodeCounters()).seq == 9
     bad = bytearray(f)
     bad[-1] ^= 1
-    assert P.datagram_head(bytes(bad), mac) is None  # bad MAC
-    assert P.datagram_head(P.encode(P.Packet("c", "node1", "hb", 7, 9), b"x" * 32), mac) is None  # other key
-    assert P.datagram_head(f + f, mac) is None  # two frames: the decoder's job
-    assert P.datagram_head(b"junk" + f, mac) is None  # garbage in front
-    assert P.datagram_head(f[:-1], mac) is None  # truncated
-    assert P.datagram_head(b"", mac) is None
+    assert packets.datagram_head(bytes(bad), mac) is None  # bad MAC
+    assert packets.datagram_head(packets.encode(packets.Packet("c", "node1", "hb", 7, 9), b"x" * 32), mac) is None  # other key
+    assert packets.datagram_head(f + f, mac) is None  # two frames: the decoder's job
+    assert packets.datagram_head(b"junk" + f, mac) is None  # garbage in front
+    assert packets.datagram_head(f[:-1], mac) is None  # truncated
+    assert packets.datagram_head(b"", mac) is None
     # whatever the fast path refuses, the decoder still handles (and counts) as before
-    d = P.FrameDecoder(KEY)
+    d = packets.FrameDecoder(KEY)
     assert [p.seq for p in d.feed(b"junk" + f)] == [9] and d.counters.garbage_bytes == 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from hasync.failover import status_view as V
+from hasync.failover import status_view
 from hasync.failover.membership import FsmConfig, Membership
 
 
@@ -38,13 +38,13 @@ def status(role="active", peer_state="up", peer_role="standby", warnings=(), own
 
 def text(st) -> str:
     c = Console(record=True, width=140, emoji=False)
-    c.print(V.render(st))
+    c.print(status_view.render(st))
     return c.export_text()
 
 
 def test_all_well_is_ok_and_readable():
     st = status()
-    assert V.health(st) == ("ok", "chain running on node1; node2 standby")
+    assert status_view.health(st) == ("ok", "chain running on node1; node2 standby")
     out = text(st)
     for needle in ("OK", "chain running on node1", "node1 * (this node)", "ocf:heartbeat:IPaddr2", "start ok 44 ms",
                    "Last failover", "node2 declared dead", "+ms", "serial", "dead"):
@@ -52,17 +52,17 @@ def test_all_well_is_ok_and_readable():
 
 
 def test_warnings_and_problems():
-    assert V.health(status(warnings=["link serial is dead"]))[0] == "warn"
-    assert V.health(status(peer_state="dead"))[0] == "warn"
-    assert V.health(status(peer_role="active"))[1] == "the chain runs on BOTH nodes"
-    assert V.health(status(role="standby", peer_role="standby"))[1] == "the chain runs nowhere"
-    assert V.health(status(role="stop-failed"))[0] == "bad"
+    assert status_view.health(status(warnings=["link serial is dead"]))[0] == "warn"
+    assert status_view.health(status(peer_state="dead"))[0] == "warn"
+    assert status_view.health(status(peer_role="active"))[1] == "the chain runs on BOTH nodes"
+    assert status_view.health(status(role="standby", peer_role="standby"))[1] == "the chain runs nowhere"
+    assert status_view.health(status(role="stop-failed"))[0] == "bad"
     assert "Warnings" in text(status(warnings=["fencing is off"]))
 
 
 def test_daemon_down_view():
     c = Console(record=True, width=100)
-    c.print(V.render_down("the failover daemon is not running here", None))
+    c.print(status_view.render_down("the failover daemon is not running here", None))
     out = c.export_text()
     assert "DOWN" in out and "none recorded" in out
 
@@ -74,6 +74,6 @@ def test_scheduler_stalls_are_shown_but_do_not_change_the_health():
                          "last_stall_ms": 40.0, "last_stall_ago_s": 12.0})
     out = text(st)
     assert "3 scheduler stalls: the daemon woke up to 280.0 ms late (threshold 12.5 ms; last 40.0 ms, 12.0 s ago)" in out
-    assert V.health(st)[0] == "ok"  # a host stall is information, not a cluster problem
+    assert status_view.health(st)[0] == "ok"  # a host stall is information, not a cluster problem
     st["daemon"]["scheduler_stalls"] = 1
-    assert "1 scheduler stall:" in V.stall_line(st["daemon"])
+    assert "1 scheduler stall:" in status_view.stall_line(st["daemon"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hasync import model
 from hasync.effects.clock import FakeClock
 from hasync.effects.run import RecordingRunner, Result
@@ -99,3 +101,68 @@ def test_start_up_probe_reports_what_runs():
     w, _ = worker(r)
     res = w._run(Job(1, "probe"), [])
     assert res.ok and res.owned == ("vip",)
+
+
+def test_vip_fast_path_adds_the_address_and_starts_send_arp_in_the_background():
+    r = RecordingRunner()
+    w, posts = worker(r)
+    w.vip_fast = True
+    res = w._run(Job(1, "start", trusted_stopped=True), [])
+    assert res.ok
+    add = ("ip", "-4", "addr", "add", "10.0.0.10/24", "brd", "+", "dev", "eth0")
+    i = r.calls.index(add)
+    assert r.calls[i + 1][0] == "/usr/libexec/heartbeat/send_arp" and r.spawned == [r.calls[i + 1]]  # not waited for
+    assert r.calls[i + 2] == ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start")  # the agent checks it
+    assert ("vip", "vip-up", "ok") in [(p.resource, p.op, p.outcome) for p in posts if isinstance(p, Progress)]
+    # the address could not be added: no send_arp, the agent says what is wrong
+    r2 = RecordingRunner({add: Result(add, 2, "", "RTNETLINK answers: File exists")})
+    w2, _ = worker(r2)
+    w2.vip_fast = True
+    w2._run(Job(1, "start", trusted_stopped=True), [])
+    assert r2.spawned == []
+
+
+def test_stop_retries_wait_on_the_injected_clock():
+    r = RecordingRunner()
+    r.responses[("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/Filesystem", "stop")] = Result((), 1, "", "busy")
+    w, _ = worker(r)
+    w.retry_delay = 0.5
+    t0 = w.clock.now()
+    w._run(Job(1, "stop"), ["fs"])
+    assert w.clock.now() - t0 == 1.0  # two retries, 0.5 s each, no real sleep
+
+
+def test_self_fence_and_ping():
+    r = RecordingRunner()
+    w, posts = worker(r, mode="required", command=("fence_x",), self_command=("/sbin/off", "{node}", "{address}"))
+    res = w._run(Job(1, "fence-self", reason="fence-self"), [])
+    assert r.calls == [("/sbin/off", "node2", "10.0.0.2")] and not res.ok and "`/sbin/off node2 10.0.0.2` exited 0" in res.detail
+    w._run(Job(2, "fence-self", reason="reboot"), [])
+    assert r.calls[-1] == ("reboot", "-f")
+
+
+def test_ping_job_uses_the_tiebreak_probe(monkeypatch):
+    from hasync.effects import net
+
+    asked = []
+    monkeypatch.setattr(net, "ping_any", lambda addrs, wait_s=1: asked.append(tuple(addrs)) or False)
+    c = dataclasses.replace(cluster(), heartbeat=model.Heartbeat(ping=("10.0.0.254",)))
+    posts = []
+    w = Worker(c, "node2", RecordingRunner(), posts.append, None, clock=FakeClock(), vip_fast=False)
+    res = w._run(Job(3, "ping"), [])
+    assert not res.ok and res.detail == "none of 10.0.0.254 answers" and asked == [("10.0.0.254",)]
+    assert [(p.op, p.outcome) for p in posts] == [("ping", "failed")]
+
+
+def test_a_bug_in_a_job_is_a_failed_result_not_a_dead_worker():
+    r = RecordingRunner()
+    w, posts = worker(r)
+    w.resources = {}  # every chain step now raises KeyError
+    w.start()
+    w.submit(Job(7, "start"), [])
+    w.submit(Job(8, "fence"), [])
+    w.stop()
+    w.thread.join(5)
+    results = [p for p in posts if not isinstance(p, Progress)]
+    assert [x.job_id for x in results] == [7, 8]
+    assert results[0].outcome == "error" and "internal error" in results[0].detail

@@ -146,7 +146,7 @@ class Daemon:
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)
         self.generation = next_generation(self.paths.state_dir, self.clock.wall())
         self.fsm = fsm = Membership(self.cfg, now, generation=self.generation)
-        self.timeline = Timeline(self.paths.state_dir, self.local)
+        self.timeline = Timeline(self.paths.state_dir, self.local, clock=self.clock)
         for link in self.cluster.heartbeat.links:
             self.links.append(open_link(link, self.local))  # LinkError: a StartupError
         mac = Mac(self.key)  # the HMAC key schedule done once, for every send and receive
