@@ -23,20 +23,13 @@ from hasync.failover.daemon.loop import Daemon, Poller, next_generation
 from hasync.failover.errors import AlreadyRunning, BadTiming, UnknownNode
 from hasync.failover.host import Paths, local_node_name
 from hasync.failover.states import Command
+from tests.unit.test_failover_daemon_io import free_port
 
 KEY = b"0123456789abcdef0123456789abcdef"
 VIP = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24", "nic": "eth0"})
 MONITOR = ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "monitor")
 START = ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start")
 STOP = ("nice", "-n", "-10", "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "stop")
-
-
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def cluster(**hb) -> model.Cluster:
