@@ -14,7 +14,7 @@ from hasync.failover import client, protocol
 from hasync.failover.errors import StartupError, UnknownNode
 from hasync.failover.fencing import fence_command
 from hasync.failover.host import Paths, local_node_name
-from hasync.failover.states import Command, Health, Role
+from hasync.failover.states import Command, Health, PeerStatus, Role
 from hasync.failover.timeline import read_last
 
 RUN_HELP = """\
@@ -181,7 +181,7 @@ def cmd_fence(args) -> int:
         try:
             st = client.status(_paths(args).socket, timeout=2.0)
             p = st.get("peer", {})
-            if p.get("node") == args.node and p.get("fenced") and p.get("state") != "up":
+            if p.get("node") == args.node and p.get("fenced") and p.get("state") != PeerStatus.UP:
                 print(f"{args.node} was fenced by the failover daemon (it has not been heard from since)")
                 return 0
         except Exception:
@@ -302,7 +302,7 @@ def _dry_run(args, paths, con) -> int:
         st = client.status(paths.socket)
         if st["role"] == Role.ACTIVE:
             active = st["node"]
-        elif st["peer"]["role"] == Role.ACTIVE and st["peer"]["state"] == "up":
+        elif st["peer"]["role"] == Role.ACTIVE and st["peer"]["state"] == PeerStatus.UP:
             active = st["peer"]["node"]
         else:
             active = "nobody"
