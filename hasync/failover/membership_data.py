@@ -3,7 +3,7 @@ state it keeps (pure). ``membership.py`` holds the rules and re-exports these na
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hasync import model
 from hasync.failover.packets import F_FAILED, F_STANDBY, REQ_NONE
@@ -174,11 +174,15 @@ class LinkState:
 
 @dataclass
 class PeerState:
+    # state and role: no class-level default (default_factory): on CPython 3.11 a class
+    # attribute whose type is a mutable class (an enum) stops the interpreter from
+    # specializing reads of that name on instances, and on_repeat reads state for every
+    # heartbeat received
     name: str
-    state: PeerStatus = PeerStatus.UNKNOWN
+    state: PeerStatus = field(default_factory=lambda: PeerStatus.UNKNOWN)
     last_seen: float | None = None
     generation: int = 0
-    role: Role = Role.STANDBY
+    role: Role = field(default_factory=lambda: Role.STANDBY)
     owned: tuple[str, ...] = ()
     flags: int = 0
     epoch: int = 0
