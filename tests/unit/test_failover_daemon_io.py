@@ -191,6 +191,11 @@ def test_garbage_and_malformed_frames_are_counted_not_fatal(udp_receiver):
     ls = fsm.links["hb"]
     assert ls.garbage_bytes == 8 and ls.malformed == 1 and ls.received == 0
     assert r.n_parsed == 1 and fsm.peer.state == "unknown"
+    # two frames glued into one datagram (no hasync sends that): both found by the decoder
+    glued = b"".join(packets.encode(packets.Packet("t", "node2", "hb", 9, seq), KEY) for seq in (1, 2))
+    send(0, raw=glued)
+    drain(r)
+    assert ls.received == 2 and fsm.peer.state == "up" and r.n_parsed == 3
 
 
 def test_serial_frames_take_the_same_fast_path():
