@@ -308,14 +308,7 @@ def _dry_run(args, paths, con) -> int:
             active = "nobody"
     except Exception:
         pass
-    profile = None
-    try:
-        from hasync.config import load_profile
-
-        profile = load_profile(cluster.cluster.profile)
-    except Exception:
-        pass
-    plan = plan_summary(cluster.resources, profile=profile)
+    plan = plan_summary(cluster.resources, profile=cluster.profile)  # resolved by the config load
     if args.json:
         print(json.dumps({"to": args.to, "active": active, "stop_on": active, "stop": [p["id"] for p in reversed(plan)], "start": [p["id"] for p in plan], "plan": plan}, indent=2))
         return 0

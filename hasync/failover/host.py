@@ -38,9 +38,10 @@ class Paths:
         return self.run_dir / "role"
 
 
-# TODO(issue 11 item 4): one node-identity rule for every area (failover, watch,
-# bootstrap, doctor, the fab tasks) comes with the config package's identity module;
-# this is the failover's rule, moved here unchanged.
+# TODO(issue 11 item 4): one node-identity rule for every area -- watch and bootstrap
+# already call hasync.config.identity.local_node; the failover's rule is moved here
+# unchanged (its message and exit status are what `hasync failover` users see) until it
+# is switched over too.
 def local_node_name(cluster: model.Cluster, override: str | None = None) -> str:
     """--node, else $HASYNC_NODE, else uname -n (or its short name) among the [[node]]s."""
     name = override or os.environ.get("HASYNC_NODE") or os.uname().nodename

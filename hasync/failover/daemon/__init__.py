@@ -19,9 +19,10 @@ from hasync.failover.host import Paths, local_node_name
 
 
 def _profile(cluster: model.Cluster) -> model.Profile | None:
-    # TODO(issue 11 item 4): the profile resolved once at config load, a failed load an
-    # error everywhere. Until then, as before: a failed load is swallowed (a `service`
-    # resource then runs `systemctl <agent>`).
+    if cluster.profile is not None:
+        return cluster.profile  # resolved once by hasync.config.load (a failed load is a config error)
+    # TODO(issue 11 item 4): only a cluster built by hand has none; as before the split,
+    # a failed load is then swallowed (a `service` resource runs `systemctl <agent>`)
     try:
         return load_profile(cluster.cluster.profile)
     except Exception:
