@@ -44,6 +44,7 @@ from hasync.config.reader import (
     UnreadableFile,
     decode_text,
     format_duration,
+    in_line_order,
     kind_words,
     parse_duration,
     read_bytes,
@@ -120,7 +121,7 @@ def check_text(text: str, path: str = "<string>") -> tuple[model.Cluster | None,
         return None, Report(errors=[f"{path}: TOML syntax: {e}"])
     r = Reader(path, data, LineIndex(text))
     cluster = _build(r, Path(path).parent)
-    report = Report(errors=r.errors, warnings=r.warnings)
+    report = Report(errors=in_line_order(r.errors, path), warnings=in_line_order(r.warnings, path))
     return (None if r.errors else cluster), report
 
 
@@ -128,7 +129,9 @@ def _build(r: Reader, base: Path) -> model.Cluster:
     top = r.table(r.data, (), sections.keys(sections.TOP))
     info = sections.read(r, top.get("cluster"), ("cluster",), sections.CLUSTER, model.ClusterInfo())
     nodes = sections.nodes(r, top)
-    names = [n.name for n in nodes if n.name]
+    # the names other sections refer to; when one is missing, malformed or a duplicate,
+    # "X is not a node" about the other sections' keys would only echo that one error
+    names = [n.name for n in nodes] if not any(r.is_bad(("node", i, "name")) for i in range(len(nodes))) else []
     if info["preferred_node"] and names and info["preferred_node"] not in names:
         r.error(("cluster", "preferred_node"), f"{info['preferred_node']!r} is not a node; nodes: {', '.join(names)}")
     profile = resolve_profile(r, info["profile"])

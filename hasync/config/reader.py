@@ -276,6 +276,14 @@ class Reader:
         self.index = index
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        # key paths that are wrong, missing or misspelt: the rules between fields and the
+        # cross-checks skip them, so one mistake gives one error (not one per rule that
+        # would otherwise judge the default standing in for the value)
+        self.bad: set[tuple] = set()
+
+    def is_bad(self, path: tuple) -> bool:
+        """True if *path* or a table holding it had an error (or was misspelt)."""
+        return any(tuple(path[:i]) in self.bad for i in range(1, len(path) + 1))
 
     def where(self, path: tuple) -> str:
         line = self.index.line(path)
@@ -292,6 +300,7 @@ class Reader:
         return out
 
     def error(self, path: tuple, message: str) -> None:
+        self.bad.add(tuple(path))
         self.errors.append(f"{self.where(path)}: {self.dotted(path)}: {message}")
 
     def warn(self, path: tuple, message: str) -> None:
@@ -308,6 +317,8 @@ class Reader:
         for key in obj:
             if key not in known:
                 hint = difflib.get_close_matches(key[:100], known, n=1)
+                if hint:  # the key meant is as good as missing
+                    self.bad.add(path + (hint[0],))
                 also = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(sorted(known))}"
                 self.error(path + (key,), f"unknown key{also}")
         return obj
@@ -393,3 +404,19 @@ def decode_text(data: bytes, *, latin1_fallback: bool) -> tuple[str, str]:
         if latin1_fallback:
             return data.decode("latin-1"), "latin-1"
         raise UnreadableFile("not UTF-8 (a TOML file must be UTF-8)", _line_of(data, e.start)) from None
+
+
+# --------------------------------------------------------------------------- order
+
+_LOCATED = re.compile(r"^(.*?):(\d+): ")
+
+
+def in_line_order(issues: list[str], path: str) -> list[str]:
+    """*issues* sorted as a reader meets them: those of *path* first, by line (unlocated
+    ones ahead), then those of other files (a haresources file) by file and line."""
+    def key(item: tuple[int, str]) -> tuple:
+        i, text = item
+        m = _LOCATED.match(text)
+        file, line = (m.group(1), int(m.group(2))) if m else (text.split(":", 1)[0], 0)
+        return (file != path, file if file != path else "", line, i)
+    return [text for _, text in sorted(enumerate(issues), key=key)]

@@ -81,9 +81,8 @@ def read(r: Reader, raw: Any, path: tuple, table: tuple[Field, ...], defaults: A
         if f.kind == "tables":
             continue
         default = override[f.key] if f.key in override else getattr(defaults, f.key, None)
-        before = len(r.errors)
         out[f.key] = r.get(obj, path, f.key, f.kind, default, required=f.required)
-        if len(r.errors) > before:
+        if r.is_bad(path + (f.key,)):  # wrong, missing or misspelt
             out.bad.add(f.key)
     return out
 
@@ -268,7 +267,7 @@ def nfs(r: Reader, raw: Any) -> model.Nfs:
             fsids[fsid] = i
         exports.append(model.Export(**x, src=r.where(p)))
     for i, ex in enumerate(exports):
-        if ex.fsid is None:
+        if ex.fsid is None and not r.is_bad(P + ("export", i, "fsid")):
             r.warn(P + ("export", i), "no fsid=: NFS file handles then depend on the device numbers, which must be identical on both nodes or clients see \"stale NFS file handle\" after failover")
     return model.Nfs(v["state_dir"], tuple(exports), v["vip"], r.where(P))
 
