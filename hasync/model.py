@@ -95,6 +95,9 @@ class Storage:
     filesystem: str = "ext4"
     mount_point: str = "/srv/ha"
     mount_options: str = ""
+    # lvm.conf's system_id_source, which bootstrap writes on both nodes when set ("uname",
+    # "machineid", "appmachineid"); LVM-activate's vg_access_mode=system_id needs it
+    lvm_system_id: str = ""
     src: str = ""
 
 

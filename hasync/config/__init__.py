@@ -12,6 +12,10 @@ rule for which node this host is.
   identity.py   which [[node]] this host is
   paths.py      sync path normalisation (shared with the sync watcher)
   limits.py     what fits into a heartbeat packet
+  chain_rules.py  the chain against itself, [storage] and [nfs] (order, agents, addresses)
+  net_rules.py  addresses across sections, IPv6 links, import placeholders left in
+  agents.py     which OCF agents exist and which are promotable
+  resource_d.py heartbeat resource.d scripts -> their OCF agents (shared with the export)
   heartbeat.py  haresources + ha.cf import, the TOML writer
 """
 
@@ -23,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hasync import model
-from hasync.config import sections
+from hasync.config import chain_rules, net_rules, sections
 from hasync.config.heartbeat import (
     HaCf,
     import_heartbeat,
@@ -44,7 +48,6 @@ from hasync.config.reader import (
     UnreadableFile,
     decode_text,
     format_duration,
-    in_line_order,
     kind_words,
     parse_duration,
     read_bytes,
@@ -121,6 +124,7 @@ def check_text(text: str, path: str = "<string>") -> tuple[model.Cluster | None,
         return None, Report(errors=[f"{path}: TOML syntax: {e}"])
     r = Reader(path, data, LineIndex(text))
     cluster = _build(r, Path(path).parent)
+    net_rules.placeholders(r, text)
     report = Report(errors=in_line_order(r.errors, path), warnings=in_line_order(r.warnings, path))
     return (None if r.errors else cluster), report
 
@@ -162,6 +166,15 @@ def _build(r: Reader, base: Path) -> model.Cluster:
     if profile is not None:
         _check_nfs_state_twice(r, profile, nfs, resources, from_toml=not hares_path)
     _check_auth_key(r, hb.auth_key)
+    # the sections against each other and the chain (hasync.config.chain_rules, net_rules)
+    seen = chain_rules.see(resources, nfs.vip.split("/")[0], from_toml=not hares_path)
+    chain_rules.order(r, seen)
+    chain_rules.agents_run(r, seen, storage)
+    chain_rules.vip(r, seen, nfs)
+    chain_rules.storage(r, seen, storage, present="storage" in top)
+    net_rules.links(r, hb, storage)
+    net_rules.vip_subnets(r, seen, tuple(nodes), hb, storage, nfs)
+    net_rules.no_storage(r, present="storage" in top)
 
     cluster = model.Cluster(
         path=r.path,
@@ -233,3 +246,17 @@ def _check_auth_key(r: Reader, path: str) -> None:
     elif len(key) < GOOD_KEY:
         r.warn(("heartbeat", "auth_key"), f"{path} holds {len(key)} bytes: use at least {GOOD_KEY} random bytes "
                                           f"(e.g. `openssl rand -hex 32 > {path}`; corosync-keygen writes 256)")
+
+
+_LOCATED = re.compile(r"^(.*?):(\d+): ")
+
+
+def in_line_order(issues: list[str], path: str) -> list[str]:
+    """*issues* sorted as a reader meets them: those of *path* first, by line (unlocated
+    ones ahead), then those of other files (a haresources file) by file and line."""
+    def key(item: tuple[int, str]) -> tuple:
+        i, text = item
+        m = _LOCATED.match(text)
+        file, line = (m.group(1), int(m.group(2))) if m else (text.split(":", 1)[0], 0)
+        return (file != path, file if file != path else "", line, i)
+    return [text for _, text in sorted(enumerate(issues), key=key)]

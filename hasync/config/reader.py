@@ -405,18 +405,3 @@ def decode_text(data: bytes, *, latin1_fallback: bool) -> tuple[str, str]:
             return data.decode("latin-1"), "latin-1"
         raise UnreadableFile("not UTF-8 (a TOML file must be UTF-8)", _line_of(data, e.start)) from None
 
-
-# --------------------------------------------------------------------------- order
-
-_LOCATED = re.compile(r"^(.*?):(\d+): ")
-
-
-def in_line_order(issues: list[str], path: str) -> list[str]:
-    """*issues* sorted as a reader meets them: those of *path* first, by line (unlocated
-    ones ahead), then those of other files (a haresources file) by file and line."""
-    def key(item: tuple[int, str]) -> tuple:
-        i, text = item
-        m = _LOCATED.match(text)
-        file, line = (m.group(1), int(m.group(2))) if m else (text.split(":", 1)[0], 0)
-        return (file != path, file if file != path else "", line, i)
-    return [text for _, text in sorted(enumerate(issues), key=key)]

@@ -22,6 +22,9 @@ FENCING_MODES = ("required", "optional", "off")
 STOP_FAILURE = ("fence-self", "reboot", "block")
 BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
 FILESYSTEMS = ("ext3", "ext4", "xfs")
+# lvm.conf system_id_source values bootstrap can write with nothing else to provide
+# ("lvmlocal" and "file" need a file of their own)
+LVM_SYSTEM_ID_SOURCES = ("uname", "machineid", "appmachineid")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -51,7 +54,7 @@ SYNC = (*fields("strlist", "paths", "ignore"), *fields("duration", "debounce", "
 ON_CHANGE = (Field("path", "str", True), Field("command", "str", True))
 STORAGE = (*fields("bool", "use_drbd", "use_lvm"), *fields("strmap", "disks", "replication"),
            *fields("str", "drbd_resource", "drbd_device", "drbd_protocol", "resync_rate", "vg", "lv", "lv_size",
-                   "filesystem", "mount_point", "mount_options"), Field("drbd_port", "int"))
+                   "filesystem", "mount_point", "mount_options", "lvm_system_id"), Field("drbd_port", "int"))
 NFS = (Field("state_dir", "str"), Field("export", "tables"), Field("vip", "str"))
 EXPORT = (Field("path", "str", True), Field("clients", "str"), Field("options", "str"), Field("fsid", "int"))
 RESOURCE = (*(Field(k, "str", True) for k in ("id", "type", "agent")), Field("args", "strlist"), Field("params", "paramsmap"),
@@ -242,6 +245,9 @@ def storage(r: Reader, raw: Any, names: list[str]) -> model.Storage:
     if not re.fullmatch(r"[1-9][0-9]*[KMG]?", v["resync_rate"]):
         r.error(P + ("resync_rate",), f"expected a rate in bytes/s with K, M or G (e.g. \"33M\": ~30 % of a gigabit link), got {v['resync_rate']!r}")
     check_range(r, P + ("drbd_port",), v["drbd_port"], 1, 65535, "a port")
+    if v["lvm_system_id"] and v["lvm_system_id"] not in LVM_SYSTEM_ID_SOURCES:
+        r.error(P + ("lvm_system_id",), f"expected one of {', '.join(LVM_SYSTEM_ID_SOURCES)} (lvm.conf's system_id_source, "
+                                        f"which bootstrap writes), got {v['lvm_system_id']!r}")
     mp = v["mount_point"]
     if not mp.startswith("/") or mp.rstrip("/") == "":
         r.error(P + ("mount_point",), f"expected an absolute path other than /, got {mp!r}")
