@@ -21,7 +21,11 @@ def register(sub) -> None:
         description=(
             "Validate the cluster config: types, unknown keys, durations, heartbeat's timing "
             "rules (deadtime > 2 x keepalive, initdead >= deadtime), unique node names, "
-            "links, the resource chain and fencing. Every error names file:line and the key."
+            "links, the resource chain and fencing; then the sections against each other: "
+            "[nfs].vip and [storage] against the chain's parameters, the chain's order, agents "
+            "that do not exist or cannot run, IPv6 on links, a link on DRBD's addresses, and "
+            "placeholders an import left in. Every problem names file:line and the key, in "
+            "line order; docs/config.md lists each rule."
         ),
         epilog="Exit status: 0 valid (warnings may be shown), 2 invalid.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,16 +45,25 @@ def register(sub) -> None:
         "import",
         help="print the hasync TOML equivalent of a haresources file",
         description=(
-            "Print the [[resource]] chain (and, with --ha-cf, the [[node]] and [heartbeat] "
-            "sections) equivalent to a heartbeat v1 haresources file. `script::arg1::arg2` "
-            "becomes a heartbeat-type resource with args; a bare IP means IPaddr::IP. The "
-            "order is kept: started left to right, stopped right to left."
+            "Print the cluster.toml equivalent to a heartbeat v1 haresources file (with --ha-cf "
+            "also [[node]], [heartbeat], its links and [fencing]). Each resource.d script becomes "
+            "the OCF agent its wrapper runs (--no-ocf: a heartbeat-type resource with args); a bare "
+            "IP means IPaddr::IP; [storage] and [nfs] are read off the chain. The order is kept: "
+            "started left to right, stopped right to left. What the import cannot know is written "
+            "as 0.0.0.0 or with a `check:` comment, which `hasync check` warns about until it is gone."
         ),
-        epilog="Example:\n  hasync haresources import /etc/ha.d/haresources --ha-cf /etc/ha.d/ha.cf > cluster.toml",
+        epilog=("Example:\n  hasync haresources import /etc/ha.d/haresources --ha-cf /etc/ha.d/ha.cf "
+                "--authkeys /etc/ha.d/authkeys > cluster.toml\n\nExit status: 0 written (warnings may be shown), 2 unreadable input."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     imp.add_argument("haresources", help="the haresources file")
-    imp.add_argument("--ha-cf", metavar="HA.CF", help="also map ha.cf (nodes, timing, links)")
+    imp.add_argument("--ha-cf", metavar="HA.CF", help="also map ha.cf (nodes, timing, links, stonith_host -> [fencing])")
+    imp.add_argument("--authkeys", metavar="AUTHKEYS", help="say how heartbeat's authkeys secret becomes hasync's key "
+                     "file (the secret itself is never printed)")
+    imp.add_argument("--ocf", action=argparse.BooleanOptionalAction, default=True,
+                     help="write each heartbeat resource.d script as the OCF agent its wrapper runs (IPaddr -> "
+                          "ocf:heartbeat:IPaddr2 with ip, cidr_netmask, nic), so the chain keeps working once heartbeat "
+                          "is uninstalled (default); --no-ocf keeps the scripts")
     imp.set_defaults(func=cmd_import)
     h.set_defaults(func=lambda a: (h.print_help(), 2)[1])
 
@@ -118,13 +131,15 @@ def _summary(c) -> None:
 def cmd_import(args) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        imported = config.import_heartbeat(args.haresources, args.ha_cf)
+        imported = config.import_heartbeat(args.haresources, args.ha_cf, args.authkeys, ocf=args.ocf)
     except ConfigError as e:
         for i in e.issues:
             err.print(f"[bold red]error[/]: {escape(i)}")
         return 2
+    for w in imported.warnings:
+        err.print(f"[yellow]warning[/]: {escape(w)}")
     for note in imported.notes:
-        err.print(f"[yellow]note[/]: {escape(note)}")
+        err.print(f"note: {escape(note)}")
     # TOML is UTF-8 whatever the locale says: write bytes, never a UnicodeEncodeError
     out = getattr(sys.stdout, "buffer", None)
     if out is None:

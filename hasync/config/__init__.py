@@ -16,7 +16,9 @@ rule for which node this host is.
   net_rules.py  addresses across sections, IPv6 links, import placeholders left in
   agents.py     which OCF agents exist and which are promotable
   resource_d.py heartbeat resource.d scripts -> their OCF agents (shared with the export)
-  heartbeat.py  haresources + ha.cf import, the TOML writer
+  heartbeat.py  reading haresources, ha.cf and authkeys
+  importer.py   `hasync haresources import`: those files -> cluster.toml (stonith.py: [fencing])
+  toml_writer.py  TOML out of values, always parseable
 """
 
 from __future__ import annotations
@@ -28,15 +30,9 @@ from pathlib import Path
 
 from hasync import model
 from hasync.config import chain_rules, net_rules, sections
-from hasync.config.heartbeat import (
-    HaCf,
-    import_heartbeat,
-    parse_ha_cf,
-    parse_haresources,
-    read_heartbeat_file,
-    to_toml,
-)
+from hasync.config.heartbeat import HaCf, parse_ha_cf, parse_haresources, read_heartbeat_file
 from hasync.config.identity import NodeIdentityError, local_node
+from hasync.config.importer import Imported, import_heartbeat
 from hasync.config.limits import packet_problems, worst_case_payload
 from hasync.config.paths import normalize_path, sync_path_problem
 from hasync.config.profiles import available_profiles, load_profile, resolve_profile
@@ -64,10 +60,10 @@ from hasync.config.sections import (
 
 __all__ = [
     "BAUDS", "DEFAULT_CONFIG", "FENCING_MODES", "FILESYSTEMS", "LINK_KINDS", "RESOURCE_TYPES", "STOP_FAILURE",
-    "ConfigError", "HaCf", "LineIndex", "NodeIdentityError", "Report",
+    "ConfigError", "HaCf", "Imported", "LineIndex", "NodeIdentityError", "Report",
     "available_profiles", "check", "check_text", "config_path", "format_duration", "import_heartbeat", "kind_words",
     "load", "load_profile", "loads", "local_node", "normalize_path", "packet_problems", "parse_duration",
-    "parse_ha_cf", "parse_haresources", "sync_path_problem", "to_toml", "worst_case_payload",
+    "parse_ha_cf", "parse_haresources", "sync_path_problem", "worst_case_payload",
 ]
 
 DEFAULT_CONFIG = "/etc/hasync/cluster.toml"
@@ -204,11 +200,13 @@ def _haresources(r: Reader, base: Path, hares_path: str) -> tuple[tuple[model.Re
         return (), ""
     if note:
         r.warn(("haresources",), note)
+    notes: list[str] = []
     try:
-        hnode, resources = parse_haresources(text, str(hp))
+        hnode, resources = parse_haresources(text, str(hp), notes)
     except ConfigError as e:
         r.errors.extend(e.issues)
         return (), ""
+    r.warnings.extend(notes)
     return resources, hnode
 
 

@@ -61,7 +61,10 @@ def agent_path(agent: str, ocf_root: str = OCF_ROOT) -> Path:
 
 def installed(agent: str, ocf_root: str = OCF_ROOT) -> bool:
     p = agent_path(agent, ocf_root)
-    return p.is_file() and os.access(p, os.X_OK)
+    try:
+        return p.is_file() and os.access(p, os.X_OK)
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def unknown_agent_hint(agent: str, ocf_root: str = OCF_ROOT) -> str | None:
@@ -86,7 +89,7 @@ def promotable(agent: str, ocf_root: str = OCF_ROOT) -> bool:
         with open(p, "rb") as f:
             if _PROMOTE_ACTION.search(f.read(1 << 20)):
                 return True
-    except OSError:
+    except (OSError, ValueError):
         pass
     return agent in PROMOTABLE
 
@@ -98,7 +101,8 @@ def chain_promotes(commands: Callable[..., tuple] | None = None) -> bool:
     only runs start/stop, ocf:linbit:drbd would start Secondary and the filesystem on it
     could never mount."""
     if commands is None:
-        from hasync.failover.chain import commands
+        from hasync.failover import chain
+        commands = chain.commands
     probe = model.Resource("drbd", "ocf", "linbit:drbd", params={"drbd_resource": "r0"})
     for op in ("start", "promote"):
         try:

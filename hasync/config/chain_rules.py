@@ -24,6 +24,7 @@ from hasync.config.resource_d import NfsContext, NoEquivalent, heartbeat_agent
 ORDER = ("drbd", "lvm", "filesystem", "portblock-block", "nfsserver", "exportfs", "ip", "nfsnotify", "portblock-unblock")
 RANK = {role: i for i, role in enumerate(ORDER)}
 STORAGE_ROLES = ("drbd", "lvm", "filesystem")
+PLACEHOLDER = "0.0.0.0"  # what the import writes where it cannot know an address
 CANONICAL = "DRBD -> LVM -> Filesystem -> (portblock block) -> nfsserver -> exportfs -> IPaddr2 -> nfsnotify -> (portblock unblock)"
 
 _OCF_ROLES = {
@@ -174,7 +175,7 @@ def vip(r: Reader, seen: list[Seen], nfs: model.Nfs) -> None:
     """[nfs].vip (sm-notify's address) against the addresses the chain brings up."""
     ups = [(s, _ip(s.params.get("ip") or s.params.get("ipv6addr", ""))) for s in seen if s.role == "ip"]
     ups = [(s, a) for s, a in ups if a is not None]
-    want = _ip(nfs.vip) if nfs.vip and not r.is_bad(("nfs", "vip")) else None
+    want = _ip(nfs.vip) if nfs.vip and not r.is_bad(("nfs", "vip")) and _ip(nfs.vip) != _ip(PLACEHOLDER) else None
     if want is not None and seen:
         if not ups:
             r.warn(("nfs", "vip"), f"no resource of the chain brings up {nfs.vip}: add an IPaddr2 resource with ip = \"{want}\"")

@@ -1,13 +1,13 @@
-"""A Linux-HA heartbeat v1 setup (haresources + ha.cf) as hasync's model and TOML.
+"""A Linux-HA heartbeat v1 setup (haresources, ha.cf, authkeys) read into hasync's model (pure).
 
-Parsing and writing are pure; ``read_heartbeat_file`` is the one reader of those files
-(bounded, binary refused, UTF-8 with a Latin-1 fallback: old SLES nodes wrote Latin-1).
-The TOML writer escapes everything TOML cannot hold literally, so the import's output
-always parses, whatever bytes the input had.
+``read_heartbeat_file`` is the one reader of those files (bounded, binary refused, UTF-8
+with a Latin-1 fallback: old SLES nodes wrote Latin-1). hasync.config.importer turns what
+is parsed here into cluster.toml; ``check`` reads a ``haresources = PATH`` chain with it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +15,7 @@ from pathlib import Path
 from hasync import model
 from hasync.config.reader import (
     ConfigError,
-    UnreadableFile,
     decode_text,
-    format_duration,
     parse_duration,
     read_bytes,
 )
@@ -39,16 +37,46 @@ def read_heartbeat_file(path: str | Path, *, allow_pipe: bool = False) -> tuple[
 
 _IP_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?(/[\w.:-]+)*$")
 _AGENT = re.compile(r"^[\w.+-]+$")
+# the resource.d scripts whose one argument is an address (each wrapper refuses more than one)
+ADDRESS_SCRIPTS = ("IPaddr", "IPaddr2", "IPv6addr", "IPsrcaddr", "SendArp")
 
 
-def parse_haresources(text: str, path: str = "haresources") -> tuple[str, tuple[model.Resource, ...]]:
+def _ipv6(arg: str) -> bool:
+    try:
+        ipaddress.IPv6Address(arg.split("/", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _args(agent: str, rest: str, where: str, notes: list[str]) -> tuple[str, ...]:
+    """The arguments after ``script::``. heartbeat's ResourceManager splits at every "::"
+    (resource2arg), which cuts an IPv6 address in pieces: an address script keeps it whole."""
+    if agent in ADDRESS_SCRIPTS and "::" in rest and _ipv6(rest):
+        notes.append(f"{where}: {agent}::{rest}: the IPv6 address is kept whole; heartbeat itself splits arguments at "
+                     f"every '::' and ran {agent} {' '.join(rest.split('::'))}, which its wrapper refuses (one argument), "
+                     "so this resource never started under heartbeat")
+        return (rest,)
+    args = tuple(rest.split("::"))
+    if agent in ADDRESS_SCRIPTS and args == ("",):
+        notes.append(f"{where}: {agent}:: names no address (an empty argument): {agent} refuses to start without one; "
+                     f"write the cluster address, e.g. {agent}::10.0.0.10/24/eth0")
+    elif "" in args:
+        notes.append(f"{where}: {agent}::{rest}: argument {args.index('') + 1} is empty")
+    return args
+
+
+def parse_haresources(text: str, path: str = "haresources", notes: list[str] | None = None) -> tuple[str, tuple[model.Resource, ...]]:
     """Parse a heartbeat v1 haresources file into (preferred node, ordered chain).
 
     ``NODE res res ...``; ``script::arg1::arg2``; a bare IP means ``IPaddr::IP``; a
     trailing backslash continues the line. One resource group per cluster is supported.
+    What deserves a second look (an empty address, an IPv6 address heartbeat cut in
+    pieces) is appended to *notes* as "file:line: ...".
     """
-    groups: list[tuple[int, list[str]]] = []
-    pending: list[str] = []
+    notes = [] if notes is None else notes
+    groups: list[tuple[int, list[tuple[int, str]]]] = []
+    pending: list[tuple[int, str]] = []
     start = 0
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].rstrip()
@@ -59,7 +87,7 @@ def parse_haresources(text: str, path: str = "haresources") -> tuple[str, tuple[
             line = line[:-1]
         if not pending:
             start = lineno
-        pending.extend(line.split())
+        pending.extend((lineno, w) for w in line.split())
         if not cont:
             if pending:
                 groups.append((start, pending))
@@ -71,24 +99,25 @@ def parse_haresources(text: str, path: str = "haresources") -> tuple[str, tuple[
     if len(groups) > 1:
         raise ConfigError([f"{path}:{groups[1][0]}: more than one resource group; hasync runs one chain per two-node cluster"])
     lineno, words = groups[0]
-    node, tokens = words[0], words[1:]
+    (_, node), tokens = words[0], words[1:]
     if not tokens:
         raise ConfigError([f"{path}:{lineno}: node {node!r} has no resources"])
     out: list[model.Resource] = []
     used: dict[str, int] = {}
-    for tok in tokens:
-        parts = tok.split("::")
+    for line_of_tok, tok in tokens:
         args: tuple[str, ...]
-        if _IP_RE.match(parts[0]) and len(parts) == 1:
-            agent, args = "IPaddr", (parts[0],)
+        if _IP_RE.match(tok):
+            agent, args = "IPaddr", (tok,)
         else:
-            agent, args = parts[0], tuple(parts[1:])
+            agent, sep, rest = tok.partition("::")
+            args = _args(agent, rest, f"{path}:{line_of_tok}", notes) if sep else ()
         if not agent or not _AGENT.match(agent):
-            raise ConfigError([f"{path}:{lineno}: {tok[:80]!r}: expected script::arg::arg or an IP address"])
+            hint = f" (an IPv6 address needs its script: IPv6addr::{tok})" if _ipv6(tok) else ""
+            raise ConfigError([f"{path}:{line_of_tok}: {tok[:80]!r}: expected script::arg::arg or an IP address{hint}"])
         base = re.sub(r"[^a-z0-9]+", "-", agent.lower()).strip("-") or "res"
         used[base] = used.get(base, 0) + 1
         rid = base if used[base] == 1 else f"{base}-{used[base]}"
-        out.append(model.Resource(id=rid, type="heartbeat", agent=agent, args=args, src=f"{path}:{lineno}"))
+        out.append(model.Resource(id=rid, type="heartbeat", agent=agent, args=args, src=f"{path}:{line_of_tok}"))
     return node, tuple(out)
 
 
@@ -110,8 +139,22 @@ class HaCf:
     links: list[dict] = field(default_factory=list)  # raw link dicts in hasync's shape
     ucast: list[tuple[str, str]] = field(default_factory=list)  # (iface, address)
     ping: list[str] = field(default_factory=list)
-    stonith: bool = False
+    stonith_hosts: list[StonithHost] = field(default_factory=list)
+    stonith: tuple[int, str, str] | None = None  # `stonith TYPE FILE`: (line, type, its config file)
+    path: str = "ha.cf"
     ignored: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StonithHost:
+    """``stonith_host FROM TYPE PARAM...``: FROM (a node or *) may reset a node with the
+    STONITH plugin TYPE; the PARAMs are the plugin's, in its own order (the first is
+    usually the node it resets)."""
+
+    line: int
+    from_host: str
+    plugin: str
+    params: tuple[str, ...]
 
 
 _HB_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
@@ -126,7 +169,7 @@ def _hb_duration(value: str) -> float:
 
 
 def parse_ha_cf(text: str, path: str = "ha.cf") -> HaCf:
-    cf = HaCf()
+    cf = HaCf(path=path)
     errors: list[str] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
@@ -165,8 +208,10 @@ def parse_ha_cf(text: str, path: str = "ha.cf") -> HaCf:
                     cf.links.append({"name": "serial" if dev == args[0] else f"serial-{dev.rsplit('/', 1)[-1]}", "kind": "serial", "device": dev})
             elif key in ("ping", "ping_group"):
                 cf.ping.extend(args[1:] if key == "ping_group" else args)
-            elif key in ("stonith", "stonith_host"):
-                cf.stonith = True
+            elif key == "stonith_host":
+                cf.stonith_hosts.append(StonithHost(lineno, args[0], args[1], tuple(args[2:])))
+            elif key == "stonith":
+                cf.stonith = (lineno, args[0], args[1] if len(args) > 1 else "")
             else:
                 cf.ignored.append(f"{path}:{lineno}: {key[:40]}")
         except (IndexError, ValueError):
@@ -176,145 +221,37 @@ def parse_ha_cf(text: str, path: str = "ha.cf") -> HaCf:
     return cf
 
 
-# --------------------------------------------------------------------------- TOML writer
-
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def toml_string(text: str) -> str:
-    """A TOML basic string holding *text*. Printable characters are written as they are
-    (the output is UTF-8); everything else as \\uXXXX / \\UXXXXXXXX (json.dumps wrote
-    astral characters as UTF-16 surrogate pairs, which TOML rejects). A lone surrogate
-    is no character at all and becomes U+FFFD."""
-    out = ['"']
-    for ch in text:
-        o = ord(ch)
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\\uFFFD")
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            out.append(f"\\u{o:04X}" if o <= 0xFFFF else f"\\U{o:08X}")
-    out.append('"')
-    return "".join(out)
-
-
-def toml_comment(text: str) -> str:
-    """*text* made safe for a comment: no line breaks or control characters."""
-    return toml_string(text)[1:-1]
-
-
-def toml_key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else toml_string(k)
-
-
-def toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return str(v)
-    if isinstance(v, str):
-        return toml_string(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(type(v))
-
-
-def to_toml(node: str, chain: tuple[model.Resource, ...], cf: HaCf | None = None, source: str = "") -> str:
-    """The [cluster]/[[node]]/[heartbeat]/[[resource]] TOML equivalent of a heartbeat v1 setup."""
-    out: list[str] = []
-    if source:
-        out.append(f"# Imported from {toml_comment(source)} by `hasync haresources import`.")
-        out.append("# Review every value marked `check:` before use.")
-        out.append("")
-    out += ["[cluster]", f"preferred_node = {toml_value(node)}", ""]
-    if cf is not None:
-        names = cf.nodes or [node]
-        for n in names:
-            out += ["[[node]]", f"name = {toml_value(n)}", 'address = "0.0.0.0"   # check: this node\'s management address', ""]
-        out.append("[heartbeat]")
-        for k in ("keepalive", "warntime", "deadtime", "initdead"):
-            val = getattr(cf, k)
-            if val is not None:
-                out.append(f"{k} = {toml_value(format_duration(val))}")
-        if cf.auto_failback is not None:
-            out.append(f"auto_failback = {toml_value(cf.auto_failback)}")
-        if cf.ping:
-            out.append(f"ping = {toml_value(cf.ping)}")
-        out.append("")
-        out += _links(cf, names, node)
-        if not cf.stonith:
-            out += ["[fencing]", 'mode = "off"   # check: ha.cf had no stonith; hasync recommends mode = "required" with a fence command', ""]
-    for r in chain:
-        out.append("[[resource]]")
-        out.append(f"id = {toml_value(r.id)}")
-        out.append(f"type = {toml_value(r.type)}")
-        out.append(f"agent = {toml_value(r.agent)}")
-        if r.args:
-            out.append(f"args = {toml_value(list(r.args))}")
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _links(cf: HaCf, names: list[str], node: str) -> list[str]:
-    out: list[str] = []
-    links = [dict(x) for x in cf.links]
-    by_iface: dict[str, list[str]] = {}
-    for iface, addr in cf.ucast:
-        by_iface.setdefault(iface, []).append(addr)
-    for iface, addrs in by_iface.items():
-        link: dict = {"name": f"ucast-{iface}", "kind": "udp-unicast", "interface": iface}
-        if len(addrs) == len(names):
-            link["addresses"] = dict(zip(names, addrs, strict=True))
-            link["#"] = "check: addresses mapped in the order of ha.cf's node lines"
-        else:
-            link["addresses"] = {n: (addrs[0] if len(addrs) == 1 and n != node else "0.0.0.0") for n in names}
-            link["#"] = "check: ha.cf names only the peer's address; fill in each node's"
-        links.append(link)
-    for link in links:
-        note = link.pop("#", "")
-        if link["kind"].startswith("udp") and "port" not in link:
-            link["port"] = cf.udpport
-        if link["kind"] == "serial":
-            link["baud"] = cf.baud
-        out.append("[[heartbeat.link]]" + (f"   # {note}" if note else ""))
-        for k, v in link.items():
-            out.append(f"{k} = {toml_value(v)}")
-        out.append("")
-    return out
-
-
-# --------------------------------------------------------------------------- the import
+# --------------------------------------------------------------------------- authkeys
 
 
 @dataclass(frozen=True)
-class Imported:
-    """``hasync haresources import``: the TOML, and notes for the person running it."""
+class AuthKeys:
+    """/etc/ha.d/authkeys: ``auth N`` picks the key line ``N METHOD [SECRET]``."""
 
-    toml: str
-    notes: tuple[str, ...] = ()
-
-
-def import_heartbeat(haresources: str, ha_cf: str | None = None) -> Imported:
-    """Read a haresources file (and ha.cf) and write their cluster.toml; ConfigError."""
-    text, note = _read(haresources)
-    notes = [note] if note else []
-    node, chain = parse_haresources(text, haresources)
-    cf = None
-    if ha_cf:
-        cf_text, cf_note = _read(ha_cf)
-        notes += [cf_note] if cf_note else []
-        cf = parse_ha_cf(cf_text, ha_cf)
-        notes += [f"{ign}: not mapped (no hasync equivalent)" for ign in cf.ignored]
-    return Imported(to_toml(node, chain, cf, source=haresources), tuple(notes))
+    index: str
+    method: str  # sha1, md5 or crc (no secret)
+    secret_len: int  # bytes; the secret itself is never kept
+    line: int
 
 
-def _read(path: str) -> tuple[str, str | None]:
-    try:
-        return read_heartbeat_file(path, allow_pipe=True)  # `--ha-cf <(ssh old cat ...)` works
-    except UnreadableFile as e:
-        raise ConfigError([e.located(path)]) from None
+def parse_authkeys(text: str, path: str = "authkeys") -> AuthKeys:
+    chosen: tuple[int, str] | None = None
+    keys: dict[str, tuple[int, str, int]] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        if words[0] == "auth" and len(words) == 2:
+            chosen = (lineno, words[1])
+        elif words[0].isdigit() and len(words) in (2, 3) and words[1].lower() in ("sha1", "md5", "crc"):
+            keys[words[0]] = (lineno, words[1].lower(), len(words[2].encode()) if len(words) == 3 else 0)
+        else:
+            raise ConfigError([f"{path}:{lineno}: expected `auth N` or `N sha1|md5|crc SECRET`"])
+    if chosen is None:
+        raise ConfigError([f"{path}: no `auth N` line: heartbeat would not start"])
+    if chosen[1] not in keys:
+        raise ConfigError([f"{path}:{chosen[0]}: auth {chosen[1]} names no key line `{chosen[1]} METHOD SECRET`"])
+    lineno, method, size = keys[chosen[1]]
+    if method != "crc" and not size:
+        raise ConfigError([f"{path}:{lineno}: {method} needs a secret"])
+    return AuthKeys(chosen[1], method, size, lineno)

@@ -17,10 +17,9 @@ import re
 from typing import Any
 
 from hasync import model
-from hasync.config.chain_rules import Seen, say
+from hasync.config.chain_rules import PLACEHOLDER, Seen, say
 from hasync.config.reader import Reader
 
-PLACEHOLDER = "0.0.0.0"  # what the import writes where an address is unknown
 _MARKER = re.compile(r"""(#\s*|["'])check:""")
 
 
@@ -107,9 +106,9 @@ def placeholders(r: Reader, text: str) -> None:
     lines: set[int] = set()
     for path, value in _strings(r.data, ()):
         if value == PLACEHOLDER or value.startswith(PLACEHOLDER + "/"):
-            line = r.index.line(path) or 0
-            if line not in lines:
-                lines.add(line)
+            at = r.index.line(path) or 0
+            if at not in lines:
+                lines.add(at)
                 r.warn(path, f"{PLACEHOLDER} is a placeholder (`hasync haresources import` writes it where it cannot know "
                              "the address): put the real address here")
     for lineno, line in enumerate(text.splitlines(), 1):

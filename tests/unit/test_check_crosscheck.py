@@ -150,7 +150,7 @@ def test_a_haresources_chain_is_linted_at_its_line(tmp_path):
     f.write_text(text)
     _, report = config.check(f)
     assert [e.split(": it would")[0] for e in report.errors] == [
-        f"{tmp_path / 'haresources'}:1: resource 'nfsserver' (nfsserver): 'nfsserver' (nfsserver) starts before 'drbddisk' (drbd)"]
+        f"{tmp_path / 'haresources'}:2: resource 'nfsserver' (nfsserver): 'nfsserver' (nfsserver) starts before 'drbddisk' (drbd)"]
 
 
 # ------------------------------------------------------------------ chains that cannot work

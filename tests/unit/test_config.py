@@ -9,7 +9,9 @@ import pytest
 
 from hasync import cli, config
 from hasync.config import ConfigError, LineIndex, parse_duration, parse_haresources
-from hasync.config.heartbeat import parse_ha_cf, to_toml
+from hasync.config.heartbeat import parse_ha_cf
+from hasync.config.importer import draft
+from hasync.config.toml_writer import render
 
 DATA = Path(__file__).parent / "data" / "config"
 REPO = Path(__file__).resolve().parents[2]
@@ -178,7 +180,7 @@ def test_import_cli_prints_toml_that_loads(tmp_path, capsys):
         "keepalive 2\ndeadtime 30\nwarntime 10\ninitdead 120\nudpport 694\n"
         "serial /dev/ttyS0\nbaud 19200\nbcast eth1\nauto_failback off\nnode node1\nnode node2\n"
     )
-    rc = cli.main(["haresources", "import", str(tmp_path / "haresources"), "--ha-cf", str(tmp_path / "ha.cf")])
+    rc = cli.main(["haresources", "import", "--no-ocf", str(tmp_path / "haresources"), "--ha-cf", str(tmp_path / "ha.cf")])
     out = capsys.readouterr().out
     assert rc == 0
     c = config.loads(out, "imported.toml")
@@ -206,7 +208,7 @@ def test_haresources_file_in_config(tmp_path):
 def test_ha_cf_ms_and_ucast():
     cf = parse_ha_cf("keepalive 200ms\ndeadtime 1\nucast eth1 10.0.0.1\nucast eth1 10.0.0.2\nnode a\nnode b\n")
     assert cf.keepalive == pytest.approx(0.2) and cf.deadtime == 1.0
-    out = to_toml("a", (), cf)
+    out = render(draft("a", (), cf, None, ocf=True)[0])
     assert 'addresses = { a = "10.0.0.1", b = "10.0.0.2" }' in out
     with pytest.raises(ConfigError, match="ha.cf:1: keepalive"):
         parse_ha_cf("keepalive soon\n")
