@@ -33,7 +33,7 @@ from hasync.config import chain_rules, net_rules, sections
 from hasync.config.heartbeat import HaCf, parse_ha_cf, parse_haresources, read_heartbeat_file
 from hasync.config.identity import NodeIdentityError, local_node
 from hasync.config.importer import Imported, import_heartbeat
-from hasync.config.limits import packet_problems, worst_case_payload
+from hasync.config.limits import GOOD_KEY, MIN_KEY, packet_problems, worst_case_payload
 from hasync.config.paths import normalize_path, sync_path_problem
 from hasync.config.profiles import available_profiles, load_profile, resolve_profile
 from hasync.config.reader import (
@@ -59,7 +59,7 @@ from hasync.config.sections import (
 )
 
 __all__ = [
-    "BAUDS", "DEFAULT_CONFIG", "FENCING_MODES", "FILESYSTEMS", "LINK_KINDS", "RESOURCE_TYPES", "STOP_FAILURE",
+    "BAUDS", "DEFAULT_CONFIG", "FENCING_MODES", "GOOD_KEY", "MIN_KEY", "FILESYSTEMS", "LINK_KINDS", "RESOURCE_TYPES", "STOP_FAILURE",
     "ConfigError", "HaCf", "Imported", "LineIndex", "NodeIdentityError", "Report",
     "available_profiles", "check", "check_text", "config_path", "format_duration", "import_heartbeat", "kind_words",
     "load", "load_profile", "loads", "local_node", "normalize_path", "packet_problems", "parse_duration",
@@ -68,8 +68,6 @@ __all__ = [
 
 DEFAULT_CONFIG = "/etc/hasync/cluster.toml"
 ENV_CONFIG = "HASYNC_CONFIG"
-MIN_KEY = 16  # bytes: the failover daemon refuses a shorter key (packets.load_key)
-GOOD_KEY = 32  # bytes: what check asks for (corosync-keygen writes 256)
 
 
 def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:

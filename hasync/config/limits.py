@@ -16,6 +16,8 @@ from hasync import model
 from hasync.failover import packets
 
 STR8_MAX = 255  # a str8 field: u8 length + UTF-8
+MIN_KEY = 16  # bytes: the failover daemon refuses a shorter HMAC key (packets.load_key)
+GOOD_KEY = 32  # bytes: what check asks for (corosync-keygen writes 256)
 OWNED_MAX = 255  # n_owned is a u8
 # version, role, flags, generation, seq, epoch, request, request_id, ack_id
 FIXED_PAYLOAD = packets._FIXED.size
