@@ -335,7 +335,7 @@ class Reader:
         """Read one value; kind is str|int|bool|duration|strlist|strmap|argv|paramsmap."""
         p = path + (key,)
         if key not in obj:
-            if required:
+            if required and p not in self.bad:  # a misspelt key was already reported as such
                 self.error(p, f"missing (required: {kind_words(kind)})")
             return default
         try:
