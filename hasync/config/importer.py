@@ -37,7 +37,10 @@ from hasync.config.toml_writer import Table, render
 
 KEY_FILE = model.Heartbeat().auth_key
 # resource.d scripts heartbeat does not ship: they stay when heartbeat is uninstalled
-NOT_HEARTBEATS = {"drbddisk": "drbd-utils' script (its start makes DRBD Primary), which stays when heartbeat is uninstalled"}
+NOT_HEARTBEATS = {
+    "drbddisk": "drbd-utils' script (its start makes DRBD Primary), which stays when heartbeat is uninstalled",
+    "drbdupper": "drbd-utils' script for stacked DRBD, which stays when heartbeat is uninstalled",
+}
 
 
 @dataclass(frozen=True)

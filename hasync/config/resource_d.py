@@ -18,7 +18,8 @@ from hasync import model
 
 Pairs = tuple[tuple[str, str], ...]  # (name, value) in order, as hasync.export.cib_model
 
-# Every script heartbeat 3.0.6 ships in /etc/ha.d/resource.d (Debian's heartbeat package).
+# Every script in /etc/ha.d/resource.d on Debian: heartbeat 3.0.6's, and drbd-utils'
+# drbddisk and drbdupper (which stay when heartbeat is uninstalled).
 RESOURCE_D = (
     "AudibleAlarm", "Delay", "Filesystem", "ICP", "IPaddr", "IPaddr2", "IPsrcaddr", "IPv6addr",
     "LVM", "LinuxSCSI", "MailTo", "OCF", "Raid1", "SendArp", "ServeRAID", "WAS", "WinPopup",
