@@ -47,7 +47,9 @@ def blab():
         base = lab.sh("node1", "cat /etc/hasync/cluster.toml", check=True).stdout
         cfg = base.replace("[nfs]\n", f'[nfs]\nstate_dir = "{STATE}"\n', 1)
         cfg += '\n[[nfs.export]]\npath = "/srv/ha/export"\nclients = "10.200.0.0/24"\nfsid = 1\n'
-        drbd = cfg.replace("use_drbd = false", "use_drbd = true").replace("use_lvm = false", "use_lvm = true")
+        # DRBD and LVM on the disk: the chain mounts the LV bootstrap makes, not the disk under DRBD
+        drbd = (cfg.replace("use_drbd = false", "use_drbd = true").replace("use_lvm = false", "use_lvm = true")
+                .replace('device = "/dev/vdb"', 'device = "/dev/havg/data"', 1))
         for node in ("node1", "node2"):
             lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=cfg, check=True)
             lab.exec(node, ["sh", "-c", "cat > /etc/hasync/drbd.toml"], input=drbd, check=True)
