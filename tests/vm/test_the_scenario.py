@@ -54,7 +54,8 @@ def assert_healthy(lab, active: str, standby: str) -> None:
         assert st["warnings"] == [], st["warnings"]
         assert all(ln["state"] == "up" for ln in st["links"]), st["links"]
         rc, doc = sc.doctor_json(lab, n)
-        assert rc == 0 and doc["summary"]["error"] == 0 and doc["summary"]["warning"] == 0, doc
+        problems = [f for f in doc.get("findings", []) if f.get("level") in ("error", "warning")]
+        assert rc == 0 and doc["summary"]["error"] == 0 and doc["summary"]["warning"] == 0, (n, problems)
         drbd = manual.drbd_state(lab, n)
         assert drbd["cs"] == "Connected" and drbd["ds"] == "UpToDate/UpToDate", drbd
     assert manual.drbd_state(lab, active)["ro"] == "Primary/Secondary"
