@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hasync import model
-from hasync.config.paths import normalize_path, sync_path_problem
+from hasync.config.paths import (
+    node_local_paths,
+    node_local_within,
+    normalize_path,
+    sync_path_problem,
+)
 from hasync.config.reader import Reader, format_duration
 
 LINK_KINDS = ("udp-unicast", "udp-multicast", "udp-broadcast", "serial")
@@ -49,7 +54,7 @@ HEARTBEAT = (*fields("duration", "keepalive", "deadtime", "warntime", "initdead"
              Field("auth_key", "str"), Field("link", "tables"), Field("ping", "strlist"))
 LINK = (Field("kind", "str", True), *fields("str", "name", "interface", "group", "device"),
         *fields("int", "port", "ttl", "baud"), Field("addresses", "strmap"))
-SYNC = (*fields("strlist", "paths", "ignore"), *fields("duration", "debounce", "max_delay", "reconcile_every"),
+SYNC = (*fields("strlist", "paths", "ignore"), *fields("duration", "debounce", "max_delay", "reconcile_every", "keep_conflicts"),
         *fields("str", "backup_dir", "state_dir", "ssh_key", "known_hosts"), Field("on_change", "tables"))
 ON_CHANGE = (Field("path", "str", True), Field("command", "str", True))
 STORAGE = (*fields("bool", "use_drbd", "use_lvm"), *fields("strmap", "disks", "replication"),
@@ -208,6 +213,15 @@ def sync(r: Reader, raw: Any) -> model.Sync:
         if problem:
             r.error(P + ("paths", i), problem)
         paths.append(normalize_path(x) if x.startswith("/") else x)
+    local = node_local_paths(model.Sync(ssh_key=v["ssh_key"], known_hosts=v["known_hosts"],
+                                        state_dir=v["state_dir"], backup_dir=v["backup_dir"]))
+    for i, x in enumerate(paths):
+        hit = node_local_within(x, local) if x.startswith("/") else ()
+        if hit == (x,):
+            r.error(P + ("paths", i), f"{x!r} lies in node-local files (each node's own ssh keys or hasync state), "
+                                      "which are never synced: remove it")
+        elif hit:
+            r.warn(P + ("paths", i), f"{x}: never synced, each node keeps its own: {', '.join(hit)}")
     if v["max_delay"] < v["debounce"]:
         r.error(P + ("max_delay",), f"must be at least debounce ({format_duration(v['debounce'])})")
     hooks = []

@@ -107,10 +107,9 @@ def _err(msg: str) -> None:
 
 def _setup(args, *, tag: str = ""):
     from hasync.cli import load_config
-    from hasync.config.paths import is_under
+    from hasync.config.paths import is_under, start_problems
     from hasync.effects.run import ProcRunner
     from hasync.sync.engine import Syncer
-    from hasync.sync.paths import start_problems
     from hasync.sync.transport import PeerLink
 
     cluster = load_config(args)

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hasync.config.paths import excluded, node_local_paths
 from hasync.effects.run import Result
 from hasync.sync import policy, state
 from hasync.sync.conflicts import ConflictStore, capture_argv
 from hasync.sync.echo import fingerprint, note_lines, run_marker
-from hasync.sync.paths import excluded, node_local_paths
 from hasync.sync.transport import PeerLink
 from hasync.sync.unison import Outcome, Report, outcome, parse_output, unison_argv
 

@@ -1,6 +1,6 @@
 """Which paths belong to the sync (pure): only [sync].paths and what is below them,
 minus [sync].ignore patterns, unison's own temporary files and the node-local paths
-(hasync.sync.paths: never synced, whatever the paths say)."""
+(hasync.config.paths: never synced, whatever the paths say)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hasync.config.paths import excluded
 from hasync.config.paths import normalize_path as normalize
 from hasync.config.paths import sync_path_problem as path_problem
-from hasync.sync.paths import excluded
 
 # unison writes into ".unison.NAME.HASH.unison.tmp" and renames; never a change of ours
 _UNISON_TEMP = (".unison.*", "*.unison.tmp", ".#*.unison.tmp")
@@ -27,7 +27,7 @@ def _under(path: str, parent: str) -> bool:
 class Scope:
     paths: tuple[str, ...]
     ignore: tuple[str, ...] = ()
-    node_local: tuple[str, ...] = ()  # hasync.sync.paths.node_local_paths: never synced
+    node_local: tuple[str, ...] = ()  # hasync.config.paths.node_local_paths: never synced
 
     def __post_init__(self):
         for p in self.paths:

@@ -92,7 +92,7 @@ def unison_argv(
     *fastcheck* trusts size+mtime+inode instead of reading contents (for whole directories
     after a burst: rewriting a file in place with the same size within the same second
     goes unseen then, so runs over the exact changed paths read contents);
-    *node_local*: paths ignored on both replicas (hasync.sync.paths.node_local_paths).
+    *node_local*: paths ignored on both replicas (hasync.config.paths.node_local_paths).
     """
     argv: list[str] = [unison, local_root, remote_root]
     argv += [

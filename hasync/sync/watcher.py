@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hasync.config.paths import node_local_notes
 from hasync.effects.systemd import Notifier
 from hasync.sync import state
 from hasync.sync.debounce import Debouncer, coalesce
 from hasync.sync.echo import EchoTable, fingerprint, note_lines
 from hasync.sync.engine import Syncer
 from hasync.sync.locks import clear_stale_locks
-from hasync.sync.paths import node_local_notes
 from hasync.sync.scope import Scope, symlink_problems
 from hasync.sync.transport import LinkError, PeerLink
 from hasync.sync.unison import check_versions, is_collision, is_locked, parse_version

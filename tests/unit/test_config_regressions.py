@@ -302,3 +302,22 @@ def test_check_warns_about_a_short_auth_key(tmp_path, capsys, size, warned):
         assert f"cluster.toml:{line_of(text, 'auth_key')}: heartbeat.auth_key: {key} holds {size} bytes" in err and warned in err
     else:
         assert "auth_key" not in err
+
+
+# ------------------------------------------------------------------ issue 13 item 1: node-local files
+
+
+def test_check_explains_the_node_local_files_a_synced_path_holds(tmp_path, capsys):
+    text = MINIMAL.read_text().replace("[[resource]]", '[sync]\npaths = ["/etc/exports", "/etc/hasync"]\nkeep_conflicts = "720h"\n\n[[resource]]')
+    rc, err = check(tmp_path, text, capsys)
+    assert rc == 0, err
+    line = line_of(text, "paths = [")
+    assert f"cluster.toml:{line}: sync.paths[1]: /etc/hasync: never synced, each node keeps its own: /etc/hasync/ssh" in err
+    assert config.loads(text, "x.toml").sync.keep_conflicts == 30 * 86400
+
+
+def test_a_synced_path_inside_the_node_local_files_is_an_error(tmp_path, capsys):
+    text = MINIMAL.read_text().replace("[[resource]]", '[sync]\npaths = ["/etc/hasync/ssh/known_hosts"]\n\n[[resource]]')
+    rc, err = check(tmp_path, text, capsys)
+    assert rc == 2
+    assert "sync.paths[0]: '/etc/hasync/ssh/known_hosts' lies in node-local files" in err

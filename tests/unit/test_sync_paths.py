@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hasync.config import paths as P
 from hasync.config.paths import normalize_path, sync_path_problem
 from hasync.model import Sync
-from hasync.sync import paths as P
 from hasync.sync.scope import Scope
 from hasync.sync.unison import ignore_path, rel, unison_argv
 
