@@ -75,15 +75,6 @@ def lvm_set(text: str, section: str, key: str, value: str, why: str = "") -> str
     return "\n".join(lines) + "\n"
 
 
-def lvm_list(items: list[str]) -> str:
-    return "[ " + ", ".join(f'"{i}"' for i in items) + " ]"
-
-
-def lvm_filter(drbd_device_glob: str = "/dev/drbd") -> str:
-    """Accept DRBD devices, reject everything else (the backing disks carry the same PV label)."""
-    return lvm_list([f"a|^{drbd_device_glob}|", "r|.*|"])
-
-
 # ----------------------------------------------------------------- ini (nfs.conf)
 
 

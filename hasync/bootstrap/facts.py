@@ -55,13 +55,23 @@ def drbd_gi_argv(resource: str) -> Argv:
 
 
 PVS_FIELDS = "pv_name,vg_name,pv_size"
-VGS_FIELDS = "vg_name,vg_size,autoactivation"
+VGS_FIELDS = "vg_name,vg_size,autoactivation,systemid"
 LVS_FIELDS = "lv_name,vg_name,lv_size,lv_path,lv_active"
 
 
 def lvm_report_argv(tool: str) -> Argv:
     fields = {"pvs": PVS_FIELDS, "vgs": VGS_FIELDS, "lvs": LVS_FIELDS}[tool]
     return (tool, "--reportformat", "json", "--units", "b", "--nosuffix", "-o", fields)
+
+
+def devlinks_argv(device: str) -> Argv:
+    """udev's name and links for a device (the names LVM's filter sees besides /dev/X)."""
+    return ("udevadm", "info", "--query=all", f"--name={device}")
+
+
+def lvm_setting_argv(setting: str) -> Argv:
+    """One lvm.conf setting as LVM uses it (the distro's built-in default when unset)."""
+    return ("lvmconfig", "--typeconfig", "full", setting)
 
 
 def enabled_argv(init: str, service: str, root: str = "/") -> Argv:
@@ -115,6 +125,10 @@ def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "")
         return drbd_gi_argv(arg)
     if kind in ("pvs", "vgs", "lvs"):
         return lvm_report_argv(kind)
+    if kind == "devlinks":
+        return devlinks_argv(arg)
+    if kind == "lvm_setting":
+        return lvm_setting_argv(arg)
     if kind == "enabled":
         return enabled_argv(init, arg, root)
     if kind == "partitions":
@@ -297,6 +311,37 @@ def parse_lvm_report(raw: Any, tool: str) -> list[dict[str, str]] | None:
     return rows
 
 
+def parse_devlinks(raw: Any) -> dict[str, Any]:
+    """``udevadm info --query=all``: {"known": bool, "name": "/dev/vdb", "links": [...]};
+    known is False without udev (no udevadm, a container, the namespace lab) or for a
+    device udev does not know."""
+    code, out, _ = _cmd_text(raw)
+    if code != 0:
+        return {"known": False, "name": "", "links": []}
+    name, links = "", []
+    for line in out.splitlines():
+        tag, _, value = line.partition(": ")
+        if tag == "N" and value.strip():
+            name = "/dev/" + value.strip()
+        elif tag == "S" and value.strip():
+            links.append("/dev/" + value.strip())
+    return {"known": True, "name": name, "links": links}
+
+
+def parse_lvm_setting(raw: Any, setting: str) -> str | None:
+    """``lvmconfig --typeconfig full devices/use_devicesfile`` -> "1"; None without LVM
+    or for a setting this LVM does not know."""
+    code, out, _ = _cmd_text(raw)
+    key = setting.rsplit("/", 1)[-1]
+    if code != 0:
+        return None
+    for line in out.splitlines():
+        k, sep, v = line.strip().partition("=")
+        if sep and k == key:
+            return v.strip().strip('"')
+    return None
+
+
 def parse_enabled(raw: Any, init: str) -> str:
     """'enabled' | 'disabled' | 'static' | 'masked' | 'not-found' | ... (systemd words).
 
@@ -373,6 +418,10 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
         return parse_drbd_gi(raw)
     if kind in ("pvs", "vgs", "lvs"):
         return parse_lvm_report(raw, kind)
+    if kind == "devlinks":
+        return parse_devlinks(raw)
+    if kind == "lvm_setting":
+        return parse_lvm_setting(raw, arg)
     if kind == "enabled":
         return parse_enabled(raw, init)
     if kind == "partitions":

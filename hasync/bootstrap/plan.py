@@ -170,7 +170,7 @@ class Step:
 STEP_ORDER = (
     "config", "dirs", "auth-key", "ssh-key", "ssh-trust",
     "drbd-config", "drbd-metadata", "drbd-boot", "drbd-up", "drbd-primary", "drbd-sync",
-    "lvm-config", "lvm-volumes", "filesystem", "mount",
+    "lvm-config", "lvm-devices", "lvm-volumes", "filesystem", "mount",
     "nfs-state", "sm-notify", "nfs-boot-off", "exports", "nfslock-stop", "boot-noise",
     "units",
 )

@@ -3,7 +3,7 @@ filesystem, the mount point."""
 
 from __future__ import annotations
 
-from hasync.bootstrap import edit
+from hasync.bootstrap import edit, lvmconf
 from hasync.bootstrap.plan import (
     Change,
     Facts,
@@ -22,33 +22,89 @@ def _use_lvm(w: Wanted) -> bool:
     return w.st.use_lvm
 
 
+def lvm_conf_path(w: Wanted) -> str:
+    return w.p("lvm_conf", "/etc/lvm/lvm.conf")
+
+
+def _autoactivation(w: Wanted) -> str:
+    return str(w.o("lvm_autoactivation", "setautoactivation"))
+
+
 def _lvm_needs(w: Wanted) -> list[str]:
-    keys = [f"file:{w.p('lvm_conf', '/etc/lvm/lvm.conf')}", f"path:{w.p('lvm_cache', '/etc/lvm/cache/.cache')}"]
-    mode = w.o("lvm_autoactivation", "setautoactivation")
-    if mode == "auto_activation_volume_list":
-        keys.append("vgs")
-    if mode == "LVM_VGS_ACTIVATED_ON_BOOT":
+    keys = [f"file:{lvm_conf_path(w)}", f"path:{w.p('lvm_cache', '/etc/lvm/cache/.cache')}"]
+    if w.disk:
+        keys.append(f"devlinks:{w.disk}")
+    mode, _ = lvmconf.access(w.cluster)
+    if _autoactivation(w) == "auto_activation_volume_list" or mode == "tagging":
+        keys += ["vgs", "pvs"]
+    if _autoactivation(w) == "LVM_VGS_ACTIVATED_ON_BOOT":
         keys.append(f"file:{w.p('sysconfig_lvm', '/etc/sysconfig/lvm')}")
     return keys
 
 
+def disk_names(w: Wanted, f: Facts) -> list[str]:
+    """The backing disk by every name LVM may see it under that does not change with its
+    content: as configured, its kernel name, its by-id and by-path links (udev)."""
+    return lvmconf.stable_names(w.disk, f.get(f"devlinks:{w.disk}")) if w.disk else []
+
+
+def _filters(w: Wanted, f: Facts, text: str) -> tuple[str, list[tuple[str, list[str]]]]:
+    """lvm.conf with hasync's filter merged into the profile's key (and into the other
+    key too when the host set it: a device must pass both); and the resulting filters."""
+    key = str(w.o("lvm_filter_key", "global_filter"))
+    names = disk_names(w, f)
+    out = []
+    for k in (key, "filter" if key == "global_filter" else "global_filter"):
+        raw = edit.lvm_get(text, "devices", k)
+        if raw is None and k != key:
+            continue
+        existing = lvmconf.parse_list(raw)
+        new = lvmconf.wanted_filter(existing, w.st.drbd_device, names, w.st.use_drbd) if names else existing
+        new = new or list(lvmconf.LVM_DEFAULT_FILTER)  # LVM refuses an empty list
+        if new != existing:
+            why = ("the DRBD device accepted, every stable name of the backing disk rejected (it carries "
+                   "the same PV label); the host's own PVs stay visible") if w.st.use_drbd else "the disk is the PV: it stays visible"
+            text = edit.lvm_set(text, "devices", k, lvmconf.render_list(new), why)
+        out.append((k, new))
+    return text, out
+
+
+def _other_vgs(w: Wanted, f: Facts, filters: list[list[str]]) -> list[str]:
+    """The host's VGs but the cluster's, leaving out any the filters hide: a VG listed for
+    activation must be one LVM can see (a VG the filter hides would fail to activate)."""
+    hidden = lvmconf.hidden_vgs(filters, f["pvs"] or [])
+    return sorted(r["vg_name"] for r in (f["vgs"] or []) if r["vg_name"] != w.st.vg and r["vg_name"] not in hidden)
+
+
 @step("lvm-config", when=_use_lvm, needs=_lvm_needs)
 def plan_lvm_config(w: Wanted, f: Facts) -> list[Change]:
-    """LVM sees /dev/drbd* only, keeps no device cache, and does not activate the VG at boot."""
-    conf = w.p("lvm_conf", "/etc/lvm/lvm.conf")
+    """LVM sees the DRBD device, not its backing disk; no device cache; the VG is not
+    activated at boot; what the chain's LVM-activate mode needs (system ID or volume_list)."""
+    conf = lvm_conf_path(w)
     old = f[f"file:{conf}"]
-    text = old or ""
-    key = w.o("lvm_filter_key", "global_filter")
-    text = edit.lvm_set(text, "devices", key, edit.lvm_filter(w.st.drbd_device.rstrip("0123456789")), "only DRBD devices: the backing disks carry the same PV label")
+    text, filters = _filters(w, f, old or "")
     text = edit.lvm_set(text, "devices", "write_cache_state", "0", "no stale device cache after a failover")
-    mode = w.o("lvm_autoactivation", "setautoactivation")
     out: list[Change] = []
-    if mode == "auto_activation_volume_list":
-        others = sorted(r["vg_name"] for r in (f["vgs"] or []) if r["vg_name"] != w.st.vg)
-        text = edit.lvm_set(text, "activation", "auto_activation_volume_list", edit.lvm_list(others), f"every VG but the cluster's {w.st.vg} at boot")
+    flts = [flt for _, flt in filters]
+    if _autoactivation(w) == "auto_activation_volume_list":
+        others = _other_vgs(w, f, flts)
+        text = edit.lvm_set(text, "activation", "auto_activation_volume_list", lvmconf.render_list(others), f"every VG but the cluster's {w.st.vg} at boot")
+    mode, res = lvmconf.access(w.cluster)
+    if mode == "system_id":
+        source = str(w.o("lvm_system_id_source", "uname"))
+        if source == "uname" and w.node.startswith("localhost"):
+            return [Change("lvm-config", "refuse", f"LVM ignores a system ID from a uname starting with \"localhost\" ({w.node}): name the node otherwise", target=conf)]
+        text = edit.lvm_set(text, "global", "system_id_source", f'"{source}"', "LVM-activate vg_access_mode=system_id: the VG belongs to the node that activated it")
+    elif mode == "tagging":
+        others = _other_vgs(w, f, flts)
+        text = edit.lvm_set(text, "activation", "volume_list", lvmconf.render_list(others),
+                            f"LVM-activate vg_access_mode=tagging: only these VGs activate outside the agent (never {w.st.vg} nor @{lvmconf.activation_tag(res)})")
+    elif mode:
+        return [Change("lvm-config", "refuse", f"the chain's LVM-activate uses vg_access_mode={mode}, which needs a cluster lock manager "
+                                               f"bootstrap does not set up; use {' or '.join(lvmconf.SERVED_ACCESS_MODES)}", target=conf)]
     if text != (old or ""):
-        out.append(Change("lvm-config", "write", "filter, write_cache_state" + (", auto_activation_volume_list" if mode == "auto_activation_volume_list" else ""), path=conf, data=text, old=old))
-    if mode == "LVM_VGS_ACTIVATED_ON_BOOT":
+        out.append(Change("lvm-config", "write", ", ".join(_settings_changed(old or "", text)), path=conf, data=text, old=old))
+    if _autoactivation(w) == "LVM_VGS_ACTIVATED_ON_BOOT":
         sc = w.p("sysconfig_lvm", "/etc/sysconfig/lvm")
         sold = f[f"file:{sc}"]
         new = edit.shell_set(sold or "", "LVM_VGS_ACTIVATED_ON_BOOT", "hasync-none")
@@ -57,6 +113,40 @@ def plan_lvm_config(w: Wanted, f: Facts) -> list[Change]:
     cache = w.p("lvm_cache", "/etc/lvm/cache/.cache")
     if f[f"path:{cache}"]["kind"] == "file":
         out.append(Change("lvm-config", "remove", "drop LVM's device cache (it may list the backing disks)", path=cache))
+    return out
+
+
+def _settings_changed(old: str, new: str) -> list[str]:
+    keys = (("devices", "global_filter"), ("devices", "filter"), ("devices", "write_cache_state"), ("activation", "auto_activation_volume_list"),
+            ("global", "system_id_source"), ("activation", "volume_list"))
+    return [k for sec, k in keys if edit.lvm_get(old, sec, k) != edit.lvm_get(new, sec, k)]
+
+
+def _devices_file(w: Wanted) -> str:
+    return w.p("lvm_devices_file", "/etc/lvm/devices/system.devices")
+
+
+def _devices_needs(w: Wanted) -> list[str]:
+    return ["lvm_setting:devices/use_devicesfile", f"file:{_devices_file(w)}"] + ([f"devlinks:{w.disk}"] if w.disk else [])
+
+
+@step("lvm-devices", when=_use_lvm, needs=_devices_needs)
+def plan_lvm_devices(w: Wanted, f: Facts) -> list[Change]:
+    """The devices file (RHEL 9): the DRBD device listed, its backing disk not."""
+    entries = lvmconf.parse_devices_file(f[f"file:{_devices_file(w)}"])
+    if f["lvm_setting:devices/use_devicesfile"] != "1" or entries is None:
+        return []  # no devices file in use: the filter (step lvm-config) decides
+    names = disk_names(w, f)
+    out: list[Change] = []
+    if w.st.use_drbd:
+        for e in entries:
+            if lvmconf.listed([e], names):
+                dev = e.get("DEVNAME") or e.get("IDNAME", "")
+                out.append(Change("lvm-devices", "run", "the backing disk carries the DRBD device's PV label: LVM must not use it", argv=("lvmdevices", "--deldev", dev)))
+        if not lvmconf.listed(entries, [w.st.drbd_device]):
+            out.append(Change("lvm-devices", "run", "with the devices file on, LVM uses only the devices listed there", argv=("lvmdevices", "--adddev", w.st.drbd_device)))
+    elif names and not lvmconf.listed(entries, names):
+        out.append(Change("lvm-devices", "run", "the disk is the PV (no DRBD): LVM must use it", argv=("lvmdevices", "--adddev", w.disk)))
     return out
 
 
@@ -94,6 +184,11 @@ def plan_lvm_volumes(w: Wanted, f: Facts) -> list[Change]:
         out.append(Change("lvm-volumes", "run", "the cluster VG" + (", not activated at boot" if autoact else ""), argv=argv))
     elif autoact and vg.get("vg_autoactivation", "") == "enabled":
         out.append(Change("lvm-volumes", "run", "the cluster VG must not be activated at boot", argv=("vgchange", "--setautoactivation", "n", st.vg)))
+    if vg is not None and lvmconf.access(w.cluster)[0] == "system_id" and not vg.get("vg_systemid"):
+        # vgcreate records the system ID itself once system_id_source is set (lvm-config);
+        # a VG made before that has none, and LVM-activate refuses such a VG in this mode
+        out.append(Change("lvm-volumes", "run", "LVM-activate vg_access_mode=system_id: the VG belongs to this node until the chain moves it",
+                          argv=("vgchange", "--systemid", w.node, st.vg)))
     lv = next((r for r in lvs if r["vg_name"] == st.vg and r["lv_name"] == st.lv), None)
     if lv is None:
         size = ("-l", st.lv_size) if "%" in st.lv_size else ("-L", st.lv_size)

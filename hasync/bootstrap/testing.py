@@ -21,6 +21,9 @@ EMPTY_LVM = {
 }
 
 
+LVM_DEFAULTS = {"use_devicesfile": "0"}
+
+
 def fresh(key: str, init: str = "systemd") -> Any:
     """The raw observation of *key* on a node nothing was done to yet."""
     kind, _, arg = key.partition(":")
@@ -46,6 +49,11 @@ def fresh(key: str, init: str = "systemd") -> Any:
         return {"exit": 0, "stdout": "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n", "stderr": ""}
     if kind == "partitions":
         return {"exit": 0, "stdout": "major minor  #blocks  name\n\n 254        0   8388608 vda\n 254       16    262144 vdb\n", "stderr": ""}
+    if kind == "devlinks":  # a disk udev knows by its kernel name only
+        return {"exit": 0, "stdout": f"N: {arg.removeprefix('/dev/')}\n", "stderr": ""}
+    if kind == "lvm_setting":  # LVM's built-in defaults on Debian
+        key = arg.rsplit("/", 1)[-1]
+        return {"exit": 0, "stdout": f"{key}={LVM_DEFAULTS.get(key, '')}\n", "stderr": ""}
     if kind == "hostkeys":
         return {"exit": 0, "stdout": "", "stderr": ""}
     raise F.FactError(f"no fresh default for {key!r}")

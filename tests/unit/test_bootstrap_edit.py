@@ -9,15 +9,18 @@ from pathlib import Path
 import pytest
 
 from hasync.bootstrap import edit as E
+from hasync.bootstrap import lvmconf
+
+DRBD_ONLY = lvmconf.render_list(["a|^/dev/drbd0$|", "r|^/dev/vdb$|"])
 
 CAP = Path(__file__).parent / "data" / "bootstrap" / "captured"
 
 
 def test_lvm_set_in_real_debian_conf_is_idempotent_and_local() -> None:
     text = (CAP / "debian12-lvm.conf").read_text()
-    new = E.lvm_set(text, "devices", "global_filter", E.lvm_filter(), "why")
-    assert E.lvm_get(new, "devices", "global_filter") == '[ "a|^/dev/drbd|", "r|.*|" ]'
-    assert E.lvm_set(new, "devices", "global_filter", E.lvm_filter()) == new
+    new = E.lvm_set(text, "devices", "global_filter", DRBD_ONLY, "why")
+    assert E.lvm_get(new, "devices", "global_filter") == '[ "a|^/dev/drbd0$|", "r|^/dev/vdb$|" ]'
+    assert E.lvm_set(new, "devices", "global_filter", DRBD_ONLY) == new
     # only two lines added (comment + value); every original line still there in order
     assert len(new.splitlines()) == len(text.splitlines()) + 2
     # the commented example in the file is not mistaken for a setting
@@ -31,20 +34,20 @@ def test_lvm_set_replaces_multiline_value() -> None:
 
 
 def test_lvm_set_adds_missing_section() -> None:
-    new = E.lvm_set("global {\n}\n", "activation", "auto_activation_volume_list", E.lvm_list(["vg0"]))
+    new = E.lvm_set("global {\n}\n", "activation", "auto_activation_volume_list", lvmconf.render_list(["vg0"]))
     assert new.endswith('activation {\n\tauto_activation_volume_list = [ "vg0" ]\n}\n')
 
 
 @pytest.mark.skipif(shutil.which("lvmconfig") is None, reason="lvm2 not installed (lvmconfig validates the edit)")
 def test_lvm_edit_is_valid_for_lvm(tmp_path: Path) -> None:
     text = (CAP / "debian12-lvm.conf").read_text()
-    text = E.lvm_set(text, "devices", "global_filter", E.lvm_filter(), "why")
+    text = E.lvm_set(text, "devices", "global_filter", DRBD_ONLY, "why")
     text = E.lvm_set(text, "devices", "write_cache_state", "0")
     (tmp_path / "lvm.conf").write_text(text)
     r = subprocess.run(["lvmconfig", "--validate"], env={"LVM_SYSTEM_DIR": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = subprocess.run(["lvmconfig", "devices/global_filter"], env={"LVM_SYSTEM_DIR": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True)
-    assert 'a|^/dev/drbd|' in r.stdout
+    assert 'a|^/dev/drbd0$|' in r.stdout
 
 
 def test_ini_set_uses_existing_section_and_ignores_comments() -> None:

@@ -4,7 +4,9 @@ tests/unit/data/bootstrap/steps/<case>.json:
   {"doc", "step", "profile", "config", "node", "first", ["allow_data_loss", "join",
    "authkey", "storage"], "facts": {key: raw observation}, "changes": [expected changes]}
 
-"storage" overrides fields of the config's [storage] (e.g. {"use_drbd": false}).
+"storage" overrides fields of the config's [storage] (e.g. {"use_drbd": false}); "params"
+overrides parameters of the chain's resources by id (e.g. {"vg": {"vg_access_mode":
+"tagging"}}); "nfs" overrides fields of [nfs].
 
 Raw observations may point at captured output: ``{"exit": 0, "stdout@": "captured/x"}``
 for a command, ``{"@": "captured/x"}`` for a file's content. Facts the case does not list
@@ -55,6 +57,11 @@ def wanted_for(case: dict) -> P.Wanted:
     cluster = load_cluster(case["config"])
     if case.get("storage"):
         cluster = replace(cluster, storage=replace(cluster.storage, **case["storage"]))
+    if case.get("nfs"):
+        cluster = replace(cluster, nfs=replace(cluster.nfs, **case["nfs"]))
+    if case.get("params"):
+        chain = tuple(replace(r, params={**r.params, **case["params"].get(r.id, {})}) for r in cluster.resources)
+        cluster = replace(cluster, resources=chain)
     profile = config.load_profile(case["profile"])
     return P.Wanted(
         cluster=cluster,
