@@ -233,3 +233,106 @@ def test_drbd_primary_is_not_forced_over_used_metadata(blab) -> None:
     blab.sh("node1", "wipefs -a -q /dev/vdb && drbdadm create-md --force r0", check=True)
     fresh = hs(blab, "node1", "-c", "/etc/hasync/drbd.toml", "bootstrap", "--dry-run")
     assert "run drbdadm primary --force r0" in fresh.stdout and "not forcing" not in fresh.stdout
+
+
+# --------------------------------------------------------------------------- real LVM, the filter
+
+LVM_NAMES = {  # device -> the names LVM sees it by under /dev (what udev would make)
+    "drbd0": ["/dev/drbd0"],
+    "sda2": ["/dev/sda2"],
+    "vdb": ["/dev/vdb", "/dev/disk/by-id/virtio-hasync-disk1", "/dev/disk/by-path/pci-0000:00:05.0",
+            "/dev/disk/by-id/lvm-pv-uuid-wFlL0M"],  # the last one appears only once the PV label is there
+}
+UDEVADM_VDB = "N: vdb\nS: disk/by-id/virtio-hasync-disk1\nS: disk/by-path/pci-0000:00:05.0\nS: disk/by-id/lvm-pv-uuid-wFlL0M\n"
+
+
+@pytest.fixture(scope="module")
+def lvm_disks(tmp_path_factory):
+    """Three loop devices: the DRBD device (havg on it), the root PV (VG "system") and the
+    backing disk, a copy of the DRBD device's start (the same PV label, as DRBD makes it)."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("losetup", "lvm", "unshare", "mknod")):
+        pytest.skip("needs root, losetup, lvm2 and unshare")
+    d = tmp_path_factory.mktemp("lvm")
+    loops = {}
+    try:
+        for name in ("drbd0", "sda2", "vdb"):
+            (d / f"{name}.img").write_bytes(b"")
+            os.truncate(d / f"{name}.img", 32 * 2**20)
+            loops[name] = subprocess.run(["losetup", "--find", "--show", str(d / f"{name}.img")], check=True,
+                                         capture_output=True, text=True).stdout.strip()
+        (d / "setup").mkdir()
+        (d / "setup" / "lvm.conf").write_text('devices {\n\tobtain_device_list_from_udev = 0\n\tglobal_filter = [ "r|^/dev/vdb$|" ]\n}\n')
+        r = in_dev_namespace(d, loops, d / "setup", "pvcreate -q /dev/drbd0 && vgcreate -q havg /dev/drbd0 && "
+                             "pvcreate -q /dev/sda2 && vgcreate -q system /dev/sda2 && dd if=/dev/drbd0 of=/dev/vdb bs=1M count=4 status=none")
+        assert r.returncode == 0, r.stderr
+        yield d, loops
+    finally:
+        for dev in loops.values():
+            subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+def in_dev_namespace(d, loops: dict[str, str], conf_dir, script: str):
+    """Run *script* in a private mount namespace whose /dev holds only the test's devices,
+    by the names a node would have (LVM_SYSTEM_DIR = conf_dir)."""
+    import subprocess
+
+    nodes = " && ".join(f"mknod /dev/{n} b {os.major(os.stat(dev).st_rdev)} {os.minor(os.stat(dev).st_rdev)}" for n, dev in loops.items())
+    links = " && ".join(f"ln -s ../../vdb {link}" for link in LVM_NAMES["vdb"][1:])
+    setup = (f"mount -t tmpfs hasync-dev /dev && mknod -m 666 /dev/null c 1 3 && mknod -m 444 /dev/urandom c 1 9 && {nodes} && "
+             f"mkdir -p /dev/disk/by-id /dev/disk/by-path && {links}")
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{setup} && {script}"],
+                          env={"PATH": os.environ["PATH"], "LVM_SYSTEM_DIR": str(conf_dir)}, capture_output=True, text=True, timeout=60)
+
+
+def lvm_sees(d, loops, conf_text: str, tag: str) -> tuple[dict[str, str], str]:
+    """pvs under *conf_text*: {pv_name: vg_name} and LVM's warnings."""
+    conf = d / tag
+    conf.mkdir(exist_ok=True)
+    (conf / "lvm.conf").write_text(conf_text)
+    r = in_dev_namespace(d, loops, conf, "pvs --reportformat json -o pv_name,vg_name")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["report"][0]["pv"]
+    return {x["pv_name"]: x["vg_name"] for x in rows}, r.stderr
+
+
+HOST_FILTERS = {
+    "none": "",
+    "catch-all": '\tglobal_filter = [ "a|.*|" ]\n',
+    "root-only": '\tglobal_filter = [ "a|^/dev/sda2$|", "r|.*|" ]\n\tfilter = [ "a|^/dev/sda2$|", "r|.*|" ]\n',
+    "old-hasync": '\tglobal_filter = [ "a|^/dev/drbd|", "r|.*|" ]\n',
+}
+
+
+@pytest.mark.parametrize("host", list(HOST_FILTERS))
+def test_filter_bootstrap_writes_hides_only_the_backing_disk_for_real_lvm(lvm_disks, host: str) -> None:
+    """issue 13 item 2 with lvm2 itself: the lvm.conf the lvm-config step writes over the
+    host's own leaves the root VG and the DRBD device's VG visible and the backing disk
+    (same PV label, four names) hidden -- no duplicate PV; and hasync's pure reading of the
+    filter agrees with LVM's for every device."""
+    from dataclasses import replace
+
+    from hasync import config
+    from hasync.bootstrap import edit, lvmconf
+    from hasync.bootstrap.plan import STEPS, Wanted
+    from hasync.bootstrap.testing import DataFacts
+
+    d, loops = lvm_disks
+    host_conf = "devices {\n\tobtain_device_list_from_udev = 0\n" + HOST_FILTERS[host] + "}\n"
+    if host == "old-hasync":  # what bootstrap wrote before: the root VG disappears
+        seen, _ = lvm_sees(d, loops, host_conf, "before")
+        assert "/dev/sda2" not in seen and seen.get("/dev/drbd0") == "havg"
+    cluster = config.load(os.path.join(os.path.dirname(__file__), "..", "..", "profiles", "cluster", "example.toml"))
+    cluster = replace(cluster, storage=replace(cluster.storage, disks={"node1": "/dev/vdb", "node2": "/dev/vdb"}))
+    w = Wanted(cluster=cluster, profile=config.load_profile("debian12"), node="node1", first=True)
+    step = next(s for s in STEPS if s.name == "lvm-config")
+    facts = DataFacts({"file:/etc/lvm/lvm.conf": host_conf, "devlinks:/dev/vdb": {"exit": 0, "stdout": UDEVADM_VDB, "stderr": ""}})
+    [text] = [c.data for c in step.plan(w, facts.get(step.needs(w))) if c.action == "write" and c.path == "/etc/lvm/lvm.conf"]
+    seen, warnings = lvm_sees(d, loops, text or "", host)
+    assert seen == {"/dev/drbd0": "havg", "/dev/sda2": "system"}, (seen, text)
+    assert "Not using device" not in warnings and "duplicate" not in warnings.lower(), warnings
+    flts = [lvmconf.parse_list(edit.lvm_get(text or "", "devices", k)) for k in ("global_filter", "filter") if edit.lvm_get(text or "", "devices", k)]
+    for dev, names in LVM_NAMES.items():
+        assert lvmconf.visible(flts, names) == (f"/dev/{dev}" in seen), (dev, flts)
