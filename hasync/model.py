@@ -116,6 +116,10 @@ class Nfs:
     exports: tuple[Export, ...] = ()
     vip: str = ""  # the cluster address clients mount and sm-notify binds to (-v)
     src: str = ""
+    # NFSv4 grace and lease (nfs.conf [nfsd] grace-time, lease-time; the kernel's are 90 s
+    # each). Grace also bounds the NLM (v3 lock) grace. docs/nfs.md says why 20 s.
+    grace_time: float = 20.0
+    lease_time: float = 20.0
 
 
 @dataclass(frozen=True)

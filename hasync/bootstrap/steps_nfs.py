@@ -1,5 +1,6 @@
-"""Bootstrap steps for NFS: /var/lib/nfs on the replicated filesystem, sm-notify, NFS off
-at boot, /etc/exports, the SLES9 nfslock fix, hotplug off."""
+"""Bootstrap steps for NFS: /var/lib/nfs on the replicated filesystem, NFSv4 grace and lease
+and client records (nfs.conf), sm-notify, NFS off at boot, /etc/exports, the SLES9 nfslock
+fix, hotplug off."""
 
 from __future__ import annotations
 
@@ -47,6 +48,44 @@ def plan_nfs_state(w: Wanted, f: Facts) -> list[Change]:
     elif here["kind"] != "dir":
         out.append(Change("nfs-state", "mkdir", f"the bind-mount target (the chain mounts {sd} here)", path=nfs_state, mode=0o755))
     return out
+
+
+def nfs_conf_path(w: Wanted) -> str:
+    return w.p("nfs_conf", "")
+
+
+def on_replicated_disk(w: Wanted, path: str) -> bool:
+    """Is *path* kept on the replicated disk: under /var/lib/nfs (the symlink or bind
+    mount to [nfs].state_dir) or under state_dir itself?"""
+    roots = [w.p("nfs_state", "/var/lib/nfs")] + ([w.cluster.nfs.state_dir] if w.cluster.nfs.state_dir else [])
+    return any(path.rstrip("/") == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+# nfs.conf sections whose storagedir holds the NFSv4 client records (nfsdcld(8), nfsdcltrack(8))
+V4_TRACKERS = ("nfsdcld", "nfsdcltrack")
+
+
+@step("nfs-v4", when=lambda w: bool(nfs_conf_path(w)) and bool(w.cluster.nfs.exports), needs=lambda w: [f"file:{nfs_conf_path(w)}"])
+def plan_nfs_v4(w: Wanted, f: Facts) -> list[Change]:
+    """nfs.conf: NFSv4 grace and lease from [nfs]; the v4 client records kept on the replicated disk."""
+    path = nfs_conf_path(w)
+    old = f[f"file:{path}"]
+    nfs = w.cluster.nfs
+    # rpc.nfsd reads these at start (nfs.conf(5)); grace-time also sets NLM's (v3 locks)
+    new = edit.ini_set(old or "", "nfsd", "grace-time", str(int(nfs.grace_time)))
+    new = edit.ini_set(new, "nfsd", "lease-time", str(int(nfs.lease_time)))
+    moved = []
+    for section in V4_TRACKERS:
+        # by default under /var/lib/nfs, so on the replicated disk; a storagedir set
+        # elsewhere would leave the new active node without the clients' records
+        cur = edit.ini_get(new, section, "storagedir")
+        if cur is not None and not on_replicated_disk(w, cur):
+            new = edit.ini_set(new, section, "storagedir", f"{w.p('nfs_state', '/var/lib/nfs')}/{section}")
+            moved.append(section)
+    if new == (old or ""):
+        return []
+    why = f"grace {int(nfs.grace_time)} s, lease {int(nfs.lease_time)} s" + (f"; {', '.join(moved)} records back under /var/lib/nfs" if moved else "")
+    return [Change("nfs-v4", "write", why, path=path, data=new, old=old)]
 
 
 @step("sm-notify", when=lambda w: bool(w.cluster.nfs.vip), needs=lambda w: [f"file:{w.p('sm_notify_conf', '/etc/nfs.conf')}"])

@@ -60,7 +60,7 @@ ON_CHANGE = (Field("path", "str", True), Field("command", "str", True))
 STORAGE = (*fields("bool", "use_drbd", "use_lvm"), *fields("strmap", "disks", "replication"),
            *fields("str", "drbd_resource", "drbd_device", "drbd_protocol", "resync_rate", "vg", "lv", "lv_size",
                    "filesystem", "mount_point", "mount_options", "lvm_system_id"), Field("drbd_port", "int"))
-NFS = (Field("state_dir", "str"), Field("export", "tables"), Field("vip", "str"))
+NFS = (Field("state_dir", "str"), Field("export", "tables"), Field("vip", "str"), *fields("duration", "grace_time", "lease_time"))
 EXPORT = (Field("path", "str", True), Field("clients", "str"), Field("options", "str"), Field("fsid", "int"))
 RESOURCE = (*(Field(k, "str", True) for k in ("id", "type", "agent")), Field("args", "strlist"), Field("params", "paramsmap"),
             *fields("duration", "start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval"), Field("max_restarts", "int"))
@@ -270,9 +270,16 @@ def storage(r: Reader, raw: Any, names: list[str]) -> model.Storage:
 
 def nfs(r: Reader, raw: Any) -> model.Nfs:
     P = ("nfs",)
-    v = read(r, raw, P, NFS, None, state_dir="", vip="")
+    v = read(r, raw, P, NFS, model.Nfs())
     if v["vip"]:
         check_ip(r, P + ("vip",), v["vip"], cidr_ok=True)
+    for key in ("grace_time", "lease_time"):  # nfsd takes whole seconds, 10-3600 (nfs.conf(5), rpc.nfsd(8))
+        if key not in v.bad and (v[key] != int(v[key]) or not 10 <= v[key] <= 3600):
+            r.error(P + (key,), f"expected whole seconds from 10s to 3600s (nfsd's range), got {format_duration(v[key])}")
+            v.bad.add(key)
+    if not v.bad & {"grace_time", "lease_time"} and v["grace_time"] < v["lease_time"]:
+        r.warn(P + ("grace_time",), f"shorter than lease_time ({format_duration(v['lease_time'])}): nfsd keeps the grace "
+                                    "period at least one lease long (clients need a lease to notice the restart)")
     exports = []
     fsids: dict[int, int] = {}
     d = model.Export("")
@@ -289,7 +296,7 @@ def nfs(r: Reader, raw: Any) -> model.Nfs:
     for i, ex in enumerate(exports):
         if ex.fsid is None and not r.is_bad(P + ("export", i, "fsid")):
             r.warn(P + ("export", i), "no fsid=: NFS file handles then depend on the device numbers, which must be identical on both nodes or clients see \"stale NFS file handle\" after failover")
-    return model.Nfs(v["state_dir"], tuple(exports), v["vip"], r.where(P))
+    return model.Nfs(v["state_dir"], tuple(exports), v["vip"], r.where(P), grace_time=v["grace_time"], lease_time=v["lease_time"])
 
 
 def resources(r: Reader, raw: Any) -> tuple[model.Resource, ...]:

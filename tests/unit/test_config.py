@@ -73,7 +73,7 @@ def test_good_minimal_parses_to_model():
 def test_example_config_is_valid():
     cluster, report = config.check(REPO / "profiles" / "cluster" / "example.toml")
     assert report.errors == []
-    assert cluster is not None and [r.id for r in cluster.resources] == ["drbd", "vg", "fs", "vip", "nfs", "exports"]
+    assert cluster is not None and [r.id for r in cluster.resources] == ["drbd", "vg", "fs", "vip", "nfs", "exports", "notify"]
 
 
 def test_warnings_do_not_fail(tmp_path, capsys):
@@ -231,9 +231,10 @@ def test_nfs_state_moved_twice_is_warned_on_symlink_profiles_only():
     text = (REPO / "profiles" / "cluster" / "example.toml").read_text()
     cluster, report = config.check_text(text, "ex.toml")
     assert not [w for w in report.warnings if "nfs_shared_infodir" in w]
-    both = text.replace('params = { nfs_ip = "192.0.2.10" }', 'params = { nfs_shared_infodir = "/srv/ha/nfs-state", nfs_ip = "192.0.2.10" }')
+    nfs = 'params = { nfs_server_scope = "192.0.2.10", nfs_no_notify = "true" }'
+    both = text.replace(nfs, nfs.replace("{ ", '{ nfs_shared_infodir = "/srv/ha/nfs-state", '))
     assert both != text
-    line = both.splitlines().index('params = { nfs_shared_infodir = "/srv/ha/nfs-state", nfs_ip = "192.0.2.10" }') + 1
+    line = both.splitlines().index(nfs.replace("{ ", '{ nfs_shared_infodir = "/srv/ha/nfs-state", ')) + 1
     _, report = config.check_text(both, "ex.toml")
     [w] = [w for w in report.warnings if "nfs_shared_infodir" in w]
     assert w.startswith(f"ex.toml:{line}: resource[") and "mounted onto itself" in w and "debian12" in w

@@ -79,7 +79,8 @@ def test_a_misspelt_ocf_parameter_is_caught_by_the_metadata_check(tmp_path, caps
     f = write_config(tmp_path, 'cidr_netmask = "24"', 'cidr_mask = "24"')
     assert cli.main(["-c", str(f), "export", "pacemaker", "--json"]) == 2
     doc = json.loads(capsys.readouterr().out)
-    assert doc == {"ok": False, "errors": [f"{f}:103: resource 'vip' (ocf:heartbeat:IPaddr2): unknown parameter 'cidr_mask'; did you mean 'cidr_netmask'?"]}
+    line = f.read_text().splitlines().index('id = "vip"')  # the [[resource]] line above it, 1-based
+    assert doc == {"ok": False, "errors": [f"{f}:{line}: resource 'vip' (ocf:heartbeat:IPaddr2): unknown parameter 'cidr_mask'; did you mean 'cidr_netmask'?"]}
 
 
 def test_a_config_error_is_exit_2_like_every_other_command(tmp_path, capsys):
