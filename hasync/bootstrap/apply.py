@@ -130,9 +130,13 @@ class Manifest:
         self.save()
 
     def backup(self, real: str, logical: str) -> str:
-        """Copy the current bytes of *real* into the run's folder; return the relative name."""
+        """Copy the current bytes of *real* into the run's folder; return the relative name.
+        A file two steps change in one run (nfs.conf: nfs-v4, then sm-notify) keeps its
+        first copy -- the bytes from before the run, which rollback must end with."""
         rel = "files/" + logical.lstrip("/")
         dst = self.dir / rel
+        if os.path.lexists(dst):
+            return rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(real, dst, follow_symlinks=False)
         return rel
