@@ -203,3 +203,6 @@ class Profile:
     paths: dict[str, str]  # e.g. "exports" -> "/etc/exports", "lvm_conf" -> ...
     options: dict[str, object] = field(default_factory=dict)  # anything else the bootstrap needs
     src: str = ""
+    # what the profile really supports ([supported]: os, drbd_kernel, minimum tool versions,
+    # tested, import_only, note); hasync.bootstrap.host checks a host against it
+    supported: dict[str, object] = field(default_factory=dict)

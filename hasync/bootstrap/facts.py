@@ -74,6 +74,11 @@ def lvm_setting_argv(setting: str) -> Argv:
     return ("lvmconfig", "--typeconfig", "full", setting)
 
 
+# what a host's tools can do (host.py compares them with the profile's [supported])
+VERSION_ARGV = {"lvm": ("lvm", "version"), "drbdadm": ("drbdadm", "--version")}
+WIPEFS_HELP = ("wipefs", "--help")
+
+
 def enabled_argv(init: str, service: str, root: str = "/") -> Argv:
     """Is *service* started at boot? systemctl works offline on unit files and symlinks."""
     if init == "systemd":
@@ -129,6 +134,10 @@ def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "")
         return devlinks_argv(arg)
     if kind == "lvm_setting":
         return lvm_setting_argv(arg)
+    if kind == "version" and arg in VERSION_ARGV:
+        return VERSION_ARGV[arg]
+    if kind == "wipefs_json":
+        return WIPEFS_HELP
     if kind == "enabled":
         return enabled_argv(init, arg, root)
     if kind == "partitions":
@@ -342,6 +351,27 @@ def parse_lvm_setting(raw: Any, setting: str) -> str | None:
     return None
 
 
+def parse_version(raw: Any, tool: str) -> Any:
+    """``lvm version`` -> "2.03.16"; ``drbdadm --version`` -> {"utils": "9.22.0",
+    "kernel": "8.4.11"} (kernel "0": no module loaded); None when the tool is missing."""
+    code, out, _ = _cmd_text(raw)
+    if code == 127 or (code != 0 and not out.strip()):
+        return None
+    if tool == "lvm":
+        m = re.search(r"LVM version:\s*(\d+(?:\.\d+)*)", out)
+        return m.group(1) if m else None
+    kv = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return {"utils": kv.get("DRBDADM_VERSION", ""), "kernel": kv.get("DRBD_KERNEL_VERSION", "")}
+
+
+def parse_wipefs_json(raw: Any) -> bool | None:
+    """Does this wipefs write JSON (``--json`` in its help)? None: no wipefs."""
+    code, out, _ = _cmd_text(raw)
+    if code == 127:
+        return None
+    return "--json" in out
+
+
 def parse_enabled(raw: Any, init: str) -> str:
     """'enabled' | 'disabled' | 'static' | 'masked' | 'not-found' | ... (systemd words).
 
@@ -422,6 +452,10 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
         return parse_devlinks(raw)
     if kind == "lvm_setting":
         return parse_lvm_setting(raw, arg)
+    if kind == "version":
+        return parse_version(raw, arg)
+    if kind == "wipefs_json":
+        return parse_wipefs_json(raw)
     if kind == "enabled":
         return parse_enabled(raw, init)
     if kind == "partitions":

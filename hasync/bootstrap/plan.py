@@ -12,13 +12,13 @@ and units), steps_drbd, steps_storage (LVM, filesystem, mount) and steps_nfs.
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hasync import model
+from hasync.bootstrap import nfsstate
 
 # --------------------------------------------------------------------------- changes
 
@@ -132,8 +132,7 @@ class Wanted:
 
     @property
     def vip_address(self) -> str:
-        v = self.cluster.nfs.vip
-        return str(ipaddress.ip_interface(v).ip) if v else ""
+        return nfsstate.vip_address(self.cluster)
 
     def p(self, key: str, default: str = "") -> str:
         return self.profile.paths.get(key, default)
@@ -165,10 +164,10 @@ class Step:
     plan: Callable[[Wanted, Facts], list[Change]]
 
 
-# The order steps run in (each is defined in a steps_* module, by area): files and keys
-# first, then DRBD, LVM and the filesystem on it, NFS, and hasync's units last.
+# The order steps run in (each is defined in a steps_* module, by area): the host check
+# first (steps_host), files and keys, then DRBD, LVM and the filesystem on it, NFS, and hasync's units last.
 STEP_ORDER = (
-    "config", "dirs", "auth-key", "ssh-key", "ssh-trust",
+    "host", "config", "dirs", "auth-key", "ssh-key", "ssh-trust",
     "drbd-config", "drbd-metadata", "drbd-boot", "drbd-up", "drbd-primary", "drbd-sync",
     "lvm-config", "lvm-devices", "lvm-volumes", "filesystem", "mount",
     "nfs-state", "nfs-v4", "sm-notify", "nfs-boot-off", "exports", "nfslock-stop", "boot-noise",
@@ -271,4 +270,4 @@ def plan_all(w: Wanted, facts: Facts) -> list[Change]:
 
 
 # the steps register themselves (hasync.bootstrap.plan must be complete first)
-from hasync.bootstrap import steps_drbd, steps_files, steps_nfs, steps_storage  # noqa: E402,F401
+from hasync.bootstrap import steps_drbd, steps_files, steps_host, steps_nfs, steps_storage  # noqa: E402,F401

@@ -4,7 +4,7 @@ fix, hotplug off."""
 
 from __future__ import annotations
 
-from hasync.bootstrap import edit
+from hasync.bootstrap import edit, nfsstate
 from hasync.bootstrap.plan import (
     Change,
     Facts,
@@ -54,17 +54,6 @@ def nfs_conf_path(w: Wanted) -> str:
     return w.p("nfs_conf", "")
 
 
-def on_replicated_disk(w: Wanted, path: str) -> bool:
-    """Is *path* kept on the replicated disk: under /var/lib/nfs (the symlink or bind
-    mount to [nfs].state_dir) or under state_dir itself?"""
-    roots = [w.p("nfs_state", "/var/lib/nfs")] + ([w.cluster.nfs.state_dir] if w.cluster.nfs.state_dir else [])
-    return any(path.rstrip("/") == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-# nfs.conf sections whose storagedir holds the NFSv4 client records (nfsdcld(8), nfsdcltrack(8))
-V4_TRACKERS = ("nfsdcld", "nfsdcltrack")
-
-
 @step("nfs-v4", when=lambda w: bool(nfs_conf_path(w)) and bool(w.cluster.nfs.exports), needs=lambda w: [f"file:{nfs_conf_path(w)}"])
 def plan_nfs_v4(w: Wanted, f: Facts) -> list[Change]:
     """nfs.conf: NFSv4 grace and lease from [nfs]; the v4 client records kept on the replicated disk."""
@@ -75,12 +64,12 @@ def plan_nfs_v4(w: Wanted, f: Facts) -> list[Change]:
     new = edit.ini_set(old or "", "nfsd", "grace-time", str(int(nfs.grace_time)))
     new = edit.ini_set(new, "nfsd", "lease-time", str(int(nfs.lease_time)))
     moved = []
-    for section in V4_TRACKERS:
+    for section in nfsstate.V4_TRACKERS:
         # by default under /var/lib/nfs, so on the replicated disk; a storagedir set
         # elsewhere would leave the new active node without the clients' records
         cur = edit.ini_get(new, section, "storagedir")
-        if cur is not None and not on_replicated_disk(w, cur):
-            new = edit.ini_set(new, section, "storagedir", f"{w.p('nfs_state', '/var/lib/nfs')}/{section}")
+        if cur is not None and not nfsstate.on_replicated_disk(w.profile, w.cluster, cur):
+            new = edit.ini_set(new, section, "storagedir", f"{nfsstate.nfs_state(w.profile)}/{section}")
             moved.append(section)
     if new == (old or ""):
         return []

@@ -22,6 +22,14 @@ EMPTY_LVM = {
 
 
 LVM_DEFAULTS = {"use_devicesfile": "0"}
+# a Debian 12 node's tools, as they answer there (tests/unit/data/bootstrap/captured holds
+# the whole outputs); the DRBD module is the 8.4 of Debian's kernel
+TOOLS = {
+    "version:lvm": "  LVM version:     2.03.16(2) (2022-05-18)\n",
+    "version:drbdadm": "DRBDADM_API_VERSION=2\nDRBD_KERNEL_VERSION_CODE=0x08040b\nDRBD_KERNEL_VERSION=8.4.11\n"
+                       "DRBDADM_VERSION_CODE=0x091600\nDRBDADM_VERSION=9.22.0\n",
+    "wipefs_json": " -J, --json              use JSON output format\n",
+}
 
 
 def fresh(key: str, init: str = "systemd") -> Any:
@@ -56,6 +64,8 @@ def fresh(key: str, init: str = "systemd") -> Any:
         return {"exit": 0, "stdout": f"{key}={LVM_DEFAULTS.get(key, '')}\n", "stderr": ""}
     if kind == "hostkeys":
         return {"exit": 0, "stdout": "", "stderr": ""}
+    if key in TOOLS:
+        return {"exit": 0, "stdout": TOOLS[key], "stderr": ""}
     raise F.FactError(f"no fresh default for {key!r}")
 
 

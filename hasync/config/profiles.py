@@ -47,7 +47,7 @@ def load_profile(name: str) -> model.Profile:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{path}: TOML syntax: {e}"]) from None
     r = Reader(str(path), data, LineIndex(text))
-    top = r.table(data, (), ("profile", "services", "paths", "options"))
+    top = r.table(data, (), ("profile", "services", "paths", "options", "supported"))
     prof = r.table(top.get("profile"), ("profile",), ("name", "init", "description"))
     init = r.get(prof, ("profile",), "init", "str", "systemd")
     if init not in INIT_SYSTEMS:
@@ -58,9 +58,40 @@ def load_profile(name: str) -> model.Profile:
         services[k] = (v,) if isinstance(v, str) else r.get(raw_services, ("services",), k, "strlist", ())
     paths = r.get(top, (), "paths", "strmap", {})
     options = r.table(top.get("options"), ("options",), list(top.get("options") or {}) if isinstance(top.get("options"), dict) else ())
+    supported = _supported(r, top.get("supported"))
     if r.errors:
         raise ConfigError(r.errors)
-    return model.Profile(r.get(prof, ("profile",), "name", "str", name), init, services, paths, dict(options), str(path))
+    return model.Profile(r.get(prof, ("profile",), "name", "str", name), init, services, paths, dict(options), str(path), supported)
+
+
+TESTED = ("vm", "lab", "none")
+MINIMUM_TOOLS = ("python", "lvm2", "drbd_utils")
+
+
+def _supported(r: Reader, raw: object) -> dict[str, object]:
+    """``[supported]``: what the profile was written for (hasync.bootstrap.host checks it).
+    ``os = ["debian 12"]`` (/etc/os-release ID or ID_LIKE, major VERSION_ID), ``drbd_kernel``
+    (DRBD module versions), ``minimum = { lvm2 = "2.03.12", ... }``, ``tested = "vm" | "lab" |
+    "none"``, ``import_only = true`` (no host to run on), ``note``."""
+    if raw is None:
+        return {}
+    P = ("supported",)
+    obj = r.table(raw, P, ("os", "drbd_kernel", "minimum", "tested", "import_only", "note"))
+    minimum = r.get(obj, P, "minimum", "strmap", {})
+    out: dict[str, object] = {
+        "os": r.get(obj, P, "os", "strlist", ()),
+        "drbd_kernel": r.get(obj, P, "drbd_kernel", "strlist", ()),
+        "minimum": minimum,
+        "tested": r.get(obj, P, "tested", "str", "none"),
+        "import_only": r.get(obj, P, "import_only", "bool", False),
+        "note": r.get(obj, P, "note", "str", ""),
+    }
+    if out["tested"] not in TESTED:
+        r.error(P + ("tested",), f"expected one of {', '.join(TESTED)}, got {out['tested']!r}")
+    for k in minimum:
+        if k not in MINIMUM_TOOLS:
+            r.error(P + ("minimum", k), f"unknown tool; expected one of {', '.join(MINIMUM_TOOLS)}")
+    return out
 
 
 def resolve_profile(r: Reader, name: str) -> model.Profile | None:

@@ -51,6 +51,8 @@ class FakeNode(RecordingRunner):
     def run(self, argv, **kw):
         argv = tuple(argv)
         self.calls.append(argv)
+        if argv == ("wipefs", "--help"):
+            return Result(argv, 0, (CAP_DIR / "wipefs-help-2.38.txt").read_text(), "")
         if argv[0] == "wipefs":
             if self.fs_label:
                 out = json.dumps({"signatures": [{"device": "vdb", "offset": "0x438", "type": "ext4", "uuid": "u", "label": self.fs_label}]})
