@@ -199,7 +199,7 @@ def print_preflight(console, w, runner=None) -> None:
 
     from hasync.bootstrap.doctor import check_config, check_links, link_probes
 
-    found = check_config(w.cluster)
+    found = check_config(w.cluster, w.profile)
     if w.join and runner is not None:
         found += check_links(w.cluster, w.node, [(link, runner.run(argv, timeout=5).ok) for link, argv in link_probes(w.cluster, w.node)])
     for f in found:

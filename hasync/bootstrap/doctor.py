@@ -10,30 +10,21 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from hasync import model
+from hasync.bootstrap import doctor_host, doctor_lvm, doctor_nfs
+from hasync.bootstrap.findings import Finding
 from hasync.config import GOOD_KEY
 from hasync.effects.run import Runner
+
+__all__ = ["Finding", "check_config", "check_node", "check_pair", "probe_script", "parse_probe", "run_doctor"]
 
 CLOCK_BOUND_S = 1.0  # failover timing and unison's newer-wins both assume close clocks
 # The heartbeat key: bootstrap writes this many random bytes, hex-encoded (issue 12
 # item 14: the field's norm is far longer than the 16 bytes the daemon accepts); doctor,
 # like `check`, warns about a key file shorter than hasync.config.GOOD_KEY bytes.
 AUTH_KEY_RANDOM_BYTES = 32
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    level: str  # ok | info | warning | error
-    where: str  # node name or "cluster"
-    message: str
-    fix: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def _services(profile: model.Profile, *logical: str) -> list[str]:
@@ -59,7 +50,6 @@ def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> s
     nfs_state = profile.paths.get("nfs_state", "/var/lib/nfs")
     key = cluster.heartbeat.auth_key
     disk = cluster.storage.disks.get(node, "")
-    lvm_conf = profile.paths.get("lvm_conf", "/etc/lvm/lvm.conf")
     lines = [
         "exec 2>/dev/null",
         "echo node=$(uname -n)",
@@ -71,8 +61,10 @@ def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> s
         "echo unison=$(unison -version | head -n 1)",
         f"echo disk_bytes=$(blockdev --getsize64 {q(disk)})" if disk else "echo disk_bytes=",
         f"echo dev=$(stat -L -c %t:%T {q(fs_device(cluster, node))})",
-        f"echo lvm_filter=$(grep -E '^[[:space:]]*(global_)?filter[[:space:]]*=' {q(lvm_conf)} | tail -n 1)",
     ]
+    lines += doctor_host.probe_lines(cluster, profile, node)
+    lines += doctor_lvm.probe_lines(cluster, profile, node)
+    lines += doctor_nfs.probe_lines(cluster, profile, node)
     if cluster.storage.use_drbd:
         res = f"{profile.paths.get('drbd_conf_dir', '/etc/drbd.d')}/{cluster.storage.drbd_resource}.res"
         lines.append(f"echo drbd_res=$(sha256sum < {q(res)} | cut -c1-16)")
@@ -142,8 +134,9 @@ def parse_unison_version(text: str) -> tuple[int, ...] | None:
 # --------------------------------------------------------------------------- pure checks
 
 
-def check_config(cluster: model.Cluster) -> list[Finding]:
-    out = []
+def check_config(cluster: model.Cluster, profile: model.Profile | None = None) -> list[Finding]:
+    """Findings of the config alone (bootstrap's preflight prints them too)."""
+    out = doctor_nfs.check_config(cluster, profile)
     links = cluster.heartbeat.links
     if len(links) < 2:
         out.append(Finding("heartbeat-links", "warning", "cluster", f"only {len(links)} heartbeat link: one cable or switch failure splits the cluster", "add a second [[heartbeat.link]] (a serial null-modem cable or a dedicated NIC) to cluster.toml"))
@@ -165,22 +158,10 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
     """Findings from one node's probe output (None: the node could not be read)."""
     if p is None:
         return []
-    out: list[Finding] = []
+    out = doctor_host.check_node(cluster, profile, node, p)
+    out += doctor_nfs.check_node(cluster, profile, node, p)
+    out += doctor_lvm.check_node(cluster, node, p)
     st = cluster.storage
-    # /var/lib/nfs
-    nfs_state = profile.paths.get("nfs_state", "/var/lib/nfs")
-    sd = cluster.nfs.state_dir
-    if sd:
-        if profile.options.get("nfs_state_link", "symlink") == "symlink":
-            if p.get("nfs_kind") != "symlink" or p.get("nfs_link") != sd:
-                got = p.get("nfs_kind", "?") + (f" -> {p['nfs_link']}" if p.get("nfs_link") else "")
-                out.append(Finding("nfs-state-link", "error", node, f"{nfs_state} is a {got}, not a symlink to {sd}: NFS state is not replicated", f"hasync bootstrap --yes (or: mv {nfs_state} {nfs_state}.old && ln -s {sd} {nfs_state})"))
-            else:
-                out.append(Finding("nfs-state-link", "ok", node, f"{nfs_state} -> {sd}" + ("" if p.get("nfs_resolves") == "1" else " (dangling here: the filesystem is mounted on the peer)")))
-        elif p.get("nfs_kind") != "dir":
-            out.append(Finding("nfs-state-link", "error", node, f"{nfs_state} is a {p.get('nfs_kind')}, not the directory the chain bind-mounts {sd} on", f"hasync bootstrap --yes (or: mkdir {nfs_state})"))
-        else:
-            out.append(Finding("nfs-state-link", "ok", node, f"{nfs_state} is a directory (bind-mounted from {sd} by the chain)"))
     # NFS at boot
     for s in nfs_services(profile):
         word = _enabled_word(profile.init, p.get(f"enabled.{s}", ""))
@@ -206,13 +187,6 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
         ))
     else:
         out.append(Finding("auth-key", "ok", node, f"{key} mode {mode}"))
-    # LVM filter
-    if st.use_lvm:
-        flt = p.get("lvm_filter", "")
-        if "drbd" not in flt or "r|.*|" not in flt.replace(" ", ""):
-            out.append(Finding("lvm-filter", "error", node, f"no LVM filter accepting only /dev/drbd* ({flt or 'none'}): the backing disk shows up as a duplicate PV", 'hasync bootstrap --yes (or set devices { global_filter = [ "a|^/dev/drbd|", "r|.*|" ] } in lvm.conf)'))
-        else:
-            out.append(Finding("lvm-filter", "ok", node, flt))
     if uses_portblock(cluster):
         out += check_portblock(node, p)
     # disk
@@ -268,7 +242,7 @@ def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], 
     sa, sb = a.get("disk_bytes", ""), b.get("disk_bytes", "")
     if sa and sb and sa != sb:
         out.append(Finding("disk-size", "warning", "cluster", f"disks differ: {int(sa) / 2**20:.0f} MiB here, {int(sb) / 2**20:.0f} MiB on {peer}; DRBD uses the smaller", "give both nodes disks of the same size"))
-    return out
+    return out + doctor_nfs.check_pair(cluster, node, peer, a, b)
 
 
 def ping_argv(address: str, interface: str = "") -> tuple[str, ...]:
@@ -320,7 +294,7 @@ def hasync_ssh(cluster: model.Cluster, address: str, script: str) -> tuple[str, 
 def run_doctor(cluster: model.Cluster, profile: model.Profile, node: str, runner: Runner, *, root: str = "/", with_peer: bool = True) -> list[Finding]:
     script = probe_script(cluster, profile, node)
     local = parse_probe(runner.run(("sh", "-c", script), timeout=30).stdout)
-    findings = check_config(cluster)
+    findings = check_config(cluster, profile)
     findings += check_node(cluster, profile, node, local)
     if not with_peer:
         return findings

@@ -19,7 +19,41 @@ authkey_bytes=64
 unison=unison version 2.52.1 (ocaml 4.13.1)
 disk_bytes=268435456
 dev=93:0
-lvm_filter=global_filter = [ "a|^/dev/drbd|", "r|.*|" ]
+lvm.global_filter=["a|^/dev/drbd0$|","r|^/dev/vdb$|","r|^/dev/disk/by-path/virtio-pci-0000:00:05[.]0$|","r|^/dev/disk/by-id/virtio-hasync-disk1$|","r|^/dev/disk/by-path/pci-0000:00:05[.]0$|"]
+lvm.filter=["a|.*|"]
+lvm.use_devicesfile=0
+lvm.devicesfile=-
+lvm.disk_links=disk/by-path/virtio-pci-0000:00:05.0 disk/by-id/virtio-hasync-disk1 disk/by-path/pci-0000:00:05.0 disk/by-id/lvm-pv-uuid-wFlL0M
+lvm.disk_real=/dev/vdb
+lvm.pvs={"report": [{"pv": [{"pv_name":"/dev/vda2", "vg_name":"system"}, {"pv_name":"/dev/drbd0", "vg_name":"havg"}]}]}
+lvm.lvs={"report": [{"lv": [{"vg_name":"system", "lv_active":"active"}, {"vg_name":"havg", "lv_active":"active"}]}]}
+os.present=1
+os.ID=debian
+os.ID_LIKE=
+os.VERSION_ID=12
+os.PRETTY_NAME=Debian GNU/Linux 12 (bookworm)
+tool.wipefs_json=1
+tool.lvm=2.03.16
+tool.drbdadm=9.22.0
+tool.drbd_kernel=8.4.11
+prog.0.0=/usr/lib/ocf/resource.d/linbit/drbd
+prog.1.0=/usr/lib/ocf/resource.d/heartbeat/LVM-activate
+prog.2.0=/usr/lib/ocf/resource.d/heartbeat/Filesystem
+prog.3.0=/usr/lib/ocf/resource.d/heartbeat/IPaddr2
+prog.4.0=/usr/lib/ocf/resource.d/heartbeat/nfsserver
+prog.5.0=/usr/lib/ocf/resource.d/heartbeat/exportfs
+prog.6.0=/usr/lib/ocf/resource.d/heartbeat/nfsnotify
+nfs_mounts=
+nfsconf.nfsd.grace-time=20
+nfsconf.nfsd.lease-time=20
+nfsd.threads=8
+nfsd.grace=20
+nfsd.lease=20
+nfsdcld_running=1
+mnt.nfs_state=
+mnt.fs=254:2 /
+scope.run=192.0.2.10
+scope.cfg=192.0.2.10
 enabled.rpc-statd-notify=static
 enabled.nfs-server=disabled
 enabled.rpc-statd=static
@@ -60,7 +94,7 @@ def test_each_pitfall_is_found_with_a_fix() -> None:
         HEALTHY.replace("nfs_kind=symlink", "nfs_kind=dir").replace("nfs_link=/srv/ha/nfs-state", "nfs_link=")
         .replace("enabled.nfs-server=disabled", "enabled.nfs-server=enabled")
         .replace("authkey_mode=600", "authkey_mode=644")
-        .replace('lvm_filter=global_filter = [ "a|^/dev/drbd|", "r|.*|" ]', "lvm_filter=")
+        .replace("lvm.global_filter=[", 'lvm.global_filter=["a|.*|",')
         .replace("disk_bytes=268435456", "disk_bytes=")
     )
     f = D.check_node(c, profile(), "node2", bad)

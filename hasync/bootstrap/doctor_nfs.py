@@ -1,0 +1,212 @@
+"""doctor's NFS checks (issue 13 item 5, issue 15): /var/lib/nfs on the replicated disk --
+the symlink, or on bind profiles the chain's bind mount, checked on the node that has the
+filesystem mounted --; no node an NFS client of its own cluster; the NFS v4 state: grace
+and lease as configured, nfsdcld's records on the replicated disk and nfsdcld running, one
+server scope on both nodes; a chain that pins the scope and notifies after the exports and
+the VIP. Probe lines for the node script, then pure checks.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+from hasync import model
+from hasync.bootstrap import nfsstate
+from hasync.bootstrap.findings import Finding, probe_line
+
+FIX = "hasync bootstrap --yes"
+# the nfsserver agent's runtime file for nfs_server_scope (resource-agents 4.9+)
+SCOPE_FILE = "/run/sysconfig/nfs-server-scope"
+# nfs.conf and nfs.conf.d as key=value lines: nfsconf.<section>.<key>=<value> (later wins)
+_NFSCONF_AWK = ("awk '/^[ \\t]*\\[/{s=$0; gsub(/^[ \\t]*\\[|\\][ \\t]*$/,\"\",s); next} /^[ \\t]*[#;]/{next} "
+                "/=/{k=$0; sub(/=.*/,\"\",k); gsub(/[ \\t]/,\"\",k); v=$0; sub(/^[^=]*=/,\"\",v); "
+                "gsub(/^[ \\t]+|[ \\t]+$/,\"\",v); print \"nfsconf.\" s \".\" k \"=\" v}'")
+
+
+def serves_nfs(cluster: model.Cluster) -> bool:
+    return bool(cluster.nfs.exports)
+
+
+def probe_lines(cluster: model.Cluster, profile: model.Profile, node: str) -> list[str]:
+    q = shlex.quote
+    state = nfsstate.nfs_state(profile)
+    lines = [probe_line("nfs_mounts", "awk '$3==\"nfs\"||$3==\"nfs4\"{print $1\"@\"$2}' /proc/mounts")]
+    if not serves_nfs(cluster):
+        return lines
+    conf = profile.paths.get("nfs_conf", "")
+    if conf:
+        lines.append(f"cat {q(conf)} {q(conf)}.d/*.conf | {_NFSCONF_AWK}")
+    mp = cluster.storage.mount_point
+    lines += [
+        probe_line("nfsd.threads", "cat /proc/fs/nfsd/threads"),
+        probe_line("nfsd.grace", "cat /proc/fs/nfsd/nfsv4gracetime"),
+        probe_line("nfsd.lease", "cat /proc/fs/nfsd/nfsv4leasetime"),
+        "pgrep -x nfsdcld >/dev/null && echo nfsdcld_running=1 || echo nfsdcld_running=0",
+        probe_line("mnt.nfs_state", f"awk -v p={q(state)} '$5==p{{print $3\" \"$4}}' /proc/self/mountinfo | tail -n 1"),
+        probe_line("mnt.fs", f"awk -v p={q(mp)} '$5==p{{print $3\" \"$4}}' /proc/self/mountinfo | tail -n 1"),
+        probe_line("scope.run", f"sed -n 's/^NFS_SERVER_SCOPE=//p' {SCOPE_FILE}"),
+        probe_line("scope.cfg", f"grep -o 'nfs_server_scope *= *\"[^\"]*\"' {q(cluster.path)} | head -n 1 | sed 's/.*\"\\(.*\\)\"$/\\1/'"),
+    ]
+    return lines
+
+
+# --------------------------------------------------------------------------- the chain
+
+
+def check_config(cluster: model.Cluster, profile: model.Profile | None) -> list[Finding]:
+    """The chain serves NFS the way failover needs (only when it runs an NFS server)."""
+    chain = cluster.resources
+    servers = [i for i, r in enumerate(chain) if nfsstate.role(r) == "server"]
+    if not serves_nfs(cluster) or not servers:
+        return []
+    vip = nfsstate.vip_address(cluster) or "THE-VIP"
+    out: list[Finding] = []
+    for i in servers:
+        r = chain[i]
+        if nfsstate.is_ocf(r, "nfsserver") and r.params.get("nfs_server_scope"):
+            out.append(Finding("nfs-scope", "ok", "cluster", f"resource {r.id!r} pins the NFSv4 server scope to {r.params['nfs_server_scope']}"))
+        elif nfsstate.is_ocf(r, "nfsserver"):
+            out.append(Finding("nfs-scope", "error", "cluster", f"resource {r.id!r} (ocf:heartbeat:nfsserver) has no nfs_server_scope: nfsd's NFSv4 server scope is then "
+                                                                "each node's host name, and after a failover v4 clients see another server and do not reclaim their locks "
+                                                                "(resource-agents #1644)", f'add nfs_server_scope = "{vip}" to its params (the same value on both nodes)'))
+        else:
+            out.append(Finding("nfs-scope", "error", "cluster", f"resource {r.id!r} starts nfsd as a {r.type} {r.agent}: its NFSv4 server scope is each node's host name, "
+                                                                "so v4 clients do not reclaim their locks after a failover", f'start NFS with type = "ocf", agent = "heartbeat:nfsserver", params.nfs_server_scope = "{vip}"'))
+    ready = max(i for i, r in enumerate(chain) if nfsstate.role(r) in ("server", "exports", "vip"))
+    notifiers = [i for i, r in enumerate(chain) if nfsstate.role(r) == "notify"]
+    last = chain[ready].id
+    notify_fix = f'add [[resource]] type = "ocf", agent = "heartbeat:nfsnotify", params.source_host = "{vip}" after {last!r}'
+    if not notifiers:
+        out.append(Finding("sm-notify", "error", "cluster", "no resource sends sm-notify after the exports and the VIP are up: NFSv3 clients are not told to reclaim their "
+                                                            "locks after a failover", notify_fix))
+    elif max(notifiers) < ready:
+        out.append(Finding("sm-notify", "error", "cluster", f"resource {chain[max(notifiers)].id!r} sends sm-notify before {last!r} is up: clients reclaim from a server not ready",
+                           f"move it after {last!r}"))
+    else:
+        out.append(Finding("sm-notify", "ok", "cluster", f"resource {chain[max(notifiers)].id!r} notifies NFSv3 clients after {last!r}"))
+    for r in chain:
+        if nfsstate.is_ocf(r, "nfsnotify") and r.params.get("source_host") != vip:
+            out.append(Finding("sm-notify", "warning", "cluster", f"resource {r.id!r} notifies from {r.params.get('source_host') or 'the node address'}, not the VIP {vip}: "
+                                                                  "clients ignore a reboot notice from an address they did not mount", f'set its source_host = "{vip}"'))
+        if nfsstate.is_ocf(r, "nfsserver") and notifiers and r.params.get("nfs_no_notify") not in ("true", "1", "yes"):
+            out.append(Finding("sm-notify", "warning", "cluster", f"resource {r.id!r} also runs sm-notify when it starts, before the exports are up",
+                               f'set nfs_no_notify = "true" on {r.id!r}'))
+    sd = cluster.nfs.state_dir
+    if profile is not None and sd and profile.options.get("nfs_state_link", "symlink") == "bind":
+        if not any(nfsstate.is_ocf(r, "nfsserver") and r.params.get("nfs_shared_infodir", "").rstrip("/") == sd.rstrip("/") for r in chain):
+            out.append(Finding("nfs-state-bind", "error", "cluster", f"on the {profile.name} profile the chain bind-mounts {sd} onto {nfsstate.nfs_state(profile)}, "
+                                                                     "but no nfsserver resource has nfs_shared_infodir = that directory: the NFS state stays on the root disk",
+                               f'set nfs_shared_infodir = "{sd}" on the chain\'s ocf:heartbeat:nfsserver'))
+    return out
+
+
+# --------------------------------------------------------------------------- one node
+
+
+def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[str, str]) -> list[Finding]:
+    out = _own_mounts(cluster, node, p)
+    if cluster.nfs.state_dir:
+        out += _state_dir(cluster, profile, node, p)
+    if serves_nfs(cluster):
+        out += _v4_state(cluster, profile, node, p)
+    return out
+
+
+def _own_mounts(cluster: model.Cluster, node: str, p: dict[str, str]) -> list[Finding]:
+    """The field notes: HA nodes must not be NFS clients -- of their own cluster least of
+    all (the unmount at failover waits on the server being moved)."""
+    ours = {nfsstate.vip_address(cluster)} | {n.address for n in cluster.nodes} | {n.name for n in cluster.nodes}
+    out = []
+    for item in p.get("nfs_mounts", "").split():
+        src, _, mp = item.partition("@")
+        host = src.rsplit(":", 1)[0].strip("[]")
+        if host in ours:
+            out.append(Finding("nfs-client", "error", node, f"{node} mounts the cluster's own export {src} on {mp}: a cluster node must not be an NFS "
+                                                            "client of its cluster (failover hangs unmounting it)", f"umount -l {mp} and remove it from /etc/fstab (or the automounter)"))
+    return out
+
+
+def _state_dir(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[str, str]) -> list[Finding]:
+    state, sd = nfsstate.nfs_state(profile), cluster.nfs.state_dir
+    if profile.options.get("nfs_state_link", "symlink") == "symlink":
+        if p.get("nfs_kind") != "symlink" or p.get("nfs_link") != sd:
+            got = p.get("nfs_kind", "?") + (f" -> {p['nfs_link']}" if p.get("nfs_link") else "")
+            return [Finding("nfs-state-link", "error", node, f"{state} is a {got}, not a symlink to {sd}: NFS state is not replicated", f"{FIX} (or: mv {state} {state}.old && ln -s {sd} {state})")]
+        return [Finding("nfs-state-link", "ok", node, f"{state} -> {sd}" + ("" if p.get("nfs_resolves") == "1" else " (dangling here: the filesystem is mounted on the peer)"))]
+    # bind: the chain's nfsserver (nfs_shared_infodir) mounts state_dir on /var/lib/nfs
+    fs, bound = p.get("mnt.fs", ""), p.get("mnt.nfs_state", "")
+    mp = cluster.storage.mount_point
+    if fs:
+        fdev, _, froot = fs.partition(" ")
+        want = froot.rstrip("/") + "/" + os.path.relpath(sd, mp) if nfsstate.under(sd, mp) else ""
+        if not bound:
+            return [Finding("nfs-state-link", "error", node, f"the cluster filesystem is mounted here but {state} is not bind-mounted from {sd}: nfsd keeps "
+                                                             "its state (statd, nfsdcld) on the root disk and the peer will not have it after a failover",
+                            f'the chain\'s ocf:heartbeat:nfsserver needs nfs_shared_infodir = "{sd}" (it binds it before nfsd starts)')]
+        bdev, _, broot = bound.partition(" ")
+        if bdev != fdev or (want and broot != want):
+            return [Finding("nfs-state-link", "error", node, f"{state} is a mount of {broot} on device {bdev}, not {sd}", f"umount {state} and restart the chain's NFS server (it binds {sd})")]
+        return [Finding("nfs-state-link", "ok", node, f"{state} is bind-mounted from {sd}")]
+    if bound:
+        return [Finding("nfs-state-link", "error", node, f"{state} is still a mount ({bound}) though the cluster filesystem is not mounted here: "
+                                                         "a bind mount left by a failed stop keeps the device busy", f"umount {state}")]
+    if p.get("nfs_kind") != "dir":
+        return [Finding("nfs-state-link", "error", node, f"{state} is a {p.get('nfs_kind')}, not the directory the chain bind-mounts {sd} on", f"{FIX} (or: mkdir {state})")]
+    return [Finding("nfs-state-link", "ok", node, f"{state} is a directory (the chain bind-mounts {sd} on it on the active node)")]
+
+
+def _v4_state(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[str, str]) -> list[Finding]:
+    out: list[Finding] = []
+    want = (str(int(cluster.nfs.grace_time)), str(int(cluster.nfs.lease_time)))
+    if profile.paths.get("nfs_conf"):
+        have = (p.get("nfsconf.nfsd.grace-time", ""), p.get("nfsconf.nfsd.lease-time", ""))
+        if have != want:
+            out.append(Finding("nfs-grace", "error", node, f"nfs.conf sets grace-time {have[0] or 'unset (90)'} and lease-time {have[1] or 'unset (90)'}, [nfs] says "
+                                                           f"{want[0]} and {want[1]}: clients stall that long after a failover", FIX))
+        else:
+            out.append(Finding("nfs-grace", "ok", node, f"nfs.conf: grace {want[0]} s, lease {want[1]} s"))
+    running = p.get("nfsd.threads", "0") not in ("", "0")
+    if running and (p.get("nfsd.grace"), p.get("nfsd.lease")) != want:
+        out.append(Finding("nfs-grace", "warning", node, f"nfsd runs with grace {p.get('nfsd.grace')} s and lease {p.get('nfsd.lease')} s, set when it started; the config says {want[0]}/{want[1]}",
+                           "restart the NFS server at a quiet moment (v4 clients reclaim their state during the grace)"))
+    state, sd = nfsstate.nfs_state(profile), cluster.nfs.state_dir
+    for section in nfsstate.V4_TRACKERS:
+        # under /var/lib/nfs (the default) they follow its symlink or bind mount, which
+        # nfs-state-link checks; a storagedir set elsewhere must be on the disk itself
+        d = p.get(f"nfsconf.{section}.storagedir") or f"{state}/{section}"
+        if sd and not nfsstate.on_replicated_disk(profile, cluster, d):
+            out.append(Finding("nfs-v4-records", "error", node, f"{section} keeps the NFSv4 client records in {d}, off the replicated disk: after a failover "
+                                                                "the new node does not know the clients, they cannot reclaim and the grace runs its full length", FIX))
+    if running and p.get("nfsdcld_running") == "0":
+        out.append(Finding("nfsdcld", "warning", node, "nfsd serves without nfsdcld: v4 clients are tracked the legacy way and the grace does not end as soon as every "
+                                                       "client has reclaimed", "systemctl start nfsdcld, then restart the NFS server (check nfsdcld is installed, not masked)"))
+    return out
+
+
+# --------------------------------------------------------------------------- both nodes
+
+
+def _scope(cluster: model.Cluster, p: dict[str, str], name: str) -> str:
+    """The NFSv4 server scope *p*'s node would start nfsd with: the chain's
+    nfs_server_scope as its own cluster.toml says, else nfs.conf's, else its host name."""
+    ocf = any(nfsstate.is_ocf(r, "nfsserver") for r in cluster.resources)
+    return (p.get("scope.cfg") if ocf else "") or p.get("nfsconf.nfsd.scope") or p.get("node") or name
+
+
+def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], b: dict[str, str]) -> list[Finding]:
+    if not serves_nfs(cluster) or not any(nfsstate.role(r) == "server" for r in cluster.resources):
+        return []
+    sa, sb = _scope(cluster, a, node), _scope(cluster, b, peer)
+    out = []
+    if sa != sb:
+        out.append(Finding("nfs-scope", "error", "cluster", f"NFSv4 server scope {sa} on {node}, {sb} on {peer}: after a failover v4 clients see \"server_scope "
+                                                            "mismatch\" and do not reclaim their locks (resource-agents #1644)",
+                           "set one nfs_server_scope (the VIP) on the chain's nfsserver, in cluster.toml on both nodes"))
+    else:
+        out.append(Finding("nfs-scope", "ok", "cluster", f"NFSv4 server scope {sa} on both nodes"))
+    for name, p, want in ((node, a, sa), (peer, b, sb)):
+        if p.get("scope.run") and p["scope.run"] != want:
+            out.append(Finding("nfs-scope", "warning", name, f"nfsd runs with server scope {p['scope.run']}; the config says {want} (from the next start)",
+                               "restart the chain's NFS server at a quiet moment"))
+    return out
