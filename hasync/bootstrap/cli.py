@@ -13,11 +13,12 @@ from hasync.config.identity import NodeIdentityError, local_node
 
 BOOTSTRAP_HELP = """\
 Lay down what this node needs for the cluster, per the cluster config and the distro
-profile it names: the DRBD resource file and metadata, the LVM filter and boot-time
-activation off, the PV/VG/LV and filesystem (first node only), /var/lib/nfs on the
-replicated filesystem, sm-notify bound to the cluster address, NFS services off at boot,
-/etc/exports with fsid= and mountpoint, the heartbeat key (0600), ssh keys between the
-nodes and the hasync-watch / hasync-failover units.
+profile it names (refused on a host the profile does not serve): the DRBD resource file
+and metadata, the LVM filter (merged with the host's) and boot-time activation off, the
+PV/VG/LV and filesystem (first node only), /var/lib/nfs on the replicated filesystem,
+NFSv4 grace and lease in nfs.conf, sm-notify bound to the cluster address, NFS services
+off at boot, /etc/exports with fsid= and mountpoint, the heartbeat key (0600), ssh keys
+between the nodes and the hasync-watch / hasync-failover units.
 
 Each step reads the node (command output, files), changes only what differs and reads
 again. A second run prints `0 changes`. A device that carries any signature (filesystem,
@@ -40,8 +41,12 @@ DOCTOR_HELP = """\
 Look for the known pitfalls of a two-node HA NFS cluster, on this node and (over ssh) on
 its peer: a peer unreachable on a heartbeat link, incompatible unison versions, clocks
 apart, an exported device whose identity differs between the nodes without fsid=, a
-broken /var/lib/nfs link, NFS services enabled at boot, no LVM filter, a single
-heartbeat link, fencing off, a readable auth key, missing or mismatched disks.
+broken /var/lib/nfs link or bind mount, NFS services enabled at boot, an LVM filter that
+lets LVM use the DRBD backing disk or hides an active VG, a host the distro profile does
+not serve, programs of the chain missing, a node mounting its cluster's own export, NFS
+v4 state (grace and lease, nfsdcld's records, the server scope on both nodes, sm-notify
+after the exports and the VIP), a single heartbeat link, fencing off, a readable auth
+key, missing or mismatched disks.
 Each finding comes with a one-line fix. Exit status 1 when any finding is an error.
 """
 
