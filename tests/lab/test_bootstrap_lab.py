@@ -235,6 +235,38 @@ def test_drbd_primary_is_not_forced_over_used_metadata(blab) -> None:
     assert "run drbdadm primary --force r0" in fresh.stdout and "not forcing" not in fresh.stdout
 
 
+def test_doctor_checks_the_rhel9_bind_mount_for_real(blab) -> None:
+    """issue 13 item 5: on a bind profile doctor only looked for a folder at /var/lib/nfs,
+    so its check could not fail. Now /proc/self/mountinfo is read on each node: the node
+    with the cluster filesystem mounted needs state_dir bound on /var/lib/nfs, the other
+    must not keep a bind. (The rhel9 profile on this lab's host also fails the host check:
+    not looked at here.)"""
+    cfg = blab.sh("node1", "cat /etc/hasync/cluster.toml", check=True).stdout.replace('profile = "lab"', 'profile = "rhel9"')
+    assert 'profile = "rhel9"' in cfg
+    for node in ("node1", "node2"):
+        blab.exec(node, ["sh", "-c", "cat > /etc/hasync/bind.toml"], input=cfg, check=True)
+
+    def state_link(node: str) -> dict:
+        r = hs(blab, node, "-c", "/etc/hasync/bind.toml", "doctor", "--json", "--no-peer")
+        [f] = [f for f in json.loads(r.stdout)["findings"] if f["check"] == "nfs-state-link"]
+        return f
+
+    blab.sh("node1", "! mountpoint -q /srv/ha || umount /srv/ha", check=True)
+    assert blab.sh("node1", "[ -d /var/lib/nfs ] && [ ! -L /var/lib/nfs ]").exit_code == 0
+    try:
+        blab.sh("node1", f"mount -t tmpfs hasync-bind-test /srv/ha && mkdir -p {STATE}", check=True)
+        missing = state_link("node1")
+        assert missing["level"] == "error" and "not bind-mounted from" in missing["message"], missing
+        blab.sh("node1", f"mount --bind {STATE} /var/lib/nfs", check=True)
+        assert state_link("node1")["level"] == "ok"
+        blab.sh("node2", "mkdir -p /tmp/hasync-stale && mount --bind /tmp/hasync-stale /var/lib/nfs", check=True)
+        stale = state_link("node2")
+        assert stale["level"] == "error" and stale["fix"] == "umount /var/lib/nfs", stale
+    finally:
+        blab.sh("node2", "! mountpoint -q /var/lib/nfs || umount /var/lib/nfs")
+        blab.sh("node1", "! mountpoint -q /var/lib/nfs || umount /var/lib/nfs; ! mountpoint -q /srv/ha || umount /srv/ha")
+    assert state_link("node2")["level"] == "ok"  # a plain folder on the node without the filesystem
+
 # --------------------------------------------------------------------------- real LVM, the filter
 
 LVM_NAMES = {  # device -> the names LVM sees it by under /dev (what udev would make)
