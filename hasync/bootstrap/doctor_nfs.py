@@ -55,15 +55,17 @@ def probe_lines(cluster: model.Cluster, profile: model.Profile, node: str) -> li
 
 
 def check_config(cluster: model.Cluster, profile: model.Profile | None) -> list[Finding]:
-    """The chain serves NFS the way failover needs (only when it runs an NFS server)."""
-    chain = cluster.resources
-    servers = [i for i, r in enumerate(chain) if nfsstate.role(r) == "server"]
+    """What the chain must do for NFS failover and `check` does not look at (the order and
+    the addresses it does): pin the NFSv4 server scope, send sm-notify, bind /var/lib/nfs
+    on bind profiles. Only when the chain runs an NFS server."""
+    seen = nfsstate.roles(cluster)
+    servers = [s for s in seen if s.role == "nfsserver"]
     if not serves_nfs(cluster) or not servers:
         return []
     vip = nfsstate.vip_address(cluster) or "THE-VIP"
     out: list[Finding] = []
-    for i in servers:
-        r = chain[i]
+    for s in servers:
+        r = s.res
         if nfsstate.is_ocf(r, "nfsserver") and r.params.get("nfs_server_scope"):
             out.append(Finding("nfs-scope", "ok", "cluster", f"resource {r.id!r} pins the NFSv4 server scope to {r.params['nfs_server_scope']}"))
         elif nfsstate.is_ocf(r, "nfsserver"):
@@ -73,28 +75,20 @@ def check_config(cluster: model.Cluster, profile: model.Profile | None) -> list[
         else:
             out.append(Finding("nfs-scope", "error", "cluster", f"resource {r.id!r} starts nfsd as a {r.type} {r.agent}: its NFSv4 server scope is each node's host name, "
                                                                 "so v4 clients do not reclaim their locks after a failover", f'start NFS with type = "ocf", agent = "heartbeat:nfsserver", params.nfs_server_scope = "{vip}"'))
-    ready = max(i for i, r in enumerate(chain) if nfsstate.role(r) in ("server", "exports", "vip"))
-    notifiers = [i for i, r in enumerate(chain) if nfsstate.role(r) == "notify"]
-    last = chain[ready].id
-    notify_fix = f'add [[resource]] type = "ocf", agent = "heartbeat:nfsnotify", params.source_host = "{vip}" after {last!r}'
+    notifiers = [s for s in seen if s.role == "nfsnotify"]
+    last = max((s for s in seen if s.role in ("nfsserver", "exportfs", "ip")), key=lambda s: s.index).res.id
     if not notifiers:
         out.append(Finding("sm-notify", "error", "cluster", "no resource sends sm-notify after the exports and the VIP are up: NFSv3 clients are not told to reclaim their "
-                                                            "locks after a failover", notify_fix))
-    elif max(notifiers) < ready:
-        out.append(Finding("sm-notify", "error", "cluster", f"resource {chain[max(notifiers)].id!r} sends sm-notify before {last!r} is up: clients reclaim from a server not ready",
-                           f"move it after {last!r}"))
+                                                            "locks after a failover", f'add [[resource]] type = "ocf", agent = "heartbeat:nfsnotify", params.source_host = "{vip}" after {last!r}'))
     else:
-        out.append(Finding("sm-notify", "ok", "cluster", f"resource {chain[max(notifiers)].id!r} notifies NFSv3 clients after {last!r}"))
-    for r in chain:
-        if nfsstate.is_ocf(r, "nfsnotify") and r.params.get("source_host") != vip:
-            out.append(Finding("sm-notify", "warning", "cluster", f"resource {r.id!r} notifies from {r.params.get('source_host') or 'the node address'}, not the VIP {vip}: "
-                                                                  "clients ignore a reboot notice from an address they did not mount", f'set its source_host = "{vip}"'))
-        if nfsstate.is_ocf(r, "nfsserver") and notifiers and r.params.get("nfs_no_notify") not in ("true", "1", "yes"):
-            out.append(Finding("sm-notify", "warning", "cluster", f"resource {r.id!r} also runs sm-notify when it starts, before the exports are up",
-                               f'set nfs_no_notify = "true" on {r.id!r}'))
+        out.append(Finding("sm-notify", "ok", "cluster", f"resource {notifiers[-1].res.id!r} sends sm-notify (check looks at its place and address)"))
+        for s in servers:
+            if nfsstate.is_ocf(s.res, "nfsserver") and s.res.params.get("nfs_no_notify") not in ("true", "1", "yes"):
+                out.append(Finding("sm-notify", "warning", "cluster", f"resource {s.res.id!r} also runs sm-notify when it starts, before the exports and the VIP",
+                                   f'set nfs_no_notify = "true" on {s.res.id!r}'))
     sd = cluster.nfs.state_dir
     if profile is not None and sd and profile.options.get("nfs_state_link", "symlink") == "bind":
-        if not any(nfsstate.is_ocf(r, "nfsserver") and r.params.get("nfs_shared_infodir", "").rstrip("/") == sd.rstrip("/") for r in chain):
+        if not any(nfsstate.is_ocf(s.res, "nfsserver") and s.res.params.get("nfs_shared_infodir", "").rstrip("/") == sd.rstrip("/") for s in servers):
             out.append(Finding("nfs-state-bind", "error", "cluster", f"on the {profile.name} profile the chain bind-mounts {sd} onto {nfsstate.nfs_state(profile)}, "
                                                                      "but no nfsserver resource has nfs_shared_infodir = that directory: the NFS state stays on the root disk",
                                f'set nfs_shared_infodir = "{sd}" on the chain\'s ocf:heartbeat:nfsserver'))
@@ -195,7 +189,7 @@ def _scope(cluster: model.Cluster, p: dict[str, str], name: str) -> str:
 
 
 def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], b: dict[str, str]) -> list[Finding]:
-    if not serves_nfs(cluster) or not any(nfsstate.role(r) == "server" for r in cluster.resources):
+    if not serves_nfs(cluster) or not any(s.role == "nfsserver" for s in nfsstate.roles(cluster)):
         return []
     sa, sb = _scope(cluster, a, node), _scope(cluster, b, peer)
     out = []

@@ -138,6 +138,8 @@ def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "")
         return VERSION_ARGV[arg]
     if kind == "wipefs_json":
         return WIPEFS_HELP
+    if kind == "lvm_systemid":
+        return ("lvm", "systemid")
     if kind == "enabled":
         return enabled_argv(init, arg, root)
     if kind == "partitions":
@@ -456,6 +458,9 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
         return parse_version(raw, arg)
     if kind == "wipefs_json":
         return parse_wipefs_json(raw)
+    if kind == "lvm_systemid":  # "  system ID: node1" (nothing when no source is set)
+        m = re.search(r"system ID:\s*(\S+)", _cmd_text(raw)[1])
+        return m.group(1) if m else ""
     if kind == "enabled":
         return parse_enabled(raw, init)
     if kind == "partitions":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from hasync import model
+from hasync.config import chain_rules
 
 # nfs.conf sections whose storagedir holds the NFSv4 client records (nfsdcld(8), the
 # nfsdcltrack(8) fallback); both default to /var/lib/nfs/<section>
@@ -33,15 +34,11 @@ def vip_address(cluster: model.Cluster) -> str:
     return str(ipaddress.ip_interface(v).ip) if v else ""
 
 
-# what a chain resource does for NFS, by its agent's name
-_ROLES = {"nfsserver": "server", "nfs-server": "server", "nfs-kernel-server": "server", "exportfs": "exports",
-          "nfsnotify": "notify", "nfsboot": "notify", "IPaddr2": "vip", "IPaddr": "vip"}
-
-
-def role(res: model.Resource) -> str:
-    """"server", "exports", "notify" (sends sm-notify), "vip" or ""."""
-    name = res.agent.rsplit(":", 1)[-1].rsplit("/", 1)[-1].removesuffix(".service")
-    return _ROLES.get(name, "")
+def roles(cluster: model.Cluster) -> list[chain_rules.Seen]:
+    """The chain as `check` sees it: each resource with its role in the canonical HA NFS
+    order ("nfsserver", "exportfs", "ip", "nfsnotify", ...; heartbeat scripts through
+    their OCF equivalents)."""
+    return chain_rules.see(cluster.resources, cluster.nfs.vip, from_toml=True)
 
 
 def is_ocf(res: model.Resource, agent: str) -> bool:

@@ -90,16 +90,19 @@ def plan_lvm_config(w: Wanted, f: Facts) -> list[Change]:
         others = _other_vgs(w, f, flts)
         text = edit.lvm_set(text, "activation", "auto_activation_volume_list", lvmconf.render_list(others), f"every VG but the cluster's {w.st.vg} at boot")
     mode, res = lvmconf.access(w.cluster)
-    if mode == "system_id":
-        source = str(w.o("lvm_system_id_source", "uname"))
-        if source == "uname" and w.node.startswith("localhost"):
-            return [Change("lvm-config", "refuse", f"LVM ignores a system ID from a uname starting with \"localhost\" ({w.node}): name the node otherwise", target=conf)]
-        text = edit.lvm_set(text, "global", "system_id_source", f'"{source}"', "LVM-activate vg_access_mode=system_id: the VG belongs to the node that activated it")
-    elif mode == "tagging":
+    source = w.st.lvm_system_id
+    if mode == "system_id" and not source:
+        return [Change("lvm-config", "refuse", "the chain's LVM-activate uses vg_access_mode=system_id, which needs lvm.conf's "
+                                               "system_id_source: set [storage] lvm_system_id (e.g. \"uname\")", target=conf)]
+    if source == "uname" and w.node.startswith("localhost"):
+        return [Change("lvm-config", "refuse", f"LVM ignores a system ID from a uname starting with \"localhost\" ({w.node}): name the node otherwise", target=conf)]
+    if source:
+        text = edit.lvm_set(text, "global", "system_id_source", f'"{source}"', "[storage] lvm_system_id: a VG belongs to the node that made or took it (LVM-activate vg_access_mode=system_id)")
+    if mode == "tagging":
         others = _other_vgs(w, f, flts)
         text = edit.lvm_set(text, "activation", "volume_list", lvmconf.render_list(others),
                             f"LVM-activate vg_access_mode=tagging: only these VGs activate outside the agent (never {w.st.vg} nor @{lvmconf.activation_tag(res)})")
-    elif mode:
+    elif mode and mode not in lvmconf.SERVED_ACCESS_MODES:
         return [Change("lvm-config", "refuse", f"the chain's LVM-activate uses vg_access_mode={mode}, which needs a cluster lock manager "
                                                f"bootstrap does not set up; use {' or '.join(lvmconf.SERVED_ACCESS_MODES)}", target=conf)]
     if text != (old or ""):
@@ -156,7 +159,16 @@ def _pv_device(w: Wanted) -> str:
 
 
 def _volumes_needs(w: Wanted) -> list[str]:
-    return ["pvs", "vgs", "lvs", f"signatures:{_pv_device(w)}", *drbd_key(w)]
+    own_id = ["lvm_systemid"] if w.st.lvm_system_id not in ("", "uname") else []
+    return ["pvs", "vgs", "lvs", f"signatures:{_pv_device(w)}", *drbd_key(w), *own_id]
+
+
+def _system_id(w: Wanted, f: Facts) -> str:
+    """This node's LVM system ID: its name with "uname" (node names equal `uname -n`), else
+    what `lvm systemid` says (known once lvm-config set the source; "" before)."""
+    if w.st.lvm_system_id == "uname":
+        return w.node
+    return str(f.get("lvm_systemid") or "")
 
 
 @step("lvm-volumes", when=lambda w: w.st.use_lvm and w.first, needs=_volumes_needs)
@@ -184,11 +196,12 @@ def plan_lvm_volumes(w: Wanted, f: Facts) -> list[Change]:
         out.append(Change("lvm-volumes", "run", "the cluster VG" + (", not activated at boot" if autoact else ""), argv=argv))
     elif autoact and vg.get("vg_autoactivation", "") == "enabled":
         out.append(Change("lvm-volumes", "run", "the cluster VG must not be activated at boot", argv=("vgchange", "--setautoactivation", "n", st.vg)))
-    if vg is not None and lvmconf.access(w.cluster)[0] == "system_id" and not vg.get("vg_systemid"):
+    system_id = _system_id(w, f)
+    if vg is not None and st.lvm_system_id and not vg.get("vg_systemid") and system_id:
         # vgcreate records the system ID itself once system_id_source is set (lvm-config);
-        # a VG made before that has none, and LVM-activate refuses such a VG in this mode
-        out.append(Change("lvm-volumes", "run", "LVM-activate vg_access_mode=system_id: the VG belongs to this node until the chain moves it",
-                          argv=("vgchange", "--systemid", w.node, st.vg)))
+        # a VG made before that has none, and LVM-activate refuses such a VG in that mode
+        out.append(Change("lvm-volumes", "run", "[storage] lvm_system_id: the VG belongs to this node until the chain moves it",
+                          argv=("vgchange", "--systemid", system_id, st.vg)))
     lv = next((r for r in lvs if r["vg_name"] == st.vg and r["lv_name"] == st.lv), None)
     if lv is None:
         size = ("-l", st.lv_size) if "%" in st.lv_size else ("-L", st.lv_size)

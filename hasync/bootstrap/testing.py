@@ -64,6 +64,8 @@ def fresh(key: str, init: str = "systemd") -> Any:
         return {"exit": 0, "stdout": f"{key}={LVM_DEFAULTS.get(key, '')}\n", "stderr": ""}
     if kind == "hostkeys":
         return {"exit": 0, "stdout": "", "stderr": ""}
+    if kind == "lvm_systemid":  # no system_id_source set yet
+        return {"exit": 0, "stdout": "", "stderr": ""}
     if key in TOOLS:
         return {"exit": 0, "stdout": TOOLS[key], "stderr": ""}
     raise F.FactError(f"no fresh default for {key!r}")

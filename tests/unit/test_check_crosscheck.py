@@ -66,7 +66,7 @@ def test_nfs_vip_not_the_chains_address_is_one_error():
 
 
 def test_nfsserver_nfs_ip_not_the_cluster_address_is_an_error():
-    text = edited(('params = { nfs_ip = "192.0.2.10" }', 'params = { nfs_ip = "192.0.2.99" }'))
+    text = edited(('params = { nfs_server_scope', 'params = { nfs_ip = "192.0.2.99", nfs_server_scope'))
     [e] = check(text).errors
     assert e == (f"c.toml:{line_of(text, 'nfs_ip = ')}: resource[4].params.nfs_ip: nfs_ip 192.0.2.99 is not the cluster "
                  "address (192.0.2.10: [nfs].vip and the chain's IP resource)")
