@@ -2,7 +2,9 @@
 
 Every heartbeat carries the cluster name, the sender's node name, the link name and the
 ids of the resources the sender owns (``hasync.failover.packets``: str8 fields of at most
-255 UTF-8 bytes, at most 255 owned ids, a payload of at most MAX_PAYLOAD bytes). A config
+255 UTF-8 bytes, at most 255 owned ids, a payload of at most MAX_PAYLOAD bytes), after
+the fixed fields (format version 2: with the 8-byte echo and the 8-byte settings digest,
+which depend on no setting). A config
 over those bounds used to pass ``check`` and make ``encode`` raise inside the daemon's
 send path once enough of the chain had started; ``check`` now refuses it, computing the
 worst case (the longest node and link name, every resource owned) from packets' own sizes.
@@ -19,8 +21,8 @@ STR8_MAX = 255  # a str8 field: u8 length + UTF-8
 MIN_KEY = 16  # bytes: the failover daemon refuses a shorter HMAC key (packets.load_key)
 GOOD_KEY = 32  # bytes: what check asks for (corosync-keygen writes 256)
 OWNED_MAX = 255  # n_owned is a u8
-# version, role, flags, generation, seq, epoch, request, request_id, ack_id
-FIXED_PAYLOAD = packets._FIXED.size
+# version, role, flags, generation, seq, epoch, request, request_id, ack_id, echo, digest
+FIXED_PAYLOAD = packets._FIXED.size  # the format the daemon sends (version 2: 49 bytes)
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,25 @@ waits for a whole frame, checks the MAC and on any mismatch skips one byte and s
 again, so it resynchronises after line noise, a half frame or a reader that opened the
 tty mid-frame. Garbage never raises: it is counted.
 
-Payload (big endian)::
+Payload (big endian), format version 2::
 
     version u8 | role u8 | flags u16 | generation u64 | seq u64 | epoch u32
-    | request u8 | request_id u32 | ack_id u32
+    | request u8 | request_id u32 | ack_id u32 | echo u64 | digest u64
     | cluster str8 | node str8 | link str8 | n_owned u8 | owned str8 * n
 
 str8 = u8 length + UTF-8. The link name is inside the MAC, so a packet captured on one
 link cannot be replayed on another; sequence numbers are per link.
+
+``echo`` is the generation of the receiver that the sender last accepted from it (0:
+none): a packet whose echo is the receiver's current generation was made after the
+receiver started, so it is no replay of an older one (its *freshness*; sequence numbers
+alone prove nothing across the receiver's own restart). ``digest`` is 64 bits of the
+SHA-256 of the settings both nodes must agree on (membership_data.settings_digest).
+
+Version 1 (hasync before the echo) is the same without ``echo`` and ``digest``: it is
+still decoded (echo 0, digest 0: never fresh, see docs/failover.md on rolling upgrades);
+a version 1 node drops version 2 frames as malformed. The sequence number sits at the
+same offset in both.
 """
 
 from __future__ import annotations
@@ -31,11 +42,13 @@ from typing import Any
 from hasync.failover.states import Role
 
 MAGIC = b"\xa5HS"
-VERSION = 1
+VERSION = 2
 MAC_LEN = 32
 MAX_PAYLOAD = 1024
 _HDR = struct.Struct(">3sH")
-_FIXED = struct.Struct(">BBHQQIBII")
+_FIXED_V1 = struct.Struct(">BBHQQIBII")
+_FIXED = struct.Struct(">BBHQQIBIIQQ")  # version 2: + echo, digest
+_MIN_FIXED = _FIXED_V1.size  # the shortest payload any version can have
 
 ROLES = tuple(Role)  # the wire code of a role is its index
 ROLE_CODE = {r: i for i, r in enumerate(ROLES)}
@@ -71,6 +84,9 @@ class Packet:
     request: int = REQ_NONE
     request_id: int = 0
     ack_id: int = 0
+    echo: int = 0  # the receiver's generation, as the sender last accepted it (0: none)
+    digest: int = 0  # settings digest (0: unknown, a version 1 sender)
+    version: int = VERSION  # the wire format it came in (1: a node before the echo)
 
     def flag_names(self) -> list[str]:
         return flag_names(self.flags)
@@ -108,19 +124,17 @@ def _s8(text: str) -> bytes:
 
 
 def encode(pkt: Packet, key: bytes) -> bytes:
-    payload = bytearray(
-        _FIXED.pack(
-            VERSION,
-            ROLE_CODE[pkt.role],
-            pkt.flags & 0xFFFF,
-            pkt.generation,
-            pkt.seq,
-            pkt.epoch,
-            pkt.request,
-            pkt.request_id,
-            pkt.ack_id,
-        )
-    )
+    """The frame of *pkt* in its ``version`` (2; 1 only for tests of a mixed-version pair).
+    ValueError (or struct.error, KeyError) when a field does not fit."""
+    fixed = (ROLE_CODE[pkt.role], pkt.flags & 0xFFFF, pkt.generation, pkt.seq, pkt.epoch, pkt.request, pkt.request_id, pkt.ack_id)
+    if pkt.version == VERSION:
+        payload = bytearray(_FIXED.pack(VERSION, *fixed, pkt.echo, pkt.digest))
+    elif pkt.version == 1:
+        if pkt.echo or pkt.digest:
+            raise ValueError("format version 1 has no echo or digest")
+        payload = bytearray(_FIXED_V1.pack(1, *fixed))
+    else:
+        raise ValueError(f"unknown packet format version {pkt.version}")
     payload += _s8(pkt.cluster) + _s8(pkt.node) + _s8(pkt.link)
     if len(pkt.owned) > 255:
         raise ValueError("too many owned resources")
@@ -138,14 +152,23 @@ class Malformed(ValueError):
 
 
 def _parse_payload(p: bytes) -> Packet:
-    if len(p) < _FIXED.size:
-        raise Malformed("short payload")
-    ver, role, flags, gen, seq, epoch, req, req_id, ack = _FIXED.unpack_from(p, 0)
-    if ver != VERSION:
+    ver = p[0] if p else 0
+    if ver == VERSION:
+        fixed = _FIXED
+    elif ver == 1:
+        fixed = _FIXED_V1
+    else:
         raise Malformed(f"version {ver}")
+    if len(p) < fixed.size:
+        raise Malformed("short payload")
+    if ver == VERSION:
+        _, role, flags, gen, seq, epoch, req, req_id, ack, echo, digest = fixed.unpack_from(p, 0)
+    else:
+        _, role, flags, gen, seq, epoch, req, req_id, ack = fixed.unpack_from(p, 0)
+        echo = digest = 0
     if role >= len(ROLES):
         raise Malformed(f"role {role}")
-    off = _FIXED.size
+    off = fixed.size
 
     def s8() -> str:
         nonlocal off
@@ -171,7 +194,7 @@ def _parse_payload(p: bytes) -> Packet:
         raise Malformed("trailing bytes")
     if req not in REQUESTS:
         raise Malformed(f"request {req}")
-    return Packet(cluster, node, link, gen, seq, ROLES[role], owned, flags, epoch, req, req_id, ack)
+    return Packet(cluster, node, link, gen, seq, ROLES[role], owned, flags, epoch, req, req_id, ack, echo, digest, ver)
 
 
 @dataclass
@@ -227,7 +250,7 @@ class FrameDecoder:
             if len(self.buf) < _HDR.size:
                 break
             _, n = _HDR.unpack_from(self.buf, 0)
-            if n > MAX_PAYLOAD or n < _FIXED.size:
+            if n > MAX_PAYLOAD or n < _MIN_FIXED:
                 c.garbage_bytes += 1
                 del self.buf[:1]
                 continue
@@ -287,7 +310,7 @@ def datagram_head(data: bytes, mac: Mac) -> bytes | None:
     None for anything else (bad MAC, garbage, several frames ...): feed it to a
     ``FrameDecoder``, which counts what is wrong."""
     n = len(data) - _HDR.size - MAC_LEN
-    if n < _FIXED.size or n > MAX_PAYLOAD or data[:3] != MAGIC or int.from_bytes(data[3:5], "big") != n:
+    if n < _MIN_FIXED or n > MAX_PAYLOAD or data[:3] != MAGIC or int.from_bytes(data[3:5], "big") != n:
         return None
     head = data[:-MAC_LEN]
     m = mac.ctx.copy()

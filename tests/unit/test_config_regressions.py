@@ -154,7 +154,8 @@ def _encode_worst_case(cluster) -> None:
         for link in cluster.heartbeat.links:
             pkt = packets.Packet(cluster.cluster.name, node.name, link.name, generation=2**64 - 1, seq=2**64 - 1,
                                  role="active", owned=tuple(r.id for r in cluster.resources), flags=0xFFFF,
-                                 epoch=2**32 - 1, request=packets.REQ_TAKE, request_id=2**32 - 1, ack_id=2**32 - 1)
+                                 epoch=2**32 - 1, request=packets.REQ_TAKE, request_id=2**32 - 1, ack_id=2**32 - 1,
+                                 echo=2**64 - 1, digest=2**64 - 1)
             packets.encode(pkt, b"k" * 32)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from hasync.failover import packets
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -128,3 +130,26 @@ def test_datagram_fast_path_accepts_exactly_one_valid_frame():
     # whatever the fast path refuses, the decoder still handles (and counts) as before
     d = packets.FrameDecoder(KEY)
     assert [p.seq for p in d.feed(b"junk" + f)] == [9] and d.counters.garbage_bytes == 4
+
+
+def test_format_2_carries_the_echo_and_the_settings_digest():
+    p = pkt(seq=3, role="active", owned=("vip",), echo=2**64 - 1, digest=0x0123456789ABCDEF)
+    frame = packets.encode(p, KEY)
+    assert frame[5] == 2 == packets.VERSION
+    assert packets.decode_datagram(frame, KEY) == [p]
+    # the sequence number sits where the repeat fast path patches it, in both formats
+    v1 = packets.encode(pkt(seq=3, version=1), KEY)
+    assert int.from_bytes(frame[packets.SEQ_SLICE], "big") == 3 == int.from_bytes(v1[packets.SEQ_SLICE], "big")
+
+
+def test_a_format_1_frame_is_still_read_never_fresh():
+    """A node before the echo (a rolling upgrade): its frames decode with echo 0 and no
+    digest, so they are never fresh (docs/failover.md, "Rolling upgrade")."""
+    old = pkt(seq=9, role="active", owned=("fs",), epoch=4, version=1)
+    frame = packets.encode(old, KEY)
+    assert len(frame) == len(packets.encode(pkt(seq=9, role="active", owned=("fs",), epoch=4), KEY)) - 16
+    (got,) = packets.decode_datagram(frame, KEY)
+    assert got == old and got.echo == 0 and got.digest == 0 and got.version == 1
+    assert packets.datagram_head(frame, packets.Mac(KEY)) == frame[: -packets.MAC_LEN]
+    with pytest.raises(ValueError):
+        packets.encode(pkt(version=1, echo=5), KEY)  # format 1 has no echo
