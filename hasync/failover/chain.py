@@ -5,7 +5,7 @@ status) into the argv/env to run, for every kind hasync supports:
 
 - heartbeat: ``/etc/ha.d/resource.d/NAME`` (else ``/etc/init.d/NAME``) ``arg... start|stop|status``
 - lsb:       ``/etc/init.d/NAME start|stop|status`` (status 0 = running)
-- systemd:   ``systemctl start|stop UNIT``, ``systemctl is-active --quiet UNIT``
+- systemd:   ``systemctl start|stop UNIT``, ``systemctl is-active UNIT`` (the state word is read)
 - ocf:       ``$OCF_ROOT/resource.d/PROVIDER/AGENT start|stop|monitor`` with OCF_RESKEY_*
 - service:   the distro profile's unit names for a logical service, via systemd or LSB
 
@@ -133,16 +133,31 @@ def commands(
 
 def _systemctl(unit: str, op: str, t: float) -> Command:
     if op == "status":
-        return Command(("systemctl", "is-active", "--quiet", unit), (), t)
+        # no --quiet: the state word tells "inactive" (stopped) from "deactivating" (not yet)
+        return Command(("systemctl", "is-active", unit), (), t)
     return Command(("systemctl", op, unit), (), t)
 
 
 _HB_RUNNING = re.compile(r"\b(running|ok)\b", re.I)
 _HB_STOPPED = re.compile(r"\b(stopped|not running|dead)\b", re.I)
+# systemctl is-active: exit 0 for these (the unit runs) ...
+SYSTEMD_RUNNING = ("active", "reloading", "refreshing")
+# ... exit 3 and one of these: the unit has no process left. "failed" is "inactive" after a
+# run that ended badly: systemd only enters it once the unit's processes were stopped
+# (ExecStop, then KillMode's signals), exactly as for "inactive".
+SYSTEMD_STOPPED = ("inactive", "failed")
+SYSTEMD_WORDS = SYSTEMD_RUNNING + SYSTEMD_STOPPED + ("activating", "deactivating", "maintenance", "unknown")
+LSB_NOT_RUNNING = 3  # LSB status: "program is not running"
 
 
 def classify_status(res: model.Resource, exit_code: int, stdout: str) -> OpOutcome:
-    """Turn a status/monitor result into RUNNING, STOPPED or FAILED."""
+    """Turn a status/monitor result into RUNNING, STOPPED or FAILED (= it cannot tell).
+
+    Only a definite answer is STOPPED (issue 12 item 3): OCF 7, ``systemctl is-active``
+    exit 3 printing inactive/failed, LSB status 3, a heartbeat script saying stopped.
+    A timeout (124), a bus error, activating/deactivating, an unknown code: FAILED, which
+    after a stop is a failed stop (the escalation), at start-up a probe that cannot tell.
+    """
     if res.type == "ocf":
         if exit_code in (OCF_SUCCESS, OCF_RUNNING_MASTER):
             return OpOutcome.RUNNING
@@ -151,17 +166,27 @@ def classify_status(res: model.Resource, exit_code: int, stdout: str) -> OpOutco
         return OpOutcome.FAILED
     if res.type == "heartbeat":
         # heartbeat looks at what status prints: "running"/"OK" means running
-        if exit_code == 0 and _HB_RUNNING.search(stdout) and not _HB_STOPPED.search(stdout):
+        stopped_text = bool(_HB_STOPPED.search(stdout))
+        if exit_code == 0 and _HB_RUNNING.search(stdout) and not stopped_text:
             return OpOutcome.RUNNING
         if exit_code == 0 and not stdout.strip():
             return OpOutcome.RUNNING  # LSB-style script behind a heartbeat name
-        return OpOutcome.STOPPED if exit_code in (0, 1, 3, 7) else OpOutcome.FAILED
-    # lsb / systemd / service: LSB status codes (0 running, 3 stopped, 1/2/4 trouble)
+        if exit_code == LSB_NOT_RUNNING or (stopped_text and exit_code in (0, 1, 3, 7)):
+            return OpOutcome.STOPPED
+        return OpOutcome.FAILED
+    word = stdout.strip().split("\n")[-1].strip() if stdout.strip() else ""
+    if res.type == "systemd" or (res.type == "service" and word in SYSTEMD_WORDS):
+        if exit_code == 0:
+            return OpOutcome.RUNNING  # is-active exits 0 only for a unit that runs
+        if exit_code == 3 and word in SYSTEMD_STOPPED:
+            return OpOutcome.STOPPED
+        return OpOutcome.FAILED
+    # lsb (and a service run through its init script): LSB status codes
     if exit_code == 0:
         return OpOutcome.RUNNING
-    if exit_code in (3, 7):
+    if exit_code == LSB_NOT_RUNNING:
         return OpOutcome.STOPPED
-    return OpOutcome.STOPPED if res.type == "systemd" or res.type == "service" else OpOutcome.FAILED
+    return OpOutcome.FAILED  # 1/2 (dead, files left), 4 (unknown), 124 (timeout), 126/127 ...
 
 
 # --------------------------------------------------------------------------- plans

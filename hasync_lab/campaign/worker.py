@@ -10,7 +10,8 @@ two stop retries 0.5 s apart); status results go through the real ``classify_sta
   until it is stopped;
 - a stop removes it when it succeeds; a failed or timed-out stop leaves it running;
 - a status or probe reads what runs (exit 0), else "not running" (7 for OCF, 3
-  otherwise), or times out (124) while a status-timeout fault holds;
+  otherwise; systemd units say "active"/"inactive" as ``systemctl is-active`` does), or
+  times out (124) while a status-timeout fault holds;
 - the daemon's unit has KillMode=process: a SIGKILLed daemon's agents finish what they
   were doing (the effect happens), only nobody reads the result;
 - SIGSTOP freezes the worker thread, not its children: effects happen, results wait.
@@ -128,9 +129,9 @@ class Worker:
         if rid in node.status_hang:
             code, out = 124, ""
         elif rid in node.running:
-            code, out = 0, "running" if spec.type == "heartbeat" else ""
+            code, out = 0, {"heartbeat": "running", "systemd": "active"}.get(spec.type, "")
         else:
-            code, out = (7, "") if spec.type == "ocf" else (3, "stopped")
+            code, out = (7, "") if spec.type == "ocf" else (3, "inactive" if spec.type == "systemd" else "stopped")
         return self.sim.classify(self.sim.model_res[rid], code, out), code
 
     def _status_s(self, rid: str) -> float:

@@ -163,7 +163,7 @@ def test_lsb_systemd_and_service_kinds():
     assert chain.classify_status(lsb, 3, "") == "stopped"
     unit = model.Resource("u", "systemd", "nginx.service")
     assert chain.commands(unit, "start")[0].argv == ("systemctl", "start", "nginx.service")
-    assert chain.commands(unit, "status")[0].argv == ("systemctl", "is-active", "--quiet", "nginx.service")
+    assert chain.commands(unit, "status")[0].argv == ("systemctl", "is-active", "nginx.service")  # no --quiet: the state word counts
     prof = model.Profile("deb", "systemd", {"nfsserver": ("nfs-server", "rpc-statd")}, {})
     svc = model.Resource("nfs", "service", "nfsserver")
     assert [c.argv for c in chain.commands(svc, "start", profile=prof)] == [("systemctl", "start", "nfs-server"), ("systemctl", "start", "rpc-statd")]
@@ -180,3 +180,40 @@ def test_vip_fast_path_commands():
     # without nic/netmask the agent must find them itself: no fast path
     assert chain.vip_fast_path(model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10"})) is None
     assert chain.vip_fast_path(model.Resource("fs", "ocf", "heartbeat:Filesystem", params={"ip": "x", "nic": "e", "cidr_netmask": "8"})) is None
+
+
+# ------------------------------------------------------------------ issue 12 item 3
+
+
+def test_only_a_definite_inactive_is_stopped():
+    """Before: every non-zero exit of a systemd/service status was "stopped" -- a timeout
+    (124), a bus error (1), a unit stuck deactivating -- so a failed stop ended "ok,
+    stopped" and the peer started with no fence."""
+    unit = model.Resource("u", "systemd", "nginx.service")
+    assert chain.classify_status(unit, 0, "active\n") == "running"
+    assert chain.classify_status(unit, 3, "inactive\n") == "stopped"
+    assert chain.classify_status(unit, 3, "failed\n") == "stopped"  # failed: the unit's processes are gone
+    for code, out in ((124, ""), (3, "deactivating\n"), (3, "activating\n"), (1, ""), (4, "unknown\n"), (3, ""), (7, "")):
+        assert chain.classify_status(unit, code, out) == "failed", (code, out)
+    svc = model.Resource("nfs", "service", "nfsserver")
+    assert chain.classify_status(svc, 3, "deactivating\n") == "failed" and chain.classify_status(svc, 124, "") == "failed"
+    assert chain.classify_status(svc, 3, "inactive\n") == "stopped"
+    assert chain.classify_status(svc, 3, "") == "stopped"  # through its init script: LSB 3
+    lsb = model.Resource("x", "lsb", "nfs-kernel-server")
+    assert chain.classify_status(lsb, 3, "") == "stopped"
+    for code in (1, 2, 4, 7, 124, 127):
+        assert chain.classify_status(lsb, code, "") == "failed", code
+    hb = model.Resource("fs", "heartbeat", "Filesystem")
+    assert chain.classify_status(hb, 124, "") == "failed" and chain.classify_status(hb, 1, "") == "failed"
+    assert chain.classify_status(hb, 3, "") == "stopped" and chain.classify_status(hb, 1, "Filesystem is stopped") == "stopped"
+
+
+def test_a_stop_whose_status_cannot_tell_is_a_failed_stop():
+    """The plan after the last failed stop: a status that times out is not a stop."""
+    plan = chain.ChainPlan("stop", ("a",), owned=["a"], stop_retries=0)
+    step = plan.next_step()
+    plan.record(step, "timeout")
+    step = plan.next_step()
+    assert step.op == "status"
+    plan.record(step, chain.classify_status(model.Resource("a", "systemd", "a.service"), 124, ""))
+    assert not plan.result.ok and plan.result.outcome == "stop_failed" and plan.result.owned == ["a"]

@@ -166,3 +166,37 @@ def test_a_bug_in_a_job_is_a_failed_result_not_a_dead_worker():
     results = [p for p in posts if not isinstance(p, Progress)]
     assert [x.job_id for x in results] == [7, 8]
     assert results[0].outcome == "error" and "internal error" in results[0].detail
+
+
+def test_a_systemd_stop_that_hangs_is_a_failed_stop_not_stopped():
+    """Issue 12 item 3, the whole job: the unit hangs in deactivating (its stop times out,
+    its status too). Before: the status's exit 124 counted as stopped, the job ended
+    "ok, stopped" and the peer would start with no fence."""
+    unit = model.Resource("u", "systemd", "nginx.service")
+
+    class Hanging(RecordingRunner):
+        def run(self, argv, **kw):
+            self.calls.append(tuple(argv))
+            return Result(tuple(argv), 124 if argv[:2] == ("systemctl", "stop") or "is-active" in argv else 0, "", "")
+
+    w, _ = worker(Hanging())
+    w.resources = {"u": unit}
+    w.ids = ("u",)
+    w.cluster = dataclasses.replace(w.cluster, resources=(unit,))
+    res = w._run(Job(1, "stop"), ["u"])
+    assert not res.ok and res.outcome == "stop_failed" and res.owned == ("u",)
+
+
+def test_a_service_of_several_units_is_stopped_only_when_every_unit_is():
+    prof = model.Profile("deb", "systemd", {"nfsserver": ("nfs-server", "rpc-statd")}, {})
+    svc = model.Resource("nfs", "service", "nfsserver")
+    answers = {"nfs-server": (3, "inactive\n"), "rpc-statd": (0, "active\n")}
+    r = RecordingRunner()
+    for unit, (code, out) in answers.items():
+        r.responses[("systemctl", "is-active", unit)] = Result((), code, out, "")
+    w, _ = worker(r)
+    w.profile = prof
+    assert w._op(svc, "status")[0] == "failed"  # partly running: neither stopped nor running
+    answers["rpc-statd"] = (3, "inactive\n")
+    r.responses[("systemctl", "is-active", "rpc-statd")] = Result((), 3, "inactive\n", "")
+    assert w._op(svc, "status")[0] == "stopped"

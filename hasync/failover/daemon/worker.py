@@ -199,18 +199,19 @@ class Worker:
     def _op(self, res: model.Resource, op: str) -> tuple[str, str]:
         if op == "start" and self.vip_fast:
             self._vip_first(res)
+        states: list[tuple[str, str]] = []  # status: (outcome, why) of each unit
         for cmd in chain.commands(res, op, profile=self.profile):
             argv = cmd.argv
             if res.type == "ocf" and self.agent_nice:
                 argv = ("nice", "-n", str(self.agent_nice), *argv)
             r = self.runner.run(argv, env=dict(cmd.env), timeout=cmd.timeout)
             if op == "status":
-                st = chain.classify_status(res, r.exit_code, r.stdout)
-                if st != OpOutcome.RUNNING:
-                    return st, _why(res, op, r)
+                states.append((chain.classify_status(res, r.exit_code, r.stdout), _why(res, op, r)))
             elif r.exit_code != 0:
                 return (OpOutcome.TIMEOUT if r.exit_code == 124 else OpOutcome.FAILED), _why(res, op, r)
-        return (OpOutcome.RUNNING if op == "status" else OpOutcome.OK), ""
+        if op != "status":
+            return OpOutcome.OK, ""
+        return status_of_units(states)
 
     def _fence(self, job: Job) -> JobResult:
         cmd = fence_command(self.cluster.fencing, self.cluster.peer_of(self.local))
@@ -232,6 +233,19 @@ class Worker:
         cmd = self_fence_command(self.cluster.fencing, self.cluster.node(self.local), job.reason)
         r = self.runner.run(cmd.argv, timeout=cmd.timeout)
         return JobResult(job.id, False, JobOutcome.NONE, f"`{cmd.text}` exited {r.exit_code}: {_tail(r)}")
+
+
+def status_of_units(states: list[tuple[str, str]]) -> tuple[str, str]:
+    """One resource's status from its units' (a `service` may be several): RUNNING or
+    STOPPED only when every unit says so; a unit that cannot tell, or some running and
+    some not, is FAILED (a stop is not done, a start must run, a monitor restarts it)."""
+    outcomes = {o for o, _ in states}
+    if outcomes <= {OpOutcome.RUNNING}:
+        return OpOutcome.RUNNING, ""
+    if outcomes == {OpOutcome.STOPPED}:
+        return OpOutcome.STOPPED, states[0][1]
+    bad = [why for o, why in states if o == OpOutcome.FAILED]
+    return OpOutcome.FAILED, "; ".join(bad) if bad else "partly running: " + "; ".join(f"{o}" + (f" ({w})" if w else "") for o, w in states)
 
 
 def _tail(r: Result) -> str:
