@@ -45,7 +45,9 @@ Who runs the chain (the rules both nodes compute from the same packets):
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
+from hasync.failover import membership_status
 from hasync.failover.membership_data import (  # noqa: F401 (the FSM's public names, re-exported)
     Action,
     Event,
@@ -55,15 +57,17 @@ from hasync.failover.membership_data import (  # noqa: F401 (the FSM's public na
     LinkState,
     Monitor,
     PeerState,
+    Persist,
+    Persisted,
     Send,
     fsm_config,
     preference_order,
+    settings_digest,
 )
 from hasync.failover.packets import (
     F_FAILED,
     F_LEAVING,
     F_STANDBY,
-    FLAG_NAMES,
     REQ_NONE,
     REQ_RELEASE,
     REQ_TAKE,
@@ -72,13 +76,13 @@ from hasync.failover.packets import (
     flag_names,
 )
 from hasync.failover.states import (
+    ALIVE,
     HOLDING_ROLES,
     Command,
     Gate,
     JobKind,
     JobOutcome,
     Level,
-    LinkStatus,
     PeerStatus,
     Role,
 )
@@ -88,27 +92,43 @@ from hasync.failover.states import (
 # EnumType.__getattr__, ~0.25 us), and the usual case is tested by identity first (a
 # StrEnum is not an exact str, so `==` misses the interpreter's str fast path: ~40 ns,
 # measured on on_repeat); `==` still answers for a plain string.
-_UP, _UNKNOWN, _ACTIVE = PeerStatus.UP, PeerStatus.UNKNOWN, Role.ACTIVE
+_UP, _UNVERIFIED, _UNKNOWN, _ACTIVE = PeerStatus.UP, PeerStatus.UNVERIFIED, PeerStatus.UNKNOWN, Role.ACTIVE
+PROBE_ATTEMPTS = 3  # a start-up probe that cannot tell this often: stop what may run here
+REPROBE = "re-probe"  # the reason of the second probe (a killed daemon's agents have finished)
 
 
 class Membership:
     """The pure core of the failover daemon. All methods take ``now`` (monotonic seconds)."""
 
-    def __init__(self, cfg: FsmConfig, now: float, generation: int = 1):
+    def __init__(self, cfg: FsmConfig, now: float, generation: int = 1, persisted: Persisted | None = None):
         self.cfg = cfg
         self.t0 = now
         self.generation = generation
         self.role: Role = Role.PROBING  # until begin()'s probe says what already runs here
         self.owned: list[str] = []
         self.known_stopped = False
-        self.epoch = 0
+        # what the daemon kept in its state directory: the epoch this node last took (a
+        # restart that adopts the running chain keeps its claim) and the peer's highest
+        # generation (nothing lower is accepted again, across restarts too)
+        self.persisted = persisted or Persisted()
+        self.epoch = self.persisted.epoch
+        self.digest = settings_digest(cfg)  # in every packet: the peer compares it with its own
         self.standby_req = False
         self.failed = False
         self.leaving = False
         self.peer = PeerState(cfg.peer)
         self.links = {n: LinkState(n, window_start=now) for n in cfg.links}
         self.guard = ReplayGuard()
+        if self.persisted.peer_generation:
+            self.guard.generation[cfg.peer] = self.persisted.peer_generation
         self.job: Job | None = None
+        # the start-up probe: retried while it cannot tell; done a second time once the
+        # agents a killed predecessor may have left running have finished
+        self.probe_failures = 0
+        self.probe_retry_at: float | None = None
+        self.reprobe_at: float | None = None
+        self.refused_generations: set[int] = set()  # lower generations already reported
+        self.refused_at: float | None = None
         self._ids = itertools.count(1)
         # acquisition gates (peer dead, we are standby)
         self.gate: Gate = Gate.NONE
@@ -137,6 +157,10 @@ class Membership:
         if not self.cfg.resources:
             self.role = Role.STANDBY
             return [Send()]
+        if self.cfg.agent_timeout > 0:
+            # KillMode=process: an agent of a daemon that was killed runs on (a stop that
+            # takes a piece down after this probe saw it up): look again once it must be over
+            self.reprobe_at = now + self.cfg.agent_timeout + self.cfg.probe_retry
         return [Event("probe", "probing the chain's resources", Level.INFO), self._new_job(JobKind.PROBE, reason="start-up"), Send()]
 
     # ------------------------------------------------------------------ helpers
@@ -174,10 +198,27 @@ class Membership:
             "request": self.request,
             "request_id": self.request_id,
             "ack_id": self.peer.handled_request,
+            # the peer's generation as accepted here (its packets to us are fresh once
+            # they carry our generation in theirs: the same rule on both sides)
+            "echo": self.guard.generation.get(self.cfg.peer, 0),
+            "digest": self.digest,
         }
 
+    def _persist(self, out: list, **changes) -> None:
+        new = replace(self.persisted, **changes)
+        if new != self.persisted:
+            self.persisted = new
+            out.append(Persist(new))
+
+    def agreed(self) -> bool:
+        """Both nodes' settings are the same (the peer's digest, from a fresh packet)."""
+        return self.peer.digest == self.digest
+
     def _rank(self, node: str) -> int:
-        return self.cfg.order.index(node) if node in self.cfg.order else len(self.cfg.order)
+        # settings that differ (issue 12 item 5) may rank the nodes differently on each
+        # side: then both rank them by name, the one order they cannot disagree on
+        order = self.cfg.order if self.agreed() else tuple(sorted((self.cfg.local, self.cfg.peer)))
+        return order.index(node) if node in order else len(order)
 
     @property
     def preferred(self) -> str:
@@ -206,7 +247,9 @@ class Membership:
         sequence number: the daemon's fast path, no parsing. None: use on_packet."""
         ls = self.links.get(link)
         pr = self.peer
-        if ls is None or ls.up is not True or (pr.state is not _UP and pr.state != _UP) or pr.generation <= pr.fenced_generation:
+        st = pr.state
+        # (a repeat of an unverified peer's frame is a sign of life too: nothing it says is used)
+        if ls is None or ls.up is not True or (st is not _UP and st is not _UNVERIFIED and st not in ALIVE) or pr.generation <= pr.fenced_generation:
             return None
         key = (pr.name, link)
         last = self.guard.last_seq.get(key)
@@ -250,21 +293,19 @@ class Membership:
         if pkt.node != self.cfg.peer:
             ls.foreign += 1
             return out
+        highest = self.guard.generation.get(pkt.node, 0)
         why = self.guard.check(pkt)
-        if why == "old-generation" and self.peer.state in (PeerStatus.DEAD, PeerStatus.LEFT) and (self.fenced_until is None or now >= self.fenced_until):
-            # the peer is gone and something of a lower generation talks: a restarted peer
-            # that lost its generation file and whose clock went back. Start over with it.
-            self.guard.generation.pop(pkt.node, None)
-            self.peer.generation = 0
-            self.peer.fenced_generation = -1
-            why = self.guard.check(pkt)
-            out.append(Event("peer-restart", f"{pkt.node} came back with a lower generation ({pkt.generation}): accepted, it was dead", Level.WARN))
         if why == "replay":
             ls.replay += 1
             return out
         if why == "old-generation":
+            # never accepted again, whatever the peer's state: a replayed old packet, or a
+            # peer that lost its state and whose clock went back (the operator says so:
+            # forget_peer)
             ls.old_generation += 1
-            return out
+            return self._refuse_generation(now, pkt, highest)
+        if pkt.generation > self.persisted.peer_generation:
+            self._persist(out, peer_generation=pkt.generation)
         if pkt.generation <= self.peer.fenced_generation:
             if self.fenced_until is not None and now < self.fenced_until:
                 ls.old_generation += 1  # sent before we fenced it, still in flight
@@ -281,7 +322,10 @@ class Membership:
             out.append(Event("link-up", f"link {link}: heartbeats from {pkt.node} again", Level.INFO, (("link", link),)))
         ls.up = True
         self.warnings.pop(f"link:{link}", None)
+        if pkt.echo != self.generation:
+            return out + self._not_fresh(now, ls, pkt)
 
+        # a fresh packet: made after this daemon started (it echoes our generation): believed
         pr = self.peer
         leaving = bool(pkt.flags & F_LEAVING) and not pkt.owned and pkt.role not in HOLDING_ROLES
         if leaving and pr.state == PeerStatus.LEFT:
@@ -301,6 +345,7 @@ class Membership:
             and pkt.epoch == pr.epoch
             and pkt.request_id == pr.request_id
             and pkt.ack_id == pr.ack_id
+            and pkt.digest == pr.digest
             and not out
         ):
             pr.last_seen = max(pr.last_seen or now, now)  # the common case: nothing new, nothing to decide
@@ -313,9 +358,12 @@ class Membership:
                 out.append(Event("peer-up", f"{pr.name} is back (role {pkt.role}, owns {', '.join(pkt.owned) or 'nothing'})", Level.WARN if pkt.owned else Level.INFO))
                 if pr.state == PeerStatus.DEAD and pkt.generation == pr.generation:
                     self.counters["false_dead"] += 1
+            elif pr.state == PeerStatus.UNVERIFIED:
+                out.append(Event("peer-up", f"{pr.name} is up and verified (role {pkt.role}, owns {', '.join(pkt.owned) or 'nothing'})", Level.INFO))
             else:
                 out.append(Event("peer-up", f"{pr.name} is up (role {pkt.role})", Level.INFO))
             pr.state = PeerStatus.UP
+            self.gate_passed_ping = False  # the tiebreak is decided afresh for its next death
             self.warnings.pop("peer", None)
             out.append(Send())
         pr.last_seen = max(pr.last_seen or now, now)
@@ -325,12 +373,16 @@ class Membership:
         pr.flags = pkt.flags
         pr.epoch = pkt.epoch
         pr.request, pr.request_id, pr.ack_id = pkt.request, pkt.request_id, pkt.ack_id
+        if pkt.digest != pr.digest:
+            pr.digest = pkt.digest
+            out += self._compare_settings()
 
         # the peer leaves cleanly: it released everything, no fence needed
         if leaving:
             pr.state = PeerStatus.LEFT
             pr.died_at = now
             pr.dead_role, pr.dead_owned = pkt.role, ()
+            self.gate_passed_ping = False
             out.append(Event("detect", f"{pr.name} leaves cleanly (released everything)", Level.INFO, (("reason", "peer-left"),)))
 
         # requests the peer makes of us
@@ -349,6 +401,76 @@ class Membership:
             self.request = REQ_NONE
         out += self._decide(now)
         return out
+
+    def _not_fresh(self, now: float, ls: LinkState, pkt: Packet) -> list[Action]:
+        """An authentic packet that does not echo our generation: it may have been made
+        before this daemon started (a replay, or the peer has not heard us since), or the
+        peer runs a version before the echo. A sign of life, never a statement: the peer
+        is alive and may hold the chain -- no takeover, no fence while we hear it, and it
+        is never believed to be idle or to have left. We answer at once: our heartbeat
+        carries its generation, its next ones carry ours (one round trip)."""
+        pr = self.peer
+        pr.late_warned = False
+        if pr.state == PeerStatus.UP and pkt.generation == pr.generation:
+            ls.stale += 1  # its believed generation, sent before we started: proves nothing new
+            pr.last_seen = max(pr.last_seen or now, now)
+            return []
+        out: list[Action] = []
+        if pkt.generation > pr.generation:
+            if pr.generation:
+                out.append(Event("peer-restart", f"{pr.name} restarted (generation {pr.generation} -> {pkt.generation})", Level.INFO))
+            pr.generation = pkt.generation
+            pr.handled_request = 0
+        if pr.state != PeerStatus.UNVERIFIED:
+            v1 = " (its packets are format version 1: a node not upgraded yet)" if pkt.version == 1 else ""
+            msg = (f"{pr.name} is alive (generation {pkt.generation}) but its packets do not echo this node's generation "
+                   f"yet{v1}: what it says is not believed, it may hold the chain: no takeover and no fence while it talks")
+            out.append(Event("peer-up", msg, Level.WARN, (("fresh", False),)))
+            self.warnings["peer"] = msg
+            pr.state = PeerStatus.UNVERIFIED
+            self.gate_passed_ping = False
+            out.append(Send())
+        pr.last_seen = max(pr.last_seen or now, now)
+        return out + self._decide(now)
+
+    def _refuse_generation(self, now: float, pkt: Packet, highest: int) -> list[Action]:
+        """A generation lower than the highest ever accepted from the peer: refused, loudly
+        (once per generation), with what to do if the peer was really reinstalled."""
+        self.refused_at = now
+        if pkt.generation in self.refused_generations:
+            return []
+        if len(self.refused_generations) > 64:
+            self.refused_generations.clear()
+        self.refused_generations.add(pkt.generation)
+        msg = (f"{pkt.node} sent generation {pkt.generation}, lower than {highest}, the highest ever accepted from it: "
+               f"refused. Either an old packet was replayed, or {pkt.node} lost its state directory and its clock went "
+               f"back: if {pkt.node} was reinstalled, run `hasync failover forget-peer {pkt.node}` on {self.cfg.local}")
+        self.warnings["generation"] = msg
+        return [Event("old-generation", msg, Level.ERROR, (("generation", pkt.generation), ("highest", highest)))]
+
+    def forget_peer(self, now: float) -> list[Action]:
+        """The operator says the peer was reinstalled: its generations may start lower."""
+        self.guard.generation.pop(self.cfg.peer, None)
+        for key in [k for k in self.guard.last_seq if k[0] == self.cfg.peer]:
+            del self.guard.last_seq[key]
+        self.peer.generation = 0
+        self.refused_generations.clear()
+        self.warnings.pop("generation", None)
+        out: list[Action] = [Event("command", f"operator: forget-peer {self.cfg.peer}: its next generation is accepted, whatever it is", Level.WARN)]
+        self._persist(out, peer_generation=0)
+        return out
+
+    def _compare_settings(self) -> list[Action]:
+        pr = self.peer
+        if self.agreed():
+            if self.warnings.pop("config", None):
+                return [Event("config", f"{pr.name}'s settings agree with this node's again", Level.INFO)]
+            return []
+        msg = (f"the nodes' settings differ (digest {self.digest:016x} here, {pr.digest:016x} on {pr.name}): compare "
+               "preferred_node, the [[node]] order, the chain's [[resource]] ids and their order, auto_failback and "
+               "[fencing].mode on both nodes; until they agree, ties go by node name and auto_failback is off")
+        self.warnings["config"] = msg
+        return [Event("config", msg, Level.WARN)]
 
     def _roll_window(self, ls: LinkState, now: float, window: float = 10.0) -> None:
         if now - ls.window_start >= window:
@@ -374,7 +496,10 @@ class Membership:
                     out.append(Event("link-dead", f"link {ls.name} dead", Level.WARN, (("link", ls.name),)))
                 ls.up = False
         # the peer
-        if pr.state == PeerStatus.UP and pr.last_seen is not None:
+        if self.refused_at is not None and now - self.refused_at > max(10.0, 2 * c.deadtime):
+            self.refused_at = None  # no lower generation for a while: the warning goes
+            self.warnings.pop("generation", None)
+        if pr.state in ALIVE and pr.last_seen is not None:
             gap = now - pr.last_seen
             if gap > c.deadtime:
                 out += self._peer_dead(now, f"no heartbeat on any link for {gap * 1000:.0f} ms (deadtime {c.deadtime * 1000:.0f} ms)")
@@ -396,6 +521,7 @@ class Membership:
         self.fence_failures = 0
         self.gate = Gate.NONE
         self.gate_retry_at = None
+        self.gate_passed_ping = False  # issue 12 item 4: the tiebreak is decided afresh for every death
         self.failed = False  # availability first: try the chain again now that nobody else can
         for k in [k for k in self.warnings if k.startswith("link:")]:
             del self.warnings[k]  # every link is silent because the peer is: not a link problem
@@ -405,58 +531,87 @@ class Membership:
     # ------------------------------------------------------------------ decisions
     def _decide(self, now: float) -> list[Action]:
         out: list[Action] = []
-        if self.job is not None or self.role == Role.PROBING:
+        if self.job is not None:
             return out
+        if self.role == Role.PROBING:
+            return self._probing(now)
         if self.leaving:
+            self.reprobe_at = None
             if self.role != Role.STOP_FAILED and (self.owned or self.role in (Role.ACTIVE, Role.STARTING, Role.ACQUIRING)):
                 out += self._start_job(JobKind.STOP, now, reason="shutdown")
             return out
         pr = self.peer
         if self.role == Role.STOP_FAILED:
             return out
+        if self.reprobe_at is not None and now >= self.reprobe_at:
+            if self.role in (Role.ACTIVE, Role.STANDBY) and not self.gate:
+                self.reprobe_at = None
+                out.append(Event("probe", "probing the chain again: any agent a killed daemon left running is over by now", Level.INFO))
+                out.append(self._new_job(JobKind.PROBE, reason=REPROBE))
+                return out
+            self.reprobe_at = now + self.cfg.probe_retry  # not now (a takeover under way): later
         if pr.state == PeerStatus.UP:
+            out += self._with_peer_up(now)
+        elif pr.state == PeerStatus.UNVERIFIED:
+            # alive, what it says unknown: it may hold the chain. Nothing moves (no
+            # start, no fence, no stop for a conflict we cannot see) until it echoes us.
             if self.gate:
-                out.append(Event("abort", f"{pr.name} is alive again: takeover abandoned", Level.INFO))
-                self.gate = Gate.NONE
-                self.gate_retry_at = None
-                self._set_role(Role.STANDBY, out, "peer alive")
-            if self.role == Role.ACTIVE:
-                if pr.holds and pr.role in (Role.STARTING, Role.ACTIVE):
-                    if not self._i_win_conflict():
-                        self.counters["releases"] += 1
-                        out.append(Event("conflict", f"{pr.name} also holds the chain (epoch {pr.epoch} vs ours {self.epoch}): it keeps it, we stop ours", Level.WARN))
-                        out += self._start_job(JobKind.STOP, now, reason="conflict")
-                    return out
-                if self.standby_req:
-                    out += self._start_job(JobKind.STOP, now, reason="standby")
-                    return out
-                if (
-                    self.cfg.auto_failback
-                    and self.cfg.local != self.preferred
-                    and pr.name == self.preferred
-                    and pr.eligible
-                    and pr.role == Role.STANDBY
-                    and not pr.holds
-                ):
-                    out.append(Event("failback", f"auto_failback: {pr.name} is the preferred node and is up: handing the chain back", Level.INFO))
-                    out += self._start_job(JobKind.STOP, now, reason="failback")
-                    return out
-                out += self._monitors(now)
-                return out
-            if self.role == Role.STANDBY:
-                if pr.holds or pr.role != Role.STANDBY:
-                    return out
-                if self._should_start():
-                    out += self._start_job(JobKind.START, now, reason="both up, chain idle: ours by preference" if pr.eligible else f"{pr.name} is not eligible ({', '.join(flag_names(pr.flags))})")
-            return out
-        if pr.state in (PeerStatus.DEAD, PeerStatus.LEFT):
-            if self.role == Role.ACTIVE:
-                out += self._monitors(now)
-                return out
+                out += self._abort_gate()
+        elif pr.state in (PeerStatus.DEAD, PeerStatus.LEFT):
             if self.role in (Role.STANDBY, Role.ACQUIRING):
                 out += self._acquire(now)
+        # (unknown: within initdead)
+        if self.role == Role.ACTIVE and self.job is None:
+            out += self._monitors(now)  # whatever else was decided: next_deadline counts on it
+        return out
+
+    def _abort_gate(self) -> list[Action]:
+        out: list[Action] = [Event("abort", f"{self.peer.name} is alive again: takeover abandoned", Level.INFO)]
+        self.gate = Gate.NONE
+        self.gate_retry_at = None
+        self._set_role(Role.STANDBY, out, "peer alive")
+        return out
+
+    def _with_peer_up(self, now: float) -> list[Action]:
+        """Both up, the peer's state verified: rules 1-3 of the module's docstring."""
+        out: list[Action] = []
+        pr = self.peer
+        if self.gate:
+            out += self._abort_gate()
+        if self.role == Role.ACTIVE:
+            if pr.holds and pr.role in (Role.STARTING, Role.ACTIVE):
+                if not self._i_win_conflict():
+                    self.counters["releases"] += 1
+                    out.append(Event("conflict", f"{pr.name} also holds the chain (epoch {pr.epoch} vs ours {self.epoch}): it keeps it, we stop ours", Level.WARN))
+                    out += self._start_job(JobKind.STOP, now, reason="conflict")
+                return out  # we keep it: the peer stops its own
+            if self.standby_req:
+                out += self._start_job(JobKind.STOP, now, reason="standby")
+            elif (
+                self.cfg.auto_failback
+                and self.agreed()  # settings that differ: no preference-driven moves
+                and self.cfg.local != self.preferred
+                and pr.name == self.preferred
+                and pr.eligible
+                and pr.role == Role.STANDBY
+                and not pr.holds
+            ):
+                out.append(Event("failback", f"auto_failback: {pr.name} is the preferred node and is up: handing the chain back", Level.INFO))
+                out += self._start_job(JobKind.STOP, now, reason="failback")
             return out
-        return out  # unknown: within initdead
+        if self.role == Role.STANDBY and not pr.holds and pr.role == Role.STANDBY and self._should_start():
+            out += self._start_job(JobKind.START, now, reason="both up, chain idle: ours by preference" if pr.eligible else f"{pr.name} is not eligible ({', '.join(flag_names(pr.flags))})")
+        return out
+
+    def _probing(self, now: float) -> list[Action]:
+        """Start-up, no probe running: one that could not tell is due again (or we leave)."""
+        if self.leaving:
+            return self._start_job(JobKind.STOP, now, reason="shutdown while the probe cannot tell")
+        if self.probe_retry_at is not None and now >= self.probe_retry_at:
+            self.probe_retry_at = None
+            return [Event("probe", f"probing the chain's resources again (attempt {self.probe_failures + 1})", Level.INFO),
+                    self._new_job(JobKind.PROBE, reason="start-up, again")]
+        return []
 
     def _should_start(self) -> bool:
         if self.failed or self.standby_req:
@@ -521,7 +676,10 @@ class Membership:
     def _start_job(self, kind: JobKind, now: float, reason: str = "", resource: str = "") -> list[Action]:
         out: list[Action] = []
         if kind == JobKind.START:
+            # a start comes only after the peer died, left, or is up and idle (checked by
+            # the callers): the new epoch says this node took the chain last
             self.epoch = max(self.epoch, self.peer.epoch) + 1
+            self._persist(out, epoch=self.epoch)
             self._set_role(Role.STARTING, out, reason)
         elif kind == JobKind.STOP:
             self._set_role(Role.STOPPING, out, reason)
@@ -558,24 +716,12 @@ class Membership:
         if job is None or job.id != res.job_id:
             return out
         self.job = None
-        if res.owned is not None:
+        if res.owned is not None and job.kind != JobKind.PROBE:  # (a probe's: see _probe_done)
             self.owned = [r for r in self.cfg.resources if r in res.owned]
         k = job.kind
         if k == JobKind.PROBE:
             found = [r for r in self.cfg.resources if r in (res.owned or ())]
-            if not found:
-                self.known_stopped = res.ok
-                self._set_role(Role.STANDBY, out, "nothing runs here")
-            elif len(found) == len(self.cfg.resources):
-                self.owned = found
-                self._set_role(Role.ACTIVE, out, "the whole chain already runs here: adopted")
-                out.append(Event("adopt", f"the chain already runs here ({', '.join(found)}): adopted", Level.WARN))
-            else:
-                self.owned = found
-                out.append(Event("adopt", f"part of the chain runs here ({', '.join(found)}): completing it", Level.WARN))
-                self._set_role(Role.STANDBY, out, "partial chain")
-                out += self._start_job(JobKind.START, now, reason="complete a partly running chain")
-                return out
+            out += self._reprobe_done(now, res, found) if job.reason == REPROBE else self._probe_done(now, res, found)
         elif k == JobKind.PING:
             if res.ok:
                 self.gate_passed_ping = True
@@ -592,7 +738,7 @@ class Membership:
                 self.peer_fenced = True
                 self.peer.fenced_generation = self.peer.generation
                 self.fenced_until = now + max(2 * self.cfg.deadtime, 1.0)
-                if self.peer.state == PeerStatus.UP:
+                if self.peer.state in ALIVE:
                     self.peer.state = PeerStatus.DEAD  # its packets were older than the fence
                 self.warnings.pop("fence", None)
                 out.append(Event("fence", f"fenced {self.peer.name}", Level.INFO, (("ok", True),)))
@@ -654,6 +800,64 @@ class Membership:
         out += self._decide(now)
         return out
 
+    def _probe_done(self, now: float, res: JobResult, found: list[str]) -> list[Action]:
+        """The start-up probe. A probe that cannot tell is not "nothing runs here": the node
+        stays probing (a holding role: the peer does not start) and probes again; after
+        PROBE_ATTEMPTS it stops whatever may run here. A part of the chain is never
+        completed: it is stopped, and the usual rules decide where the chain runs. The
+        whole chain (a daemon restart) is adopted with the persisted epoch: if the peer
+        took over since, its epoch is higher and the conflict rule stops ours."""
+        out: list[Action] = []
+        self.owned = found
+        if not res.ok:
+            self.probe_failures += 1
+            what = f"the start-up probe cannot tell what runs here ({res.detail})"
+            if self.probe_failures < PROBE_ATTEMPTS:
+                self.probe_retry_at = now + self.cfg.probe_retry
+                self.warnings["probe"] = f"{what}: still probing; {self.peer.name} does not start the chain meanwhile"
+                out.append(Event("probe", f"{what}: that is not 'nothing runs here': probing again in {self.cfg.probe_retry:g}s", Level.WARN))
+                return out
+            self.warnings["probe"] = f"{what}, {self.probe_failures} times: stopping whatever may run here"
+            out.append(Event("probe", self.warnings["probe"] + " (in reverse)", Level.ERROR))
+            return out + self._start_job(JobKind.STOP, now, reason="the start-up probe cannot tell")
+        self.probe_failures = 0
+        self.warnings.pop("probe", None)
+        if not found:
+            self.known_stopped = True
+            self._set_role(Role.STANDBY, out, "nothing runs here")
+        elif len(found) == len(self.cfg.resources):
+            self._set_role(Role.ACTIVE, out, "the whole chain already runs here: adopted")
+            self.next_monitor = {rid: now + m.interval for rid, m in self.monitors.items()}
+            out.append(Event("adopt", f"the chain already runs here ({', '.join(found)}): adopted (epoch {self.epoch})", Level.WARN))
+        else:
+            out.append(Event("adopt", f"part of the chain runs here ({', '.join(found)}): stopping it; a partly running "
+                                      "chain is never completed at start-up (the usual rules decide where it runs)", Level.WARN))
+            out += self._start_job(JobKind.STOP, now, reason="stray pieces of the chain at start-up")
+        return out
+
+    def _reprobe_done(self, now: float, res: JobResult, found: list[str]) -> list[Action]:
+        """The second probe (begin): what a killed predecessor's agent did after the first."""
+        out: list[Action] = []
+        if not res.ok:  # what it could not tell about stays as it was
+            self.owned = [r for r in self.cfg.resources if r in found or r in self.owned]
+            self.probe_failures += 1
+            if self.probe_failures < PROBE_ATTEMPTS:
+                self.reprobe_at = now + self.cfg.probe_retry
+            out.append(Event("probe", f"the second probe cannot tell ({res.detail})", Level.WARN))
+            return out
+        self.owned = found
+        self.probe_failures = 0
+        missing = [r for r in self.cfg.resources if r not in found]
+        if self.role == Role.ACTIVE and missing:
+            out.append(Event("probe", f"{', '.join(missing)} no longer run here (an agent of the previous daemon?): "
+                                      f"restarting from {missing[0]}", Level.WARN))
+            self._set_role(Role.STARTING, out, f"restart {missing[0]}")
+            out.append(self._new_job(JobKind.RESTART, missing[0], "second probe"))
+        elif self.role == Role.STANDBY and found:
+            out.append(Event("probe", f"{', '.join(found)} run here on a standby node (an agent of the previous daemon?): stopping", Level.WARN))
+            out += self._start_job(JobKind.STOP, now, reason="stray pieces found by the second probe")
+        return out
+
     def _stop_failed(self, now: float, res: JobResult) -> list[Action]:
         out: list[Action] = []
         self._set_role(Role.STOP_FAILED, out, f"{res.detail}")
@@ -690,7 +894,7 @@ class Membership:
             out.append(Event("command", "operator: takeover", Level.INFO))
             if self.role == Role.ACTIVE:
                 return True, "already active", out
-            if pr.state == PeerStatus.UP:
+            if pr.state in ALIVE:
                 self._request(REQ_RELEASE)
             out.append(Send())
             out += self._decide(now)
@@ -741,7 +945,7 @@ class Membership:
         c = self.cfg
         cands = [now + max(1.0, c.deadtime)]
         pr = self.peer
-        if (pr.state is _UP or pr.state == _UP) and pr.last_seen is not None:
+        if (pr.state is _UP or pr.state in ALIVE) and pr.last_seen is not None:
             if not pr.late_warned:
                 cands.append(pr.last_seen + c.warntime + 1e-4)
             cands.append(pr.last_seen + c.deadtime + 1e-4)
@@ -756,57 +960,12 @@ class Membership:
                 cands.append(self.gate_retry_at)
             if self.role is _ACTIVE or self.role == _ACTIVE:
                 cands.extend(self.next_monitor.values())
+            if self.probe_retry_at is not None and self.role == Role.PROBING:
+                cands.append(self.probe_retry_at)
+            if self.reprobe_at is not None and self.role in (Role.ACTIVE, Role.STANDBY):
+                cands.append(self.reprobe_at)
         return max(now, min(cands))
 
     # ------------------------------------------------------------------ status
     def snapshot(self, now: float) -> dict:
-        pr = self.peer
-        return {
-            "node": self.cfg.local,
-            "role": self.role,
-            "owned": list(self.owned),
-            "epoch": self.epoch,
-            "generation": self.generation,
-            "flags": [n for b, n in FLAG_NAMES.items() if self.flags() & b],
-            "job": {"kind": self.job.kind, "resource": self.job.resource, "reason": self.job.reason} if self.job else None,
-            "gate": self.gate,
-            "peer": {
-                "node": pr.name,
-                "state": pr.state,
-                "role": pr.role if pr.state == PeerStatus.UP else (pr.dead_role or pr.role),
-                "owned": list(pr.owned),
-                "flags": flag_names(pr.flags),
-                "epoch": pr.epoch,
-                "generation": pr.generation,
-                "last_seen_s": round(now - pr.last_seen, 3) if pr.last_seen is not None else None,
-                "fenced": self.peer_fenced,
-            },
-            "links": [
-                {
-                    "name": ls.name,
-                    "state": LinkStatus.UP if ls.up else (LinkStatus.DEAD if ls.up is False else LinkStatus.UNKNOWN),
-                    "last_seen_s": round(now - ls.last_seen, 3) if ls.last_seen is not None else None,
-                    "received": ls.received,
-                    "missed": ls.missed,
-                    "loss_pct": round(ls.loss_pct(), 2),
-                    "loss_total_pct": round(ls.loss_pct(False), 2),
-                    "bad_mac": ls.bad_mac,
-                    "malformed": ls.malformed,
-                    "replay": ls.replay,
-                    "old_generation": ls.old_generation,
-                    "foreign": ls.foreign,
-                    "garbage_bytes": ls.garbage_bytes,
-                    "send_errors": ls.send_errors,
-                }
-                for ls in self.links.values()
-            ],
-            "restarts": dict(self.restarts),
-            "warnings": list(self.warnings.values()),
-            "counters": dict(self.counters),
-            "timing": {
-                "keepalive": self.cfg.keepalive,
-                "warntime": self.cfg.warntime,
-                "deadtime": self.cfg.deadtime,
-                "initdead": self.cfg.initdead,
-            },
-        }
+        return membership_status.snapshot(self, now)

@@ -3,6 +3,8 @@ state it keeps (pure). ``membership.py`` holds the rules and re-exports these na
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from hasync import model
@@ -46,6 +48,11 @@ class FsmConfig:
     ping_retry: float = 1.0
     fence_retry: float = 2.0
     startup_fence_delay: float = -1.0  # <0: deadtime (non-preferred node at start-up only)
+    # the longest a resource agent may run (its start/stop/status timeout): a daemon that
+    # was killed may have left one running, so the start-up probe is done again once
+    # they must have finished (0: no second probe)
+    agent_timeout: float = 0.0
+    probe_retry: float = 1.0  # a start-up probe that could not tell is tried again after this
 
     def validate(self) -> list[str]:
         """heartbeat's start-up rules on the timing (errors)."""
@@ -63,6 +70,17 @@ class FsmConfig:
         if not self.links:
             e.append("no heartbeat link")
         return e
+
+
+def settings_digest(cfg: FsmConfig) -> int:
+    """64 bits of the SHA-256 of the settings both nodes must agree on to decide the same
+    way (docs/failover.md, "Config digest"): the cluster, the preference order, the chain's
+    resource ids in order, auto_failback and the fencing mode. Never 0 (0 on the wire:
+    unknown, a sender before the digest)."""
+    agreed = {"cluster": cfg.cluster, "order": list(cfg.order), "resources": list(cfg.resources),
+              "auto_failback": cfg.auto_failback, "fencing_mode": cfg.fencing_mode}
+    raw = hashlib.sha256(json.dumps(agreed, sort_keys=True, separators=(",", ":")).encode()).digest()
+    return int.from_bytes(raw[:8], "big") or 1
 
 
 def preference_order(cluster: model.Cluster) -> tuple[str, ...]:
@@ -97,6 +115,8 @@ def fsm_config(cluster: model.Cluster, local: str) -> FsmConfig:
         ping_configured=bool(hb.ping),
         monitors=tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in cluster.resources if r.monitor_interval > 0),
         fence_retry=max(1.0, hb.deadtime),
+        agent_timeout=max((max(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in cluster.resources), default=0.0),
+        probe_retry=max(1.0, hb.deadtime),
     )
 
 
@@ -137,7 +157,24 @@ class JobResult:
     owned: tuple[str, ...] | None = None  # what runs here after a chain job
 
 
-Action = Send | Job | Event
+@dataclass(frozen=True)
+class Persisted:
+    """What the FSM keeps across daemon restarts (the daemon's state directory): the
+    daemon loads it before the FSM is built and writes it when the FSM says (``Persist``)."""
+
+    peer_generation: int = 0  # the highest generation ever accepted from the peer: nothing lower is
+    epoch: int = 0  # the takeover epoch this node last took: a restart that adopts the chain keeps it
+
+
+@dataclass(frozen=True)
+class Persist:
+    """Write this to the state directory now (atomically). Rare: when the peer's
+    generation rises (it restarted) or this node takes the chain."""
+
+    state: Persisted
+
+
+Action = Send | Job | Event | Persist
 
 
 # --------------------------------------------------------------------------- state
@@ -160,6 +197,7 @@ class LinkState:
     replay: int = 0
     old_generation: int = 0
     foreign: int = 0  # other cluster / unknown node
+    stale: int = 0  # authentic, but not fresh while the peer's state is verified: not believed
     garbage_bytes: int = 0
     send_errors: int = 0
 
@@ -186,6 +224,7 @@ class PeerState:
     owned: tuple[str, ...] = ()
     flags: int = 0
     epoch: int = 0
+    digest: int = 0  # its settings digest (0: not known yet)
     request: int = REQ_NONE
     request_id: int = 0
     ack_id: int = 0

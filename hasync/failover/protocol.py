@@ -7,6 +7,11 @@ Requests, one line each::
     {"cmd": "standby"} / {"cmd": "takeover"} -> an answer, events as they happen, a done line
     {"cmd": "migrate", "to": NODE}           -> takeover when NODE is the daemon's node,
                                                 standby when it is the peer
+    {"cmd": "forget-peer", "to": NODE}       -> forget NODE's highest generation (it was
+                                                reinstalled and its clock went back)
+
+Anything else (not JSON, not UTF-8, not an object, nested too deep, a line over
+MAX_REQUEST bytes) gets ``{"ok": false, "message": ...}`` and the daemon goes on.
 
 Replies::
 
@@ -37,7 +42,7 @@ class Request:
     to: str = ""  # migrate: the node that should run the chain
 
     def as_dict(self) -> dict:
-        return {"cmd": self.cmd, "to": self.to} if self.cmd == Command.MIGRATE else {"cmd": self.cmd}
+        return {"cmd": self.cmd, "to": self.to} if self.cmd in (Command.MIGRATE, Command.FORGET_PEER) else {"cmd": self.cmd}
 
 
 def encode(obj: dict) -> bytes:
@@ -45,14 +50,30 @@ def encode(obj: dict) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()
 
 
+MAX_DEPTH = 8  # brackets in a request (one flat object): more is refused before json.loads
+
+
 def parse_request(line: bytes) -> Request:
+    """A request line; BadRequest says what is wrong (never anything else: a line nested
+    50,000 deep used to raise RecursionError and kill the daemon)."""
+    if len(line) > MAX_REQUEST:
+        raise BadRequest(f"request too long: {len(line)} bytes, at most {MAX_REQUEST}")
     try:
-        req = json.loads(line)
-        cmd = req.get("cmd")
-    except (ValueError, AttributeError):
-        raise BadRequest("bad request") from None
-    to = req.get("to", "") if cmd == Command.MIGRATE else ""
-    return Request(cmd, to)
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("bad request: not UTF-8") from None
+    if text.count("{") + text.count("[") > MAX_DEPTH:  # (in strings too: no request has such a string)
+        raise BadRequest(f"bad request: more than {MAX_DEPTH} brackets; a request is one flat JSON object")
+    try:
+        req = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequest("bad request: not JSON") from None
+    if not isinstance(req, dict):
+        raise BadRequest('bad request: expected a JSON object like {"cmd": "status"}')
+    cmd, to = req.get("cmd"), req.get("to", "")
+    if not isinstance(cmd, str) or not isinstance(to, str):
+        raise BadRequest('bad request: "cmd" (and "to") must be strings')
+    return Request(cmd, to if cmd in (Command.MIGRATE, Command.FORGET_PEER) else "")
 
 
 def answer(ok: bool, message: str, node: str = "", role: str = "") -> dict:

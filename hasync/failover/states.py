@@ -33,9 +33,16 @@ HOLDING_ROLES = (Role.STARTING, Role.ACTIVE, Role.STOPPING, Role.STOP_FAILED, Ro
 
 class PeerStatus(StrEnum):
     UNKNOWN = "unknown"  # never heard from (within initdead)
-    UP = "up"
+    UP = "up"  # alive, and what it says is believed (its packets are fresh)
     DEAD = "dead"  # silent on every link for deadtime
     LEFT = "left"  # said goodbye (a clean shutdown, nothing held)
+    # alive, but what it says is not verified: its packets do not echo this node's
+    # generation (it has not heard this node since this daemon started, or they are
+    # replays, or it runs a version before the echo): it may hold the chain
+    UNVERIFIED = "unverified"
+
+
+ALIVE = (PeerStatus.UP, PeerStatus.UNVERIFIED)  # heard within deadtime
 
 
 class LinkStatus(StrEnum):
@@ -141,3 +148,4 @@ class Command(StrEnum):
     STANDBY = "standby"
     TAKEOVER = "takeover"
     MIGRATE = "migrate"
+    FORGET_PEER = "forget-peer"  # the peer was reinstalled: accept a lower generation from it

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from heapq import heappush
 
-from hasync.failover.membership import Event, Job, JobResult, Send
+from hasync.failover.membership import Event, Job, JobResult, Persist, Send
 from hasync.failover.packets import Packet
 
 from .errors import DaemonDied
@@ -37,7 +37,7 @@ SPIN_LIMIT = 200  # consecutive wake-ups with a deadline already due: a busy loo
 
 
 class Driver:
-    def __init__(self, node, cfg, fsm_cls, generation: int, now: float):
+    def __init__(self, node, cfg, fsm_cls, generation: int, now: float, persisted=None):
         self.node = node
         self.sim = node.sim
         self.cfg = cfg
@@ -58,7 +58,7 @@ class Driver:
         self.after_leave = None  # callable once the clean stop is done
         self.worker = Worker(self)
         self.fsm = None
-        self.fsm = self._call(fsm_cls, cfg, now, generation=generation)
+        self.fsm = self._call(fsm_cls, cfg, now, generation=generation, persisted=persisted)
 
     # ------------------------------------------------------------------ guard
     def _call(self, fn, *args, **kw):
@@ -104,6 +104,8 @@ class Driver:
                 sim.on_event(node, a, now)
             elif t is Job:
                 jobs.append(a)
+            elif t is Persist:
+                node.persisted = a.state  # the state directory survives the daemon
         for job in jobs:  # audits look before the worker's first step changes anything
             sim.on_job(node, job, now)
         for job in jobs:

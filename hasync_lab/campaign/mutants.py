@@ -85,10 +85,10 @@ class StickyPingPass(Membership):
 class TakeoverWithoutFence(Membership):
     """A takeover that skips fencing whatever the mode (the classic split brain)."""
 
-    def __init__(self, cfg, now, generation=1):
+    def __init__(self, cfg, now, generation=1, persisted=None):
         from dataclasses import replace
 
-        super().__init__(replace(cfg, fencing_mode="off", fence_configured=False), now, generation)
+        super().__init__(replace(cfg, fencing_mode="off", fence_configured=False), now, generation, persisted)
 
 
 class Boom(Membership):

@@ -24,6 +24,7 @@ class Node:
         self.boot_id = 0
         self.daemon: Driver | None = None
         self.generation = 0
+        self.persisted = None  # the daemon's state directory: Membership's Persisted
         self.frozen = False
         self.inbox: list = []
         self.deferred: list = []
@@ -151,7 +152,7 @@ class Node:
         self._silent()
         self.sim.trace(self.name, "daemon", f"start, generation {self.generation}" + (" (drifted config)" if self.drifted else ""))
         try:
-            self.daemon = Driver(self, cfg, self.sim.fsm_cls, self.generation, now)
+            self.daemon = Driver(self, cfg, self.sim.fsm_cls, self.generation, now, self.persisted)
         except Exception:  # the FSM raised in its constructor: reported by the driver
             self.daemon = None
             return

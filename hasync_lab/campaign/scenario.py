@@ -110,6 +110,7 @@ class Scenario:
             ping_configured=self.ping_configured,
             monitors=tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in self.resources if r.monitor_interval > 0),
             fence_retry=max(1.0, self.deadtime),
+            agent_timeout=max(max(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in self.resources),
         )
 
     # ------------------------------------------------------------------ JSON

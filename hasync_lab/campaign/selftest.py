@@ -87,6 +87,7 @@ def case_false_dead() -> bool:
 
 def case_liveness() -> bool:
     sim, act, _ = _settled(_scenario())
+    sim.run_until(sim.now + 2 * sim.sc.liveness_bound_s)  # past the daemons' second probe (agent_timeout)
     for rid in sim.sc.ids:  # the chain vanishes from under an unmonitored cluster
         act.drop_running(rid)
     await_clean(sim, 0.0, sim.now, sim.now, SeedResult(0, sim.sc, []))

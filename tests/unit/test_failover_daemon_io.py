@@ -147,7 +147,7 @@ def udp_receiver():
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def send(seq: int, role: str = "standby", key: bytes = KEY, raw: bytes | None = None) -> None:
-        peer.sendto(raw if raw is not None else packets.encode(packets.Packet("t", "node2", "hb", 9, seq, role=role), key), ("127.0.0.1", port))
+        peer.sendto(raw if raw is not None else packets.encode(packets.Packet("t", "node2", "hb", 9, seq, role=role, echo=5), key), ("127.0.0.1", port))
 
     yield r, fsm, out, send
     peer.close()
@@ -192,7 +192,7 @@ def test_garbage_and_malformed_frames_are_counted_not_fatal(udp_receiver):
     assert ls.garbage_bytes == 8 and ls.malformed == 1 and ls.received == 0
     assert r.n_parsed == 1 and fsm.peer.state == "unknown"
     # two frames glued into one datagram (no hasync sends that): both found by the decoder
-    glued = b"".join(packets.encode(packets.Packet("t", "node2", "hb", 9, seq), KEY) for seq in (1, 2))
+    glued = b"".join(packets.encode(packets.Packet("t", "node2", "hb", 9, seq, echo=5), KEY) for seq in (1, 2))
     send(0, raw=glued)
     drain(r)
     assert ls.received == 2 and fsm.peer.state == "up" and r.n_parsed == 3
@@ -205,7 +205,7 @@ def test_serial_frames_take_the_same_fast_path():
     out = Applied()
     r = Receiver([link], KEY, packets.Mac(KEY), fsm, "node2", out.apply, out.new_state, time.time)
     try:
-        frames = b"".join(packets.encode(packets.Packet("t", "node2", "serial", 9, seq), KEY) for seq in (1, 2, 3))
+        frames = b"".join(packets.encode(packets.Packet("t", "node2", "serial", 9, seq, echo=5), KEY) for seq in (1, 2, 3))
         os.write(link.w, b"noise" + frames[:50])  # line noise, then a frame split across reads
         assert r.drain(100.0)
         os.write(link.w, frames[50:])

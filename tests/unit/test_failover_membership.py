@@ -47,6 +47,7 @@ class SimNode:
     def __init__(self, sim: Sim, name: str, c: FsmConfig, gen: int):
         self.sim, self.name, self.cfg = sim, name, c
         self.gen = gen
+        self.disk = None  # what the FSM asked to persist (its Persist actions): kept across restarts
         self.fsm = Membership(c, sim.now, generation=gen)
         self.alive = True
         self.running_at_start: tuple[str, ...] = ()
@@ -68,7 +69,8 @@ class SimNode:
 
     def restart(self) -> None:
         self.gen += 1
-        self.fsm = Membership(self.cfg, self.sim.now, generation=self.gen)
+        kept = {"persisted": self.disk} if self.disk is not None else {}
+        self.fsm = Membership(self.cfg, self.sim.now, generation=self.gen, **kept)
         self.alive = True
         self.pending = []
         self.next_send = self.sim.now
@@ -84,6 +86,8 @@ class SimNode:
             elif isinstance(a, Job):
                 self.jobs.append(a)
                 self.pending.append((self.sim.now + self.job_time, a))
+            elif type(a).__name__ == "Persist":
+                self.disk = a.state
 
     def finish_jobs(self) -> None:
         now = self.sim.now
@@ -132,6 +136,7 @@ class Sim:
         self.dt = dt
         self.cut: set[tuple[str, str]] = set()  # (link, receiving node) dropped
         self.delay_until: float | None = None
+        self.sent: list[packets.Packet] = []  # every packet either node sent (for replays)
         self.n1 = SimNode(self, "node1", cfg("node1", **kw), gen=10)
         self.n2 = SimNode(self, "node2", cfg("node2", **kw), gen=20)
         self.nodes = [self.n1, self.n2]
@@ -169,6 +174,7 @@ class Sim:
         for link in n.cfg.links:
             n.seq[link] += 1
             pkt = packets.Packet(link=link, seq=n.seq[link], **fields)
+            self.sent.append(pkt)
             if not dst.alive or (link, dst.name) in self.cut:
                 continue
             if self.delay_until is not None and self.now < self.delay_until:
@@ -600,13 +606,16 @@ def test_restarted_daemon_adopts_a_chain_that_already_runs_here():
     assert not [j for j in sim.n1.jobs + sim.n2.jobs if j.kind in ("start", "stop", "fence")]
 
 
-def test_partly_running_chain_at_start_is_completed():
+def test_partly_running_chain_at_start_is_stopped_not_completed_by_a_lone_node():
+    """(Was: completed. Issue 12 item 2: a partial chain found at start-up is stopped; the
+    usual rules then start it -- here after initdead, fence first, as any takeover.)"""
     sim = Sim(start2_after=None)
     sim.n1.running_at_start = ("fs",)
     sim.n1.restart()
     sim.run(0.1)
-    assert [j.kind for j in sim.n1.jobs] == ["start"]
-    assert not sim.n1.jobs[0].trusted_stopped
+    assert [j.kind for j in sim.n1.jobs] == ["stop"]
+    sim.run(1.0)
+    assert [j.kind for j in sim.n1.jobs] == ["stop", "fence", "start"] and sim.n1.fsm.role == "active"
 
 
 def test_takeover_trusts_known_stopped_resources_after_the_start_up_probe():
@@ -666,7 +675,9 @@ def test_dead_peer_clears_link_warnings():
     assert not any("link" in w for w in warns) and any("dead" in w for w in warns)
 
 
-def test_dead_peer_returning_with_a_lower_generation_is_accepted():
+def test_dead_peer_returning_with_a_lower_generation_is_refused_until_the_operator_forgets_it():
+    """(Was: accepted. Issue 12 item 1: a lower generation is never accepted again; the
+    operator says when the peer was reinstalled.)"""
     sim = settle(Sim(fencing_mode="off", fence_configured=False))
     sim.n1.alive = False
     sim.run(0.5)
@@ -674,5 +685,12 @@ def test_dead_peer_returning_with_a_lower_generation_is_accepted():
     sim.n1.gen = 3  # lost its state and its clock went back
     sim.n1.restart()  # restart() adds one: generation 4 < 10
     sim.run(0.5)
+    assert sim.n2.fsm.peer.state == "dead" and sim.n2.fsm.links["hb"].old_generation > 0
+    warn = [w for w in sim.n2.fsm.snapshot(sim.now)["warnings"] if "lower than 10" in w]
+    assert warn and "hasync failover forget-peer node1" in warn[0]
+    assert [e.level for e in sim.n2.kinds("old-generation")] == ["error"]  # loud, once
+    sim.n2.handle(sim.n2.fsm.forget_peer(sim.now))
+    assert sim.n2.disk.peer_generation == 0
+    sim.run(0.5)
     assert sim.n2.fsm.peer.state == "up" and sim.n2.fsm.peer.generation == 4
-    assert any("lower generation" in e.message for e in sim.n2.events)
+    assert sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby"

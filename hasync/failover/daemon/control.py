@@ -3,7 +3,9 @@
 A unix stream socket (mode 0600) speaking protocol.py. A status request gets the status
 document and the connection is closed. An accepted standby/takeover/migrate keeps its
 connection: it gets every event as it happens, then a done line when the FSM says the
-command is over (``Membership.command_result``).
+command is over (``Membership.command_result``). A bad request (too long, not UTF-8, not
+JSON, nested, not an object) gets ``{"ok": false, "message": ...}`` and is closed; nothing
+a client sends can stop the daemon (issue 12 item 11).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Waiting:
 
 class ControlServer:
     def __init__(self, path: Path, poller, executor, fsm: Membership, *, local: str, peer: str,
-                 status: Callable[[float], dict], clock_now: Callable[[], float]):
+                 status: Callable[[float], dict], clock_now: Callable[[], float], log: Callable[[str, str], None] | None = None):
         self.path = path
         self.poller = poller
         self.executor = executor
@@ -42,6 +44,7 @@ class ControlServer:
         self.peer = peer
         self.status = status
         self.now = clock_now
+        self.log = log
         self.closing = False  # the daemon is shutting down: no new commands
         self.listener: socket.socket | None = None
         self.conns: dict[socket.socket, bytearray] = {}
@@ -114,10 +117,9 @@ class ControlServer:
         if buf is None:
             return
         buf += data
-        if len(buf) > protocol.MAX_REQUEST:
-            self._close(conn)
-            return
         if b"\n" not in buf:
+            if len(buf) > protocol.MAX_REQUEST:
+                self._last(conn, protocol.answer(False, f"request too long: over {protocol.MAX_REQUEST} bytes without a newline"))
             return
         line = bytes(buf).split(b"\n", 1)[0]
         buf.clear()
@@ -126,7 +128,12 @@ class ControlServer:
         except protocol.BadRequest as e:
             self._last(conn, protocol.answer(False, str(e)))
             return
-        self._request(conn, req)
+        try:
+            self._request(conn, req)
+        except Exception as e:  # noqa: BLE001 - a bug here must not take the chain's daemon down
+            if self.log is not None:
+                self.log("error", f"control socket: {req.cmd!r} failed: {e!r}")
+            self._last(conn, protocol.answer(False, f"internal error: {e!r}"))
 
     def _request(self, conn: socket.socket, req: protocol.Request) -> None:
         now = self.now()
@@ -142,6 +149,9 @@ class ControlServer:
             else:
                 self._last(conn, protocol.answer(False, f"no node named {req.to!r}; nodes: {self.local}, {self.peer}"))
                 return
+        if cmd == Command.FORGET_PEER:
+            self._forget_peer(conn, req.to, now)
+            return
         if cmd not in (Command.STANDBY, Command.TAKEOVER):
             self._last(conn, protocol.answer(False, f"unknown command {cmd!r}"))
             return
@@ -158,6 +168,14 @@ class ControlServer:
         self.waiting.append(Waiting(conn, cmd, now))
         self.executor.apply(actions)
         self.executor.after()
+
+    def _forget_peer(self, conn: socket.socket, node: str, now: float) -> None:
+        if node != self.peer:
+            self._last(conn, protocol.answer(False, f"{node!r} is not this node's peer ({self.peer})"))
+            return
+        self.executor.apply(self.fsm.forget_peer(now))
+        self.executor.after()
+        self._last(conn, protocol.answer(True, f"forgot {node}'s highest generation: its next one is accepted"))
 
     def _send(self, conn: socket.socket, obj: dict) -> bool:
         try:

@@ -1,7 +1,8 @@
 """Carries out what the membership FSM returns, and feeds it what the worker reports.
 
 Actions: ``Send`` -> a heartbeat on every link now; ``Job`` -> the worker thread;
-``Event`` -> the log, the timeline and every command waiting on the control socket.
+``Event`` -> the log, the timeline and every command waiting on the control socket;
+``Persist`` -> the state directory (daemon/persist.py), at once.
 The worker's reports arrive through the mailbox: each ``Progress`` updates the resource
 table (and tells the FSM what runs here), each ``JobResult`` goes to the FSM.
 After every busy wake-up ``after()`` writes what changed: the role file (read by the
@@ -11,6 +12,7 @@ sync conflict policy), the timeline, the answers to waiting commands.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -18,7 +20,7 @@ from hasync.effects.files import atomic_write
 from hasync.effects.systemd import Notifier
 from hasync.failover.daemon.heartbeat import Sender
 from hasync.failover.daemon.worker import Mailbox, Worker
-from hasync.failover.membership import Action, Event, Job, Membership, Send
+from hasync.failover.membership import Action, Event, Job, Membership, Persist, Persisted, Send
 from hasync.failover.resource_state import Progress, ResourceTable, progress_event
 from hasync.failover.stall import Throttle
 from hasync.failover.states import JobKind, Level, Role
@@ -33,7 +35,7 @@ SETTLED = (Role.ACTIVE, Role.STANDBY)
 class Executor:
     def __init__(self, fsm: Membership, *, local: str, sender: Sender, worker: Worker, mailbox: Mailbox,
                  timeline: Timeline, resources: ResourceTable, role_path: Path, notifier: Notifier,
-                 clock, log: TextIO):
+                 clock, log: TextIO, persist: Callable[[Persisted], None] | None = None):
         self.fsm = fsm
         self.local = local
         self.sender = sender
@@ -45,6 +47,7 @@ class Executor:
         self.notifier = notifier
         self.clock = clock
         self.log_stream = log
+        self.persist = persist  # writes the FSM's Persisted (OSError: reported, the daemon goes on)
         self.control: ControlServer | None = None  # set by the wiring: events, waiting commands
         self.dirty = True  # something happened this wake-up: after() must run
         self.recent: deque = deque(maxlen=40)  # the last events, for `hasync status`
@@ -65,6 +68,9 @@ class Executor:
             self.dirty = True
         send = False
         for a in actions:
+            if isinstance(a, Persist):  # on disk before the job it may belong to begins
+                self._persist(a)
+        for a in actions:
             if isinstance(a, Job):
                 self.worker.submit(a, self.fsm.owned)
         for a in actions:
@@ -77,6 +83,15 @@ class Executor:
                 self.timeline.add("job", what, Level.INFO, self.clock.now(), job=a.kind)
         if send:
             self.sender.send()
+
+    def _persist(self, a: Persist) -> None:
+        if self.persist is None:
+            return
+        try:
+            self.persist(a.state)
+        except OSError as e:  # the daemon goes on: it only protects less after a restart
+            self.event(Event("warn", f"cannot write the failover state ({e}): after a restart this daemon would "
+                                     "accept replays it refuses now, and adopt the chain with an older epoch", Level.ERROR))
 
     def event(self, ev: Event) -> None:
         message = ev.message

@@ -3,7 +3,10 @@
 ``Sender``: one packet on every link every keepalive, on a fixed rhythm. A packet is a
 per-link template (prefix and suffix around the sequence number, rebuilt only when the
 FSM's fields change) with the sequence number patched in and the HMAC computed from a
-copy of the keyed context.
+copy of the keyed context. It never raises (issue 12 item 10): fields that cannot be
+encoded (``hasync check`` bounds them, this is belt and braces) are logged once and
+counted, and the last good templates keep going out. They still show this node as
+holding: a role that holds the chain is sent (and encodes) before ``owned`` grows.
 
 ``Receiver``: reads every link that has something (a non-waiting epoll of the links says
 which; each datagram carries the kernel's receive time), checks each frame's MAC, and
@@ -51,6 +54,9 @@ class Sender:
         self.seq: dict[str, int] = {lk.name: 0 for lk in links}
         self._fields: dict | None = None
         self._tx: list[list] = []  # per link: [link, head prefix, head suffix, seq, (sendto, dest) or None]
+        self.encode_errors = 0  # fields that could not be encoded (status: daemon.send_encode_errors)
+        self.last_encode_error = ""
+        self.on_encode_error: Callable[[str], None] | None = None  # told the first time (the log)
 
     def send(self, now: float | None = None, scheduled: bool = False) -> None:
         """Scheduled heartbeats keep a fixed rhythm (one per keepalive on average, whatever
@@ -61,7 +67,10 @@ class Sender:
             self.stale = False
             fields = self.fsm.packet_fields()
             if fields != self._fields:  # the state changed: new per-link templates
-                self._templates(fields)
+                try:
+                    self._templates(fields)
+                except Exception as e:  # noqa: BLE001 - never out of the send path
+                    self._encode_failed(fields, e)
         ctx = self.mac.ctx
         for tx in self._tx:
             lk, pre, suf, seq, direct = tx
@@ -85,15 +94,24 @@ class Sender:
         self.next_send = nxt
 
     def _templates(self, fields: dict) -> None:
-        self._fields = fields
         for tx in self._tx:  # the sequence numbers go on across template changes
             self.seq[tx[0].name] = tx[3]
-        self._tx = []
+        new = []
         for lk in self.links:
             pre, suf = encoder_template(Packet(link=lk.name, seq=0, **fields), self.key)
             # a UDP link with one destination is sent to directly (no method call)
             direct = (lk.sock.sendto, lk.dests[0]) if lk.kind != "serial" and len(getattr(lk, "dests", ())) == 1 else None
-            self._tx.append([lk, pre, suf, self.seq.get(lk.name, 0), direct])
+            new.append([lk, pre, suf, self.seq.get(lk.name, 0), direct])
+        self._tx = new  # all or nothing: a field that does not encode keeps the old ones
+        self._fields = fields
+
+    def _encode_failed(self, fields: dict, e: Exception) -> None:
+        self._fields = fields  # not again at every send: at the next change
+        self.encode_errors += 1
+        self.last_encode_error = f"{type(e).__name__}: {e}"
+        if self.encode_errors == 1 and self.on_encode_error is not None:
+            self.on_encode_error(f"cannot encode this node's heartbeat ({self.last_encode_error}): sending the last good "
+                                 "one (this config should not have passed `hasync check`: please report it)")
 
 
 class Receiver:
@@ -194,7 +212,10 @@ class Receiver:
             self.fsm.on_decode_errors(name, malformed=1)
             return
         self.apply(self.fsm.on_packet(now, name, p))
-        if p.node == self.peer and self.fsm.guard.last_seq.get((p.node, name)) == p.seq:
+        guard = self.fsm.guard
+        # the frame the guard just took (its generation too: an older generation's frame
+        # with the same sequence number was refused and must not become the reference)
+        if p.node == self.peer and guard.last_seq.get((p.node, name)) == p.seq and guard.generation.get(p.node) == p.generation:
             self.last_sig[name] = (head[: SEQ_SLICE.start], head[SEQ_SLICE.stop :], len(head))
 
     def _decode(self, lk, data: bytes) -> list[bytes]:

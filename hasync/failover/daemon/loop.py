@@ -12,7 +12,7 @@ sendto per link; nothing is written to disk unless something changed.
 Files (see docs/failover.md):
   <run_dir>/failover.sock   control socket (status, standby, takeover, migrate)
   <run_dir>/role            this node's role, one word (read by the sync conflict policy)
-  <state_dir>/timeline.jsonl, last-failover.json, generation
+  <state_dir>/timeline.jsonl, last-failover.json, generation, peer-generation, epoch
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from hasync.effects.files import atomic_write
 from hasync.effects.process import lock_memory, raise_priority
 from hasync.effects.run import BackgroundRunner, ProcRunner
 from hasync.effects.systemd import Notifier
+from hasync.failover.daemon import persist
 from hasync.failover.daemon.control import ControlServer
 from hasync.failover.daemon.executor import Executor
 from hasync.failover.daemon.heartbeat import Receiver, Sender
@@ -145,7 +146,9 @@ class Daemon:
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)
         self.generation = next_generation(self.paths.state_dir, self.clock.wall())
-        self.fsm = fsm = Membership(self.cfg, now, generation=self.generation)
+        kept, problems = persist.load(self.paths.state_dir, self.peer.name)
+        self._persisted = kept  # what the files say (save() writes the difference)
+        self.fsm = fsm = Membership(self.cfg, now, generation=self.generation, persisted=kept)
         self.timeline = Timeline(self.paths.state_dir, self.local, clock=self.clock)
         for link in self.cluster.heartbeat.links:
             self.links.append(open_link(link, self.local))  # LinkError: a StartupError
@@ -155,14 +158,15 @@ class Daemon:
                              clock=self.clock, agent_nice=self.agent_nice, vip_fast=self.vip_fast)
         self.executor = ex = Executor(fsm, local=self.local, sender=self.sender, worker=self.worker, mailbox=self.mailbox,
                                       timeline=self.timeline, resources=self.resources, role_path=self.paths.role,
-                                      notifier=self.notifier, clock=self.clock, log=self.log_stream)
+                                      notifier=self.notifier, clock=self.clock, log=self.log_stream, persist=self._persist)
+        self.sender.on_encode_error = lambda msg: ex.event(Event("send", msg, Level.ERROR))
         self.receiver = Receiver(self.links, self.key, mac, fsm, self.peer.name, ex.apply, ex.new_state, self.clock.wall)
         if self.rx_wake:
             for lk in self.links:
                 self.poller.register(lk, _nothing)
         self.poller.register(self.mailbox, ex.on_mail)
         self.control = ControlServer(self.paths.socket, self.poller, ex, fsm, local=self.local, peer=self.peer.name,
-                                     status=self.status, clock_now=self.clock.now)
+                                     status=self.status, clock_now=self.clock.now, log=ex.log)
         self.control.listen()  # AlreadyRunning
         ex.control = self.control
         self.priority = raise_priority(self.priority_mode)
@@ -179,9 +183,15 @@ class Daemon:
         ex.event(Event("start", f"daemon started: generation {self.generation}, links {', '.join(lk.name for lk in self.links)}, "
                                 f"keepalive {self.cfg.keepalive * 1000:.0f} ms, deadtime {self.cfg.deadtime * 1000:.0f} ms, "
                                 f"priority {self.priority}, memory {'locked' if self.mlocked else 'not locked'}", Level.INFO))
+        for msg in problems:
+            ex.event(Event("warn", msg, Level.WARN))
         ex.apply(fsm.begin(now))
         if self.cfg.fencing_mode == "off":
             ex.event(Event("warn", "fencing is OFF: shared data is not protected; a node that only looks dead may still write", Level.WARN))
+
+    def _persist(self, new) -> None:
+        persist.save(self.paths.state_dir, self.peer.name, new, self._persisted)
+        self._persisted = new
 
     def _on_signal(self, signum, frame) -> None:
         self.stop_requested = True

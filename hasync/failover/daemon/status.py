@@ -73,6 +73,7 @@ def document(d: Daemon, now: float) -> dict:
             "packets_parsed": d.receiver.n_parsed,
             "ticks": d.n_ticks,
             "late_heartbeats": ex.late_throttle.total,
+            "send_encode_errors": d.sender.encode_errors,
             **d.stall.snapshot(now),
             **proc_stats(),
         },
