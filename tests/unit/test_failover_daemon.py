@@ -191,3 +191,83 @@ mode = "off"
     assert capsys.readouterr().err == f"this node is 'node9' (uname -n) but {conf} names the nodes node1, node2; use --node\n"
     assert main(["-c", str(conf), "failover", "run", "--node", "node1"]) == 2  # the key is readable by others
     assert "hasync failover: " in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ issue 12 item 11: bad requests
+
+
+BAD = [
+    (b"[" * 30_000 + b"]" * 30_000 + b"\n", "brackets"),  # killed the daemon: RecursionError
+    (b'{"cmd":' + b"[" * 50_000 + b"]" * 50_000 + b"}\n", "too long"),  # the issue's 50,000 deep
+    (b'{"cmd": "status"' + b" " * 70_000 + b"}\n", "too long"),
+    (b'{"cmd": "st\xffatus"}\n', "not UTF-8"),
+    (b'["status"]\n', "expected a JSON object"),
+    (b'{"cmd": ["status"]}\n', "must be strings"),
+    (b"not json\n", "not JSON"),
+]
+
+
+class _Ex:
+    dirty = False
+
+
+def test_the_control_server_answers_a_bad_request_and_goes_on(tmp_path):
+    import socket as socketlib
+
+    poller = Poller()
+    srv = ControlServer(tmp_path / "s.sock", poller, _Ex(), None, local="node1", peer="node2",
+                        status=lambda now: {"role": "active"}, clock_now=time.monotonic)
+    for data, why in BAD:
+        a, b = socketlib.socketpair()
+        a.setblocking(False)
+        srv.conns[a] = bytearray()
+        b.sendall(data)
+        for _ in range(10):
+            if a not in srv.conns:
+                break
+            srv._on_readable(a)  # the whole line may take a few reads
+        reply = json.loads(b.recv(65536))
+        assert reply["ok"] is False and why in reply["message"], (why, reply)
+        b.close()
+    # and a good one still works
+    a, b = socketlib.socketpair()
+    srv.conns[a] = bytearray()
+    b.sendall(b'{"cmd": "status"}\n')
+    srv._on_readable(a)
+    assert json.loads(b.recv(65536)) == {"role": "active"}
+
+
+def test_a_running_daemon_survives_bad_requests_and_keeps_its_state_files(tmp_path, signals_restored):
+    c = cluster()
+    paths = Paths(tmp_path / "state", tmp_path / "run")
+    d = Daemon(c, "node1", KEY, paths, runner=runner(), priority="none", mlock=False, vip_fast=False, log=io.StringIO())
+    seen: dict = {"bad": []}
+
+    def operator():
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                if paths.role.read_text() == "active\n":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        for data, _ in BAD:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(str(paths.socket))
+            s.sendall(data)
+            seen["bad"].append(json.loads(s.recv(65536)))
+            s.close()
+        seen["forget"] = ask(paths.socket, {"cmd": "forget-peer", "to": "node2"})
+        seen["status"] = client.status(paths.socket)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    t = threading.Thread(target=operator, daemon=True)
+    t.start()
+    assert d.run() == 0
+    t.join(5)
+    assert [r["ok"] for r in seen["bad"]] == [False] * len(BAD)
+    assert seen["forget"][0]["ok"] is True and seen["status"]["node"] == "node1"
+    assert "config_digest" in seen["status"] and seen["status"]["daemon"]["send_encode_errors"] == 0
+    assert (paths.state_dir / "epoch").read_text() == "1\n"  # the chain was taken: epoch 1, kept for a restart

@@ -260,3 +260,28 @@ def test_arrivals_are_fed_in_time_order_across_links():
     assert r.drain(100.0)
     assert seen == [(99.1, "a"), (99.2, "b"), (99.3, "a"), (99.4, "b")]
     r.close()
+
+
+def test_the_send_path_never_raises_and_keeps_sending_the_last_good_heartbeat():
+    """Issue 12 item 10 (belt and braces: `hasync check` bounds every field). Before: a
+    field that did not encode raised out of the send path and the daemon died, after most
+    of the chain had started."""
+    lk = FakeLink("hb")
+    s, fsm = sender([lk])
+    told = []
+    s.on_encode_error = told.append
+    fsm.role, fsm.owned = "starting", ["vip"]
+    s.stale = True
+    s.send(100.0)
+    fsm.role, fsm.owned = "active", ["x" * 200] * 20  # over MAX_PAYLOAD
+    s.stale = True
+    s.send(100.01)
+    s.stale = True
+    s.send(100.02)
+    pkts = decode(lk.sent)
+    assert [p.seq for p in pkts] == [1, 2, 3] and {p.role for p in pkts} == {"starting"}  # the last good one: still holding
+    assert s.encode_errors == 1 and len(told) == 1 and "packet too large" in told[0]
+    fsm.role, fsm.owned = "active", ["vip"]  # fits again
+    s.stale = True
+    s.send(100.03)
+    assert decode(lk.sent[-1:])[0].role == "active"
