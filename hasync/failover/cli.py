@@ -68,6 +68,14 @@ DRBD keeps IO frozen) and leaves the decision to the side that can still reach t
 network. Without it, two partitioned nodes could power each other off.
 """
 
+FORGET_PEER_HELP = """\
+Forget the highest generation this node ever accepted from NODE (the peer). The daemon
+refuses any packet of a lower generation, for good: a replay of an old packet must not
+count. A peer's generation only goes back when it lost its state directory AND its
+clock went back (a reinstall): then `hasync status` says so, and this is the way out.
+Tells the running daemon, or edits <state-dir>/peer-generation when it is not running.
+"""
+
 MIGRATE_HELP = """\
 Move the chain to NODE: `takeover` when NODE is this node, `standby` when it is the peer.
 --dry-run prints what would run, in order, without changing anything.
@@ -105,6 +113,10 @@ def register(sub) -> None:
                    help="nice level of OCF agents (start/stop/monitor), so a takeover does not starve "
                         "behind a busy CPU (default -10; 0 = like any process)")
     r.set_defaults(func=cmd_run)
+    fp = fsub.add_parser("forget-peer", help="accept a lower generation from a reinstalled peer", description=FORGET_PEER_HELP, formatter_class=fmt)
+    _common(fp)
+    fp.add_argument("node", metavar="NODE", help="the peer")
+    fp.set_defaults(func=cmd_forget_peer)
     # `hasync failover` alone runs the daemon too (units written as `hasync failover`)
     _common(p)
     p.add_argument("--node", help=argparse.SUPPRESS)
@@ -201,6 +213,24 @@ def cmd_fence(args) -> int:
         return 0
     print(f"hasync fence: `{cmd.text}` exited {r.exit_code}" + (f": {out[-1]}" if out else ""), file=sys.stderr)
     return 1
+
+
+def cmd_forget_peer(args) -> int:
+    from hasync.failover.daemon.persist import forget_peer
+
+    paths = _paths(args)
+    try:
+        reply = client.command(paths.socket, protocol.Request(Command.FORGET_PEER, args.node), lambda obj: None, wait=5)
+    except client.NotRunning:
+        forgot = forget_peer(paths.state_dir, args.node)
+        print(f"the daemon is not running: {'forgot' if forgot else 'nothing kept about'} {args.node}'s generation "
+              f"({paths.state_dir}/peer-generation)")
+        return 0
+    except (TimeoutError, OSError, ValueError) as e:
+        print(f"hasync failover forget-peer: {e}", file=sys.stderr)
+        return 1
+    print(reply.get("message", reply), file=sys.stdout if reply.get("ok") else sys.stderr)
+    return 0 if reply.get("ok") else 1
 
 
 def cmd_status(args) -> int:

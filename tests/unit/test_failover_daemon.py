@@ -271,3 +271,22 @@ def test_a_running_daemon_survives_bad_requests_and_keeps_its_state_files(tmp_pa
     assert seen["forget"][0]["ok"] is True and seen["status"]["node"] == "node1"
     assert "config_digest" in seen["status"] and seen["status"]["daemon"]["send_encode_errors"] == 0
     assert (paths.state_dir / "epoch").read_text() == "1\n"  # the chain was taken: epoch 1, kept for a restart
+
+
+def test_the_persisted_state_and_forget_peer_with_the_daemon_down(tmp_path, capsys):
+    from hasync.cli import main
+    from hasync.failover.daemon import persist
+    from hasync.failover.membership import Persisted
+
+    assert persist.load(tmp_path, "node2") == (Persisted(), [])
+    persist.save(tmp_path, "node2", Persisted(peer_generation=1700000000123, epoch=4), Persisted())
+    assert (tmp_path / "peer-generation").read_text() == "node2 1700000000123\n" and (tmp_path / "epoch").read_text() == "4\n"
+    assert persist.load(tmp_path, "node2") == (Persisted(1700000000123, 4), [])
+    assert persist.load(tmp_path, "node3")[0] == Persisted(0, 4)  # about another node: not this peer's
+    (tmp_path / "epoch").write_text("junk")
+    kept, problems = persist.load(tmp_path, "node2")
+    assert kept == Persisted(1700000000123, 0) and "cannot read the last epoch" in problems[0]
+    assert main(["failover", "forget-peer", "node3", "--state-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")]) == 0
+    assert "nothing kept about node3" in capsys.readouterr().out and (tmp_path / "peer-generation").exists()
+    assert main(["failover", "forget-peer", "node2", "--state-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")]) == 0
+    assert "forgot node2's generation" in capsys.readouterr().out and not (tmp_path / "peer-generation").exists()

@@ -54,3 +54,12 @@ def test_fence_commands_fill_node_and_address():
     assert self_fence_command(f, me, "fence-self").argv == ("/usr/local/sbin/off", "node2")
     assert self_fence_command(f, me, "reboot").argv == ("reboot", "-f")
     assert self_fence_command(model.Fencing(), me, "fence-self").argv == ("reboot", "-f")  # no self_command configured
+
+
+def test_forget_peer_names_its_node_and_bad_requests_say_what_is_wrong():
+    req = protocol.Request(Command.FORGET_PEER, "node2")
+    assert protocol.parse_request(protocol.encode(req.as_dict()).rstrip(b"\n")) == req
+    for line, why in ((b"[" * 3000 + b"]" * 3000, "brackets"), (b"x" * (protocol.MAX_REQUEST + 1), "too long"),
+                      (b'{"cmd": "\xff"}', "not UTF-8"), (b'{"cmd": 7}', "must be strings"), (b'{"cmd": "migrate", "to": []}', "must be strings")):
+        with pytest.raises(protocol.BadRequest, match=why):
+            protocol.parse_request(line)
