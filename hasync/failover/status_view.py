@@ -93,7 +93,8 @@ def render(st: dict):
         str(st["epoch"]),
     )
     p = st["peer"]
-    pstate_style = {PeerStatus.UP: "green", PeerStatus.DEAD: "bold red", PeerStatus.LEFT: "yellow", PeerStatus.UNKNOWN: "yellow"}.get(p["state"], "")
+    pstate_style = {PeerStatus.UP: "green", PeerStatus.DEAD: "bold red", PeerStatus.LEFT: "yellow", PeerStatus.UNKNOWN: "yellow",
+                    PeerStatus.UNVERIFIED: "bold yellow"}.get(p["state"], "")
     p_up = p["state"] == PeerStatus.UP
     nodes.add_row(
         p["node"] + (" *" if p["node"] == pref else ""),
@@ -111,7 +112,7 @@ def render(st: dict):
         links.add_column(c, justify="right" if c not in ("link", "state") else "left", no_wrap=True)
     for lk in st["links"]:
         ls = {LinkStatus.UP: "green", LinkStatus.DEAD: "bold red", LinkStatus.UNKNOWN: "yellow"}.get(lk["state"], "")
-        other = lk["malformed"] + lk["old_generation"] + lk["foreign"] + lk["send_errors"]
+        other = lk["malformed"] + lk["old_generation"] + lk.get("stale", 0) + lk["foreign"] + lk["send_errors"]
         loss = lk["loss_pct"]
         links.add_row(
             lk["name"],
@@ -152,7 +153,11 @@ def render(st: dict):
         parts.append(Panel("\n".join(f"[yellow]![/yellow] {escape(w)}" for w in warns), title="Warnings", title_align="left", border_style="yellow"))
     d = st.get("daemon", {})
     parts.append(Text(f"daemon pid {d.get('pid')}, up {d.get('uptime_s', 0):.0f} s, {d.get('priority')}, RSS {d.get('rss_mb', '?')} MB, "
-                      f"fencing {st['fencing']['mode']}, auto_failback {'on' if st.get('auto_failback') else 'off'}", style="dim"))
+                      f"fencing {st['fencing']['mode']}, auto_failback {'on' if st.get('auto_failback') else 'off'}"
+                      + (f", settings digest {st['config_digest']}" if st.get("config_digest") else ""), style="dim"))
+    if p.get("config_agrees") is False:
+        parts.append(Text(f"the nodes' settings differ ({st.get('config_digest')} here, {p.get('config_digest')} on {p['node']}): "
+                          "ties go by node name, no auto_failback", style="bold yellow"))
     stalls = stall_line(d)
     if stalls:
         parts.append(Text(stalls, style="yellow"))

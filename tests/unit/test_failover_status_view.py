@@ -77,3 +77,11 @@ def test_scheduler_stalls_are_shown_but_do_not_change_the_health():
     assert status_view.health(st)[0] == "ok"  # a host stall is information, not a cluster problem
     st["daemon"]["scheduler_stalls"] = 1
     assert "1 scheduler stall:" in status_view.stall_line(st["daemon"])
+
+
+def test_an_unverified_peer_and_settings_that_differ_are_shown():
+    st = status(peer_state="unverified", warnings=["node2 is alive (generation 9) but its packets do not echo this node's generation yet"])
+    st["peer"].update({"config_digest": "00000000000000ff", "config_agrees": False})
+    assert status_view.health(st) == ("warn", "chain running on node1; node2 is unverified")
+    out = text(st)
+    assert "unverified" in out and "settings differ" in out and "ties go by node name" in out and st["config_digest"] in out
