@@ -19,6 +19,17 @@ Timing, as heartbeat defines it:
   alive elsewhere is reported *dead* (no failover);
 - at start, a peer never heard from is declared dead after ``initdead``.
 
+What is believed (issue 12 item 1): only *fresh* packets, whose echo is this node's
+generation (made after this daemon started). An authentic stale one (a replay, a peer
+that has not heard us since our restart, a version 1 node) only says "alive": the peer
+is UNVERIFIED, may hold the chain, and nothing moves until it echoes us (we answer at
+once). Generations never go back, across restarts too (``Persisted``).
+
+Start-up: probe what runs here; nothing -> standby; the whole chain -> adopted with the
+persisted epoch; a part -> stopped, never completed; a probe that cannot tell -> still
+probing (a holding role), probed again. A second probe once any agent of a killed
+predecessor must be over.
+
 Who runs the chain (the rules both nodes compute from the same packets):
 1. Both up, nobody holds it: the *eligible* node first in the preference order
    (``preferred_node``, then the [[node]] order) starts it. A node is not eligible while
@@ -29,8 +40,10 @@ Who runs the chain (the rules both nodes compute from the same packets):
 3. Both hold it (the peer returned after a partition): the node with the higher takeover
    *epoch* keeps it (it took over last: the survivor); equal epochs -> the preferred
    node keeps it. The other node stops its chain. This is heartbeat's "a node that
-   returns after a partition gives up its resources".
-4. The peer died silently: ping tiebreak (no takeover while no ping node answers), then
+   returns after a partition gives up its resources". (While the two nodes' settings
+   differ -- the digest in the packets -- "preferred" means first by node name, and
+   auto_failback moves nothing: issue 12 item 5.)
+4. The peer died silently: ping tiebreak (decided afresh for every death), then
    fencing per ``[fencing].mode`` (required: no takeover without a successful fence;
    optional: try, then go on; off: go on with a loud warning), then start. If the peer
    was last seen unable to stop its resources (``stop-failed``), a successful fence is
@@ -454,6 +467,7 @@ class Membership:
         for key in [k for k in self.guard.last_seq if k[0] == self.cfg.peer]:
             del self.guard.last_seq[key]
         self.peer.generation = 0
+        self.peer.fenced_generation = -1
         self.refused_generations.clear()
         self.warnings.pop("generation", None)
         out: list[Action] = [Event("command", f"operator: forget-peer {self.cfg.peer}: its next generation is accepted, whatever it is", Level.WARN)]

@@ -88,6 +88,17 @@ def ask(path, req: dict) -> list[dict]:
     return out
 
 
+def wait_active(paths: Paths, timeout: float = 10) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if paths.role.read_text() == "active\n":
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+
+
 def test_a_lone_node_takes_the_chain_answers_commands_and_leaves_cleanly(tmp_path, signals_restored):
     c = cluster()
     paths = Paths(tmp_path / "state", tmp_path / "run")
@@ -96,14 +107,7 @@ def test_a_lone_node_takes_the_chain_answers_commands_and_leaves_cleanly(tmp_pat
     seen: dict = {}
 
     def operator():
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                if paths.role.read_text() == "active\n":
-                    break
-            except OSError:
-                pass
-            time.sleep(0.01)
+        wait_active(paths)
         seen["status"] = client.status(paths.socket)
         seen["standby"] = ask(paths.socket, {"cmd": "standby"})  # the peer is not up: refused
         seen["unknown"] = ask(paths.socket, {"cmd": "frobnicate"})
@@ -244,14 +248,7 @@ def test_a_running_daemon_survives_bad_requests_and_keeps_its_state_files(tmp_pa
     seen: dict = {"bad": []}
 
     def operator():
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                if paths.role.read_text() == "active\n":
-                    break
-            except OSError:
-                pass
-            time.sleep(0.01)
+        wait_active(paths)
         for data, _ in BAD:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(5)
