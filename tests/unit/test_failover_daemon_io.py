@@ -285,3 +285,26 @@ def test_the_send_path_never_raises_and_keeps_sending_the_last_good_heartbeat():
     s.stale = True
     s.send(100.03)
     assert decode(lk.sent[-1:])[0].role == "active"
+
+
+def test_a_refused_older_generation_never_becomes_the_repeat_reference(udp_receiver):
+    """An old generation's frame that happens to carry the link's current sequence number
+    is refused, but it used to become the link's fast-path reference: then more frames of
+    that old generation (higher numbers) went through on_repeat as live heartbeats, and
+    could push the link's sequence past the peer's real one."""
+    r, fsm, out, send = udp_receiver
+    for seq in (1, 2, 3):
+        send(seq)
+    drain(r)
+    old = lambda seq: packets.encode(packets.Packet("t", "node2", "hb", 8, seq, role="standby", echo=5), KEY)  # noqa: E731
+    send(0, raw=old(3))
+    drain(r)
+    ls = fsm.links["hb"]
+    assert ls.old_generation == 1
+    for seq in (50, 51):
+        send(0, raw=old(seq))
+    drain(r)
+    assert ls.old_generation == 3 and ls.received == 3 and fsm.guard.last_seq[("node2", "hb")] == 3
+    send(4)  # the peer's next real heartbeat is still taken
+    drain(r)
+    assert ls.received == 4
