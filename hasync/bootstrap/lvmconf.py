@@ -135,14 +135,15 @@ def is_catch_all_accept(entry: str) -> bool:
 
 def stable_names(disk: str, links: Mapping[str, Any] | None) -> list[str]:
     """The disk as configured, its kernel name, and its udev links that do not depend on
-    what the disk holds (``links``: the devlinks fact, {"name", "links"})."""
+    what the disk holds (``links``: the devlinks fact, {"name", "links"}), the links
+    sorted: udev lists them in no fixed order (systemd 252's `udevadm info` changes it
+    from one call to the next), and the filter written from them must not change with it."""
     names = [disk]
     if links:
         if links.get("name"):
             names.append(links["name"])
-        for link in links.get("links", ()):
-            if link.startswith(STABLE_LINK_DIRS) and not link.rsplit("/", 1)[-1].startswith(CONTENT_BY_ID):
-                names.append(link)
+        names += sorted(link for link in links.get("links", ())
+                        if link.startswith(STABLE_LINK_DIRS) and not link.rsplit("/", 1)[-1].startswith(CONTENT_BY_ID))
     seen: list[str] = []
     for n in names:
         if n and n not in seen:

@@ -95,6 +95,34 @@ def test_no_drbd_the_raw_disk_stays_visible() -> None:
         assert lvmconf.visible(flts, ["/dev/vdb"]) and lvmconf.visible(flts, ["/dev/vda2"]), flts
 
 
+def test_the_filter_does_not_depend_on_udevs_order_of_links() -> None:
+    """Found in the VM tier (Debian 12 guest, systemd 252's udev): `udevadm info` lists a
+    disk's links in a different order from one call to the next, and lvm-config wrote
+    its reject patterns in that order -- so the re-plan after the write wanted the same
+    filter in another order and bootstrap stopped with "step lvm-config: did not
+    converge" on the very first run. The filter must be the same for every order."""
+    text = (DATA / LINKS["stdout@"]).read_text()
+    head, s_lines, tail = [], [], []
+    for line in text.splitlines(keepends=True):
+        (s_lines if line.startswith("S: ") else tail if s_lines else head).append(line)
+    orders = [s_lines, s_lines[::-1], s_lines[1:] + s_lines[:1]]
+    written = set()
+    for order in orders:
+        links = {"exit": 0, "stdout": "".join(head + order + tail), "stderr": ""}
+        _, changes = lvm_config_changes("debian12", {"@": "captured/debian12-lvm.conf"},
+                                        facts={"file:/etc/lvm/lvm.conf": {"@": "captured/debian12-lvm.conf"},
+                                               "devlinks:/dev/vdb": links, "pvs": ROOT_AND_CLUSTER_PVS})
+        [conf] = [c.data for c in changes if c.action == "write" and c.path == "/etc/lvm/lvm.conf"]
+        written.add(conf)
+        # and once written, another order of the same links plans nothing more
+        for again in orders:
+            links2 = {"exit": 0, "stdout": "".join(head + again + tail), "stderr": ""}
+            _, changes2 = lvm_config_changes("debian12", conf or "", facts={"file:/etc/lvm/lvm.conf": conf,
+                                                                          "devlinks:/dev/vdb": links2, "pvs": ROOT_AND_CLUSTER_PVS})
+            assert [c for c in changes2 if c.action == "write"] == [], "lvm-config does not converge"
+    assert len(written) == 1
+
+
 def _written_lvm_conf(changes: list[dict] | list[P.Change], old: str | None) -> str | None:
     for c in changes:
         if isinstance(c, P.Change) and c.action == "write" and c.path.endswith("lvm.conf"):
