@@ -16,11 +16,17 @@ from hasync import model
 from hasync.bootstrap import doctor_host, doctor_lvm, doctor_nfs
 from hasync.bootstrap.findings import Finding
 from hasync.config import GOOD_KEY
-from hasync.effects.run import Runner
+from hasync.effects.run import Result, Runner
 
 __all__ = ["Finding", "check_config", "check_node", "check_pair", "probe_script", "parse_probe", "run_doctor"]
 
 CLOCK_BOUND_S = 1.0  # failover timing and unison's newer-wins both assume close clocks
+# How long a node may take to answer the probe. A healthy node answers in about a second;
+# a loaded one takes far longer (the VM tier's TCG guests, host load 5.5: 22 s locally,
+# 48 s over ssh), and doctor is what one runs on a node in trouble. ssh's ConnectTimeout
+# also bounds the key exchange (7 s there for `ssh peer true`).
+PROBE_TIMEOUT_S = 120.0
+SSH_CONNECT_TIMEOUT_S = 10
 # The heartbeat key: bootstrap writes this many random bytes, hex-encoded (issue 12
 # item 14: the field's norm is far longer than the 16 bytes the daemon accepts); doctor,
 # like `check`, warns about a key file shorter than hasync.config.GOOD_KEY bytes.
@@ -287,15 +293,31 @@ def hasync_ssh(cluster: model.Cluster, address: str, script: str) -> tuple[str, 
     s = cluster.sync
     return (
         "ssh", "-i", s.ssh_key, "-o", f"UserKnownHostsFile={s.known_hosts}", "-o", "BatchMode=yes",
-        "-o", "ConnectTimeout=3", f"root@{address}", script,
+        "-o", f"ConnectTimeout={SSH_CONNECT_TIMEOUT_S}", f"root@{address}", script,
     )
+
+
+def probe_finished(p: dict[str, str]) -> bool:
+    """The probe ran to its end: its last line (clock=) is there. A probe cut off by its
+    timeout has lost lines, and a missing line would read as a missing program."""
+    return bool(p.get("clock"))
+
+
+def unfinished(node: str, res: Result) -> Finding:
+    why = "timed out" if res.exit_code == 124 else f"exited {res.exit_code}"
+    return Finding("probe", "error", node, f"reading {node} did not finish ({why}: {(res.stderr or '').strip()[-120:]}); its checks are skipped",
+                   "run hasync doctor again when the node is less busy; `uptime` and `ps` show what keeps it busy")
 
 
 def run_doctor(cluster: model.Cluster, profile: model.Profile, node: str, runner: Runner, *, root: str = "/", with_peer: bool = True) -> list[Finding]:
     script = probe_script(cluster, profile, node)
-    local = parse_probe(runner.run(("sh", "-c", script), timeout=30).stdout)
+    res = runner.run(("sh", "-c", script), timeout=PROBE_TIMEOUT_S)
+    local = parse_probe(res.stdout)
     findings = check_config(cluster, profile)
-    findings += check_node(cluster, profile, node, local)
+    if probe_finished(local):
+        findings += check_node(cluster, profile, node, local)
+    else:
+        findings.append(unfinished(node, res))
     if not with_peer:
         return findings
     peer = cluster.peer_of(node)
@@ -303,19 +325,27 @@ def run_doctor(cluster: model.Cluster, profile: model.Profile, node: str, runner
     for link, argv in link_probes(cluster, node):
         results.append((link, runner.run(argv, timeout=5).ok))
     findings += check_links(cluster, node, results)
-    res = runner.run(hasync_ssh(cluster, peer.address, probe_script(cluster, profile, peer.name)), timeout=30)
+    res = runner.run(hasync_ssh(cluster, peer.address, probe_script(cluster, profile, peer.name)), timeout=PROBE_TIMEOUT_S)
     t1 = time.time()
+    if res.exit_code == 124:
+        findings.append(Finding("peer-ssh", "error", peer.name, f"reading {peer.name} over ssh timed out after {PROBE_TIMEOUT_S:g} s",
+                                f"run hasync doctor again when {peer.name} is less busy; `ssh {peer.name} uptime` shows its load"))
+        return findings
     if not res.ok:
         findings.append(Finding("peer-ssh", "error", peer.name, f"cannot read {peer.name} over ssh ({(res.stderr or res.stdout).strip()[-200:]})", f"hasync bootstrap --join {node} on {peer.name} (exchanges the ssh keys)"))
         return findings
     remote = parse_probe(res.stdout)
+    if not probe_finished(remote):
+        findings.append(unfinished(peer.name, res))
+        return findings
     offset = None
     if remote.get("clock"):
         # the date runs last in the script, just before the answer travels back: compare
         # with the arrival time (error: one-way latency), not the start (ssh handshake)
         offset = float(remote["clock"]) - t1
     findings += check_node(cluster, profile, peer.name, remote)
-    findings += check_pair(cluster, node, peer.name, local, remote, offset)
+    if probe_finished(local):  # nothing to compare with otherwise
+        findings += check_pair(cluster, node, peer.name, local, remote, offset)
     return findings
 
 

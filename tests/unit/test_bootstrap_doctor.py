@@ -209,3 +209,58 @@ def test_short_auth_key_is_a_warning_with_a_fix() -> None:
     assert finding.level == "warning" and "16 bytes" in finding.message
     assert "openssl rand -hex 32" in finding.fix and "--join" in finding.fix
     assert levels(D.check_node(cluster(), profile(), "node1", D.parse_probe(HEALTHY)), "auth-key") == ["ok"]
+
+
+def test_a_probe_that_did_not_finish_is_said_so_not_read_as_findings() -> None:
+    """Found in the VM tier (a TCG guest on a busy host: the probe took 22 s locally and
+    48 s over ssh): the local probe was cut off by its timeout and doctor read the missing
+    lines as facts -- "iptables is not installed" on a node that has it -- and the peer's
+    timeout came with the fix "hasync bootstrap --join". A probe without its last line
+    (clock=) did not run to its end: one error that says so, and no checks from it."""
+    import dataclasses
+
+    c = replace(cluster(), nfs=replace(cluster().nfs, state_dir="/srv/ha/nfs-state"))
+    pb = model.Resource(id="nfs-block", type="ocf", agent="heartbeat:portblock",
+                        params={"action": "block", "protocol": "tcp", "portno": "2049", "ip": "10.0.0.9"})
+    c = dataclasses.replace(c, resources=tuple(c.resources) + (pb,))
+    cut = HEALTHY[: HEALTHY.index("nfsd.threads")]  # nothing after the LVM/host lines
+    runner = RecordingRunner()
+    runner.responses[("sh", "-c", D.probe_script(c, profile(), "node1"))] = Result((), 124, cut, "timed out after 120s")
+    peer_cmd = D.hasync_ssh(c, "192.0.2.12", D.probe_script(c, profile(), "node2"))
+    runner.responses[peer_cmd] = Result(peer_cmd, 124, "node=node2\n", "timed out after 120s")
+    f = D.run_doctor(c, profile(), "node1", runner)
+    assert [x.check for x in f if x.level == "error"] == ["probe", "peer-ssh"], [x for x in f if x.level == "error"]
+    [local] = [x for x in f if x.check == "probe"]
+    assert local.where == "node1" and "did not finish" in local.message
+    assert not [x for x in f if x.check == "portblock"]  # nothing read from the cut output
+    [peer] = [x for x in f if x.check == "peer-ssh"]
+    assert "timed out" in peer.message and "--join" not in peer.fix
+    # the peer read, this node cut off: nothing compared with the missing half
+    pb_ok = "iptables=iptables v1.8.9 (nf_tables)\nportblock_numeric=1\n"
+    runner.responses[peer_cmd] = Result(peer_cmd, 0, pb_ok + HEALTHY.replace("node=node1", "node=node2"), "")
+    f = D.run_doctor(c, profile(), "node1", runner)
+    assert [x.check for x in f if x.level == "error"] == ["probe"], [x for x in f if x.level == "error"]
+    # a probe that did run to its end is read as before
+    runner.responses[("sh", "-c", D.probe_script(c, profile(), "node1"))] = Result((), 0, HEALTHY, "")
+    assert not [x for x in D.run_doctor(c, profile(), "node1", runner) if x.check == "probe"]
+
+
+def test_doctor_waits_for_a_slow_node() -> None:
+    """The probe's timeouts leave room for a loaded node: 48 s were measured over ssh on
+    the VM tier's guests (host load 5.5), and ssh's ConnectTimeout also bounds its key
+    exchange (7 s there for `ssh peer true`)."""
+    c = cluster()
+    runner = RecordingRunner()
+    seen: dict[tuple, float | None] = {}
+    orig = runner.run
+
+    def run(argv, **kw):
+        seen[tuple(argv)] = kw.get("timeout")
+        return orig(argv, **kw)
+
+    runner.run = run  # type: ignore[method-assign]
+    D.run_doctor(c, profile(), "node1", runner)
+    ssh = next(a for a in seen if a[0] == "ssh")
+    assert (seen[("sh", "-c", D.probe_script(c, profile(), "node1"))] or 0) >= 90
+    assert (seen[ssh] or 0) >= 90
+    assert int(ssh[ssh.index("-o", ssh.index("BatchMode=yes")) + 1].split("=")[1]) >= 10
