@@ -16,16 +16,19 @@ $HASYNC_SSH_KEY, else [sync].ssh_key. Every task runs `hasync <command>` on the 
 (--hasync names the program there, --remote-config its config file) and prints one row
 per host; the exit status is 1 when any host failed or could not be reached.
 
-The tasks are thin on purpose: what they decide lives in hasync.failover.fabtasks.
+The tasks are thin on purpose: what they decide lives in hasync.fab.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 from fabric import task
+from rich.console import Console
 
-from hasync.failover import fabtasks as ft
+from hasync import fab as ft
+from hasync.config import ConfigError, load
 
 COMMON_HELP = {
     "config": "local cluster.toml with the nodes (default: $HASYNC_CONFIG or /etc/hasync/cluster.toml)",
@@ -41,20 +44,14 @@ make_group = ft.fabric_group
 
 
 def _console():
-    from rich.console import Console
-
     return Console(soft_wrap=True)
 
 
 def _err(message: str) -> None:
-    from rich.console import Console
-
     Console(stderr=True).print(f"[red]error[/red]: {message}", highlight=False)
 
 
 def _load(config):
-    from hasync.config import ConfigError, load
-
     path = ft.config_path(config)
     try:
         return load(path)
@@ -113,8 +110,6 @@ def status(c, config=None, key=None, user="root", hasync="hasync", remote_config
     cluster = _load(config)
     results = _status_results(cluster, _nodes(cluster, node), key, user, hasync, remote_config, timeout)
     if as_json:
-        import json
-
         print(json.dumps({r.node: r.data if r.ok else {"error": ft.status_line(r)} for r in results}, indent=2))
         sys.exit(ft.exit_status(results))
     _finish("hasync status", results)

@@ -8,10 +8,6 @@ class StartupError(Exception):
     """The daemon cannot start; the message says why (`hasync failover` prints it, exit 1)."""
 
 
-class UnknownNode(StartupError):
-    """This host is none of the config's [[node]]s."""
-
-
 class BadTiming(StartupError):
     """[heartbeat] timing breaks heartbeat's start-up rules."""
 

@@ -1,7 +1,8 @@
-"""This host: which [[node]] it is, and where its failover daemon keeps its files.
+"""Where this host's failover daemon keeps its files, and the [[node]] a command names.
 
 Shared by the daemon and the commands that talk to it (`hasync status`, `standby`,
-`fence` ...), so both sides agree on the paths.
+`fence` ...), so both sides agree on the paths. Which node this host *is* has one rule
+for every area: ``hasync.config.identity.local_node``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hasync import model
-from hasync.failover.errors import UnknownNode
 
 DEFAULT_STATE_DIR = "/var/lib/hasync/failover"
 DEFAULT_RUN_DIR = "/run/hasync"
@@ -38,17 +38,13 @@ class Paths:
         return self.run_dir / "role"
 
 
-# TODO(issue 11 item 4): one node-identity rule for every area -- watch and bootstrap
-# already call hasync.config.identity.local_node; the failover's rule is moved here
-# unchanged (its message and exit status are what `hasync failover` users see) until it
-# is switched over too.
-def local_node_name(cluster: model.Cluster, override: str | None = None) -> str:
-    """--node, else $HASYNC_NODE, else uname -n (or its short name) among the [[node]]s."""
-    name = override or os.environ.get("HASYNC_NODE") or os.uname().nodename
-    names = [n.name for n in cluster.nodes]
-    if name not in names:
-        short = name.split(".")[0]
-        if short in names:
-            return short
-        raise UnknownNode(f"this node is {name!r} (uname -n) but {cluster.path} names the nodes {', '.join(names)}; use --node")
-    return name
+class NoSuchNode(ValueError):
+    """A command named a node the config does not have (bad input)."""
+
+
+def named_node(cluster: model.Cluster, name: str) -> model.Node:
+    """The [[node]] called *name*, or NoSuchNode listing the nodes there are."""
+    for n in cluster.nodes:
+        if n.name == name:
+            return n
+    raise NoSuchNode(f"no node named {name!r}; nodes: {', '.join(n.name for n in cluster.nodes)}")

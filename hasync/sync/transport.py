@@ -107,6 +107,10 @@ class LinkError(RuntimeError):
     pass
 
 
+class IncompatiblePeer(LinkError):
+    """The peer's unison cannot work with this node's (`hasync watch` stops: exit 1)."""
+
+
 class PeerLink:
     """The ssh master + remote unison server (see the module docstring)."""
 

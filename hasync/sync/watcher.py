@@ -26,7 +26,7 @@ from hasync.sync.echo import EchoTable, fingerprint, note_lines
 from hasync.sync.engine import Syncer
 from hasync.sync.locks import clear_stale_locks
 from hasync.sync.scope import Scope, symlink_problems
-from hasync.sync.transport import LinkError, PeerLink
+from hasync.sync.transport import IncompatiblePeer, LinkError, PeerLink
 from hasync.sync.unison import check_versions, is_collision, is_locked, parse_version
 
 log = logging.getLogger("hasync.sync")
@@ -202,7 +202,7 @@ class Watcher:
         self.health["peer_unison"] = ".".join(map(str, parse_version(remote) or ()))
         if problem:
             self.link.stop()
-            raise SystemExit(f"hasync watch: {problem}")
+            raise IncompatiblePeer(problem)
         self.health["peer_connected"] = True
         log.info("sync: connected to %s (unison %s)", self.link.peer_name, self.health["peer_unison"])
         return True

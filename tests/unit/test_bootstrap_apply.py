@@ -17,7 +17,7 @@ from hasync import config
 from hasync.bootstrap import apply as A
 from hasync.bootstrap import plan as P
 from hasync.bootstrap import steps_drbd
-from hasync.bootstrap.cli import fence_peer_script, load_units
+from hasync.bootstrap.wanted import fence_peer_script, load_units
 from hasync.effects.run import RecordingRunner, Result
 
 from .test_bootstrap_steps import CAP_DIR, ROOT

@@ -19,8 +19,8 @@ import pytest
 
 from hasync import config
 from hasync.bootstrap import plan as P
-from hasync.bootstrap.cli import fence_peer_script, load_units
 from hasync.bootstrap.testing import DataFacts
+from hasync.bootstrap.wanted import fence_peer_script, load_units
 
 from .test_bootstrap_steps import ROOT, change_view, resolve
 

@@ -28,8 +28,8 @@ import pytest
 
 from hasync import config
 from hasync.bootstrap import plan as P
-from hasync.bootstrap.cli import fence_peer_script, load_units
 from hasync.bootstrap.testing import DataFacts
+from hasync.bootstrap.wanted import fence_peer_script, load_units
 
 DATA = Path(__file__).parent / "data" / "bootstrap"
 CAP_DIR = DATA / "captured"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hasync import cli, config, model
-from hasync.bootstrap import cli as bootstrap_cli
+from hasync import cli, config, fab, model
+from hasync.bootstrap.wanted import wanted_state
+from hasync.cli import common
 from hasync.config import identity, profiles
 from hasync.config.identity import NodeIdentityError, local_node
-from hasync.failover import fabtasks
 
 DATA = Path(__file__).parent / "data" / "config"
 MINIMAL = DATA / "good" / "minimal.toml"  # nodes alpha and beta
@@ -66,14 +66,12 @@ def test_identity_reads_the_real_environment(pair, monkeypatch):
 # test_config_regressions.py: sync on a FQDN host, bootstrap and $HASYNC_NODE)
 
 
-def test_bootstrap_unknown_host_exits_2_naming_the_nodes(monkeypatch, capsys):
+def test_bootstrap_unknown_host_is_an_identity_error_naming_the_nodes(monkeypatch):
     monkeypatch.delenv("HASYNC_NODE", raising=False)
     monkeypatch.setattr(identity.os, "uname", lambda: _Uname("gamma"))
-    args = argparse.Namespace(config=str(MINIMAL), join="", node="", allow_data_loss=[])
-    with pytest.raises(SystemExit) as e:
-        bootstrap_cli.build_wanted(args, runner=None)
-    assert e.value.code == 2
-    assert "alpha, beta" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(NodeIdentityError) as e:
+        wanted_state(str(MINIMAL), node=None)
+    assert "alpha, beta" in str(e.value)  # the CLI: exit 2 (test_bootstrap_cli.py)
 
 
 class _Uname:
@@ -89,8 +87,8 @@ def test_one_config_path_rule(monkeypatch):
     assert config.config_path(None, env={"HASYNC_CONFIG": "/env.toml"}) == "/env.toml"
     assert config.config_path(None, env={}) == config.DEFAULT_CONFIG == "/etc/hasync/cluster.toml"
     monkeypatch.setenv("HASYNC_CONFIG", "/env.toml")
-    assert cli.config_path(argparse.Namespace(config=None)) == fabtasks.config_path() == "/env.toml"
-    assert cli.config_path(argparse.Namespace(config="/c.toml")) == fabtasks.config_path("/c.toml") == "/c.toml"
+    assert common.config_path(argparse.Namespace(config=None)) == fab.config_path() == "/env.toml"
+    assert common.config_path(argparse.Namespace(config="/c.toml")) == fab.config_path("/c.toml") == "/c.toml"
 
 
 # ------------------------------------------------------------------ the profile, once

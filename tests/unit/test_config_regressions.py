@@ -2,12 +2,12 @@
 
 Each test failed on main at 4695e0c. They use only names that existed there (hasync.cli,
 hasync.config's load/loads/check_text/LineIndex, packets), so they can be run against the
-old code: ``PYTHONPATH=<old checkout> pytest tests/unit/test_config_regressions.py``.
+old code: ``PYTHONPATH=<old checkout> pytest tests/unit/test_config_regressions.py`` --
+except bootstrap's wanted state, there ``hasync.bootstrap.cli.build_wanted(args, runner)``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from hasync import cli, config, resources
-from hasync.bootstrap import cli as bootstrap_cli
+from hasync.bootstrap.wanted import wanted_state
 from hasync.failover import packets
 
 DATA = Path(__file__).parent / "data" / "config"
@@ -59,8 +59,7 @@ def test_sync_accepts_a_fqdn_host_like_failover(tmp_path, monkeypatch, capsys):
 def test_bootstrap_honours_hasync_node(monkeypatch):
     """bootstrap used socket.gethostname() and ignored $HASYNC_NODE."""
     monkeypatch.setenv("HASYNC_NODE", "beta")
-    args = argparse.Namespace(config=str(MINIMAL), join="", node="", allow_data_loss=[])
-    assert bootstrap_cli.build_wanted(args, runner=None).node == "beta"
+    assert wanted_state(str(MINIMAL), node=None).node == "beta"
 
 
 def _broken_profiles(tmp_path: Path, monkeypatch, name: str, text: str) -> Path:

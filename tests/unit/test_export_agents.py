@@ -13,8 +13,8 @@ from hasync import model
 from hasync.effects.run import ProcRunner
 from hasync.export import agents, fence
 from hasync.export.cib_model import Op, Primitive
-from hasync.export.cli import metadata_lookup
 from hasync.export.heartbeat_agents import MAPPED, NfsContext, heartbeat_agent
+from hasync.export.output import metadata_lookup
 
 pytestmark = pytest.mark.skipif(shutil.which("crm_resource") is None, reason="needs pacemaker-cli-utils (apt-packages.txt)")
 

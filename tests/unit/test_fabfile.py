@@ -10,7 +10,7 @@ import pytest
 from fabric import ThreadingGroup
 from invoke import Context, MockContext, Result
 
-from hasync.failover import fabtasks as ft
+from hasync import fab as ft
 from hasync.resources import data_file
 
 CONFIG = """

@@ -1,4 +1,4 @@
-"""hasync.failover.fabtasks: per-host results over a fabric Group of fake connections."""
+"""hasync.fab: per-host results over a fabric Group of fake connections."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from fabric import ThreadingGroup
 from invoke import MockContext, Result
 
-from hasync.failover import fabtasks as ft
+from hasync import fab as ft
 from hasync.model import Cluster, ClusterInfo, Fencing, Heartbeat, Nfs, Node, Storage, Sync
 
 

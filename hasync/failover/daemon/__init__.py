@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from hasync import model
 from hasync.config import load_profile
+from hasync.config.identity import local_node
 from hasync.effects.keyfile import load_key
 from hasync.failover.daemon.loop import Daemon
-from hasync.failover.host import Paths, local_node_name
+from hasync.failover.host import Paths
 
 
 def _profile(cluster: model.Cluster) -> model.Profile | None:
@@ -31,9 +32,10 @@ def _profile(cluster: model.Cluster) -> model.Profile | None:
 
 def run_daemon(cluster: model.Cluster, *, node: str | None, state_dir: str | None, run_dir: str | None,
                priority: str, mlock: bool, agent_nice: int = -10, vip_fast: bool = True, rx_wake: bool = False) -> int:
-    """Run until SIGTERM/SIGINT (0). Raises errors.StartupError (this node unknown, bad
-    timing, a link that cannot open, another daemon running) and keyfile.KeyFileError."""
-    local = local_node_name(cluster, node)
+    """Run until SIGTERM/SIGINT (0). Raises config.NodeIdentityError (this host is none of
+    the nodes), errors.StartupError (bad timing, a link that cannot open, another daemon
+    running) and keyfile.KeyFileError."""
+    local = local_node(cluster, node)
     key = load_key(cluster.heartbeat.auth_key)
     d = Daemon(cluster, local, key, Paths.default(state_dir, run_dir), profile=_profile(cluster), priority=priority,
                mlock=mlock, agent_nice=agent_nice, vip_fast=vip_fast, rx_wake=rx_wake)

@@ -1,25 +1,19 @@
-"""`hasync export pacemaker`: argv -> one bundle -> stdout or files (the effects live here).
-
-The effects: the agents' metadata through crm_resource (when installed here), and the
-files, each written atomically once everything has been checked.
-"""
+"""`hasync export pacemaker`: argv -> one bundle -> stdout or files."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from hasync.config import ConfigError, load_profile
-from hasync.effects.files import atomic_write
-from hasync.effects.run import ProcRunner, Runner
-from hasync.export.bundle import FENCER, FORMATS, Bundle, MetadataLookup, make_bundle
+from hasync.cli import common
+from hasync.config import ConfigError
+from hasync.effects.run import ProcRunner
+from hasync.export.bundle import FORMATS, make_bundle
+from hasync.export.output import metadata_lookup, write_bundle
 from hasync.export.pacemaker import ExportError
 
 HELP = """\
@@ -47,47 +41,24 @@ docs/pacemaker.md: the move from hasync to Pacemaker, step by step.
 exit status: 0 written, 2 bad input (config errors, a resource with no equivalent).
 """
 
-FENCER_PATHS = ("/usr/lib/pacemaker/pacemaker-fenced", "/usr/libexec/pacemaker/pacemaker-fenced")
-
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="write the cluster's Pacemaker/Corosync configuration",
-                       description="Export the cluster to another cluster stack.")
+    p = sub.add_parser("export", description="Export the cluster to another cluster stack.")
     ps = p.add_subparsers(dest="export_cmd", metavar="STACK")
     pm = ps.add_parser("pacemaker", help="CIB (XML, crmsh or pcs) and corosync.conf", description=HELP,
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.config_option(pm)
     pm.add_argument("--format", choices=FORMATS, default="cib",
                     help="the configuration's form (default: cib); --out always adds corosync.conf")
     pm.add_argument("--out", metavar="DIR", default="", help="write the files into DIR instead of printing")
     pm.add_argument("--json", action="store_true", help="print the result (documents, files, warnings) as JSON")
     pm.set_defaults(func=cmd_pacemaker)
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
-
-
-def metadata_lookup(runner: Runner) -> MetadataLookup | None:
-    """Agent metadata through crm_resource, which runs the agent's meta-data action; None
-    when pacemaker-cli-utils is not installed on this machine."""
-    if shutil.which("crm_resource") is None:
-        return None
-
-    def lookup(agent: str) -> str | None:
-        argvs: list[tuple[str, ...]]
-        if agent == FENCER:
-            argvs = [(path, "metadata") for path in FENCER_PATHS if os.path.exists(path)]
-        else:
-            argvs = [("crm_resource", "--show-metadata", agent)]
-        for argv in argvs:
-            r = runner.run(argv, timeout=30)
-            if r.ok and r.stdout.lstrip().startswith("<"):
-                return r.stdout
-        return None
-
-    return lookup
+    p.set_defaults(func=common.show_help(p))
 
 
 def _error(err: Console, issues: list[str], as_json: bool) -> int:
     if as_json:
-        print(json.dumps({"ok": False, "errors": issues}, indent=2))
+        common.print_json({"ok": False, "errors": issues})
     else:
         for i in issues:
             err.print(f"[bold red]error[/]: {escape(i)}")
@@ -95,14 +66,11 @@ def _error(err: Console, issues: list[str], as_json: bool) -> int:
     return 2
 
 
-def cmd_pacemaker(args) -> int:
-    from hasync.cli import load_config
-
+def cmd_pacemaker(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # ocf:heartbeat: is no emoji
-    cluster = load_config(args)
+    cluster = common.load_cluster(args)
     try:
-        profile = load_profile(cluster.cluster.profile)
-        bundle = make_bundle(cluster, profile=profile, fmt=args.format, lookup=metadata_lookup(ProcRunner()))
+        bundle = make_bundle(cluster, profile=cluster.profile, fmt=args.format, lookup=metadata_lookup(ProcRunner()))
     except (ConfigError, ExportError) as e:
         return _error(err, e.issues, args.json)
     written: list[str] = []
@@ -117,7 +85,7 @@ def cmd_pacemaker(args) -> int:
                "agents_not_checked": list(bundle.unchecked)}
         if not args.out:
             doc["documents"] = bundle.documents
-        print(json.dumps(doc, indent=2))
+        common.print_json(doc)
         return 0
     for w in bundle.warnings:
         err.print(f"[yellow]warning[/]: {escape(w)}")
@@ -127,14 +95,3 @@ def cmd_pacemaker(args) -> int:
     else:
         sys.stdout.write(bundle.documents[bundle.primary])
     return 0
-
-
-def write_bundle(bundle: Bundle, out: Path) -> list[str]:
-    """Each file atomically; the CIB forms may carry a fence password, so they are 0600."""
-    written = []
-    for name, text in bundle.documents.items():
-        path = out / name
-        mode = 0o644 if name == "corosync.conf" else (0o700 if name.endswith(".sh") else 0o600)
-        atomic_write(path, text, mode=mode)
-        written.append(str(path))
-    return written

@@ -1,4 +1,5 @@
-"""The library behind failover/fabfile.py: run one `hasync` command on the cluster's nodes.
+"""The admin-side remote runner behind failover/fabfile.py: run one `hasync` command on
+the cluster's nodes over ssh (fabric) and judge each host's outcome.
 
 The fabfile's tasks are thin: they load cluster.toml, build a group of connections to
 the nodes' addresses and call one function here. Everything that decides something
@@ -17,11 +18,16 @@ import json
 import os
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fabric import Connection, ThreadingGroup
+from fabric.exceptions import GroupException
+from invoke.exceptions import CommandTimedOut, UnexpectedExit
+from rich.table import Table
+
 from hasync import config
-from hasync.config import DEFAULT_CONFIG as DEFAULT_CONFIG  # re-exported (fabtasks.DEFAULT_CONFIG)
+from hasync.config import DEFAULT_CONFIG as DEFAULT_CONFIG  # re-exported (fab.DEFAULT_CONFIG)
 
 DEFAULT_TIMEOUT = 120.0  # seconds a remote hasync command may take (migrate waits for the chain)
 
@@ -125,8 +131,6 @@ def fabric_group(
     connect_timeout: float = 10.0,
 ) -> Any:
     """A ``fabric.ThreadingGroup`` of :class:`NodeConnection` to the nodes' addresses."""
-    from fabric import Connection, ThreadingGroup
-
     connect_kwargs: dict[str, Any] = {"look_for_keys": key is None, "allow_agent": key is None}
     if key:
         connect_kwargs["key_filename"] = [key]
@@ -149,8 +153,6 @@ def fabric_group(
 
 def run_on(group: Any, command: str, *, timeout: float = DEFAULT_TIMEOUT) -> list[HostResult]:
     """Run *command* on every connection of *group* at once; one result per host, in order."""
-    from fabric.exceptions import GroupException
-
     try:
         group_result = group.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
     except GroupException as e:  # some hosts raised (connection refused, timeout ...)
@@ -186,8 +188,6 @@ def results_from_group(group: Iterable[Any], group_result: Any, command: str) ->
 
 def describe_error(exc: BaseException) -> str:
     """One line for a host that could not run the command."""
-    from invoke.exceptions import CommandTimedOut, UnexpectedExit
-
     if isinstance(exc, CommandTimedOut):
         return f"timed out after {exc.timeout}s"
     if isinstance(exc, UnexpectedExit):
@@ -208,18 +208,12 @@ def with_json(results: Iterable[HostResult]) -> list[HostResult]:
             data = json.loads(r.stdout)
         except ValueError as e:
             if r.ok:
-                out.append(_replace(r, error=f"unreadable JSON from `{r.command}`: {e}"))
+                out.append(replace(r, error=f"unreadable JSON from `{r.command}`: {e}"))
             else:
                 out.append(r)
             continue
-        out.append(_replace(r, data=data))
+        out.append(replace(r, data=data))
     return out
-
-
-def _replace(r: HostResult, **changes: Any) -> HostResult:
-    from dataclasses import replace
-
-    return replace(r, **changes)
 
 
 # --------------------------------------------------------------------------- status
@@ -374,8 +368,6 @@ def exit_status(results: Iterable[HostResult]) -> int:
 
 def results_table(title: str, results: Iterable[HostResult], *, detail=status_line) -> Any:
     """A rich Table, one row per host: node, address, ok/FAILED, a one-line detail."""
-    from rich.table import Table
-
     t = Table(title=title, title_justify="left")
     t.add_column("node")
     t.add_column("address")

@@ -1,0 +1,127 @@
+"""The command line: argv -> the verb's handler (one call into the library, one view) ->
+exit status. The only place that parses argv and prints for people.
+
+``VERBS`` is the static table of verbs: name, one-line help, the module that handles it.
+``hasync --help`` and a mistyped verb need nothing more. For the verb typed, :func:`main`
+imports its module -- the one lazy import of the CLI, so `hasync failover run` loads
+neither rich nor the other areas -- and parses argv again with the parsers it registers.
+
+A verb module has ``register(sub)`` (adds its verbs' parsers to the argparse subparsers
+*sub*, each with ``set_defaults(func=handler)``, ``handler(args) -> int``) and may have
+``ERRORS`` (common.ErrorMap): how the typed errors its library calls raise end the
+command. ``ERRORS`` here holds what holds for every verb: a config error is exit 2.
+
+``hasync lab ...`` belongs to the harness (package ``hasync_lab``, the ``lab`` extra),
+which the product never imports: plugin.py finds it through the ``hasync.verbs`` entry
+point group, only when the verb is typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from typing import NamedTuple
+
+from hasync import __version__
+from hasync.cli import common
+from hasync.config import DEFAULT_CONFIG, ConfigError
+
+
+class Verb(NamedTuple):
+    name: str
+    help: str
+    module: str  # registers the verb's parser and handler
+
+
+# In the order of `hasync --help`.
+VERBS = (
+    Verb("check", "validate the cluster config", "hasync.cli.check"),
+    Verb("haresources", "import a heartbeat v1 haresources (and ha.cf) setup", "hasync.cli.check"),
+    Verb("failover", "the failover daemon (hasync failover run)", "hasync.cli.daemon"),
+    Verb("status", "nodes, links, resources, last failover, warnings", "hasync.cli.failover"),
+    Verb("standby", "hand the chain to the peer", "hasync.cli.failover"),
+    Verb("takeover", "take the chain from the peer", "hasync.cli.failover"),
+    Verb("fence", "fence a node with the [fencing] command (DRBD's fence-peer handler)", "hasync.cli.failover"),
+    Verb("migrate", "move the chain to a node", "hasync.cli.failover"),
+    Verb("watch", "keep [sync].paths identical on both nodes (foreground service)", "hasync.cli.sync"),
+    Verb("sync", "one-off sync, dry run with diffs, status of the watcher", "hasync.cli.sync"),
+    Verb("bootstrap", "lay down DRBD/LVM/NFS state on a node", "hasync.cli.bootstrap"),
+    Verb("doctor", "find known pitfalls on a running cluster", "hasync.cli.bootstrap"),
+    Verb("export", "write the cluster's Pacemaker/Corosync configuration", "hasync.cli.export"),
+    Verb("lab", "a virtual cluster on this machine (namespaces or VMs)", "hasync.cli.plugin"),
+)
+BY_NAME = {v.name: v for v in VERBS}
+
+ERRORS: common.ErrorMap = {ConfigError: (2, "error")}  # every problem, file:line; NodeIdentityError too
+
+DESCRIPTION = """\
+hasync builds and runs a two-node active/passive HA storage cluster:
+DRBD -> LVM -> filesystem -> virtual IP -> NFS server.
+
+  hasync check                 validate /etc/hasync/cluster.toml
+  hasync status                what the cluster is doing, at a glance
+  hasync standby|takeover|migrate   move services safely
+  hasync watch                 keep configured files identical on both nodes
+  hasync bootstrap             lay down DRBD/LVM/NFS state on a node
+  hasync doctor                find known pitfalls on a running cluster
+  hasync lab up|down|...       a virtual two-node lab on this machine
+"""
+
+EPILOG = """\
+The config file is /etc/hasync/cluster.toml unless -c/--config or the HASYNC_CONFIG
+environment variable names another. Exit status: 0 success, 1 failure, 2 bad input
+(config errors, bad arguments).
+"""
+
+
+def build_parser(register: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
+    """The root parser. Without *register*: every verb from the table, each taking the rest
+    of argv as it is (what `--help` lists and what finds the verb typed); with it: the
+    verbs *register* adds, with their real arguments."""
+    parser = argparse.ArgumentParser(
+        prog="hasync",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hasync {__version__}")
+    parser.add_argument("-c", "--config", metavar="PATH", help=f"cluster config (default: $HASYNC_CONFIG or {DEFAULT_CONFIG})")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if register is not None:
+        register(sub)
+        return parser
+    for verb in VERBS:
+        # no option prefix: --help and everything else after the verb is the verb's own
+        p = sub.add_parser(verb.name, help=verb.help, add_help=False, prefix_chars="\0")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    table = build_parser()
+    found = table.parse_args(argv)
+    if found.command is None:
+        table.print_help()
+        return 2
+    verb = BY_NAME[found.command]
+    module = importlib.import_module(verb.module)  # the one lazy import (see the module doc)
+    args = build_parser(module.register).parse_args(argv)
+    errors = {**ERRORS, **getattr(module, "ERRORS", {})}
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        how = next((errors[t] for t in type(e).__mro__ if t in errors), None)
+        if how is None:
+            raise
+        status, label = how
+        for line in e.issues if isinstance(e, ConfigError) else [str(e)]:
+            common.print_error(line, label)
+        return status

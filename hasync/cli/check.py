@@ -1,0 +1,99 @@
+"""The config's verbs: `hasync check` and `hasync haresources import`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.markup import escape
+
+from hasync import config
+from hasync.cli import common, views
+from hasync.config import ConfigError
+
+CHECK_HELP = (
+    "Validate the cluster config: types, unknown keys, durations, heartbeat's timing "
+    "rules (deadtime > 2 x keepalive, initdead >= deadtime), unique node names, "
+    "links, the resource chain and fencing; then the sections against each other: "
+    "[nfs].vip and [storage] against the chain's parameters, the chain's order, agents "
+    "that do not exist or cannot run, IPv6 on links, a link on DRBD's addresses, and "
+    "placeholders an import left in. Every problem names file:line and the key, in "
+    "line order; docs/config.md lists each rule."
+)
+
+IMPORT_HELP = (
+    "Print the cluster.toml equivalent to a heartbeat v1 haresources file (with --ha-cf "
+    "also [[node]], [heartbeat], its links and [fencing]). Each resource.d script becomes "
+    "the OCF agent its wrapper runs (--no-ocf: a heartbeat-type resource with args); a bare "
+    "IP means IPaddr::IP; [storage] and [nfs] are read off the chain. The order is kept: "
+    "started left to right, stopped right to left. What the import cannot know is written "
+    "as 0.0.0.0 or with a `check:` comment, which `hasync check` warns about until it is gone."
+)
+
+IMPORT_EPILOG = (
+    "Example:\n  hasync haresources import /etc/ha.d/haresources --ha-cf /etc/ha.d/ha.cf "
+    "--authkeys /etc/ha.d/authkeys > cluster.toml\n\nExit status: 0 written (warnings may be shown), 2 unreadable input."
+)
+
+
+def register(sub) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("check", description=CHECK_HELP, epilog="Exit status: 0 valid (warnings may be shown), 2 invalid.",
+                       formatter_class=fmt)
+    p.add_argument("file", nargs="?", help="config file (default: -c, $HASYNC_CONFIG, /etc/hasync/cluster.toml)")
+    common.config_option(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and warnings")
+    p.set_defaults(func=cmd_check)
+
+    h = sub.add_parser("haresources", description="Work with Linux-HA heartbeat v1 configuration files.")
+    hs = h.add_subparsers(dest="haresources_cmd", metavar="ACTION")
+    imp = hs.add_parser("import", help="print the hasync TOML equivalent of a haresources file", description=IMPORT_HELP,
+                        epilog=IMPORT_EPILOG, formatter_class=fmt)
+    imp.add_argument("haresources", help="the haresources file")
+    imp.add_argument("--ha-cf", metavar="HA.CF", help="also map ha.cf (nodes, timing, links, stonith_host -> [fencing])")
+    imp.add_argument("--authkeys", metavar="AUTHKEYS", help="say how heartbeat's authkeys secret becomes hasync's key "
+                     "file (the secret itself is never printed)")
+    imp.add_argument("--ocf", action=argparse.BooleanOptionalAction, default=True,
+                     help="write each heartbeat resource.d script as the OCF agent its wrapper runs (IPaddr -> "
+                          "ocf:heartbeat:IPaddr2 with ip, cidr_netmask, nic), so the chain keeps working once heartbeat "
+                          "is uninstalled (default); --no-ocf keeps the scripts")
+    imp.set_defaults(func=cmd_import)
+    h.set_defaults(func=common.show_help(h))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = args.file or common.config_path(args)
+    cluster, report = config.check(path)
+    if args.json:
+        common.print_json({"file": str(path), "valid": not report.errors, "errors": report.errors, "warnings": report.warnings})
+        return 2 if report.errors else 0
+    err = views.console(stderr=True)
+    views.issues(err, report.errors, report.warnings)
+    if report.errors:
+        err.print(f"[red]{path}: {len(report.errors)} error(s); not usable[/]")
+        return 2
+    if not args.quiet and cluster is not None:
+        views.check_summary(cluster)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    err = views.console(stderr=True)
+    try:
+        imported = config.import_heartbeat(args.haresources, args.ha_cf, args.authkeys, ocf=args.ocf)
+    except ConfigError as e:
+        views.issues(err, e.issues)
+        return 2
+    views.issues(err, [], imported.warnings)
+    for note in imported.notes:
+        err.print(f"note: {escape(note)}")
+    # TOML is UTF-8 whatever the locale says: write bytes, never a UnicodeEncodeError
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(imported.toml)
+        return 0
+    sys.stdout.flush()
+    out.write(imported.toml.encode("utf-8"))
+    out.flush()
+    return 0

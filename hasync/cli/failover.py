@@ -1,0 +1,150 @@
+"""The commands that talk to the failover daemon or act for it: `hasync status`,
+`standby`, `takeover`, `migrate` and `fence` (the daemon itself: daemon.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hasync.cli import common, views
+from hasync.effects.run import ProcRunner
+from hasync.failover import client, protocol
+from hasync.failover.fence_peer import Verdict, fence_node
+from hasync.failover.host import NoSuchNode, Paths
+from hasync.failover.migrate_plan import migrate_plan
+from hasync.failover.states import Command, Health
+from hasync.failover.status_view import health
+
+ERRORS: common.ErrorMap = {NoSuchNode: (2, "error")}
+
+STATUS_HELP = """\
+Show what the cluster is doing, as this node's failover daemon sees it: both nodes and
+their roles, every heartbeat link (last packet, loss, bad/replayed packets), the chain's
+resources and where they run, the last failover's timeline and any warnings (a dead
+link, fencing off, a node that cannot stop its resources).
+Exit status: 0 the chain runs on exactly one node and nothing is wrong, 1 a warning or
+the chain does not run, 3 the daemon is not running on this node. With --json: 0 whenever
+the daemon answered (the verdict is in "health": {"level": ok|warn|bad, "summary"}).
+"""
+
+STANDBY_HELP = """\
+Hand the chain to the peer: stop it here (in reverse order), then the peer starts it (in
+order). Progress is shown live; the command returns when the peer runs the chain. This
+node stays standby while the peer is up (`hasync takeover` brings it back). Refused when
+the peer is not up: nobody would run the services.
+"""
+
+TAKEOVER_HELP = """\
+Take the chain: the peer stops it (in reverse order), then this node starts it (in order),
+with live progress. Also clears this node's standby and failed marks.
+"""
+
+FENCE_HELP = """\
+Fence NODE with the cluster's [fencing] command ({node} and {address} filled in) and
+wait for it: exit 0 when the command reports success, 1 otherwise. This is what DRBD's
+fence-peer handler runs (`fencing resource-and-stonith`): exit 0 there means "the peer is
+down, IO may resume". When this node's failover daemon has already fenced NODE since
+it was last heard (it fences a silent peer before taking over), the command is not run
+a second time. Refuses the local node and does nothing useful with fencing off (exit 1).
+
+--tiebreak (what the DRBD handler passes): when [heartbeat].ping names ping nodes and none
+of them answers, this node is probably the one cut off: it does not fence NODE (exit 1,
+DRBD keeps IO frozen) and leaves the decision to the side that can still reach the
+network. Without it, two partitioned nodes could power each other off.
+"""
+
+MIGRATE_HELP = """\
+Move the chain to NODE: `takeover` when NODE is this node, `standby` when it is the peer.
+--dry-run prints what would run, in order, without changing anything.
+"""
+
+# exit status of `hasync fence`: 0 means "the peer is down" to DRBD's handler
+FENCE_STATUS = {Verdict.FENCED: 0, Verdict.ALREADY_FENCED: 0, Verdict.NO_SUCH_NODE: 2}
+
+
+def register(sub) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    def parser(name: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, description=description, formatter_class=fmt)
+        common.dirs_options(p)
+        common.config_option(p)
+        return p
+
+    s = parser("status", STATUS_HELP)
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
+    s.set_defaults(func=cmd_status)
+
+    for name, desc in (("standby", STANDBY_HELP), ("takeover", TAKEOVER_HELP)):
+        c = parser(name, desc)
+        c.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+        c.add_argument("--json", action="store_true", help="print JSON lines instead of progress text")
+        c.set_defaults(func=cmd_move, move=name)
+
+    fe = parser("fence", FENCE_HELP)
+    fe.add_argument("node", metavar="NODE", help="the node to fence (the peer)")
+    fe.add_argument("--force", action="store_true", help="run the fence command even if the daemon fenced NODE already")
+    fe.add_argument("--tiebreak", action="store_true", help="refuse when no [heartbeat].ping node answers (this node may be the isolated one)")
+    fe.set_defaults(func=cmd_fence)
+
+    m = parser("migrate", MIGRATE_HELP)
+    m.add_argument("--to", required=True, metavar="NODE", help="the node that should run the chain")
+    m.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    m.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+    m.add_argument("--json", action="store_true", help="print JSON")
+    m.set_defaults(func=cmd_move, move="migrate")
+
+
+def _paths(args: argparse.Namespace) -> Paths:
+    return Paths.default(args.state_dir, args.run_dir)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    answer = client.status_or_last(_paths(args))
+    if answer.status is None:
+        if args.json:
+            common.print_json({"daemon_running": False, "error": answer.error, "last_failover": answer.last_failover})
+        else:
+            views.daemon_down(answer.error, answer.last_failover)
+        return 3
+    st = dict(answer.status, daemon_running=True)
+    level, summary = health(st)
+    st["health"] = {"level": level, "summary": summary}
+    if args.json:
+        common.print_json(st, default=str)
+        return 0  # the daemon answered: the verdict is in "health"
+    views.status(st)
+    return 0 if level == Health.OK else 1
+
+
+def cmd_fence(args: argparse.Namespace) -> int:
+    result = fence_node(common.load_cluster(args), args.node, runner=ProcRunner(), socket=_paths(args).socket,
+                        force=args.force, tiebreak=args.tiebreak)
+    if result.node_is_down:
+        print(result.message)
+    else:
+        print(f"hasync fence: {result.message}", file=sys.stderr)
+    return FENCE_STATUS.get(result.verdict, 1)
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    if args.move == Command.MIGRATE and args.dry_run:
+        plan = migrate_plan(common.load_cluster(args), args.to, paths.socket)
+        if args.json:
+            common.print_json(plan.as_dict())
+        else:
+            views.migrate_plan(plan)
+        return 0
+    req = protocol.Request(args.move, args.to if args.move == Command.MIGRATE else "")
+    try:
+        last = client.command(paths.socket, req, views.move_progress(args.move, as_json=args.json), wait=args.wait)
+    except client.NotRunning as e:
+        common.print_error(str(e))
+        return 3
+    except TimeoutError as e:
+        common.print_error(f"{e} (waited {args.wait:g}s; see `hasync status`)")
+        return 1
+    if last.get("done"):
+        return 0 if last.get("ok") else 1
+    return 0 if last.get("ok") and last.get("message") == "already active" else 1

@@ -1,0 +1,133 @@
+"""Renderings for people (rich): the consoles, the check summary, `hasync status` (its
+panel is failover/status_view.py), standby/takeover progress, the migrate dry run.
+
+Every value shown is the user's or the daemon's text: escaped, so "[/x]" in a name is
+not rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hasync import model
+from hasync.config import format_duration
+from hasync.failover.migrate_plan import UNKNOWN, MigratePlan
+from hasync.failover.status_view import LEVEL_STYLE, render, render_down
+
+
+def console(*, stderr: bool = False, emoji: bool = True) -> Console:
+    """Plain text (no highlighting of numbers and paths), long lines never broken."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=emoji)
+
+
+def issues(err: Console, errors: Sequence[str], warnings: Sequence[str] = ()) -> None:
+    for e in errors:
+        err.print(f"[bold red]error[/]: {escape(e)}")
+    for w in warnings:
+        err.print(f"[yellow]warning[/]: {escape(w)}")
+
+
+# --------------------------------------------------------------------------- check
+
+
+def check_summary(c: model.Cluster) -> None:
+    out = Console(highlight=False)
+    e = escape
+    out.print(f"[green]✓[/] {e(c.path)}: cluster [bold]{e(c.cluster.name)}[/], profile {e(c.cluster.profile)}, preferred node {e(c.cluster.preferred_node or '(none)')}")
+    hb = c.heartbeat
+    out.print(
+        f"  heartbeat: keepalive {format_duration(hb.keepalive)}, warntime {format_duration(hb.warntime)}, "
+        f"deadtime {format_duration(hb.deadtime)}, initdead {format_duration(hb.initdead)}, "
+        f"auto_failback {'on' if hb.auto_failback else 'off'}, fencing {c.fencing.mode}"
+    )
+    t = Table(title="nodes and links", title_justify="left")
+    t.add_column("link")
+    t.add_column("kind")
+    t.add_column("where")
+    for n in c.nodes:
+        t.add_row(f"node {e(n.name)}", "address", e(n.address))
+    for lk in hb.links:
+        where = lk.device if lk.kind == "serial" else f"{lk.interface} port {lk.port}"
+        if lk.kind == "udp-multicast":
+            where += f" group {lk.group}"
+        if lk.addresses:
+            where += " (" + ", ".join(f"{k}={v}" for k, v in lk.addresses.items()) + ")"
+        if lk.kind == "serial":
+            where += f" @ {lk.baud} baud"
+        t.add_row(e(lk.name), e(lk.kind), e(where))
+    out.print(t)
+    ch = Table(title="resource chain (start top-down, stop bottom-up)", title_justify="left")
+    ch.add_column("#", justify="right")
+    ch.add_column("id")
+    ch.add_column("type")
+    ch.add_column("agent / arguments")
+    for i, r in enumerate(c.resources, 1):
+        detail = r.agent
+        if r.args:
+            detail += "::" + "::".join(r.args)
+        if r.params:
+            detail += " " + " ".join(f"{k}={v}" for k, v in r.params.items())
+        ch.add_row(str(i), e(r.id), e(r.type), e(detail))
+    out.print(ch)
+
+
+# --------------------------------------------------------------------------- failover
+
+
+def status(st: dict) -> None:
+    Console(emoji=False).print(render(st))
+
+
+def daemon_down(error: str, last: dict | None) -> None:
+    Console(emoji=False).print(render_down(error, last))
+
+
+def move_progress(verb: str, *, as_json: bool, clock: Callable[[], float] = time.monotonic) -> Callable[[dict], None]:
+    """What standby/takeover/migrate print for each line the daemon sends: its events with
+    the time since the start, then done or refused (--json: the lines as they come)."""
+    con, err = Console(emoji=False), Console(stderr=True, emoji=False)
+    t0 = clock()
+
+    def show(obj: dict) -> None:
+        if as_json:
+            print(json.dumps(obj, default=str), flush=True)
+            return
+        if "event" in obj:
+            e = obj["event"]
+            style = LEVEL_STYLE.get(e.get("level"), "")
+            text = f"[{style}]{escape(e['message'])}[/{style}]" if style else escape(e["message"])
+            con.print(f"  [dim]{clock() - t0:6.2f}s[/dim] {text}", highlight=False)
+        elif obj.get("done"):
+            where = f"this node is {obj['role']}, peer {obj.get('peer_role')} ({obj.get('peer_state')})"
+            if obj.get("ok"):
+                con.print(f"[green]done[/green] in {clock() - t0:.2f}s: {where}", highlight=False)
+            else:
+                err.print(f"[red]not done[/red]: {where}", highlight=False)
+        elif "message" in obj:
+            if obj.get("ok"):
+                con.print(f"[bold]{verb}[/bold]: {escape(obj['message'])}", highlight=False)
+            else:
+                err.print(f"[red]refused[/red]: {escape(obj['message'])}", highlight=False)
+
+    return show
+
+
+def migrate_plan(plan: MigratePlan) -> None:
+    con = Console(emoji=False)
+    if plan.nothing_to_do:
+        con.print(f"the chain already runs on {plan.to}: nothing to do")
+        return
+    t = Table(title=f"migrate to {plan.to} (dry run: nothing changes)", show_lines=False)
+    for name, justify in (("#", "right"), ("node", "left"), ("op", "left"), ("resource", "left"), ("command", "left")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    if plan.active == UNKNOWN:
+        con.print("[yellow]the daemon is not reachable here: whoever holds the chain stops it first[/yellow]")
+    for i, (node, op, rid, command) in enumerate(plan.steps(), 1):
+        t.add_row(str(i), node, op, rid, escape(command))
+    con.print(t)
