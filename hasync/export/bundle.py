@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from hasync import model
 from hasync.export import agents, corosync, fence, pacemaker, render_cib, render_crm, render_pcs
 from hasync.export.pacemaker import ExportError
+from hasync.failover.fencing import fill
 
 FORMATS = ("cib", "crm", "pcs", "corosync")
 FILENAMES = {"cib": "cib.xml", "crm": "cib.crm", "pcs": "cib-pcs.sh", "corosync": "corosync.conf"}
@@ -42,7 +43,7 @@ def _fence_options(cluster: model.Cluster, lookup: MetadataLookup | None) -> dic
     if f.mode == "off" or not f.command or lookup is None or not cluster.nodes:
         return None
     try:
-        name = fence.agent_name(fence.fill(f.command, cluster.nodes[0].name, cluster.nodes[0].address))
+        name = fence.agent_name(fill(f.command, cluster.nodes[0]))
     except fence.NotAFenceAgent:
         return None  # build() reports it
     xml = lookup(f"stonith:{name}")

@@ -75,11 +75,6 @@ class NotAFenceAgent(Exception):
     pass
 
 
-def fill(command: tuple[str, ...], node: str, address: str) -> tuple[str, ...]:
-    """The command for one target, as hasync fills it in (failover/cli.py does the same)."""
-    return tuple(a.replace("{node}", node).replace("{address}", address) for a in command)
-
-
 def agent_name(command: tuple[str, ...]) -> str:
     """The stonith type for a command; NotAFenceAgent when it is not a fence agent."""
     prog = command[0] if command else ""

@@ -34,6 +34,7 @@ from hasync.export.cib_model import (
 )
 from hasync.export.heartbeat_agents import NfsContext, NoEquivalent, heartbeat_agent
 from hasync.failover.chain import service_units
+from hasync.failover.fencing import fill
 
 # The same words `hasync check` prints when fencing is off (hasync.config): said as loudly
 # in the export, which writes stonith-enabled=false.
@@ -286,7 +287,7 @@ def _fencing(ctx: _Ctx) -> tuple[tuple[Primitive, ...], list[Location], tuple[tu
     actions = set()
     options = ctx.fence_options if ctx.fence_options is not None else fencing.COMMON_OPTIONS
     for node in ctx.cluster.nodes:
-        argv = fencing.fill(f.command, node.name, node.address)
+        argv = fill(f.command, node)  # as hasync's own fencing fills it in
         try:
             dev = fencing.fence_device(argv, options)
         except (fencing.NotAFenceAgent, ValueError) as e:

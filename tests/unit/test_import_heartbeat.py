@@ -14,6 +14,8 @@ from hasync import cli, config
 from hasync.config import agents
 from hasync.config.importer import import_heartbeat
 from hasync.export import fence
+from hasync.failover.fencing import fill
+from hasync.model import Node
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "import"
@@ -113,7 +115,7 @@ def test_stonith_host_lines_become_a_fence_agents_command(tmp_path):
            "add to /etc/hosts on both nodes: 10.0.0.1 node1-bmc; 10.0.0.2 node2-bmc" in imp.notes
     assert "secret" not in imp.toml  # ha.cf's password is not copied
     # the command is one the Pacemaker export turns into a stonith device
-    dev = fence.fence_device(fence.fill(tuple(f["command"]), "node2", "192.0.2.12"), fence.COMMON_OPTIONS)
+    dev = fence.fence_device(fill(tuple(f["command"]), Node("node2", "192.0.2.12")), fence.COMMON_OPTIONS)
     assert (dev.agent, dict(dev.params)["ip"], dev.action) == ("fence_ipmilan", "node2-bmc", "reboot")
     _, report = config.check_text(filled(imp.toml), "imported.toml")
     assert report.errors == []
