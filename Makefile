@@ -30,8 +30,8 @@ $(VENV)/.installed: pyproject.toml
 	@$(BIN)/python -m pip install -q -e '.[dev,lab]'
 	@touch $@
 
-test: setup
-	$(BIN)/lint-imports
+# The static checks first (seconds, and they name the line), then the tests.
+test: setup lint lint-imports typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hasync.effects.run import Argv
+if TYPE_CHECKING:  # the type only: the pure core imports no effects (an import-linter contract)
+    from hasync.effects.run import Argv
 
 
 class FactError(RuntimeError):
