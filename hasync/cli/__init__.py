@@ -7,9 +7,10 @@ imports its module -- the one lazy import of the CLI, so `hasync failover run` l
 neither rich nor the other areas -- and parses argv again with the parsers it registers.
 
 A verb module has ``register(sub)`` (adds its verbs' parsers to the argparse subparsers
-*sub*, each with ``set_defaults(func=handler)``, ``handler(args) -> int``) and may have
-``ERRORS`` (common.ErrorMap): how the typed errors its library calls raise end the
-command. ``ERRORS`` here holds what holds for every verb: a config error is exit 2.
+*sub*, each with ``set_defaults(func=handler)``, ``handler(args) -> int``) and
+``ERRORS`` (errors.ErrorMap): how the typed errors its library calls raise end the
+command, starting from common.ERRORS (a config error: exit 2). This module imports
+nothing of hasync but the version: `hasync lab ...` and `--help` load no config code.
 
 ``hasync lab ...`` belongs to the harness (package ``hasync_lab``, the ``lab`` extra),
 which the product never imports: plugin.py finds it through the ``hasync.verbs`` entry
@@ -25,8 +26,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from hasync import __version__
-from hasync.cli import common
-from hasync.config import DEFAULT_CONFIG, ConfigError
+from hasync.cli import errors
+
+# the root's -c; common.CONFIG_HELP says the same after the verb (a test holds them equal)
+CONFIG_HELP = "cluster config (default: $HASYNC_CONFIG or /etc/hasync/cluster.toml)"
 
 
 class Verb(NamedTuple):
@@ -53,8 +56,6 @@ VERBS = (
     Verb("lab", "a virtual cluster on this machine (namespaces or VMs)", "hasync.cli.plugin"),
 )
 BY_NAME = {v.name: v for v in VERBS}
-
-ERRORS: common.ErrorMap = {ConfigError: (2, "error")}  # every problem, file:line; NodeIdentityError too
 
 DESCRIPTION = """\
 hasync builds and runs a two-node active/passive HA storage cluster:
@@ -87,7 +88,7 @@ def build_parser(register: Callable[[argparse._SubParsersAction], None] | None =
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hasync {__version__}")
-    parser.add_argument("-c", "--config", metavar="PATH", help=f"cluster config (default: $HASYNC_CONFIG or {DEFAULT_CONFIG})")
+    parser.add_argument("-c", "--config", metavar="PATH", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     if register is not None:
         register(sub)
@@ -109,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     verb = BY_NAME[found.command]
     module = importlib.import_module(verb.module)  # the one lazy import (see the module doc)
     args = build_parser(module.register).parse_args(argv)
-    errors = {**ERRORS, **getattr(module, "ERRORS", {})}
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -118,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:
-        how = next((errors[t] for t in type(e).__mro__ if t in errors), None)
+        how = errors.lookup(getattr(module, "ERRORS", {}), e)
         if how is None:
             raise
         status, label = how
-        for line in e.issues if isinstance(e, ConfigError) else [str(e)]:
-            common.print_error(line, label)
+        for line in getattr(e, "issues", None) or [str(e)]:  # a ConfigError: each problem
+            errors.print_error(line, label)
         return status

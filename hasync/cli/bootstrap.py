@@ -24,7 +24,7 @@ from hasync.cli import common
 from hasync.config.identity import local_node
 from hasync.effects.run import ProcRunner, Runner
 
-ERRORS: common.ErrorMap = {join.JoinError: (1, "error")}
+ERRORS: common.ErrorMap = {**common.ERRORS, join.JoinError: (1, "error")}
 
 BOOTSTRAP_HELP = """\
 Lay down what this node needs for the cluster, per the cluster config and the distro

@@ -11,6 +11,8 @@ from hasync import config
 from hasync.cli import common, views
 from hasync.config import ConfigError
 
+ERRORS = common.ERRORS
+
 CHECK_HELP = (
     "Validate the cluster config: types, unknown keys, durations, heartbeat's timing "
     "rules (deadtime > 2 x keepalive, initdead >= deadtime), unique node names, "

@@ -1,29 +1,31 @@
-"""What every verb module shares: the config file and its loading, error lines, JSON.
+"""What the verb modules share: the config file and its loading, options, JSON, and
+``ERRORS``, the mapping every module that loads the config starts its own from.
 
 Free of rich on purpose: `hasync failover run` imports this module and not the
 renderings (views.py), so the daemon, whose memory is locked (mlockall) on both nodes,
-does not carry rich's ~5 MB. An error line is "error: MESSAGE" on stderr, "error" in red
-on a terminal, as rich prints it elsewhere.
+does not carry rich.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from hasync import config, model
+from hasync.cli.errors import ErrorMap, print_error
+
+__all__ = ["ERRORS", "ErrorMap", "config_option", "config_path", "dirs_options", "load_cluster", "print_error",
+           "print_json", "show_help"]
 
 CONFIG_HELP = f"cluster config (default: $HASYNC_CONFIG or {config.DEFAULT_CONFIG})"
 
+# a config error is bad input: exit 2, every problem on its own line (file:line: key: ...);
+# NodeIdentityError (this host is none of the [[node]]s) is one
+ERRORS: ErrorMap = {config.ConfigError: (2, "error")}
+
 Handler = Callable[[argparse.Namespace], int]
-# How a verb module's typed errors end the command: exception type -> (exit status,
-# label). The label starts the message: "error" (red on a terminal), "hasync VERB" (plain),
-# or None (the message alone).
-ErrorMap = dict[type[BaseException], tuple[int, str | None]]
 
 
 def config_option(p: argparse.ArgumentParser) -> None:
@@ -59,21 +61,3 @@ def show_help(p: argparse.ArgumentParser, status: int = 2) -> Handler:
 
 def print_json(doc: Any, **kw: Any) -> None:
     print(json.dumps(doc, indent=2, **kw))
-
-
-def print_error(message: str, label: str | None = "error") -> None:
-    """One message on stderr: "error: ..." (see the module doc), "LABEL: ...", or bare."""
-    if label == "error" and _color(sys.stderr):
-        label = "\x1b[31merror\x1b[0m"
-    sys.stderr.write(f"{label}: {message}\n" if label else f"{message}\n")
-    sys.stderr.flush()
-
-
-def _color(stream: Any) -> bool:
-    """Whether rich would colour *stream*: a terminal, NO_COLOR unset, TERM not dumb."""
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM", "") in ("dumb", "unknown"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())

@@ -43,7 +43,7 @@ Tells the running daemon, or edits <state-dir>/peer-generation when it is not ru
 
 # A bad key file is bad input (2); any other reason the daemon cannot start is 1 (the
 # message says why: bad timing, a link that cannot open, another daemon running).
-ERRORS: common.ErrorMap = {KeyFileError: (2, "hasync failover"), StartupError: (1, None)}
+ERRORS: common.ErrorMap = {**common.ERRORS, KeyFileError: (2, "hasync failover"), StartupError: (1, None)}
 
 
 def register(sub) -> None:

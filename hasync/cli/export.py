@@ -16,6 +16,8 @@ from hasync.export.bundle import FORMATS, make_bundle
 from hasync.export.output import metadata_lookup, write_bundle
 from hasync.export.pacemaker import ExportError
 
+ERRORS = common.ERRORS
+
 HELP = """\
 Write the cluster's configuration for the field's standard stack, Pacemaker + Corosync 3:
 the chain as Pacemaker runs it (DRBD as a promotable ocf:linbit:drbd clone, the rest as

@@ -15,7 +15,7 @@ from hasync.failover.migrate_plan import migrate_plan
 from hasync.failover.states import Command, Health
 from hasync.failover.status_view import health
 
-ERRORS: common.ErrorMap = {NoSuchNode: (2, "error")}
+ERRORS: common.ErrorMap = {**common.ERRORS, NoSuchNode: (2, "error")}
 
 STATUS_HELP = """\
 Show what the cluster is doing, as this node's failover daemon sees it: both nodes and

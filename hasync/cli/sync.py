@@ -19,6 +19,7 @@ from hasync.sync.locks import clear_stale_locks
 from hasync.sync.transport import IncompatiblePeer, LinkError
 
 ERRORS: common.ErrorMap = {
+    **common.ERRORS,
     LinkError: (1, "error"),  # the peer cannot be reached over ssh
     IncompatiblePeer: (1, "hasync watch"),  # the peer's unison changed under a running watcher
     sync_session.UnisonProblem: (1, "error"),

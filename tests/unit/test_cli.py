@@ -68,6 +68,17 @@ def test_the_daemon_verb_loads_its_module_only_and_no_rich():
     assert "hasync.cli.failover" in _modules_after(["status", "--help"])
 
 
+def test_help_and_the_plugin_verbs_load_no_config_code():
+    """`hasync lab ...` (twice per lab fence from inside a node) and `--help` start fast."""
+    assert not any(m.startswith("hasync.config") for m in _modules_after(["--help"]))
+    assert cli.CONFIG_HELP == common.CONFIG_HELP  # the root's -c and the verbs' say the same
+
+
+def test_every_verb_module_that_reads_the_config_maps_its_errors():
+    for name in {v.module for v in cli.VERBS} - {"hasync.cli.plugin"}:
+        assert importlib.import_module(name).ERRORS[config.ConfigError] == (2, "error"), name
+
+
 def test_config_after_the_verb(tmp_path, capsys):
     """issue 18: the missing-file error says `-c PATH`, and `hasync check -c FILE` failed."""
     assert cli.main(["check", "-c", str(MINIMAL), "--json"]) == 0
