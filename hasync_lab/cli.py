@@ -1,8 +1,17 @@
 """`hasync lab ...`: the namespace lab (and, with --vm, the VM lab) from the command line.
 
 The product's CLI hands `hasync lab ARGS` to :func:`main` (the ``hasync.verbs`` entry
-point ``lab``). VM labs: `up --vm`, or any verb on a lab whose state dir says kind "vm",
-is handed to hasync_lab.vm.verbs, called as
+point ``lab``). It has the product CLI's shape: ``VERBS`` is the static table (verb,
+one-line help, module); main() imports the typed verb's module through :func:`load`,
+the one lazy import of the harness's CLI, and parses argv again with the parsers that
+module registers (``register(sub)``, each verb ``set_defaults(func=handler)``). So a
+`hasync lab fence` from inside a node -- two processes, this one and the one on the
+host -- loads the namespace lab's code and not the benchmarks, demos, VM lab or
+campaign. A handler that picks its module at run time (a VM lab's verbs, the benchmark
+of a kind, the demo) gets :func:`load` as ``args.load``.
+
+VM labs: `up --vm`, or any verb on a lab whose state dir says kind "vm", is handed to
+hasync_lab.vm.verbs (lab_verbs.py does), called as
 
     verbs.up(args) -> int        args.name, args.nodes, args.clients, args.disk_size
     verbs.down(args) -> int      args.name
@@ -21,35 +30,11 @@ the dir is removed.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import subprocess
+import importlib
 import sys
-import time
-
-from rich.console import Console
-
-from hasync_lab import demo
-from hasync_lab.bench import failover as bench_failover
-from hasync_lab.bench import sync as bench_sync
-from hasync_lab.bench import vm_failover as bench_vm_failover
-from hasync_lab.campaign import cli as campaign_cli
-from hasync_lab.ns.lab import Lab, LabError
-from hasync_lab.ns.render import status_table
-from hasync_lab.ns.spec import LINKS, check_name, lab_root
-from hasync_lab.ns.store import (
-    Store,
-    all_lab_names,
-    default_lab_name,
-    host_anchor_pid,
-    inside_node,
-    node_info,
-)
-from hasync_lab.vm import verbs as vm_verbs
-
-# `hasync lab bench KIND`: the module whose main(argv) runs it (`failover --vm`: vm_failover).
-BENCHES = {"sync": bench_sync, "failover": bench_failover}
+from collections.abc import Callable
+from types import ModuleType
+from typing import NamedTuple
 
 HELP = """\
 A virtual two-node cluster on this machine, made of Linux namespaces (root only).
@@ -71,348 +56,70 @@ See docs/lab.md.
 """
 
 
-def _name_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--name",
-        default=None,
-        help="lab name: 1-16 lowercase letters/digits (default: $HASYNC_LAB, the lab this "
-        "runs inside, or 'hl')",
-    )
+class Verb(NamedTuple):
+    name: str
+    help: str
+    module: str  # registers the verb's parser and handler
 
 
-def build_parser(prog: str = "hasync lab") -> argparse.ArgumentParser:
-    """The parser of `hasync lab ARGS` (ARGS without the leading "lab")."""
-    lab = argparse.ArgumentParser(
-        prog=prog,
-        description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+VERBS = (
+    Verb("up", "build the lab (idempotent)", "hasync_lab.lab_verbs"),
+    Verb("down", "remove everything the lab made", "hasync_lab.lab_verbs"),
+    Verb("status", "nodes, addresses, links, processes, disks", "hasync_lab.lab_verbs"),
+    Verb("exec", "run a command inside a node", "hasync_lab.lab_verbs"),
+    Verb("crash", "power loss: kill every process of NODE, its links down", "hasync_lab.lab_verbs"),
+    Verb("fence", "crash NODE out of band (works from inside a node); exit 0 only when it is down",
+         "hasync_lab.lab_verbs"),
+    Verb("cut", "pull one cable of NODE", "hasync_lab.lab_verbs"),
+    Verb("heal", "cables back in; crashed nodes boot again", "hasync_lab.lab_verbs"),
+    Verb("bench", "benchmarks: `hasync lab bench sync|failover [--vm] ...`", "hasync_lab.bench_verbs"),
+    Verb("demo", "what `make demo` shows: a lab up, bootstrap, sync, a crash and the takeover, then the lab "
+         "removed (--vm: in qemu VMs)", "hasync_lab.bench_verbs"),
+    Verb("campaign", "randomized, seeded fault campaign with self-tested audits", "hasync_lab.campaign.cli"),
+)
+BY_NAME = {v.name: v for v in VERBS}
+
+
+def load(module: str) -> ModuleType:
+    """The one lazy import of the harness's CLI (see the module doc)."""
+    return importlib.import_module(module)
+
+
+def build_parser(register: Callable[[argparse._SubParsersAction], None] | None = None,
+                 prog: str = "hasync lab") -> argparse.ArgumentParser:
+    """The parser of `hasync lab ARGS` (ARGS without the leading "lab"). Without
+    *register*: every verb of the table taking the rest of argv as it is (what --help
+    lists, what finds the verb typed); with it: the verbs *register* adds."""
+    lab = argparse.ArgumentParser(prog=prog, description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = lab.add_subparsers(dest="lab_command", metavar="VERB")
-
-    def no_verb(args) -> int:
-        lab.print_help()
-        return 2
-
-    lab.set_defaults(func=no_verb)
-
-    p = verbs.add_parser("up", help="build the lab (idempotent)", description="Build the lab; "
-                         "what already runs is left alone, crashed nodes stay down (see heal).")
-    _name_arg(p)
-    p.add_argument("--nodes", type=int, default=2, help="cluster nodes (default 2)")
-    p.add_argument("--clients", type=int, default=1, help="client nodes on the public net (default 1)")
-    p.add_argument("--disk-size", default="256M", help="loop disk per cluster node (default 256M)")
-    p.add_argument("--vm", action="store_true", help="qemu VMs instead of namespaces (slow, real DRBD/NFS)")
-    p.set_defaults(func=cmd_up)
-
-    p = verbs.add_parser("down", help="remove everything the lab made",
-                         description="Remove every namespace, link, bridge, mount, loop device, "
-                         "file and process of the lab, also after a crash or an interrupted up.")
-    _name_arg(p)
-    p.add_argument("--all", action="store_true",
-                   help="every lab on this machine, except labs held by a running process "
-                   "(a pytest session's lab) unless --force")
-    p.add_argument("--force", action="store_true", help="with --all: held labs too")
-    p.set_defaults(func=cmd_down)
-
-    p = verbs.add_parser("status", help="nodes, addresses, links, processes, disks")
-    _name_arg(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_status)
-
-    p = verbs.add_parser("exec", help="run a command inside a node",
-                         description="Run CMD inside NODE's namespaces (cwd /, HOME=/root); "
-                         "exits with CMD's status.")
-    _name_arg(p)
-    p.add_argument("node")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
-    p.set_defaults(func=cmd_exec)
-
-    p = verbs.add_parser("crash", help="power loss: kill every process of NODE, its links down")
-    _name_arg(p)
-    p.add_argument("node")
-    p.set_defaults(func=cmd_crash)
-
-    p = verbs.add_parser("fence", help="crash NODE out of band (works from inside a node); "
-                         "exit 0 only when it is down")
-    _name_arg(p)
-    p.add_argument("node")
-    p.set_defaults(func=cmd_fence)
-
-    p = verbs.add_parser("cut", help="pull one cable of NODE")
-    _name_arg(p)
-    p.add_argument("node")
-    p.add_argument("link", choices=LINKS + ("replication",),
-                   help="public, heartbeat (= replication, the dedicated link) or serial")
-    p.set_defaults(func=cmd_cut)
-
-    p = verbs.add_parser("heal", help="cables back in; crashed nodes boot again")
-    _name_arg(p)
-    p.add_argument("node", nargs="?", default=None)
-    p.set_defaults(func=cmd_heal)
-
-    p = verbs.add_parser("bench", help="benchmarks: `hasync lab bench sync|failover [--vm] ...`",
-                         description="Runs hasync_lab.bench.<KIND>.main(ARGS); `failover --vm` runs the VM "
-                                     "lab's crash-to-client-resumed benchmark (hasync_lab.bench.vm_failover). "
-                                     "`hasync lab bench KIND --help` for each one's options.")
-    p.add_argument("kind", choices=tuple(BENCHES))
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS")
-    p.set_defaults(func=cmd_bench)
-
-    p = verbs.add_parser("demo", help="what `make demo` shows: a lab up, bootstrap, sync, a crash "
-                         "and the takeover, then the lab removed (--vm: in qemu VMs)")
-    p.add_argument("--vm", action="store_true", help="the VM tier's demo (real DRBD/LVM/NFS in qemu)")
-    p.set_defaults(func=cmd_demo)
-
-    campaign_cli.register(verbs)  # `hasync lab campaign ...`: the fault campaign (docs/campaign.md)
+    if register is not None:
+        register(verbs)
+        return lab
+    for verb in VERBS:
+        p = verbs.add_parser(verb.name, help=verb.help, add_help=False, prefix_chars="\0")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
     return lab
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace | None:
+    """argv parsed by the typed verb's own parser (None: no verb, the help was printed)."""
+    table = build_parser()
+    found = table.parse_args(argv)
+    if found.lab_command is None:
+        table.print_help()
+        return None
+    module = load(BY_NAME[found.lab_command].module)
+    args = build_parser(module.register).parse_args(argv)
+    args.load = load
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """`hasync lab ARGS` -> exit status (the ``hasync.verbs`` entry point ``lab``)."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args is None:
+        return 2
     return int(args.func(args) or 0)
 
 
-# ------------------------------------------------------------------------ helpers
-
-
-def _err(msg: str) -> None:
-    Console(stderr=True).print(f"[red]error[/red]: {msg}", markup=True, highlight=False, soft_wrap=True)
-
-
-def _resolve(args) -> str:
-    args.name = check_name(args.name or default_lab_name())
-    return args.name
-
-
-def _vm(args, verb: str) -> int | None:
-    """Hand the verb to hasync_lab.vm.verbs when the lab is a VM lab; None otherwise."""
-    if Store(args.name).kind() != "vm":
-        return None
-    return int(getattr(vm_verbs, verb)(args) or 0)
-
-
-def _need_root() -> int | None:
-    if os.geteuid() != 0:
-        _err("the namespace lab needs root")
-        return 2
-    return None
-
-
-def _lab(args) -> Lab:
-    return Lab(args.name)
-
-
-def _guard(fn):
-    def wrapper(args) -> int:
-        try:
-            _resolve(args)
-            if inside_node():
-                return _from_host(args)
-            return fn(args)
-        except (LabError, ValueError, KeyError) as e:
-            _err(str(e))
-            return 1
-
-    wrapper.__name__ = fn.__name__
-    return wrapper
-
-
-def host_argv(args) -> list[str]:
-    """The `hasync lab ...` argv that repeats this invocation (pure)."""
-    verb = args.lab_command
-    out = ["lab", verb, "--name", args.name]
-    if verb == "up":
-        out += ["--nodes", str(args.nodes), "--clients", str(args.clients),
-                "--disk-size", args.disk_size] + (["--vm"] if args.vm else [])
-    elif verb == "down":
-        out += (["--all"] if args.all else []) + (["--force"] if args.force else [])
-    elif verb == "status":
-        out += ["--json"] if args.json else []
-    elif verb == "exec":
-        rest = list(args.argv)
-        out += [args.node, "--", *(rest[1:] if rest[:1] == ["--"] else rest)]
-    elif verb == "cut":
-        out += [args.node, args.link]
-    elif verb == "heal":
-        out += [args.node] if args.node else []
-    else:  # crash, fence
-        out += [args.node]
-    return out
-
-
-def _from_host(args) -> int:
-    """Inside a lab node (whose private /run hides /run/netns): do it from the host, out of
-    band like IPMI, by entering the namespaces of the lab's relay (or PID 1's)."""
-    info = node_info() or {}
-    env = dict(os.environ)
-    if info.get("root"):
-        env["HASYNC_LAB_DIR"] = info["root"]
-    # Marks this command as coming from a node: Lab.reset() lets such commands (e.g. a
-    # fence a daemon started just before the test ended) finish before it heals the lab.
-    env["HASYNC_LAB_FROM_NODE"] = f"{args.name}:{info.get('node', '')}"
-    anchor = host_anchor_pid(info.get("root") or lab_root(), args.name)
-    argv = ["nsenter", "-t", str(anchor), "-m", "-n", "-u", "--", sys.executable, "-m", "hasync",
-            *host_argv(args)]
-    return subprocess.call(argv, env=env)
-
-
-# ------------------------------------------------------------------------ verbs
-
-
-@_guard
-def cmd_up(args) -> int:
-    if args.vm:
-        store = Store(args.name)
-        if store.kind() == "ns":
-            _err(f"lab {args.name!r} is a namespace lab: `hasync lab down --name {args.name}` first")
-            return 1
-        store.dir.mkdir(parents=True, exist_ok=True)
-        (store.dir / "kind").write_text("vm\n")
-        return int(vm_verbs.up(args) or 0)
-    r = _vm(args, "up")
-    if r is not None:
-        return r
-    if (rc := _need_root()) is not None:
-        return rc
-    t0 = time.monotonic()
-    spec = _lab(args).up(args.nodes, args.clients, args.disk_size)
-    print(f"lab {spec.name!r} up in {time.monotonic() - t0:.1f}s: {', '.join(spec.all_nodes)}"
-          f" (hasync lab status --name {spec.name})")
-    return 0
-
-
-@_guard
-def cmd_down(args) -> int:
-    if (rc := _need_root()) is not None:
-        return rc
-    names = _all_names() if args.all else [args.name]
-    rc = 0
-    for name in names:
-        store = Store(name)
-        if store.kind() == "vm":
-            ns = argparse.Namespace(**{**vars(args), "name": name})
-            r = int(vm_verbs.down(ns) or 0)
-            if r == 0:
-                shutil.rmtree(store.dir, ignore_errors=True)
-            rc = rc or r
-            continue
-        lab = Lab(name)
-        holder = lab.holder()
-        if args.all and holder and not args.force:
-            print(f"lab {name!r}: held by running process {holder}, left alone (--force)")
-            continue
-        lab.down()
-    return rc
-
-
-def _all_names() -> list[str]:
-    names = set(all_lab_names(with_vm=True))
-    try:
-        for n in os.listdir("/run/netns"):
-            if n.endswith("-sw"):
-                try:
-                    names.add(check_name(n[:-3]))
-                except ValueError:
-                    pass
-    except FileNotFoundError:
-        pass
-    return sorted(names)
-
-
-@_guard
-def cmd_status(args) -> int:
-    r = _vm(args, "status")
-    if r is not None:
-        return r
-    st = _lab(args).status()
-    if args.json:
-        print(json.dumps(st, indent=2, sort_keys=True))
-        return 0 if st.get("up") else 1
-    if not st.get("up"):
-        print(f"lab {args.name!r} is not up (labs here: {', '.join(_all_names()) or 'none'})")
-        return 1
-    console = Console() if sys.stdout.isatty() else Console(width=120)
-    console.print(status_table(st))
-    return 0
-
-
-@_guard
-def cmd_exec(args) -> int:
-    argv = list(args.argv)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
-        _err("exec: no command (hasync lab exec NODE -- CMD ...)")
-        return 2
-    args.argv = argv
-    r = _vm(args, "exec")
-    if r is not None:
-        return r
-    lab = _lab(args)
-    state = lab.status_of(args.node)
-    if state != "up":
-        _err(f"{args.node} is {state}" + (f" (hasync lab heal {args.node})" if state == "crashed" else ""))
-        return 255
-    full = list(lab.enter_argv(args.node)) + argv
-    env = lab.node_env(args.node)
-    sys.stdout.flush()
-    try:
-        os.execvpe(full[0], full, env)
-    except OSError as e:
-        _err(f"exec: {e}")
-        return 127
-
-
-@_guard
-def cmd_crash(args) -> int:
-    r = _vm(args, "crash")
-    if r is not None:
-        return r
-    _lab(args).crash(args.node)
-    return 0
-
-
-@_guard
-def cmd_fence(args) -> int:
-    if Store(args.name).kind() == "vm":
-        return int(vm_verbs.fence(args) or 0)
-    ok = _lab(args).fence(args.node)
-    if not ok:
-        _err(f"{args.node} is not down after fencing")
-    return 0 if ok else 1
-
-
-@_guard
-def cmd_cut(args) -> int:
-    r = _vm(args, "cut")
-    if r is not None:
-        return r
-    _lab(args).cut(args.node, args.link)
-    return 0
-
-
-@_guard
-def cmd_heal(args) -> int:
-    r = _vm(args, "heal")
-    if r is not None:
-        return r
-    _lab(args).heal(args.node)
-    return 0
-
-
-def cmd_bench(args) -> int:
-    argv = list(args.bench_args)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if args.kind == "failover" and "--vm" in argv:
-        argv.remove("--vm")
-        return int(bench_vm_failover.main(argv) or 0)
-    return int(BENCHES[args.kind].main(argv) or 0)
-
-
-def cmd_demo(args) -> int:
-    return demo.main(["--vm"] if args.vm else [])
-
-
-__all__ = ["main", "build_parser", "host_argv"]
+__all__ = ["BY_NAME", "VERBS", "build_parser", "load", "main", "parse_args"]

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+import hasync_lab.demo
 from hasync import cli
 from hasync_lab import cli as lab_cli
+from hasync_lab import lab_verbs
 from hasync_lab.bench import sync as bench_sync
 from hasync_lab.vm import verbs as vm_verbs
 
@@ -16,7 +18,10 @@ from hasync_lab.vm import verbs as vm_verbs
 def parse(*argv: str):
     """`hasync lab ARGS` as the harness parses it (argv starts with "lab")."""
     assert argv[0] == "lab"
-    return lab_cli.build_parser().parse_args(list(argv[1:]))
+    args = lab_cli.parse_args(list(argv[1:]))
+    assert args is not None
+    del args.load  # the lazy loader: the same function every time
+    return args
 
 
 def test_exec_keeps_the_command_after_double_dash():
@@ -101,7 +106,7 @@ def test_proc_runner_status_timeout_and_input():
 )
 def test_host_argv_repeats_the_invocation(argv):
     args = parse(*argv)
-    again = lab_cli.host_argv(args)
+    again = lab_verbs.host_argv(args)
     assert vars(parse(*again)) == vars(args)
 
 
@@ -167,7 +172,7 @@ def test_lab_without_the_harness_says_how_to_install_it(monkeypatch, capsys, whe
 
 def test_demo_verb_runs_the_demo(monkeypatch):
     seen = []
-    monkeypatch.setattr(lab_cli.demo, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(hasync_lab.demo, "main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["lab", "demo"]) == 0
     assert cli.main(["lab", "demo", "--vm"]) == 0
     assert seen == [[], ["--vm"]]
@@ -176,3 +181,19 @@ def test_demo_verb_runs_the_demo(monkeypatch):
 def test_the_campaign_is_a_lab_verb(capsys):
     assert cli.main(["lab", "campaign", "--list-mutants"]) == 0
     assert "partial-chain" in capsys.readouterr().out
+
+
+def test_a_lab_verb_loads_only_its_own_module():
+    """`hasync lab fence` from inside a node runs two such processes: each loaded every
+    benchmark, demo, the VM lab and the campaign before (0.1-0.35 s each)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom hasync.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code, "lab", "fence", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    mods = set(out.splitlines()[-1].split())
+    assert "hasync_lab.lab_verbs" in mods
+    for heavy in ("hasync_lab.bench", "hasync_lab.demo", "hasync_lab.vm", "hasync_lab.campaign", "hasync.config"):
+        assert not any(m == heavy or m.startswith(heavy + ".") for m in mods), heavy
