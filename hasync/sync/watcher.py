@@ -18,6 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from watchdog import events as ev
+from watchdog.observers import Observer
+
 from hasync.config.paths import node_local_notes
 from hasync.effects.systemd import Notifier
 from hasync.sync import state
@@ -134,8 +137,6 @@ class Watcher:
 
     # ------------------------------------------------------------ inotify
     def _start_observer(self) -> None:
-        from watchdog import events as ev
-
         q, scope, last = self.q, self.scope, self._last
 
         class Handler(ev.FileSystemEventHandler):
@@ -411,9 +412,7 @@ def pruned_observer(skip_dir: Callable[[str], bool]) -> tuple[Any, bool]:
     True), or (a plain Observer, False) when this watchdog lacks the hooks used here
     (they are internal: checked, never assumed).
     """
-    from watchdog.observers import Observer
-
-    try:
+    try:  # Linux only: the one import left in a function (an optional platform module)
         from watchdog.observers import inotify as wi
 
         group_cls, emitter_cls = wi.InotifyWatchGroup, wi.InotifyEmitter
