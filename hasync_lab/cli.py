@@ -1,14 +1,14 @@
 """`hasync lab ...`: the namespace lab (and, with --vm, the VM lab) from the command line.
 
 The product's CLI hands `hasync lab ARGS` to :func:`main` (the ``hasync.verbs`` entry
-point ``lab``). It has the product CLI's shape: ``VERBS`` is the static table (verb,
-one-line help, module); main() imports the typed verb's module through :func:`load`,
-the one lazy import of the harness's CLI, and parses argv again with the parsers that
-module registers (``register(sub)``, each verb ``set_defaults(func=handler)``). So a
-`hasync lab fence` from inside a node -- two processes, this one and the one on the
-host -- loads the namespace lab's code and not the benchmarks, demos, VM lab or
-campaign. A handler that picks its module at run time (a VM lab's verbs, the benchmark
-of a kind, the demo) gets :func:`load` as ``args.load``.
+point ``lab``). It has the product CLI's shape (hasync/cli/table.py): ``VERBS`` is the
+static table (verb, one-line help, module); the typed verb's module is imported through
+table.load, the one lazy import, and argv parsed again with the parsers that module
+registers (``register(sub)``, each verb ``set_defaults(func=handler)``). So a `hasync
+lab fence` from inside a node -- two processes, this one and the one on the host --
+loads the namespace lab's code and not the benchmarks, demos, VM lab or campaign. A
+handler that picks its module at run time (a VM lab's verbs, the benchmark of a kind,
+the demo) gets table.load as ``args.load``.
 
 VM labs: `up --vm`, or any verb on a lab whose state dir says kind "vm", is handed to
 hasync_lab.vm.verbs (lab_verbs.py does), called as
@@ -30,11 +30,10 @@ the dir is removed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable
-from types import ModuleType
-from typing import NamedTuple
+
+from hasync.cli import table
+from hasync.cli.table import Register, Verb, add_verbs
 
 HELP = """\
 A virtual two-node cluster on this machine, made of Linux namespaces (root only).
@@ -56,12 +55,6 @@ See docs/lab.md.
 """
 
 
-class Verb(NamedTuple):
-    name: str
-    help: str
-    module: str  # registers the verb's parser and handler
-
-
 VERBS = (
     Verb("up", "build the lab (idempotent)", "hasync_lab.lab_verbs"),
     Verb("down", "remove everything the lab made", "hasync_lab.lab_verbs"),
@@ -77,40 +70,28 @@ VERBS = (
          "removed (--vm: in qemu VMs)", "hasync_lab.bench_verbs"),
     Verb("campaign", "randomized, seeded fault campaign with self-tested audits", "hasync_lab.campaign.cli"),
 )
-BY_NAME = {v.name: v for v in VERBS}
 
 
-def load(module: str) -> ModuleType:
-    """The one lazy import of the harness's CLI (see the module doc)."""
-    return importlib.import_module(module)
-
-
-def build_parser(register: Callable[[argparse._SubParsersAction], None] | None = None,
-                 prog: str = "hasync lab") -> argparse.ArgumentParser:
+def build_parser(register: Register | None = None, prog: str = "hasync lab") -> argparse.ArgumentParser:
     """The parser of `hasync lab ARGS` (ARGS without the leading "lab"). Without
     *register*: every verb of the table taking the rest of argv as it is (what --help
     lists, what finds the verb typed); with it: the verbs *register* adds."""
     lab = argparse.ArgumentParser(prog=prog, description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = lab.add_subparsers(dest="lab_command", metavar="VERB")
-    if register is not None:
+    if register is None:
+        add_verbs(verbs, VERBS)
+    else:
         register(verbs)
-        return lab
-    for verb in VERBS:
-        p = verbs.add_parser(verb.name, help=verb.help, add_help=False, prefix_chars="\0")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
     return lab
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace | None:
     """argv parsed by the typed verb's own parser (None: no verb, the help was printed)."""
-    table = build_parser()
-    found = table.parse_args(argv)
-    if found.lab_command is None:
-        table.print_help()
+    parsed = table.parse(build_parser, VERBS, argv, dest="lab_command")
+    if parsed is None:
         return None
-    module = load(BY_NAME[found.lab_command].module)
-    args = build_parser(module.register).parse_args(argv)
-    args.load = load
+    args, _ = parsed
+    args.load = table.load
     return args
 
 
@@ -122,4 +103,4 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.func(args) or 0)
 
 
-__all__ = ["BY_NAME", "VERBS", "build_parser", "load", "main", "parse_args"]
+__all__ = ["VERBS", "build_parser", "main", "parse_args"]

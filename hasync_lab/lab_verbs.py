@@ -285,39 +285,37 @@ def cmd_exec(args) -> int:
         return 127
 
 
-@_guard
-def cmd_crash(args) -> int:
-    r = _vm(args, "crash")
+def _on_lab(args, verb: str, act: Callable[[Lab], object]) -> int:
+    """A VM lab's *verb*, else *act* on the namespace lab (0 unless it returns a status)."""
+    r = _vm(args, verb)
     if r is not None:
         return r
-    Lab(args.name).crash(args.node)
-    return 0
+    status = act(Lab(args.name))
+    return status if isinstance(status, int) else 0
+
+
+@_guard
+def cmd_crash(args) -> int:
+    return _on_lab(args, "crash", lambda lab: lab.crash(args.node))
 
 
 @_guard
 def cmd_fence(args) -> int:
-    r = _vm(args, "fence")
-    if r is not None:
-        return r
-    ok = Lab(args.name).fence(args.node)
-    if not ok:
-        _err(f"{args.node} is not down after fencing")
-    return 0 if ok else 1
+    return _on_lab(args, "fence", lambda lab: _fence(lab, args.node))
+
+
+def _fence(lab: Lab, node: str) -> int:
+    if lab.fence(node):
+        return 0
+    _err(f"{node} is not down after fencing")
+    return 1
 
 
 @_guard
 def cmd_cut(args) -> int:
-    r = _vm(args, "cut")
-    if r is not None:
-        return r
-    Lab(args.name).cut(args.node, args.link)
-    return 0
+    return _on_lab(args, "cut", lambda lab: lab.cut(args.node, args.link))
 
 
 @_guard
 def cmd_heal(args) -> int:
-    r = _vm(args, "heal")
-    if r is not None:
-        return r
-    Lab(args.name).heal(args.node)
-    return 0
+    return _on_lab(args, "heal", lambda lab: lab.heal(args.node))

@@ -1,10 +1,11 @@
 """The command line: argv -> the verb's handler (one call into the library, one view) ->
 exit status. The only place that parses argv and prints for people.
 
-``VERBS`` is the static table of verbs: name, one-line help, the module that handles it.
-``hasync --help`` and a mistyped verb need nothing more. For the verb typed, :func:`main`
-imports its module -- the one lazy import of the CLI, so `hasync failover run` loads
-neither rich nor the other areas -- and parses argv again with the parsers it registers.
+``VERBS`` is the static table of verbs (table.py): name, one-line help, the module that
+handles it. ``hasync --help`` and a mistyped verb need nothing more. For the verb typed,
+:func:`main` imports its module (table.load, the one lazy import, so `hasync failover
+run` loads neither rich nor the other areas) and parses argv again with the parsers
+that module registers.
 
 A verb module has ``register(sub)`` (adds its verbs' parsers to the argparse subparsers
 *sub*, each with ``set_defaults(func=handler)``, ``handler(args) -> int``) and
@@ -20,22 +21,14 @@ point group, only when the verb is typed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable
-from typing import NamedTuple
 
 from hasync import __version__
-from hasync.cli import errors
+from hasync.cli import errors, table
+from hasync.cli.table import Register, Verb, add_verbs
 
 # the root's -c; common.CONFIG_HELP says the same after the verb (a test holds them equal)
 CONFIG_HELP = "cluster config (default: $HASYNC_CONFIG or /etc/hasync/cluster.toml)"
-
-
-class Verb(NamedTuple):
-    name: str
-    help: str
-    module: str  # registers the verb's parser and handler
 
 
 # In the order of `hasync --help`.
@@ -77,7 +70,7 @@ environment variable names another. Exit status: 0 success, 1 failure, 2 bad inp
 """
 
 
-def build_parser(register: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
+def build_parser(register: Register | None = None) -> argparse.ArgumentParser:
     """The root parser. Without *register*: every verb from the table, each taking the rest
     of argv as it is (what `--help` lists and what finds the verb typed); with it: the
     verbs *register* adds, with their real arguments."""
@@ -90,26 +83,18 @@ def build_parser(register: Callable[[argparse._SubParsersAction], None] | None =
     parser.add_argument("--version", action="version", version=f"hasync {__version__}")
     parser.add_argument("-c", "--config", metavar="PATH", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    if register is not None:
+    if register is None:
+        add_verbs(sub, VERBS)
+    else:
         register(sub)
-        return parser
-    for verb in VERBS:
-        # no option prefix: --help and everything else after the verb is the verb's own
-        p = sub.add_parser(verb.name, help=verb.help, add_help=False, prefix_chars="\0")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    table = build_parser()
-    found = table.parse_args(argv)
-    if found.command is None:
-        table.print_help()
+    parsed = table.parse(build_parser, VERBS, sys.argv[1:] if argv is None else list(argv), dest="command")
+    if parsed is None:
         return 2
-    verb = BY_NAME[found.command]
-    module = importlib.import_module(verb.module)  # the one lazy import (see the module doc)
-    args = build_parser(module.register).parse_args(argv)
+    args, module = parsed
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
