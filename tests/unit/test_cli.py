@@ -107,6 +107,19 @@ def test_typed_errors_become_exit_statuses(capsys):
     assert "node: --node says this host is 'gamma'" in capsys.readouterr().err
 
 
+def test_the_daemon_verb_maps_its_start_up_errors(monkeypatch, capsys):
+    from hasync.cli import daemon
+    from hasync.effects.keyfile import KeyFileError
+    from hasync.failover.errors import AlreadyRunning
+
+    for error, status, err in ((AlreadyRunning("another hasync failover daemon is running"), 1,
+                                "another hasync failover daemon is running\n"),
+                               (KeyFileError("/k: readable by others"), 2, "hasync failover: /k: readable by others\n")):
+        monkeypatch.setattr(daemon, "run_daemon", lambda cluster, error=error, **kw: (_ for _ in ()).throw(error))
+        assert cli.main(["failover", "run", "-c", str(MINIMAL)]) == status
+        assert capsys.readouterr().err == err
+
+
 def test_an_unmapped_error_is_not_swallowed(monkeypatch):
     module = types.SimpleNamespace(register=lambda sub: sub.add_parser("check").set_defaults(func=_boom))
     monkeypatch.setattr(importlib, "import_module", lambda name: module)
