@@ -13,9 +13,9 @@ import sys
 
 from hasync.cli import common
 from hasync.effects.keyfile import KeyFileError
-from hasync.failover import client
 from hasync.failover.daemon import run_daemon
 from hasync.failover.errors import StartupError
+from hasync.failover.forget_peer import forget_peer
 from hasync.failover.host import Paths
 
 RUN_HELP = """\
@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_forget_peer(args: argparse.Namespace) -> int:
     try:
-        answer = client.forget_peer(Paths.default(args.state_dir, args.run_dir), args.node)
+        answer = forget_peer(Paths.default(args.state_dir, args.run_dir), args.node)
     except (TimeoutError, OSError, ValueError) as e:
         print(f"hasync failover forget-peer: {e}", file=sys.stderr)
         return 1

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hasync.failover import protocol
-from hasync.failover.daemon import persist
 from hasync.failover.host import Paths
 from hasync.failover.states import Command
 from hasync.failover.timeline import read_last
@@ -93,14 +92,3 @@ def status_or_last(paths: Paths) -> Answer:
     except (NotRunning, TimeoutError, OSError, ValueError) as e:
         return Answer(None, str(e), read_last(paths.state_dir))
 
-
-def forget_peer(paths: Paths, node: str) -> Answer:
-    """`hasync failover forget-peer NODE`: the running daemon forgets NODE's highest
-    generation (its reply in ``status``), or, when no daemon runs here, its state file
-    does (the message in ``error``). TimeoutError/OSError/ValueError: no usable answer."""
-    try:
-        return Answer(command(paths.socket, protocol.Request(Command.FORGET_PEER, node), lambda obj: None, wait=5))
-    except NotRunning:
-        forgot = persist.forget_peer(paths.state_dir, node)
-        return Answer(None, f"the daemon is not running: {'forgot' if forgot else 'nothing kept about'} {node}'s "
-                            f"generation ({paths.state_dir}/peer-generation)")
