@@ -60,7 +60,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from hasync.failover import membership_status
+from hasync.failover import membership_operator, membership_status
 from hasync.failover.membership_data import (  # noqa: F401 (the FSM's public names, re-exported)
     Action,
     Event,
@@ -77,9 +77,15 @@ from hasync.failover.membership_data import (  # noqa: F401 (the FSM's public na
     preference_order,
     settings_digest,
 )
+from hasync.failover.membership_operator import CLEANUP
+from hasync.failover.operator import Settings
 from hasync.failover.packets import (
     F_FAILED,
     F_LEAVING,
+    F_MAINTENANCE,
+    F_OPERATOR_STANDBY,
+    F_REQ_OPERATOR,
+    F_SETTINGS_NEW,
     F_STANDBY,
     REQ_NONE,
     REQ_RELEASE,
@@ -91,7 +97,6 @@ from hasync.failover.packets import (
 from hasync.failover.states import (
     ALIVE,
     HOLDING_ROLES,
-    Command,
     Gate,
     JobKind,
     JobOutcome,
@@ -126,9 +131,18 @@ class Membership:
         self.persisted = persisted or Persisted()
         self.epoch = self.persisted.epoch
         self.digest = settings_digest(cfg)  # in every packet: the peer compares it with its own
-        self.standby_req = False
+        self.standby_req = False  # a handover: not eligible while the peer is up (in memory)
         self.failed = False
         self.leaving = False
+        # the operator's settings (operator.py), kept in the state directory
+        self.settings = Settings(self.persisted.maintenance, self.persisted.stopped)
+        self.settings_new = self.persisted.settings_new
+        self.operator_standby = self.persisted.operator_standby
+        self.request_operator = False  # our release request is `hasync standby PEER` (F_REQ_OPERATOR)
+        self.resume_probe = False  # maintenance is over: probe again before anything else
+        self.cleanup_wanted: str | None = None  # `hasync cleanup [RESOURCE]` waiting for the job slot
+        self.cleanup_resource = ""
+        self.cleanup_ok: bool | None = None  # the last cleanup's verdict (None: under way / none)
         self.peer = PeerState(cfg.peer)
         self.links = {n: LinkState(n, window_start=now) for n in cfg.links}
         self.guard = ReplayGuard()
@@ -164,17 +178,26 @@ class Membership:
         self.counters = {"false_dead": 0, "takeovers": 0, "releases": 0, "late": 0}
         if cfg.fencing_mode == "off":
             self.warnings["fencing"] = "fencing is off: shared data is not protected (a node that only looks dead may still write)"
+        membership_operator.operator_warnings(self)
 
     def begin(self, now: float) -> list[Action]:
         """Start-up: probe what already runs here (a restarted daemon adopts a running chain)."""
         if not self.cfg.resources:
             self.role = Role.STANDBY
             return [Send()]
+        kept = [Event("maintenance", "maintenance mode (kept in the state directory): the chain is probed, nothing is "
+                                     "started, stopped, restarted or fenced until `hasync maintenance off`", Level.WARN)] if self.settings.maintenance else []
+        if self.settings.stopped:
+            kept.append(Event("stopped", "the chain is stopped on purpose (`hasync stop`, kept in the state directory): "
+                                         "it runs nowhere until `hasync start`", Level.WARN))
+        if self.operator_standby:
+            kept.append(Event("standby", "this node is in operator standby (kept in the state directory): it does not run "
+                                         "the chain until `hasync online`", Level.WARN))
         if self.cfg.agent_timeout > 0:
             # KillMode=process: an agent of a daemon that was killed runs on (a stop that
             # takes a piece down after this probe saw it up): look again once it must be over
             self.reprobe_at = now + self.cfg.agent_timeout + self.cfg.probe_retry
-        return [Event("probe", "probing the chain's resources", Level.INFO), self._new_job(JobKind.PROBE, reason="start-up"), Send()]
+        return kept + [Event("probe", "probing the chain's resources", Level.INFO), self._new_job(JobKind.PROBE, reason="start-up"), Send()]
 
     # ------------------------------------------------------------------ helpers
     def _new_job(self, kind: JobKind, resource: str = "", reason: str = "") -> Job:
@@ -189,13 +212,20 @@ class Membership:
             out.append(Send())
 
     def flags(self) -> int:
-        f = 0
-        if self.standby_req:
+        f = self.settings.flags()
+        if self.standby_req or self.operator_standby:
             f |= F_STANDBY
+        if self.operator_standby:
+            f |= F_OPERATOR_STANDBY
         if self.failed:
             f |= F_FAILED
-        if self.leaving and self.role == Role.STANDBY and not self.owned:
+        # (in maintenance never: what runs here was not stopped, whatever the last probe saw)
+        if self.leaving and self.role == Role.STANDBY and not self.owned and not self.settings.maintenance:
             f |= F_LEAVING
+        if self.settings_new:
+            f |= F_SETTINGS_NEW
+        if self.request == REQ_RELEASE and self.request_operator:
+            f |= F_REQ_OPERATOR
         return f
 
     def packet_fields(self) -> dict:
@@ -398,22 +428,35 @@ class Membership:
             self.gate_passed_ping = False
             out.append(Event("detect", f"{pr.name} leaves cleanly (released everything)", Level.INFO, (("reason", "peer-left"),)))
 
+        out += membership_operator.merge_settings(self, now)
         # requests the peer makes of us
         if pkt.request != REQ_NONE and pkt.request_id and pkt.request_id != pr.handled_request:
             pr.handled_request = pkt.request_id
-            if pkt.request == REQ_RELEASE:
+            if pkt.request == REQ_RELEASE and pkt.flags & F_REQ_OPERATOR:
+                out.append(Event("request", f"{pr.name} puts this node in operator standby (hasync standby {self.cfg.local} there): "
+                                            "it does not run the chain until `hasync online`", Level.WARN))
+                out += membership_operator.set_operator_standby(self, True)
+            elif pkt.request == REQ_RELEASE:
                 self.standby_req = True
                 out.append(Event("request", f"{pr.name} asks for the chain (hasync takeover there): going standby", Level.INFO))
             elif pkt.request == REQ_TAKE:
                 self.standby_req = False
                 self.failed = False
-                out.append(Event("request", f"{pr.name} hands the chain over (hasync standby there): taking it", Level.INFO))
+                out += membership_operator.set_operator_standby(self, False)
+                out.append(Event("request", f"{pr.name} hands the chain over or puts this node online (hasync standby or "
+                                            f"online there): this node may run the chain", Level.INFO))
             out.append(Send())
         # our own request acknowledged
         if self.request != REQ_NONE and pkt.ack_id == self.request_id:
             self.request = REQ_NONE
+            self.request_operator = False
         out += self._decide(now)
         return out
+
+    def frozen(self) -> bool:
+        """Maintenance here or on the peer: nothing moves (the peer's copy counts until it
+        takes ours: a node that left maintenance waits for the other)."""
+        return self.settings.maintenance or (self.peer.state == PeerStatus.UP and bool(self.peer.flags & F_MAINTENANCE))
 
     def _not_fresh(self, now: float, ls: LinkState, pkt: Packet) -> list[Action]:
         """An authentic packet that does not echo our generation: it may have been made
@@ -547,8 +590,14 @@ class Membership:
         out: list[Action] = []
         if self.job is not None:
             return out
+        if self.cleanup_wanted is not None and self.role != Role.PROBING:
+            return membership_operator.start_cleanup(self, now)  # read-only: also in maintenance
+        if self.resume_probe and not self.leaving and not self.frozen():
+            return membership_operator.resume(self, now)  # maintenance is over: probe as at start-up
         if self.role == Role.PROBING:
             return self._probing(now)
+        if self.frozen():  # maintenance: the packets and the status go on, nothing else
+            return self._abort_gate("maintenance mode") if self.gate else out
         if self.leaving:
             self.reprobe_at = None
             if self.role != Role.STOP_FAILED and (self.owned or self.role in (Role.ACTIVE, Role.STARTING, Role.ACQUIRING)):
@@ -564,6 +613,12 @@ class Membership:
                 out.append(self._new_job(JobKind.PROBE, reason=REPROBE))
                 return out
             self.reprobe_at = now + self.cfg.probe_retry  # not now (a takeover under way): later
+        if self.settings.stopped:  # hasync stop: nothing starts, whatever runs here stops
+            if self.gate:
+                out += self._abort_gate("the chain is stopped on purpose")
+            if self.owned or self.role in (Role.ACTIVE, Role.STARTING):
+                out += self._start_job(JobKind.STOP, now, reason="hasync stop: the chain is stopped on purpose")
+            return out
         if pr.state == PeerStatus.UP:
             out += self._with_peer_up(now)
         elif pr.state == PeerStatus.UNVERIFIED:
@@ -579,11 +634,12 @@ class Membership:
             out += self._monitors(now)  # whatever else was decided: next_deadline counts on it
         return out
 
-    def _abort_gate(self) -> list[Action]:
-        out: list[Action] = [Event("abort", f"{self.peer.name} is alive again: takeover abandoned", Level.INFO)]
+    def _abort_gate(self, why: str = "") -> list[Action]:
+        why = why or f"{self.peer.name} is alive again"
+        out: list[Action] = [Event("abort", f"{why}: takeover abandoned", Level.INFO)]
         self.gate = Gate.NONE
         self.gate_retry_at = None
-        self._set_role(Role.STANDBY, out, "peer alive")
+        self._set_role(Role.STANDBY, out, why)
         return out
 
     def _with_peer_up(self, now: float) -> list[Action]:
@@ -599,7 +655,7 @@ class Membership:
                     out.append(Event("conflict", f"{pr.name} also holds the chain (epoch {pr.epoch} vs ours {self.epoch}): it keeps it, we stop ours", Level.WARN))
                     out += self._start_job(JobKind.STOP, now, reason="conflict")
                 return out  # we keep it: the peer stops its own
-            if self.standby_req:
+            if self.standby_req or self.operator_standby:
                 out += self._start_job(JobKind.STOP, now, reason="standby")
             elif (
                 self.cfg.auto_failback
@@ -619,7 +675,7 @@ class Membership:
 
     def _probing(self, now: float) -> list[Action]:
         """Start-up, no probe running: one that could not tell is due again (or we leave)."""
-        if self.leaving:
+        if self.leaving and not self.frozen():
             return self._start_job(JobKind.STOP, now, reason="shutdown while the probe cannot tell")
         if self.probe_retry_at is not None and now >= self.probe_retry_at:
             self.probe_retry_at = None
@@ -628,7 +684,7 @@ class Membership:
         return []
 
     def _should_start(self) -> bool:
-        if self.failed or self.standby_req:
+        if self.failed or self.standby_req or self.operator_standby or self.settings.stopped:
             return False
         if not self.peer.eligible:
             return True
@@ -641,6 +697,11 @@ class Membership:
         c = self.cfg
         if self.failed:
             return out  # the chain failed here already during this death of the peer
+        if self.operator_standby:  # `hasync standby`: never runs the chain, not even alone (crm node standby)
+            if self.gate or self.role == Role.ACQUIRING:
+                return self._abort_gate("operator standby")
+            self.gate_retry_at = None
+            return out
         if self.gate_retry_at is not None and now < self.gate_retry_at:
             return out
         self.gate_retry_at = None
@@ -735,7 +796,12 @@ class Membership:
         k = job.kind
         if k == JobKind.PROBE:
             found = [r for r in self.cfg.resources if r in (res.owned or ())]
-            out += self._reprobe_done(now, res, found) if job.reason == REPROBE else self._probe_done(now, res, found)
+            if job.reason == CLEANUP:
+                out += membership_operator.cleanup_done(self, now, res, found)
+            elif job.reason == REPROBE:
+                out += self._reprobe_done(now, res, found)
+            else:
+                out += self._probe_done(now, res, found)
         elif k == JobKind.PING:
             if res.ok:
                 self.gate_passed_ping = True
@@ -797,7 +863,7 @@ class Membership:
             rid = job.resource
             m = self.monitors.get(rid)
             self.next_monitor[rid] = now + (m.interval if m else 0)
-            if not res.ok and self.role == Role.ACTIVE:
+            if not res.ok and self.role == Role.ACTIVE and not self.frozen():  # (maintenance: nothing restarts)
                 n = self.restarts.get(rid, 0) + 1
                 self.restarts[rid] = n
                 if m is not None and n <= m.max_restarts:
@@ -823,6 +889,8 @@ class Membership:
         took over since, its epoch is higher and the conflict rule stops ours."""
         out: list[Action] = []
         self.owned = found
+        if self.frozen():
+            return self._probe_in_maintenance(res, found)
         if not res.ok:
             self.probe_failures += 1
             what = f"the start-up probe cannot tell what runs here ({res.detail})"
@@ -849,9 +917,27 @@ class Membership:
             out += self._start_job(JobKind.STOP, now, reason="stray pieces of the chain at start-up")
         return out
 
+    def _probe_in_maintenance(self, res: JobResult, found: list[str]) -> list[Action]:
+        """A probe in maintenance only says what runs here: nothing is stopped or completed
+        (leaving maintenance probes again, with the start-up rules)."""
+        out: list[Action] = []
+        if not res.ok:
+            self.warnings["probe"] = (f"the probe cannot tell what runs here ({res.detail}); maintenance mode: "
+                                      "probed again when it is off")
+            return [Event("probe", self.warnings["probe"], Level.WARN)]
+        self.warnings.pop("probe", None)
+        whole = bool(found) and len(found) == len(self.cfg.resources)
+        self._set_role(Role.ACTIVE if whole else Role.STANDBY, out, "maintenance mode: what runs here")
+        out.append(Event("probe", f"maintenance mode: {', '.join(found) or 'nothing of the chain'} runs here; "
+                                  "nothing is started or stopped", Level.INFO))
+        return out
+
     def _reprobe_done(self, now: float, res: JobResult, found: list[str]) -> list[Action]:
         """The second probe (begin): what a killed predecessor's agent did after the first."""
         out: list[Action] = []
+        if self.frozen():
+            self.owned = [r for r in self.cfg.resources if r in found or (not res.ok and r in self.owned)]
+            return out
         if not res.ok:  # what it could not tell about stays as it was
             self.owned = [r for r in self.cfg.resources if r in found or r in self.owned]
             self.probe_failures += 1
@@ -877,70 +963,33 @@ class Membership:
         self._set_role(Role.STOP_FAILED, out, f"{res.detail}")
         self.warnings["stop"] = f"could not stop {res.detail}: this node may still hold resources"
         how = self.cfg.on_stop_failure
-        out.append(Event("stop-failed", f"stop failed ({res.detail}); escalation: {how}", Level.ERROR))
+        if self.frozen():
+            out.append(Event("stop-failed", f"stop failed ({res.detail}); maintenance mode: no escalation "
+                                            "(`hasync cleanup` once it is stopped by hand)", Level.ERROR))
+            return out
+        out.append(Event("stop-failed", f"stop failed ({res.detail}); escalation: {how}"
+                                        + (" (`hasync cleanup` once it is stopped by hand)" if how == "block" else ""), Level.ERROR))
         if how in ("fence-self", "reboot"):
             out.append(self._new_job(JobKind.FENCE_SELF, reason=how))
         return out
 
     # ------------------------------------------------------------------ commands
-    def command(self, now: float, cmd: str) -> tuple[bool, str, list[Action]]:
-        """Operator commands: standby, takeover. Returns (accepted, message, actions)."""
-        out: list[Action] = []
-        pr = self.peer
-        if cmd == Command.STANDBY:
-            if pr.state != PeerStatus.UP:
-                return False, f"{pr.name} is not up ({pr.state}): nobody would run the chain; not going standby", out
-            if self.role == Role.STOP_FAILED:
-                return False, "this node could not stop its resources (stop-failed): fix that first", out
-            if not pr.eligible and pr.flags & F_FAILED and self.role == Role.ACTIVE:
-                pass  # TAKE clears the peer's failed flag: the operator asked for it
-            self.standby_req = True
-            self._request(REQ_TAKE)
-            out.append(Event("command", "operator: standby", Level.INFO))
-            out.append(Send())
-            out += self._decide(now)
-            return True, "going standby" if self.role in (Role.ACTIVE, Role.STOPPING) else "standby (not holding the chain)", out
-        if cmd == Command.TAKEOVER:
-            if self.role == Role.STOP_FAILED:
-                return False, "this node could not stop its resources (stop-failed): fix that first", out
-            self.standby_req = False
-            self.failed = False
-            out.append(Event("command", "operator: takeover", Level.INFO))
-            if self.role == Role.ACTIVE:
-                return True, "already active", out
-            if pr.state in ALIVE:
-                self._request(REQ_RELEASE)
-            out.append(Send())
-            out += self._decide(now)
-            return True, "taking over", out
-        return False, f"unknown command {cmd!r}", out
+    def command(self, now: float, cmd: str, node: str = "", resource: str = "", force: bool = False) -> tuple[bool, str, list[Action]]:
+        """Operator commands (membership_operator.py): standby/online [NODE], takeover,
+        cleanup [RESOURCE], maintenance on/off, stop/start. (accepted, message, actions)."""
+        return membership_operator.command(self, now, cmd, node, resource, force)
+
+    def command_result(self, cmd: str, node: str = "") -> bool | None:
+        """Whether an accepted operator command is done: None while it is still under way,
+        else True (it did what was asked) or False (it cannot: the node is stop-failed,
+        the chain failed to start, the peer is gone ...). The control socket tells the
+        waiting `hasync standby|takeover|migrate|...` when this is no longer None."""
+        return membership_operator.command_result(self, cmd, node)
 
     def _request(self, kind: int) -> None:
         self._req_counter += 1
         self.request = kind
         self.request_id = (self.generation % 1_000_000) * 1000 + self._req_counter
-
-    def command_result(self, cmd: str) -> bool | None:
-        """Whether an accepted operator command is done: None while it is still under way,
-        else True (it did what was asked) or False (it cannot: the node is stop-failed,
-        the chain failed to start, the peer is gone ...). The control socket tells the
-        waiting `hasync standby|takeover|migrate` when this is no longer None."""
-        if self.job is not None or self.gate:
-            return None
-        pr = self.peer
-        if cmd == Command.STANDBY:
-            if self.role == Role.STANDBY and (pr.role == Role.ACTIVE or pr.state != PeerStatus.UP):
-                return pr.role == Role.ACTIVE and pr.state == PeerStatus.UP  # the peer took it, or nobody can
-            if self.role == Role.STOP_FAILED:
-                return False
-            if self.role == Role.STANDBY and pr.state == PeerStatus.UP and pr.flags & F_FAILED:
-                return False  # stopped here, but the chain failed on the peer
-        elif cmd == Command.TAKEOVER:
-            if self.role == Role.ACTIVE:
-                return True
-            if self.role == Role.STOP_FAILED or (self.role == Role.STANDBY and self.failed):
-                return False
-        return None
 
     def begin_leave(self, now: float) -> list[Action]:
         """Shutdown: stop the chain if we hold it; the daemon sends ``leaving`` when done."""
@@ -949,8 +998,25 @@ class Membership:
 
     @property
     def can_exit(self) -> bool:
-        """Shutdown finished: nothing held, nothing running (stop-failed never exits)."""
-        return self.leaving and self.job is None and self.role == Role.STANDBY and not self.owned
+        """Shutdown finished: nothing held and nothing running -- or nothing more will be
+        done (stop-failed, maintenance: see exit_note)."""
+        if not self.leaving or self.job is not None:
+            return False
+        return (self.role == Role.STANDBY and not self.owned) or self.role == Role.STOP_FAILED or self.frozen()
+
+    @property
+    def exit_note(self) -> str:
+        """Why the daemon exits without having released the chain ("" when it did): sent
+        without ``leaving``, so the peer treats this node as dead (rule 5: it fences first;
+        a stop-failed node needs a fence whatever the mode)."""
+        if not self.leaving or (self.role == Role.STANDBY and not self.owned and not self.settings.maintenance):
+            return ""
+        if self.role == Role.STOP_FAILED:
+            return (f"exiting while stop-failed: resources may still run here ({', '.join(self.owned) or 'unknown'}); "
+                    f"{self.peer.name} does not start the chain before it has fenced this node (without a fence "
+                    f"command it waits for this node to come back)")
+        return (f"maintenance mode: exiting without stopping anything ({', '.join(self.owned) or 'nothing of the chain'} "
+                f"ran here at the last probe); {self.peer.name} does nothing while in maintenance")
 
     # ------------------------------------------------------------------ timing
     def next_deadline(self, now: float) -> float:
@@ -968,8 +1034,9 @@ class Membership:
         for ls in self.links.values():
             if ls.up and ls.last_seen is not None:
                 cands.append(ls.last_seen + c.deadtime + 1e-4)
-        if self.job is None:
+        if self.job is None and not (self.settings.maintenance or (pr.flags & F_MAINTENANCE and pr.state is _UP)):
             # while a job runs nothing else can happen; a deadline in the past would spin
+            # (so would one in maintenance, where nothing of this is acted on)
             if self.gate_retry_at is not None:
                 cands.append(self.gate_retry_at)
             if self.role is _ACTIVE or self.role == _ACTIVE:

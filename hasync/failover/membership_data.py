@@ -164,6 +164,12 @@ class Persisted:
 
     peer_generation: int = 0  # the highest generation ever accepted from the peer: nothing lower is
     epoch: int = 0  # the takeover epoch this node last took: a restart that adopts the chain keeps it
+    # the operator's settings (operator.py): cluster-wide ones, this node's copy ...
+    maintenance: bool = False  # hasync maintenance on
+    stopped: bool = False  # hasync stop (until hasync start)
+    settings_new: bool = False  # changed here, not yet shown by the peer's packets
+    # ... and this node's own
+    operator_standby: bool = False  # hasync standby (until hasync online)
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,21 @@ _MIN_FIXED = _FIXED_V1.size  # the shortest payload any version can have
 ROLES = tuple(Role)  # the wire code of a role is its index
 ROLE_CODE = {r: i for i, r in enumerate(ROLES)}
 
-# flags
-F_STANDBY = 0x1  # the operator asked this node to stay standby while the peer is up
+# flags (a u16: a node ignores the bits it does not know, so a new bit is compatible
+# within format 2; a node before a bit simply does not act on it)
+F_STANDBY = 0x1  # not eligible while the peer is up (hasync standby here, or takeover on the peer)
 F_FAILED = 0x2  # the chain failed to start here (or monitors gave up): don't hand it back
 F_LEAVING = 0x4  # a clean shutdown: this node released everything and is going away
-FLAG_NAMES = {F_STANDBY: "standby", F_FAILED: "failed", F_LEAVING: "leaving"}
+# the cluster-wide settings (docs/failover.md, "Operator settings"): each node keeps its
+# copy in its state directory and sends it in every packet
+F_MAINTENANCE = 0x8  # hasync maintenance on: nothing is started, stopped, restarted or fenced
+F_STOPPED = 0x10  # hasync stop: the chain is stopped on purpose, on both nodes, until hasync start
+F_SETTINGS_NEW = 0x20  # this node changed the settings above and the peer has not shown them yet
+F_OPERATOR_STANDBY = 0x40  # hasync standby NODE (persisted): never runs the chain until hasync online
+F_REQ_OPERATOR = 0x80  # the release request in this packet is `hasync standby PEER`: persist it there
+FLAG_NAMES = {F_STANDBY: "standby", F_FAILED: "failed", F_LEAVING: "leaving", F_MAINTENANCE: "maintenance",
+              F_STOPPED: "stopped", F_SETTINGS_NEW: "settings-new", F_OPERATOR_STANDBY: "operator-standby",
+              F_REQ_OPERATOR: "request-operator-standby"}
 
 
 def flag_names(flags: int) -> list[str]:

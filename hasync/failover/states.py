@@ -149,3 +149,9 @@ class Command(StrEnum):
     TAKEOVER = "takeover"
     MIGRATE = "migrate"
     FORGET_PEER = "forget-peer"  # the peer was reinstalled: accept a lower generation from it
+    ONLINE = "online"  # leave the operator standby (this node or the peer: "to")
+    CLEANUP = "cleanup"  # probe again, clear the failure marks the probe says are safe to clear
+    MAINTENANCE_ON = "maintenance-on"  # cluster-wide: nothing is started, stopped, restarted or fenced
+    MAINTENANCE_OFF = "maintenance-off"  # probe again, then the usual rules
+    STOP = "stop"  # cluster-wide: stop the chain and keep it stopped (hasync stop)
+    START = "start"  # cluster-wide: the chain may run again (hasync start)
