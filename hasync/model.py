@@ -50,6 +50,7 @@ class Heartbeat:
     links: tuple[Link, ...] = ()
     ping: tuple[str, ...] = ()  # tiebreaker addresses: no takeover if none answers
     src: str = ""
+    history: int = 200  # failover records kept in <state_dir>/history.jsonl (hasync history)
 
 
 @dataclass(frozen=True)

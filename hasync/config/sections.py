@@ -51,7 +51,7 @@ TOP = fields("tables", "cluster", "node", "heartbeat", "sync", "storage", "nfs",
 CLUSTER = fields("str", "name", "profile", "preferred_node")
 NODE = (Field("name", "str", True), Field("address", "str", True))
 HEARTBEAT = (*fields("duration", "keepalive", "deadtime", "warntime", "initdead"), Field("auto_failback", "bool"),
-             Field("auth_key", "str"), Field("link", "tables"), Field("ping", "strlist"))
+             Field("auth_key", "str"), Field("link", "tables"), Field("ping", "strlist"), Field("history", "int"))
 LINK = (Field("kind", "str", True), *fields("str", "name", "interface", "group", "device"),
         *fields("int", "port", "ttl", "baud"), Field("addresses", "strmap"))
 SYNC = (*fields("strlist", "paths", "ignore"), *fields("duration", "debounce", "max_delay", "reconcile_every", "keep_conflicts"),
@@ -144,6 +144,8 @@ def heartbeat(r: Reader, raw: Any, names: list[str]) -> model.Heartbeat:
     initdead = v["initdead"] if v["initdead"] is not None else (deadtime if "deadtime" in h else d.initdead)
     for i, a in enumerate(v["ping"] or ()):
         check_ip(r, P + ("ping", i), a)
+    if "history" not in v.bad:
+        check_range(r, P + ("history",), v["history"], 1, 100000, "a number of failover records to keep,")
     # heartbeat's own start-up rules (only when every value parsed: no cascades)
     if not timing_ok:
         pass
@@ -163,7 +165,8 @@ def heartbeat(r: Reader, raw: Any, names: list[str]) -> model.Heartbeat:
     links: list[model.Link] = []
     for i, lk in enumerate(raw_links):
         links.append(_link(r, lk, P + ("link", i), i, names, links))
-    return model.Heartbeat(keepalive, warntime, deadtime, initdead, v["auto_failback"], v["auth_key"], tuple(links), tuple(v["ping"] or ()), r.where(P))
+    return model.Heartbeat(keepalive, warntime, deadtime, initdead, v["auto_failback"], v["auth_key"], tuple(links), tuple(v["ping"] or ()), r.where(P),
+                           history=v["history"])
 
 
 def _link(r: Reader, raw: Any, p: tuple, i: int, names: list[str], links: list[model.Link]) -> model.Link:

@@ -35,6 +35,9 @@ CLEANUP = "cleanup"  # the probe of `hasync cleanup`: clears only what it says i
 # the jobs that change what runs (or the peer): maintenance waits until none runs here
 MOVING_JOBS = (JobKind.START, JobKind.STOP, JobKind.RESTART, JobKind.FENCE, JobKind.FENCE_SELF)
 MAINTENANCE_FIRST = "maintenance mode: nothing moves; `hasync maintenance off` first"
+# `hasync migrate --to PEER`: the standby of a one-off move (not kept: the peer's death
+# still brings the chain back here), not a command of its own on the wire
+HANDOVER = "handover"
 
 Reply = tuple[bool, str, list[Action]]
 
@@ -49,10 +52,12 @@ def command(m: Membership, now: float, cmd: str, node: str = "", resource: str =
     if node and node not in (m.cfg.local, pr.name):
         return False, f"no node named {node!r}; nodes: {m.cfg.local}, {pr.name}", []
     on_peer = node == pr.name
-    if cmd in (Command.STANDBY, Command.TAKEOVER, Command.STOP, Command.START) and m.frozen():
+    if cmd in (Command.STANDBY, HANDOVER, Command.TAKEOVER, Command.STOP, Command.START) and m.frozen():
         return False, MAINTENANCE_FIRST, []
     if cmd == Command.STANDBY:
-        return _standby_peer(m, now) if on_peer else _standby(m, now)
+        return _standby_peer(m, now) if on_peer else _standby(m, now, sticky=True)
+    if cmd == HANDOVER:
+        return _standby(m, now, sticky=False)
     if cmd == Command.TAKEOVER:
         return _takeover(m, now)
     if cmd == Command.ONLINE:
@@ -66,7 +71,7 @@ def command(m: Membership, now: float, cmd: str, node: str = "", resource: str =
     return False, f"unknown command {cmd!r}", []
 
 
-def _standby(m: Membership, now: float) -> Reply:
+def _standby(m: Membership, now: float, sticky: bool) -> Reply:
     pr = m.peer
     if pr.state != PeerStatus.UP:
         return False, f"{pr.name} is not up ({pr.state}): nobody would run the chain; not going standby", []
@@ -74,8 +79,12 @@ def _standby(m: Membership, now: float) -> Reply:
         return False, "this node could not stop its resources (stop-failed): fix that first (`hasync cleanup`)", []
     if pr.flags & F_OPERATOR_STANDBY:
         return False, f"{pr.name} is in operator standby: nobody would run the chain; `hasync online {pr.name}` first", []
-    out: list[Action] = [Event("command", "operator: standby (kept until `hasync online`)", Level.INFO)]
-    out += set_operator_standby(m, True)
+    if sticky:
+        out: list[Action] = [Event("command", "operator: standby (kept until `hasync online`)", Level.INFO)]
+        out += set_operator_standby(m, True)
+    else:
+        out = [Event("command", f"operator: migrate to {pr.name}", Level.INFO)]
+        m.standby_req = True  # not eligible while the peer is up (as `hasync takeover` there does)
     m._request(REQ_TAKE)  # the peer: clear your standby and failed marks, run the chain
     out.append(Send())
     out += m._decide(now)
@@ -216,7 +225,7 @@ def command_result(m: Membership, cmd: str, node: str = "") -> bool | None:
         if m.role == Role.STOP_FAILED or m.failed or peer_stuck:
             return False
         return True if up and pr.flags & F_OPERATOR_STANDBY and not pr.holds and m.role == Role.ACTIVE else None
-    if cmd == Command.STANDBY:
+    if cmd in (Command.STANDBY, HANDOVER):
         if m.role == Role.STANDBY and (pr.role == Role.ACTIVE or not up):
             return pr.role == Role.ACTIVE and up  # the peer took it, or nobody can
         if m.role == Role.STOP_FAILED:

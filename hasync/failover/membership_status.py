@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hasync.failover.operator import Settings
 from hasync.failover.packets import FLAG_NAMES, flag_names
 from hasync.failover.states import ALIVE, LinkStatus, PeerStatus
 
@@ -27,6 +28,11 @@ def snapshot(m: Membership, now: float) -> dict:
         "job": {"kind": m.job.kind, "resource": m.job.resource, "reason": m.job.reason} if m.job else None,
         "gate": m.gate,
         "config_digest": f"{m.digest:016x}",
+        # the operator's settings (cluster-wide: this node's copy; then this node's own)
+        "maintenance": m.settings.maintenance,
+        "stopped": m.settings.stopped,
+        "settings_pending": m.settings_new,
+        "operator_standby": m.operator_standby,
         "peer": {
             "node": pr.name,
             "state": pr.state,
@@ -66,7 +72,7 @@ def snapshot(m: Membership, now: float) -> dict:
             for ls in m.links.values()
         ],
         "restarts": dict(m.restarts),
-        "warnings": list(m.warnings.values()),
+        "warnings": list(m.warnings.values()) + _derived_warnings(m),
         "counters": dict(m.counters),
         "timing": {
             "keepalive": m.cfg.keepalive,
@@ -75,3 +81,16 @@ def snapshot(m: Membership, now: float) -> dict:
             "initdead": m.cfg.initdead,
         },
     }
+
+
+def _derived_warnings(m: Membership) -> list[str]:
+    """Warnings that follow from the state as it is now (not kept: nothing to clear)."""
+    pr = m.peer
+    out = []
+    if m.operator_standby and pr.state in (PeerStatus.DEAD, PeerStatus.LEFT) and not m.owned:
+        out.append(f"{pr.name} is {pr.state} and {m.cfg.local} is in operator standby: the chain runs nowhere "
+                   f"(`hasync online` on {m.cfg.local})")
+    if m.settings_new and pr.state == PeerStatus.UP and Settings.of(pr.flags) != m.settings:
+        out.append(f"{pr.name} has not taken this node's settings ({m.settings.describe()}) yet: if this stays, "
+                   f"{pr.name} runs an older hasync that ignores them")
+    return out

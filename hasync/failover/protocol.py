@@ -9,6 +9,13 @@ Requests, one line each::
                                                 standby when it is the peer
     {"cmd": "forget-peer", "to": NODE}       -> forget NODE's highest generation (it was
                                                 reinstalled and its clock went back)
+    {"cmd": "standby"|"online", "to": NODE}  -> operator standby of NODE (this node when
+                                                "to" is absent), or its end
+    {"cmd": "cleanup", "resource": ID}       -> probe, then clear the failure marks the
+                                                probe says are safe ("resource": optional)
+    {"cmd": "maintenance-on"|"maintenance-off", "force": bool}
+    {"cmd": "stop"} / {"cmd": "start"}       -> the chain stopped on purpose, cluster-wide
+                                             (these wait like standby: events, then done)
 
 Anything else (not JSON, not UTF-8, not an object, nested too deep, a line over
 MAX_REQUEST bytes) gets ``{"ok": false, "message": ...}`` and the daemon goes on.
@@ -36,13 +43,28 @@ class BadRequest(ValueError):
     pass
 
 
+# the commands that name a node ("to"), a resource, or take "force"
+WITH_NODE = (Command.MIGRATE, Command.FORGET_PEER, Command.STANDBY, Command.ONLINE)
+WITH_RESOURCE = (Command.CLEANUP,)
+WITH_FORCE = (Command.MAINTENANCE_OFF,)
+
+
 @dataclass(frozen=True)
 class Request:
     cmd: str  # a Command, or anything a client sent (answered "unknown command")
-    to: str = ""  # migrate: the node that should run the chain
+    to: str = ""  # migrate: the node that should run the chain; standby/online: the node named
+    resource: str = ""  # cleanup RESOURCE
+    force: bool = False  # maintenance off while the peer is not up
 
     def as_dict(self) -> dict:
-        return {"cmd": self.cmd, "to": self.to} if self.cmd in (Command.MIGRATE, Command.FORGET_PEER) else {"cmd": self.cmd}
+        d: dict = {"cmd": self.cmd}
+        if self.cmd in WITH_NODE and (self.to or self.cmd in (Command.MIGRATE, Command.FORGET_PEER)):
+            d["to"] = self.to
+        if self.cmd in WITH_RESOURCE and self.resource:
+            d["resource"] = self.resource
+        if self.cmd in WITH_FORCE and self.force:
+            d["force"] = True
+        return d
 
 
 def encode(obj: dict) -> bytes:
@@ -70,10 +92,12 @@ def parse_request(line: bytes) -> Request:
         raise BadRequest("bad request: not JSON") from None
     if not isinstance(req, dict):
         raise BadRequest('bad request: expected a JSON object like {"cmd": "status"}')
-    cmd, to = req.get("cmd"), req.get("to", "")
-    if not isinstance(cmd, str) or not isinstance(to, str):
-        raise BadRequest('bad request: "cmd" (and "to") must be strings')
-    return Request(cmd, to if cmd in (Command.MIGRATE, Command.FORGET_PEER) else "")
+    cmd, to, resource, force = req.get("cmd"), req.get("to", ""), req.get("resource", ""), req.get("force", False)
+    if not isinstance(cmd, str) or not isinstance(to, str) or not isinstance(resource, str):
+        raise BadRequest('bad request: "cmd" (and "to", "resource") must be strings')
+    if not isinstance(force, bool):
+        raise BadRequest('bad request: "force" must be true or false')
+    return Request(cmd, to if cmd in WITH_NODE else "", resource if cmd in WITH_RESOURCE else "", force if cmd in WITH_FORCE else False)
 
 
 def answer(ok: bool, message: str, node: str = "", role: str = "") -> dict:

@@ -4,6 +4,8 @@
 (a line is never torn for readers); trimmed by an atomic rewrite when it grows past
 ``max_lines``. ``last-failover.json``: the most recent failover/handover (from the
 detection or the command to the chain running again), atomically replaced.
+``history.jsonl``: every closed record, one per line (`hasync history`), trimmed to the
+last ``keep_history`` ([heartbeat].history) whatever happens to timeline.jsonl.
 
 A failover record begins with a ``detect`` event (peer dead, peer left, start failure,
 conflict) or an operator command, and collects every event until the chain runs again
@@ -21,15 +23,22 @@ from pathlib import Path
 from hasync.effects.clock import MonotonicClock
 from hasync.effects.files import atomic_write
 
-OPENERS = ("detect", "command", "conflict", "start-failed", "stop-failed", "failback", "request", "monitor")
+OPENERS = ("detect", "command", "conflict", "start-failed", "stop-failed", "failback", "request", "monitor",
+           "maintenance", "stopped")
+HISTORY_EVENTS = 400  # events kept per record in history.jsonl (the first and the last halves)
 
 
 class Timeline:
-    def __init__(self, state_dir: str | os.PathLike, node: str, max_lines: int = 5000, keep_records: int = 20, clock=None):
+    def __init__(self, state_dir: str | os.PathLike, node: str, max_lines: int = 5000, keep_records: int = 20, clock=None,
+                 keep_history: int = 200):
         self.clock = clock or MonotonicClock()  # now() for mono, wall() for "t"
         self.dir = Path(state_dir)
         self.path = self.dir / "timeline.jsonl"
         self.last_path = self.dir / "last-failover.json"
+        self.history_path = self.dir / "history.jsonl"
+        self.keep_history = keep_history
+        self.closed: list[dict] = []  # settled records not yet appended to history.jsonl
+        self._history_lines = 0
         self.node = node
         self.max_lines = max_lines
         self.pending: list[dict] = []
@@ -46,6 +55,9 @@ class Timeline:
                     self._lines = sum(1 for _ in f)
             if self.last_path.exists():
                 self.records = [json.loads(self.last_path.read_text())]
+            if self.history_path.exists():
+                with open(self.history_path, "rb") as f:
+                    self._history_lines = sum(1 for _ in f)
         except (OSError, ValueError):
             pass
 
@@ -80,6 +92,7 @@ class Timeline:
         mono = self.clock.now() if mono is None else mono
         self.current["result"] = role
         self.current["duration_ms"] = round((mono - self.current["began_mono"]) * 1000, 1)
+        self.closed.append(self.current)
         self.current = None
         self.dirty_last = True
 
@@ -104,14 +117,62 @@ class Timeline:
             if self.dirty_last and self.last is not None:
                 atomic_write(self.last_path, json.dumps(self.last, indent=1) + "\n")
                 self.dirty_last = False
+            if self.closed:
+                self._append_history()
         except OSError:
             self.write_errors += 1
+
+    def _append_history(self) -> None:
+        data = "".join(json.dumps(history_entry(r), separators=(",", ":")) + "\n" for r in self.closed).encode()
+        fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        self._history_lines += len(self.closed)
+        self.closed = []
+        if self._history_lines > self.keep_history + max(10, self.keep_history // 2):
+            lines = self.history_path.read_bytes().splitlines(keepends=True)[-self.keep_history :]
+            atomic_write(self.history_path, b"".join(lines))
+            self._history_lines = len(lines)
 
     def _trim(self) -> None:
         lines = self.path.read_bytes().splitlines(keepends=True)
         keep = lines[-(self.max_lines // 2) :]
         atomic_write(self.path, b"".join(keep))
         self._lines = len(keep)
+
+
+def history_entry(rec: dict) -> dict:
+    """A record as history.jsonl keeps it: without the monotonic start, at most
+    HISTORY_EVENTS events (the first and the last halves; ``events_dropped`` says how many
+    are not kept)."""
+    out = {k: v for k, v in rec.items() if k != "began_mono"}
+    events = rec.get("events", [])
+    if len(events) > HISTORY_EVENTS:
+        half = HISTORY_EVENTS // 2
+        out["events"] = events[:half] + events[-half:]
+        out["events_dropped"] = len(events) - HISTORY_EVENTS
+    return out
+
+
+def read_history(state_dir: str | os.PathLike) -> list[dict]:
+    """Every record history.jsonl keeps, oldest first, then the one still in progress (from
+    last-failover.json) if any. Lines that are not JSON (a torn write) are skipped."""
+    out: list[dict] = []
+    try:
+        lines = (Path(state_dir) / "history.jsonl").read_bytes().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    last = read_last(state_dir)
+    if last and last.get("result") == "in progress":
+        out.append({k: v for k, v in last.items() if k != "began_mono"})
+    return out
 
 
 def read_tail(state_dir: str | os.PathLike, n: int = 50) -> list[dict]:

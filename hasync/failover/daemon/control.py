@@ -1,7 +1,8 @@
-"""The control socket's server: `hasync status`, `standby`, `takeover`, `migrate`.
+"""The control socket's server: `hasync status`, `standby`, `takeover`, `migrate`,
+`online`, `cleanup`, `maintenance`, `stop`, `start`, `failover forget-peer`.
 
 A unix stream socket (mode 0600) speaking protocol.py. A status request gets the status
-document and the connection is closed. An accepted standby/takeover/migrate keeps its
+document and the connection is closed. An accepted operator command keeps its
 connection: it gets every event as it happens, then a done line when the FSM says the
 command is over (``Membership.command_result``). A bad request (too long, not UTF-8, not
 JSON, nested, not an object) gets ``{"ok": false, "message": ...}`` and is closed; nothing
@@ -20,7 +21,12 @@ from pathlib import Path
 from hasync.failover import protocol
 from hasync.failover.errors import AlreadyRunning
 from hasync.failover.membership import Membership
-from hasync.failover.states import Command, Level
+from hasync.failover.membership_operator import HANDOVER
+from hasync.failover.states import Command
+
+# the commands that wait for the FSM to say they are over (the rest answer at once)
+WAITING = (Command.STANDBY, Command.TAKEOVER, HANDOVER, Command.ONLINE, Command.CLEANUP, Command.MAINTENANCE_ON,
+           Command.MAINTENANCE_OFF, Command.STOP, Command.START)
 
 
 @dataclass
@@ -30,6 +36,7 @@ class Waiting:
     conn: socket.socket
     cmd: str
     since: float
+    node: str = ""  # the node the command names ("": this one)
     dead: bool = False  # the client went away: closed at the next check
 
 
@@ -141,32 +148,33 @@ class ControlServer:
         if cmd == Command.STATUS:
             self._last(conn, self.status(now))
             return
-        if cmd == Command.MIGRATE:
+        node = req.to
+        if cmd == Command.MIGRATE:  # a one-off move: no standby that sticks
             if req.to == self.local:
-                cmd = Command.TAKEOVER
+                cmd, node = Command.TAKEOVER, ""
             elif req.to == self.peer:
-                cmd = Command.STANDBY
+                cmd, node = HANDOVER, ""
             else:
                 self._last(conn, protocol.answer(False, f"no node named {req.to!r}; nodes: {self.local}, {self.peer}"))
                 return
         if cmd == Command.FORGET_PEER:
             self._forget_peer(conn, req.to, now)
             return
-        if cmd not in (Command.STANDBY, Command.TAKEOVER):
+        if cmd not in WAITING:
             self._last(conn, protocol.answer(False, f"unknown command {cmd!r}"))
             return
         if self.closing:
             self._last(conn, protocol.answer(False, "the daemon is shutting down"))
             return
-        self.executor.timeline.add("command", f"operator: {cmd}", Level.INFO, now)
-        ok, msg, actions = self.fsm.command(now, cmd)
+        node = "" if node == self.local else node
+        ok, msg, actions = self.fsm.command(now, cmd, node=node, resource=req.resource, force=req.force)
         reply = protocol.answer(ok, msg, self.local, self.fsm.role)
         if not ok:
             self._last(conn, reply)
             return
         self._send(conn, reply)
-        self.waiting.append(Waiting(conn, cmd, now))
-        self.executor.apply(actions)
+        self.waiting.append(Waiting(conn, cmd, now, node))
+        self.executor.apply(actions)  # (the command's own "command" event opens the timeline record)
         self.executor.after()
 
     def _forget_peer(self, conn: socket.socket, node: str, now: float) -> None:
@@ -204,7 +212,7 @@ class ControlServer:
             if w.dead:
                 self._close(w.conn)
                 continue
-            ok = f.command_result(w.cmd)
+            ok = f.command_result(w.cmd, w.node)
             if ok is not None:
                 if not self._send(w.conn, protocol.done(ok, f.role, f.peer.role, f.peer.state, self.executor.timeline.last)):
                     w.dead = True

@@ -29,7 +29,7 @@ from hasync.failover.timeline import Timeline
 if TYPE_CHECKING:
     from hasync.failover.daemon.control import ControlServer
 
-SETTLED = (Role.ACTIVE, Role.STANDBY)
+SETTLED = (Role.ACTIVE, Role.STANDBY, Role.STOP_FAILED)  # a timeline record closes in one of these
 
 
 class Executor:

@@ -149,7 +149,7 @@ class Daemon:
         kept, problems = persist.load(self.paths.state_dir, self.peer.name)
         self._persisted = kept  # what the files say (save() writes the difference)
         self.fsm = fsm = Membership(self.cfg, now, generation=self.generation, persisted=kept)
-        self.timeline = Timeline(self.paths.state_dir, self.local, clock=self.clock)
+        self.timeline = Timeline(self.paths.state_dir, self.local, clock=self.clock, keep_history=self.cluster.heartbeat.history)
         for link in self.cluster.heartbeat.links:
             self.links.append(open_link(link, self.local))  # LinkError: a StartupError
         mac = Mac(self.key)  # the HMAC key schedule done once, for every send and receive
@@ -190,7 +190,7 @@ class Daemon:
             ex.event(Event("warn", "fencing is OFF: shared data is not protected; a node that only looks dead may still write", Level.WARN))
 
     def _persist(self, new) -> None:
-        persist.save(self.paths.state_dir, self.peer.name, new, self._persisted)
+        persist.save(self.paths.state_dir, self.peer.name, new, self._persisted, self.clock.wall())
         self._persisted = new
 
     def _on_signal(self, signum, frame) -> None:
@@ -252,8 +252,7 @@ class Daemon:
                 fsm_deadline = fsm.next_deadline(now)
                 fsm_stale = False
             if self.leave_started and fsm.can_exit:
-                self._leave()
-                return 0
+                return self._leave()
 
     def _on_stall(self, due: float, now: float, waited_at: float) -> None:
         st = self.stall.observe(due, now, waited_at)
@@ -272,12 +271,20 @@ class Daemon:
         self.executor.event(Event("stop", "shutting down: releasing the chain" if holding else "shutting down", Level.INFO))
         self.executor.apply(fsm.begin_leave(now))
 
-    def _leave(self) -> None:
-        """Nothing held any more: say goodbye twice (a lost packet), then clean up."""
+    def _leave(self) -> int:
+        """Nothing held any more: say goodbye twice (a lost packet), then clean up. 0, or 1
+        when this node could not release its resources (stop-failed): it exits anyway,
+        at once (systemd's stop must not hang until TimeoutStopSec), without the
+        ``leaving`` flag: the peer fences it before it starts anything (docs/oncall.md)."""
+        note, stuck = self.fsm.exit_note, self.fsm.role == Role.STOP_FAILED
         self.sender.send()
         self.clock.sleep(min(0.02, self.cfg.keepalive / 2))
         self.sender.send()
-        self.executor.event(Event("stop", "left the cluster cleanly", Level.INFO))
+        if note:
+            self.executor.event(Event("stop", note, Level.ERROR if stuck else Level.WARN))
+        else:
+            self.executor.event(Event("stop", "left the cluster cleanly", Level.INFO))
+        self.timeline.settle(self.fsm.role)
         self.executor.after()
         self.control.close()
         try:
@@ -287,3 +294,4 @@ class Daemon:
         for lk in self.links:
             lk.close()
         self.worker.stop()
+        return 1 if stuck else 0

@@ -6,14 +6,25 @@ in the state directory, next to the generation counter:
                                 also right after this daemon restarts)
   <state_dir>/epoch             the takeover epoch this node last took (a restarted daemon
                                 that adopts the running chain keeps its claim to it)
+  <state_dir>/maintenance       present: maintenance mode (`hasync maintenance on`)
+  <state_dir>/stopped           present: the chain is stopped on purpose (`hasync stop`)
+  <state_dir>/settings-new      present: this node changed one of the two above and the
+                                peer has not shown it yet (its copy is the newer one)
+  <state_dir>/standby           present: this node is in operator standby (`hasync standby`)
+
+The four operator files hold one line, "since <unix time> <ISO time>", for people and for
+`hasync doctor` (how long maintenance has been on); only their presence counts, so an
+admin may create or remove one by hand while the daemon is down.
 
 Each is written atomically, and only when it changes (the FSM's ``Persist`` action): when
-the peer restarts or this node takes the chain, not per heartbeat. A missing or
-unreadable file counts as 0 (and the unreadable one is reported).
+the peer restarts, this node takes the chain or an operator setting changes, not per
+heartbeat. A missing or unreadable number counts as 0 (and the unreadable one is reported).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from hasync.effects.files import atomic_write
@@ -21,6 +32,8 @@ from hasync.failover.membership_data import Persisted
 
 PEER_GENERATION = "peer-generation"
 EPOCH = "epoch"
+# Persisted field -> its marker file
+MARKERS = {"maintenance": "maintenance", "stopped": "stopped", "settings_new": "settings-new", "operator_standby": "standby"}
 
 
 def load(state_dir: Path, peer: str) -> tuple[Persisted, list[str]]:
@@ -43,10 +56,11 @@ def load(state_dir: Path, peer: str) -> tuple[Persisted, list[str]]:
         pass
     except (OSError, ValueError) as e:
         problems.append(f"{p}: cannot read the last epoch ({e}): starting from 0")
-    return Persisted(peer_generation=max(gen, 0), epoch=max(epoch, 0)), problems
+    markers = {field: (state_dir / name).exists() for field, name in MARKERS.items()}
+    return Persisted(peer_generation=max(gen, 0), epoch=max(epoch, 0), **markers), problems
 
 
-def save(state_dir: Path, peer: str, new: Persisted, old: Persisted) -> None:
+def save(state_dir: Path, peer: str, new: Persisted, old: Persisted, wall: float | None = None) -> None:
     """Write what changed from *old* to *new* (OSError: the caller reports it)."""
     if new.peer_generation != old.peer_generation:
         p = state_dir / PEER_GENERATION
@@ -56,6 +70,38 @@ def save(state_dir: Path, peer: str, new: Persisted, old: Persisted) -> None:
             p.unlink(missing_ok=True)
     if new.epoch != old.epoch:
         atomic_write(state_dir / EPOCH, f"{new.epoch}\n")
+    for field, name in MARKERS.items():
+        on = getattr(new, field)
+        if on != getattr(old, field):
+            if on:
+                t = time.time() if wall is None else wall
+                atomic_write(state_dir / name, f"since {t:.0f} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t))}\n")
+            else:
+                (state_dir / name).unlink(missing_ok=True)
+
+
+def since(state_dir: Path, field: str) -> float | None:
+    """When an operator marker (a Persisted field name) was set: its unix time, or None
+    (not set; a file made by hand without the line counts from its mtime)."""
+    p = state_dir / MARKERS[field]
+    try:
+        words = p.read_text().split()
+        return float(words[1]) if len(words) > 1 and words[0] == "since" else p.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+
+
+def edit_offline(state_dir: Path, peer: str, **changes: bool) -> Persisted:
+    """For a daemon that is not running: set operator markers (Persisted field names) in
+    its state directory; it starts with them. A cluster-wide setting changed here is the
+    newer copy (settings-new): the peer takes it when the two next talk."""
+    old, _ = load(state_dir, peer)
+    new = replace(old, **changes)
+    if (new.maintenance, new.stopped) != (old.maintenance, old.stopped):
+        new = replace(new, settings_new=True)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    save(state_dir, peer, new, old)
+    return new
 
 
 def forget_peer(state_dir: Path, node: str) -> bool:

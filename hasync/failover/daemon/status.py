@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from hasync import __version__
 from hasync.effects.process import proc_stats
+from hasync.failover.daemon import persist
 from hasync.failover.states import PeerStatus, ResourceStatus
 
 if TYPE_CHECKING:
@@ -77,6 +78,9 @@ def document(d: Daemon, now: float) -> dict:
             **d.stall.snapshot(now),
             **proc_stats(),
         },
-        "files": {"role": str(d.paths.role), "socket": str(d.paths.socket), "timeline": str(d.timeline.path)},
+        "files": {"role": str(d.paths.role), "socket": str(d.paths.socket), "timeline": str(d.timeline.path),
+                  "history": str(d.timeline.history_path)},
+        # when each operator setting kept in the state directory was set (unix time, or None)
+        "operator_since": {f: persist.since(d.paths.state_dir, f) for f in ("maintenance", "stopped", "operator_standby")},
     })
     return snap

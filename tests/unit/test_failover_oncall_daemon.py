@@ -1,0 +1,158 @@
+"""The on-call commands on the daemon put together in this process (a lone node whose
+peer never answers, UDP over loopback, a recording runner): the control socket's new
+commands, the operator files in the state directory across a daemon restart, the
+history file, and the exit of a daemon stopped while stop-failed."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from hasync import model
+from hasync.effects.run import Result
+from hasync.failover import client, protocol
+from hasync.failover.daemon import persist
+from hasync.failover.daemon.loop import Daemon
+from hasync.failover.host import Paths
+from hasync.failover.membership import Persisted
+from hasync.failover.timeline import read_history
+from tests.unit.test_failover_daemon import (
+    KEY,
+    MONITOR,
+    START,
+    STOP,
+    cluster,
+    runner,
+    signals_restored,  # noqa: F401 (a fixture)
+    wait_active,
+)
+
+
+def command(paths: Paths, cmd: str, **kw) -> list[dict]:
+    lines: list[dict] = []
+    client.command(paths.socket, protocol.Request(cmd, **kw), lines.append, wait=10)
+    return lines
+
+
+def run_with(d: Daemon, paths: Paths, operator, *, active: bool = True) -> tuple[int, dict]:
+    """Run the daemon until *operator* (in a thread, after the node is active) is done."""
+    seen: dict = {}
+
+    def body():
+        try:
+            if active:
+                wait_active(paths)
+            operator(seen)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    rc = d.run()
+    t.join(10)
+    return rc, seen
+
+
+def daemon(paths: Paths, r, **fencing) -> Daemon:
+    c = cluster()
+    if fencing:
+        c = dataclasses.replace(c, fencing=model.Fencing(**fencing))
+    return Daemon(c, "node1", KEY, paths, runner=r, priority="none", mlock=False, vip_fast=False, log=io.StringIO())
+
+
+@pytest.mark.usefixtures("signals_restored")
+def test_maintenance_stop_start_and_the_files_they_leave(tmp_path):
+    paths = Paths(tmp_path / "state", tmp_path / "run")
+    r = runner()
+
+    def operator(seen):
+        seen["on"] = command(paths, "maintenance-on")
+        seen["status"] = client.status(paths.socket)
+        seen["stop_refused"] = command(paths, "stop")
+        seen["off_refused"] = command(paths, "maintenance-off")
+        seen["off"] = command(paths, "maintenance-off", force=True)
+        wait_active(paths)
+        seen["stop"] = command(paths, "stop")
+        seen["stopped_file"] = (paths.state_dir / "stopped").read_text()
+        seen["start"] = command(paths, "start")
+        seen["cleanup"] = command(paths, "cleanup", resource="vip")
+        seen["online"] = command(paths, "online")
+
+    rc, seen = run_with(daemon(paths, r), paths, operator)
+    assert rc == 0
+    assert seen["on"][0]["ok"] and seen["on"][-1]["done"] and seen["on"][-1]["ok"]
+    st = seen["status"]
+    assert st["maintenance"] is True and any("MAINTENANCE" in w for w in st["warnings"])
+    assert st["operator_since"]["maintenance"] > 1e9
+    assert seen["stop_refused"] == [{"ok": False, "message": "maintenance mode: nothing moves; `hasync maintenance off` first",
+                                     "node": "node1", "role": "active"}]
+    assert "node2 is dead" in seen["off_refused"][0]["message"]
+    assert seen["off"][-1]["done"] and seen["off"][-1]["ok"]
+    assert seen["stop"][-1]["ok"] and seen["stop"][-1]["role"] == "standby"
+    assert seen["stopped_file"].startswith("since ")
+    assert seen["start"][-1]["ok"] and seen["start"][-1]["role"] == "active"
+    assert [e["event"]["message"] for e in seen["cleanup"] if "event" in e][-1] == "nothing was failed here: nothing to clear"
+    assert seen["cleanup"][-1]["ok"] and seen["online"][-1]["ok"]
+    assert not (paths.state_dir / "maintenance").exists() and not (paths.state_dir / "stopped").exists()
+    kinds = [h["kind"] for h in read_history(paths.state_dir)]
+    assert kinds.count("command") >= 5 and all(h.get("duration_ms") is not None for h in read_history(paths.state_dir))
+
+
+@pytest.mark.usefixtures("signals_restored")
+def test_a_daemon_started_in_maintenance_probes_and_touches_nothing(tmp_path):
+    paths = Paths(tmp_path / "state", tmp_path / "run")
+    persist.edit_offline(paths.state_dir, "node2", maintenance=True)  # `hasync maintenance on` with the daemon down
+    assert (paths.state_dir / "settings-new").exists()
+    r = runner()
+
+    def operator(seen):
+        end = time.monotonic() + 5
+        while time.monotonic() < end:  # the probe, then initdead (0.2 s) passes: nobody is fenced or started
+            try:
+                seen["status"] = client.status(paths.socket)
+            except (client.NotRunning, OSError):
+                pass
+            if seen.get("status") and seen["status"]["peer"]["state"] == "dead":
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+    rc, seen = run_with(daemon(paths, r), paths, operator, active=False)
+    assert rc == 0
+    assert seen["status"]["maintenance"] and seen["status"]["role"] == "standby"
+    assert START not in r.calls and STOP not in r.calls and MONITOR in r.calls
+    assert persist.load(paths.state_dir, "node2")[0].maintenance  # still on after the exit
+
+
+@pytest.mark.usefixtures("signals_restored")
+def test_a_daemon_stopped_while_stop_failed_exits_at_once_with_status_1(tmp_path):
+    paths = Paths(tmp_path / "state", tmp_path / "run")
+    r = runner()
+    r.responses[STOP] = lambda argv: Result(argv, 1, "", "device busy")  # it never stops
+
+    def operator(seen):
+        pass  # SIGTERM once active: the stop fails (3 tries), stop-failed, then the exit
+
+    t0 = time.monotonic()
+    rc, _ = run_with(daemon(paths, r, mode="off", on_stop_failure="block"), paths, operator)
+    assert rc == 1 and time.monotonic() - t0 < 8
+    lines = [json.loads(x) for x in (paths.state_dir / "timeline.jsonl").read_text().splitlines()]
+    assert "exiting while stop-failed" in lines[-1]["message"] and lines[-1]["level"] == "error"
+    assert r.calls.count(STOP) == 3
+
+
+def test_operator_files_offline_and_their_times(tmp_path):
+    assert persist.edit_offline(tmp_path, "node2", operator_standby=True) == Persisted(operator_standby=True)
+    assert persist.since(tmp_path, "operator_standby") > 1e9 and persist.since(tmp_path, "maintenance") is None
+    (tmp_path / "stopped").write_text("")  # made by hand: counts from its mtime
+    assert persist.load(tmp_path, "node2")[0] == Persisted(stopped=True, operator_standby=True)
+    assert abs(persist.since(tmp_path, "stopped") - time.time()) < 60
+    new = persist.edit_offline(tmp_path, "node2", stopped=False)
+    assert new == Persisted(operator_standby=True, settings_new=True) and not (tmp_path / "stopped").exists()
