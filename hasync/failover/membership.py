@@ -185,7 +185,7 @@ class Membership:
         if not self.cfg.resources:
             self.role = Role.STANDBY
             return [Send()]
-        kept = [Event("maintenance", "maintenance mode (kept in the state directory): the chain is probed, nothing is "
+        kept: list[Action] = [Event("maintenance", "maintenance mode (kept in the state directory): the chain is probed, nothing is "
                                      "started, stopped, restarted or fenced until `hasync maintenance off`", Level.WARN)] if self.settings.maintenance else []
         if self.settings.stopped:
             kept.append(Event("stopped", "the chain is stopped on purpose (`hasync stop`, kept in the state directory): "

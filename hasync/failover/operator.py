@@ -121,7 +121,7 @@ def cleanup_verdict(c: CleanupInput) -> CleanupVerdict:
             return CleanupVerdict(False, found, blocked=f"{', '.join(running)} run{'s' if len(running) == 1 else ''} on this standby node "
                                                         f"(started behind hasync's back?): nothing cleared; stop "
                                                         f"{'them' if len(running) > 1 else 'it'} (`hasync resource {running[-1]} stop`)")
-        did = ("the chain's failed mark cleared: this node is eligible again",) if c.failed else ()
+        did: tuple[str, ...] = ("the chain's failed mark cleared: this node is eligible again",) if c.failed else ()
         did += tuple(f"restart count of {r} cleared" for r in restarts)
         return CleanupVerdict(True, found, did or ("nothing was failed here: nothing to clear",), clear_failed=c.failed, clear_restarts=restarts)
     if c.role == Role.ACTIVE:
