@@ -22,7 +22,8 @@ ping tiebreak, liveness after each heal, no FSM exception) that are each shown t
 on a violation made on purpose before any result is believed.
 
 Tier fsm: the real membership FSM of both nodes on a simulated clock, links, resources
-and fences (thousands of seeds a minute). Tiers ns and vm: not yet.
+and fences (thousands of seeds a minute). Tier ns: the real daemons, agents, links and
+sync watcher on a live namespace lab (a few seconds a fault). Tier vm: not yet.
 The same --seed replays the same run; a violation leaves a folder with the timeline,
 the faults (JSON) and the command that replays it.
 """
@@ -36,7 +37,8 @@ def register(sub) -> None:
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tier", choices=("fsm", "ns", "vm"), default="fsm", help="fsm (default); ns and vm are not built yet")
+    p.add_argument("--tier", choices=("fsm", "ns", "vm"), default="fsm",
+                   help="fsm (default, simulated), ns (a live namespace lab, root); vm is not built yet")
     p.add_argument("--faults", type=int, default=5, metavar="N", help="faults per seed (default 5)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="first seed (default: a fresh one, printed)")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="run K seeds, S .. S+K-1 (default 1)")
@@ -49,6 +51,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"where violation folders go (default {DEFAULT_OUT})")
     p.add_argument("--max-folders", type=int, default=20, help="folders written at most in one run (default 20)")
     p.add_argument("--replay", metavar="FAULTS_JSON", help="run exactly the scenario and faults of a violation folder")
+    p.add_argument("--lab", default=None, metavar="NAME",
+                   help="ns tier: run on this namespace lab (default: a new one, c<pid>, removed afterwards)")
 
 
 def run(args) -> int:
@@ -60,8 +64,12 @@ def run(args) -> int:
             if not m.hidden:
                 print(f"{m.name:18} issue {m.issue:5} {' '.join(m.description.split())}")
         return 0
+    if args.tier == "ns":
+        from .ns.cli import run_ns
+
+        return run_ns(args, err)
     if args.tier != "fsm":
-        err.print(f"[red]hasync lab campaign: tier {args.tier} is not built yet[/] (only --tier fsm today)")
+        err.print(f"[red]hasync lab campaign: tier {args.tier} is not built yet[/] (--tier fsm or ns today)")
         return 2
     kinds = None
     if args.kinds:

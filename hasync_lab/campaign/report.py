@@ -13,8 +13,9 @@ from .runner import CampaignResult, SeedResult, recovery_stats
 DEFAULT_OUT = "/var/tmp/hasync-campaign"
 
 
-def replay_command(seed: int, n_faults: int, mutant: str | None, kinds: tuple[str, ...] | None = None) -> str:
-    cmd = f"python -m hasync_lab.campaign --tier fsm --seed {seed} --faults {n_faults}"
+def replay_command(seed: int, n_faults: int, mutant: str | None, kinds: tuple[str, ...] | None = None,
+                   tier: str = "fsm") -> str:
+    cmd = f"python -m hasync_lab.campaign --tier {tier} --seed {seed} --faults {n_faults}"
     if mutant:
         cmd += f" --mutant {mutant}"
     if kinds:
@@ -93,17 +94,21 @@ def campaign_doc(c: CampaignResult, selftest: dict, folders: dict, mutant: str |
 
 def write_folder(out: str, r: SeedResult, n_faults: int, kinds: tuple[str, ...] | None = None) -> str:
     name = f"fsm-seed{r.seed}-f{n_faults}" + (f"-{r.mutant}" if r.mutant else "")
-    d = Path(out) / name
+    return write_run_folder(Path(out) / name, r, {"tier": "fsm", "seed": r.seed, "faults": n_faults, "mutant": r.mutant,
+                                                  "kinds": list(kinds) if kinds else None, "scenario": r.scenario.to_dict()},
+                            replay_command(r.seed, n_faults, r.mutant, kinds))
+
+
+def write_run_folder(d: Path, r, faults_doc: dict, replay: str) -> str:
+    """The folder a violation leaves, of any tier: timeline.txt, faults.json (with the
+    exact fault list: --replay runs it), violations.json, replay.txt."""
     d.mkdir(parents=True, exist_ok=True)
     lines = [f"{t:12.4f}  {node:<6} {kind:<13} {msg}" for t, node, kind, msg in r.timeline]
     _write(d / "timeline.txt", "\n".join(lines) + "\n")
-    _write(d / "faults.json", json.dumps({
-        "tier": "fsm", "seed": r.seed, "faults": n_faults, "mutant": r.mutant, "kinds": list(kinds) if kinds else None,
-        "scenario": r.scenario.to_dict(), "fault_list": [f.to_dict() for f in r.faults],
-    }, indent=1) + "\n")
+    _write(d / "faults.json", json.dumps({**faults_doc, "fault_list": [f.to_dict() for f in r.faults]}, indent=1) + "\n")
     _write(d / "violations.json", json.dumps([_hit(h, r) for h in r.violations], indent=1, default=str) + "\n")
-    _write(d / "replay.txt", f"{replay_command(r.seed, n_faults, r.mutant, kinds)}\n"
-                             f"python -m hasync_lab.campaign --tier fsm --replay {d / 'faults.json'}\n")
+    _write(d / "replay.txt", f"{replay}\n"
+                             f"python -m hasync_lab.campaign --tier {faults_doc['tier']} --replay {d / 'faults.json'}\n")
     return str(d)
 
 
@@ -152,5 +157,9 @@ def print_summary(doc: dict, console) -> None:
                           f"heal to clean: median {heal['median']} s, max {heal['max']} s" if rec["n"] else "-")
     st = doc["selftest"]
     t.add_row("self-test", ", ".join(f"[{'green' if ok else 'red'}]{k}[/]" for k, ok in st.items()))
-    t.add_row("wall", f"{doc['wall_s']} s (simulated {doc['sim_s']} s)")
+    if doc.get("skipped"):
+        t.add_row("skipped", ", ".join(doc["skipped"]))
+    if doc.get("per_fault_s"):
+        t.add_row("per fault", f"median {doc['per_fault_s']['median']} s, max {doc['per_fault_s']['max']} s (fault to clean, audits included)")
+    t.add_row("wall", f"{doc['wall_s']} s" + (f" (simulated {doc['sim_s']} s)" if "sim_s" in doc else ""))
     console.print(t)

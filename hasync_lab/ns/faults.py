@@ -91,6 +91,24 @@ class LabFaults(LabBuild):
                 if n not in st["crashed"]:
                     self._run(("ip", "-n", spec.netns(n), "neigh", "flush", "all"))
 
+    def power_on(self, node: str) -> None:
+        """A crashed node boots again with its cables as they are (a cut cable stays
+        cut): a fenced machine whose power comes back. heal() also plugs cables in."""
+        spec = self.spec
+        spec.check_node(node)
+        with self.store.lock():
+            st = self.store.load()
+            if node not in st.get("crashed", []):
+                return
+            self._ensure_serial(spec, rebind=True)
+            st = self.store.load()
+            st["crashed"] = sorted(set(st.get("crashed", [])) - {node})
+            self.store.save(st)
+            self._boot(spec, node)
+            for n in spec.all_nodes:
+                if n not in st["crashed"]:
+                    self._run(("ip", "-n", spec.netns(n), "neigh", "flush", "all"))
+
     def link_state(self, node: str, link: str) -> str:
         """"up", "cut" or "down" (crashed / missing)."""
         spec = self.spec

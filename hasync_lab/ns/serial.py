@@ -74,7 +74,12 @@ class SerialCable:
 
     def set_cut(self, node: str, cut: bool) -> None:
         sides = self.cut_sides()
-        self.write_cut(sides | {node} if cut else sides - {node})
+        self.write_cut(sides | {node} if cut else sides - {node, node + ">"})
+
+    def set_oneway(self, node: str, cut: bool) -> None:
+        """Drop (or pass again) only the bytes *node* sends."""
+        sides = self.cut_sides()
+        self.write_cut(sides | {node + ">"} if cut else sides - {node + ">"})
 
     def reset_line(self) -> None:
         """Empty both ends and put back the lab's line settings (raw, blocking reads:

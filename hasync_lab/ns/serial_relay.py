@@ -5,9 +5,10 @@
 Writes STATE_DIR/ttys.json ({"A": "/dev/pts/N", "B": "/dev/pts/M"}) once the ptys exist.
 Bytes written to A's pty come out of B's and the other way round, byte-exact (the ptys are
 raw). When the file STATE_DIR/cut names a side (one per line), everything to and from that
-side is dropped, like a pulled cable (the file is checked before each chunk is forwarded,
-so a cut is in force as soon as the file is written). Bytes nobody reads are dropped when
-the pty's buffer is full, as on a real line.
+side is dropped, like a pulled cable; a line "A>" drops only what A sends (the file
+is checked before each chunk is forwarded, so a cut is in force as soon as the file is
+written). Bytes nobody reads are dropped when the pty's buffer is full, as on a real
+line.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def main(argv: list[str]) -> int:
             if not data:
                 continue
             sides_cut = cut.get()
-            if name_of[fd] in sides_cut or name_of[peer[fd]] in sides_cut:
-                continue
+            if name_of[fd] in sides_cut or name_of[peer[fd]] in sides_cut or name_of[fd] + ">" in sides_cut:
+                continue  # "A>" in the file: only what A sends is dropped (a one-way cut)
             try:
                 os.write(peer[fd], data)
             except OSError as e:

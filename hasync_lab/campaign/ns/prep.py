@@ -1,0 +1,181 @@
+"""What the ns tier lays into a lab before its run: the cluster config, the fence command
+and the resource agents wrapped so a fault can make them fail, hang or lie, and the
+boot steps a node repeats every time it comes up (as its fstab and units would).
+
+Every wrapper is transparent until a flag file in the node says otherwise:
+
+    /etc/hasync/campaign/flags/fence               fail | lie | slow SECONDS
+    /etc/hasync/campaign/flags/RID.OP.fail         start|stop|status of RID exits 1
+    /etc/hasync/campaign/flags/RID.OP.hang         ... hangs until the flag goes (or the
+                                                   daemon's timeout kills it)
+
+The flags live on the node's disk (/etc): a node that reboots mid-fault keeps them, the
+heal removes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hasync_lab.ns.config_gen import cluster_toml
+
+CAMPAIGN_DIR = "/etc/hasync/campaign"
+FLAGS = f"{CAMPAIGN_DIR}/flags"
+FENCE = f"{CAMPAIGN_DIR}/fence"
+FENCE_LOG = f"{CAMPAIGN_DIR}/fence.log"
+AGENTS = f"{CAMPAIGN_DIR}/agents"
+OCF_DIR = "/usr/lib/ocf/resource.d/heartbeat"
+DEMO_SRC = Path(__file__).resolve().parents[3] / "failover" / "resource.d" / "hasync-demo"
+CLOCK_FILE = "/run/hasync-campaign/clock"
+SHIM_DIR = str(Path(__file__).resolve().parent / "clockshim")
+STATE_DIR = "/var/lib/hasync/sync"
+BACKUP_DIR = "/var/lib/hasync/backups"
+SYNC_DIR = "/etc/hasync/sync-test"
+DEMO_PORT = 8080
+
+# resource id -> (agent the wrapper stands in for, where the daemon looks for it)
+WRAPPED = {
+    "fs": ("Filesystem", f"{OCF_DIR}/Filesystem"),
+    "vip": ("IPaddr2", f"{OCF_DIR}/IPaddr2"),
+    "demo": ("hasync-demo", "/etc/ha.d/resource.d/hasync-demo"),
+}
+CHAIN = ("fs", "vip", "demo")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The campaign config's timing (what the bounds and the fault draw are made of)."""
+
+    keepalive: float = 0.1
+    deadtime: float = 0.5
+    initdead: float = 1.0
+    op_timeout: float = 3.0  # start, stop and monitor timeout of every resource
+    fence_timeout: float = 5.0
+    daemon_start_s: float = 1.5  # python start-up until the daemon listens (a loaded box)
+    boot_s: float = 1.0  # a fenced node is powered on again after this
+    restart_s: float = 1.0  # RestartSec of hasync-failover.service
+    settle_s: float = 1.0  # a clean state must hold this long
+
+    @property
+    def liveness_bound_s(self) -> float:
+        """From a heal to a clean cluster, at most: a reboot, the daemon's start and
+        initdead, a few deadtimes to notice, a fence that times out and its retry, and a
+        chain that stops with every stop timing out (2 retries) before it starts."""
+        chain = len(CHAIN) * self.op_timeout
+        return round(self.boot_s + self.daemon_start_s + self.initdead + 6 * self.deadtime
+                     + 2 * self.fence_timeout + 3 * chain + chain + self.settle_s, 1)
+
+    @property
+    def stray_bound_s(self) -> float:
+        """A piece started behind hasync's back on the standby node may run beside the
+        active node's chain this long: the daemon's start, initdead, two deadtimes and a
+        chain stop."""
+        return round(self.daemon_start_s + self.initdead + 2 * self.deadtime + len(CHAIN) * 0.5 + 1.0, 1)
+
+
+TIMING = Timing()
+
+
+def campaign_toml(spec, ping: str, t: Timing = TIMING) -> str:
+    """The lab's cluster.toml with the campaign's changes: a ping node (the tiebreak),
+    short operation timeouts, a third resource with a process (hasync-demo), the wrapped
+    fence command and a self-fence that takes the node down the lab's way."""
+    text = cluster_toml(spec)
+    head = text.split("[fencing]")[0]
+    if "ping = []" not in head or 'start_timeout = "10s"' not in head:
+        raise RuntimeError("the lab's cluster.toml changed shape: update hasync_lab/campaign/ns/prep.py")
+    op = f'"{t.op_timeout:g}s"'
+    head = head.replace("ping = []", f'ping = ["{ping}"]')
+    head = head.replace('start_timeout = "10s"', f"start_timeout = {op}")
+    head = head.replace('stop_timeout = "10s"', f"stop_timeout = {op}\nmonitor_timeout = {op}")
+    head += "\n".join([
+        "[[resource]]",
+        'id = "demo"',
+        'type = "heartbeat"',
+        'agent = "hasync-demo"',
+        f'args = ["{DEMO_PORT}"]',
+        f"start_timeout = {op}",
+        f"stop_timeout = {op}",
+        f"monitor_timeout = {op}",
+        'monitor_interval = "1s"',
+        "max_restarts = 1",
+        "",
+        "[fencing]",
+        'mode = "required"',
+        f'command = ["{FENCE}", "{{node}}"]',
+        f'timeout = "{t.fence_timeout:g}s"',
+        'on_stop_failure = "fence-self"',
+        # never `reboot -f`, the default self-fence: in a lab node it is the host's reboot
+        'self_command = ["hasync", "lab", "fence", "{node}"]',
+        "",
+    ])
+    return head
+
+
+FENCE_SCRIPT = f"""#!/bin/sh
+# The fault campaign's fence command (hasync_lab/campaign/ns): `hasync lab fence NODE`,
+# unless {FLAGS}/fence says fail, lie or slow SECONDS.
+mode=$(cat {FLAGS}/fence 2>/dev/null)
+echo "$(date +%s.%N) fence $1 ${{mode:-ok}}" >> {FENCE_LOG}
+case "$mode" in
+fail) echo "campaign: fence failure injected" >&2; exit 1 ;;
+lie) echo "campaign: fence reports success, $1 stays up" >&2; exit 0 ;;
+slow*) sleep "${{mode#slow }}" ;;
+esac
+exec hasync lab fence "$1"
+"""
+
+
+def wrapper_script(rid: str, real: str) -> str:
+    return f"""#!/bin/sh
+# The fault campaign's wrapper around {real} (hasync_lab/campaign/ns): transparent
+# unless a flag in {FLAGS} names resource {rid} and the operation.
+for op; do :; done
+[ "$op" = monitor ] && op=status
+f={FLAGS}/{rid}.$op
+if [ -e "$f.fail" ]; then echo "campaign: {rid} $op failure injected" >&2; exit 1; fi
+while [ -e "$f.hang" ]; do sleep 0.1; done
+exec {real} "$@"
+"""
+
+
+def install_script() -> str:
+    """Run once in each node (files on its disk): agents copied aside, wrappers, flags."""
+    lines = [
+        "set -e",
+        f"mkdir -p {FLAGS} {AGENTS} /etc/ha.d/resource.d",
+        f"rm -f {FLAGS}/* {FENCE_LOG}",
+        f"cp {OCF_DIR}/Filesystem {OCF_DIR}/IPaddr2 {AGENTS}/",
+        f"install -m 755 {DEMO_SRC} {AGENTS}/hasync-demo",
+        "rm -rf /var/lib/hasync /run/hasync-demo.*.pid",
+        f"mkdir -p {SYNC_DIR}",
+    ]
+    for rid, (agent, _where) in WRAPPED.items():
+        lines.append(f"cat > {CAMPAIGN_DIR}/wrap-{rid} <<'EOF'\n{wrapper_script(rid, f'{AGENTS}/{agent}')}EOF")
+        lines.append(f"chmod 755 {CAMPAIGN_DIR}/wrap-{rid}")
+    lines.append(f"cat > {FENCE} <<'EOF'\n{FENCE_SCRIPT}EOF")
+    lines.append(f"chmod 755 {FENCE}")
+    lines.append(f"install -m 755 {CAMPAIGN_DIR}/wrap-demo /etc/ha.d/resource.d/hasync-demo")
+    return "\n".join(lines) + "\n"
+
+
+def boot_script() -> str:
+    """What a node does every time it boots, before its units start: the OCF agents it
+    runs are the wrappers (bind mounts in the node's own mount namespace: the host's
+    /usr is untouched), and a fresh wall-clock offset file for the clock shim."""
+    lines = ["set -e"]
+    for rid in ("fs", "vip"):
+        where = WRAPPED[rid][1]
+        lines.append(f"mountpoint -q {where} || mount --bind {CAMPAIGN_DIR}/wrap-{rid} {where}")
+    lines += [f"mkdir -p {Path(CLOCK_FILE).parent}", f": > {CLOCK_FILE}"]
+    return "\n".join(lines) + "\n"
+
+
+def start_piece_script(rid: str, lab) -> str:
+    """Start one piece of the chain behind hasync's back (a unit enabled at boot)."""
+    if rid == "fs":
+        return f"mountpoint -q {lab.mount_point} || mount -t ext4 {lab.disk_device} {lab.mount_point}"
+    if rid == "vip":
+        return f"ip addr add {lab.vip_cidr} dev {lab.public_if} 2>/dev/null || true"
+    return f"{AGENTS}/hasync-demo {DEMO_PORT} start"

@@ -1,0 +1,304 @@
+"""A campaign run of the ns tier: one live lab, the real daemons, N faults.
+
+Set-up: the campaign's files into every node, the boot steps, both units on both nodes,
+the sampler (ground truth every 10 ms, ARP every 130 ms), the wire (taps on the switch),
+a supervisor thread (systemd's part), a settled cluster, then a clean restart of each
+daemon so the wire holds genuine `leaving` packets of both nodes for the replays.
+Then the self-test, then each fault: gap, steps, heal, quiescence (clean for settle_s
+within the liveness bound), audits. The lab is reset only as far as a fault needs (its
+heal); after a violation with --keep-going the cluster is restarted from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hasync.failover import packets as P
+from hasync_lab.campaign.faults import RACE, Fault
+from hasync_lab.campaign.ns import audits as A
+from hasync_lab.campaign.ns.faults import SYNC_KINDS
+from hasync_lab.campaign.ns.heal import heal
+from hasync_lab.campaign.ns.inject import Injector
+from hasync_lab.campaign.ns.prep import TIMING, Timing, campaign_toml, install_script
+from hasync_lab.campaign.ns.services import Services
+from hasync_lab.campaign.ns.truth import Sampler, daemon_status, tcp_answer
+from hasync_lab.campaign.ns.wire import Wire
+
+SYNC_BOUND_S = 45.0  # the watcher's retry backoff is capped at 30 s
+
+
+@dataclass
+class NsResult:
+    seed: int
+    faults: list[Fault]
+    faults_run: int = 0
+    violations: list = field(default_factory=list)
+    limits: list = field(default_factory=list)
+    recovery_s: list[float] = field(default_factory=list)
+    after_heal_s: list[float] = field(default_factory=list)
+    per_fault_s: list[float] = field(default_factory=list)
+    by_fault: Counter = field(default_factory=Counter)
+    timeline: list = field(default_factory=list)
+    selftest: dict = field(default_factory=dict)
+    mutant: None = None
+
+
+class Run:
+    def __init__(self, lab, seed: int, faults: list[Fault], logdir: Path, *, keep_going: bool = False, t: Timing = TIMING):
+        self.lab = lab
+        self.seed = seed
+        self.t = t
+        self.nodes: tuple[str, str] = tuple(lab.nodes[:2])  # type: ignore[assignment]
+        self.logdir = logdir
+        self.keep_going = keep_going
+        self.res = NsResult(seed, faults)
+        self.t_start = time.monotonic()
+        self.lab_lock = threading.RLock()
+        self.fault_index = -1
+        self.strays: list = []  # (node, rid, t, late) started behind hasync's back
+        self.conflicts: list[dict] = []
+        self.stop_ev = threading.Event()
+
+    # ------------------------------------------------------------------ timeline
+    def trace(self, node: str, kind: str, msg: str) -> None:
+        self.res.timeline.append((round(time.monotonic() - self.t_start, 3), node, kind, msg))
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        lab = self.lab
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        lab.reset()
+        text = campaign_toml(lab.spec, lab.public_addr(lab.clients[0]), self.t)
+        for n in self.nodes:
+            lab.exec(n, ["/bin/sh", "-s"], input=install_script(), check=True)
+            lab.exec(n, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=text, check=True)
+        r = lab.exec(self.nodes[0], ["hasync", "check"])
+        if not r.ok:
+            raise RuntimeError(f"the campaign's cluster.toml does not pass `hasync check`: {r.stdout}{r.stderr}")
+        self.key = P.load_key(str(lab.store.ssh_dir / "authkey"))
+        self.services = Services(lab, self.logdir, self.trace, self.lab_lock, self.t)
+        self.sampler = Sampler(lab, self.nodes, self.trace)
+        self.views = self.sampler.views
+        self.wire = Wire(lab, self.key, self.nodes)
+        self.inj = Injector(self)
+        self.logs = A.LogScan(self.services.log_path(n, u) for n in self.nodes for u in ("failover", "watch"))
+        self.wire.start()
+        self.sampler.start()
+        for n in self.nodes:
+            self.services.boot(n)
+        self.sup = threading.Thread(target=self._supervise, name="campaign-systemd", daemon=True)
+        self.sup.start()
+        ok, why = self.await_clean(self.t.liveness_bound_s)
+        if not ok:
+            raise RuntimeError(f"the cluster did not settle at start-up: {why}")
+        self.capture_leaving()
+
+    def _supervise(self) -> None:
+        while not self.stop_ev.is_set():
+            try:
+                self.services.tick()
+            except Exception as e:  # keep supervising; say what happened
+                self.trace("both", "systemd", f"supervisor error: {e!r}")
+            self.stop_ev.wait(0.03)
+
+    def capture_leaving(self) -> None:
+        """A clean restart of each daemon, the standby first: the wire then holds both
+        nodes' `leaving` packets, the stuff of the replay faults."""
+        for _ in range(2):
+            node = self.inj.resolve("standby")[0]
+            self.services.stop(node, "failover")
+            self.services.start(node, "failover")
+            ok, why = self.await_clean(self.t.liveness_bound_s)
+            if not ok:
+                raise RuntimeError(f"the cluster did not settle after a clean restart of {node}: {why}")
+            if all(self.wire.has(n, "leaving") for n in self.nodes):
+                return
+            act = self.inj.resolve("active")[0]
+            self.services.stop(act, "failover")
+            self.services.start(act, "failover")
+            ok, why = self.await_clean(self.t.liveness_bound_s)
+            if not ok:
+                raise RuntimeError(f"the cluster did not settle after a clean restart of {act}: {why}")
+        self.trace("both", "capture", f"leaving packets captured: {[n for n in self.nodes if self.wire.has(n, 'leaving')]}")
+
+    # ------------------------------------------------------------------ quiescence
+    def clean_now(self) -> tuple[bool, str]:
+        snap = self.sampler.snapshot()
+        if len(snap) < 2 or not all(snap[n]["up"] for n in self.nodes):
+            return False, f"a node is down: {snap}"
+        full = [n for n in self.nodes if all(snap[n][r] for r in ("fs", "vip", "demo"))]
+        some = [n for n in self.nodes if any(snap[n][r] for r in ("fs", "vip", "demo"))]
+        if len(full) != 1 or some != full:
+            return False, "chain: " + ", ".join(f"{n} {[r for r in ('fs', 'vip', 'demo') if snap[n][r]]}" for n in self.nodes)
+        act = full[0]
+        stb = self.nodes[1] if act == self.nodes[0] else self.nodes[0]
+        if snap[act]["role"] != "active" or snap[stb]["role"] != "standby":
+            return False, f"roles: {act} {snap[act]['role']}, {stb} {snap[stb]['role']}"
+        if not (self.services.alive(act) and self.services.alive(stb)):
+            return False, "a daemon is not running"
+        return True, act
+
+    def await_clean(self, bound: float) -> tuple[bool, str]:
+        end = time.monotonic() + bound
+        since, why = None, ""
+        while time.monotonic() < end:
+            ok, why = self.clean_now()
+            now = time.monotonic()
+            if not ok:
+                since = None
+            else:
+                since = since or now
+                if now - since >= self.t.settle_s:
+                    stb = self.nodes[1] if why == self.nodes[0] else self.nodes[0]
+                    sa, ss = daemon_status(self.views[why]), daemon_status(self.views[stb])
+                    settled = (sa.get("peer", {}).get("state") == "up" and sa["peer"].get("role") == "standby"
+                               and ss.get("peer", {}).get("state") == "up" and ss["peer"].get("role") == "active"
+                               and ss.get("job") is None)
+                    if not settled:
+                        why = f"the daemons have not settled: {why} sees {sa.get('peer')}, {stb} sees {ss.get('peer')}"
+                        since = None
+                        time.sleep(0.05)
+                        continue
+                    arp = self.sampler.arp_answer()
+                    said = tcp_answer(self.lab, self.lab.clients[0])
+                    if arp == [why] and said.endswith(why):
+                        self.clean_at = since
+                        return True, why
+                    why = f"ARP answered by {arp}, the service said {said!r}"
+                    since = None
+            time.sleep(0.05)
+        return False, why
+
+    # ------------------------------------------------------------------ a fault
+    def run_fault(self, i: int, f: Fault) -> list:
+        self.fault_index = i
+        self.sampler.fault_index = i
+        time.sleep(f.gap_s)
+        t0, wall0 = time.monotonic(), time.time()
+        n_strays, n_conflicts = len(self.strays), len(self.conflicts)
+        self.inj.play(f, t0)
+        self.res.faults_run += 1
+        self.res.by_fault[f.kind] += 1
+        if f.race:
+            self.res.by_fault[RACE] += 1
+        heal(self.inj)
+        healed = time.monotonic()
+        ok, why = self.await_clean(self.t.liveness_bound_s)
+        hits = []
+        if ok:
+            self.res.recovery_s.append(round(self.clean_at - t0, 3))
+            self.res.after_heal_s.append(round(max(0.0, self.clean_at - healed), 3))
+        else:
+            hits += self.liveness(i, why)
+        lied = any(A.fence_lied(v, wall0) for v in self.views.values())
+        hits += A.overlap_hits(self.sampler.overlaps_since(i), self.strays[n_strays:], i, self.t.stray_bound_s, lied,
+                               time.monotonic())
+        hits += A.died_hits(self.services.unexpected_exits(t0 - f.gap_s), i, self.logdir)
+        if f.kind in SYNC_KINDS:
+            hits += self.sync_audits(i, self.conflicts[n_conflicts:])
+        hits += self.logs.scan(i, lied)
+        self.res.per_fault_s.append(round(time.monotonic() - t0 + f.gap_s, 3))
+        for h in hits:
+            (self.res.limits if h.limit else self.res.violations).append(h)
+            self.trace("both", "VIOLATION" if not h.limit else "limit", f"{h.audit}: {json.dumps(h.evidence, default=str)[:400]}")
+        return [h for h in hits if not h.limit]
+
+    def liveness(self, i: int, why: str) -> list:
+        """Not clean within the bound: an operator's case (a named limit) or a violation."""
+        st = {}
+        for n in self.nodes:
+            r = self.lab.exec(n, ["hasync", "status", "--json"], timeout=30) if not self.services.crashed(n) else None
+            try:
+                st[n] = json.loads(r.stdout) if r is not None and r.ok else {}
+            except ValueError:
+                st[n] = {}
+        flags = {n: set(s.get("flags", [])) for n, s in st.items()}
+        roles = {n: s.get("role") for n, s in st.items()}
+        if all(roles.get(n) == "standby" and flags.get(n, set()) & {"failed", "standby"} for n in self.nodes):
+            h = A.hit("liveness", i, {"why": why, "roles": roles, "flags": {n: sorted(f) for n, f in flags.items()}},
+                      "no-eligible-node")
+            self.trace(self.nodes[0], "operator", "operator: hasync takeover (no eligible node)")
+            self.lab.exec(self.nodes[0], ["hasync", "takeover"], timeout=60)
+            ok, why2 = self.await_clean(self.t.liveness_bound_s)
+            return [h] if ok else [h, A.hit("liveness", i, {"why": why2, "after_operator": "no-eligible-node"})]
+        return [A.hit("liveness", i, {"why": why, "bound_s": self.t.liveness_bound_s, "roles": roles,
+                                      "flags": {n: sorted(f) for n, f in flags.items()}})]
+
+    def sync_audits(self, i: int, conflicts: list[dict]) -> list:
+        end = time.monotonic() + SYNC_BOUND_S
+        diff: list[str] = []
+        pending: dict = {}
+        while time.monotonic() < end:
+            trees = {n: A.tree(v) for n, v in self.views.items()}
+            pending = {n: A.journal_pending(v) for n, v in self.views.items()}
+            diff = A.tree_diff(*trees.values()) if all(x is not None for x in trees.values()) else ["(a node is down)"]
+            if not diff and not any(pending.values()):
+                break
+            time.sleep(0.2)
+        hits = []
+        if diff:
+            hits.append(A.hit("sync-trees", i, {"differ": diff[:20], "count": len(diff), "bound_s": SYNC_BOUND_S}))
+        if any(pending.values()):
+            hits.append(A.hit("sync-journal", i, {"pending": pending, "bound_s": SYNC_BOUND_S}))
+        return hits + A.conflict_hits(conflicts, self.views, i)
+
+    def bootstrap_audit(self, i: int) -> list:
+        hits = []
+        for n in self.nodes:
+            r = self.lab.exec(n, ["hasync", "bootstrap", "--dry-run"], timeout=120)
+            hits += A.plan_hits(n, r.stdout, i)
+        return hits
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self, faults_done=None) -> NsResult:
+        for i, f in enumerate(self.res.faults):
+            bad = self.run_fault(i, f)
+            if faults_done is not None:
+                faults_done(i, f, bad)
+            if bad and not self.keep_going:
+                break
+            if bad:
+                self.hard_reset()
+        if not self.res.violations or self.keep_going:
+            end = self.bootstrap_audit(len(self.res.faults) - 1) + self.sync_audits(len(self.res.faults) - 1, self.conflicts)
+            for h in end:
+                self.res.violations.append(h)
+                self.trace("both", "VIOLATION", f"{h.audit}: {json.dumps(h.evidence, default=str)[:400]}")
+        return self.res
+
+    def hard_reset(self) -> None:
+        """After a violation (--keep-going): every process stopped, the lab reset, the
+        nodes booted and the cluster settled again, so the next fault starts clean."""
+        self.trace("both", "reset", "restarting the cluster from scratch after a violation")
+        with self.lab_lock:
+            for p in list(self.services.procs.values()):
+                self.services.expect_exit.add(p.pid)
+            self.lab.reset()
+            self.services.procs.clear()
+            self.services.restart_at.clear()
+            self.services.frozen.clear()
+        for n in self.nodes:
+            self.services.boot(n)
+        self.await_clean(self.t.liveness_bound_s)
+
+    def close(self) -> None:
+        self.stop_ev.set()
+        for part in ("services", "sampler", "wire"):
+            obj = getattr(self, part, None)
+            if obj is None:
+                continue
+            try:
+                obj.stop_all() if part == "services" else obj.close()
+            except Exception:
+                pass
+        try:
+            self.lab.cable.set_oneway(self.nodes[0], False)
+            self.lab.cable.set_oneway(self.nodes[1], False)
+            self.lab.reset(files=True)  # the nodes' files as the lab made them
+        except Exception:
+            pass

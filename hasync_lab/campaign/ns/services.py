@@ -1,0 +1,200 @@
+"""The nodes' units as systemd would run them: hasync-failover and hasync-watch.
+
+Restart=on-failure after RestartSec (1 s and 2 s, as the shipped units say), KillMode
+process (a SIGKILLed daemon's agents keep running: the campaign kills only the pid).
+A node that was fenced (crashed by its peer's fence command, not by a fault that holds
+its power off) boots again after ``Timing.boot_s``; every boot runs the campaign's boot
+steps, then starts the units. Each unit's output goes to one log per node and unit on
+the host, with a line at every start. Exits the campaign did not cause (a unit that dies
+by itself) are recorded: the ``daemon-died`` audit reads them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hasync_lab.campaign.ns.prep import CLOCK_FILE, SHIM_DIR, TIMING, Timing, boot_script
+
+UNITS = {"failover": (("hasync", "failover", "run"), TIMING.restart_s), "watch": (("hasync", "watch", "-v"), 2.0)}
+
+
+@dataclass
+class Exit:
+    t: float
+    node: str
+    unit: str
+    pid: int
+    code: int | None
+    expected: bool
+    why: str
+
+
+class Services:
+    def __init__(self, lab, logdir: Path, trace, lab_lock: threading.RLock, t: Timing = TIMING):
+        self.lab = lab
+        self.logdir = logdir
+        self.trace = trace  # trace(node, kind, msg)
+        self.lock = lab_lock
+        self.t = t
+        self.nodes = tuple(lab.nodes)
+        self.procs: dict[tuple[str, str], subprocess.Popen] = {}
+        self.wanted: dict[tuple[str, str], bool] = {(n, u): True for n in self.nodes for u in UNITS}
+        self.restart_at: dict[tuple[str, str], float] = {}
+        self.expect_exit: set[int] = set()  # pids the campaign killed or stopped
+        self.held_down: set[str] = set()  # powered off by a fault: stays off until its heal
+        self.down_since: dict[str, float] = {}
+        self.exits: list[Exit] = []
+        self.starts: dict[tuple[str, str], int] = {}
+        self.pre_start = None  # hook(node) run after the boot steps, before the units (boot-enabled)
+        self.frozen: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------ units
+    def log_path(self, node: str, unit: str) -> Path:
+        return self.logdir / f"{node}-{unit}.log"
+
+    def start(self, node: str, unit: str) -> int:
+        argv, _ = UNITS[unit]
+        path = self.log_path(node, unit)
+        with open(path, "a") as f:
+            f.write(f"==== campaign: start {unit} on {node} at {time.strftime('%H:%M:%S')} ====\n")
+        env = {"HASYNC_CAMPAIGN_CLOCK": CLOCK_FILE, "PYTHONPATH": SHIM_DIR}
+        with self.lock:
+            p = self.lab.spawn(node, list(argv), log=path, env=env)
+        self.procs[(node, unit)] = p
+        self.wanted[(node, unit)] = True
+        self.restart_at.pop((node, unit), None)
+        self.starts[(node, unit)] = self.starts.get((node, unit), 0) + 1
+        self.trace(node, "unit", f"{unit} started (pid {p.pid})")
+        return p.pid
+
+    def pid(self, node: str, unit: str = "failover") -> int:
+        p = self.procs.get((node, unit))
+        return p.pid if p is not None and p.poll() is None else 0
+
+    def alive(self, node: str, unit: str = "failover") -> bool:
+        return self.pid(node, unit) > 0 and (node, unit) not in self.frozen
+
+    def signal(self, node: str, unit: str, sig: int, expected: bool = True) -> int:
+        pid = self.pid(node, unit)
+        if pid:
+            if expected and sig in (signal.SIGKILL, signal.SIGTERM):
+                self.expect_exit.add(pid)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return 0
+            if sig == signal.SIGSTOP:
+                self.frozen.add((node, unit))
+            elif sig == signal.SIGCONT:
+                self.frozen.discard((node, unit))
+        return pid
+
+    def stop(self, node: str, unit: str, wait: float = 20.0) -> int | None:
+        """systemctl stop: SIGTERM, wait; not restarted until started again."""
+        self.wanted[(node, unit)] = False
+        p = self.procs.get((node, unit))
+        if p is None or p.poll() is not None:
+            return None
+        self.signal(node, unit, signal.SIGCONT)
+        self.signal(node, unit, signal.SIGTERM)
+        try:
+            return p.wait(wait)
+        except subprocess.TimeoutExpired:  # TimeoutStopSec: then SIGKILL
+            self.signal(node, unit, signal.SIGKILL)
+            return p.wait(5)
+
+    def thaw_all(self) -> None:
+        for node, unit in list(self.frozen):
+            self.signal(node, unit, signal.SIGCONT)
+
+    # ------------------------------------------------------------------ boot
+    def boot(self, node: str) -> None:
+        """The node just came up: boot steps, then its units (in that order, as systemd
+        would start what is enabled; boot-enabled pieces of the chain come in between)."""
+        with self.lock:
+            self.lab.exec(node, ["/bin/sh", "-c", boot_script()], check=True)
+        self.down_since.pop(node, None)
+        if self.pre_start is not None:
+            self.pre_start(node)
+        for unit in UNITS:
+            if self.wanted[(node, unit)]:
+                self.start(node, unit)
+
+    def power_on(self, node: str) -> None:
+        """Power back on (its cables stay as they are), then boot."""
+        with self.lock:
+            if self.lab.status_of(node) != "crashed":
+                return
+            self.lab.power_on(node)
+        self.held_down.discard(node)
+        self.trace(node, "power", "powered on")
+        self.boot(node)
+
+    def power_off(self, node: str) -> None:
+        with self.lock:
+            for unit in UNITS:
+                pid = self.pid(node, unit)
+                if pid:
+                    self.expect_exit.add(pid)
+            self.held_down.add(node)
+            self.lab.crash(node)
+        self.frozen = {(n, u) for n, u in self.frozen if n != node}
+        self.trace(node, "power", "power lost")
+
+    def crashed(self, node: str) -> bool:
+        return self.lab.status_of(node) == "crashed"
+
+    # ------------------------------------------------------------------ supervision
+    def tick(self) -> None:
+        """Called every few tens of ms: restart what died, reboot what was fenced."""
+        now = time.monotonic()
+        for (node, unit), p in list(self.procs.items()):
+            code = p.poll()
+            if code is None or (node, unit) in self.restart_at:
+                continue
+            crashed = self.crashed(node)
+            expected = p.pid in self.expect_exit or crashed
+            why = "node down" if crashed else ("campaign" if p.pid in self.expect_exit else "by itself")
+            if not any(e.pid == p.pid for e in self.exits[-8:]):
+                self.exits.append(Exit(now, node, unit, p.pid, code, expected, why))
+                self.trace(node, "unit", f"{unit} (pid {p.pid}) exited {code} ({why})")
+            self.expect_exit.discard(p.pid)
+            self.frozen.discard((node, unit))
+            if crashed:
+                del self.procs[(node, unit)]
+            elif self.wanted[(node, unit)] and code != 0:
+                self.restart_at[(node, unit)] = now + UNITS[unit][1]
+            else:
+                del self.procs[(node, unit)]
+        for key, due in list(self.restart_at.items()):
+            if now >= due:
+                node, unit = key
+                del self.restart_at[key]
+                if not self.crashed(node) and self.wanted[key]:
+                    self.trace(node, "unit", f"systemd: restarting {unit}")
+                    self.start(node, unit)
+        for node in self.nodes:
+            if node in self.held_down or not self.crashed(node):
+                self.down_since.pop(node, None)
+                continue
+            since = self.down_since.setdefault(node, now)
+            if now - since >= self.t.boot_s:
+                self.trace(node, "power", "fenced: boots again")
+                self.power_on(node)
+
+    def unexpected_exits(self, since: float) -> list[Exit]:
+        return [e for e in self.exits if not e.expected and e.t >= since]
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            for unit in UNITS:
+                try:
+                    self.stop(node, unit, wait=10)
+                except Exception:
+                    pass
