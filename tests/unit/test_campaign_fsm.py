@@ -92,7 +92,7 @@ def test_a_violation_leaves_a_folder_that_replays_it(tmp_path, capsys):
 
 
 def test_cli_refuses_what_it_cannot_do(capsys):
-    assert cli.main(["--tier", "ns"]) == 2
+    assert cli.main(["--tier", "vm"]) == 2
     assert "not built yet" in capsys.readouterr().err
     assert cli.main(["--kinds", "power-loss,meteor"]) == 2
     assert "meteor" in capsys.readouterr().err

@@ -23,6 +23,7 @@ tier's ``LIMITS``) and are reported apart.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ FORBIDDEN = {
     "operator needed": "the daemon gave up and waits for an operator",
 }
 SYNC_PATHS = ("/etc/exports", SYNC_DIR)
+SYNC_IGNORE = ("*.swp", "*~", ".#*", ".unison.*.unison.tmp")  # the lab's [sync].ignore, and unison's own
 DESTRUCTIVE = {
     "forced primary": re.compile(r"drbdadm\b.*(--force\b.*\bprimary|\bprimary\b.*--force)"),
     "wipefs": re.compile(r"\bwipefs\b"),
@@ -140,8 +142,13 @@ def died_hits(exits, fault_index: int, logdir) -> list[Hit]:
 # ------------------------------------------------------------------ 4. sync
 
 
+def _ignored(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pat) for pat in SYNC_IGNORE)
+
+
 def tree(view) -> dict[str, tuple] | None:
-    """The synced paths of one node: relative path -> (kind, mode, digest or target)."""
+    """The synced paths of one node: relative path -> (kind, mode, digest or target);
+    what the sync never carries (its ignore patterns, unison's temporary files) left out."""
     root = view.path("")
     if root is None:
         return None
@@ -153,6 +160,8 @@ def tree(view) -> dict[str, tuple] | None:
         walk = [(base, [], [""])] if not os.path.isdir(base) else os.walk(base)
         for d, dirs, files in walk:
             for name in list(dirs) + list(files):
+                if name and _ignored(name):
+                    continue
                 p = os.path.join(d, name) if name else d
                 try:
                     st = os.lstat(p)
@@ -202,24 +211,20 @@ def backup_digests(view) -> set[str]:
 
 
 def conflict_hits(conflicts, views, fault_index: int) -> list[Hit]:
-    """Every conflict's loser must be in a backup (the winner is what both nodes have)."""
+    """Every conflict's loser must be in a node's backups. The winner is what both nodes
+    had once the conflict settled (the campaign watched); a conflict that never settled
+    is the trees audit's finding, not this one's."""
     kept = set().union(*(backup_digests(v) for v in views.values()))
     out = []
     for c in conflicts:
-        finals = set()
-        for v in views.values():
-            p = v.path(c["path"])
-            try:
-                finals.add(hashlib.sha256(open(p, "rb").read()).hexdigest() if p else "")
-            except OSError:
-                finals.add("")
-        versions = set(c["versions"].values())
+        if not c.get("winner"):
+            continue
         for node, digest in c["versions"].items():
-            if digest in finals or digest in kept:
+            if digest == c["winner"] or digest in kept:
                 continue
             out.append(hit("sync-backups", fault_index, {"path": c["path"], "lost_version_of": node, "sha256": digest,
                                                          "made_at_fault": c["fault_index"],
-                                                         "final_is_a_version": bool(finals & versions)}))
+                                                         "winner_kept": c["winner"] in c["versions"].values()}))
     return out
 
 

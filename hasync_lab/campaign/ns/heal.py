@@ -52,6 +52,7 @@ def heal(inj: Injector) -> list[str]:
             did.append(f"{node}: state dir has space again (exit {r.exit_code})")
     inj.enospc.clear()
     for node, text in sorted(inj.drifted.items()):
+        sv.config[node] = text
         path = inj._path(node, "/etc/hasync/cluster.toml")
         if path:
             with open(path, "w") as f:

@@ -52,7 +52,7 @@ class Injector:
 
     def play(self, fault, t0: float) -> None:
         a, b = self.resolve(fault.target)
-        who = {"A": a, "B": b}
+        roles = {"A": a, "B": b}
         self.run.trace(a, "fault", f"#{self.run.fault_index} {fault.kind} on {a} ({fault.target})"
                                    + (f": {fault.note}" if fault.note else "") + (" + operator race" if fault.race else ""))
         for offset, op, args in fault.steps:
@@ -60,9 +60,10 @@ class Injector:
             if delay > 0:
                 time.sleep(delay)
             try:
-                getattr(self, f"op_{op}")(who, **args)
-            except Exception as e:  # a step that cannot run is part of the record, not a crash
-                self.run.trace(a, "fault", f"step {op} failed: {e!r}")
+                getattr(self, f"op_{op}")(roles, **args)
+            except Exception as e:  # the harness's own failure: recorded, reported, never hidden
+                self.run.res.step_errors.append({"fault_index": self.run.fault_index, "op": op, "error": repr(e)})
+                self.run.trace(a, "fault", f"HARNESS ERROR: step {op} failed: {e!r}")
         left = t0 + fault.duration_s - time.monotonic()
         if left > 0:
             time.sleep(left)
@@ -83,29 +84,29 @@ class Injector:
         return None
 
     # ------------------------------------------------------------------ power, daemons
-    def op_power_off(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_power_off(self, r, **kw) -> None:
+        node = r[kw["who"]]
         if not self.sv.crashed(node):
             self.sv.power_off(node)
 
-    def op_power_on(self, who, **kw) -> None:
-        self.sv.power_on(who[kw["who"]])
+    def op_power_on(self, r, **kw) -> None:
+        self.sv.power_on(r[kw["who"]])
 
-    def op_kill(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_kill(self, r, **kw) -> None:
+        node = r[kw["who"]]
         pid = self.sv.signal(node, "failover", signal.SIGKILL)
         self.run.trace(node, "fault", f"SIGKILL failover (pid {pid})")
 
-    def op_freeze(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_freeze(self, r, **kw) -> None:
+        node = r[kw["who"]]
         self.run.trace(node, "fault", f"SIGSTOP failover (pid {self.sv.signal(node, 'failover', signal.SIGSTOP)})")
 
-    def op_thaw(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_thaw(self, r, **kw) -> None:
+        node = r[kw["who"]]
         self.run.trace(node, "fault", f"SIGCONT failover (pid {self.sv.signal(node, 'failover', signal.SIGCONT)})")
 
-    def op_stop_unit(self, who, **kw) -> None:
-        node, unit, then = who[kw["who"]], kw["unit"], kw["then"]
+    def op_stop_unit(self, r, **kw) -> None:
+        node, unit, then = r[kw["who"]], kw["unit"], kw["then"]
         self.stopped.add((node, unit))
         if kw.get("sig") == "KILL":  # the daemon dies for good; its resources keep running
             self.sv.wanted[(node, unit)] = False
@@ -122,10 +123,10 @@ class Injector:
                 self.op_power_off({"X": node}, who="X")
         self._bg(go)
 
-    def op_restart(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_restart(self, r, **kw) -> None:
+        node = r[kw["who"]]
         if kw["how"] == "kill":
-            self.op_kill(who, who=kw["who"])  # systemd starts it again after RestartSec
+            self.op_kill(r, who=kw["who"])  # systemd starts it again after RestartSec
             return
 
         def go():
@@ -133,15 +134,15 @@ class Injector:
             self.sv.start(node, "failover")
         self._bg(go)
 
-    def op_restart_busy(self, who, **kw) -> None:
+    def op_restart_busy(self, r, **kw) -> None:
         snap = self.run.sampler.snapshot()
         busy = [n for n in self.run.nodes if snap.get(n, {}).get("role") in ("starting", "stopping", "acquiring", "probing")]
-        node = busy[0] if busy else who["A"]
+        node = busy[0] if busy else r["A"]
         self.op_restart({"X": node}, who="X", how=kw["how"])
 
-    def op_command(self, who, **kw) -> None:
-        node, cmd = who[kw["who"]], kw["cmd"]
-        argv = ["hasync", cmd] if cmd != "migrate" else ["hasync", "migrate", "--to", who["B"] if node == who["A"] else who["A"]]
+    def op_command(self, r, **kw) -> None:
+        node, cmd = r[kw["who"]], kw["cmd"]
+        argv = ["hasync", cmd] if cmd != "migrate" else ["hasync", "migrate", "--to", r["B"] if node == r["A"] else r["A"]]
         if self.sv.crashed(node):
             return
         with self.run.lab_lock:
@@ -149,32 +150,32 @@ class Injector:
         self.run.trace(node, "operator", " ".join(argv))
 
     # ------------------------------------------------------------------ links
-    def op_cut(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_cut(self, r, **kw) -> None:
+        node = r[kw["who"]]
         links = LINKS if kw["links"] == "all" else kw["links"]
         with self.run.lab_lock:
             for lk in links:
                 self.lab.cut(node, lk)
         self.run.trace(node, "fault", f"cables pulled: {', '.join(links)}")
 
-    def op_oneway(self, who, **kw) -> None:
-        src = who[kw["src"]]
-        dst = who["B"] if src == who["A"] else who["A"]
+    def op_oneway(self, r, **kw) -> None:
+        src = r[kw["src"]]
+        dst = r["B"] if src == r["A"] else r["A"]
         links = LINKS if kw["links"] == "all" else kw["links"]
         self.run.wire.set_rule(src, dst, links, Impair(cut=True))
         if "serial" in links:
             self.lab.cable.set_oneway(src, True)
         self.run.trace(src, "fault", f"one way: nothing from {src} to {dst} on {', '.join(links)}")
 
-    def op_degrade(self, who, **kw) -> None:
+    def op_degrade(self, r, **kw) -> None:
         rule = Impair(loss=kw["loss"], delay=kw["delay"], jitter=kw["jitter"], dup=kw["dup"])
-        pairs = [(who["A"], who["B"])] if kw["src"] else [(who["A"], who["B"]), (who["B"], who["A"])]
+        pairs = [(r["A"], r["B"])] if kw["src"] else [(r["A"], r["B"]), (r["B"], r["A"])]
         for s, d in pairs:
             self.run.wire.set_rule(s, d, kw["links"], rule)
-        self.run.trace(who["A"], "fault", f"degraded {pairs} on {kw['links']}: {rule}")
+        self.run.trace(r["A"], "fault", f"degraded {pairs} on {kw['links']}: {rule}")
 
-    def op_noise(self, who, **kw) -> None:
-        a, b = who["A"], who["B"]
+    def op_noise(self, r, **kw) -> None:
+        a, b = r["A"], r["B"]
         pty = self.lab.serial_pty(b)  # what b's end "sends" arrives at a's /dev/ttyS1
         rng = random.Random(f"noise:{self.run.seed}:{self.run.fault_index}")
 
@@ -197,13 +198,13 @@ class Injector:
         self._bg(go)
 
     # ------------------------------------------------------------------ replays
-    def op_replay(self, who, **kw) -> None:
-        a, b = who[kw["into"]], who["B"] if kw["into"] == "A" else who["A"]
+    def op_replay(self, r, **kw) -> None:
+        a, b = r[kw["into"]], r["B"] if kw["into"] == "A" else r["A"]
         sent = self.run.wire.replay(b, a, kw["prefer"], kw["k"])
         self.run.trace(a, "fault", f"replayed {len(sent)} captured packet(s) of {b}: {sent}")
 
-    def op_replay_on_start(self, who, **kw) -> None:
-        a = who[kw["into"]]
+    def op_replay_on_start(self, r, **kw) -> None:
+        a = r[kw["into"]]
         old = self.sv.pid(a)
 
         def go():
@@ -212,20 +213,20 @@ class Injector:
                 pid = self.sv.pid(a)
                 role = self.run.views[a].path("/run/hasync/role")
                 if pid and pid != old and role and os.path.exists(role) and os.stat(role).st_mtime > time.time() - 1:
-                    self.op_replay(who, into=kw["into"], k=kw["k"], prefer=kw["prefer"])
+                    self.op_replay(r, into=kw["into"], k=kw["k"], prefer=kw["prefer"])
                     return
                 time.sleep(0.005)
             self.run.trace(a, "fault", "replay: the restarted daemon never came up")
         self._bg(go)
 
     # ------------------------------------------------------------------ fencing, ping, agents
-    def op_fence_mode(self, who, **kw) -> None:
-        node, mode = who[kw["who"]], kw["mode"]
+    def op_fence_mode(self, r, **kw) -> None:
+        node, mode = r[kw["who"]], kw["mode"]
         self._write(node, f"{FLAGS}/fence", f"slow {kw['slow_s']}" if mode == "slow" else mode)
         self.run.trace(node, "fault", f"fence command: {mode}")
 
-    def op_ping(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_ping(self, r, **kw) -> None:
+        node = r[kw["who"]]
         ping = self.lab.public_addr(self.lab.clients[0])
         rules = (f"table inet {PING_TABLE} {{\n chain o {{\n  type filter hook output priority 0;\n  ip daddr {ping} drop\n }}\n"
                  f" chain i {{\n  type filter hook input priority 0;\n  ip saddr {ping} drop\n }}\n}}\n")
@@ -233,20 +234,20 @@ class Injector:
         self.ping_lost.add(node)
         self.run.trace(node, "fault", f"ping node {ping} unreachable from {node}")
 
-    def op_flag(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_flag(self, r, **kw) -> None:
+        node = r[kw["who"]]
         self._write(node, f"{FLAGS}/{kw['rid']}.{kw['op']}.{kw['mode']}", "")
         self.run.trace(node, "fault", f"{kw['rid']} {kw['op']}: {kw['mode']}")
 
-    def op_crash_resource(self, who, **kw) -> None:
-        node, rid = who[kw["who"]], kw["rid"]
+    def op_crash_resource(self, r, **kw) -> None:
+        node, rid = r[kw["who"]], kw["rid"]
         script = ("kill $(cat /run/hasync-demo.8080.pid)" if rid == "demo"
                   else f"ip addr del {self.lab.vip_cidr} dev {self.lab.public_if}")
         r = self.lab.sh(node, script)
         self.run.trace(node, "fault", f"{rid} killed behind hasync's back (exit {r.exit_code})")
 
-    def op_boot_enable(self, who, **kw) -> None:
-        self.boot_pieces[who[kw["who"]]] = (list(kw["rids"]), kw["late"])
+    def op_boot_enable(self, r, **kw) -> None:
+        self.boot_pieces[r[kw["who"]]] = (list(kw["rids"]), kw["late"])
 
     def pre_start(self, node: str) -> None:
         """Services.boot's hook: pieces enabled at boot start before the daemon (or, late,
@@ -276,8 +277,8 @@ class Injector:
             start()
         self._bg(later)
 
-    def op_drift(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_drift(self, r, **kw) -> None:
+        node = r[kw["who"]]
         path = self._path(node, "/etc/hasync/cluster.toml")
         text = open(path).read()
         self.drifted[node] = text
@@ -285,35 +286,36 @@ class Injector:
         cur = f'preferred_node = "{n1}"' if f'preferred_node = "{n1}"' in text else f'preferred_node = "{n2}"'
         want = f'preferred_node = "{n2 if n1 in cur else n1}"'
         open(path, "w").write(text.replace(cur, want))
+        self.sv.config[node] = text.replace(cur, want)  # and so it boots, should it reboot
         self.run.trace(node, "fault", f"config drift: {want} on {node} only; daemon restarted")
         self.op_restart({"X": node}, who="X", how="graceful")
 
-    def op_clock(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_clock(self, r, **kw) -> None:
+        node = r[kw["who"]]
         self.clock[node] = self.clock.get(node, 0.0) + kw["step_s"]
         self._append(node, CLOCK_FILE, f"{time.time():.6f} {self.clock[node]}\n")
         self.run.trace(node, "fault", f"wall clock stepped {kw['step_s']:+g} s (daemons' view)")
 
     # ------------------------------------------------------------------ sync side
-    def op_enospc(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_enospc(self, r, **kw) -> None:
+        node = r[kw["who"]]
         r = self.lab.sh(node, syncside.enospc_script())
         if r.ok:
             self.enospc.add(node)
         self.run.trace(node, "fault", f"state dir full (ENOSPC): exit {r.exit_code} {r.stderr.strip()[:200]}")
 
-    def op_sync_write(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_sync_write(self, r, **kw) -> None:
+        node = r[kw["who"]]
         root = self.run.views[node].path("")
         if root is not None:
             syncside.write_files(root, f"f{self.run.fault_index}-{node}", kw["n"])
             self.run.trace(node, "fault", f"{kw['n']} file(s) written into the synced tree")
 
-    def op_sync_kill(self, who, **kw) -> None:
-        node = who[kw["who"]]
+    def op_sync_kill(self, r, **kw) -> None:
+        node = r[kw["who"]]
         self._bg(lambda: self.run.trace(node, "fault", syncside.kill_when_seen(self.run, node, kw["what"])))
 
-    def op_sync_both(self, who, **kw) -> None:
+    def op_sync_both(self, r, **kw) -> None:
         notes = syncside.both_edit(self.run, kw["path"], kw["rounds"], kw["apart"], self.run.conflicts)
         self.run.trace("both", "fault", f"edits on both nodes at once: {'; '.join(notes)}")
 

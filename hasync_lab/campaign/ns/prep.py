@@ -179,3 +179,12 @@ def start_piece_script(rid: str, lab) -> str:
     if rid == "vip":
         return f"ip addr add {lab.vip_cidr} dev {lab.public_if} 2>/dev/null || true"
     return f"{AGENTS}/hasync-demo {DEMO_PORT} start"
+
+
+def stop_piece_script(rid: str, lab) -> str:
+    """Stop one piece of the chain by hand (an operator cleaning up a stray)."""
+    if rid == "fs":
+        return f"! mountpoint -q {lab.mount_point} || umount {lab.mount_point}"
+    if rid == "vip":
+        return f"ip addr del {lab.vip_cidr} dev {lab.public_if} 2>/dev/null || true"
+    return f"{AGENTS}/hasync-demo {DEMO_PORT} stop"

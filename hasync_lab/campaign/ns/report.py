@@ -14,6 +14,16 @@ from hasync_lab.campaign.report import _hit, replay_command, write_run_folder
 from hasync_lab.campaign.runner import recovery_stats
 
 
+def _hits(hs, r) -> list[dict]:
+    out = []
+    for h in hs:
+        d = _hit(h, r)
+        if h.fault_index >= len(r.faults):
+            d["fault"] = "end of run"
+        out.append(d)
+    return out
+
+
 def ns_doc(r, n_faults: int, wall_s: float, folder: str | None, kinds, lab: str, extra: dict | None = None) -> dict:
     seen = sorted({h.limit for h in r.limits})
     return {
@@ -22,8 +32,9 @@ def ns_doc(r, n_faults: int, wall_s: float, folder: str | None, kinds, lab: str,
         "faults": n_faults,
         "faults_run": r.faults_run,
         "mutant": None,
-        "violations": [_hit(h, r) for h in r.violations],
-        "limits": [_hit(h, r) for h in r.limits],
+        "violations": _hits(r.violations, r),
+        "limits": _hits(r.limits, r),
+        "step_errors": r.step_errors,
         "limits_named": {k: LIMITS[k] for k in seen},
         "by_fault": dict(sorted(r.by_fault.items())),
         "recovery_s": recovery_stats(r.recovery_s),

@@ -20,7 +20,7 @@ import signal
 import time
 
 from hasync_lab.campaign.ns import audits as A
-from hasync_lab.campaign.ns.prep import STATE_DIR, start_piece_script
+from hasync_lab.campaign.ns.prep import STATE_DIR, start_piece_script, stop_piece_script
 from hasync_lab.campaign.ns.truth import Overlap
 
 
@@ -42,8 +42,8 @@ def case_dual_run_and_arp(run) -> dict[str, bool]:
     seen = lambda: {o.what for o in run.sampler.overlaps[before:]}  # noqa: E731
     _wait(lambda: {"vip", "fs", "demo", "arp"} <= seen())
     got = seen()
-    lab.sh(stb, f"/etc/hasync/campaign/agents/hasync-demo 8080 stop; umount {lab.mount_point}; "
-                f"ip addr del {lab.vip_cidr} dev {lab.public_if}")
+    for rid in ("demo", "fs", "vip"):
+        lab.sh(stb, stop_piece_script(rid, lab))
     hits = A.overlap_hits(run.sampler.overlaps[before:], [], -1, run.t.stray_bound_s, False, time.monotonic())
     dual = {o for o in ("vip", "fs", "demo") if o in got} == {"vip", "fs", "demo"}
     return {"dual-run": dual and any(h.audit == "dual-run" and not h.limit for h in hits),
@@ -110,9 +110,10 @@ def case_sync(run) -> dict[str, bool]:
     finally:
         for n in run.nodes:
             sv.signal(n, "watch", signal.SIGCONT, expected=False)
-    fake = [{"path": "/etc/hasync/sync-test/campaign-selftest", "fault_index": -1,
-             "versions": {n1: hashlib.sha256(b"never written anywhere").hexdigest(), n2: "0" * 64}}]
-    out["sync-backups"] = len(A.conflict_hits(fake, run.views, -1)) == 2
+    lost = hashlib.sha256(b"a version no backup holds").hexdigest()
+    fake = [{"path": "/etc/hasync/sync-test/campaign-selftest", "fault_index": -1, "winner": "0" * 64,
+             "versions": {n1: lost, n2: "0" * 64}}]
+    out["sync-backups"] = [h.evidence["sha256"] for h in A.conflict_hits(fake, run.views, -1)] == [lost]
     return out
 
 

@@ -53,6 +53,8 @@ class Services:
         self.starts: dict[tuple[str, str], int] = {}
         self.pre_start = None  # hook(node) run after the boot steps, before the units (boot-enabled)
         self.frozen: set[tuple[str, str]] = set()
+        self.exit_seen: dict[int, float] = {}
+        self.config: dict[str, str] = {}  # node -> the cluster.toml it boots with
 
     # ------------------------------------------------------------------ units
     def log_path(self, node: str, unit: str) -> Path:
@@ -61,10 +63,14 @@ class Services:
     def start(self, node: str, unit: str) -> int:
         argv, _ = UNITS[unit]
         path = self.log_path(node, unit)
+        if self.pid(node, unit):
+            return self.pid(node, unit)
         with open(path, "a") as f:
             f.write(f"==== campaign: start {unit} on {node} at {time.strftime('%H:%M:%S')} ====\n")
         env = {"HASYNC_CAMPAIGN_CLOCK": CLOCK_FILE, "PYTHONPATH": SHIM_DIR}
         with self.lock:
+            if self.pid(node, unit) or self.crashed(node):  # systemd starts a unit once, and not on a dead node
+                return self.pid(node, unit)
             p = self.lab.spawn(node, list(argv), log=path, env=env)
         self.procs[(node, unit)] = p
         self.wanted[(node, unit)] = True
@@ -119,7 +125,11 @@ class Services:
         would start what is enabled; boot-enabled pieces of the chain come in between)."""
         with self.lock:
             self.lab.exec(node, ["/bin/sh", "-c", boot_script()], check=True)
+            if node in self.config:  # a lab node's boot lays the lab's own cluster.toml again
+                self.lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=self.config[node], check=True)
         self.down_since.pop(node, None)
+        for unit in UNITS:
+            self.restart_at.pop((node, unit), None)  # what died before the boot is the boot's to start
         if self.pre_start is not None:
             self.pre_start(node)
         for unit in UNITS:
@@ -137,6 +147,7 @@ class Services:
         self.boot(node)
 
     def power_off(self, node: str) -> None:
+        self.held_down.add(node)  # first: the supervisor must not restart what this kills
         with self.lock:
             for unit in UNITS:
                 pid = self.pid(node, unit)
@@ -158,7 +169,14 @@ class Services:
             code = p.poll()
             if code is None or (node, unit) in self.restart_at:
                 continue
-            crashed = self.crashed(node)
+            crashed = self.crashed(node) or node in self.held_down
+            if code == -9 and not crashed and p.pid not in self.expect_exit:
+                # a crash (power loss, a fence) kills first and writes "crashed" after:
+                # give it a moment before calling this a death by itself
+                first = self.exit_seen.setdefault(p.pid, now)
+                if now - first < 1.0:
+                    continue
+            self.exit_seen.pop(p.pid, None)
             expected = p.pid in self.expect_exit or crashed
             why = "node down" if crashed else ("campaign" if p.pid in self.expect_exit else "by itself")
             if not any(e.pid == p.pid for e in self.exits[-8:]):

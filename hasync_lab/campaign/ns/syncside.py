@@ -106,12 +106,16 @@ def both_edit(ctx, path: str, rounds: int, apart: bool, conflicts: list) -> list
         if not apart:
             conflicts.append({"path": p1, "versions": {n1: sha(v1), n2: sha(v2)}, "fault_index": ctx.fault_index})
         end = time.monotonic() + 15
+        settled = None
         while time.monotonic() < end:  # the next round only after this one is settled
             a, b = _read(ctx, n1, p1), _read(ctx, n2, p1)
             if a is not None and a == b:
+                settled = sha(a)
                 break
             time.sleep(0.05)
-        notes.append(f"round {r}: {p1}")
+        if not apart:
+            conflicts[-1]["winner"] = settled  # what both nodes had once the round settled
+        notes.append(f"round {r}: {p1}" + ("" if settled else " (not settled in 15 s)"))
     return notes
 
 
