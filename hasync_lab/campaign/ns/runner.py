@@ -18,7 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hasync.failover import packets as P
+try:
+    from hasync.effects.keyfile import load_key
+except ImportError:  # before the key loader moved out of the packets module
+    from hasync.failover.packets import load_key  # type: ignore[attr-defined,no-redef]
 from hasync_lab.campaign.faults import RACE, Fault
 from hasync_lab.campaign.ns import audits as A
 from hasync_lab.campaign.ns.faults import SYNC_KINDS
@@ -87,7 +90,7 @@ class Run:
         r = lab.exec(self.nodes[0], ["hasync", "check"])
         if not r.ok:
             raise RuntimeError(f"the campaign's cluster.toml does not pass `hasync check`: {r.stdout}{r.stderr}")
-        self.key = P.load_key(str(lab.store.ssh_dir / "authkey"))
+        self.key = load_key(str(lab.store.ssh_dir / "authkey"))
         self.services = Services(lab, self.logdir, self.trace, self.lab_lock, self.t)
         self.services.config = {n: text for n in self.nodes}
         self.sampler = Sampler(lab, self.nodes, self.trace)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hasync_lab.campaign.ns.prep import CLOCK_FILE, SHIM_DIR, TIMING, Timing, boot_script
+from hasync_lab.ns import procs
 
 UNITS = {"failover": (("hasync", "failover", "run"), TIMING.restart_s), "watch": (("hasync", "watch", "-v"), 2.0)}
 
@@ -55,6 +56,7 @@ class Services:
         self.frozen: set[tuple[str, str]] = set()
         self.exit_seen: dict[int, float] = {}
         self.config: dict[str, str] = {}  # node -> the cluster.toml it boots with
+        self.booted: dict[str, object] = {}  # node -> its mount namespace when it last booted here
 
     # ------------------------------------------------------------------ units
     def log_path(self, node: str, unit: str) -> Path:
@@ -72,7 +74,7 @@ class Services:
             if self.pid(node, unit) or self.crashed(node):  # systemd starts a unit once, and not on a dead node
                 return self.pid(node, unit)
             p = self.lab.spawn(node, list(argv), log=path, env=env)
-        self.procs[(node, unit)] = p
+            self.procs[(node, unit)] = p
         self.wanted[(node, unit)] = True
         self.restart_at.pop((node, unit), None)
         self.starts[(node, unit)] = self.starts.get((node, unit), 0) + 1
@@ -124,6 +126,7 @@ class Services:
         """The node just came up: boot steps, then its units (in that order, as systemd
         would start what is enabled; boot-enabled pieces of the chain come in between)."""
         with self.lock:
+            self.booted[node] = self._mnt(node)
             self.lab.exec(node, ["/bin/sh", "-c", boot_script()], check=True)
             if node in self.config:  # a lab node's boot lays the lab's own cluster.toml again
                 self.lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=self.config[node], check=True)
@@ -160,6 +163,9 @@ class Services:
 
     def crashed(self, node: str) -> bool:
         return self.lab.status_of(node) == "crashed"
+
+    def _mnt(self, node: str):
+        return procs.ns_inode(str(self.lab.store.ns_file(node, "mnt")))
 
     # ------------------------------------------------------------------ supervision
     def tick(self) -> None:
@@ -200,6 +206,10 @@ class Services:
         for node in self.nodes:
             if node in self.held_down or not self.crashed(node):
                 self.down_since.pop(node, None)
+                mnt = self._mnt(node)
+                if node not in self.held_down and mnt is not None and self.booted.get(node) not in (None, mnt):
+                    self.trace(node, "power", "booted by the lab (a heal): boot steps and units")
+                    self.boot(node)
                 continue
             since = self.down_since.setdefault(node, now)
             if now - since >= self.t.boot_s:
