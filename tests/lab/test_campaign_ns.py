@@ -22,6 +22,11 @@ from hasync_lab.campaign.ns.audits import AUDITS
 from hasync_lab.campaign.ns.faults import KINDS, SKIPPED, draw_faults
 
 NS_FAULTS = int(os.environ.get("HASYNC_CAMPAIGN_NS_FAULTS", "50"))
+# After the random faults, a battery of the one kind that reaches the open issue-12 item
+# this tier finds (a partly running chain at boot: item 2): about half of them violate
+# on today's main, so with 6 a clean run of today's main is rare enough for a strict
+# xfail. Drop it with the marker once item 2 is fixed.
+BATTERY = ("boot-enabled",) * 6
 
 
 # ------------------------------------------------------------------ the draw (no lab)
@@ -56,8 +61,9 @@ def campaign(lab, tmp_path_factory):
     print(f"ns campaign seed {seed}, {NS_FAULTS} faults (set HASYNC_CAMPAIGN_SEED={seed} to run the same faults again)")
     out = str(tmp_path_factory.mktemp("campaign-ns"))
     lab.reset()
+    faults = draw_faults(seed, NS_FAULTS) + draw_faults(seed, len(BATTERY), kinds=BATTERY[:1])
     try:
-        doc = run_on_lab(seed, draw_faults(seed, NS_FAULTS), lab=lab, out=out, keep_going=True, progress=print)
+        doc = run_on_lab(seed, faults, lab=lab, out=out, keep_going=True, progress=print)
     finally:
         lab.reset(files=True)
     per = doc["per_fault_s"]
@@ -69,8 +75,8 @@ def campaign(lab, tmp_path_factory):
 
 def _summary(doc: dict) -> str:
     found = sorted({(v["audit"], v["fault"]) for v in doc["violations"]})
-    return (f"seed {doc['seed']}: {len(doc['violations'])} violation(s) {found}; folder {doc['folder']}; "
-            f"replay: {doc['replay']}")
+    return (f"seed {doc['seed']} (HASYNC_CAMPAIGN_SEED={doc['seed']}): {len(doc['violations'])} violation(s) {found}; "
+            f"folder {doc['folder']}; replay: python -m hasync_lab.campaign --tier ns --replay {doc['folder']}/faults.json")
 
 
 @pytest.mark.lab
@@ -83,7 +89,8 @@ def test_every_audit_fires_on_a_violation_made_on_purpose(campaign):
 def test_the_run_reports_what_the_issue_asks(campaign):
     for key in ("tier", "seed", "faults", "violations", "by_fault", "recovery_s", "selftest", "wall_s"):
         assert key in campaign
-    assert campaign["tier"] == "ns" and campaign["faults_run"] == NS_FAULTS
+    assert campaign["tier"] == "ns" and campaign["faults_run"] == NS_FAULTS + len(BATTERY)
+    assert campaign["step_errors"] == []  # every step of every fault was done
     assert set(campaign["recovery_s"]) >= {"median", "max"}
     if NS_FAULTS >= len(KINDS):
         assert set(KINDS) <= set(campaign["by_fault"])

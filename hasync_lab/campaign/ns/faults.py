@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from hasync_lab.campaign.faults import RACE, Fault
+from hasync_lab.campaign.faults import RACE, Fault, _role, _u
 from hasync_lab.campaign.ns.prep import CHAIN, TIMING, Timing
 
 KINDS = {
@@ -85,14 +85,6 @@ def draw_faults(seed: int, n: int, kinds: tuple[str, ...] | None = None, t: Timi
         f.duration_s = round(max([f.duration_s] + [s[0] + 0.05 for s in f.steps]), 3)
         out.append(f)
     return out
-
-
-def _u(rng: random.Random, lo: float, hi: float, scale: float = 1.0) -> float:
-    return round(rng.uniform(lo, hi) * scale, 3)
-
-
-def _role(rng) -> str:
-    return rng.choice(("active", "standby"))
 
 
 def _taker(rng) -> str:

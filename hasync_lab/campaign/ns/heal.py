@@ -29,7 +29,8 @@ def heal(inj: Injector) -> list[str]:
     inj.stop_ev.clear()
     run.wire.clear()
     for node in run.nodes:
-        for p in glob.glob(inj._path(node, FLAGS) + "/*") if inj._path(node, FLAGS) else []:
+        flags = inj._path(node, FLAGS)
+        for p in glob.glob(flags + "/*") if flags else []:
             os.unlink(p)
             did.append(f"{node}: flag {os.path.basename(p)} removed")
     for node in sorted(inj.ping_lost):

@@ -280,6 +280,8 @@ class Injector:
     def op_drift(self, r, **kw) -> None:
         node = r[kw["who"]]
         path = self._path(node, "/etc/hasync/cluster.toml")
+        if path is None:
+            raise RuntimeError(f"{node}: no way to its cluster.toml")
         text = open(path).read()
         self.drifted[node] = text
         n1, n2 = self.run.nodes

@@ -120,21 +120,15 @@ class Run:
     def capture_leaving(self) -> None:
         """A clean restart of each daemon, the standby first: the wire then holds both
         nodes' `leaving` packets, the stuff of the replay faults."""
-        for _ in range(2):
-            node = self.inj.resolve("standby")[0]
+        for role in ("standby", "active", "standby", "active"):
+            if all(self.wire.has(n, "leaving") for n in self.nodes):
+                break
+            node = self.inj.resolve(role)[0]
             self.services.stop(node, "failover")
             self.services.start(node, "failover")
             ok, why = self.await_clean(self.t.liveness_bound_s)
             if not ok:
                 raise RuntimeError(f"the cluster did not settle after a clean restart of {node}: {why}")
-            if all(self.wire.has(n, "leaving") for n in self.nodes):
-                return
-            act = self.inj.resolve("active")[0]
-            self.services.stop(act, "failover")
-            self.services.start(act, "failover")
-            ok, why = self.await_clean(self.t.liveness_bound_s)
-            if not ok:
-                raise RuntimeError(f"the cluster did not settle after a clean restart of {act}: {why}")
         self.trace("both", "capture", f"leaving packets captured: {[n for n in self.nodes if self.wire.has(n, 'leaving')]}")
 
     # ------------------------------------------------------------------ quiescence
@@ -213,7 +207,12 @@ class Run:
         self.res.by_fault[f.kind] += 1
         if f.race:
             self.res.by_fault[RACE] += 1
-        heal(self.inj)
+        try:
+            heal(self.inj)
+        except Exception as e:  # the harness's own failure: recorded, and the cluster rebuilt
+            self.res.step_errors.append({"fault_index": i, "op": "heal", "error": repr(e)})
+            self.trace("both", "heal", f"HARNESS ERROR: heal failed: {e!r}")
+            self.hard_reset()
         healed = time.monotonic()
         ok, why = self.await_clean(self.t.liveness_bound_s, self.strays[n_strays:])
         hits = []
@@ -271,7 +270,8 @@ class Run:
         while time.monotonic() < end:
             trees = {n: A.tree(v) for n, v in self.views.items()}
             pending = {n: A.journal_pending(v) for n, v in self.views.items()}
-            diff = A.tree_diff(*trees.values()) if all(x is not None for x in trees.values()) else ["(a node is down)"]
+            t1, t2 = (trees[n] for n in self.nodes)
+            diff = A.tree_diff(t1, t2) if t1 is not None and t2 is not None else ["(a node is down)"]
             if not diff and not any(pending.values()):
                 break
             time.sleep(0.2)

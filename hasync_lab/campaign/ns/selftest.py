@@ -94,7 +94,7 @@ def case_sync(run) -> dict[str, bool]:
         p = run.views[n1].path("/etc/hasync/sync-test/campaign-selftest")
         with open(p, "w") as f:
             f.write("one side only\n")
-        out["sync-trees"] = bool(A.tree_diff(A.tree(run.views[n1]), A.tree(run.views[n2])))
+        out["sync-trees"] = bool(A.tree_diff(A.tree(run.views[n1]) or {}, A.tree(run.views[n2]) or {}))
         os.unlink(p)
         jp = run.views[n1].path(f"{STATE_DIR}/journal.json")
         old = open(jp).read() if os.path.exists(jp) else None

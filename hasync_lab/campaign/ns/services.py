@@ -127,9 +127,14 @@ class Services:
         would start what is enabled; boot-enabled pieces of the chain come in between)."""
         with self.lock:
             self.booted[node] = self._mnt(node)
-            self.lab.exec(node, ["/bin/sh", "-c", boot_script()], check=True)
-            if node in self.config:  # a lab node's boot lays the lab's own cluster.toml again
-                self.lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=self.config[node], check=True)
+            r = self.lab.exec(node, ["/bin/sh", "-c", boot_script()])
+            if r.ok and node in self.config:  # a lab node's boot lays the lab's own cluster.toml again
+                r = self.lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=self.config[node])
+            if not r.ok:
+                if self.crashed(node):  # fenced while it booted: it boots again later
+                    self.trace(node, "power", "went down again while booting")
+                    return
+                raise RuntimeError(f"{node}: the campaign's boot steps failed: {r.stderr.strip()[-300:]}")
         self.down_since.pop(node, None)
         for unit in UNITS:
             self.restart_at.pop((node, unit), None)  # what died before the boot is the boot's to start

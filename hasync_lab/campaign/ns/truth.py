@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from hasync_lab.campaign.ns.netns import ArpProbe, link_mac
 from hasync_lab.campaign.ns.prep import CHAIN, DEMO_PORT
@@ -90,9 +91,9 @@ class NodeView:
 
 @dataclass
 class Sampler:
-    lab: object
+    lab: Any
     nodes: tuple[str, str]
-    trace: object
+    trace: Any
     interval: float = 0.01
     views: dict = field(default_factory=dict)
     last: dict = field(default_factory=dict)

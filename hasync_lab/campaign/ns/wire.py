@@ -112,7 +112,7 @@ class Wire:
 
     def replay(self, src: str, dst: str, prefer: str, k: int, eps: float = 0.01) -> list[dict]:
         """Write k captured frames of *src* into *dst*'s ports (both UDP links); what was sent."""
-        sent = []
+        sent: list[dict] = []
         for lk in UDP_LINKS:
             for f in self._pick(src, lk, prefer, k):
                 try:

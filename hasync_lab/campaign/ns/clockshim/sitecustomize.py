@@ -28,7 +28,7 @@ if _PATH:
     _real_cg, _real_cg_ns = time.clock_gettime, time.clock_gettime_ns
     _REALTIME = time.CLOCK_REALTIME
     _TS_KINDS = (29, 35)  # SO_TIMESTAMP, SO_TIMESTAMPNS (struct timeval / timespec: two longs)
-    _state = {"stamp": None, "steps": []}
+    _state: dict = {"stamp": None, "steps": []}
 
     def _steps():
         try:
@@ -90,4 +90,4 @@ if _PATH:
                    for lv, k, c in anc]
         return data, anc, flags, addr
 
-    socket.socket.recvmsg = recvmsg
+    socket.socket.recvmsg = recvmsg  # type: ignore[method-assign]
