@@ -105,9 +105,9 @@ def test_the_run_reports_what_the_issue_asks(campaign):
 
 
 @pytest.mark.lab
-@pytest.mark.xfail(strict=True, reason="issue 12 not fixed yet: on main the ns campaign finds item 2 (a partly running "
-                                       "chain completed beside the active peer: dual-run under boot-enabled), item 1 "
-                                       "(replayed packets) and item 12 (the watcher dies on ENOSPC) -- remove this marker "
-                                       "once the run is clean")
+@pytest.mark.xfail(strict=True, reason="issue 12 item 2 not fixed yet: a partly running chain found at boot is completed "
+                                       "beside the active peer (dual-run, and the daemons' own 'also holds the chain', "
+                                       "under boot-enabled); item 1 shows too (a replayed packet believed: 'also holds the "
+                                       "chain' under replay-peer-dead) -- remove this marker and BATTERY once the run is clean")
 def test_the_real_daemons_survive_a_bounded_campaign(campaign):
     assert not campaign["violations"], _summary(campaign)

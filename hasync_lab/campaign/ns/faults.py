@@ -174,17 +174,21 @@ def _replay_after_restart(rng, t):
     how = rng.choice(("kill", "graceful"))
     steps = [[0.0, "replay_on_start", _replay_args(rng)], [0.0, "restart", {"who": "A", "how": how}]]
     partition = rng.random() < 0.5
-    if partition:  # the peer is unreachable too: nothing contradicts the replay
-        steps.append([0.0, "cut", {"who": "B", "links": "all"}])
+    if partition:  # nothing from B reaches A (B still hears A, so B has no reason to fence
+        # it): nothing contradicts the replay
+        steps.append([0.0, "oneway", {"src": "B", "links": "all"}])
     return Fault("", _taker(rng), 0, round(t.daemon_start_s + _u(rng, 2, 5, t.deadtime), 3), steps,
-                 note=("peer unreachable" if partition else "peer reachable") + f", restart {how}")
+                 note=("peer unheard" if partition else "peer reachable") + f", restart {how}")
 
 
 def _replay_peer_dead(rng, t):
     how, steps = _peer_death(rng)
     at = _u(rng, 1.05, 2.5, t.deadtime)
     steps.append([at, "replay", _replay_args(rng)])
-    return Fault("", _taker(rng), 0, round(at + _u(rng, 2, 4, t.deadtime), 3), steps, note=f"peer: {how}")
+    fence = rng.choice(("ok", "fail", "slow"))  # a replay must not stand in for the fence
+    if fence != "ok":
+        steps.append([0.0, "fence_mode", {"who": "A", "mode": fence, "slow_s": _u(rng, 2, 6, t.deadtime)}])
+    return Fault("", _taker(rng), 0, round(at + _u(rng, 2, 4, t.deadtime), 3), steps, note=f"peer: {how}, fence {fence}")
 
 
 def _fence(mode):
