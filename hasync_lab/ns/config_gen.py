@@ -125,6 +125,8 @@ def cluster_toml(spec: LabSpec) -> str:
         f"command = {_arr(['hasync', 'lab', 'fence', '{node}'])}",
         'timeout = "10s"',
         'on_stop_failure = "fence-self"',
+        # the default self-fence is `reboot -f`: inside a lab node that reboots the host
+        f"self_command = {_arr(['hasync', 'lab', 'fence', '{node}'])}",
         "",
     ]
     return "\n".join(out)

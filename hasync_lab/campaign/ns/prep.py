@@ -106,8 +106,7 @@ def campaign_toml(spec, ping: str, t: Timing = TIMING) -> str:
         f'command = ["{FENCE}", "{{node}}"]',
         f'timeout = "{t.fence_timeout:g}s"',
         'on_stop_failure = "fence-self"',
-        # never `reboot -f`, the default self-fence: in a lab node it is the host's reboot
-        'self_command = ["hasync", "lab", "fence", "{node}"]',
+        'self_command = ["hasync", "lab", "fence", "{node}"]',  # as the lab's: never `reboot -f`
         "",
     ])
     return head

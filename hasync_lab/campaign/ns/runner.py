@@ -26,7 +26,7 @@ from hasync_lab.campaign.faults import RACE, Fault
 from hasync_lab.campaign.ns import audits as A
 from hasync_lab.campaign.ns.faults import SYNC_KINDS
 from hasync_lab.campaign.ns.heal import heal
-from hasync_lab.campaign.ns.inject import Injector
+from hasync_lab.campaign.ns.inject import PING_TABLE, Injector
 from hasync_lab.campaign.ns.prep import (
     TIMING,
     Timing,
@@ -334,6 +334,8 @@ class Run:
                 obj.stop_all() if part == "services" else obj.close()
             except Exception:
                 pass
+        for n in self.nodes:  # a run stopped mid-fault may leave the ping node blocked: netns outlive a wipe
+            self.lab._run(("ip", "netns", "exec", self.lab.netns(n), "nft", "delete", "table", "inet", PING_TABLE))
         try:
             self.lab.cable.set_oneway(self.nodes[0], False)
             self.lab.cable.set_oneway(self.nodes[1], False)
