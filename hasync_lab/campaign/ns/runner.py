@@ -159,15 +159,30 @@ class Run:
                 out.append((node, rid))
         return out
 
+    def no_eligible_node(self) -> bool:
+        """Nobody runs any of the chain, both daemons are standby and idle, each flagged
+        failed or in operator standby: nobody will take it until an operator acts."""
+        snap = self.sampler.snapshot()
+        if any(snap.get(n, {}).get(r) for n in self.nodes for r in ("fs", "vip", "demo")):
+            return False
+        st = [daemon_status(self.views[n]) for n in self.nodes]
+        return all(s.get("role") == "standby" and s.get("job") is None and {"failed", "standby"} & set(s.get("flags", []))
+                   for s in st)
+
     def await_clean(self, bound: float, strays: list | None = None) -> tuple[bool, str]:
-        """Clean for settle_s within *bound*; with *strays*, give up early (once the stray
-        bound passed) when a late stray is what keeps it from being clean."""
+        """Clean for settle_s within *bound*; with *strays* (a fault's), give up early once
+        the stray bound passed when an operator's case keeps it from being clean (a late
+        stray, no eligible node)."""
         t0 = time.monotonic()
         end = t0 + bound
-        since, why = None, ""
+        since, why, next_look = None, "", 0.0
         while time.monotonic() < end:
-            if strays and time.monotonic() - t0 > self.t.stray_bound_s and self.late_strays(strays):
-                return False, f"late strays: {self.late_strays(strays)}"
+            if strays is not None and time.monotonic() - t0 > self.t.stray_bound_s and time.monotonic() >= next_look:
+                next_look = time.monotonic() + 1.0  # an operator's case shows early: no need to wait the bound out
+                if self.late_strays(strays):
+                    return False, f"late strays: {self.late_strays(strays)}"
+                if self.no_eligible_node():
+                    return False, "no eligible node"
             ok, why = self.clean_now()
             now = time.monotonic()
             if not ok:
@@ -244,20 +259,15 @@ class Run:
                 self.lab.sh(node, stop_piece_script(rid, self.lab))
             ok, why2 = self.await_clean(self.t.liveness_bound_s)
             return [h] if ok else [h, A.hit("liveness", i, {"why": why2, "after_operator": "late-stray"})]
-        st = {}
-        for n in self.nodes:
-            r = self.lab.exec(n, ["hasync", "status", "--json"], timeout=30) if not self.services.crashed(n) else None
-            try:
-                st[n] = json.loads(r.stdout) if r is not None and r.ok else {}
-            except ValueError:
-                st[n] = {}
+        st = {n: daemon_status(self.views[n]) for n in self.nodes}
         flags = {n: set(s.get("flags", [])) for n, s in st.items()}
         roles = {n: s.get("role") for n, s in st.items()}
         if all(roles.get(n) == "standby" and flags.get(n, set()) & {"failed", "standby"} for n in self.nodes):
             h = A.hit("liveness", i, {"why": why, "roles": roles, "flags": {n: sorted(f) for n, f in flags.items()}},
                       "no-eligible-node")
-            self.trace(self.nodes[0], "operator", "operator: hasync takeover (no eligible node)")
-            self.lab.exec(self.nodes[0], ["hasync", "takeover"], timeout=60)
+            node = next((n for n in self.nodes if "standby" in flags[n]), self.nodes[0])  # not the one that failed
+            self.trace(node, "operator", "operator: hasync takeover (no eligible node)")
+            self.lab.exec(node, ["hasync", "takeover"], timeout=60)
             ok, why2 = self.await_clean(self.t.liveness_bound_s)
             return [h] if ok else [h, A.hit("liveness", i, {"why": why2, "after_operator": "no-eligible-node"})]
         return [A.hit("liveness", i, {"why": why, "bound_s": self.t.liveness_bound_s, "roles": roles,
