@@ -75,7 +75,7 @@ def draw_faults(seed: int, n: int, kinds: tuple[str, ...] | None = None, t: Timi
     for kind in order:
         f = _DRAW[kind](rng, t)
         f.kind = kind
-        f.gap_s = _u(rng, 0.0, 0.6)
+        f.gap_s = _u(rng, 0.0, 0.4)
         if rng.random() < 0.15 and kind not in SYNC_KINDS:
             f.race = True
             f.steps.append([_u(rng, 0.0, max(f.duration_s, t.deadtime) * 0.9), "command",

@@ -55,7 +55,7 @@ class Timing:
     daemon_start_s: float = 1.5  # python start-up until the daemon listens (a loaded box)
     boot_s: float = 1.0  # a fenced node is powered on again after this
     restart_s: float = 1.0  # RestartSec of hasync-failover.service
-    settle_s: float = 1.0  # a clean state must hold this long
+    settle_s: float = 0.8  # a clean state must hold this long (16 keepalives)
 
     @property
     def liveness_bound_s(self) -> float:

@@ -65,14 +65,12 @@ class Services:
     def start(self, node: str, unit: str) -> int:
         argv, _ = UNITS[unit]
         path = self.log_path(node, unit)
-        if self.pid(node, unit):
-            return self.pid(node, unit)
-        with open(path, "a") as f:
-            f.write(f"==== campaign: start {unit} on {node} at {time.strftime('%H:%M:%S')} ====\n")
         env = {"HASYNC_CAMPAIGN_CLOCK": CLOCK_FILE, "PYTHONPATH": SHIM_DIR}
         with self.lock:
             if self.pid(node, unit) or self.crashed(node):  # systemd starts a unit once, and not on a dead node
                 return self.pid(node, unit)
+            with open(path, "a") as f:
+                f.write(f"==== campaign: start {unit} on {node} at {time.strftime('%H:%M:%S')} ====\n")
             p = self.lab.spawn(node, list(argv), log=path, env=env)
             self.procs[(node, unit)] = p
         self.wanted[(node, unit)] = True
@@ -131,10 +129,13 @@ class Services:
             if r.ok and node in self.config:  # a lab node's boot lays the lab's own cluster.toml again
                 r = self.lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=self.config[node])
             if not r.ok:
+                end = time.monotonic() + 3  # a crash kills first and says so after
+                while time.monotonic() < end and not self.crashed(node):
+                    time.sleep(0.05)
                 if self.crashed(node):  # fenced while it booted: it boots again later
                     self.trace(node, "power", "went down again while booting")
                     return
-                raise RuntimeError(f"{node}: the campaign's boot steps failed: {r.stderr.strip()[-300:]}")
+                raise RuntimeError(f"{node}: the campaign's boot steps failed (exit {r.exit_code}): {r.stderr.strip()[-300:]}")
         self.down_since.pop(node, None)
         for unit in UNITS:
             self.restart_at.pop((node, unit), None)  # what died before the boot is the boot's to start
@@ -212,7 +213,8 @@ class Services:
             if node in self.held_down or not self.crashed(node):
                 self.down_since.pop(node, None)
                 mnt = self._mnt(node)
-                if node not in self.held_down and mnt is not None and self.booted.get(node) not in (None, mnt):
+                if (node not in self.held_down and mnt is not None and self.booted.get(node) not in (None, mnt)
+                        and self.lab.status_of(node) == "up"):
                     self.trace(node, "power", "booted by the lab (a heal): boot steps and units")
                     self.boot(node)
                 continue
