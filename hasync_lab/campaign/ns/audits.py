@@ -10,7 +10,8 @@
    standby, both daemons run, ARP answers from the active node's MAC only and the
    service answers from it; held for ``settle_s``.
    ``log``: no line of a forbidden kind in any daemon's log (FORBIDDEN, heartbeat's
-   BadNews); ``daemon-died``: no daemon exits by itself (a crash, a crash loop).
+   BadNews); ``daemon-died``: no daemon exits by itself (an exit status, or a signal
+   other than SIGKILL: a traceback, a segfault, a crash loop).
 4. ``sync-trees``, ``sync-journal``, ``sync-backups`` (after quiescence): the synced
    trees identical on both nodes, both journals empty, and the losing version of every
    conflict the campaign made present in a node's backups.

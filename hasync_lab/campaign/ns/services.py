@@ -73,6 +73,8 @@ class Services:
                 f.write(f"==== campaign: start {unit} on {node} at {time.strftime('%H:%M:%S')} ====\n")
             p = self.lab.spawn(node, list(argv), log=path, env=env)
             self.procs[(node, unit)] = p
+            if p.poll() is not None:  # nsenter could not enter the node (it is going down): never started
+                self.expect_exit.add(p.pid)
         self.wanted[(node, unit)] = True
         self.restart_at.pop((node, unit), None)
         self.starts[(node, unit)] = self.starts.get((node, unit), 0) + 1
@@ -184,13 +186,17 @@ class Services:
             crashed = self.crashed(node) or node in self.held_down
             if code == -9 and not crashed and p.pid not in self.expect_exit:
                 # a crash (power loss, a fence) kills first and writes "crashed" after:
-                # give it a moment before calling this a death by itself
+                # give it a moment to say so
                 first = self.exit_seen.setdefault(p.pid, now)
                 if now - first < 1.0:
                     continue
             self.exit_seen.pop(p.pid, None)
-            expected = p.pid in self.expect_exit or crashed
-            why = "node down" if crashed else ("campaign" if p.pid in self.expect_exit else "by itself")
+            # SIGKILL is never a daemon's own doing (a crash, a fence, a timeout, the
+            # campaign; the OOM killer is the one case this hides): a death by itself is an
+            # exit status or another signal (a traceback's exit 1, SIGSEGV, SIGABRT)
+            expected = p.pid in self.expect_exit or crashed or code == -9
+            why = ("node down" if crashed else "campaign" if p.pid in self.expect_exit
+                   else "SIGKILL from outside" if code == -9 else "by itself")
             if not any(e.pid == p.pid for e in self.exits[-8:]):
                 self.exits.append(Exit(now, node, unit, p.pid, code, expected, why))
                 self.trace(node, "unit", f"{unit} (pid {p.pid}) exited {code} ({why})")
