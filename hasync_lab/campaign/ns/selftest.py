@@ -4,7 +4,7 @@ lab: it must fire, or the campaign refuses to report success.
 The violations are real where they can be: the VIP, the filesystem and the service put
 on the standby node behind hasync's back (the sampler and the ARP probe must see them on
 both nodes), the VIP pulled from under the active node (liveness within a short bound),
-a daemon killed without the campaign saying so, a file changed on one side only and a
+a watcher aborted (SIGABRT) without the campaign saying so, a file changed on one side only and a
 journal with a pending path while the watchers are stopped, a bootstrap plan that is
 allowed to destroy data. Where the violation would take the cluster down for good (a
 lost conflict version, a forbidden log line, a stray piece, a lying fence) the audit's
@@ -79,7 +79,7 @@ def case_log(run) -> bool:
 def case_daemon_died(run) -> bool:
     t0 = time.monotonic()
     node = run.nodes[1]
-    run.services.signal(node, "watch", signal.SIGKILL, expected=False)
+    run.services.signal(node, "watch", signal.SIGABRT, expected=False)  # as an abort() would
     _wait(lambda: run.services.unexpected_exits(t0), 3)
     return bool(A.died_hits(run.services.unexpected_exits(t0), -1, run.logdir))
 
