@@ -79,10 +79,11 @@ def run_on_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | None
         say("self-test: " + ", ".join(f"{k} {'fired' if v else 'DID NOT FIRE'}" for k, v in run.res.selftest.items()))
 
         def done(i, f, bad):
-            rec = run.res.recovery_s[-1] if run.res.recovery_s else None
+            rec = run.res.recovery_s[-1] if run.clean_fault == i else None
             lim = sorted({f"{h.audit}/{h.limit}" for h in run.res.limits if h.fault_index == i})
             say(f"fault {i + 1}/{len(faults)} {f.kind} ({f.note or f.target}): "
-                + (f"[red]{len(bad)} violation(s): {', '.join(h.audit for h in bad)}[/]" if bad else f"clean, recovered in {rec} s")
+                + (f"[red]{len(bad)} violation(s): {', '.join(h.audit for h in bad)}[/]" if bad
+                   else f"clean, recovered in {rec} s" if rec is not None else "clean after an operator's action")
                 + (f" (named limits: {', '.join(lim)})" if lim else "")
                 + f" [{run.res.per_fault_s[-1]} s]"
                 + "".join(f" [red]HARNESS ERROR {e['op']}: {e['error']}[/]" for e in run.res.step_errors if e["fault_index"] == i))

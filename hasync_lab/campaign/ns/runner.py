@@ -70,6 +70,7 @@ class Run:
         self.t_start = time.monotonic()
         self.lab_lock = threading.RLock()
         self.fault_index = -1
+        self.clean_fault = -1  # the last fault that recovered without an operator
         self.strays: list = []  # (node, rid, t, late) started behind hasync's back
         self.conflicts: list[dict] = []
         self.stop_ev = threading.Event()
@@ -232,6 +233,7 @@ class Run:
         ok, why = self.await_clean(self.t.liveness_bound_s, self.strays[n_strays:])
         hits = []
         if ok:
+            self.clean_fault = i
             self.res.recovery_s.append(round(self.clean_at - t0, 3))
             self.res.after_heal_s.append(round(max(0.0, self.clean_at - healed), 3))
         else:
