@@ -38,7 +38,7 @@ def heal(inj: Injector) -> list[str]:
         did.append(f"{node}: ping node reachable again")
     inj.ping_lost.clear()
     if sv.frozen:
-        did.append("thawed " + ", ".join(f"{n} {u}" for n, u in sorted(sv.frozen)))
+        did.append("thawed pid(s) " + ", ".join(str(p) for p in sorted(sv.frozen)))
         sv.thaw_all()
     for node, off in sorted(inj.clock.items()):
         if off:

@@ -53,7 +53,7 @@ class Services:
         self.exits: list[Exit] = []
         self.starts: dict[tuple[str, str], int] = {}
         self.pre_start = None  # hook(node) run after the boot steps, before the units (boot-enabled)
-        self.frozen: set[tuple[str, str]] = set()
+        self.frozen: set[int] = set()  # pids stopped by SIGSTOP (a restarted unit is a new pid)
         self.exit_seen: dict[int, float] = {}
         self.config: dict[str, str] = {}  # node -> the cluster.toml it boots with
         self.booted: dict[str, object] = {}  # node -> its mount namespace when it last booted here
@@ -86,7 +86,8 @@ class Services:
         return p.pid if p is not None and p.poll() is None else 0
 
     def alive(self, node: str, unit: str = "failover") -> bool:
-        return self.pid(node, unit) > 0 and (node, unit) not in self.frozen
+        pid = self.pid(node, unit)
+        return pid > 0 and pid not in self.frozen
 
     def signal(self, node: str, unit: str, sig: int, expected: bool = True) -> int:
         pid = self.pid(node, unit)
@@ -98,9 +99,9 @@ class Services:
             except ProcessLookupError:
                 return 0
             if sig == signal.SIGSTOP:
-                self.frozen.add((node, unit))
+                self.frozen.add(pid)
             elif sig == signal.SIGCONT:
-                self.frozen.discard((node, unit))
+                self.frozen.discard(pid)
         return pid
 
     def stop(self, node: str, unit: str, wait: float = 20.0) -> int | None:
@@ -118,8 +119,12 @@ class Services:
             return p.wait(5)
 
     def thaw_all(self) -> None:
-        for node, unit in list(self.frozen):
-            self.signal(node, unit, signal.SIGCONT)
+        for pid in list(self.frozen):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.frozen.clear()
 
     # ------------------------------------------------------------------ boot
     def boot(self, node: str) -> None:
@@ -166,7 +171,6 @@ class Services:
                     self.expect_exit.add(pid)
             self.held_down.add(node)
             self.lab.crash(node)
-        self.frozen = {(n, u) for n, u in self.frozen if n != node}
         self.trace(node, "power", "power lost")
 
     def crashed(self, node: str) -> bool:
@@ -201,7 +205,7 @@ class Services:
                 self.exits.append(Exit(now, node, unit, p.pid, code, expected, why))
                 self.trace(node, "unit", f"{unit} (pid {p.pid}) exited {code} ({why})")
             self.expect_exit.discard(p.pid)
-            self.frozen.discard((node, unit))
+            self.frozen.discard(p.pid)
             if crashed:
                 del self.procs[(node, unit)]
             elif self.wanted[(node, unit)] and code != 0:
