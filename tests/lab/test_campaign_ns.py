@@ -5,8 +5,7 @@ One bounded campaign per session (NS_FAULTS faults, 50 by default, from a fresh 
 printed in the log; HASYNC_CAMPAIGN_SEED and HASYNC_CAMPAIGN_NS_FAULTS override), run
 with --keep-going so every fault runs and every violation is listed. The tests read its
 document: the self-test fired for every audit, the report has what the issue asks, and
--- a strict xfail while issue 12 is open -- no violation. A failure names the seed and
-the command that replays the run.
+no violation. A failure names the seed and the command that replays the run.
 """
 
 from __future__ import annotations
@@ -23,11 +22,11 @@ from hasync_lab.campaign.ns.faults import KINDS, SKIPPED, draw_faults
 from hasync_lab.campaign.report import DEFAULT_OUT
 
 NS_FAULTS = int(os.environ.get("HASYNC_CAMPAIGN_NS_FAULTS", "50"))
-# After the random faults, a battery of the two cases this tier finds of the open
-# issue-12 items: pieces of the chain started at boot before the daemon (item 2), and a
-# restarted daemon that hears only replayed packets of its peer (item 1). Each violates
-# on today's main often, not always: with 8 a clean run of today's main is rare enough for
-# a strict xfail. Drop it with the marker once both are fixed.
+# After the random faults, a battery of the two issue-12 cases this tier found before
+# their fixes landed: pieces of the chain started at boot before the daemon (item 2: the
+# partial chain was completed beside the active peer), and a restarted daemon that hears
+# only replayed packets of its peer (item 1: it started the chain beside it). Each
+# violated on the main of before the fixes in about half the runs; they must stay clean.
 BATTERY = 5 * ("boot-enabled",) + 3 * ("replay-after-restart",)
 
 
@@ -125,11 +124,5 @@ def test_the_run_reports_what_the_issue_asks(campaign):
 
 
 @pytest.mark.lab
-@pytest.mark.xfail(strict=True, reason="issue 12 items 1 and 2 not fixed yet: a restarted daemon believes replayed "
-                                       "packets of its unheard peer and starts the chain beside it (dual-run, arp, 'also "
-                                       "holds the chain' under replay-after-restart / replay-peer-dead), and a partly "
-                                       "running chain found at boot is completed beside the active peer (dual-run, 'also "
-                                       "holds the chain' under boot-enabled) -- remove this marker and BATTERY once the "
-                                       "run is clean")
 def test_the_real_daemons_survive_a_bounded_campaign(campaign):
     assert not campaign["violations"], _summary(campaign)

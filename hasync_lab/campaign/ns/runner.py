@@ -244,7 +244,16 @@ class Run:
         hits += A.died_hits(self.services.unexpected_exits(t0 - f.gap_s), i, self.logdir)
         if f.kind in SYNC_KINDS:
             hits += self.sync_audits(i, self.conflicts[n_conflicts:])
-        hits += self.logs.scan(i, lied)
+        logged = self.logs.scan(i, lied)
+        if self.strays[n_strays:] and not any(h.audit in ("dual-run", "arp", "stray") and not h.limit for h in hits):
+            # pieces the fault started behind hasync's back made both nodes hold the chain
+            # (a whole chain enabled at boot, adopted, then given up to the active peer):
+            # the daemons saying so is no violation when the double run ended within the
+            # stray bound, which the ground-truth audits above checked
+            for h in [h for h in logged if "also holds the chain" in h.evidence.get("line", "")]:
+                logged.remove(h)
+                self.trace("both", "audit", f"excused (the fault's own double run, within the stray bound): {h.evidence['line']}")
+        hits += logged
         self.res.per_fault_s.append(round(time.monotonic() - t0 + f.gap_s, 3))
         for h in hits:
             (self.res.limits if h.limit else self.res.violations).append(h)
