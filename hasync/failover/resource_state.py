@@ -72,7 +72,10 @@ class ResourceTable:
         row = self.rows[p.resource]
         row.update({"last_op": p.op, "outcome": p.outcome, "duration_ms": round(p.duration_s * 1000, 1), "detail": p.detail, "at": wall})
         row["state"] = state_after(p.op, p.outcome, row["state"])
-        return fsm_report(p.op, p.outcome)
+        report = fsm_report(p.op, p.outcome)
+        if report == STARTED:
+            row["started_at"] = wall  # when it last started here (the NFS grace period's start)
+        return report
 
     def row(self, rid: str) -> dict:
         return dict(self.rows[rid])

@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from hasync.failover.nfs_grace import grace_line
 from hasync.failover.states import (
     Health,
     Level,
@@ -147,6 +148,9 @@ def render(st: dict):
     parts.append(res)
 
     parts.append(render_failover(st.get("last_failover")))
+    grace = grace_line(st.get("nfs_grace"))
+    if grace:
+        parts.append(Text(grace, style="bold yellow" if st["nfs_grace"]["in_grace"] else "green"))
 
     warns = list(st.get("warnings", []))
     if warns:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from hasync import __version__
 from hasync.effects.process import proc_stats
+from hasync.failover import nfs_grace
 from hasync.failover.daemon import persist
 from hasync.failover.states import PeerStatus, ResourceStatus
 
@@ -48,6 +49,11 @@ def document(d: Daemon, now: float) -> dict:
         warnings.append("the chain runs on BOTH nodes")
     p = fsm.peer
     fencing = d.cluster.fencing
+    grace = None
+    nfs_id = nfs_grace.server_resource(d.cluster.resources, d.cluster.nfs.vip)
+    if nfs_id is not None and d.resources.row(nfs_id).get("state") == ResourceStatus.RUNNING:
+        grace = nfs_grace.grace_state(_read(nfs_grace.END_GRACE), d.resources.row(nfs_id).get("started_at"),
+                                      d.cluster.nfs.grace_time, d.clock.wall())
     ex = d.executor
     snap.update({
         "nodes": [
@@ -62,6 +68,7 @@ def document(d: Daemon, now: float) -> dict:
         "resources": resources,
         "warnings": warnings,
         "last_failover": d.timeline.last,
+        "nfs_grace": grace,
         "recent": list(ex.recent)[-15:],
         "daemon": {
             "version": __version__,
@@ -84,3 +91,11 @@ def document(d: Daemon, now: float) -> dict:
         "operator_since": {f: persist.since(d.paths.state_dir, f) for f in ("maintenance", "stopped", "operator_standby")},
     })
     return snap
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read(16)
+    except OSError:
+        return None
