@@ -40,7 +40,8 @@ def test_table_keeps_the_last_operation():
     t = ResourceTable(("fs", "vip"))
     assert t.row("vip") == {"state": "unknown"}
     assert t.record(Progress("vip", "start", "ok", "", 0.0123, job=3), wall=1700000000.5) == "started"
-    assert t.row("vip") == {"state": "running", "last_op": "start", "outcome": "ok", "duration_ms": 12.3, "detail": "", "at": 1700000000.5}
+    assert t.row("vip") == {"state": "running", "last_op": "start", "outcome": "ok", "duration_ms": 12.3, "detail": "", "at": 1700000000.5,
+                              "started_at": 1700000000.5}
     assert t.record(Progress("vip", "monitor", "failed", "monitor exited 7 NOT_RUNNING", 0.5), wall=1700000001.0) is None
     assert t.row("vip")["state"] == "failed" and t.row("vip")["detail"] == "monitor exited 7 NOT_RUNNING"
     assert t.row("fs") == {"state": "unknown"}
