@@ -46,6 +46,7 @@ VERBS = (
     Verb("bootstrap", "lay down DRBD/LVM/NFS state on a node", "hasync.cli.bootstrap"),
     Verb("doctor", "find known pitfalls on a running cluster", "hasync.cli.bootstrap"),
     Verb("export", "write the cluster's Pacemaker/Corosync configuration", "hasync.cli.export"),
+    Verb("completion", "print a shell completion script (bash)", "hasync.cli.completion"),
     Verb("lab", "a virtual cluster on this machine (namespaces or VMs)", "hasync.cli.plugin"),
 )
 BY_NAME = {v.name: v for v in VERBS}

@@ -24,6 +24,7 @@ class Option:
     metavar: str | None  # None: a switch that takes no value
     help: str
     choices: tuple[str, ...] = ()
+    required: bool = False  # positionals: must be given
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Command:
     options: tuple[Option, ...]
     positionals: tuple[Option, ...]  # flags = (its name,)
     subcommands: tuple[str, ...]  # the words that may follow
+    subparsers: dict[str, argparse.ArgumentParser]
 
     @property
     def flags(self) -> frozenset[str]:
@@ -95,9 +97,12 @@ def walk(parser: argparse.ArgumentParser, verbs: Sequence[Verb] = (), words: tup
             choices = tuple(map(str, action.choices)) if action.choices else ()
             options.append(Option(tuple(action.option_strings), _metavar(action), _help(action), choices))
         elif action.nargs != argparse.REMAINDER:
-            positionals.append(Option((_metavar(action) or action.dest,), None, _help(action)))
+            required = action.nargs not in ("?", "*")
+            choices = tuple(map(str, action.choices)) if action.choices else ()
+            name = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+            positionals.append(Option((name,), None, _help(action), choices, required))
     yield Command(words, parser, help or _first_line(parser.description), tuple(options), tuple(positionals),
-                  tuple(subs))
+                  tuple(subs), subs)
     for name, sub in subs.items():
         yield from walk(sub, (), words + (name,), sub_help.get(name) or _first_line(sub.description))
 
