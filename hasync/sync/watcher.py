@@ -9,6 +9,7 @@ detection, and the systemd notify/watchdog protocol.
 from __future__ import annotations
 
 import errno
+import inspect
 import logging
 import os
 import queue
@@ -155,16 +156,10 @@ class Watcher:
                             last[0] = p
                             q.put(p)
 
-        # only what changes content or metadata: no open/close-nowrite events (every
-        # process start opens /etc/ld.so.cache) -- the kernel then doesn't even send them
-        wanted = [
-            ev.FileCreatedEvent, ev.FileDeletedEvent, ev.FileMovedEvent, ev.FileModifiedEvent,
-            ev.FileAttribEvent, ev.FileClosedEvent, ev.DirCreatedEvent, ev.DirDeletedEvent,
-            ev.DirMovedEvent, ev.DirAttribEvent,
-        ]
         logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
         logging.getLogger("watchdog.observers.inotify").addHandler(self._overflow)
         self.observer, self.health["watch_pruned"] = pruned_observer(self.scope.ignored)
+        only_wanted = event_filter(type(self.observer))
         if not self.health["watch_pruned"]:
             log.info("watch: this watchdog version cannot skip unison's temporary directories; "
                      "a peer's large run costs more CPU here")
@@ -175,7 +170,7 @@ class Watcher:
                 self.health["watch_errors"].append(f"{d}: does not exist; not watched (reconciliations still cover it)")
                 continue
             try:
-                self.observer.schedule(handler, d, recursive=recursive, event_filter=wanted)
+                self.observer.schedule(handler, d, recursive=recursive, **only_wanted)
                 self.health["watching"].append(d)
             except OSError as e:
                 if e.errno == errno.ENOSPC:
@@ -398,6 +393,22 @@ class Watcher:
             logging.getLogger("watchdog.observers.inotify").removeHandler(self._overflow)
             self.link.stop()
             self._save_status()
+
+
+# only what changes content or metadata: no open/close-nowrite events (every process
+# start opens /etc/ld.so.cache) -- the kernel then doesn't even send them
+WANTED_EVENTS = ("FileCreatedEvent", "FileDeletedEvent", "FileMovedEvent", "FileModifiedEvent", "FileAttribEvent",
+                 "FileClosedEvent", "DirCreatedEvent", "DirDeletedEvent", "DirMovedEvent", "DirAttribEvent")
+
+
+def event_filter(observer_cls: type) -> dict[str, Any]:
+    """schedule()'s event_filter for the events above, as far as this watchdog has them.
+    watchdog < 4 (Debian 12's 2.2) has no *AttribEvent (an attribute change comes as a
+    modification) and no event_filter, and its inotify mask leaves opens out anyway:
+    then nothing is passed."""
+    if "event_filter" not in inspect.signature(observer_cls.schedule).parameters:
+        return {}
+    return {"event_filter": [getattr(ev, name) for name in WANTED_EVENTS if hasattr(ev, name)]}
 
 
 def pruned_observer(skip_dir: Callable[[str], bool]) -> tuple[Any, bool]:

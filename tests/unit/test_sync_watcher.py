@@ -44,3 +44,47 @@ def test_entries_of_a_directory_the_peer_deleted_are_echoes():
     assert not t.deleted_above("/etc/d/sub/f1", 200.0)  # expired
     t.absorb(note_lines({"/etc/e": "d:755:0:0"}, 0), now=3.0)
     assert not t.deleted_above("/etc/e/f", 4.0)  # copied, not deleted: per-file notes decide
+
+
+class _Watchdog22Observer:
+    """What Debian 12's python3-watchdog 2.2 offers: schedule() without event_filter."""
+
+    def __init__(self):
+        self.scheduled = []
+
+    def schedule(self, event_handler, path, recursive=False):
+        self.scheduled.append((path, recursive))
+
+    def start(self):
+        pass
+
+
+def test_the_watcher_starts_on_debian_12s_watchdog(tmp_path, monkeypatch):
+    """watchdog 2.2 has no FileAttribEvent/DirAttribEvent (an attribute change comes as a
+    modification) and no event_filter (its inotify mask leaves out opens anyway): the
+    watcher watches all the same, with what that version has."""
+    import types
+
+    from watchdog import events
+
+    from hasync.sync import watcher as w
+    from hasync.sync.scope import Scope
+
+    old_events = types.SimpleNamespace(**{k: v for k, v in vars(events).items() if "Attrib" not in k})
+    observer = _Watchdog22Observer()
+    monkeypatch.setattr(w, "ev", old_events)
+    monkeypatch.setattr(w, "pruned_observer", lambda skip: (observer, False))
+    watched = tmp_path / "etc"
+    watched.mkdir()
+    wt = object.__new__(w.Watcher)
+    wt.q, wt._last, wt._overflow = queue.Queue(), [""], w._OverflowFlag(queue.Queue())
+    wt.scope = Scope((str(watched),), (), ())
+    wt.health = {}
+    wt.sync = types.SimpleNamespace(reconcile_every=600.0)
+    try:
+        wt._start_observer()
+    finally:
+        for name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify"):
+            logging.getLogger(name).removeHandler(wt._overflow)
+    assert observer.scheduled == [(str(watched), True)]
+    assert wt.health["watching"] == [str(watched)] and wt.health["watch_errors"] == []
