@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit test-lab test-vm demo lint lint-imports typecheck clean
+.PHONY: setup test test-unit test-lab test-vm demo lint lint-imports typecheck clean deb
 
 setup: $(VENV)/.installed $(VENV)/.apt
 
@@ -47,7 +47,12 @@ demo: setup
 	$(BIN)/python -m hasync_lab.demo $(if $(VM),--vm,)
 
 lint: setup
-	$(BIN)/ruff check hasync hasync_lab tests failover
+	$(BIN)/ruff check hasync hasync_lab tests failover packaging
+
+# The Debian package of the product (not the lab harness): dist/hasync_VERSION_all.deb,
+# built with dpkg-deb (packaging/deb/build.py says what goes where).
+deb: setup
+	$(BIN)/python packaging/deb/build.py --out dist
 
 # The layering contracts in pyproject.toml ([tool.importlinter]).
 lint-imports: setup

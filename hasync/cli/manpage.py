@@ -42,7 +42,7 @@ def escape(text: str) -> str:
     """Text for roff: backslashes and hyphens of options escaped, no line starting with
     a control character."""
     text = text.replace("\\", "\\e")
-    text = re.sub(r"(?<![\w-])-", r"\\-", text)  # -c, --config, a leading minus: not a hyphen
+    text = re.sub(r"(?<![\w-])-+", lambda m: "\\-" * len(m.group()), text)  # -c, --config: minus signs, not hyphens
     return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.split("\n"))
 
 

@@ -401,7 +401,7 @@ WANTED_EVENTS = ("FileCreatedEvent", "FileDeletedEvent", "FileMovedEvent", "File
                  "FileClosedEvent", "DirCreatedEvent", "DirDeletedEvent", "DirMovedEvent", "DirAttribEvent")
 
 
-def event_filter(observer_cls: type) -> dict[str, Any]:
+def event_filter(observer_cls: Any) -> dict[str, Any]:
     """schedule()'s event_filter for the events above, as far as this watchdog has them.
     watchdog < 4 (Debian 12's 2.2) has no *AttribEvent (an attribute change comes as a
     modification) and no event_filter, and its inotify mask leaves opens out anyway:

@@ -251,7 +251,7 @@ def test_every_documented_hasync_flag_is_in_its_help():
     table, benches = command_table(), bench_flags()
     bad = []
     for doc in DOCS:
-        for no, kind, text in segments(doc.read_text()):
+        for no, _kind, text in segments(doc.read_text()):
             for words in words_after(text):
                 bad += [f"{doc.relative_to(REPO)}:{no}: {p}" for p in check_invocation(words, table, benches)]
     assert not bad, "documented verbs or flags that do not exist:\n" + "\n".join(bad)
