@@ -50,8 +50,9 @@ lint: setup
 	$(BIN)/ruff check hasync hasync_lab tests failover packaging
 
 # The Debian package of the product (not the lab harness): dist/hasync_VERSION_all.deb,
-# built with dpkg-deb (packaging/deb/build.py says what goes where).
-deb: setup
+# built with dpkg-deb (packaging/deb/build.py says what goes where). Needs the venv (the
+# man page and completion come from the parsers), not the lab's apt packages.
+deb: $(VENV)/.installed
 	$(BIN)/python packaging/deb/build.py --out dist
 
 # The layering contracts in pyproject.toml ([tool.importlinter]).

@@ -15,9 +15,10 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from hasync.cli import common
 from hasync.cli.reference import Command, product_commands
 
-ERRORS: dict = {}
+ERRORS = common.ERRORS  # reads no config; the table's convention all the same
 SHELLS = ("bash",)
 # an option's metavar that names a file or a directory: complete file names
 FILE_WORDS = ("PATH", "FILE", "DIR", "HA.CF", "AUTHKEYS", "KEY", "OUT")

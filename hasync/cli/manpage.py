@@ -1,12 +1,11 @@
 """hasync(8), the manual page, made from the CLI's own parsers (reference.py): every
 command with its description, arguments and options as `--help` prints them, so the page
-cannot drift from the program. `python3 -m hasync.cli.manpage > hasync.8` (what
-`make deb` runs)."""
+cannot drift from the program. `make deb` writes it (packaging/deb/build.py); to read it
+from a checkout: `python3 -c 'from hasync.cli import manpage; print(manpage.page(), end="")' | man -l -`."""
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sequence
 
 from hasync import __version__
@@ -97,6 +96,11 @@ def _command(c: Command) -> list[str]:
     return out
 
 
+def page() -> str:
+    """The page of this hasync."""
+    return render(product_commands())
+
+
 def render(commands: Sequence[Command], version: str = __version__) -> str:
     """The page, in the order of `--help`. No date: the same program gives the same page."""
     root, rest = commands[0], commands[1:]
@@ -126,12 +130,3 @@ def render(commands: Sequence[Command], version: str = __version__) -> str:
     out += [".SH LOGS", escape(LOGS), ".SH EXIT STATUS", *_para(root.parser.epilog or ""),
             ".SH SEE ALSO", ", ".join(f"\\fB{escape(s.split('(')[0])}\\fR({s.split('(')[1]}" for s in SEE_ALSO)]
     return "\n".join(out) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    sys.stdout.write(render(product_commands()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
