@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from hasync import model
-from hasync.bootstrap import doctor_host, doctor_lvm, doctor_nfs
+from hasync.bootstrap import doctor_drbd, doctor_host, doctor_lvm, doctor_nfs
 from hasync.bootstrap.findings import Finding
 from hasync.config import GOOD_KEY
 from hasync.effects.run import Result, Runner
@@ -71,6 +71,7 @@ def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> s
     lines += doctor_host.probe_lines(cluster, profile, node)
     lines += doctor_lvm.probe_lines(cluster, profile, node)
     lines += doctor_nfs.probe_lines(cluster, profile, node)
+    lines += doctor_drbd.probe_lines(cluster, profile, node)
     if cluster.storage.use_drbd:
         res = f"{profile.paths.get('drbd_conf_dir', '/etc/drbd.d')}/{cluster.storage.drbd_resource}.res"
         lines.append(f"echo drbd_res=$(sha256sum < {q(res)} | cut -c1-16)")
@@ -167,6 +168,7 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
     out = doctor_host.check_node(cluster, profile, node, p)
     out += doctor_nfs.check_node(cluster, profile, node, p)
     out += doctor_lvm.check_node(cluster, node, p)
+    out += doctor_drbd.check_node(cluster, node, p)
     st = cluster.storage
     # NFS at boot
     for s in nfs_services(profile):
@@ -248,7 +250,7 @@ def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], 
     sa, sb = a.get("disk_bytes", ""), b.get("disk_bytes", "")
     if sa and sb and sa != sb:
         out.append(Finding("disk-size", "warning", "cluster", f"disks differ: {int(sa) / 2**20:.0f} MiB here, {int(sb) / 2**20:.0f} MiB on {peer}; DRBD uses the smaller", "give both nodes disks of the same size"))
-    return out + doctor_nfs.check_pair(cluster, node, peer, a, b)
+    return out + doctor_nfs.check_pair(cluster, node, peer, a, b) + doctor_drbd.check_pair(cluster, node, peer, a, b)
 
 
 def ping_argv(address: str, interface: str = "") -> tuple[str, ...]:

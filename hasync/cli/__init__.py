@@ -37,10 +37,18 @@ VERBS = (
     Verb("haresources", "import a heartbeat v1 haresources (and ha.cf) setup", "hasync.cli.check"),
     Verb("failover", "the failover daemon (hasync failover run)", "hasync.cli.daemon"),
     Verb("status", "nodes, links, resources, last failover, warnings", "hasync.cli.failover"),
-    Verb("standby", "hand the chain to the peer", "hasync.cli.failover"),
+    Verb("standby", "operator standby of a node, kept until `online` (crm node standby)", "hasync.cli.oncall"),
+    Verb("online", "end a node's operator standby", "hasync.cli.oncall"),
     Verb("takeover", "take the chain from the peer", "hasync.cli.failover"),
+    Verb("migrate", "move the chain to a node (once)", "hasync.cli.failover"),
+    Verb("cleanup", "probe again and clear a failed state when safe (pcs resource cleanup)", "hasync.cli.oncall"),
+    Verb("maintenance", "maintenance mode on|off, cluster-wide: nothing moves", "hasync.cli.oncall"),
+    Verb("stop", "stop the chain on purpose, cluster-wide, until `start`", "hasync.cli.oncall"),
+    Verb("start", "let the chain run again after `stop`", "hasync.cli.oncall"),
+    Verb("history", "past failovers and operator actions; `history show N`", "hasync.cli.history"),
+    Verb("resource", "run one resource's start/stop/monitor by hand (pcs resource debug-start)", "hasync.cli.resource"),
+    Verb("config", "the effective config, defaults filled in (`config show`)", "hasync.cli.check"),
     Verb("fence", "fence a node with the [fencing] command (DRBD's fence-peer handler)", "hasync.cli.failover"),
-    Verb("migrate", "move the chain to a node", "hasync.cli.failover"),
     Verb("watch", "keep [sync].paths identical on both nodes (foreground service)", "hasync.cli.sync"),
     Verb("sync", "one-off sync, dry run with diffs, status of the watcher", "hasync.cli.sync"),
     Verb("bootstrap", "lay down DRBD/LVM/NFS state on a node", "hasync.cli.bootstrap"),
@@ -57,7 +65,9 @@ DRBD -> LVM -> filesystem -> virtual IP -> NFS server.
 
   hasync check                 validate /etc/hasync/cluster.toml
   hasync status                what the cluster is doing, at a glance
-  hasync standby|takeover|migrate   move services safely
+  hasync standby|online|takeover|migrate   move services safely
+  hasync cleanup|maintenance|stop|start      the on-call admin's verbs (docs/operations.md)
+  hasync history               past failovers: time, cause, duration, outcome
   hasync watch                 keep configured files identical on both nodes
   hasync bootstrap             lay down DRBD/LVM/NFS state on a node
   hasync doctor                find known pitfalls on a running cluster
@@ -65,9 +75,11 @@ DRBD -> LVM -> filesystem -> virtual IP -> NFS server.
 """
 
 EPILOG = """\
-The config file is /etc/hasync/cluster.toml unless -c/--config or the HASYNC_CONFIG
-environment variable names another. Exit status: 0 success, 1 failure, 2 bad input
-(config errors, bad arguments).
+The config file is /etc/hasync/cluster.toml unless -c/--config (before or after the verb)
+or the HASYNC_CONFIG environment variable names another. Exit status: 0 success, 1
+failure, 2 bad input (config errors, bad arguments); `hasync status`: 0 ok, 1 warning,
+2 problem, 3 no daemon. Logs: journalctl -u hasync-failover (the failover daemon),
+journalctl -u hasync-watch (the sync watcher); past failovers: hasync history.
 """
 
 

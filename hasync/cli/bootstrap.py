@@ -61,8 +61,10 @@ lets LVM use the DRBD backing disk or hides an active VG, a host the distro prof
 not serve, programs of the chain missing, a node mounting its cluster's own export, NFS
 v4 state (grace and lease, nfsdcld's records, the server scope on both nodes, sm-notify
 after the exports and the VIP), a single heartbeat link, fencing off, a readable auth
-key, missing or mismatched disks.
-Each finding comes with a one-line fix. Exit status 1 when any finding is an error.
+key, missing or mismatched disks; DRBD's state on both nodes (a split brain is an error,
+with the runbook: which node's data to keep and the commands), maintenance mode or the
+chain stopped on purpose left on for more than 4 hours.
+Each finding comes with its fix. Exit status 1 when any finding is an error.
 """
 
 NODE_HELP = "this node's name in the config (default: $HASYNC_NODE, else uname -n or its short name)"
@@ -266,8 +268,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for f in findings:
         color = LEVEL_STYLE[f.level]
         console.print(f"[{color}]{f.level:7}[/{color}] {escape(f.where)}: {escape(f.message)}")
-        if f.fix:
-            console.print(f"        [dim]fix: {escape(f.fix)}[/dim]")
+        if f.fix:  # a runbook is several lines: each indented under the finding
+            console.print("        [dim]fix: " + "\n             ".join(escape(line) for line in f.fix.splitlines()) + "[/dim]")
     bad = [f for f in findings if f.level in ("error", "warning")]
     console.print(f"{len(bad)} findings" if bad else "no findings")
     return 1 if any(f.level == "error" for f in findings) else 0

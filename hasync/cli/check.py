@@ -1,4 +1,4 @@
-"""The config's verbs: `hasync check` and `hasync haresources import`."""
+"""The config's verbs: `hasync check`, `hasync config show` and `hasync haresources import`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.markup import escape
 from hasync import config
 from hasync.cli import common, views
 from hasync.config import ConfigError
+from hasync.failover.effective import effective
 
 ERRORS = common.ERRORS
 
@@ -21,6 +22,14 @@ CHECK_HELP = (
     "that do not exist or cannot run, IPv6 on links, a link on DRBD's addresses, and "
     "placeholders an import left in. Every problem names file:line and the key, in "
     "line order; docs/config.md lists each rule."
+)
+
+SHOW_HELP = (
+    "Print the cluster config as hasync understands it (crm configure show): every section "
+    "with the defaults filled in (durations in seconds: timings, storage, NFS, fencing), "
+    "the fence command filled in for each node, and the chain in start order with the "
+    "commands the failover daemon runs for each resource (start, stop, monitor; "
+    "promote/demote for a promotable agent). Exit status: 0, or 2 when the config is invalid."
 )
 
 IMPORT_HELP = (
@@ -47,6 +56,15 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and warnings")
     p.set_defaults(func=cmd_check)
+
+    c = sub.add_parser("config", description="The cluster config as hasync understands it.")
+    common.config_option(c)
+    cs = c.add_subparsers(dest="config_cmd", metavar="ACTION")
+    show = cs.add_parser("show", help="the effective config, defaults filled in", description=SHOW_HELP, formatter_class=fmt)
+    common.config_option(show)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=cmd_show)
+    c.set_defaults(func=common.show_help(c))
 
     h = sub.add_parser("haresources", description="Work with Linux-HA heartbeat v1 configuration files.")
     hs = h.add_subparsers(dest="haresources_cmd", metavar="ACTION")
@@ -98,4 +116,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     out.write(imported.toml.encode("utf-8"))
     out.flush()
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    doc = effective(common.load_cluster(args))
+    if args.json:
+        common.print_json(doc)
+    else:
+        views.effective_config(doc)
     return 0

@@ -1,11 +1,14 @@
 """The commands that talk to the failover daemon or act for it: `hasync status`,
-`standby`, `takeover`, `migrate` and `fence` (the daemon itself: daemon.py)."""
+`takeover`, `migrate` and `fence` (the daemon itself: daemon.py; standby, online,
+cleanup, maintenance, stop, start: oncall.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from hasync import config
+from hasync.bootstrap import doctor_drbd, drbd_state
 from hasync.cli import common, views
 from hasync.effects.run import ProcRunner
 from hasync.failover import client, protocol
@@ -22,21 +25,26 @@ Show what the cluster is doing, as this node's failover daemon sees it: both nod
 their roles, every heartbeat link (last packet, loss, bad/replayed packets), the chain's
 resources and where they run, the last failover's timeline and any warnings (a dead
 link, fencing off, a node that cannot stop its resources).
-Exit status: 0 the chain runs on exactly one node and nothing is wrong, 1 a warning or
-the chain does not run, 3 the daemon is not running on this node. With --json: 0 whenever
-the daemon answered (the verdict is in "health": {"level": ok|warn|bad, "summary"}).
-"""
+Maintenance mode, the chain stopped on purpose and an operator standby are shown on top,
+loud. With DRBD ([storage] use_drbd), its state here: connection, disk states, resync
+progress with an estimate of the time left; a split brain is a problem (`hasync doctor`
+prints the runbook).
 
-STANDBY_HELP = """\
-Hand the chain to the peer: stop it here (in reverse order), then the peer starts it (in
-order). Progress is shown live; the command returns when the peer runs the chain. This
-node stays standby while the peer is up (`hasync takeover` brings it back). Refused when
-the peer is not up: nobody would run the services.
+Exit status (for monitoring): 0 ok (the chain runs on exactly one node, nothing is
+wrong), 1 warning (a dead link, the peer down, maintenance mode, the chain stopped on
+purpose, an operator standby, a resync under way ...), 2 problem (the chain runs nowhere
+or on both nodes, a node that could not stop its resources, DRBD split brain or no
+up-to-date disk), 3 the daemon is not running on this node. With --json: 0 whenever the
+daemon answered (the verdict is in "health": {"level": ok|warn|bad, "summary"}).
+Logs: journalctl -u hasync-failover; past failovers: hasync history.
 """
 
 TAKEOVER_HELP = """\
-Take the chain: the peer stops it (in reverse order), then this node starts it (in order),
-with live progress. Also clears this node's standby and failed marks.
+Take the chain (heartbeat's hb_takeover): the peer stops it (in reverse order), then this
+node starts it (in order), with live progress. Also ends this node's operator standby and
+clears its failed mark. Refused while the chain is stopped on purpose (`hasync start`),
+in maintenance mode, or while this node is stop-failed (`hasync cleanup`).
+Exit status: 0 this node runs the chain, 1 refused or not done, 3 no daemon here.
 """
 
 FENCE_HELP = """\
@@ -58,6 +66,9 @@ Move the chain to NODE: `takeover` when NODE is this node, `standby` when it is 
 --dry-run prints what would run, in order, without changing anything.
 """
 
+# exit status of `hasync status` (monitoring reads it)
+STATUS_EXIT = {Health.OK: 0, Health.WARN: 1, Health.BAD: 2}
+
 # exit status of `hasync fence`: 0 means "the peer is down" to DRBD's handler
 FENCE_STATUS = {Verdict.FENCED: 0, Verdict.ALREADY_FENCED: 0, Verdict.NO_SUCH_NODE: 2}
 
@@ -75,11 +86,10 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.set_defaults(func=cmd_status)
 
-    for name, desc in (("standby", STANDBY_HELP), ("takeover", TAKEOVER_HELP)):
-        c = parser(name, desc)
-        c.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
-        c.add_argument("--json", action="store_true", help="print JSON lines instead of progress text")
-        c.set_defaults(func=cmd_move, move=name)
+    c = parser("takeover", TAKEOVER_HELP)
+    c.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+    c.add_argument("--json", action="store_true", help="print JSON lines instead of progress text")
+    c.set_defaults(func=cmd_move, move="takeover")
 
     fe = parser("fence", FENCE_HELP)
     fe.add_argument("node", metavar="NODE", help="the node to fence (the peer)")
@@ -108,13 +118,27 @@ def cmd_status(args: argparse.Namespace) -> int:
             views.daemon_down(answer.error, answer.last_failover)
         return 3
     st = dict(answer.status, daemon_running=True)
+    drbd = drbd_here(args)
+    if drbd is not None:
+        level, line = drbd_state.health(drbd)
+        st["drbd"] = dict(drbd.as_dict(), level=level, summary=line)
     level, summary = health(st)
     st["health"] = {"level": level, "summary": summary}
     if args.json:
         common.print_json(st, default=str)
         return 0  # the daemon answered: the verdict is in "health"
     views.status(st)
-    return 0 if level == Health.OK else 1
+    return STATUS_EXIT[level]
+
+
+def drbd_here(args: argparse.Namespace) -> drbd_state.Drbd | None:
+    """DRBD's state on this node, when the config uses DRBD (an unreadable config: none;
+    `hasync status` works without one)."""
+    try:
+        cluster = common.load_cluster(args)
+    except (config.ConfigError, OSError):
+        return None
+    return doctor_drbd.read_local(cluster, ProcRunner())
 
 
 def cmd_fence(args: argparse.Namespace) -> int:

@@ -18,7 +18,8 @@ from rich.table import Table
 from hasync import model
 from hasync.config import format_duration
 from hasync.failover.migrate_plan import UNKNOWN, MigratePlan
-from hasync.failover.status_view import LEVEL_STYLE, render, render_down
+from hasync.failover.oncall import HistoryRow
+from hasync.failover.status_view import LEVEL_STYLE, render, render_down, render_failover
 
 
 def console(*, stderr: bool = False, emoji: bool = True) -> Console:
@@ -131,3 +132,62 @@ def migrate_plan(plan: MigratePlan) -> None:
     for i, (node, op, rid, command) in enumerate(plan.steps(), 1):
         t.add_row(str(i), node, op, rid, escape(command))
     con.print(t)
+
+
+# --------------------------------------------------------------------------- history
+
+
+OUTCOME_STYLE = {"active": "green", "standby": "cyan", "stop-failed": "bold white on red", "in progress": "yellow"}
+
+
+def history(rows: Sequence[HistoryRow]) -> None:
+    con = Console(emoji=False, highlight=False)
+    if not rows:
+        con.print("no failover or operator action recorded yet (see `journalctl -u hasync-failover`)")
+        return
+    t = Table(title="Failovers and operator actions (oldest first; `hasync history show N`)", title_justify="left")
+    for name in ("#", "began (UTC)", "node", "cause", "duration", "outcome"):
+        t.add_column(name, justify="right" if name in ("#", "duration") else "left")
+    for r in rows:
+        dur = "-" if r.duration_ms is None else (f"{r.duration_ms:.0f} ms" if r.duration_ms < 10000 else f"{r.duration_ms / 1000:.1f} s")
+        t.add_row(str(r.number), escape(r.began), escape(r.node), escape(r.cause), dur,
+                  f"[{OUTCOME_STYLE.get(r.outcome, '')}]{escape(r.outcome)}[/]" if r.outcome in OUTCOME_STYLE else escape(r.outcome))
+    con.print(t)
+
+
+def history_record(rec: dict) -> None:
+    Console(emoji=False, highlight=False).print(render_failover(rec, last=0, title="Record"))
+
+
+# --------------------------------------------------------------------------- config show
+
+
+def effective_config(doc: dict) -> None:
+    """The effective config as TOML-like text: each section, then [[node]] and the chain
+    (each resource with its commands)."""
+    out: list[str] = [f"# {doc['path']}: the effective config (defaults filled in, durations in seconds)"]
+
+    def table(name: str, d: dict, array: bool = False) -> None:
+        out.append("")
+        out.append(f"[[{name}]]" if array else f"[{name}]")
+        nested = []
+        for k, v in d.items():
+            if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+                nested.append((k, v))
+            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                nested.extend((f"{k}[{i}]", x) for i, x in enumerate(v))
+            else:
+                out.append(f"{k} = {json.dumps(v)}")
+        for k, v in nested:
+            out.append(f"  # {k}:")
+            out.extend(f"  {kk} = {json.dumps(vv)}" for kk, vv in v.items())
+
+    for section in ("cluster", "heartbeat", "fencing", "storage", "nfs", "sync"):
+        table(section, doc[section])
+    for n in doc["nodes"]:
+        table("node", n, array=True)
+    for r in doc["resources"]:
+        cmds = r.pop("commands")
+        table("resource", r, array=True)
+        out.extend(f"  # {op}: {line}" for op, lines in cmds.items() for line in lines)
+    print("\n".join(out))

@@ -156,6 +156,30 @@ class ProcRunner:
             raise CommandError(res)
         return res
 
+    def run_attached(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                     timeout: float | None = None) -> int:
+        """Run *argv* with this process's stdout and stderr (the operator watches it live:
+        `hasync resource ... --foreground`); its exit status, 124 on a timeout (its process
+        group killed), 127 when it cannot be found."""
+        argv = tuple(str(a) for a in argv)
+        full_env = merged_env(env) if self.inherit_env else (dict(env) if env is not None else None)
+        try:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=full_env, start_new_session=True, close_fds=True)
+        except FileNotFoundError:
+            return 127
+        except PermissionError:
+            return 126
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            p.wait()
+            return 124
+        return p.returncode if p.returncode >= 0 else 128 - p.returncode
+
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> bool:
         """Start *argv* in its own session with no input or output and do not wait for
         it (the child is reaped by subprocess's bookkeeping). False if it cannot start."""

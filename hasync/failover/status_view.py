@@ -46,7 +46,19 @@ def _age(s) -> str:
 
 
 def health(st: dict) -> tuple[Health, str]:
-    """(OK|WARN|BAD, one line) for the headline and the exit status."""
+    """(OK|WARN|BAD, one line) for the headline and the exit status: the chain's, made
+    worse by DRBD's state when the command added it (``st["drbd"]``: level, summary)."""
+    level, line = chain_health(st)
+    drbd = st.get("drbd") or {}
+    worse = {Health.OK: 0, Health.WARN: 1, Health.BAD: 2}
+    dl = Health(drbd.get("level", Health.OK))
+    if worse[dl] > worse[level]:
+        return dl, f"{line}; {drbd.get('summary', '')}"
+    return level, line
+
+
+def chain_health(st: dict) -> tuple[Health, str]:
+    """The chain's verdict (where it runs, the operator's settings, the warnings)."""
     peer = st["peer"]
     peer_up = peer["state"] == PeerStatus.UP
     here = st["role"] == Role.ACTIVE
@@ -59,6 +71,10 @@ def health(st: dict) -> tuple[Health, str]:
     if not here and not there:
         if st["role"] in (Role.STARTING, Role.ACQUIRING, Role.PROBING) or (peer_up and peer["role"] in (Role.STARTING, Role.STOPPING, Role.PROBING)):
             return Health.WARN, "failover in progress"
+        if st.get("stopped"):  # on purpose: a warning (someone must `hasync start`), not a fault
+            return Health.WARN, "the chain is stopped on purpose (hasync start)"
+        if st.get("maintenance"):
+            return Health.WARN, "maintenance mode: the chain runs nowhere and nothing starts it"
         return Health.BAD, "the chain runs nowhere"
     who = st["node"] if here else peer["node"]
     other = peer if here else {"node": st["node"], "state": PeerStatus.UP, "role": st["role"]}
@@ -72,12 +88,30 @@ def health(st: dict) -> tuple[Health, str]:
     return Health.OK, line
 
 
+def operator_banner(st: dict) -> list[str]:
+    """The operator's settings, loud: what keeps the cluster from acting on its own."""
+    out = []
+    if st.get("maintenance"):
+        out.append("MAINTENANCE MODE: nothing is started, stopped, restarted or fenced on either node "
+                   "(hasync maintenance off)")
+    if st.get("stopped"):
+        out.append("STOPPED ON PURPOSE: the chain runs on neither node until `hasync start`")
+    if st.get("operator_standby"):
+        out.append(f"STANDBY: {st['node']} never runs the chain, not even if {st['peer']['node']} fails (hasync online)")
+    p = st["peer"]
+    if p.get("state") == PeerStatus.UP and "operator-standby" in p.get("flags", ()):
+        out.append(f"STANDBY: {p['node']} never runs the chain, not even if {st['node']} fails (hasync online {p['node']})")
+    return out
+
+
 def render(st: dict):
     level, line = health(st)
     style = HEALTH_STYLE[level]
     mark = HEALTH_MARK[level]
     head = Text.assemble((f" {mark} ", style), "  ", (line, "bold"), f"   cluster {st['cluster']}, seen from {st['node']}")
     parts: list = [head]
+    for banner in operator_banner(st):
+        parts.append(Text(f" {banner} ", style="bold black on yellow"))
 
     nodes = Table(title="Nodes", title_justify="left", expand=False)
     for c in ("node", "role", "state", "owns", "last heard", "flags", "epoch"):
@@ -147,6 +181,9 @@ def render(st: dict):
         )
     parts.append(res)
 
+    drbd = st.get("drbd")
+    if drbd:
+        parts.append(Text(drbd["summary"], style={Health.WARN: "yellow", Health.BAD: "bold red"}.get(drbd["level"], "green")))
     parts.append(render_failover(st.get("last_failover")))
     grace = grace_line(st.get("nfs_grace"))
     if grace:
@@ -179,17 +216,21 @@ def stall_line(d: dict) -> str:
             "this host did not run it; late heartbeats then are not the network's fault")
 
 
-def render_failover(rec: dict | None):
+def render_failover(rec: dict | None, last: int = 25, title: str = "Last failover"):
+    """A failover record's events (the *last* ones; 0: all)."""
     if not rec:
-        return Text("Last failover: none recorded", style="dim")
-    t = Table(title=f"Last failover on {rec.get('node')}: {rec.get('began')} — {rec.get('trigger')}", title_justify="left")
+        return Text(f"{title}: none recorded", style="dim")
+    t = Table(title=f"{title} on {rec.get('node')}: {rec.get('began')} — {rec.get('trigger')}", title_justify="left")
     t.add_column("+ms", justify="right")
     t.add_column("event")
-    for e in rec.get("events", [])[-25:]:
+    events = rec.get("events", [])
+    for e in events[-last:] if last else events:
         style = LEVEL_STYLE.get(e.get("level"), "")
         t.add_row(f"{e.get('offset_ms', 0):.0f}", Text(e["message"], style))
     dur = rec.get("duration_ms")
     t.caption = f"result: {rec.get('result')}" + (f" after {dur:.0f} ms" if dur is not None else "")
+    if rec.get("events_dropped"):
+        t.caption += f" ({rec['events_dropped']} events in the middle not kept)"
     return t
 
 

@@ -1,0 +1,76 @@
+"""`hasync resource ID start|stop|monitor|promote|demote [--foreground]`: one resource's
+operation by hand, exactly as the chain runs it (use case: failover/hand_run.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hasync.cli import common
+from hasync.effects.run import ProcRunner
+from hasync.failover import client, hand_run
+from hasync.failover.host import Paths
+
+ERRORS: common.ErrorMap = {**common.ERRORS, hand_run.NoSuchResource: (2, "error"), hand_run.Refused: (4, "refused")}
+
+RESOURCE_HELP = """\
+Run one operation of one resource of the chain by hand (pcs resource debug-start,
+debug-stop, debug-monitor): exactly the commands the failover daemon runs for it (the
+agent, its arguments, OCF_RESKEY_* parameters and timeout), with their output; monitor is
+the chain's status check (OCF monitor, LSB/heartbeat status, systemctl is-active) read
+as the daemon reads it. The daemon does not hear of it: its monitor, a cleanup or the
+next failover see the result.
+
+start and promote are refused when they could put the resource on two nodes: this node's
+daemon is asked what the peer runs, and the peer must be standby without it, gone
+cleanly, or fenced; and this node must be the active one, or the cluster in maintenance
+mode (`hasync maintenance on`) or stopped (`hasync stop`), so nobody starts the chain
+meanwhile. With no daemon here, check the peer yourself and give --force. promote/demote
+answer "not promotable" for agents the chain does not promote.
+
+--foreground: the agent writes to this terminal as it runs (else its output is shown
+when it ends, with its exit status).
+Exit status: 0 done (monitor: running), 1 failed or timed out, 2 bad input, 3 monitor:
+stopped, 4 refused.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("resource", description=RESOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("resource", metavar="ID", help="the resource's id in the chain ([[resource]] id)")
+    p.add_argument("op", choices=hand_run.OPS, metavar="OP", help="start, stop, monitor, promote or demote")
+    p.add_argument("--foreground", action="store_true", help="the agent's output on this terminal as it runs")
+    p.add_argument("--force", action="store_true", help="start/promote without asking the daemon (you checked the peer)")
+    common.dirs_options(p)
+    common.config_option(p)
+    p.set_defaults(func=cmd_resource)
+
+
+def cmd_resource(args: argparse.Namespace) -> int:
+    cluster = common.load_cluster(args)
+    res = hand_run.resource(cluster, args.resource)
+    cmds = hand_run.commands(res, args.op, cluster.profile)
+    asks = args.op in ("stop", "demote") or (args.op in hand_run.ADDING and not args.force)
+    st = client.status_or_last(Paths.default(args.state_dir, args.run_dir)).status if asks else None
+    refused, note = hand_run.verdict(args.op, res.id, st, force=args.force)
+    if refused:
+        raise hand_run.Refused(f"{res.id} {args.op}: {refused}")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    runner = ProcRunner()
+    result = None
+    for cmd in cmds:
+        env = " ".join(f"{k}={v}" for k, v in cmd.env if k.startswith("OCF_RESKEY_") and "meta" not in k)
+        print(f"$ {env + ' ' if env else ''}{' '.join(cmd.argv)}   (timeout {cmd.timeout:g}s)", flush=True)
+        if args.foreground:
+            code, out = runner.run_attached(cmd.argv, env=dict(cmd.env), timeout=cmd.timeout), ""
+        else:
+            r = runner.run(cmd.argv, env=dict(cmd.env), timeout=cmd.timeout)
+            code, out = r.exit_code, r.stdout
+            sys.stdout.write(r.stdout)
+            sys.stderr.write(r.stderr)
+        result = hand_run.outcome(res, args.op, code, out)
+        print(f"{res.id} {args.op}: {result.word} ({result.why})", flush=True)
+        if args.op != "monitor" and result.word != "ok":
+            break
+    return hand_run.EXIT.get(result.word, 1) if result else 0
