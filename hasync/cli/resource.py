@@ -10,6 +10,7 @@ from hasync.cli import common
 from hasync.effects.run import ProcRunner
 from hasync.failover import client, hand_run
 from hasync.failover.host import Paths
+from hasync.failover.states import OpOutcome
 
 ERRORS: common.ErrorMap = {**common.ERRORS, hand_run.NoSuchResource: (2, "error"), hand_run.Refused: (4, "refused")}
 
@@ -73,4 +74,4 @@ def cmd_resource(args: argparse.Namespace) -> int:
         print(f"{res.id} {args.op}: {result.word} ({result.why})", flush=True)
         if args.op != "monitor" and result.word != "ok":
             break
-    return hand_run.EXIT.get(result.word, 1) if result else 0
+    return hand_run.EXIT.get(OpOutcome(result.word), 1) if result else 0

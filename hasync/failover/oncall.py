@@ -63,7 +63,7 @@ def offline_change(paths: Paths, req: protocol.Request, *, local: str, peer: str
     directory; what was done, or "" when *req* needs the running daemon."""
     if req.cmd not in OFFLINE or req.to not in ("", local):
         return ""
-    field, on = OFFLINE[req.cmd]
+    field, on = OFFLINE[Command(req.cmd)]
     persist.edit_offline(paths.state_dir, peer, **{field: on})
     what, then = OFFLINE_SAYS[field]
     what = what.format(on="on" if on else "off", stopped="stopped on purpose" if on else "may run again",
