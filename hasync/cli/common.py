@@ -16,7 +16,7 @@ from typing import Any
 from hasync import config, model
 from hasync.cli.errors import ErrorMap, print_error
 
-__all__ = ["ERRORS", "ErrorMap", "config_option", "config_path", "dirs_options", "load_cluster", "print_error",
+__all__ = ["ERRORS", "ErrorMap", "config_option", "config_path", "daemon_parser", "dirs_options", "wait_option", "load_cluster", "print_error",
            "print_json", "show_help"]
 
 CONFIG_HELP = f"cluster config (default: $HASYNC_CONFIG or {config.DEFAULT_CONFIG})"
@@ -37,6 +37,20 @@ def dirs_options(p: argparse.ArgumentParser) -> None:
     """Where the failover daemon's files are: for the daemon and the commands that talk to it."""
     p.add_argument("--run-dir", metavar="DIR", help="where the control socket and role file live (default: $HASYNC_RUN_DIR or /run/hasync)")
     p.add_argument("--state-dir", metavar="DIR", help="timeline and generation (default: $HASYNC_FAILOVER_STATE_DIR or /var/lib/hasync/failover)")
+
+
+def daemon_parser(sub, name: str, description: str) -> argparse.ArgumentParser:
+    """The parser of a verb that talks to the failover daemon: its help as written,
+    --run-dir/--state-dir, -c."""
+    p = sub.add_parser(name, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    dirs_options(p)
+    config_option(p)
+    return p
+
+
+def wait_option(p: argparse.ArgumentParser) -> None:
+    """How long a command that waits for the daemon's "done" waits."""
+    p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
 
 
 def config_path(args: argparse.Namespace) -> str:

@@ -74,20 +74,15 @@ FENCE_STATUS = {Verdict.FENCED: 0, Verdict.ALREADY_FENCED: 0, Verdict.NO_SUCH_NO
 
 
 def register(sub) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-
     def parser(name: str, description: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, description=description, formatter_class=fmt)
-        common.dirs_options(p)
-        common.config_option(p)
-        return p
+        return common.daemon_parser(sub, name, description)
 
     s = parser("status", STATUS_HELP)
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.set_defaults(func=cmd_status)
 
     c = parser("takeover", TAKEOVER_HELP)
-    c.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+    common.wait_option(c)
     c.add_argument("--json", action="store_true", help="print JSON lines instead of progress text")
     c.set_defaults(func=cmd_move, move="takeover")
 
@@ -100,7 +95,7 @@ def register(sub) -> None:
     m = parser("migrate", MIGRATE_HELP)
     m.add_argument("--to", required=True, metavar="NODE", help="the node that should run the chain")
     m.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
-    m.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+    common.wait_option(m)
     m.add_argument("--json", action="store_true", help="print JSON")
     m.set_defaults(func=cmd_move, move="migrate")
 

@@ -27,9 +27,7 @@ journal: journalctl -u hasync-failover (the sync watcher: journalctl -u hasync-w
 
 def register(sub) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("history", description=HISTORY_HELP, formatter_class=fmt)
-    common.dirs_options(p)
-    common.config_option(p)
+    p = common.daemon_parser(sub, "history", HISTORY_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N records")
     p.set_defaults(func=cmd_list)

@@ -81,13 +81,9 @@ the chain again (the usual rules decide whether it does: `hasync takeover` to ta
 
 
 def register(sub) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-
     def parser(name: str, description: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, description=description, formatter_class=fmt)
-        common.dirs_options(p)
-        common.config_option(p)
-        p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+        p = common.daemon_parser(sub, name, description)
+        common.wait_option(p)
         p.add_argument("--json", action="store_true", help="print the daemon's JSON lines instead of progress text")
         return p
 

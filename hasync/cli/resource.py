@@ -37,13 +37,11 @@ stopped, 4 refused.
 
 
 def register(sub) -> None:
-    p = sub.add_parser("resource", description=RESOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.daemon_parser(sub, "resource", RESOURCE_HELP)
     p.add_argument("resource", metavar="ID", help="the resource's id in the chain ([[resource]] id)")
     p.add_argument("op", choices=hand_run.OPS, metavar="OP", help="start, stop, monitor, promote or demote")
     p.add_argument("--foreground", action="store_true", help="the agent's output on this terminal as it runs")
     p.add_argument("--force", action="store_true", help="start/promote without asking the daemon (you checked the peer)")
-    common.dirs_options(p)
-    common.config_option(p)
     p.set_defaults(func=cmd_resource)
 
 

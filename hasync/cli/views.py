@@ -92,7 +92,8 @@ def daemon_down(error: str, last: dict | None) -> None:
 def move_progress(verb: str, *, as_json: bool, clock: Callable[[], float] = time.monotonic) -> Callable[[dict], None]:
     """What standby/takeover/migrate print for each line the daemon sends: its events with
     the time since the start, then done or refused (--json: the lines as they come)."""
-    con, err = Console(emoji=False), Console(stderr=True, emoji=False)
+    # soft wrap: an event is one line also when piped (a width of 80 broke "this node is\nstandby")
+    con, err = console(emoji=False), console(stderr=True, emoji=False)
     t0 = clock()
 
     def show(obj: dict) -> None:
@@ -141,7 +142,7 @@ OUTCOME_STYLE = {"active": "green", "standby": "cyan", "stop-failed": "bold whit
 
 
 def history(rows: Sequence[HistoryRow]) -> None:
-    con = Console(emoji=False, highlight=False)
+    con = console(emoji=False)
     if not rows:
         con.print("no failover or operator action recorded yet (see `journalctl -u hasync-failover`)")
         return

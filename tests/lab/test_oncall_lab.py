@@ -6,9 +6,11 @@ after two failovers. The same chain and invariant watcher as test_failover_lab.p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,25 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+@contextlib.contextmanager
+def running_cluster(lab, tmp_path, **config) -> Iterator[None]:
+    """The chain configured with *config* (lab_config's options), both daemons up, the
+    invariant watcher checked at the end; the logs printed on a failure; the lab reset."""
+    install(lab, lab_config(lab, **config))
+    watcher = Watcher(lab)
+    watcher.start()
+    try:
+        up_and_running(lab, tmp_path)
+        yield
+        watcher.finish()
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+    finally:
+        watcher.stop_ev.set()
+        lab.reset()
+
+
 def moves(lab) -> list[tuple[str, str, str]]:
     """Every start and stop either daemon ran, as their timelines say."""
     return [(n, e["data"]["resource"], e["data"]["op"]) for n in ("node1", "node2") for e in timeline(lab, n)
@@ -59,11 +80,7 @@ def moves(lab) -> list[tuple[str, str, str]]:
 
 def test_cleanup_after_a_stop_failure_with_resources_stopped_by_hand(clean_lab, tmp_path):
     lab = clean_lab
-    install(lab, lab_config(lab, on_stop_failure="block"))
-    watcher = Watcher(lab)
-    watcher.start()
-    try:
-        up_and_running(lab, tmp_path)
+    with running_cluster(lab, tmp_path, on_stop_failure="block"):
         lab.exec("node1", ["touch", "/etc/hasync/demo-fail-stop"], check=True)
         r = hasync(lab, "node1", "standby", "--wait", "20")
         assert r.exit_code == 1, r.stdout + r.stderr
@@ -87,22 +104,11 @@ def test_cleanup_after_a_stop_failure_with_resources_stopped_by_hand(clean_lab, 
         wait_for("the service answering from node2", lambda: "node2" in client_sees(lab), 15)
         r = hasync(lab, "node1", "resource", "demo", "start")
         assert r.exit_code == 4 and "runs on node2" in r.stderr, r.stdout + r.stderr  # a second copy: refused
-        watcher.finish()
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
-    finally:
-        watcher.stop_ev.set()
-        lab.reset()
 
 
 def test_maintenance_leaves_a_crashed_resource_alone_and_off_resumes(clean_lab, tmp_path):
     lab = clean_lab
-    install(lab, lab_config(lab, demo_monitor="300ms"))
-    watcher = Watcher(lab)
-    watcher.start()
-    try:
-        up_and_running(lab, tmp_path)
+    with running_cluster(lab, tmp_path, demo_monitor="300ms"):
         r = hasync(lab, "node2", "maintenance", "on")  # either node: it is cluster-wide
         assert r.exit_code == 0, r.stdout + r.stderr
         wait_for("both nodes in maintenance", lambda: status(lab, "node1")["maintenance"] and status(lab, "node2")["maintenance"], 10, 0.2)
@@ -126,13 +132,6 @@ def test_maintenance_leaves_a_crashed_resource_alone_and_off_resumes(clean_lab, 
         wait_for("the cluster resumes: the service answers from node1", lambda: "node1" in client_sees(lab), 20)
         st = status(lab, "node2")
         assert not st["maintenance"] and role(lab, "node1") == "active"
-        watcher.finish()
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
-    finally:
-        watcher.stop_ev.set()
-        lab.reset()
 
 
 def test_standby_survives_a_restart_stop_start_and_history(cluster, tmp_path):  # noqa: F811

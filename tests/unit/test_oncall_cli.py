@@ -298,3 +298,16 @@ def test_offline_change_names_the_file(tmp_path):
     assert oncall.offline_change(paths, oncall.request("cleanup"), local="alpha", peer="beta") == ""
     assert oncall.offline_change(paths, oncall.request("standby", node="beta"), local="alpha", peer="beta") == ""
     assert os.path.exists(tmp_path / "s" / "settings-new")
+
+
+def test_progress_lines_are_not_broken_when_piped(capsys, monkeypatch):
+    """A cleanup's "did" line is one line in a pipe too (rich wrapped it at 80 columns)."""
+    from hasync.cli import views
+
+    monkeypatch.setenv("COLUMNS", "40")
+    show = views.move_progress("cleanup", as_json=False, clock=lambda: 0.0)
+    line = "nothing of the chain runs here: stop-failed cleared, this node is standby"
+    show({"event": {"message": line, "level": "info"}})
+    show({"done": True, "ok": True, "role": "standby", "peer_role": "active", "peer_state": "up"})
+    out = capsys.readouterr().out
+    assert line in out and "this node is standby, peer active (up)" in out
