@@ -83,7 +83,7 @@ def chain_health(st: dict) -> tuple[Health, str]:
         line += f"; {other['node']} is {other['state']}"
         return Health.WARN, line
     line += f"; {other['node']} {other['role']}"
-    if st.get("warnings"):
+    if st.get("warnings") or operator_banner(st):  # (the peer's operator standby: no failover either)
         return Health.WARN, line
     return Health.OK, line
 

@@ -156,3 +156,31 @@ def test_operator_files_offline_and_their_times(tmp_path):
     assert abs(persist.since(tmp_path, "stopped") - time.time()) < 60
     new = persist.edit_offline(tmp_path, "node2", stopped=False)
     assert new == Persisted(operator_standby=True, settings_new=True) and not (tmp_path / "stopped").exists()
+
+
+def test_a_record_stays_open_while_its_operator_command_waits(tmp_path):
+    """`hasync takeover` on a standby node: no job runs here until the peer released, and
+    the record closed at once with outcome "standby" (seen in the lab's `hasync history`)."""
+    import types
+
+    from hasync.effects.clock import FakeClock
+    from hasync.failover.daemon.executor import Executor
+    from hasync.failover.states import Role
+    from hasync.failover.timeline import Timeline
+
+    clock = FakeClock()
+    fsm = types.SimpleNamespace(role=Role.STANDBY, job=None, gate="")
+    tl = Timeline(tmp_path, "node1", clock=clock)
+    ex = Executor(fsm, local="node1", sender=None, worker=None, mailbox=None, timeline=tl, resources=None,  # type: ignore[arg-type]
+                  role_path=tmp_path / "role", notifier=types.SimpleNamespace(status=lambda s: True), clock=clock, log=io.StringIO())
+    ex.role_written = Role.STANDBY
+    ex.control = types.SimpleNamespace(waiting=["takeover"], check_waiting=lambda: None)  # type: ignore[assignment]
+    tl.add("command", "operator: takeover")
+    ex.after()
+    assert tl.current is not None  # still under way: not settled as "standby"
+    clock.t += 1.5
+    fsm.role = Role.ACTIVE
+    ex.control.waiting = []
+    ex.after()
+    [rec] = read_history(tmp_path)
+    assert (rec["trigger"], rec["result"], rec["duration_ms"]) == ("operator: takeover", "active", 1500.0)

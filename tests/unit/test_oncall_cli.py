@@ -264,6 +264,7 @@ def test_c_is_accepted_after_the_verb(tmp_path):
     (status_doc(role="standby", peer_role="standby"), Health.BAD, 2),
     (dict(status_doc(role="standby", peer_role="standby"), stopped=True), Health.WARN, 1),
     (dict(status_doc(role="standby", peer_role="standby"), maintenance=True), Health.WARN, 1),
+    (dict(status_doc(), peer=dict(status_doc()["peer"], flags=["operator-standby"])), Health.WARN, 1),  # no failover
     (dict(status_doc(), warnings=[], drbd={"level": "bad", "summary": "DRBD r0 is StandAlone"}), Health.BAD, 2),
     (dict(status_doc(), warnings=[], drbd={"level": "warn", "summary": "DRBD r0: resync"}), Health.WARN, 1),
 ])

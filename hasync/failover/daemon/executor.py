@@ -136,11 +136,15 @@ class Executor:
     def after(self) -> None:
         fsm = self.fsm
         tl = self.timeline
+        # an operator command still under way keeps its record open: `hasync takeover` on a
+        # standby node waits for the peer to release before any job runs here, and its
+        # record closed at once as "standby" (hasync history: the takeover's outcome)
+        waits = self.control is not None and bool(self.control.waiting)
         if fsm.role != self.role_written:
             self.write_role()
-            if fsm.job is None and fsm.role in SETTLED:
+            if fsm.job is None and fsm.role in SETTLED and not waits:
                 tl.settle(fsm.role, self.clock.now())
-        elif tl.current is not None and fsm.job is None and fsm.role in SETTLED and not fsm.gate:
+        elif tl.current is not None and fsm.job is None and fsm.role in SETTLED and not fsm.gate and not waits:
             tl.settle(fsm.role, self.clock.now())
         if tl.pending or tl.dirty_last:
             tl.flush()
