@@ -174,13 +174,14 @@ def test_a_record_stays_open_while_its_operator_command_waits(tmp_path):
     ex = Executor(fsm, local="node1", sender=None, worker=None, mailbox=None, timeline=tl, resources=None,  # type: ignore[arg-type]
                   role_path=tmp_path / "role", notifier=types.SimpleNamespace(status=lambda s: True), clock=clock, log=io.StringIO())
     ex.role_written = Role.STANDBY
-    ex.control = types.SimpleNamespace(waiting=["takeover"], check_waiting=lambda: None)  # type: ignore[assignment]
+    waiting = ["takeover"]
+    ex.control = types.SimpleNamespace(under_way=lambda: bool(waiting), check_waiting=lambda: None)  # type: ignore[assignment]
     tl.add("command", "operator: takeover")
     ex.after()
     assert tl.current is not None  # still under way: not settled as "standby"
     clock.t += 1.5
     fsm.role = Role.ACTIVE
-    ex.control.waiting = []
+    waiting.clear()  # the FSM says the takeover is over: settled in this same wake-up
     ex.after()
     [rec] = read_history(tmp_path)
     assert (rec["trigger"], rec["result"], rec["duration_ms"]) == ("operator: takeover", "active", 1500.0)

@@ -203,6 +203,10 @@ class ControlServer:
             if not self._send(w.conn, protocol.event(entry)):
                 w.dead = True
 
+    def under_way(self) -> bool:
+        """Some waiting command is not over yet (the FSM has no result for it)."""
+        return any(not w.dead and self.fsm.command_result(w.cmd, w.node) is None for w in self.waiting)
+
     def check_waiting(self) -> None:
         """Tell the clients whose command is over, and hang up."""
         if not self.waiting:

@@ -139,7 +139,7 @@ class Executor:
         # an operator command still under way keeps its record open: `hasync takeover` on a
         # standby node waits for the peer to release before any job runs here, and its
         # record closed at once as "standby" (hasync history: the takeover's outcome)
-        waits = self.control is not None and bool(self.control.waiting)
+        waits = self.control is not None and self.control.under_way()
         if fsm.role != self.role_written:
             self.write_role()
             if fsm.job is None and fsm.role in SETTLED and not waits:
