@@ -128,6 +128,6 @@ def cleanup_verdict(c: CleanupInput) -> CleanupVerdict:
         if missing:
             return CleanupVerdict(False, found, blocked=f"{', '.join(missing)} not running on this active node: nothing cleared "
                                                         f"(a monitor restarts it; or `hasync resource {missing[0]} start`)")
-        did = tuple(f"restart count of {r} cleared" for r in restarts)  # (a name of its own: mypy)
+        did = tuple(f"restart count of {r} cleared" for r in restarts)
         return CleanupVerdict(True, found, did or ("nothing was failed here: nothing to clear",), clear_restarts=restarts)
     return CleanupVerdict(False, found, blocked=f"this node is {c.role}: try again when it is active, standby or stop-failed")
