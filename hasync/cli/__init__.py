@@ -66,7 +66,7 @@ DRBD -> LVM -> filesystem -> virtual IP -> NFS server.
   hasync check                 validate /etc/hasync/cluster.toml
   hasync status                what the cluster is doing, at a glance
   hasync standby|online|takeover|migrate   move services safely
-  hasync cleanup|maintenance|stop|start      the on-call admin's verbs (docs/operations.md)
+  hasync cleanup|maintenance|stop|start    the on-call admin's verbs (docs/operations.md)
   hasync history               past failovers: time, cause, duration, outcome
   hasync watch                 keep configured files identical on both nodes
   hasync bootstrap             lay down DRBD/LVM/NFS state on a node
