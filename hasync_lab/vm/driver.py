@@ -194,6 +194,7 @@ class VmLab:
                 try:
                     con = self.console(vm, connect_timeout=1.0, check=False)
                     if con.ping(0.5 if time.monotonic() - t0 < 5 else 1.0):
+                        con.set_clock()  # the RTC gave it whole seconds: see Console.set_clock
                         ready[vm] = round(time.monotonic() - t0, 2)
                         self.report(f"  {vm}: ready after {ready[vm]:.1f}s")
                 except (OSError, VmError):

@@ -3,6 +3,7 @@
 Protocol (one JSON object per line, both ways, on a raw tty: no echo, no line editing):
   host -> guest  {"id": "...", "argv": [...], "input": <base64>|null, "timeout": s|null,
                   "env": {...}, "cwd": "..."}            or  {"id": "...", "op": "ping"}
+                                                        or  {"id": "...", "op": "settime", "t": epoch}
   guest -> host  HASYNC1 {"id": "...", "rc": n, "out": <base64>, "err": <base64>, "s": secs}
 Each request runs in its own thread, so a slow command does not block the next one.
 Kernel messages on the same port are kept off by `dmesg -n 1` in rc; the host ignores any
@@ -94,6 +95,10 @@ def main():
             except ValueError:
                 continue
             if req.get("op") == "ping":
+                send({"id": req.get("id"), "pong": boot_id})
+                continue
+            if req.get("op") == "settime":  # here, not in a thread: as close to the send as can be
+                time.clock_settime(time.CLOCK_REALTIME, float(req["t"]))
                 send({"id": req.get("id"), "pong": boot_id})
                 continue
             threading.Thread(target=handle, args=(req,), daemon=True).start()
