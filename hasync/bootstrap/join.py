@@ -14,7 +14,11 @@ from hasync import config, model
 from hasync.bootstrap.facts import peer_ssh, peer_ssh_close
 from hasync.effects.run import Runner
 
-FETCH_TIMEOUT = 30  # seconds for one `ssh PEER cat FILE`
+# seconds for one `ssh PEER cat FILE` (the first one opens the shared connection). A busy
+# node answers late: the VM tier's TCG guests at host load 28 took over 30 s for it, and
+# the join failed although the peer was fine. An unreachable peer still fails fast through
+# ssh's ConnectTimeout (hasync.bootstrap.facts.peer_ssh_opts); the bound is doctor's.
+FETCH_TIMEOUT = 120
 
 
 class JoinError(RuntimeError):

@@ -75,3 +75,19 @@ def test_capture_facts_writes_raw_observations_without_the_key(tmp_path: Path, c
     assert raw["path:/etc/hasync/authkey"]["kind"] == "file"
     sig = next(k for k in raw if k.startswith("signatures:"))
     assert raw[sig]["exit"] == 0  # wipefs on the config's disk image
+
+
+def test_join_waits_for_a_slow_first_node() -> None:
+    """Found in the VM tier: the join's first ssh (`cat` of the cluster config) took over
+    30 s on a loaded TCG guest and the join failed with the peer fine. A peer that answers
+    after 45 s is waited for."""
+    from hasync.bootstrap import join
+    from hasync.effects.run import Result
+
+    class SlowPeer:
+        def run(self, argv, timeout=None, **kw):
+            if timeout is not None and timeout < 45:
+                return Result(tuple(argv), 124, "", f"timed out after {timeout:g}s", timeout)
+            return Result(tuple(argv), 0, "[cluster]\n", "", 45.0)
+
+    assert join.fetch(SlowPeer(), "node1", "/etc/hasync/cluster.toml") == "[cluster]\n"
