@@ -433,6 +433,8 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
         code, out, err = _cmd_text(raw)
         if code == 255:  # ssh itself failed: not the same as "no such file"
             raise FactError(f"ssh to the first node failed reading {arg}: {err.strip()[-300:]}")
+        if code == 124:  # the runner's timeout: nothing was read, the file may well be there
+            raise FactError(f"reading {arg} on the first node over ssh timed out (a busy node?): {err.strip()[-300:]}")
         return out if code == 0 else None
     if kind == "hostkeys":
         _, out, _ = _cmd_text(raw)

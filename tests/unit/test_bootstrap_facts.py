@@ -123,3 +123,12 @@ def test_drbd_generation_identifiers_unreadable_and_garbage() -> None:
     assert F.parse_drbd_gi({"exit": 1, "stdout": "", "stderr": ""})["readable"] is False  # no metadata: drbdmeta says nothing
     with pytest.raises(F.FactError):
         F.parse_drbd_gi({"exit": 0, "stdout": "r0: something else\n", "stderr": ""})
+
+
+def test_a_peer_file_read_that_timed_out_is_an_error_not_a_missing_file() -> None:
+    """Found in the VM tier: a join's read of the first node's known_hosts over ssh timed
+    out on a loaded host (exit 124); read as "no such file", step ssh-trust wanted its
+    change again after applying it and bootstrap stopped with "did not converge"."""
+    assert F.parse("peer_file:/etc/x", {"exit": 1, "stdout": "", "stderr": "cat: /etc/x: No such file or directory"}) is None
+    with pytest.raises(F.FactError, match="timed out"):
+        F.parse("peer_file:/etc/x", {"exit": 124, "stdout": "", "stderr": "timed out after 60s"})
