@@ -6,7 +6,9 @@ hypervisor pause, swapping, a SIGSTOP. A peer declared dead or late heartbeats a
 such a moment are this node's trouble, not the network's: the operator sees both, the
 stall in the log, the timeline and ``hasync status`` (``daemon.scheduler_stalls``).
 
-``StallMeter.observe(due, now)`` is fed every wake-up; it counts the late ones and says
+``StallMeter.observe(due, now)`` is fed every wake-up later than the worst so far or than
+the threshold; it keeps the worst lateness of any wake-up (below the threshold too: how
+close this host came, the figure to shorten deadtime by), counts the late ones and says
 when one is worth a log line (at most one per ``report_interval``; the others are
 counted and summed up in the next line). ``now`` and ``due`` are monotonic seconds
 passed in: tested on a fake clock (tests/unit/test_failover_stall.py).
@@ -56,7 +58,7 @@ class StallMeter:
     threshold: float
     report_interval: float = 1.0
     count: int = 0
-    worst_s: float = 0.0
+    worst_s: float = 0.0  # the latest any wake-up was, stall or not
     last_at: float | None = None  # monotonic time of the last late wake-up
     last_late_s: float = 0.0
     _last_report: float | None = None
@@ -68,10 +70,11 @@ class StallMeter:
         *waited_at* (after due: it was still busy). A Stall when it is worth a warning,
         None otherwise (on time, or late but rate-limited: counted)."""
         late = now - due
+        if late > self.worst_s:
+            self.worst_s = late
         if late <= self.threshold:
             return None
         self.count += 1
-        self.worst_s = max(self.worst_s, late)
         self.last_at = now
         self.last_late_s = late
         if self._last_report is not None and now - self._last_report < self.report_interval:
@@ -88,6 +91,12 @@ class StallMeter:
     def recent(self, now: float, window: float = 60.0) -> bool:
         """A late wake-up within the last *window* seconds."""
         return self.last_at is not None and now - self.last_at <= window
+
+    def watch_above(self) -> float:
+        """The lateness from which the next wake-up must be observed: past the worst so
+        far (a new worst) or past the threshold (a stall), whichever is lower. The loop
+        compares against this and calls observe() only then: one float compare a wake-up."""
+        return min(self.threshold, self.worst_s)
 
     def snapshot(self, now: float) -> dict:
         return {

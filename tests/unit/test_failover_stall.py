@@ -77,3 +77,21 @@ def test_throttle_admits_one_a_second_and_names_the_held_ones():
     assert t.admit(11.5) is None
     assert t.admit(30.0) == 1
     assert t.total == 6
+
+
+def test_the_worst_wake_up_is_kept_below_the_threshold_too():
+    # deadtime 5 s / warntime 2 s: the threshold is 1 s, and a week of wake-ups at most
+    # 40 ms late must say 40 ms (how close the host came), not 0 (the figure an operator
+    # shortens deadtime by, docs/failover.md "Choosing timings")
+    m = StallMeter(threshold=1.0)
+    assert m.watch_above() == 0.0  # nothing seen yet: the first late wake-up is observed
+    assert m.observe(due=10.0, now=10.004) is None
+    assert abs(m.watch_above() - 0.004) < 1e-9  # only a later one is worth a call now
+    assert m.observe(due=11.0, now=11.040) is None
+    assert m.observe(due=12.0, now=12.010) is None  # not a new worst
+    snap = m.snapshot(now=20.0)
+    assert snap["worst_late_wake_ms"] == 40.0 and snap["scheduler_stalls"] == 0
+    assert snap["last_stall_ms"] is None and not m.recent(20.0)
+    assert m.observe(due=13.0, now=14.5) is not None  # a stall: counted and reported
+    assert m.watch_above() == 1.0  # from now on every stall is observed, new worst or not
+    assert m.count == 1 and m.snapshot(now=15.0)["worst_late_wake_ms"] == 1500.0

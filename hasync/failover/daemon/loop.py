@@ -209,7 +209,7 @@ class Daemon:
         poll = self.poller.ep.poll
         handlers = self.poller.handlers
         drain = self.receiver.drain
-        stall_limit = self.stall.threshold
+        stall_watch = self.stall.watch_above()
         now = mono()
         next_wd = now + wd if wd else float("inf")
         sender.next_send = now
@@ -225,8 +225,9 @@ class Daemon:
             waited_at = mono()
             events = poll(max(0.0, due - waited_at))
             now = mono()
-            if now - due > stall_limit:
+            if now - due > stall_watch:  # a new worst wake-up, or a stall
                 self._on_stall(due, now, waited_at)
+                stall_watch = self.stall.watch_above()
             for fd, _ in events:
                 handlers.get(fd, _nothing)()
             if drain(now):
