@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "failover (the default setting rides along with the first); together: all of "
                         "a tool's settings in one soak (faster, but a flapping pair loads the others)")
     p.add_argument("--no-defaults", action="store_true", help="skip the tools' default settings")
+    p.add_argument("--defaults-only", action="store_true",
+                   help="soak, crash and measure at rest only each tool's defaults (no faster settings, no floor): "
+                        "the check of a change of the built-in timings")
     p.add_argument("--idle", type=float, default=20.0, metavar="SECONDS", help="window for the daemon's idle CPU (default 20)")
     p.add_argument("--idle-only", action="store_true",
                    help="measure only the daemons at rest: each of --tools at its fastest tried setting (no soak ran, "
@@ -108,7 +111,10 @@ def run_tool(bench: Bench, tool: str, args, hb, rows: dict, console) -> bs.Setti
     default = bs.default_setting(tool, (hb.keepalive, hb.deadtime))
     with_default = not (args.quick or args.no_defaults)
     console.rule(f"{tool}")
-    if args.soak_mode == "together":
+    if args.defaults_only:
+        ordered = []
+        soaked = bench.soak(tool, [default])
+    elif args.soak_mode == "together":
         soaked = bench.soak(tool, ([default] if with_default else []) + ordered)
     else:
         soaked = {}
@@ -120,7 +126,7 @@ def run_tool(bench: Bench, tool: str, args, hb, rows: dict, console) -> bs.Setti
     if not with_default:
         plan = plan[1:]
     safe = bs.fastest_safe(soaked, ordered)
-    if safe is None:
+    if safe is None and ordered:
         console.log(f"[yellow]{tool}: no tried setting survived the soak[/yellow]")
     rows[tool] = []
     for setting, role in plan:
@@ -165,7 +171,9 @@ def measure_idle(bench: Bench, args, tools: list[str], safe: dict, meta: dict, c
     fast_hasync = None
     for tool in idle_tools:
         fast = bs.candidates(tool)[0] if args.idle_only else safe.get(tool)
-        if tool == "hasync":
+        if args.defaults_only:
+            pass  # the defaults only, below
+        elif tool == "hasync":
             fast = fast or bs.candidates("hasync")[-1]
             fast_hasync = fast
             d = one(tool, fast, "fastest safe" if not args.idle_only else "fastest tried", args.idle_runs)
@@ -212,6 +220,8 @@ def run(args, console) -> dict:
     for t in tools:
         if t not in bs.TOOLS:
             raise SystemExit(f"unknown tool {t!r} (known: {', '.join(bs.TOOLS)})")
+    if args.defaults_only and (args.no_defaults or args.quick or args.idle_only):
+        raise SystemExit("--defaults-only measures the defaults alone: not with --no-defaults, --quick or --idle-only")
     if args.quick:
         args.trials, args.soak, args.idle = min(args.trials, 2), min(args.soak, 5.0), min(args.idle, 3.0)
     hb = Heartbeat()
@@ -250,6 +260,7 @@ def run(args, console) -> dict:
         meta["loadavg_end"] = os.getloadavg()
         meta["crash_call_s"] = bs.summarize(bench.crash_s)
         meta["soak_stalls"] = bench.soak_stalls
+        meta["soak_daemons"] = bench.soak_daemons
         if made:
             console.log(f"lab {lab.name!r}: taking it down")
             lab.down()

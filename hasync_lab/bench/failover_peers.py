@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hasync.failover import client  # the product's own client: the document `hasync status` reads
 from hasync_lab.bench import failover_settings as bs
 from hasync_lab.ns import procs
 
@@ -296,6 +297,12 @@ def start_hasync(lab, node: str, setting: bs.Setting, net: Net, base: Path, *, r
     )
     argv = [a.replace("{config}", str(conf)).replace("{node}", node) for a in run_argv]
     return _launch(lab, node, "hasync", setting, d, net.vip, body, argv)
+
+
+def hasync_status(inst: Instance, timeout: float = 5.0) -> dict:
+    """The status document of a bench hasync daemon, through its control socket in its
+    private mount namespace (/proc/PID/root: the daemon's own /run)."""
+    return client.status(Path(f"/proc/{inst.pid}/root/run/hasync/failover.sock"), timeout=timeout)
 
 
 STARTERS = {"heartbeat": start_heartbeat, "keepalived": start_keepalived}

@@ -11,6 +11,7 @@ and for the fastest safe one itself.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -346,6 +347,27 @@ def count_vip_adds(monitor_lines: Iterable[str], vip: str) -> int:
         if needle in line and not line.lstrip().startswith("Deleted"):
             n += 1
     return n
+
+
+_LATE = re.compile(r"late heartbeat from \S+: (\d+) ms after the previous one|heartbeat from \S+ is late: (\d+) ms")
+
+
+def late_gaps(log_text: str) -> tuple[int, float | None]:
+    """How many late-heartbeat warnings an hasync daemon logged and the longest gap (ms)
+    they name: the silence the peer saw, which deadtime must outlast. Only gaps over
+    warntime are logged (and at most one warning a second, the rest counted)."""
+    n, worst = 0, None
+    for m in _LATE.finditer(log_text):
+        n += 1
+        ms = float(m.group(1) or m.group(2))
+        worst = ms if worst is None else max(worst, ms)
+    return n, worst
+
+
+def daemon_stalls(status: dict) -> dict:
+    """The stall figures of one daemon's status document (``hasync status --json``)."""
+    d = status.get("daemon", {})
+    return {k: d.get(k) for k in ("worst_late_wake_ms", "scheduler_stalls", "stall_threshold_ms", "late_heartbeats")}
 
 
 def loss_rules(table: str, iface: str, p: float) -> str:

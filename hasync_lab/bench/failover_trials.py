@@ -54,6 +54,7 @@ class Bench:
         self.hasync_run = shlex.split(args.hasync_run)
         self.crash_s: list[float] = []
         self.soak_stalls: dict[str, dict] = {}
+        self.soak_daemons: dict[str, dict] = {}  # setting key -> node -> the daemon's own stall figures
 
     # ---------------------------------------------------------------- pairs
     def start_pair(self, tool: str, setting: bs.Setting, net: bp.Net, base: Path) -> list[bp.Instance]:
@@ -128,6 +129,8 @@ class Bench:
                 self.con.log(f"soak {tool}: a SCHED_FIFO probe on the host overslept {n_stalls} times > 50 ms, worst {worst * 1000:.0f} ms")
             mon.kill()
             t.join(timeout=2)
+            if tool == "hasync":
+                self.read_daemon_stalls(pairs)
             end_state = {s.key: (vip_on(lab, a, net.vip), vip_on(lab, b, net.vip)) for s, net, _ in pairs}
             for s, net, pair in pairs:
                 n = bs.count_vip_adds(lines, net.vip)
@@ -141,6 +144,24 @@ class Bench:
                 extra = f" (daemon exited on {', '.join(dead)})" if dead else ""
                 self.con.log(f"  {s.label}: {n} false failover(s){extra}")
         return result
+
+    def read_daemon_stalls(self, pairs) -> None:
+        """At the end of a soak: each hasync daemon's worst wake-up lateness and stall count
+        (its status) and the longest late-heartbeat gap it logged: how close the soak came
+        to deadtime, beside the host-wide SCHED_FIFO probe."""
+        for s, _net, pair in pairs:
+            per_node = {}
+            for inst in pair:
+                try:
+                    fig = bs.daemon_stalls(bp.hasync_status(inst))
+                except Exception as e:  # a daemon that exited: its log still says why
+                    fig = {"error": f"{type(e).__name__}: {e}"[:300]}
+                log = inst.dir / "out.log"
+                n, worst = bs.late_gaps(log.read_text(errors="replace")) if log.exists() else (0, None)
+                fig.update(late_warnings_logged=n, worst_late_gap_ms=worst)
+                per_node[inst.node] = fig
+                self.con.log(escape(f"  {s.label} {inst.node}: {fig}"))
+            self.soak_daemons[s.key] = per_node
 
     # ---------------------------------------------------------------- trials
     def trial(self, tool: str, setting: bs.Setting, base: Path) -> tuple[float | None, str]:

@@ -154,3 +154,31 @@ def test_markdown_table_from_a_saved_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| keepalived | advert_int 0.1s (VRRPv3) | fastest safe | 0.250 | 0.200 | 0.300 | 2 (+1 failed) | 0 |" in out
     assert "0.5 % of one core, 31.0 MB RSS" in out
+
+
+def test_late_gaps_from_a_daemon_log():
+    log = "\n".join([
+        "03:01:02 WARN late heartbeat from node1: 612 ms after the previous one (warntime 600 ms)",
+        "03:01:05 WARN heartbeat from node1 is late: 1830 ms (warntime 600 ms) (2 more late heartbeats since the previous warning, not logged)",
+        "03:01:09 INFO scheduler stall: the main loop woke 40 ms late (threshold 300 ms)",
+    ])
+    assert bs.late_gaps(log) == (2, 1830.0)
+    assert bs.late_gaps("03:00:00 INFO node2: standby\n") == (0, None)
+
+
+def test_daemon_stalls_from_a_status_document():
+    st = {"daemon": {"worst_late_wake_ms": 4.2, "scheduler_stalls": 0, "stall_threshold_ms": 1000.0,
+                     "late_heartbeats": 3, "ticks": 99}}
+    assert bs.daemon_stalls(st) == {"worst_late_wake_ms": 4.2, "scheduler_stalls": 0, "stall_threshold_ms": 1000.0,
+                                    "late_heartbeats": 3}
+
+
+def test_defaults_only_is_alone():
+    from hasync_lab.bench import failover as bench
+
+    a = bench.build_parser().parse_args(["--defaults-only", "--tools", "hasync"])
+    assert a.defaults_only and not a.no_defaults
+    a = bench.build_parser().parse_args(["--defaults-only", "--no-defaults"])
+    a.argv = []
+    with pytest.raises(SystemExit, match="defaults alone"):
+        bench.run(a, None)
