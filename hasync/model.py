@@ -41,9 +41,16 @@ class Link:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    keepalive: float = 1.0
-    warntime: float = 15.0
-    deadtime: float = 30.0
+    # Built-in timings (docs/failover.md "Choosing timings"; measured in docs/benchmarks.md
+    # "Built-in timings"). Not heartbeat's 1 s / 30 s: a user who sets nothing fails over
+    # in ~5 s (Corosync: token 3 s + consensus 3.6 s; keepalived ~3.5 s) and deadtime is
+    # still ~40x the worst stall the loaded lab showed at SCHED_OTHER and ~15x a 300 ms VM
+    # live-migration pause, so power fencing does not shoot a node that was only slow.
+    keepalive: float = 0.5
+    warntime: float = 2.0  # a gap of 4 keepalives on every link is worth a warning
+    deadtime: float = 5.0
+    # at start, a peer never heard is dead after this: 30 s covers a switch port that
+    # spends ~30 s in STP listening/learning at boot (it costs nothing once both are up)
     initdead: float = 30.0
     auto_failback: bool = False
     auth_key: str = "/etc/hasync/authkey"  # must be mode 0600
