@@ -42,7 +42,7 @@ def test_json_carries_documents_and_warnings(capsys):
     assert main("--json", "--format", "crm") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] and set(doc["documents"]) == {"cib.crm", "corosync.conf"}
-    assert doc["token_ms"] == 1000
+    assert doc["token_ms"] == 2200  # the example's deadtime 5 s / 2.2 (Corosync: token + consensus = 2.2 x token)
     assert any("serial" in w for w in doc["warnings"])
 
 
@@ -84,9 +84,10 @@ def test_a_misspelt_ocf_parameter_is_caught_by_the_metadata_check(tmp_path, caps
 
 
 def test_a_config_error_is_exit_2_like_every_other_command(tmp_path, capsys):
-    f = write_config(tmp_path, 'deadtime = "1s"', 'deadtime = 1')
+    f = write_config(tmp_path, 'deadtime = "5s"', 'deadtime = 5')
+    line = next(i for i, t in enumerate(f.read_text().splitlines(), 1) if t.startswith("deadtime = 5"))
     assert cli.main(["-c", str(f), "export", "pacemaker"]) == 2  # main returns it: no SystemExit from a library
-    assert capsys.readouterr().err.startswith(f"error: {f}:20: heartbeat.deadtime: expected a duration")
+    assert capsys.readouterr().err.startswith(f"error: {f}:{line}: heartbeat.deadtime: expected a duration")
 
 
 def test_export_without_a_stack_prints_help(capsys):

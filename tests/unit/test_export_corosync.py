@@ -27,7 +27,7 @@ def test_example_two_knet_links_the_serial_link_dropped_aloud_and_two_node():
     c = config.load(EXAMPLE)
     conf = corosync.corosync_conf(c)
     t = conf.text
-    assert "transport: knet" in t and "two_node: 1" in t and "token: 1000" in t
+    assert "transport: knet" in t and "two_node: 1" in t and "token: 2200" in t  # the example's deadtime 5 s / 2.2
     assert re.findall(r"ring(\d)_addr: (\S+)", t) == [("0", "198.51.100.1"), ("1", "192.0.2.11"), ("0", "198.51.100.2"), ("1", "192.0.2.12")]
     assert [n for n in re.findall(r"linknumber: (\d)", t)] == ["0", "1"]
     serial = [w for w in conf.warnings if "serial" in w]
