@@ -69,10 +69,25 @@ def import_heartbeat(haresources: str, ha_cf: str | None = None, authkeys: str |
         keys_text, _ = _read(authkeys)
         keys = parse_authkeys(keys_text, authkeys)
         notes += _key_notes(authkeys, keys)
+    notes += _timing_note(cf, ha_cf)
     tables, more_notes, more_warnings = draft(node, chain, cf, keys, ocf=ocf)
     preamble = [f"Imported from {haresources} by `hasync haresources import`.",
                 "Review every value marked `check:`, then delete the marker: `hasync check` warns until none is left."]
     return Imported(render(tables, preamble), tuple(notes + more_notes), tuple(warnings + more_warnings))
+
+
+def _timing_note(cf: HaCf | None, path: str | None) -> list[str]:
+    """heartbeat ran with deadtime 30 s when ha.cf set none; the imported config, without
+    the key, gets hasync's own (5 s): say so, since with fencing that is the difference
+    between riding out a long pause and powering the node off."""
+    if cf is not None and cf.deadtime is not None:
+        return []
+    d = model.Heartbeat()
+    where = f"{path}: no deadtime" if path else "no ha.cf"
+    return [f"{where}: heartbeat ran with its default deadtime 30s; the imported config gets hasync's "
+            f"defaults (keepalive {format_duration(d.keepalive)}, warntime {format_duration(d.warntime)}, "
+            f"deadtime {format_duration(d.deadtime)}, initdead {format_duration(d.initdead)}; "
+            'docs/failover.md "Choosing timings"): add deadtime = "30s" to [heartbeat] to keep heartbeat\'s']
 
 
 def _read(path: str) -> tuple[str, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,24 @@ def test_example_config_is_valid():
     cluster, report = config.check(REPO / "profiles" / "cluster" / "example.toml")
     assert report.errors == []
     assert cluster is not None and [r.id for r in cluster.resources] == ["drbd", "vg", "fs", "vip", "nfs", "exports", "notify"]
+
+
+def test_built_in_timings_are_hasyncs_own_and_the_example_and_docs_say_them():
+    """Issue 18: a config without timing keys used heartbeat's 1 s / 30 s and failed over in
+    29-30 s. The built-in timings are hasync's own (docs/failover.md "Choosing timings",
+    measured in docs/benchmarks.md); the example, which configures power fencing, writes
+    them out, and the docs state them."""
+    text = (REPO / "profiles" / "cluster" / "example.toml").read_text()
+    bare = re.sub(r"^(keepalive|warntime|deadtime|initdead) = .*\n", "", text, flags=re.M)
+    assert bare.count("\n") == text.count("\n") - 4
+    c, report = config.check_text(bare, "bare.toml")
+    assert report.errors == [] and c is not None
+    h = c.heartbeat
+    assert (h.keepalive, h.warntime, h.deadtime, h.initdead) == (0.5, 2.0, 5.0, 30.0)
+    example = config.load(REPO / "profiles" / "cluster" / "example.toml").heartbeat
+    assert (example.keepalive, example.warntime, example.deadtime, example.initdead) == (h.keepalive, h.warntime, h.deadtime, h.initdead)
+    assert "keepalive 500 ms, warntime 2 s, deadtime 5 s, initdead 30 s" in (REPO / "docs" / "failover.md").read_text()
+    assert "defaults 500ms, 2s, 5s, 30s" in (REPO / "README.md").read_text()
 
 
 def test_warnings_do_not_fail(tmp_path, capsys):

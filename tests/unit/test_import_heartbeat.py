@@ -152,6 +152,26 @@ def test_without_stonith_fencing_is_off_and_marked(tmp_path):
     assert 'mode = "off"   # check: ha.cf had no stonith' in imported(tmp_path, "node1 IPaddr::10.0.0.10\n", cf).toml
 
 
+def test_an_ha_cf_with_timings_imports_its_own_and_says_nothing_of_the_defaults(tmp_path):
+    imp = imported(tmp_path, "node1 IPaddr::10.0.0.10\n")
+    h = tomllib.loads(imp.toml)["heartbeat"]
+    assert (h["keepalive"], h["deadtime"]) == ("2s", "30s")  # the file's values, not hasync's defaults
+    assert not [n for n in imp.notes if "Choosing timings" in n]
+
+
+@pytest.mark.parametrize("with_cf", [True, False])
+def test_without_a_deadtime_the_import_says_heartbeats_30s_became_hasyncs_default(tmp_path, with_cf):
+    """heartbeat ran a file without deadtime at 30 s; the imported config, without the key,
+    gets hasync's 5 s: with fencing that decides whether a long pause powers a node off."""
+    cf = re.sub(r"(keepalive|deadtime|warntime|initdead) .*\n", "", HA_CF) if with_cf else None
+    imp = imported(tmp_path, "node1 IPaddr::10.0.0.10\n", cf)
+    [note] = [n for n in imp.notes if "Choosing timings" in n]
+    assert note.startswith(f"{tmp_path / 'ha.cf'}: no deadtime: " if with_cf else "no ha.cf: ")
+    assert "heartbeat ran with its default deadtime 30s" in note and "deadtime 5s" in note
+    assert 'add deadtime = "30s" to [heartbeat]' in note
+    assert "deadtime" not in tomllib.loads(imp.toml).get("heartbeat", {})
+
+
 # ------------------------------------------------------------------ authkeys
 
 
