@@ -279,9 +279,30 @@ def table(doc: dict):
             t.add_row(tool, r["setting"], r["role"], f(r["median_s"]), f(r["min_s"]), f(r["max_s"]),
                       f"{r['trials']}" + (f" (+{r['failed_trials']} failed)" if r["failed_trials"] else ""),
                       "-" if r["false_failovers"] is None else str(r["false_failovers"]))
-    d = doc["daemon"]
-    t.caption = f"hasync daemon at rest: {d['idle_cpu_pct']} % CPU, {d['rss_mb']} MB RSS" + (f" ({d['setting']})" if d.get("setting") else "")
+    t.caption = at_rest_line(doc.get("daemon", {}))
     return t
+
+
+def soak_lines(meta: dict) -> list[str]:
+    """What each hasync daemon saw of the soak's load: its worst wake-up, stalls, late heartbeats."""
+    rows = [(key.split(":", 1)[1], node, f) for key, per in meta.get("soak_daemons", {}).items() for node, f in per.items()]
+    if not rows:
+        return []
+    dash = lambda v: "–" if v is None else str(v)  # noqa: E731
+    out = ["", "| soak | node | worst late wake-up ms | stalls (threshold ms) | late heartbeats | longest late gap logged ms |",
+           "|---|---|---:|---:|---:|---:|"]
+    for setting, node, f in rows:
+        out.append(f"| {setting} | {node} | {dash(f.get('worst_late_wake_ms'))} | {dash(f.get('scheduler_stalls'))} "
+                   f"({dash(f.get('stall_threshold_ms'))}) | {dash(f.get('late_heartbeats'))} | {dash(f.get('worst_late_gap_ms'))} |")
+    return out
+
+
+def at_rest_line(d: dict) -> str:
+    """The hasync daemon at rest: at its fastest safe setting, or (--defaults-only) at its defaults."""
+    if d.get("idle_cpu_pct") is None and d.get("defaults_idle_cpu_pct") is not None:
+        return f"hasync daemon at rest: {d['defaults_idle_cpu_pct']} % of one core ({d.get('defaults_setting')})."
+    return (f"hasync daemon at rest: {d.get('idle_cpu_pct')} % of one core, {d.get('rss_mb')} MB RSS"
+            + (f" ({d['setting']})." if d.get("setting") else "."))
 
 
 def idle_table(doc: dict):
@@ -316,10 +337,9 @@ def markdown(doc: dict) -> str:
             trials = f"{r['trials']}" + (f" (+{r['failed_trials']} failed)" if r.get("failed_trials") else "")
             ff = "–" if r["false_failovers"] is None else str(r["false_failovers"])
             out.append(f"| {tool} | {r['setting']} | {r.get('role', '')} | {f(r['median_s'])} | {f(r['min_s'])} | {f(r['max_s'])} | {trials} | {ff} |")
-    d = doc.get("daemon", {})
     out.append("")
-    out.append(f"hasync daemon at rest: {d.get('idle_cpu_pct')} % of one core, {d.get('rss_mb')} MB RSS"
-               + (f" ({d['setting']})." if d.get("setting") else "."))
+    out.append(at_rest_line(doc.get("daemon", {})))
+    out += soak_lines(doc.get("meta", {}))
     lines = idle_lines(doc)
     if lines:
         out += ["", "| at rest | setting | role | node1 CPU % | node2 CPU % | node1 RSS MB |", "|---|---|---|---:|---:|---:|"]

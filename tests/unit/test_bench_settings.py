@@ -182,3 +182,22 @@ def test_defaults_only_is_alone():
     a.argv = []
     with pytest.raises(SystemExit, match="defaults alone"):
         bench.run(a, None)
+
+
+def test_at_rest_line_of_a_defaults_only_run():
+    from hasync_lab.bench import failover as bench
+
+    assert bench.at_rest_line({"defaults_idle_cpu_pct": 0.1, "defaults_setting": "defaults (keepalive 500ms, deadtime 5s)"}) == (
+        "hasync daemon at rest: 0.1 % of one core (defaults (keepalive 500ms, deadtime 5s)).")
+    assert bench.at_rest_line({"idle_cpu_pct": 0.5, "rss_mb": 31.0}) == "hasync daemon at rest: 0.5 % of one core, 31.0 MB RSS."
+
+
+def test_soak_lines_name_each_daemons_figures():
+    from hasync_lab.bench import failover as bench
+
+    meta = {"soak_daemons": {"hasync:defaults (keepalive 500ms, deadtime 5s)": {
+        "node1": {"worst_late_wake_ms": 1.4, "scheduler_stalls": 0, "stall_threshold_ms": 1000.0, "late_heartbeats": 0,
+                  "worst_late_gap_ms": None}}}}
+    lines = bench.soak_lines(meta)
+    assert lines[-1] == "| defaults (keepalive 500ms, deadtime 5s) | node1 | 1.4 | 0 (1000.0) | 0 | – |"
+    assert bench.soak_lines({}) == []
