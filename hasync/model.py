@@ -43,9 +43,10 @@ class Link:
 class Heartbeat:
     # Built-in timings (docs/failover.md "Choosing timings"; measured in docs/benchmarks.md
     # "Built-in timings"). Not heartbeat's 1 s / 30 s: a user who sets nothing fails over
-    # in ~5 s (Corosync: token 3 s + consensus 3.6 s; keepalived ~3.5 s) and deadtime is
-    # still ~40x the worst stall the loaded lab showed at SCHED_OTHER and ~15x a 300 ms VM
-    # live-migration pause, so power fencing does not shoot a node that was only slow.
+    # in ~5 s (Corosync: token 3 s + consensus 3.6 s; keepalived ~3.5 s), and deadtime is
+    # still ~10x the longest silence and ~200x the worst late wake-up of the bench's loaded
+    # soak (SCHED_FIFO or not), ~15x QEMU's 300 ms live-migration target, over 3x the ~1.5 s
+    # a TCG guest lagged: power fencing does not shoot a node that was only slow.
     keepalive: float = 0.5
     warntime: float = 2.0  # a gap of 4 keepalives on every link is worth a warning
     deadtime: float = 5.0
