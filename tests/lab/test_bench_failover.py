@@ -47,6 +47,13 @@ def test_quick_bench_json(clean_lab, capsys, tmp_path):
         assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"], (tool, row)
         assert all(0 < s for s in row["samples_s"])
         assert isinstance(row["false_failovers"], int) and row["false_failovers"] >= 0
+    # each hasync daemon's own figures, read through its control socket at the end of the soak
+    [per_node] = doc["meta"]["soak_daemons"].values()
+    assert set(per_node) == set(clean_lab.nodes), per_node
+    for fig in per_node.values():
+        assert "error" not in fig, fig
+        assert isinstance(fig["worst_late_wake_ms"], float) and fig["worst_late_wake_ms"] >= 0, fig
+        assert isinstance(fig["scheduler_stalls"], int) and isinstance(fig["late_warnings_logged"], int), fig
     d = doc["daemon"]
     assert isinstance(d["idle_cpu_pct"], float) and d["idle_cpu_pct"] >= 0
     assert isinstance(d["rss_mb"], float) and d["rss_mb"] > 1
