@@ -132,6 +132,16 @@ def nodes(r: Reader, top: dict) -> list[model.Node]:
     return out
 
 
+def _unset(h: dict, key: str) -> str:
+    """Where a timing the rules refuse came from when the file does not set it: a rule
+    broken by a default must say so, or the error names a value nobody wrote."""
+    if key in h:
+        return ""
+    if key != "deadtime" and "deadtime" in h:
+        return f" (not set: {'deadtime / 2' if key == 'warntime' else 'deadtime'}, as heartbeat derives it; set {key} too)"
+    return f" (not set: hasync's default; set {key} too)"
+
+
 def heartbeat(r: Reader, raw: Any, names: list[str]) -> model.Heartbeat:
     P = ("heartbeat",)
     h = raw if isinstance(raw, dict) else {}
@@ -152,13 +162,13 @@ def heartbeat(r: Reader, raw: Any, names: list[str]) -> model.Heartbeat:
     elif keepalive <= 0:
         r.error(P + ("keepalive",), "must be greater than 0")
     elif deadtime <= 2 * keepalive:
-        r.error(P + ("deadtime",), f"must be greater than 2 x keepalive ({format_duration(2 * keepalive)}); got {format_duration(deadtime)} (heartbeat refuses the same)")
+        r.error(P + ("deadtime",), f"must be greater than 2 x keepalive ({format_duration(2 * keepalive)}); got {format_duration(deadtime)}{_unset(h, 'deadtime')} (heartbeat refuses the same)")
     if timing_ok and initdead < deadtime:
-        r.error(P + ("initdead",), f"must be at least deadtime ({format_duration(deadtime)}); got {format_duration(initdead)}")
+        r.error(P + ("initdead",), f"must be at least deadtime ({format_duration(deadtime)}); got {format_duration(initdead)}{_unset(h, 'initdead')}")
     if timing_ok and warntime >= deadtime and deadtime > 0:
-        r.error(P + ("warntime",), f"must be less than deadtime ({format_duration(deadtime)}); got {format_duration(warntime)}")
+        r.error(P + ("warntime",), f"must be less than deadtime ({format_duration(deadtime)}); got {format_duration(warntime)}{_unset(h, 'warntime')}")
     if timing_ok and warntime < keepalive:
-        r.error(P + ("warntime",), f"must be at least keepalive ({format_duration(keepalive)}); got {format_duration(warntime)}")
+        r.error(P + ("warntime",), f"must be at least keepalive ({format_duration(keepalive)}); got {format_duration(warntime)}{_unset(h, 'warntime')}")
     raw_links = r.tables(h, P, "link", "[[heartbeat.link]] tables")
     if not raw_links:
         r.error(P + ("link",), "no heartbeat link: add at least one [[heartbeat.link]] (two independent ones are recommended)")

@@ -95,6 +95,17 @@ def test_built_in_timings_are_hasyncs_own_and_the_example_and_docs_say_them():
     assert "defaults 500ms, 2s, 5s, 30s" in (REPO / "README.md").read_text()
 
 
+def test_a_timing_rule_broken_by_a_value_nobody_wrote_says_where_it_came_from():
+    text = (DATA / "good" / "minimal.toml").read_text()
+    # deadtime set, warntime derived from it as heartbeat does (deadtime / 2 = 50ms < keepalive):
+    # the error points at [heartbeat] (line 13), the key is not in the file
+    _, report = config.check_text(text.replace('deadtime = "500ms"', 'deadtime = "100ms"'), "m.toml")
+    assert "m.toml:13: heartbeat.warntime: must be at least keepalive (100ms); got 50ms (not set: deadtime / 2, as heartbeat derives it; set warntime too)" in report.errors
+    # a value the file writes is named as it is
+    _, report = config.check_text(text.replace('deadtime = "500ms"', 'deadtime = "500ms"\nwarntime = "50ms"'), "m.toml")
+    assert "m.toml:16: heartbeat.warntime: must be at least keepalive (100ms); got 50ms" in report.errors
+
+
 def test_warnings_do_not_fail(tmp_path, capsys):
     text = (DATA / "good" / "minimal.toml").read_text()
     # one link only, fencing off
