@@ -33,7 +33,7 @@ from hasync.config import chain_rules, net_rules, sections
 from hasync.config.heartbeat import HaCf, parse_ha_cf, parse_haresources, read_heartbeat_file
 from hasync.config.identity import NodeIdentityError, local_node
 from hasync.config.importer import Imported, import_heartbeat
-from hasync.config.limits import GOOD_KEY, MIN_KEY, packet_problems, worst_case_payload
+from hasync.config.limits import packet_problems, worst_case_payload
 from hasync.config.paths import normalize_path, sync_path_problem
 from hasync.config.profiles import available_profiles, load_profile, resolve_profile
 from hasync.config.reader import (
@@ -57,6 +57,7 @@ from hasync.config.sections import (
     RESOURCE_TYPES,
     STOP_FAILURE,
 )
+from hasync.packet_layout import GOOD_KEY, MIN_KEY
 
 __all__ = [
     "BAUDS", "DEFAULT_CONFIG", "FENCING_MODES", "GOOD_KEY", "MIN_KEY", "FILESYSTEMS", "LINK_KINDS", "RESOURCE_TYPES", "STOP_FAILURE",
@@ -233,7 +234,7 @@ def _check_auth_key(r: Reader, path: str) -> None:
     if not path or not os.path.isabs(path):
         return
     try:
-        key = read_bytes(path, limit=64 * 1024).strip()  # what packets.load_key uses
+        key = read_bytes(path, limit=64 * 1024).strip()  # what hasync.effects.keyfile.load_key reads
     except UnreadableFile:
         return
     if len(key) < MIN_KEY:

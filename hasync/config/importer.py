@@ -29,11 +29,11 @@ from hasync.config.heartbeat import (
     parse_haresources,
     read_heartbeat_file,
 )
-from hasync.config.limits import GOOD_KEY, MIN_KEY
 from hasync.config.reader import ConfigError, UnreadableFile, format_duration
 from hasync.config.resource_d import RESOURCE_D, NfsContext, NoEquivalent, heartbeat_agent
 from hasync.config.stonith import fencing
 from hasync.config.toml_writer import Table, render
+from hasync.packet_layout import GOOD_KEY, MIN_KEY
 
 KEY_FILE = model.Heartbeat().auth_key
 # resource.d scripts heartbeat does not ship: they stay when heartbeat is uninstalled

@@ -1,13 +1,14 @@
 """What the config puts into a heartbeat packet, bounded by the wire format (pure).
 
 Every heartbeat carries the cluster name, the sender's node name, the link name and the
-ids of the resources the sender owns (``hasync.failover.packets``: str8 fields of at most
-255 UTF-8 bytes, at most 255 owned ids, a payload of at most MAX_PAYLOAD bytes), after
+ids of the resources the sender owns (``hasync.failover.packets``; the sizes in
+``hasync.packet_layout``: str8 fields of at most 255 UTF-8 bytes, at most 255 owned ids,
+a payload of at most MAX_PAYLOAD bytes), after
 the fixed fields (format version 2: with the 8-byte echo and the 8-byte settings digest,
 which depend on no setting). A config
 over those bounds used to pass ``check`` and make ``encode`` raise inside the daemon's
 send path once enough of the chain had started; ``check`` now refuses it, computing the
-worst case (the longest node and link name, every resource owned) from packets' own sizes.
+worst case (the longest node and link name, every resource owned) from the packet's own sizes.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hasync import model
-from hasync.failover import packets
+from hasync.packet_layout import FIXED, MAX_PAYLOAD, OWNED_MAX, STR8_MAX
 
-STR8_MAX = 255  # a str8 field: u8 length + UTF-8
-MIN_KEY = 16  # bytes: the failover daemon refuses a shorter HMAC key (packets.load_key)
-GOOD_KEY = 32  # bytes: what check asks for (corosync-keygen writes 256)
-OWNED_MAX = 255  # n_owned is a u8
-# version, role, flags, generation, seq, epoch, request, request_id, ack_id, echo, digest
-FIXED_PAYLOAD = packets._FIXED.size  # the format the daemon sends (version 2: 49 bytes)
+FIXED_PAYLOAD = FIXED.size  # the format the daemon sends (version 2: 49 bytes)
 
 
 @dataclass(frozen=True)
@@ -76,10 +72,10 @@ def packet_problems(cluster: model.Cluster) -> list[Problem]:
     if out:
         return out  # the total follows from the fields: say what to fix first
     size = worst_case_payload(cluster)
-    if size > packets.MAX_PAYLOAD:
+    if size > MAX_PAYLOAD:
         ids = sum(1 + utf8_len(r.id) for r in cluster.resources)
         out.append(Problem(chain_key, (
             f"a heartbeat packet with every resource owned would carry {size} bytes; at most "
-            f"{packets.MAX_PAYLOAD} fit: shorten the resource ids ({ids} bytes together) or the "
+            f"{MAX_PAYLOAD} fit: shorten the resource ids ({ids} bytes together) or the "
             "cluster, node and link names")))
     return out

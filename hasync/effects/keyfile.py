@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import stat
 
+from hasync.packet_layout import MIN_KEY
+
 
 class KeyFileError(Exception):
     """The authentication key file is missing, empty or readable by others."""
@@ -28,6 +30,6 @@ def load_key(path: str) -> bytes:
         )
     with open(path, "rb") as f:
         key = f.read().strip()
-    if len(key) < 16:
-        raise KeyFileError(f"{path}: the heartbeat key is too short ({len(key)} bytes; use at least 16, e.g. `openssl rand -hex 32`)")
+    if len(key) < MIN_KEY:
+        raise KeyFileError(f"{path}: the heartbeat key is too short ({len(key)} bytes; use at least {MIN_KEY}, e.g. `openssl rand -hex 32`)")
     return key

@@ -10,6 +10,9 @@ waits for a whole frame, checks the MAC and on any mismatch skips one byte and s
 again, so it resynchronises after line noise, a half frame or a reader that opened the
 tty mid-frame. Garbage never raises: it is counted.
 
+The sizes (magic, header, fixed fields, bounds) live in ``hasync.packet_layout``, which
+the config check reads too.
+
 Payload (big endian), format version 2::
 
     version u8 | role u8 | flags u16 | generation u64 | seq u64 | epoch u32
@@ -35,20 +38,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from hasync.failover.states import Role
-
-MAGIC = b"\xa5HS"
-VERSION = 2
-MAC_LEN = 32
-MAX_PAYLOAD = 1024
-_HDR = struct.Struct(">3sH")
-_FIXED_V1 = struct.Struct(">BBHQQIBII")
-_FIXED = struct.Struct(">BBHQQIBIIQQ")  # version 2: + echo, digest
-_MIN_FIXED = _FIXED_V1.size  # the shortest payload any version can have
+from hasync.packet_layout import (
+    FIXED,
+    FIXED_V1,
+    HEADER,
+    MAC_LEN,
+    MAGIC,
+    MAX_PAYLOAD,
+    MIN_FIXED,
+    OWNED_MAX,
+    STR8_MAX,
+    VERSION,
+)
 
 ROLES = tuple(Role)  # the wire code of a role is its index
 ROLE_CODE = {r: i for i, r in enumerate(ROLES)}
@@ -128,7 +133,7 @@ class Mac:
 
 def _s8(text: str) -> bytes:
     b = text.encode()
-    if len(b) > 255:
+    if len(b) > STR8_MAX:
         raise ValueError(f"string too long for a packet: {text[:40]!r}...")
     return bytes([len(b)]) + b
 
@@ -138,22 +143,22 @@ def encode(pkt: Packet, key: bytes) -> bytes:
     ValueError (or struct.error, KeyError) when a field does not fit."""
     fixed = (ROLE_CODE[pkt.role], pkt.flags & 0xFFFF, pkt.generation, pkt.seq, pkt.epoch, pkt.request, pkt.request_id, pkt.ack_id)
     if pkt.version == VERSION:
-        payload = bytearray(_FIXED.pack(VERSION, *fixed, pkt.echo, pkt.digest))
+        payload = bytearray(FIXED.pack(VERSION, *fixed, pkt.echo, pkt.digest))
     elif pkt.version == 1:
         if pkt.echo or pkt.digest:
             raise ValueError("format version 1 has no echo or digest")
-        payload = bytearray(_FIXED_V1.pack(1, *fixed))
+        payload = bytearray(FIXED_V1.pack(1, *fixed))
     else:
         raise ValueError(f"unknown packet format version {pkt.version}")
     payload += _s8(pkt.cluster) + _s8(pkt.node) + _s8(pkt.link)
-    if len(pkt.owned) > 255:
+    if len(pkt.owned) > OWNED_MAX:
         raise ValueError("too many owned resources")
     payload.append(len(pkt.owned))
     for r in pkt.owned:
         payload += _s8(r)
     if len(payload) > MAX_PAYLOAD:
         raise ValueError("packet too large")
-    head = _HDR.pack(MAGIC, len(payload)) + bytes(payload)
+    head = HEADER.pack(MAGIC, len(payload)) + bytes(payload)
     return head + hmac.digest(key, head, "sha256")
 
 
@@ -164,9 +169,9 @@ class Malformed(ValueError):
 def _parse_payload(p: bytes) -> Packet:
     ver = p[0] if p else 0
     if ver == VERSION:
-        fixed = _FIXED
+        fixed = FIXED
     elif ver == 1:
-        fixed = _FIXED_V1
+        fixed = FIXED_V1
     else:
         raise Malformed(f"version {ver}")
     if len(p) < fixed.size:
@@ -257,21 +262,21 @@ class FrameDecoder:
             if i:
                 c.garbage_bytes += i
                 del self.buf[:i]
-            if len(self.buf) < _HDR.size:
+            if len(self.buf) < HEADER.size:
                 break
-            _, n = _HDR.unpack_from(self.buf, 0)
-            if n > MAX_PAYLOAD or n < _MIN_FIXED:
+            _, n = HEADER.unpack_from(self.buf, 0)
+            if n > MAX_PAYLOAD or n < MIN_FIXED:
                 c.garbage_bytes += 1
                 del self.buf[:1]
                 continue
-            total = _HDR.size + n + MAC_LEN
+            total = HEADER.size + n + MAC_LEN
             if len(self.buf) < total:
                 if len(self.buf) > self.max_buffer:  # cannot happen with MAX_PAYLOAD; belt and braces
                     del self.buf[:1]
                     continue
                 break
-            head = bytes(self.buf[: _HDR.size + n])
-            mac = bytes(self.buf[_HDR.size + n : total])
+            head = bytes(self.buf[: HEADER.size + n])
+            mac = bytes(self.buf[HEADER.size + n : total])
             assert self.mac is not None
             if not hmac.compare_digest(self.mac.digest(head), mac):
                 c.bad_mac += 1
@@ -285,7 +290,7 @@ class FrameDecoder:
 def parse_head(head: bytes, counters: DecodeCounters) -> Packet | None:
     """Parse an authenticated frame (header + payload); malformed ones are counted."""
     try:
-        p = _parse_payload(head[_HDR.size :])
+        p = _parse_payload(head[HEADER.size :])
         counters.frames += 1
         return p
     except Malformed:
@@ -294,7 +299,7 @@ def parse_head(head: bytes, counters: DecodeCounters) -> Packet | None:
 
 
 # offsets inside an authenticated head (3 magic + 2 length + payload): the sequence number
-SEQ_SLICE = slice(_HDR.size + 12, _HDR.size + 20)
+SEQ_SLICE = slice(HEADER.size + 12, HEADER.size + 20)
 
 
 def encoder_template(pkt: Packet, key: bytes) -> tuple[bytes, bytes]:
@@ -319,8 +324,8 @@ def datagram_head(data: bytes, mac: Mac) -> bytes | None:
     valid MAC: its authenticated head (what ``FrameDecoder.feed_raw`` would return).
     None for anything else (bad MAC, garbage, several frames ...): feed it to a
     ``FrameDecoder``, which counts what is wrong."""
-    n = len(data) - _HDR.size - MAC_LEN
-    if n < _MIN_FIXED or n > MAX_PAYLOAD or data[:3] != MAGIC or int.from_bytes(data[3:5], "big") != n:
+    n = len(data) - HEADER.size - MAC_LEN
+    if n < MIN_FIXED or n > MAX_PAYLOAD or data[:3] != MAGIC or int.from_bytes(data[3:5], "big") != n:
         return None
     head = data[:-MAC_LEN]
     m = mac.ctx.copy()

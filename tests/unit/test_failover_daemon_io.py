@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hasync import model
+from hasync import model, packet_layout
 from hasync.failover import packets
 from hasync.failover.daemon.heartbeat import Receiver, Sender
 from hasync.failover.links import open_udp
@@ -185,7 +185,7 @@ def test_drain_parses_a_new_state_once_then_takes_the_fast_path(udp_receiver):
 def test_garbage_and_malformed_frames_are_counted_not_fatal(udp_receiver):
     r, fsm, out, send = udp_receiver
     send(0, raw=b"\x00garbage")
-    head = packets._HDR.pack(packets.MAGIC, packets._FIXED.size) + b"\x09" + bytes(packets._FIXED.size - 1)  # version 9
+    head = packet_layout.HEADER.pack(packet_layout.MAGIC, packet_layout.FIXED.size) + b"\x09" + bytes(packet_layout.FIXED.size - 1)  # version 9
     send(0, raw=head + packets.Mac(KEY).digest(head))
     drain(r)
     ls = fsm.links["hb"]
