@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hasync import model
+from hasync.config.paths import HASYNC_RUN_ROOT, HASYNC_STATE_ROOT
 
-DEFAULT_STATE_DIR = "/var/lib/hasync/failover"
-DEFAULT_RUN_DIR = "/run/hasync"
+DEFAULT_STATE_DIR = HASYNC_STATE_ROOT + "/failover"
+DEFAULT_RUN_DIR = HASYNC_RUN_ROOT  # the role file in it is what the sync watcher reads
 
 
 @dataclass(frozen=True)

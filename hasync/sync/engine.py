@@ -1,17 +1,16 @@
 """One sync run and everything around it: conflicts, echo notes, hooks, status.
 
 The decisions are pure (hasync.sync.unison, .policy, .scope); this module runs them:
-unison through a Runner, ssh commands through the PeerLink's master connection.
+unison through a Runner, ssh commands through the PeerLink's master connection. What a
+conflicting path is on each side, and each node's role, is read by hasync.sync.sides.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
 import os
 import shlex
-import stat as statmod
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,81 +20,17 @@ from hasync.effects.run import Result
 from hasync.sync import policy, state
 from hasync.sync.conflicts import ConflictStore, capture_argv
 from hasync.sync.echo import fingerprint, note_lines, run_marker
+from hasync.sync.sides import ROLE_FILE, inspect_command, local_side, parse_inspect, read_role
 from hasync.sync.transport import PeerLink
 from hasync.sync.unison import Outcome, Report, outcome, parse_output, unison_argv
 
 log = logging.getLogger("hasync.sync")
 
-ROLE_FILE = "/run/hasync/role"  # written by the failover daemon: "active" or "standby"
 EXPAND_LIMIT = 20000  # entries noted for echo suppression below one copied directory
-
-
-def read_role(path: str = ROLE_FILE) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
 
 
 def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
-def local_side(path: str) -> policy.Side:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return policy.Side("absent")
-    if statmod.S_ISLNK(st.st_mode):
-        target = os.readlink(path)
-        return policy.Side("link", hashlib.sha256((target + "\n").encode()).hexdigest(), st.st_mtime)
-    if statmod.S_ISDIR(st.st_mode):
-        return policy.Side("dir", "", st.st_mtime)
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        pass
-    return policy.Side("file", h.hexdigest(), st.st_mtime, st.st_size)
-
-
-INSPECT_SCRIPT = r"""
-for p do
-  if [ -L "$p" ]; then printf 'link %s %s %s\n' "$(stat -c %Y "$p")" 0 "$(readlink "$p" | sha256sum | cut -c1-64)"
-  elif [ -d "$p" ]; then printf 'dir %s 0 -\n' "$(stat -c %Y "$p")"
-  elif [ -f "$p" ]; then printf 'file %s %s %s\n' "$(stat -c %Y "$p")" "$(stat -c %s "$p")" "$(sha256sum < "$p" | cut -c1-64)"
-  else echo 'absent 0 0 -'; fi
-done
-printf 'ROLE %s\n' "$(cat "$ROLEFILE" 2>/dev/null)"
-"""
-
-
-def inspect_command(paths, role_file: str) -> str:
-    """The shell command that describes *paths* on the peer (one line each) and its role."""
-    return "ROLEFILE=" + shlex.quote(role_file) + " sh -c " + shlex.quote(INSPECT_SCRIPT) + " sh " + " ".join(
-        shlex.quote(p) for p in paths
-    )
-
-
-def parse_inspect(text: str, paths) -> tuple[dict[str, policy.Side], str | None]:
-    sides: dict[str, policy.Side] = {}
-    role = None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    body = [ln for ln in lines if not ln.startswith("ROLE")]
-    for ln in lines:
-        if ln.startswith("ROLE"):
-            role = ln[4:].strip() or None
-    for p, ln in zip(paths, body, strict=False):
-        parts = ln.split()
-        kind = parts[0]
-        mtime = float(parts[1]) if len(parts) > 1 else 0.0
-        size = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
-        sha = parts[3] if len(parts) > 3 and parts[3] != "-" else ""
-        sides[p] = policy.Side(kind, sha, mtime, size)
-    return sides, role
 
 
 @dataclass

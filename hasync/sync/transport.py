@@ -23,11 +23,12 @@ import threading
 import time
 from dataclasses import dataclass
 
+from hasync.config.paths import HASYNC_RUN_ROOT
 from hasync.sync.unison import socket_root, ssh_root
 
 log = logging.getLogger("hasync.sync")
 
-RUN_DIR = "/run/hasync/sync"  # sockets; both nodes have their own /run
+RUN_DIR = HASYNC_RUN_ROOT + "/sync"  # sockets; both nodes have their own /run
 
 
 def ssh_options(key: str, known_hosts: str, *, exists=os.path.exists) -> tuple[str, ...]:

@@ -1,26 +1,20 @@
 """``hasync watch``: inotify (watchdog) -> debouncer -> one unison run per batch.
 
-The loop is single-threaded; watchdog's thread only puts paths into a queue. Also here:
-the journal (pending paths survive a restart and are retried with backoff while the
-peer is away), echo suppression, full reconciliations, inotify overflow and watch-limit
-detection, and the systemd notify/watchdog protocol.
+The loop is single-threaded; watchdog's thread only puts paths into a queue (that side,
+with the overflow and watch-limit detection, is hasync.sync.inotify). Also here: the
+journal (pending paths survive a restart and are retried with backoff while the peer is
+away), echo suppression, full reconciliations and the systemd notify/watchdog protocol.
 """
 
 from __future__ import annotations
 
-import errno
-import inspect
 import logging
 import os
 import queue
 import random
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
-
-from watchdog import events as ev
-from watchdog.observers import Observer
 
 from hasync.config.paths import node_local_notes
 from hasync.effects.systemd import Notifier
@@ -28,6 +22,7 @@ from hasync.sync import state
 from hasync.sync.debounce import Debouncer, coalesce
 from hasync.sync.echo import EchoTable, fingerprint, note_lines
 from hasync.sync.engine import Syncer
+from hasync.sync.inotify import FULL, WATCHDOG_LOGGERS, OverflowFlag, start_observer
 from hasync.sync.locks import clear_stale_locks
 from hasync.sync.scope import Scope, symlink_problems
 from hasync.sync.transport import IncompatiblePeer, LinkError, PeerLink
@@ -35,27 +30,12 @@ from hasync.sync.unison import check_versions, is_collision, is_locked, parse_ve
 
 log = logging.getLogger("hasync.sync")
 
-FULL = "*full*"  # queue marker: run a full reconciliation
 # unison handles a few dozen -path arguments well, thousands very badly (2000 paths:
 # ~15 s against ~1 s for their directory): beyond this, directories are synced instead
 COALESCE_LIMIT = 32
 RUN_TIMEOUT = 600.0  # the engine's unison timeout: the watchdog trusts a run this long
 LOCK_RETRY = 0.2  # the other node's run holds the archive lock: try again soon
 LOCK_PATIENCE = 50  # consecutive lock refusals before looking for stale locks
-
-
-class _OverflowFlag(logging.Handler):
-    """watchdog reports a kernel queue overflow only in its log: catch that line."""
-
-    def __init__(self, q: queue.Queue):
-        super().__init__(logging.WARNING)
-        self.q = q
-        self.count = 0
-
-    def emit(self, record):
-        if "overflow" in record.getMessage().lower():
-            self.count += 1
-            self.q.put(FULL)
 
 
 class Watcher:
@@ -86,7 +66,7 @@ class Watcher:
             "peer_unison": "",
         }
         self.observer: Any = None
-        self._overflow = _OverflowFlag(self.q)
+        self._overflow = OverflowFlag(self.q)
         self._next_reconcile: float | None = None
         self._retry_at: float | None = None
         self._locked = 0
@@ -138,50 +118,11 @@ class Watcher:
 
     # ------------------------------------------------------------ inotify
     def _start_observer(self) -> None:
-        q, scope, last = self.q, self.scope, self._last
-
-        class Handler(ev.FileSystemEventHandler):
-            def on_any_event(self, event):
-                if event.is_directory and event.event_type == "modified":
-                    return  # "an entry changed": the entry's own event names it
-                if getattr(event, "is_synthetic", False):
-                    return  # watchdog's per-entry events below a moved directory: the
-                    # directory's own event names it, and a run over it covers them
-                for p in (event.src_path, getattr(event, "dest_path", "")):
-                    if p and p != last[0]:
-                        p = os.fsdecode(p)
-                        if scope.contains(p):
-                            # a write is modify+modify+...: one queue entry until the
-                            # loop drains the queue (set before put: see run())
-                            last[0] = p
-                            q.put(p)
-
-        logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
-        logging.getLogger("watchdog.observers.inotify").addHandler(self._overflow)
-        self.observer, self.health["watch_pruned"] = pruned_observer(self.scope.ignored)
-        only_wanted = event_filter(type(self.observer))
-        if not self.health["watch_pruned"]:
-            log.info("watch: this watchdog version cannot skip unison's temporary directories; "
-                     "a peer's large run costs more CPU here")
-        handler = Handler()
-        self.health["watching"], self.health["watch_errors"] = [], []
-        for d, recursive in self.scope.watches(os.path.isdir):
-            if not os.path.isdir(d):
-                self.health["watch_errors"].append(f"{d}: does not exist; not watched (reconciliations still cover it)")
-                continue
-            try:
-                self.observer.schedule(handler, d, recursive=recursive, **only_wanted)
-                self.health["watching"].append(d)
-            except OSError as e:
-                if e.errno == errno.ENOSPC:
-                    msg = (f"{d}: inotify watch limit reached (fs.inotify.max_user_watches="
-                           f"{_read_int('/proc/sys/fs/inotify/max_user_watches')}); raise it with sysctl; "
-                           f"until then only the reconciliation every {self.sync.reconcile_every:g}s covers it")
-                else:
-                    msg = f"{d}: cannot watch: {e}"
-                log.error("watch: %s", msg)
-                self.health["watch_errors"].append(msg)
-        self.observer.start()
+        for name in WATCHDOG_LOGGERS:
+            logging.getLogger(name).addHandler(self._overflow)
+        w = start_observer(self.scope, self.q, self._last, reconcile_every=self.sync.reconcile_every)
+        self.observer = w.observer
+        self.health.update(watch_pruned=w.pruned, watching=w.dirs, watch_errors=w.errors)
 
     # ------------------------------------------------------------ peer
     def _connect(self) -> bool:
@@ -389,77 +330,7 @@ class Watcher:
             if self.observer is not None:
                 self.observer.stop()
                 self.observer.join(timeout=5)
-            logging.getLogger("watchdog.observers.inotify_c").removeHandler(self._overflow)
-            logging.getLogger("watchdog.observers.inotify").removeHandler(self._overflow)
+            for name in WATCHDOG_LOGGERS:
+                logging.getLogger(name).removeHandler(self._overflow)
             self.link.stop()
             self._save_status()
-
-
-# only what changes content or metadata: no open/close-nowrite events (every process
-# start opens /etc/ld.so.cache) -- the kernel then doesn't even send them
-WANTED_EVENTS = ("FileCreatedEvent", "FileDeletedEvent", "FileMovedEvent", "FileModifiedEvent", "FileAttribEvent",
-                 "FileClosedEvent", "DirCreatedEvent", "DirDeletedEvent", "DirMovedEvent", "DirAttribEvent")
-
-
-def event_filter(observer_cls: Any) -> dict[str, Any]:
-    """schedule()'s event_filter for the events above, as far as this watchdog has them.
-    watchdog < 4 (Debian 12's 2.2) has no *AttribEvent (an attribute change comes as a
-    modification) and no event_filter, and its inotify mask leaves opens out anyway:
-    then nothing is passed."""
-    if "event_filter" not in inspect.signature(observer_cls.schedule).parameters:
-        return {}
-    return {"event_filter": [getattr(ev, name) for name in WANTED_EVENTS if hasattr(ev, name)]}
-
-
-def pruned_observer(skip_dir: Callable[[str], bool]) -> tuple[Any, bool]:
-    """A watchdog inotify observer that never watches a directory *skip_dir* accepts
-    (unison's ``.unison.NAME.HASH.unison.tmp``, ``[sync].ignore`` matches), and
-    reports a new or moved-in directory by its own event only (no synthetic events
-    for what it already holds: a run over the directory covers its content).
-
-    unison receives a new directory into such a temporary directory and renames it at
-    the end: without pruning, the receiving watcher processes ~10 events for every file
-    of a peer's burst while the run is writing them, on the same CPUs. Returns (observer,
-    True), or (a plain Observer, False) when this watchdog lacks the hooks used here
-    (they are internal: checked, never assumed).
-    """
-    try:  # Linux only: the one import left in a function (an optional platform module)
-        from watchdog.observers import inotify as wi
-
-        group_cls, emitter_cls = wi.InotifyWatchGroup, wi.InotifyEmitter
-        hooks = all(hasattr(group_cls, a) for a in ("_add_callback", "_recursive_simulate"))
-    except (ImportError, AttributeError):
-        hooks = False
-    observer = Observer()
-    if not hooks or not hasattr(observer, "_emitter_class") or not issubclass(observer._emitter_class, emitter_cls):
-        return observer, False
-
-    class Group(group_cls):  # type: ignore[misc,valid-type]
-        def _add_callback(self, path):
-            if path != self.path and skip_dir(os.fsdecode(path)):
-                return
-            super()._add_callback(path)
-
-        def _recursive_simulate(self, src_path):
-            return []
-
-    class Emitter(observer._emitter_class):  # type: ignore[misc,name-defined]
-        def on_thread_start(self) -> None:
-            self._inotify = Group(
-                self._inotify_fd,
-                os.fsencode(self.watch.path),
-                is_recursive=self.watch.is_recursive,
-                event_mask=self.get_event_mask_from_filter(),
-                follow_symlink=self.watch.follow_symlink,
-            )
-
-    observer._emitter_class = Emitter
-    return observer, True
-
-
-def _read_int(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return "?"

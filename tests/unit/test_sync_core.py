@@ -11,9 +11,10 @@ from hasync.effects.run import RecordingRunner, Result
 from hasync.model import OnChange, Sync
 from hasync.sync import state
 from hasync.sync.echo import EchoTable, fingerprint, note_lines
-from hasync.sync.engine import Syncer, inspect_command, parse_inspect
+from hasync.sync.engine import Syncer
 from hasync.sync.policy import Side, decide
 from hasync.sync.scope import Scope, symlink_problems
+from hasync.sync.sides import inspect_command, parse_inspect
 from hasync.sync.unison import Outcome
 
 A, B = Side("file", "aa", mtime=100.0), Side("file", "bb", mtime=200.0)

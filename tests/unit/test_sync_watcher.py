@@ -4,12 +4,12 @@ import logging
 import queue
 
 from hasync.sync.echo import EchoTable, fingerprint, note_lines, run_marker
-from hasync.sync.watcher import FULL, _OverflowFlag
+from hasync.sync.inotify import FULL, OverflowFlag
 
 
 def test_inotify_overflow_in_watchdogs_log_triggers_a_full_run():
     q = queue.Queue()
-    flag = _OverflowFlag(q)
+    flag = OverflowFlag(q)
     lg = logging.getLogger("watchdog.observers.inotify_c")
     lg.addHandler(flag)
     try:
@@ -67,17 +67,18 @@ def test_the_watcher_starts_on_debian_12s_watchdog(tmp_path, monkeypatch):
 
     from watchdog import events
 
+    from hasync.sync import inotify
     from hasync.sync import watcher as w
     from hasync.sync.scope import Scope
 
     old_events = types.SimpleNamespace(**{k: v for k, v in vars(events).items() if "Attrib" not in k})
     observer = _Watchdog22Observer()
-    monkeypatch.setattr(w, "ev", old_events)
-    monkeypatch.setattr(w, "pruned_observer", lambda skip: (observer, False))
+    monkeypatch.setattr(inotify, "ev", old_events)
+    monkeypatch.setattr(inotify, "pruned_observer", lambda skip: (observer, False))
     watched = tmp_path / "etc"
     watched.mkdir()
     wt = object.__new__(w.Watcher)
-    wt.q, wt._last, wt._overflow = queue.Queue(), [""], w._OverflowFlag(queue.Queue())
+    wt.q, wt._last, wt._overflow = queue.Queue(), [""], inotify.OverflowFlag(queue.Queue())
     wt.scope = Scope((str(watched),), (), ())
     wt.health = {}
     wt.sync = types.SimpleNamespace(reconcile_every=600.0)
