@@ -18,6 +18,7 @@ from rich.prompt import Confirm
 
 from hasync.bootstrap import apply as bootstrap_apply
 from hasync.bootstrap import doctor, join
+from hasync.bootstrap import manifest as bootstrap_manifest
 from hasync.bootstrap.plan import Wanted
 from hasync.bootstrap.wanted import wanted_state
 from hasync.cli import common
@@ -104,10 +105,10 @@ def _console(stderr: bool = False) -> Console:
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     console = _console()
-    state_dir = args.state_dir or bootstrap_apply.host_path(args.root, bootstrap_apply.STATE_DIR)
+    state_dir = args.state_dir or bootstrap_manifest.host_path(args.root, bootstrap_manifest.STATE_DIR)
     runner = ProcRunner()
     if args.rollback:
-        run, report = bootstrap_apply.rollback(state_dir, args.root, runner)
+        run, report = bootstrap_manifest.rollback(state_dir, args.root, runner)
         for line in report:
             console.print(("  " if run else "") + line)
         if run:
@@ -221,7 +222,7 @@ class _SyncProgress:
 
 
 def _apply(console: Console, w: Wanted, prober, runner: Runner, state_dir: str, root: str) -> int:
-    manifest = bootstrap_apply.Manifest.new(state_dir, w.node, time.time())
+    manifest = bootstrap_manifest.Manifest.new(state_dir, w.node, time.time())
     progress = _SyncProgress(console)
     applier = bootstrap_apply.Applier(runner, manifest, root=root, prober=prober, progress=progress)
     prober.invalidate()

@@ -15,6 +15,7 @@ import pytest
 
 from hasync import config
 from hasync.bootstrap import apply as A
+from hasync.bootstrap import manifest as M
 from hasync.bootstrap import plan as P
 from hasync.bootstrap import steps_drbd
 from hasync.bootstrap.wanted import fence_peer_script, load_units
@@ -113,7 +114,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def run_bootstrap(root: Path, node: FakeNode, w: P.Wanted, kill_after: int | None = None) -> A.Applier:
     prober = A.Prober(node, root=str(root), init=w.profile.init)
-    manifest = A.Manifest.new(str(root / "var/lib/hasync/bootstrap"), w.node, 1_800_000_000.0 + len(node.calls))
+    manifest = M.Manifest.new(str(root / "var/lib/hasync/bootstrap"), w.node, 1_800_000_000.0 + len(node.calls))
     applier = A.Applier(node, manifest, root=str(root), prober=prober, new_secret=lambda: "k" * 64 + "\n")
     if kill_after is not None:
         real = applier.apply
@@ -156,7 +157,7 @@ def test_rollback_restores_files_byte_for_byte(tmp_path: Path) -> None:
     node = FakeNode(tmp_path)
     run_bootstrap(tmp_path, node, wanted())
     assert snapshot(tmp_path) != before
-    run, report = A.rollback(str(tmp_path / "var/lib/hasync/bootstrap"), str(tmp_path))
+    run, report = M.rollback(str(tmp_path / "var/lib/hasync/bootstrap"), str(tmp_path))
     assert run is not None
     after = snapshot(tmp_path)
     # what commands made (the copy on the replicated disk, the ssh key, so the folders
@@ -167,7 +168,7 @@ def test_rollback_restores_files_byte_for_byte(tmp_path: Path) -> None:
     assert {k: v for k, v in after.items() if k not in extra} == before
     assert any("not undone" in line and "mkfs.ext4" in line for line in report)
     # a second rollback has nothing left
-    assert A.rollback(str(tmp_path / "var/lib/hasync/bootstrap"), str(tmp_path))[0] is None
+    assert M.rollback(str(tmp_path / "var/lib/hasync/bootstrap"), str(tmp_path))[0] is None
 
 
 @pytest.mark.parametrize("kill_after", [0, 1, 3, 5, 7, 9, 11])
@@ -243,7 +244,7 @@ def test_manifest_is_written_before_each_change(tmp_path: Path) -> None:
     node = FakeNode(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run_bootstrap(tmp_path, node, wanted(), kill_after=4)
-    [run] = A.runs(str(tmp_path / "var/lib/hasync/bootstrap"))
+    [run] = M.runs(str(tmp_path / "var/lib/hasync/bootstrap"))
     m = json.loads((run / "manifest.json").read_text())
     assert len(m["entries"]) == 4 and m["finished"] is False
 
@@ -289,7 +290,7 @@ def test_wait_sync_reports_progress_and_rate(tmp_path: Path) -> None:
     seen: list[tuple[float, str, str]] = []
     clock = FakeClock()
     prober = A.Prober(runner, root=str(tmp_path))
-    applier = A.Applier(runner, A.Manifest.new(str(tmp_path), "node1", 0.0), root=str(tmp_path), prober=prober,
+    applier = A.Applier(runner, M.Manifest.new(str(tmp_path), "node1", 0.0), root=str(tmp_path), prober=prober,
                         progress=lambda d, r, t: seen.append((d, r, t)), clock=clock)
     applier.apply(P.Change("drbd-sync", "wait-sync", target="r0", path="/dev/vdb"))
     assert [s[0] for s in seen] == [10.0, 40.0, 70.0, 100.0]
@@ -300,11 +301,11 @@ def test_wait_sync_reports_progress_and_rate(tmp_path: Path) -> None:
 
 
 def test_inverse_commands() -> None:
-    assert A.inverse(("systemctl", "enable", "x.service")) == ("systemctl", "disable", "x.service")
-    assert A.inverse(("systemctl", "--root=/r", "disable", "x.service")) == ("systemctl", "--root=/r", "enable", "x.service")
-    assert A.inverse(("chkconfig", "nfsserver", "off")) == ("chkconfig", "nfsserver", "on")
-    assert A.inverse(("mkfs.ext4", "-q", "/dev/vdb")) is None
-    assert A.inverse(("drbdadm", "up", "r0")) is None
+    assert M.inverse(("systemctl", "enable", "x.service")) == ("systemctl", "disable", "x.service")
+    assert M.inverse(("systemctl", "--root=/r", "disable", "x.service")) == ("systemctl", "--root=/r", "enable", "x.service")
+    assert M.inverse(("chkconfig", "nfsserver", "off")) == ("chkconfig", "nfsserver", "on")
+    assert M.inverse(("mkfs.ext4", "-q", "/dev/vdb")) is None
+    assert M.inverse(("drbdadm", "up", "r0")) is None
 
 
 def test_generated_auth_key_holds_32_random_bytes() -> None:
