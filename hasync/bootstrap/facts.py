@@ -11,7 +11,8 @@ values so test cases can hold captured output:
 - ``path:`` facts: ``{"kind": "missing|file|dir|symlink|other", "target": str, "mode": int}``
 
 Parsers fail loudly (``FactError`` naming the command and the missing key) on output they
-do not understand, rather than guessing.
+do not understand, rather than guessing. The DRBD facts (argv and parsers) are in
+hasync.bootstrap.facts_drbd, the raw shape and FactError in hasync.bootstrap.facts_raw.
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from hasync.bootstrap.facts_drbd import (
+    drbd_dump_argv,
+    drbd_gi_argv,
+    drbd_status_argv,
+    parse_drbd_dump,
+    parse_drbd_gi,
+    parse_drbd_status,
+)
+from hasync.bootstrap.facts_raw import FactError, cmd_text
+
 if TYPE_CHECKING:  # the type only: the pure core imports no effects (an import-linter contract)
     from hasync.effects.run import Argv
-
-
-class FactError(RuntimeError):
-    """A probe's output could not be understood."""
 
 
 # --------------------------------------------------------------------------- argv
@@ -39,20 +46,6 @@ def wipefs_argv(device: str) -> Argv:
 
 def blkid_argv(device: str) -> Argv:
     return ("blkid", "-p", "-o", "export", device)
-
-
-def drbd_status_argv(resource: str) -> Argv:
-    return ("drbdadm", "status", resource)
-
-
-def drbd_dump_argv(resource: str) -> Argv:
-    return ("drbdadm", "dump", resource)
-
-
-def drbd_gi_argv(resource: str) -> Argv:
-    """The data generation identifiers (UUIDs): from the kernel when the resource is up,
-    else from the metadata on the backing disk (drbdadm runs drbdmeta then)."""
-    return ("drbdadm", "get-gi", resource)
 
 
 PVS_FIELDS = "pv_name,vg_name,pv_size"
@@ -153,15 +146,9 @@ def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "")
 # --------------------------------------------------------------------------- parsers
 
 
-def _cmd_text(raw: Any) -> tuple[int, str, str]:
-    if not isinstance(raw, dict) or "exit" not in raw:
-        raise FactError(f"expected a command result, got {raw!r}")
-    return int(raw["exit"]), str(raw.get("stdout", "")), str(raw.get("stderr", ""))
-
-
 def parse_wipefs(raw: Any) -> list[dict] | None:
     """Signatures on a device: ``[{"type", "offset", "uuid", "label"}]``; None: no such device."""
-    code, out, err = _cmd_text(raw)
+    code, out, err = cmd_text(raw)
     if code != 0:
         if "No such file" in err or "No such device" in err or "does not exist" in err:
             return None
@@ -186,7 +173,7 @@ def parse_wipefs(raw: Any) -> list[dict] | None:
 
 def parse_blkid(raw: Any) -> dict[str, str] | None:
     """``blkid -p -o export``: KEY=VALUE lines; {} when nothing found (exit 2)."""
-    code, out, err = _cmd_text(raw)
+    code, out, err = cmd_text(raw)
     if code == 2:
         return {}
     if code != 0:
@@ -201,111 +188,9 @@ def parse_blkid(raw: Any) -> dict[str, str] | None:
     return res
 
 
-def parse_drbd_status(raw: Any) -> dict:
-    """``drbdadm status R`` (DRBD 9 and 8.4's drbdsetup status) -> role/disk/peer.
-
-    ``{"up": bool, "role": "Primary", "disk": "UpToDate", "peer": {"name", "role",
-    "connection", "replication", "peer_disk", "done"}}``; a resource that is not up
-    (or no kernel module) gives ``{"up": False}``.
-    """
-    code, out, err = _cmd_text(raw)
-    if code != 0 or not out.strip():
-        return {"up": False, "error": (err.strip() or out.strip())[-300:]}
-    res: dict[str, Any] = {"up": True, "role": "", "disk": "", "peer": None}
-    peer: dict[str, Any] | None = None
-    for line in out.splitlines():
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip(" "))
-        words = line.split()
-        kv = dict(w.split(":", 1) for w in words if ":" in w)
-        if indent == 0:
-            res["name"] = words[0]
-            res["role"] = kv.get("role", "")
-        elif indent == 2 and words[0].startswith("disk:"):
-            res["disk"] = kv.get("disk", "")
-        elif indent == 2:
-            peer = {
-                "name": words[0],
-                "role": kv.get("role", ""),
-                "connection": kv.get("connection", "Connected" if "role" in kv else ""),
-                "replication": "",
-                "peer_disk": "",
-                "done": None,
-            }
-            res["peer"] = peer
-        elif indent >= 4 and peer is not None:
-            peer["replication"] = kv.get("replication", peer["replication"])
-            peer["peer_disk"] = kv.get("peer-disk", peer["peer_disk"])
-            if "done" in kv:
-                peer["done"] = float(kv["done"])
-    if not res["role"]:
-        raise FactError(f"drbdadm status: no role in output: {out[:200]!r}")
-    return res
-
-
-# DRBD's UUID_JUST_CREATED: the current UUID `create-md` writes (8.4 and 9). It stays until
-# a node is made Primary (the first `primary --force`, or the peer's data synced over);
-# bit 0 of a UUID is a flag (was Primary), not part of the value.
-UUID_JUST_CREATED = 0x4
-_GI_RE = re.compile(r"^([0-9A-Fa-f]{16})((?::[0-9A-Fa-f]{16}){3})((?::[01])+)\s*$")
-
-
-def parse_drbd_gi(raw: Any) -> dict:
-    """``drbdadm get-gi R``: ``current:bitmap:history1:history2:flags...`` (one line per
-    peer device; 8.4 prints 7 flags, 9 prints 12) ->
-    ``{"readable": True, "current", "bitmap", "history": [h1, h2], "fresh": bool}``;
-    ``fresh``: metadata as `create-md` left it (current UUID just created, no bitmap or
-    history UUID: this disk never held replicated data). ``{"readable": False, "error"}``
-    when there is no metadata, no such resource, or no drbdadm.
-    """
-    code, out, err = _cmd_text(raw)
-    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
-    if code != 0 or not lines:
-        return {"readable": False, "error": (err.strip() or out.strip() or f"exit {code}")[-300:]}
-    parsed = []
-    for ln in lines:
-        m = _GI_RE.match(ln)
-        if not m:
-            raise FactError(f"drbdadm get-gi: not a generation identifier line: {ln[:200]!r}")
-        uuids = [m.group(1).upper(), *m.group(2)[1:].upper().split(":")]
-        parsed.append(uuids)
-    current, bitmap, h1, h2 = parsed[0]
-    fresh = all(int(u[0], 16) & ~1 == UUID_JUST_CREATED and not any(int(x, 16) for x in u[1:]) for u in parsed)
-    return {"readable": True, "current": current, "bitmap": bitmap, "history": [h1, h2], "fresh": fresh}
-
-
-_ON_RE = re.compile(r"^\s*on\s+(\S+)\s*\{(.*?)^\s*\}", re.M | re.S)
-
-
-def parse_drbd_dump(raw: Any) -> dict:
-    """``drbdadm dump R`` -> {"protocol", "hosts": {name: {"device", "minor", "disk", "address"}}}."""
-    code, out, err = _cmd_text(raw)
-    if code != 0:
-        return {}
-    text = "\n".join(line for line in out.splitlines() if not line.lstrip().startswith("#"))
-    m = re.search(r"\bprotocol\s+(\w+)\s*;", text)
-    hosts = {}
-    for on in _ON_RE.finditer(text):
-        body = on.group(2)
-        host: dict[str, Any] = {}
-        dm = re.search(r"\bdevice\s+(\S+?)(?:\s+minor\s+(\d+))?\s*;", body)
-        if dm:
-            host["device"] = dm.group(1)
-            host["minor"] = int(dm.group(2)) if dm.group(2) else None
-        km = re.search(r"\bdisk\s+(\S+?)\s*;", body)
-        if km:
-            host["disk"] = km.group(1)
-        am = re.search(r"\baddress\s+(?:ipv[46]\s+)?(\S+?)\s*;", body)
-        if am:
-            host["address"] = am.group(1)
-        hosts[on.group(1)] = host
-    return {"protocol": m.group(1) if m else "", "hosts": hosts}
-
-
 def parse_lvm_report(raw: Any, tool: str) -> list[dict[str, str]] | None:
     """``pvs/vgs/lvs --reportformat json``: the rows; None when LVM is not installed."""
-    code, out, err = _cmd_text(raw)
+    code, out, err = cmd_text(raw)
     if code == 127:
         return None
     if code != 0 and not out.strip():
@@ -327,7 +212,7 @@ def parse_devlinks(raw: Any) -> dict[str, Any]:
     """``udevadm info --query=all``: {"known": bool, "name": "/dev/vdb", "links": [...]};
     known is False without udev (no udevadm, a container, the namespace lab) or for a
     device udev does not know."""
-    code, out, _ = _cmd_text(raw)
+    code, out, _ = cmd_text(raw)
     if code != 0:
         return {"known": False, "name": "", "links": []}
     name, links = "", []
@@ -343,7 +228,7 @@ def parse_devlinks(raw: Any) -> dict[str, Any]:
 def parse_lvm_setting(raw: Any, setting: str) -> str | None:
     """``lvmconfig --typeconfig full devices/use_devicesfile`` -> "1"; None without LVM
     or for a setting this LVM does not know."""
-    code, out, _ = _cmd_text(raw)
+    code, out, _ = cmd_text(raw)
     key = setting.rsplit("/", 1)[-1]
     if code != 0:
         return None
@@ -357,7 +242,7 @@ def parse_lvm_setting(raw: Any, setting: str) -> str | None:
 def parse_version(raw: Any, tool: str) -> Any:
     """``lvm version`` -> "2.03.16"; ``drbdadm --version`` -> {"utils": "9.22.0",
     "kernel": "8.4.11"} (kernel "0": no module loaded); None when the tool is missing."""
-    code, out, _ = _cmd_text(raw)
+    code, out, _ = cmd_text(raw)
     if code == 127 or (code != 0 and not out.strip()):
         return None
     if tool == "lvm":
@@ -369,7 +254,7 @@ def parse_version(raw: Any, tool: str) -> Any:
 
 def parse_wipefs_json(raw: Any) -> bool | None:
     """Does this wipefs write JSON (``--json`` in its help)? None: no wipefs."""
-    code, out, _ = _cmd_text(raw)
+    code, out, _ = cmd_text(raw)
     if code == 127:
         return None
     return "--json" in out
@@ -380,7 +265,7 @@ def parse_enabled(raw: Any, init: str) -> str:
 
     For sysv (chkconfig --list NAME): 'enabled' when on in any of runlevels 2-5.
     """
-    code, out, err = _cmd_text(raw)
+    code, out, err = cmd_text(raw)
     if init == "systemd":
         word = out.strip().splitlines()[-1].strip() if out.strip() else ""
         if word:
@@ -399,7 +284,7 @@ def parse_enabled(raw: Any, init: str) -> str:
 
 def parse_partitions(raw: Any) -> dict[str, dict[str, int]]:
     """/proc/partitions -> {name: {"major", "minor", "bytes"}}."""
-    code, out, _ = _cmd_text(raw)
+    code, out, _ = cmd_text(raw)
     res = {}
     for line in out.splitlines():
         w = line.split()
@@ -410,7 +295,7 @@ def parse_partitions(raw: Any) -> dict[str, dict[str, int]]:
 
 def parse_mountinfo(raw: Any) -> list[dict[str, str]]:
     """/proc/self/mountinfo -> [{"mount_point", "source", "fstype", "dev"}]."""
-    _, out, _ = _cmd_text(raw)
+    _, out, _ = cmd_text(raw)
     res = []
     for line in out.splitlines():
         left, sep, right = line.partition(" - ")
@@ -430,14 +315,14 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
     if kind == "file":
         return raw
     if kind == "peer_file":
-        code, out, err = _cmd_text(raw)
+        code, out, err = cmd_text(raw)
         if code == 255:  # ssh itself failed: not the same as "no such file"
             raise FactError(f"ssh to the first node failed reading {arg}: {err.strip()[-300:]}")
         if code == 124:  # the runner's timeout: nothing was read, the file may well be there
             raise FactError(f"reading {arg} on the first node over ssh timed out (a busy node?): {err.strip()[-300:]}")
         return out if code == 0 else None
     if kind == "hostkeys":
-        _, out, _ = _cmd_text(raw)
+        _, out, _ = cmd_text(raw)
         return [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("#")]
     if kind == "path":
         return raw if raw is not None else {"kind": "missing", "target": "", "mode": 0}
@@ -462,7 +347,7 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
     if kind == "wipefs_json":
         return parse_wipefs_json(raw)
     if kind == "lvm_systemid":  # "  system ID: node1" (nothing when no source is set)
-        m = re.search(r"system ID:\s*(\S+)", _cmd_text(raw)[1])
+        m = re.search(r"system ID:\s*(\S+)", cmd_text(raw)[1])
         return m.group(1) if m else ""
     if kind == "enabled":
         return parse_enabled(raw, init)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hasync.bootstrap import facts as F
+from hasync.bootstrap import facts_drbd
 
 CAP = Path(__file__).parent / "data" / "bootstrap" / "captured"
 
@@ -35,24 +36,24 @@ def test_wipefs_missing_device_and_garbage() -> None:
 
 
 def test_drbd_status_formats() -> None:
-    s = F.parse_drbd_status(ok("drbd9-status-syncsource.txt"))
+    s = facts_drbd.parse_drbd_status(ok("drbd9-status-syncsource.txt"))
     assert s["up"] and s["role"] == "Primary" and s["disk"] == "UpToDate"
     assert s["peer"] == {"name": "node2", "role": "Secondary", "connection": "Connected", "replication": "SyncSource", "peer_disk": "Inconsistent", "done": 37.52}
-    c = F.parse_drbd_status(ok("drbd9-status-fresh-connecting.txt"))
+    c = facts_drbd.parse_drbd_status(ok("drbd9-status-fresh-connecting.txt"))
     assert c["peer"]["connection"] == "Connecting" and c["peer"]["role"] == ""
-    old = F.parse_drbd_status(ok("drbd84-status-synctarget.txt"))
+    old = facts_drbd.parse_drbd_status(ok("drbd84-status-synctarget.txt"))
     assert old["peer"]["name"] == "peer" and old["peer"]["replication"] == "SyncTarget" and old["peer"]["done"] == 80.10
 
 
 def test_drbd_status_not_up() -> None:
     down = {"exit": 20, "stdout": "", "stderr": "Command 'drbdsetup status r0' terminated with exit code 20"}
-    assert F.parse_drbd_status(down)["up"] is False
+    assert facts_drbd.parse_drbd_status(down)["up"] is False
     with pytest.raises(F.FactError):
-        F.parse_drbd_status({"exit": 0, "stdout": "r0 something\n", "stderr": ""})
+        facts_drbd.parse_drbd_status({"exit": 0, "stdout": "r0 something\n", "stderr": ""})
 
 
 def test_drbd_dump() -> None:
-    d = F.parse_drbd_dump(ok("drbdadm-dump-r0.txt"))
+    d = facts_drbd.parse_drbd_dump(ok("drbdadm-dump-r0.txt"))
     assert d["protocol"] == "C"
     assert d["hosts"]["other"] == {"device": "/dev/drbd0", "minor": 0, "disk": "/dev/vdb", "address": "127.0.0.2:7789"}
 
@@ -105,24 +106,24 @@ def test_drbd_generation_identifiers() -> None:
     """Captured with drbd-utils 9.22 (drbdadm get-gi reading the metadata through drbdmeta):
     right after create-md (9 and 8.4 formats), and a disk that has held data."""
     for name in ("drbdadm-get-gi-fresh-v09.txt", "drbdmeta-get-gi-fresh-v08.txt"):
-        gi = F.parse_drbd_gi(ok(name))
+        gi = facts_drbd.parse_drbd_gi(ok(name))
         assert gi["readable"] and gi["fresh"] and gi["current"] == "0000000000000004", name
-    used = F.parse_drbd_gi(ok("drbdadm-get-gi-outdated-v09.txt"))
+    used = facts_drbd.parse_drbd_gi(ok("drbdadm-get-gi-outdated-v09.txt"))
     assert used["readable"] and not used["fresh"]
     assert used["current"] == "8D3C1E5A7B2F4C90" and used["history"] == ["4A7B1C9E3D2F5A60", "0000000000000004"]
-    assert not F.parse_drbd_gi(ok("drbdmeta-get-gi-outdated-v08.txt"))["fresh"]
+    assert not facts_drbd.parse_drbd_gi(ok("drbdmeta-get-gi-outdated-v08.txt"))["fresh"]
     # bit 0 is the "was Primary" flag, not part of the UUID
-    assert F.parse_drbd_gi({"exit": 0, "stdout": "0000000000000005:0000000000000000:0000000000000000:0000000000000000:0:0:0:0:0:0:0\n"})["fresh"]
+    assert facts_drbd.parse_drbd_gi({"exit": 0, "stdout": "0000000000000005:0000000000000000:0000000000000000:0000000000000000:0:0:0:0:0:0:0\n"})["fresh"]
     # a fresh current UUID with a history is not brand-new metadata
-    assert not F.parse_drbd_gi({"exit": 0, "stdout": "0000000000000004:0000000000000000:4A7B1C9E3D2F5A60:0000000000000000:0:0:0:0:0:0:0\n"})["fresh"]
+    assert not facts_drbd.parse_drbd_gi({"exit": 0, "stdout": "0000000000000004:0000000000000000:4A7B1C9E3D2F5A60:0000000000000000:0:0:0:0:0:0:0\n"})["fresh"]
 
 
 def test_drbd_generation_identifiers_unreadable_and_garbage() -> None:
     undefined = {"exit": 1, "stdout": "", "stderr": "'r0' not defined in your config (for this host).\n"}
-    assert F.parse_drbd_gi(undefined) == {"readable": False, "error": "'r0' not defined in your config (for this host)."}
-    assert F.parse_drbd_gi({"exit": 1, "stdout": "", "stderr": ""})["readable"] is False  # no metadata: drbdmeta says nothing
+    assert facts_drbd.parse_drbd_gi(undefined) == {"readable": False, "error": "'r0' not defined in your config (for this host)."}
+    assert facts_drbd.parse_drbd_gi({"exit": 1, "stdout": "", "stderr": ""})["readable"] is False  # no metadata: drbdmeta says nothing
     with pytest.raises(F.FactError):
-        F.parse_drbd_gi({"exit": 0, "stdout": "r0: something else\n", "stderr": ""})
+        facts_drbd.parse_drbd_gi({"exit": 0, "stdout": "r0: something else\n", "stderr": ""})
 
 
 def test_a_peer_file_read_that_timed_out_is_an_error_not_a_missing_file() -> None:
