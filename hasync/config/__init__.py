@@ -6,7 +6,8 @@ every problem found, not just the first; ``check``/``check_text`` also return th
 warnings. ``config_path`` is the one rule for which file; ``identity.local_node`` the one
 rule for which node this host is.
 
-  reader.py     errors, durations, the TOML line index, typed getters, bounded files
+  reader.py     errors, durations, the TOML line index, typed getters
+  text_files.py the config's text files read bounded, refused cleanly when no text
   sections.py   one field table per section, the rules between fields
   profiles.py   distro profiles
   identity.py   which [[node]] this host is
@@ -41,12 +42,9 @@ from hasync.config.reader import (
     LineIndex,
     Reader,
     Report,
-    UnreadableFile,
-    decode_text,
     format_duration,
     kind_words,
     parse_duration,
-    read_bytes,
     tomllib,
 )
 from hasync.config.sections import (
@@ -57,6 +55,7 @@ from hasync.config.sections import (
     RESOURCE_TYPES,
     STOP_FAILURE,
 )
+from hasync.config.text_files import UnreadableFile, decode_text, read_bytes
 from hasync.packet_layout import GOOD_KEY, MIN_KEY
 
 __all__ = [

@@ -13,12 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hasync import model
-from hasync.config.reader import (
-    ConfigError,
-    decode_text,
-    parse_duration,
-    read_bytes,
-)
+from hasync.config.reader import ConfigError, parse_duration
+from hasync.config.text_files import decode_text, read_bytes
 
 # --------------------------------------------------------------------------- reading
 

@@ -29,9 +29,10 @@ from hasync.config.heartbeat import (
     parse_haresources,
     read_heartbeat_file,
 )
-from hasync.config.reader import ConfigError, UnreadableFile, format_duration
+from hasync.config.reader import ConfigError, format_duration
 from hasync.config.resource_d import RESOURCE_D, NfsContext, NoEquivalent, heartbeat_agent
 from hasync.config.stonith import fencing
+from hasync.config.text_files import UnreadableFile
 from hasync.config.toml_writer import Table, render
 from hasync.packet_layout import GOOD_KEY, MIN_KEY
 

@@ -11,11 +11,9 @@ from hasync.config.reader import (
     ConfigError,
     LineIndex,
     Reader,
-    UnreadableFile,
-    decode_text,
-    read_bytes,
     tomllib,
 )
+from hasync.config.text_files import UnreadableFile, decode_text, read_bytes
 from hasync.resources import data_dir
 
 INIT_SYSTEMS = ("systemd", "sysv")
