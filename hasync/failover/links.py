@@ -69,21 +69,11 @@ class UdpLink:
         (from the kernel's receive timestamp), so a daemon that reads its sockets only
         when it wakes anyway still knows when each heartbeat arrived."""
         out = []
-        for _ in range(256):
-            try:
-                data, anc, _flags, _addr = self.sock.recvmsg(4096, 64)
-            except (BlockingIOError, InterruptedError):
+        for _ in range(256):  # bounded: a flood cannot keep the caller here
+            got = self.recv_one(mono_now, real_now)
+            if got is None:
                 break
-            except OSError:
-                break
-            t = mono_now
-            for level, kind, cdata in anc:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= _TS.size:
-                    sec, nsec = _TS.unpack_from(cdata)
-                    age = real_now - (sec + nsec * 1e-9)
-                    if 0.0 <= age < 60.0:
-                        t = mono_now - age
-            out.append((t, data))
+            out.append(got)
         return out
 
     def recv_one(self, mono_now: float, real_now: float) -> tuple[float, bytes] | None:

@@ -34,14 +34,12 @@ def fingerprint(path: str) -> str:
     if statmod.S_ISREG(st.st_mode):
         if st.st_size > HASH_LIMIT:
             return f"f:{st.st_size}:{int(st.st_mtime)}:{meta}"
-        h = hashlib.sha256()
         try:
             with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as e:
             return f"?{e.errno}"
-        return f"f:{st.st_size}:{h.hexdigest()}:{meta}"
+        return f"f:{st.st_size}:{digest}:{meta}"
     return f"o:{st.st_mode:o}:{meta}"
 
 

@@ -39,14 +39,12 @@ def local_side(path: str) -> policy.Side:
         return policy.Side("link", hashlib.sha256((target + "\n").encode()).hexdigest(), st.st_mtime)
     if statmod.S_ISDIR(st.st_mode):
         return policy.Side("dir", "", st.st_mtime)
-    h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        pass
-    return policy.Side("file", h.hexdigest(), st.st_mtime, st.st_size)
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:  # unreadable: the hash of no bytes
+        digest = hashlib.sha256().hexdigest()
+    return policy.Side("file", digest, st.st_mtime, st.st_size)
 
 
 INSPECT_SCRIPT = r"""

@@ -166,11 +166,7 @@ class PeerLink:
         self.stop()
         os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         os.chmod(self.run_dir, 0o700)
-        for p in (self.paths.control, self.paths.forward):
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
+        self._remove_sockets()
         script = server_script(
             socket_path=self.paths.remote_socket,
             archive_dir=self.archive_dir,
@@ -250,6 +246,10 @@ class PeerLink:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """The forwarded socket and ssh's control socket, left by a previous connection."""
         for p in (self.paths.forward, self.paths.control):
             try:
                 os.unlink(p)
