@@ -10,6 +10,7 @@ from rich.markup import escape
 from hasync import config
 from hasync.cli import common, views
 from hasync.config import ConfigError
+from hasync.config.importer import import_heartbeat
 from hasync.failover.effective import effective
 
 ERRORS = common.ERRORS
@@ -101,7 +102,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     err = views.console(stderr=True)
     try:
-        imported = config.import_heartbeat(args.haresources, args.ha_cf, args.authkeys, ocf=args.ocf)
+        imported = import_heartbeat(args.haresources, args.ha_cf, args.authkeys, ocf=args.ocf)
     except ConfigError as e:
         views.issues(err, e.issues)
         return 2

@@ -18,7 +18,8 @@ rule for which node this host is.
   agents.py     which OCF agents exist and which are promotable
   resource_d.py heartbeat resource.d scripts -> their OCF agents (shared with the export)
   heartbeat.py  reading haresources, ha.cf and authkeys
-  importer.py   `hasync haresources import`: those files -> cluster.toml (stonith.py: [fencing])
+  importer.py   `hasync haresources import`: those files -> cluster.toml (stonith.py: [fencing]);
+                imported by that verb only, not loaded by every command
   toml_writer.py  TOML out of values, always parseable
 """
 
@@ -33,7 +34,6 @@ from hasync import model
 from hasync.config import chain_rules, net_rules, sections
 from hasync.config.heartbeat import HaCf, parse_ha_cf, parse_haresources, read_heartbeat_file
 from hasync.config.identity import NodeIdentityError, local_node
-from hasync.config.importer import Imported, import_heartbeat
 from hasync.config.limits import packet_problems, worst_case_payload
 from hasync.config.paths import normalize_path, sync_path_problem
 from hasync.config.profiles import available_profiles, load_profile, resolve_profile
@@ -60,8 +60,8 @@ from hasync.packet_layout import GOOD_KEY, MIN_KEY
 
 __all__ = [
     "BAUDS", "DEFAULT_CONFIG", "FENCING_MODES", "GOOD_KEY", "MIN_KEY", "FILESYSTEMS", "LINK_KINDS", "RESOURCE_TYPES", "STOP_FAILURE",
-    "ConfigError", "HaCf", "Imported", "LineIndex", "NodeIdentityError", "Report",
-    "available_profiles", "check", "check_text", "config_path", "format_duration", "import_heartbeat", "kind_words",
+    "ConfigError", "HaCf", "LineIndex", "NodeIdentityError", "Report",
+    "available_profiles", "check", "check_text", "config_path", "format_duration", "kind_words",
     "load", "load_profile", "loads", "local_node", "normalize_path", "packet_problems", "parse_duration",
     "parse_ha_cf", "parse_haresources", "sync_path_problem", "worst_case_payload",
 ]

@@ -21,6 +21,7 @@ import pytest
 
 from hasync import cli, config
 from hasync.config import paths as sync_paths
+from hasync.config.importer import import_heartbeat
 from hasync.failover import packets
 from tests.unit.fuzzing import Budget, mutate_bytes, mutate_toml
 
@@ -139,7 +140,7 @@ def test_fuzz_haresources_import(workdir, capsysbinary):
         with_cf = rng.random() < 0.7
         try:
             try:
-                imported = config.import_heartbeat(str(hr), str(cf) if with_cf else None)
+                imported = import_heartbeat(str(hr), str(cf) if with_cf else None)
             except config.ConfigError as e:
                 assert e.issues and all(x.startswith((str(hr), str(cf))) for x in e.issues), e.issues
                 rejected += 1
