@@ -89,7 +89,11 @@ def node_local_within(path: str, node_local) -> tuple[str, ...]:
 
 
 def excluded(path: str, node_local) -> bool:
-    return any(is_under(path, q) for q in node_local)
+    """True if *path* is one of *node_local* or below one. *node_local* as
+    ``node_local_paths`` returns it (normalised): only *path* is normalised here, once --
+    the watcher asks this for every file event (a 10,000-file burst: tens of thousands)."""
+    path = normalize_path(path)
+    return any(path == q or path.startswith(q.rstrip("/") + "/") for q in node_local)
 
 
 def start_problems(sync) -> list[str]:

@@ -77,6 +77,14 @@ def test_scope_and_unison_exclude_node_local_files() -> None:
     assert ignore_path("/etc/a*b/{x,y}") == r"Path etc/a\*b/\{x\,y\}"
 
 
+def test_excluded_is_the_node_local_path_or_below_it_however_spelled() -> None:
+    local = P.node_local_paths(Sync())
+    for p in ("/run/hasync", "/run/hasync/sync/x.sock", "//run/./hasync/", "/var/lib/hasync/../hasync/sync"):
+        assert P.excluded(p, local), p
+    for p in ("/run/hasyncd", "/run", "/var/lib", "/etc/hasync/cluster.toml", "/etc/hasync/sshd"):
+        assert not P.excluded(p, local), p
+
+
 def write_config(tmp_path: Path, paths: list[str]) -> Path:
     text = (ROOT / "profiles" / "cluster" / "example.toml").read_text()
     text = re.sub(r"(?m)^paths = .*$", "paths = [" + ", ".join(f'"{p}"' for p in paths) + "]", text, count=1)
