@@ -12,10 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
-
-from hasync import model
 
 OCF_ROOT = "/usr/lib/ocf"  # as hasync.failover.chain runs them
 
@@ -50,6 +47,11 @@ PROMOTABLE: frozenset[str] = frozenset({
     "heartbeat:mpathpersist", "heartbeat:mysql", "heartbeat:pgsql", "heartbeat:rabbitmq-server-ha",
     "heartbeat:redis", "heartbeat:sg_persist",
 })
+
+# promotable agents that refuse to run as a plain primitive (linbit:drbd wants notify=true
+# and the clone's meta attributes; Stateful only ever starts unpromoted); the others above
+# (mysql, pgsql, redis ...) also run as one plain instance, with promotable = false
+PROMOTE_ONLY: frozenset[str] = frozenset({"linbit:drbd", "heartbeat:Stateful", "pacemaker:Stateful"})
 
 _PROMOTE_ACTION = re.compile(rb'<action\s+name="promote"')
 
@@ -92,23 +94,3 @@ def promotable(agent: str, ocf_root: str = OCF_ROOT) -> bool:
     except (OSError, ValueError):
         pass
     return agent in PROMOTABLE
-
-
-def chain_promotes(commands: Callable[..., tuple] | None = None) -> bool:
-    """Whether hasync's chain runner promotes a promotable agent: ``commands`` (the chain's,
-    hasync.failover.chain.commands) either runs ``promote`` as part of ``start`` or
-    accepts "promote" as an operation of its own. Asked, not assumed: while the runner
-    only runs start/stop, ocf:linbit:drbd would start Secondary and the filesystem on it
-    could never mount."""
-    if commands is None:
-        from hasync.failover import chain
-        commands = chain.commands
-    probe = model.Resource("drbd", "ocf", "linbit:drbd", params={"drbd_resource": "r0"})
-    for op in ("start", "promote"):
-        try:
-            cmds = commands(probe, op)
-        except (ValueError, TypeError, KeyError):
-            continue
-        if any("promote" in c.argv for c in cmds):
-            return True
-    return False

@@ -76,8 +76,10 @@ def say(r: Reader, s: Seen, key: str, message: str, *, error: bool) -> None:
         path: tuple = ("resource", s.index)
         if key in s.res.params:
             path += ("params", key)
-        elif key in ("agent", "args") or key and s.res.args:  # a heartbeat script's parameter is one of its args
-            path += (key if key == "agent" else "args",)
+        elif key in ("agent", "promotable"):
+            path += (key,)
+        elif key == "args" or key and s.res.args:  # a heartbeat script's parameter is one of its args
+            path += ("args",)
         (r.error if error else r.warn)(path, message)
     else:
         (r.errors if error else r.warnings).append(f"{s.res.src}: resource {s.res.id!r} ({s.res.agent}): {message}")
@@ -136,7 +138,6 @@ def order(r: Reader, seen: list[Seen]) -> None:
 
 def agents_run(r: Reader, seen: list[Seen], storage: model.Storage) -> None:
     """OCF agents that do not exist or cannot work under hasync's chain runner."""
-    promotes = None
     for s in seen:
         if s.res.type != "ocf" or r.is_bad(("resource", s.index, "agent")):
             continue
@@ -144,21 +145,26 @@ def agents_run(r: Reader, seen: list[Seen], storage: model.Storage) -> None:
         if hint:
             say(r, s, "agent", f"OCF agent {s.agent!r} is unknown: {hint}", error=False)
             continue
-        if agents.promotable(s.agent):
-            promotes = agents.chain_promotes() if promotes is None else promotes
-            if not promotes:
-                # a warning, not a refusal: the runner's promote/demote is issue 13 item 3's
-                # other half, and the README's example chain starts with ocf:linbit:drbd
-                instead = ('use type = "heartbeat", agent = "drbddisk", args = ["RESOURCE"] (its start makes DRBD Primary)'
-                           if s.agent == "linbit:drbd" else "use an agent whose start brings the service up")
-                say(r, s, "agent", f"ocf:{s.agent} is promotable: its start leaves it unpromoted (DRBD: Secondary) and "
-                                   f"this hasync's chain runner runs start and stop only, so what follows it cannot start; "
-                                   f"{instead}, or run a hasync whose chain promotes", error=False)
+        if not r.is_bad(("resource", s.index, "promotable")):
+            promotable(r, s)
         if (s.agent == "heartbeat:LVM-activate" and s.params.get("vg_access_mode") == "system_id" and not storage.lvm_system_id
                 and not r.is_bad(("storage", "lvm_system_id"))):
             say(r, s, "vg_access_mode", "vg_access_mode=system_id needs system_id_source in lvm.conf on both nodes, which "
                                         "bootstrap writes only when [storage] names it: add lvm_system_id = \"uname\" to "
                                         "[storage] (or use vg_access_mode=tagging)", error=True)
+
+
+def promotable(r: Reader, s: Seen) -> None:
+    """``promotable`` against the agent: the chain runs promote and demote only for a
+    promotable resource, and an agent without those actions fails them."""
+    has_promote = agents.promotable(s.agent)
+    if s.res.promotable and not has_promote:
+        say(r, s, "promotable", f"ocf:{s.agent} has no promote action (its metadata lists none): the chain's promote "
+                                "after its start would fail; drop promotable = true", error=True)
+    elif not s.res.promotable and s.agent in agents.PROMOTE_ONLY:
+        say(r, s, "promotable", f"ocf:{s.agent} only works promoted: its start leaves it unpromoted (DRBD: Secondary) "
+                                "and it refuses to run outside a promotable clone, so what follows it cannot start; "
+                                "drop promotable = false", error=True)
 
 
 # --------------------------------------------------------------------------- [nfs].vip

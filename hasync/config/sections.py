@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hasync import model
+from hasync.config import agents
 from hasync.config.paths import (
     node_local_paths,
     node_local_within,
@@ -63,7 +64,8 @@ STORAGE = (*fields("bool", "use_drbd", "use_lvm"), *fields("strmap", "disks", "r
 NFS = (Field("state_dir", "str"), Field("export", "tables"), Field("vip", "str"), *fields("duration", "grace_time", "lease_time"))
 EXPORT = (Field("path", "str", True), Field("clients", "str"), Field("options", "str"), Field("fsid", "int"))
 RESOURCE = (*(Field(k, "str", True) for k in ("id", "type", "agent")), Field("args", "strlist"), Field("params", "paramsmap"),
-            *fields("duration", "start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval"), Field("max_restarts", "int"))
+            *fields("duration", "start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval"), Field("max_restarts", "int"),
+            Field("promotable", "bool"))
 FENCING = (Field("mode", "str"), Field("command", "argv"), Field("timeout", "duration"), Field("on_stop_failure", "str"),
            Field("self_command", "argv"))
 
@@ -320,8 +322,12 @@ def resources(r: Reader, raw: Any) -> tuple[model.Resource, ...]:
     d = model.Resource("x", "ocf", "x")
     for i, x in enumerate(raw):
         p = ("resource", i)
-        v = read(r, x, p, RESOURCE, d, id="", type="", agent="", params={})
+        v = read(r, x, p, RESOURCE, d, id="", type="", agent="", params={}, promotable=None)
         rid, rtype, agent = v["id"], v["type"], v["agent"]
+        if v["promotable"] is None:  # not given: the agent's metadata says (a promote action)
+            v["promotable"] = rtype == "ocf" and bool(agent) and agents.promotable(agent)
+        elif v["promotable"] and rtype in RESOURCE_TYPES and rtype != "ocf":
+            r.error(p + ("promotable",), f"only an OCF agent can be promoted; a {rtype} resource starts and stops")
         if rtype and rtype not in RESOURCE_TYPES:
             r.error(p + ("type",), f"unknown resource type {rtype!r}; expected one of {', '.join(RESOURCE_TYPES)}")
         if rtype == "ocf" and agent and not re.match(r"^[\w.-]+:[\w.-]+$", agent):

@@ -6,7 +6,8 @@ status) into the argv/env to run, for every kind hasync supports:
 - heartbeat: ``/etc/ha.d/resource.d/NAME`` (else ``/etc/init.d/NAME``) ``arg... start|stop|status``
 - lsb:       ``/etc/init.d/NAME start|stop|status`` (status 0 = running)
 - systemd:   ``systemctl start|stop UNIT``, ``systemctl is-active UNIT`` (the state word is read)
-- ocf:       ``$OCF_ROOT/resource.d/PROVIDER/AGENT start|stop|monitor`` with OCF_RESKEY_*
+- ocf:       ``$OCF_ROOT/resource.d/PROVIDER/AGENT start|stop|monitor`` with OCF_RESKEY_*;
+             a promotable agent ``start`` + ``promote``, ``demote``, ``monitor`` (hasync.failover.ocf)
 - service:   the distro profile's unit names for a logical service, via systemd or LSB
 
 ``ChainPlan`` is the step machine of one job (start, stop, restart-from, monitor):
@@ -26,35 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hasync import model
+from hasync.failover import ocf
+from hasync.failover.ocf import OCF_NOT_RUNNING, OCF_ROOT, OCF_RUNNING_MASTER, OCF_SUCCESS
 from hasync.failover.states import CHAIN_JOBS, JobKind, JobOutcome, OpOutcome, StepOp
 
-OCF_ROOT = "/usr/lib/ocf"
 RESOURCE_D = "/etc/ha.d/resource.d"
 INIT_D = "/etc/init.d"
-
-# OCF exit codes (OCF resource agent API)
-OCF_SUCCESS = 0
-OCF_ERR_GENERIC = 1
-OCF_ERR_ARGS = 2
-OCF_ERR_UNIMPLEMENTED = 3
-OCF_ERR_PERM = 4
-OCF_ERR_INSTALLED = 5
-OCF_ERR_CONFIGURED = 6
-OCF_NOT_RUNNING = 7
-OCF_RUNNING_MASTER = 8
-OCF_FAILED_MASTER = 9
-OCF_CODES = {
-    0: "OK",
-    1: "ERR_GENERIC",
-    2: "ERR_ARGS",
-    3: "ERR_UNIMPLEMENTED",
-    4: "ERR_PERM",
-    5: "ERR_INSTALLED",
-    6: "ERR_CONFIGURED",
-    7: "NOT_RUNNING",
-    8: "RUNNING_MASTER",
-    9: "FAILED_MASTER",
-}
 
 
 @dataclass(frozen=True)
@@ -72,14 +50,6 @@ def heartbeat_script(name: str, exists: Callable[[str], bool] = os.path.exists) 
     return p if exists(p) else f"{INIT_D}/{name}"
 
 
-def _timeout(res: model.Resource, op: str) -> float:
-    if op == "start":
-        return res.start_timeout
-    if op == "stop":
-        return res.stop_timeout
-    return res.monitor_timeout
-
-
 def service_units(res: model.Resource, profile: model.Profile | None) -> tuple[str, ...]:
     if profile is None:
         return (res.agent,)
@@ -94,11 +64,13 @@ def commands(
     profile: model.Profile | None = None,
     exists: Callable[[str], bool] = os.path.exists,
     ocf_root: str = OCF_ROOT,
+    interval: float = 0.0,
 ) -> tuple[Command, ...]:
-    """The commands for *op* (start, stop, status) on *res*; status of OCF is ``monitor``."""
+    """The commands for *op* (start, stop, status) on *res*, run in order until one fails;
+    status of OCF is ``monitor`` (*interval*: a recurring monitor's period, 0 a probe)."""
     if op not in ("start", "stop", "status"):
         raise ValueError(f"unknown operation {op!r}")
-    t = _timeout(res, op)
+    t = ocf.action_timeout(res, op)
     if res.type == "heartbeat":
         return (Command((heartbeat_script(res.agent, exists), *res.args, op), (), t),)
     if res.type == "lsb":
@@ -107,20 +79,11 @@ def commands(
     if res.type == "systemd":
         return (_systemctl(res.agent, op, t),)
     if res.type == "ocf":
+        # a promotable agent: start+promote, demote, monitor (hasync.failover.ocf)
         provider, _, agent = res.agent.partition(":")
-        env = [
-            ("OCF_ROOT", ocf_root),
-            ("OCF_FUNCTIONS_DIR", f"{ocf_root}/lib/heartbeat"),
-            ("OCF_RESOURCE_INSTANCE", res.id),
-            ("OCF_RESOURCE_TYPE", agent),
-            ("OCF_RESOURCE_PROVIDER", provider),
-            ("OCF_RA_VERSION_MAJOR", "1"),
-            ("OCF_RA_VERSION_MINOR", "0"),
-            ("OCF_RESKEY_CRM_meta_timeout", str(int(t * 1000))),
-        ]
-        env += [(f"OCF_RESKEY_{k}", str(v)) for k, v in sorted(res.params.items())]
-        action = "monitor" if op == "status" else op
-        return (Command((f"{ocf_root}/resource.d/{provider}/{agent}", action), tuple(env), t),)
+        path = f"{ocf_root}/resource.d/{provider}/{agent}"
+        return tuple(Command((path, a), ocf.environment(res, a, ocf_root=ocf_root, interval=interval), ocf.action_timeout(res, a))
+                     for a in ocf.actions(res, op))
     if res.type == "service":
         units = service_units(res, profile)
         sysv = profile is not None and profile.init == "sysv"
@@ -158,6 +121,14 @@ def classify_status(res: model.Resource, exit_code: int, stdout: str) -> OpOutco
     A timeout (124), a bus error, activating/deactivating, an unknown code: FAILED, which
     after a stop is a failed stop (the escalation), at start-up a probe that cannot tell.
     """
+    if res.type == "ocf" and res.promotable:
+        # only the promoted instance is a piece of the chain; started-unpromoted (a DRBD
+        # Secondary) is what a released or standby node holds
+        if exit_code == OCF_RUNNING_MASTER:
+            return OpOutcome.RUNNING
+        if exit_code in (OCF_SUCCESS, OCF_NOT_RUNNING):
+            return OpOutcome.STOPPED
+        return OpOutcome.FAILED  # 9 FAILED_MASTER: may still hold the data, cannot tell
     if res.type == "ocf":
         if exit_code in (OCF_SUCCESS, OCF_RUNNING_MASTER):
             return OpOutcome.RUNNING

@@ -10,20 +10,11 @@ import pytest
 
 from hasync import config, model
 from hasync.config import agents
-from hasync.failover.chain import Command
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = (REPO / "profiles" / "cluster" / "example.toml").read_text()
-CHAIN_PROMOTES = agents.chain_promotes  # the real question, before the fixture answers it
 MINIMAL = (Path(__file__).parent / "data" / "config" / "good" / "minimal.toml").read_text()
 
-
-@pytest.fixture(autouse=True)
-def chain_promotes(monkeypatch):
-    """The chain runner that runs start+promote / demote+stop (issue 13 item 3) is another
-    branch's work: these cases hold whichever way it stands; the promote rule's own test
-    sets it both ways."""
-    monkeypatch.setattr(agents, "chain_promotes", lambda commands=None: True)
 
 
 def edited(*pairs: tuple[str, str], text: str = EXAMPLE) -> str:
@@ -156,32 +147,42 @@ def test_a_haresources_chain_is_linted_at_its_line(tmp_path):
 # ------------------------------------------------------------------ chains that cannot work
 
 
-def test_a_promotable_agent_is_flagged_while_the_chain_runner_cannot_promote(monkeypatch):
-    monkeypatch.setattr(agents, "chain_promotes", lambda commands=None: False)
-    report = check(EXAMPLE)
-    [w] = only(report.warnings, "promotable")
-    line = line_of(EXAMPLE, 'agent = "linbit:drbd"')
-    assert w.startswith(f"c.toml:{line}: resource[0].agent: ocf:linbit:drbd is promotable")
-    assert 'agent = "drbddisk"' in w and report.errors == []
-    monkeypatch.setattr(agents, "chain_promotes", lambda commands=None: True)
-    assert not only(check(EXAMPLE).warnings, "promotable")
+def test_a_promotable_agent_is_run_promoted_and_check_says_nothing_of_it():
+    # before the chain runner promoted, check warned that ocf:linbit:drbd's start leaves it Secondary
+    cluster, report = config.check_text(EXAMPLE, "c.toml")
+    assert not only(report.warnings, "promot") and not only(report.errors, "promot")
+    assert cluster is not None and [r.id for r in cluster.resources if r.promotable] == ["drbd"]
 
 
-def test_the_chain_runner_is_asked_whether_it_promotes():
-    def start_only(res, op, **_):
-        if op not in ("start", "stop", "status"):
-            raise ValueError(op)
-        return (Command(("/agent", op)),)
+def test_promotable_true_on_an_agent_without_a_promote_action_is_refused():
+    text = edited(('monitor_interval = "5s"', 'monitor_interval = "5s"\npromotable = true'))
+    [e] = check(text).errors
+    line = line_of(text, "promotable = true")
+    assert e.startswith(f"c.toml:{line}: resource[3].promotable: ocf:heartbeat:IPaddr2 has no promote action")
 
-    def start_then_promote(res, op, **_):
-        return (Command(("/agent", "start")), Command(("/agent", "promote"))) if op == "start" else start_only(res, op)
 
-    def promote_op(res, op, **_):
-        return (Command(("/agent", op)),)
+def test_promotable_false_on_drbd_is_refused():
+    text = edited(('params = { drbd_resource = "r0" }', 'params = { drbd_resource = "r0" }\npromotable = false'))
+    [e] = check(text).errors
+    line = line_of(text, "promotable = false")
+    assert e.startswith(f"c.toml:{line}: resource[0].promotable: ocf:linbit:drbd only works promoted")
 
-    assert not CHAIN_PROMOTES(start_only)
-    assert CHAIN_PROMOTES(start_then_promote)
-    assert CHAIN_PROMOTES(promote_op)
+
+def test_promotable_is_for_ocf_agents_only():
+    text = edited(('type = "ocf"\nagent = "heartbeat:exportfs"', 'type = "systemd"\nagent = "nfs-server"\npromotable = true'),
+                  ('params = { directory = "/srv/ha/export", clientspec = "192.0.2.0/24", options = "rw,sync", fsid = "1" }\n', ''))
+    errors = only(check(text).errors, "promot")
+    line = line_of(text, "promotable = true")
+    assert errors == [f"c.toml:{line}: resource[5].promotable: only an OCF agent can be promoted; a systemd resource starts and stops"]
+
+
+def test_a_dual_mode_agent_runs_plain_with_promotable_false():
+    # mysql has a promote action but also runs as one plain instance: promotable = false is fine
+    text = edited(('agent = "heartbeat:nfsnotify"  # `sm-notify -f -v VIP`: NFSv3 clients reclaim their locks now\n'
+                   'params = { source_host = "192.0.2.10" }',
+                   'agent = "heartbeat:mysql"\npromotable = false'))
+    cluster, report = config.check_text(text, "c.toml")
+    assert not only(report.errors, "promot") and cluster is not None and not cluster.resources[-1].promotable
 
 
 def test_promotable_is_read_from_the_agents_metadata(tmp_path):

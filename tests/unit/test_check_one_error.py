@@ -6,19 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from hasync import cli, config
-from hasync.config import agents
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = (REPO / "profiles" / "cluster" / "example.toml").read_text()
 
-
-@pytest.fixture(autouse=True)
-def chain_promotes(monkeypatch):
-    """The example's ocf:linbit:drbd needs the chain runner's promote (another branch)."""
-    monkeypatch.setattr(agents, "chain_promotes", lambda commands=None: True)
 
 
 def edited(old: str, new: str, text: str = EXAMPLE) -> str:

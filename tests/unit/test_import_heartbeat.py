@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from hasync import cli, config
-from hasync.config import agents
 from hasync.config.importer import import_heartbeat
 from hasync.export import fence
 from hasync.failover.fencing import fill
@@ -21,10 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "import"
 HA_CF = (DATA / "ha.cf").read_text()
 
-
-@pytest.fixture(autouse=True)
-def chain_promotes(monkeypatch):
-    monkeypatch.setattr(agents, "chain_promotes", lambda commands=None: True)
 
 
 def write(tmp_path: Path, haresources: str, ha_cf: str | None = None, authkeys: str | None = None, mode: int = 0o600) -> dict:

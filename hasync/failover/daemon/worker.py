@@ -18,7 +18,7 @@ from hasync import model
 from hasync.effects import net
 from hasync.effects.clock import MonotonicClock
 from hasync.effects.run import BackgroundRunner, Result
-from hasync.failover import chain
+from hasync.failover import chain, ocf
 from hasync.failover.fencing import fence_command, self_fence_command
 from hasync.failover.membership import Job, JobResult
 from hasync.failover.resource_state import Progress
@@ -151,7 +151,7 @@ class Worker:
             res = self.resources[step.resource]
             op = "status" if step.op in (StepOp.PROBE, StepOp.STATUS, StepOp.MONITOR) else step.op
             t0 = self.clock.now()
-            outcome, detail = self._op(res, op)
+            outcome, detail = self._op(res, op, interval=res.monitor_interval if step.op == StepOp.MONITOR else 0.0)
             self.post(Progress(step.resource, step.op, outcome, detail, self.clock.now() - t0, job.id, step.attempt))
             plan.record(step, outcome, detail)
         r = plan.result
@@ -196,19 +196,21 @@ class Worker:
         self.runner.spawn(arp)  # it keeps announcing after the start: not waited for
         self.post(Progress(res.id, "vip-up", OpOutcome.OK, "", self.clock.now() - t0))
 
-    def _op(self, res: model.Resource, op: str) -> tuple[str, str]:
+    def _op(self, res: model.Resource, op: str, *, interval: float = 0.0) -> tuple[str, str]:
         if op == "start" and self.vip_fast:
             self._vip_first(res)
         states: list[tuple[str, str]] = []  # status: (outcome, why) of each unit
-        for cmd in chain.commands(res, op, profile=self.profile):
+        for cmd in chain.commands(res, op, profile=self.profile, interval=interval):
             argv = cmd.argv
             if res.type == "ocf" and self.agent_nice:
                 argv = ("nice", "-n", str(self.agent_nice), *argv)
             r = self.runner.run(argv, env=dict(cmd.env), timeout=cmd.timeout)
+            # an OCF agent's action names the step that failed (promote after a good start)
+            what = cmd.argv[-1] if res.type == "ocf" else op
             if op == "status":
-                states.append((chain.classify_status(res, r.exit_code, r.stdout), _why(res, op, r)))
+                states.append((chain.classify_status(res, r.exit_code, r.stdout), _why(res, what, r)))
             elif r.exit_code != 0:
-                return (OpOutcome.TIMEOUT if r.exit_code == 124 else OpOutcome.FAILED), _why(res, op, r)
+                return (OpOutcome.TIMEOUT if r.exit_code == 124 else OpOutcome.FAILED), _why(res, what, r)
         if op != "status":
             return OpOutcome.OK, ""
         return status_of_units(states)
@@ -255,8 +257,8 @@ def _tail(r: Result) -> str:
 
 def _why(res: model.Resource, op: str, r: Result) -> str:
     code = r.exit_code
-    name = f" {chain.OCF_CODES.get(code, '')}" if res.type == "ocf" and code in chain.OCF_CODES else ""
+    name = f" {ocf.OCF_CODES.get(code, '')}" if res.type == "ocf" and code in ocf.OCF_CODES else ""
     if code == 124:
         name = " timeout"
-    t = _tail(r)
+    t = (ocf.status_detail(res, code) if res.type == "ocf" and op == "monitor" else "") or _tail(r)
     return f"{op} exited {code}{name}" + (f": {t}" if t else "")
