@@ -142,7 +142,7 @@ def test_links() -> None:
     c = cluster()
     probes = D.link_probes(c, "node1")
     assert [p[1] for p in probes] == [
-        ("ping", "-c", "1", "-W", "1", "198.51.100.2"),
+        ("ping", "-c", "1", "-W", "1", "203.0.113.2"),
         ("ping", "-c", "1", "-W", "1", "-I", "eth0", "192.0.2.12"),
         ("test", "-c", "/dev/ttyS1"),
     ]

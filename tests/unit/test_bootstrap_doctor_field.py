@@ -132,7 +132,7 @@ def test_the_chain_pins_the_scope_and_notifies_after_the_vip_and_exports() -> No
     assert 'nfs_server_scope = "192.0.2.10"' in e.fix and "#1644" in e.message
     no_notify = replace(c, resources=tuple(r for r in c.resources if r.id != "notify"))
     [e] = found(D.check_config(no_notify, profile()), "sm-notify")
-    assert "heartbeat:nfsnotify" in e.fix and "after 'exports'" in e.fix
+    assert "heartbeat:nfsnotify" in e.fix and "after 'vip'" in e.fix  # the last of the address and the exports
     # its place and address are check's (hasync.config.chain_rules); a second notice is doctor's
     [w] = found(D.check_config(with_chain(c, nfs={"nfs_no_notify": None}), profile()), "sm-notify", "warning")
     assert w.fix == 'set nfs_no_notify = "true" on \'nfs\''

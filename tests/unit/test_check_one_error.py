@@ -31,7 +31,7 @@ def test_a_mistyped_keepalive_is_one_error_not_three():
 def test_a_misspelt_required_key_is_not_also_missing():
     text = edited('agent = "heartbeat:IPaddr2"', 'agnet = "heartbeat:IPaddr2"')
     _, report = config.check_text(text, "c.toml")
-    assert report.errors == [f"c.toml:{line_of(text, 'agnet')}: resource[3].agnet: unknown key; did you mean 'agent'?"]
+    assert report.errors == [f"c.toml:{line_of(text, 'agnet')}: resource[5].agnet: unknown key; did you mean 'agent'?"]
 
 
 def test_a_duplicate_node_name_is_one_error_not_four():

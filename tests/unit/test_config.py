@@ -74,7 +74,7 @@ def test_good_minimal_parses_to_model():
 def test_example_config_is_valid():
     cluster, report = config.check(REPO / "profiles" / "cluster" / "example.toml")
     assert report.errors == []
-    assert cluster is not None and [r.id for r in cluster.resources] == ["drbd", "vg", "fs", "vip", "nfs", "exports", "notify"]
+    assert cluster is not None and [r.id for r in cluster.resources] == ["drbd", "vg", "fs", "nfs", "exports", "vip", "notify"]
 
 
 def test_built_in_timings_are_hasyncs_own_and_the_example_and_docs_say_them():

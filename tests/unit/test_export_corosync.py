@@ -28,7 +28,7 @@ def test_example_two_knet_links_the_serial_link_dropped_aloud_and_two_node():
     conf = corosync.corosync_conf(c)
     t = conf.text
     assert "transport: knet" in t and "two_node: 1" in t and "token: 2200" in t  # the example's deadtime 5 s / 2.2
-    assert re.findall(r"ring(\d)_addr: (\S+)", t) == [("0", "198.51.100.1"), ("1", "192.0.2.11"), ("0", "198.51.100.2"), ("1", "192.0.2.12")]
+    assert re.findall(r"ring(\d)_addr: (\S+)", t) == [("0", "203.0.113.1"), ("1", "192.0.2.11"), ("0", "203.0.113.2"), ("1", "192.0.2.12")]
     assert [n for n in re.findall(r"linknumber: (\d)", t)] == ["0", "1"]
     serial = [w for w in conf.warnings if "serial" in w]
     assert len(serial) == 1 and "no serial transport" in serial[0] and "/dev/ttyS1" in serial[0]
@@ -59,7 +59,7 @@ def test_corosync_reads_the_exported_file(tmp_path):
     text = corosync.corosync_conf(config.load(EXAMPLE)).text
     f = tmp_path / "corosync.conf"
     f.write_text(text.replace("    token:", f"    keyfile: {key}\n    token:", 1))
-    script = "ip link set lo up; ip addr add 198.51.100.1/32 dev lo; ip addr add 192.0.2.11/32 dev lo; exec corosync -t -c " + str(f)
+    script = "ip link set lo up; ip addr add 203.0.113.1/32 dev lo; ip addr add 192.0.2.11/32 dev lo; exec corosync -t -c " + str(f)
     p = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     bad = tmp_path / "bad.conf"

@@ -93,7 +93,7 @@ def test_example_config_drbd_is_a_promotable_clone_and_the_rest_one_group_after_
     assert clone.primitive.agent == "ocf:linbit:drbd" and dict(clone.primitive.params) == {"drbd_resource": "r0"}
     assert (meta["promotable"], meta["notify"], meta["promoted-max"], meta["clone-max"]) == ("true", "true", "1", "2")
     [group] = cib.groups
-    assert [p.id for p in group.members] == ["vg", "fs", "vip", "nfs", "exports", "notify"]  # the chain's order
+    assert [p.id for p in group.members] == ["vg", "fs", "nfs", "exports", "vip", "notify"]  # the chain's order
     [order] = cib.orders
     assert (order.first, order.first_action, order.then, order.then_action) == (clone.id, "promote", group.id, "start")
     [coloc] = cib.colocations
