@@ -17,7 +17,6 @@ kernel module: its metadata, and its refusal without the clone's meta attributes
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import signal
@@ -37,6 +36,7 @@ from .test_failover_lab import (
     logs,
     role,
     start_daemons,
+    status,
     timeline,
     up_and_running,
     wait_for,
@@ -139,12 +139,6 @@ def daemon_pids(lab, node: str) -> list[int]:
         except OSError:
             pass
     return out
-
-
-def status(lab, node: str) -> dict:
-    r = lab.exec(node, ["hasync", "status", "--json"], timeout=30)
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def test_takeover_starts_and_promotes_and_the_release_demotes(clean_lab, tmp_path, fake_agent):

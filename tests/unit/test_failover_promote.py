@@ -18,6 +18,8 @@ from hasync.failover.daemon.worker import Worker
 from hasync.failover.membership import Job
 from hasync.failover.resource_state import Progress
 
+from .test_failover_worker import cluster
+
 AGENT = "/usr/lib/ocf/resource.d/linbit/drbd"
 FS_AGENT = "/usr/lib/ocf/resource.d/heartbeat/Filesystem"
 DRBD = model.Resource("drbd", "ocf", "linbit:drbd", params={"drbd_resource": "r0"}, promotable=True,
@@ -82,20 +84,6 @@ def test_only_the_promoted_instance_counts_as_running():
 
 
 # ------------------------------------------------------------------ the worker over ChainPlan
-
-
-def cluster(*resources: model.Resource) -> model.Cluster:
-    return model.Cluster(
-        path="t.toml",
-        cluster=model.ClusterInfo(name="t", profile="lab", preferred_node="node1"),
-        nodes=(model.Node("node1", "10.0.0.1"), model.Node("node2", "10.0.0.2")),
-        heartbeat=model.Heartbeat(),
-        sync=model.Sync(),
-        storage=model.Storage(),
-        nfs=model.Nfs(),
-        resources=resources,
-        fencing=model.Fencing(mode="off"),
-    )
 
 
 def worker(runner, *resources: model.Resource):

@@ -16,7 +16,7 @@ VIP = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10
 SVC = model.Resource("svc", "heartbeat", "/etc/ha.d/resource.d/demo", args=("8080",))
 
 
-def cluster(**fencing) -> model.Cluster:
+def cluster(*resources: model.Resource, **fencing) -> model.Cluster:
     return model.Cluster(
         path="t.toml",
         cluster=model.ClusterInfo(name="t", profile="lab", preferred_node="node1"),
@@ -25,7 +25,7 @@ def cluster(**fencing) -> model.Cluster:
         sync=model.Sync(),
         storage=model.Storage(),
         nfs=model.Nfs(),
-        resources=(FS, VIP, SVC),
+        resources=resources or (FS, VIP, SVC),
         fencing=model.Fencing(**fencing) if fencing else model.Fencing(mode="off"),
     )
 
