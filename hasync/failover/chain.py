@@ -66,9 +66,10 @@ def commands(
     ocf_root: str = OCF_ROOT,
     interval: float = 0.0,
 ) -> tuple[Command, ...]:
-    """The commands for *op* (start, stop, status) on *res*, run in order until one fails;
-    status of OCF is ``monitor`` (*interval*: a recurring monitor's period, 0 a probe)."""
-    if op not in ("start", "stop", "status"):
+    """The commands for *op* (start, stop, status; promote, demote of a promotable OCF
+    agent) on *res*, run in order until one fails; status of OCF is ``monitor``
+    (*interval*: a recurring monitor's period, 0 a probe)."""
+    if op not in ("start", "stop", "status") and not (op in ("promote", "demote") and res.type == "ocf" and res.promotable):
         raise ValueError(f"unknown operation {op!r}")
     t = ocf.action_timeout(res, op)
     if res.type == "heartbeat":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hasync import model
-from hasync.failover import chain
+from hasync.failover import chain, ocf
 from hasync.failover.states import OpOutcome, PeerStatus, Role
 
 OPS = ("start", "stop", "monitor", "promote", "demote")
@@ -87,7 +87,7 @@ class Outcome:
 
 def outcome(res: model.Resource, op: str, exit_code: int, stdout: str) -> Outcome:
     """How the chain reads one command's result."""
-    name = chain.OCF_CODES.get(exit_code, "") if res.type == "ocf" else ""
+    name = ocf.OCF_CODES.get(exit_code, "") if res.type == "ocf" else ""
     why = f"exit {exit_code}" + (f" ({name})" if name else " (timeout)" if exit_code == 124 else "")
     if op == "monitor":
         return Outcome(chain.classify_status(res, exit_code, stdout), why)

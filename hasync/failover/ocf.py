@@ -59,7 +59,9 @@ OCF_CODES = {
 
 # the chain's operation -> the agent's actions, in order
 PLAIN_ACTIONS = {"start": ("start",), "stop": ("stop",), "status": ("monitor",)}
-PROMOTABLE_ACTIONS = {"start": ("start", "promote"), "stop": ("demote",), "status": ("monitor",)}
+# (promote and demote alone: `hasync resource ID promote|demote`, the hand-run of one action)
+PROMOTABLE_ACTIONS = {"start": ("start", "promote"), "stop": ("demote",), "status": ("monitor",),
+                      "promote": ("promote",), "demote": ("demote",)}
 
 # Pacemaker's meta attributes of a promotable clone on two nodes with one promoted
 # instance, under both of its names (master_* before Pacemaker 2.1, promoted_* since;
@@ -78,8 +80,12 @@ CLONE_META = (
 
 
 def actions(res: model.Resource, op: str) -> tuple[str, ...]:
-    """The agent's actions for the chain's *op* (start, stop, status), in order."""
-    return (PROMOTABLE_ACTIONS if res.promotable else PLAIN_ACTIONS)[op]
+    """The agent's actions for the chain's *op* (start, stop, status; promote and demote
+    of a promotable agent), in order. ValueError for an operation the agent has not."""
+    table = PROMOTABLE_ACTIONS if res.promotable else PLAIN_ACTIONS
+    if op not in table:
+        raise ValueError(f"{res.id}: no operation {op!r} for a{' promotable' if res.promotable else ' plain'} OCF agent")
+    return table[op]
 
 
 def action_timeout(res: model.Resource, action: str) -> float:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from hasync import model
 from hasync.effects.clock import FakeClock
 from hasync.effects.run import RecordingRunner, Result
-from hasync.failover import chain
+from hasync.failover import chain, effective, hand_run
 from hasync.failover.daemon.worker import Worker
 from hasync.failover.membership import Job
 from hasync.failover.resource_state import Progress
@@ -175,3 +177,18 @@ def test_the_start_up_probe_claims_a_promoted_instance_only():
 def test_a_plain_resource_named_like_drbd_is_not_promoted():
     plain = dataclasses.replace(DRBD, promotable=False)
     assert actions(plain, "start") == ["start"] and chain.classify_status(plain, 0, "") == "running"
+
+
+def test_promote_and_demote_alone_exist_for_a_promotable_agent_only():
+    # `hasync resource ID promote|demote` and `config show` take them from the chain's builder
+    assert [c.argv for c in chain.commands(DRBD, "promote")] == [(AGENT, "promote")]
+    [demote] = chain.commands(DRBD, "demote")
+    assert demote.argv == (AGENT, "demote") and dict(demote.env)["OCF_RESKEY_CRM_meta_notify"] == "true"
+    for op in ("promote", "demote"):
+        with pytest.raises(ValueError):
+            chain.commands(FS, op)
+    assert hand_run.commands(DRBD, "promote", None)[0].argv == (AGENT, "promote")
+    with pytest.raises(hand_run.Refused, match="not promotable"):
+        hand_run.commands(FS, "demote", None)
+    assert effective.resolved(DRBD, None)["promote"] == [f"OCF_RESKEY_drbd_resource=r0 {AGENT} promote"]
+    assert hand_run.outcome(DRBD, "monitor", 0, "") == hand_run.Outcome("stopped", "exit 0 (OK)")
