@@ -254,3 +254,36 @@ def test_state_writer_survives_enospc_and_recovers(full_tmpfs, tmp_path, caplog)
     assert w.error == "" and not os.path.exists(fallback)
     assert state.Journal.load(str(full_tmpfs)).pending == {"/etc/exports": 1.0}
     assert "state_error" not in state.load_status(str(full_tmpfs), fallback)["watcher"]
+
+
+def test_a_locked_archive_while_settling_is_a_retry_not_a_traceback(tmp_path, caplog):
+    """Found by the ns campaign (sync-both-edit): the settling run met the peer's unison
+    holding the archive lock; the batch was retried, but the watcher's log had a traceback,
+    which the campaign's log audit rightly counts as a defect."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "exports").write_text("mine\n")
+    p = str(etc / "exports")
+    r = p.lstrip("/")
+    first = Result((), 1, f"changed  <-?-> changed    {r}  \n", f"[CONFLICT] Skipping {r}\n  skipped: {r} (contents changed on both sides)\n")
+    locked = Result((), 3, "", "Warning: the archives are locked. If no other instance of unison is running, the locks should be removed.\n")
+    unison_calls = []
+
+    def answer(argv):
+        if argv[0] == "unison":
+            unison_calls.append(argv)
+            return first if len(unison_calls) == 1 else locked
+        if "ROLEFILE" in argv[-1]:
+            return Result(argv, 0, "file 50 6 " + "b" * 64 + "\nROLE standby\n", "")
+        return Result(argv, 0, "", "")
+
+    runner = RecordingRunner()
+    runner.run = lambda argv, **kw: (runner.calls.append(tuple(argv)), answer(tuple(argv)))[1]
+    syncer = Syncer(sync=_sync(tmp_path), local_name="node1", peer_name="node2", link=FakeLink(), runner=runner,
+                    role_source=lambda: "active", wall=lambda: 1234.0)
+    with caplog.at_level("DEBUG", logger="hasync.sync"):
+        res = syncer.run_batch([p])
+    assert not res.ok and res.outcome is Outcome.FAILED
+    assert "archives are locked" in res.error  # the watcher's is_locked retry path sees it
+    assert not any(rec.exc_info for rec in caplog.records), "a traceback in the log"
+    assert any("kept for the retry" in rec.getMessage() for rec in caplog.records)
