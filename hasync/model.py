@@ -155,6 +155,23 @@ class Resource:
     src: str = ""
 
 
+# the id of the one group a top-level [[resource]] chain (or a one-line haresources) forms
+IMPLICIT_GROUP = "main"
+
+
+@dataclass(frozen=True)
+class Group:
+    """One resource group (a haresources line, a [[group]] table): an ordered chain that
+    fails over as a whole and runs on one node at a time; each group has its own owner,
+    so with two groups both nodes can serve (heartbeat v1's active/active)."""
+
+    id: str
+    resources: tuple[Resource, ...]
+    preferred_node: str = ""  # "" in a [[group]]: [cluster].preferred_node
+    auto_failback: bool | None = None  # None: [heartbeat].auto_failback
+    src: str = ""
+
+
 @dataclass(frozen=True)
 class Fencing:
     mode: FencingMode = "required"
@@ -191,6 +208,34 @@ class Cluster:
     # (a profile that cannot be loaded is a config error there); None only for clusters
     # built by hand (tests)
     profile: Profile | None = None
+    # [[group]] tables (or a haresources file of several lines); () when the chain is the
+    # top-level [[resource]] list, which is then one group (``resource_groups``).
+    # ``resources`` is always every resource of every group, in order.
+    groups: tuple[Group, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.groups:
+            return
+        every = tuple(r for g in self.groups for r in g.resources)
+        if not self.resources:
+            object.__setattr__(self, "resources", every)
+        elif self.resources != every:
+            raise ValueError("Cluster.resources must be the groups' resources in order")
+
+    def resource_groups(self) -> tuple[Group, ...]:
+        """Every resource group with its preferred node and auto_failback resolved (the
+        [cluster] and [heartbeat] values where the group gives none). A top-level chain is
+        one group, IMPLICIT_GROUP."""
+        groups = self.groups or (Group(IMPLICIT_GROUP, self.resources, src=self.cluster.src),)
+        return tuple(Group(g.id, g.resources, g.preferred_node or self.cluster.preferred_node,
+                           self.heartbeat.auto_failback if g.auto_failback is None else g.auto_failback, g.src)
+                     for g in groups)
+
+    def group(self, gid: str) -> Group:
+        for g in self.resource_groups():
+            if g.id == gid:
+                return g
+        raise KeyError(f"no resource group {gid!r} in {self.path}")
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

@@ -37,7 +37,8 @@ IMPORT_HELP = (
     "Print the cluster.toml equivalent to a heartbeat v1 haresources file (with --ha-cf "
     "also [[node]], [heartbeat], its links and [fencing]). Each resource.d script becomes "
     "the OCF agent its wrapper runs (--no-ocf: a heartbeat-type resource with args); a bare "
-    "IP means IPaddr::IP; [storage] and [nfs] are read off the chain. The order is kept: "
+    "IP means IPaddr::IP; [storage] and [nfs] are read off the chain. Several lines are "
+    "several resource groups ([[group]], each with its line's node as preferred_node). The order is kept: "
     "started left to right, stopped right to left. What the import cannot know is written "
     "as 0.0.0.0 or with a `check:` comment, which `hasync check` warns about until it is gone."
 )

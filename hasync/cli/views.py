@@ -63,19 +63,22 @@ def check_summary(c: model.Cluster) -> None:
             where += f" @ {lk.baud} baud"
         t.add_row(e(lk.name), e(lk.kind), e(where))
     out.print(t)
-    ch = Table(title="resource chain (start top-down, stop bottom-up)", title_justify="left")
-    ch.add_column("#", justify="right")
-    ch.add_column("id")
-    ch.add_column("type")
-    ch.add_column("agent / arguments")
-    for i, r in enumerate(c.resources, 1):
-        detail = r.agent
-        if r.args:
-            detail += "::" + "::".join(r.args)
-        if r.params:
-            detail += " " + " ".join(f"{k}={v}" for k, v in r.params.items())
-        ch.add_row(str(i), e(r.id), e(r.type), e(detail))
-    out.print(ch)
+    for g in c.resource_groups():
+        title = "resource chain" if not c.groups else (f"group {g.id} (preferred node {g.preferred_node or '-'}, "
+                                                       f"auto_failback {'on' if g.auto_failback else 'off'})")
+        ch = Table(title=f"{title} (start top-down, stop bottom-up)", title_justify="left")
+        ch.add_column("#", justify="right")
+        ch.add_column("id")
+        ch.add_column("type")
+        ch.add_column("agent / arguments")
+        for i, r in enumerate(g.resources, 1):
+            detail = r.agent
+            if r.args:
+                detail += "::" + "::".join(r.args)
+            if r.params:
+                detail += " " + " ".join(f"{k}={v}" for k, v in r.params.items())
+            ch.add_row(str(i), e(r.id), e(r.type), e(detail))
+        out.print(ch)
 
 
 # --------------------------------------------------------------------------- failover

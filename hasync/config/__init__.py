@@ -14,6 +14,7 @@ rule for which node this host is.
   paths.py      sync path normalisation (shared with the sync watcher)
   limits.py     what fits into a heartbeat packet
   chain_rules.py  the chain against itself, [storage] and [nfs] (order, agents, addresses)
+  group_rules.py  resource groups against each other (no shared device, mount, address)
   net_rules.py  addresses across sections, IPv6 links, import placeholders left in
   agents.py     which OCF agents exist and which are promotable
   resource_d.py heartbeat resource.d scripts -> their OCF agents (shared with the export)
@@ -31,8 +32,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hasync import model
-from hasync.config import chain_rules, net_rules, sections
-from hasync.config.heartbeat import HaCf, parse_ha_cf, parse_haresources, read_heartbeat_file
+from hasync.config import chain_rules, group_rules, net_rules, sections
+from hasync.config.heartbeat import (
+    HaCf,
+    group_ids,
+    parse_ha_cf,
+    parse_haresources,
+    read_heartbeat_file,
+)
 from hasync.config.identity import NodeIdentityError, local_node
 from hasync.config.limits import packet_problems, worst_case_payload
 from hasync.config.paths import normalize_path, sync_path_problem
@@ -139,19 +146,31 @@ def _build(r: Reader, base: Path) -> model.Cluster:
     nfs = sections.nfs(r, top.get("nfs"))
     fencing = sections.fencing(r, top.get("fencing"))
 
-    # the chain: [[resource]] or haresources = PATH
+    # the chain: [[resource]] (one group), [[group]] tables or haresources = PATH
     resources: tuple[model.Resource, ...] = ()
+    groups: tuple[model.Group, ...] = ()
     hares_path = ""
-    if "haresources" in top and "resource" in top:
+    given = [k for k in ("resource", "group", "haresources") if k in top]
+    if given == ["resource", "haresources"]:
         r.error(("haresources",), "give the chain either as [[resource]] tables or as haresources = PATH, not both")
+    elif len(given) > 1:
+        r.error((given[1],), f"give the chain once, as [[resource]] tables (one group), [[group]] tables or "
+                             f"haresources = PATH; found {' and '.join(given)}")
     elif "haresources" in top:
         hares_path = r.get(top, (), "haresources", "str", "")
         if hares_path:
-            resources, hnode = _haresources(r, base, hares_path)
+            resources, groups, hnode = _haresources(r, base, hares_path)
             if not info["preferred_node"]:
                 info["preferred_node"] = hnode
+    elif "group" in top:
+        groups = sections.groups(r, top["group"], names)
     else:
         resources = sections.resources(r, top.get("resource", []))
+    if groups:
+        resources = tuple(res for g in groups for res in g.resources)
+    for g in groups if hares_path and names else ():
+        if g.preferred_node not in names:
+            r.errors.append(f"{g.src}: node {g.preferred_node!r} is not a [[node]]; nodes: {', '.join(names)}")
 
     if len(hb.links) == 1:
         r.warn(("heartbeat", "link"), "only one heartbeat link: a single cable or switch failure looks like a dead peer (split brain); add a second link (serial or another network)")
@@ -160,14 +179,23 @@ def _build(r: Reader, base: Path) -> model.Cluster:
     if profile is not None:
         _check_nfs_state_twice(r, profile, nfs, resources, from_toml=not hares_path)
     _check_auth_key(r, hb.auth_key)
-    # the sections against each other and the chain (hasync.config.chain_rules, net_rules)
-    seen = chain_rules.see(resources, nfs.vip.split("/")[0], from_toml=not hares_path)
-    chain_rules.order(r, seen)
-    chain_rules.agents_run(r, seen, storage)
-    chain_rules.vip(r, seen, nfs)
-    chain_rules.storage(r, seen, storage, present="storage" in top)
+    # the sections against each other and the chain (hasync.config.chain_rules, net_rules,
+    # group_rules); [storage] and [nfs] describe the first group's storage
+    vip = nfs.vip.split("/")[0]
+    per_group = ([(g, chain_rules.see(g.resources, vip, from_toml=not hares_path, at=("group", i, "resource")))
+                  for i, g in enumerate(groups)] if groups else
+                 [(model.Group(model.IMPLICIT_GROUP, resources), chain_rules.see(resources, vip, from_toml=not hares_path))])
+    for _, seen in per_group:
+        chain_rules.order(r, seen)
+        chain_rules.agents_run(r, seen, storage)
+    first = per_group[0][1]
+    chain_rules.vip(r, first, nfs)
+    chain_rules.storage(r, first, storage, present="storage" in top)
+    group_rules.distinct(r, per_group)
+    if groups:
+        group_rules.daemon_note(r, groups, ("haresources",) if hares_path else ("group",))
     net_rules.links(r, hb, storage)
-    net_rules.vip_subnets(r, seen, tuple(nodes), hb, storage, nfs)
+    net_rules.vip_subnets(r, [s for _, seen in per_group for s in seen], tuple(nodes), hb, storage, nfs)
     net_rules.no_storage(r, present="storage" in top)
 
     cluster = model.Cluster(
@@ -182,30 +210,36 @@ def _build(r: Reader, base: Path) -> model.Cluster:
         fencing=fencing,
         haresources=hares_path,
         profile=profile,
+        groups=groups,
     )
     for problem in packet_problems(cluster):
         r.error(problem.path, problem.message)
     return cluster
 
 
-def _haresources(r: Reader, base: Path, hares_path: str) -> tuple[tuple[model.Resource, ...], str]:
-    """The chain and preferred node from ``haresources = PATH`` (relative to the config)."""
+def _haresources(r: Reader, base: Path, hares_path: str) -> tuple[tuple[model.Resource, ...], tuple[model.Group, ...], str]:
+    """From ``haresources = PATH`` (relative to the config): the chain of a one-line file,
+    else one group per line; and the first line's preferred node."""
     hp = Path(hares_path) if Path(hares_path).is_absolute() else base / hares_path
     try:
         text, note = read_heartbeat_file(hp)
     except UnreadableFile as e:
         r.error(("haresources",), f"no such file {str(hp)!r}" if e.missing else e.located(hp))
-        return (), ""
+        return (), (), ""
     if note:
         r.warn(("haresources",), note)
     notes: list[str] = []
     try:
-        hnode, resources = parse_haresources(text, str(hp), notes)
+        lines = parse_haresources(text, str(hp), notes)
     except ConfigError as e:
         r.errors.extend(e.issues)
-        return (), ""
+        return (), (), ""
     r.warnings.extend(notes)
-    return resources, hnode
+    if len(lines) == 1:
+        return lines[0].resources, (), lines[0].node
+    groups = tuple(model.Group(gid, g.resources, g.node, None, f"{hp}:{g.line}")
+                   for gid, g in zip(group_ids(lines), lines, strict=True))
+    return (), groups, lines[0].node
 
 
 def _check_nfs_state_twice(r: Reader, profile: model.Profile, nfs: model.Nfs,

@@ -46,9 +46,10 @@ class Seen:
     params: dict[str, str]
     role: str  # one of ORDER, or ""
     from_toml: bool  # a [[resource]] table (else a line of a haresources file)
+    at: tuple = ("resource",)  # its chain's key path: ("resource",) or ("group", i, "resource")
 
 
-def see(chain: tuple[model.Resource, ...], vip: str, *, from_toml: bool) -> list[Seen]:
+def see(chain: tuple[model.Resource, ...], vip: str, *, from_toml: bool, at: tuple = ("resource",)) -> list[Seen]:
     out = []
     for i, res in enumerate(chain):
         agent, params = "", {}
@@ -66,14 +67,14 @@ def see(chain: tuple[model.Resource, ...], vip: str, *, from_toml: bool) -> list
             role = {"block": "portblock-block", "unblock": "portblock-unblock"}.get(params.get("action", ""), "")
         if not role:
             role = _NAMED_ROLES.get(res.agent.rsplit("/", 1)[-1].removesuffix(".service"), "")
-        out.append(Seen(i, res, agent, params, role, from_toml))
+        out.append(Seen(i, res, agent, params, role, from_toml, at))
     return out
 
 
 def say(r: Reader, s: Seen, key: str, message: str, *, error: bool) -> None:
     """Report at the resource (its params.KEY in cluster.toml, its haresources line)."""
     if s.from_toml:
-        path: tuple = ("resource", s.index)
+        path: tuple = s.at + (s.index,)
         if key in s.res.params:
             path += ("params", key)
         elif key in ("agent", "promotable"):
@@ -139,7 +140,7 @@ def order(r: Reader, seen: list[Seen]) -> None:
 def agents_run(r: Reader, seen: list[Seen], storage: model.Storage) -> None:
     """OCF agents that do not exist or cannot work under hasync's chain runner."""
     for s in seen:
-        if s.res.type != "ocf" or r.is_bad(("resource", s.index, "agent")):
+        if s.res.type != "ocf" or r.is_bad(s.at + (s.index, "agent")):
             continue
         hint = agents.unknown_agent_hint(s.agent)
         if hint:

@@ -62,16 +62,26 @@ def _args(agent: str, rest: str, where: str, notes: list[str]) -> tuple[str, ...
     return args
 
 
-def parse_haresources(text: str, path: str = "haresources", notes: list[str] | None = None) -> tuple[str, tuple[model.Resource, ...]]:
-    """Parse a heartbeat v1 haresources file into (preferred node, ordered chain).
+@dataclass(frozen=True)
+class HaGroup:
+    """One line of haresources: a resource group, its preferred node and its chain."""
+
+    node: str
+    resources: tuple[model.Resource, ...]
+    line: int
+
+
+def parse_haresources(text: str, path: str = "haresources", notes: list[str] | None = None) -> tuple[HaGroup, ...]:
+    """Parse a heartbeat v1 haresources file into its resource groups, one per line, in order.
 
     ``NODE res res ...``; ``script::arg1::arg2``; a bare IP means ``IPaddr::IP``; a
-    trailing backslash continues the line. One resource group per cluster is supported.
-    What deserves a second look (an empty address, an IPv6 address heartbeat cut in
-    pieces) is appended to *notes* as "file:line: ...".
+    trailing backslash continues the line. Resource ids are unique across the file (the
+    second ``IPaddr`` is ``ipaddr-2`` whichever line it is on). What deserves a second
+    look (an empty address, an IPv6 address heartbeat cut in pieces) is appended to
+    *notes* as "file:line: ...".
     """
     notes = [] if notes is None else notes
-    groups: list[tuple[int, list[tuple[int, str]]]] = []
+    lines: list[tuple[int, list[tuple[int, str]]]] = []
     pending: list[tuple[int, str]] = []
     start = 0
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -86,20 +96,21 @@ def parse_haresources(text: str, path: str = "haresources", notes: list[str] | N
         pending.extend((lineno, w) for w in line.split())
         if not cont:
             if pending:
-                groups.append((start, pending))
+                lines.append((start, pending))
             pending = []
     if pending:
-        groups.append((start, pending))
-    if not groups:
+        lines.append((start, pending))
+    if not lines:
         raise ConfigError([f"{path}: no resource group found (expected `NODE resource resource ...`)"])
-    if len(groups) > 1:
-        raise ConfigError([f"{path}:{groups[1][0]}: more than one resource group; hasync runs one chain per two-node cluster"])
-    lineno, words = groups[0]
+    used: dict[str, int] = {}
+    return tuple(_group(path, lineno, words, used, notes) for lineno, words in lines)
+
+
+def _group(path: str, lineno: int, words: list[tuple[int, str]], used: dict[str, int], notes: list[str]) -> HaGroup:
     (_, node), tokens = words[0], words[1:]
     if not tokens:
         raise ConfigError([f"{path}:{lineno}: node {node!r} has no resources"])
     out: list[model.Resource] = []
-    used: dict[str, int] = {}
     for line_of_tok, tok in tokens:
         args: tuple[str, ...]
         if _IP_RE.match(tok):
@@ -114,7 +125,22 @@ def parse_haresources(text: str, path: str = "haresources", notes: list[str] | N
         used[base] = used.get(base, 0) + 1
         rid = base if used[base] == 1 else f"{base}-{used[base]}"
         out.append(model.Resource(id=rid, type="heartbeat", agent=agent, args=args, src=f"{path}:{line_of_tok}"))
-    return node, tuple(out)
+    return HaGroup(node, tuple(out), lineno)
+
+
+def group_ids(groups: tuple[HaGroup, ...]) -> tuple[str, ...]:
+    """The ids of haresources groups, which the file does not name: its preferred node's
+    ("node1-group"), numbered when one node prefers several ("node1-group-2")."""
+    out: list[str] = []
+    for g in groups:
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "-", g.node).strip("-.") or "node"
+        gid = f"{base}-group"
+        n = 1
+        while gid in out:
+            n += 1
+            gid = f"{base}-group-{n}"
+        out.append(gid)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- ha.cf

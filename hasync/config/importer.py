@@ -1,6 +1,6 @@
 """``hasync haresources import``: a heartbeat v1 setup -> cluster.toml (pure but for reading files).
 
-haresources gives the chain and the preferred node; ha.cf the nodes, timings, links and
+haresources gives the chain and the preferred node (several lines: one [[group]] each); ha.cf the nodes, timings, links and
 STONITH (hasync.config.stonith); authkeys the secret, which is never copied: the notes say
 how to move it. With ``ocf`` (the default) each heartbeat resource.d script becomes the
 OCF agent its wrapper runs (hasync.config.resource_d, the mapping the Pacemaker export
@@ -24,6 +24,8 @@ from hasync.config.heartbeat import (
     ADDRESS_SCRIPTS,
     AuthKeys,
     HaCf,
+    HaGroup,
+    group_ids,
     parse_authkeys,
     parse_ha_cf,
     parse_haresources,
@@ -58,7 +60,7 @@ def import_heartbeat(haresources: str, ha_cf: str | None = None, authkeys: str |
     text, note = _read(haresources)
     notes = [note] if note else []
     warnings: list[str] = []
-    node, chain = parse_haresources(text, haresources, warnings)
+    groups = parse_haresources(text, haresources, warnings)
     cf = None
     if ha_cf:
         cf_text, cf_note = _read(ha_cf)
@@ -71,7 +73,7 @@ def import_heartbeat(haresources: str, ha_cf: str | None = None, authkeys: str |
         keys = parse_authkeys(keys_text, authkeys)
         notes += _key_notes(authkeys, keys)
     notes += _timing_note(cf, ha_cf)
-    tables, more_notes, more_warnings = draft(node, chain, cf, keys, ocf=ocf)
+    tables, more_notes, more_warnings = draft(groups, cf, keys, ocf=ocf)
     preamble = [f"Imported from {haresources} by `hasync haresources import`.",
                 "Review every value marked `check:`, then delete the marker: `hasync check` warns until none is left."]
     return Imported(render(tables, preamble), tuple(notes + more_notes), tuple(warnings + more_warnings))
@@ -98,15 +100,19 @@ def _read(path: str) -> tuple[str, str | None]:
         raise ConfigError([e.located(path)]) from None
 
 
-def draft(node: str, chain: tuple[model.Resource, ...], cf: HaCf | None, keys: AuthKeys | None, *,
+def draft(groups: tuple[HaGroup, ...], cf: HaCf | None, keys: AuthKeys | None, *,
           ocf: bool) -> tuple[list[Table], list[str], list[str]]:
-    """The tables of cluster.toml, the notes and the warnings."""
+    """The tables of cluster.toml, the notes and the warnings. One haresources line is the
+    top-level [[resource]] chain; several are [[group]] tables, in the file's order, each
+    with its own preferred node ([storage] and [nfs] are read off the first)."""
     notes: list[str] = []
     warnings: list[str] = []
+    node, chain = groups[0].node, groups[0].resources
     address, prefix = _cluster_address(chain)
-    names = (cf.nodes or [node]) if cf is not None else [node]
-    resources = convert(chain, address, notes, warnings) if ocf else _placeholders(chain)
-    seen = chain_rules.see(tuple(r for r, _ in resources), address, from_toml=True)
+    names = (cf.nodes or _nodes(groups)) if cf is not None else _nodes(groups)
+    converted = [convert(g.resources, _cluster_address(g.resources)[0], notes, warnings) if ocf else _placeholders(g.resources)
+                 for g in groups]
+    seen = chain_rules.see(tuple(r for r, _ in converted[0]), address, from_toml=True)
     tables = [Table("[cluster]").add("preferred_node", node)]
     if cf is not None:
         tables += [Table("[[node]]").add("name", n).add("address", PLACEHOLDER, "check: this node's management address")
@@ -114,6 +120,10 @@ def draft(node: str, chain: tuple[model.Resource, ...], cf: HaCf | None, keys: A
         tables.append(_heartbeat(cf, keys))
         tables += _links(cf, names, node)
     tables.append(_storage(seen, names))
+    if len(groups) > 1:
+        ids = group_ids(groups)
+        tables[-1].lines.append(f"check: [storage] and [nfs] describe group {ids[0]!r} only: bootstrap does not lay "
+                                f"down the storage of {', '.join(map(repr, ids[1:]))} (create it as on heartbeat)")
     if any(s.role in ("nfsserver", "exportfs", "nfsnotify") for s in seen):
         vip = Table("[nfs]")
         if address:
@@ -129,14 +139,30 @@ def draft(node: str, chain: tuple[model.Resource, ...], cf: HaCf | None, keys: A
             tables.append(Table("[fencing]").add("mode", fence.mode).add("command", fence.command, fence.comment))
             notes += fence.notes
             warnings += fence.warnings
+    if len(groups) == 1:
+        tables += _resources("[[resource]]", converted[0])
+        return tables, notes, warnings
+    for gid, g, resources in zip(group_ids(groups), groups, converted, strict=True):
+        tables.append(Table("[[group]]", comment=f"haresources line {g.line}").add("id", gid).add("preferred_node", g.node))
+        tables += _resources("[[group.resource]]", resources)
+    return tables, notes, warnings
+
+
+def _nodes(groups: tuple[HaGroup, ...]) -> list[str]:
+    """The nodes haresources names (without ha.cf), in the order it names them."""
+    return list(dict.fromkeys(g.node for g in groups))
+
+
+def _resources(header: str, resources: list[tuple[model.Resource, str]]) -> list[Table]:
+    out = []
     for res, comment in resources:
-        t = Table("[[resource]]", comment=comment).add("id", res.id).add("type", res.type).add("agent", res.agent)
+        t = Table(header, comment=comment).add("id", res.id).add("type", res.type).add("agent", res.agent)
         if res.args:
             t.add("args", list(res.args))
         if res.params:
             t.add("params", dict(res.params))
-        tables.append(t)
-    return tables, notes, warnings
+        out.append(t)
+    return out
 
 
 # --------------------------------------------------------------------------- the chain

@@ -65,7 +65,7 @@ def packet_problems(cluster: model.Cluster) -> list[Problem]:
             out.append(Problem(("heartbeat", "link", i, "name"), why))
     for i, r in enumerate(cluster.resources):
         if (why := too_long(r.id)):
-            where = chain_key if cluster.haresources else ("resource", i, "id")
+            where = chain_key if cluster.haresources else _resource_path(cluster, i) + ("id",)
             out.append(Problem(where, f"resource id {r.id[:40]!r}... ({r.src}) is {why}" if cluster.haresources else why))
     if len(cluster.resources) > OWNED_MAX:
         out.append(Problem(chain_key, f"{len(cluster.resources)} resources; a heartbeat packet lists at most {OWNED_MAX} owned resources"))
@@ -79,3 +79,14 @@ def packet_problems(cluster: model.Cluster) -> list[Problem]:
             f"{MAX_PAYLOAD} fit: shorten the resource ids ({ids} bytes together) or the "
             "cluster, node and link names")))
     return out
+
+
+def _resource_path(cluster: model.Cluster, index: int) -> tuple:
+    """The TOML key path of the *index*-th resource of the whole chain."""
+    if not cluster.groups:
+        return ("resource", index)
+    for gi, g in enumerate(cluster.groups):
+        if index < len(g.resources):
+            return ("group", gi, "resource", index)
+        index -= len(g.resources)
+    raise IndexError(index)

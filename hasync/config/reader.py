@@ -155,6 +155,8 @@ class LineIndex:
                 if array:
                     idx = counts.get(parts, -1) + 1
                     counts[parts] = idx
+                    for inner in [k for k in counts if k[:len(parts)] == parts and len(k) > len(parts)]:
+                        del counts[inner]  # [[group.resource]] counts from 0 again in the next [[group]]
                     current = _resolve(parts, counts) + (idx,)
                     self.lines.setdefault(current[:-1], lineno)
                 else:

@@ -48,7 +48,7 @@ def fields(kind: str, *keys: str) -> tuple[Field, ...]:
     return tuple(Field(k, kind) for k in keys)
 
 
-TOP = fields("tables", "cluster", "node", "heartbeat", "sync", "storage", "nfs", "resource", "haresources", "fencing")
+TOP = fields("tables", "cluster", "node", "heartbeat", "sync", "storage", "nfs", "resource", "group", "haresources", "fencing")
 CLUSTER = fields("str", "name", "profile", "preferred_node")
 NODE = (Field("name", "str", True), Field("address", "str", True))
 HEARTBEAT = (*fields("duration", "keepalive", "deadtime", "warntime", "initdead"), Field("auto_failback", "bool"),
@@ -66,6 +66,7 @@ EXPORT = (Field("path", "str", True), Field("clients", "str"), Field("options", 
 RESOURCE = (*(Field(k, "str", True) for k in ("id", "type", "agent")), Field("args", "strlist"), Field("params", "paramsmap"),
             *fields("duration", "start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval"), Field("max_restarts", "int"),
             Field("promotable", "bool"))
+GROUP = (Field("id", "str", True), Field("preferred_node", "str"), Field("auto_failback", "bool"), Field("resource", "tables"))
 FENCING = (Field("mode", "str"), Field("command", "argv"), Field("timeout", "duration"), Field("on_stop_failure", "str"),
            Field("self_command", "argv"))
 
@@ -314,14 +315,17 @@ def nfs(r: Reader, raw: Any) -> model.Nfs:
     return model.Nfs(v["state_dir"], tuple(exports), v["vip"], r.where(P), grace_time=v["grace_time"], lease_time=v["lease_time"])
 
 
-def resources(r: Reader, raw: Any) -> tuple[model.Resource, ...]:
+def resources(r: Reader, raw: Any, at: tuple = ("resource",), taken: tuple[model.Resource, ...] = ()) -> tuple[model.Resource, ...]:
+    """One chain of [[resource]] tables at *at* (("resource",), or a group's
+    ("group", i, "resource")); *taken*: the resources of the groups before it (ids are
+    unique across groups: the packets and the status name resources by id)."""
     if not isinstance(raw, list):
-        r.error(("resource",), "expected [[resource]] tables")
+        r.error(at, f"expected [[{'.'.join(p for p in at if isinstance(p, str))}]] tables")
         return ()
     out: list[model.Resource] = []
     d = model.Resource("x", "ocf", "x")
     for i, x in enumerate(raw):
-        p = ("resource", i)
+        p = at + (i,)
         v = read(r, x, p, RESOURCE, d, id="", type="", agent="", params={}, promotable=None)
         rid, rtype, agent = v["id"], v["type"], v["agent"]
         if v["promotable"] is None:  # not given: the agent's metadata says (a promote action)
@@ -336,6 +340,8 @@ def resources(r: Reader, raw: Any) -> tuple[model.Resource, ...]:
             v["agent"] = agent + ".service"
         if rid and any(o.id == rid for o in out):
             r.error(p + ("id",), f"duplicate resource id {rid!r}")
+        elif rid and (other := next((o for o in taken if o.id == rid), None)):
+            r.error(p + ("id",), f"duplicate resource id {rid!r}: another group has it ({other.src}); ids are unique across groups")
         if v["args"] and rtype in RESOURCE_TYPES and rtype not in ("heartbeat", "lsb"):
             r.error(p + ("args",), f"args are for heartbeat/lsb scripts; a {rtype} resource takes params")
         if v["params"] and rtype in RESOURCE_TYPES and rtype != "ocf":
@@ -343,6 +349,34 @@ def resources(r: Reader, raw: Any) -> tuple[model.Resource, ...]:
         if v["max_restarts"] < 0:
             r.error(p + ("max_restarts",), "must be 0 or more")
         out.append(model.Resource(**v, src=r.where(p)))
+    return tuple(out)
+
+
+def groups(r: Reader, raw: Any, names: list[str]) -> tuple[model.Group, ...]:
+    """[[group]] tables: each an id, its own preferred node and auto_failback, and its
+    ordered [[group.resource]] chain."""
+    if not isinstance(raw, list):
+        r.error(("group",), "expected [[group]] tables")
+        return ()
+    out: list[model.Group] = []
+    taken: tuple[model.Resource, ...] = ()
+    for i, x in enumerate(raw):
+        p = ("group", i)
+        v = read(r, x, p, GROUP, None, id="", preferred_node="", auto_failback=None)
+        gid, pref = v["id"], v["preferred_node"]
+        if gid and not NAME.match(gid):
+            r.error(p + ("id",), f"expected a name (letters, digits, '_', '.', '-'), got {gid!r}")
+        if gid and any(g.id == gid for g in out):
+            r.error(p + ("id",), f"duplicate group id {gid!r}: group ids must be unique")
+        if pref and names and pref not in names:
+            r.error(p + ("preferred_node",), f"{pref!r} is not a node; nodes: {', '.join(names)}")
+        chain = resources(r, x.get("resource", []) if isinstance(x, dict) else [], p + ("resource",), taken)
+        if not chain and not r.is_bad(p):
+            r.error(p, f"group {gid!r} has no resources: add its chain as [[group.resource]] tables after it")
+        taken += chain
+        out.append(model.Group(gid, chain, pref, v["auto_failback"], r.where(p)))
+    if not out:
+        r.error(("group",), "expected at least one [[group]] table")
     return tuple(out)
 
 

@@ -4,7 +4,8 @@ The chain as Pacemaker expects it: each DRBD resource at the head of a chain bec
 promotable clone (``ocf:linbit:drbd``, meta promotable=true, notify=true); the rest of
 the chain becomes one group, started in order and stopped in reverse as hasync does, that
 starts after the promotion and runs only where DRBD is Promoted. Each resource group
-(today: the one chain; issue 17: several) maps to its own clones, group and constraints.
+([[group]], a haresources line; a top-level chain is one) maps to its own clones, group,
+location preference and constraints, so each fails over on its own as under hasync.
 
 Fencing: one stonith device per node, kept off the node it fences. ``preferred_node``
 is a location preference, ``auto_failback`` the stickiness, ``max_restarts`` the
@@ -75,8 +76,11 @@ class ChainGroup:
 
 
 def chain_groups(cluster: model.Cluster) -> tuple[ChainGroup, ...]:
-    """The cluster's resource groups. Today one chain, named after the cluster; issue 17's
-    [[group]] tables will each give one ChainGroup here, and nothing below changes."""
+    """The cluster's resource groups: each [[group]] (or haresources line) under its own
+    id; a top-level chain is one group named after the cluster."""
+    if cluster.groups:
+        return tuple(ChainGroup(g.id if is_xml_id(g.id) else f"g-{g.id}", g.preferred_node, bool(g.auto_failback), g.resources)
+                     for g in cluster.resource_groups())
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", cluster.cluster.name)
     if not is_xml_id(name):
         name = f"g-{name}"

@@ -10,7 +10,7 @@ import pytest
 
 from hasync import cli, config
 from hasync.config import ConfigError, LineIndex, parse_duration, parse_haresources
-from hasync.config.heartbeat import parse_ha_cf
+from hasync.config.heartbeat import HaGroup, parse_ha_cf
 from hasync.config.importer import draft
 from hasync.config.toml_writer import render
 
@@ -183,7 +183,8 @@ FIELD_NOTES_CHAIN = [
 
 
 def test_field_notes_haresources_imports_to_the_ordered_chain():
-    node, res = parse_haresources(FIELD_NOTES)
+    (g,) = parse_haresources(FIELD_NOTES)
+    node, res = g.node, g.resources
     assert node == "node1"
     assert chain(res) == FIELD_NOTES_CHAIN
     assert [r.id for r in res] == ["drbddisk", "filesystem", "ipaddr", "nfsboot", "nfsserver", "nfslock"]
@@ -191,13 +192,20 @@ def test_field_notes_haresources_imports_to_the_ordered_chain():
 
 def test_bare_ip_means_ipaddr_and_one_line_form():
     one_line = "node1 drbddisk::ha-disk0 Filesystem::/dev/drbd0::/home::ext3 10.0.0.10 nfsboot nfsserver nfslock  # comment\n"
-    node, res = parse_haresources(one_line)
+    (g,) = parse_haresources(one_line)
+    node, res = g.node, g.resources
     assert node == "node1" and chain(res) == FIELD_NOTES_CHAIN
 
 
+def test_haresources_lines_are_groups_with_ids_unique_across_the_file():
+    # was refused: "more than one resource group; hasync runs one chain per two-node cluster"
+    a, b = parse_haresources("node1 IPaddr::10.0.0.10 a\n\nnode2 \\\n  IPaddr::10.0.0.11 b\n", "h")
+    assert (a.node, a.line, [r.id for r in a.resources]) == ("node1", 1, ["ipaddr", "a"])
+    assert (b.node, b.line, [r.id for r in b.resources]) == ("node2", 3, ["ipaddr-2", "b"])
+    assert b.resources[0].src == "h:4"
+
+
 def test_haresources_errors():
-    with pytest.raises(ConfigError, match="h:2: more than one resource group"):
-        parse_haresources("node1 a\nnode2 b\n", "h")
     with pytest.raises(ConfigError, match="no resource group"):
         parse_haresources("# nothing\n\n", "h")
     with pytest.raises(ConfigError, match="has no resources"):
@@ -238,7 +246,7 @@ def test_haresources_file_in_config(tmp_path):
 def test_ha_cf_ms_and_ucast():
     cf = parse_ha_cf("keepalive 200ms\ndeadtime 1\nucast eth1 10.0.0.1\nucast eth1 10.0.0.2\nnode a\nnode b\n")
     assert cf.keepalive == pytest.approx(0.2) and cf.deadtime == 1.0
-    out = render(draft("a", (), cf, None, ocf=True)[0])
+    out = render(draft((HaGroup("a", (), 1),), cf, None, ocf=True)[0])
     assert 'addresses = { a = "10.0.0.1", b = "10.0.0.2" }' in out
     with pytest.raises(ConfigError, match="ha.cf:1: keepalive"):
         parse_ha_cf("keepalive soon\n")

@@ -188,6 +188,25 @@ def test_auto_failback_is_stickiness_against_the_preference(failback, stickiness
     assert pacemaker.STICKINESS_NO_FAILBACK > pacemaker.PREFERENCE_SCORE
 
 
+def test_each_group_is_its_own_group_clone_preference_and_constraints():
+    def grp(gid, extra, drbd, mount, ip):
+        return (f'[[group]]\nid = "{gid}"\n{extra}\n'
+                + (hb(f"{gid}-drbd", "drbddisk", drbd) + hb(f"{gid}-fs", "Filesystem", f"/dev/{drbd}", mount, "ext4")
+                   + res(f"{gid}-vip", "ocf", "heartbeat:IPaddr2", params={"ip": ip})).replace("[[resource]]", "[[group.resource]]"))
+    c = cluster(grp("web", "", "drbd0", "/srv/web", "192.0.2.10")
+                + grp("db", 'preferred_node = "beta"\nauto_failback = true', "drbd1", "/srv/db", "192.0.2.11"))
+    assert [(g.id, g.preferred_node, g.auto_failback) for g in chain_groups(c)] == [("web", "alpha", False), ("db", "beta", True)]
+    cib = export(c).cib
+    assert [(g.id, [p.id for p in g.members]) for g in cib.groups] == [("web", ["web-fs", "web-vip"]), ("db", ["db-fs", "db-vip"])]
+    assert [cl.id for cl in cib.clones] == ["web-drbd-clone", "db-drbd-clone"]
+    assert {(o.first, o.then) for o in cib.orders} == {("web-drbd-clone", "web"), ("db-drbd-clone", "db")}  # no order across groups
+    assert {(co.rsc, co.with_rsc) for co in cib.colocations} == {("web", "web-drbd-clone"), ("db", "db-drbd-clone")}
+    prefs = {loc.rsc: (loc.node, loc.score) for loc in cib.locations if not loc.rsc.startswith("fence")}
+    assert prefs == {"web": ("alpha", "100"), "db": ("beta", "100")}
+    assert dict(cib.groups[0].meta)["resource-stickiness"] == str(pacemaker.STICKINESS_NO_FAILBACK)
+    assert dict(cib.groups[1].meta)["resource-stickiness"] == "0"  # db's own auto_failback
+
+
 def test_ops_from_timeouts_monitor_interval_and_max_restarts():
     more = 'start_timeout = "40s"\nstop_timeout = "90s"\nmonitor_timeout = "15s"\nmonitor_interval = "10s"\nmax_restarts = 0\n'
     chain = res("drbd", "ocf", "linbit:drbd", params={"drbd_resource": "r0"}, more=more) + res("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "192.0.2.10"}, more=more)

@@ -48,10 +48,13 @@ def imported_field_notes(tmp_path: Path, haresources: str = "field-notes.haresou
     return f
 
 
-CONFIGS = [pytest.param(p, id=p.name) for p in EXAMPLES] + [pytest.param("field-notes", id="field-notes-haresources")]
+CONFIGS = [pytest.param(p, id=p.name) for p in EXAMPLES] + [pytest.param("field-notes", id="field-notes-haresources"),
+                                                              pytest.param("two-groups", id="two-groups-haresources")]
 
 
 def config_file(which, tmp_path: Path) -> Path:
+    if which == "two-groups":  # heartbeat v1 active/active: a group per node (issue 17)
+        return imported_field_notes(tmp_path, "two-groups.haresources")
     return imported_field_notes(tmp_path) if which == "field-notes" else which
 
 
@@ -142,53 +145,88 @@ def parse_simulation(xml: str) -> Step:
     return Step(transition, status)
 
 
+@dataclass
+class CibGroup:
+    """One exported resource group: its members in order, its DRBD clones' primitives and
+    the node its location constraint prefers."""
+
+    members: list[str]
+    drbd: list[str]
+    home: str
+
+
+def cib_groups(root: ET.Element, default_home: str) -> list[CibGroup]:
+    clone_prim = {c.get("id", ""): c.find("primitive").get("id", "") for c in root.iterfind(".//clone")}  # type: ignore[union-attr]
+    out = []
+    for g in root.iterfind(".//resources/group"):
+        gid = g.get("id", "")
+        clones = [c.get("with-rsc", "") for c in root.iterfind(".//rsc_colocation") if c.get("rsc") == gid]
+        home = next((x.get("node", "") for x in root.iterfind(".//rsc_location") if x.get("rsc") == gid), default_home)
+        out.append(CibGroup([p.get("id", "") for p in g.iterfind("primitive")], [clone_prim[c] for c in clones if c in clone_prim], home))
+    return out
+
+
 def scenario(cfg: config.model.Cluster, cib: Path, tmp: Path, *, expect_failback: bool):
-    """Both nodes up -> the chain on the preferred node; it fails -> fenced, DRBD promoted on
-    the survivor, the group started there in order; it returns -> failback or not."""
+    """Both nodes up -> each group on its preferred node; the preferred node of the first
+    group fails -> fenced, DRBD promoted on the survivor, each of its groups started there
+    in order while the survivor's own groups never stop; it returns -> failback or not."""
     names = [n.name for n in cfg.nodes]
     active = cfg.cluster.preferred_node or names[0]
     survivor = next(n for n in names if n != active)
     root = ET.parse(cib).getroot()
+    groups = cib_groups(root, active)
     drbd = [p.get("id", "") for p in root.iterfind(".//clone/primitive")]
-    group = [p.get("id", "") for p in root.iterfind(".//group/primitive")]
     fencing = root.find(".//nvpair[@name='stonith-enabled']").get("value") == "true"
     action = next((x.get("value") for x in root.iterfind(".//nvpair[@name='stonith-action']")), "reboot")
+    moving = [g for g in groups if g.home == active]
+    staying = [g for g in groups if g.home != active]
+    assert moving
 
     sim = Sim(cib, tmp)
     sim.step("--quorum", "1", "--node-up", names[0], "--node-up", names[1])
     sim.uptodate(drbd, *names)
     up = sim.step()
-    for rid in drbd:
-        assert up.where(rid, "Promoted") == [active]
-        assert ("promote", rid, active) in up.transition
-    for rid in group:
-        assert up.where(rid) == [active], rid
+    for g in groups:
+        for rid in g.drbd:
+            assert up.where(rid, "Promoted") == [g.home]
+            assert ("promote", rid, g.home) in up.transition
+        for rid in g.members:
+            assert up.where(rid) == [g.home], rid
 
     failed = sim.step("--node-fail", active)
     fences = [t for t in failed.transition if t[0] == "fence"]
     assert fences == ([("fence", active, action)] if fencing else [])
-    starts = [failed.index("start", rid, survivor) for rid in group]
-    assert starts == sorted(starts)  # the chain's order
-    for rid in drbd:
-        promote = failed.index("promote", rid, survivor)
-        assert all(promote < s for s in starts)  # the group waits for the promotion
-        if fencing:
-            assert failed.index("fence", active, action) < promote  # nothing before the fence
-        assert failed.where(rid, "Promoted") == [survivor]
-    for rid in group:
-        assert failed.where(rid) == [survivor]
+    for g in moving:
+        starts = [failed.index("start", rid, survivor) for rid in g.members]
+        assert starts == sorted(starts)  # the chain's order
+        for rid in g.drbd:
+            promote = failed.index("promote", rid, survivor)
+            assert all(promote < s for s in starts)  # the group waits for the promotion
+            if fencing:
+                assert failed.index("fence", active, action) < promote  # nothing before the fence
+            assert failed.where(rid, "Promoted") == [survivor]
+        for rid in g.members:
+            assert failed.where(rid) == [survivor]
+    for g in staying:  # the survivor's own group keeps running: nothing of it moves
+        for rid in g.members + g.drbd:
+            assert not [t for t in failed.transition if t[1] == rid and t[0] in ("stop", "start", "demote", "promote")], rid
+            assert failed.where(rid, "Promoted" if rid in g.drbd else "Started") == [survivor]
 
     sim.rebooted(active)
     sim.step("--node-up", active)
     sim.uptodate(drbd, active)
     back = sim.step()
     home = active if expect_failback else survivor
-    for rid in group:
-        assert back.where(rid) == [home], rid
-    for rid in drbd:
-        assert back.where(rid, "Promoted") == [home]
+    for g in moving:
+        for rid in g.members:
+            assert back.where(rid) == [home], rid
+        for rid in g.drbd:
+            assert back.where(rid, "Promoted") == [home]
     moved = [t for t in back.transition if t[0] in ("start", "stop", "promote", "demote")]
     assert bool(moved) == expect_failback
+    for g in staying:
+        for rid in g.members:
+            assert back.where(rid) == [survivor], rid
 
 
 @pytest.mark.parametrize("which", CONFIGS)

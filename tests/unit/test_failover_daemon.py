@@ -5,6 +5,7 @@ document and the typed start-up errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -20,7 +21,7 @@ from hasync.effects.run import RecordingRunner, Result
 from hasync.failover import client, protocol
 from hasync.failover.daemon.control import ControlServer
 from hasync.failover.daemon.loop import Daemon, Poller, next_generation
-from hasync.failover.errors import AlreadyRunning, BadTiming
+from hasync.failover.errors import AlreadyRunning, BadTiming, SeveralGroups
 from hasync.failover.host import Paths
 from hasync.failover.states import Command
 from tests.unit.test_failover_daemon_io import free_port
@@ -140,6 +141,10 @@ def test_a_lone_node_takes_the_chain_answers_commands_and_leaves_cleanly(tmp_pat
 def test_typed_start_up_errors(tmp_path, monkeypatch):
     with pytest.raises(BadTiming, match="invalid heartbeat timing: deadtime"):
         Daemon(cluster(deadtime=0.015), "node1", KEY, Paths(tmp_path, tmp_path))
+    two = dataclasses.replace(cluster(), resources=(), groups=(model.Group("a", (VIP,), "node1"),
+                                                               model.Group("b", (dataclasses.replace(VIP, id="vip2"),), "node2")))
+    with pytest.raises(SeveralGroups, match=r"several resource groups \(a, b\)"):
+        Daemon(two, "node1", KEY, Paths(tmp_path, tmp_path))
     # which node this host is: hasync.config.identity (test_config_identity.py), through
     # run_daemon in test_cli_maps_start_up_errors_to_exit_codes
     # a second daemon on the same control socket

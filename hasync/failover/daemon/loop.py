@@ -36,7 +36,7 @@ from hasync.failover.daemon.executor import Executor
 from hasync.failover.daemon.heartbeat import Receiver, Sender
 from hasync.failover.daemon.status import document
 from hasync.failover.daemon.worker import Mailbox, Worker
-from hasync.failover.errors import BadTiming
+from hasync.failover.errors import BadTiming, SeveralGroups
 from hasync.failover.host import Paths
 from hasync.failover.links import open_link
 from hasync.failover.membership import Event, Membership, fsm_config
@@ -122,6 +122,13 @@ class Daemon:
         # a deadline, for a command or a job result. Fewer wake-ups, same accuracy.
         self.rx_wake = rx_wake
         self.log_stream = log or sys.stderr
+        if len(cluster.resource_groups()) > 1:
+            # the membership is still one chain per cluster: running the groups as one
+            # chain would move both when either should move (issue 17, docs/failover.md)
+            ids = ", ".join(g.id for g in cluster.resource_groups())
+            raise SeveralGroups(f"{cluster.path}: several resource groups ({ids}): this failover daemon runs one chain "
+                                "per cluster; `check`, the haresources import and the Pacemaker export take groups, the "
+                                "failover of each group on its own is not built yet")
         self.cfg = fsm_config(cluster, local)
         errs = self.cfg.validate()
         if errs:

@@ -1,0 +1,68 @@
+"""Resource groups against each other (pure): no two groups may claim the same thing.
+
+Each group fails over on its own (issue 17), so two groups that start the same DRBD
+resource, activate the same volume group, mount the same device or directory or bring up
+the same address would run it on both nodes at once as soon as their owners differ. The
+claims are read off each resource's OCF equivalent (hasync.config.chain_rules.see), so a
+haresources file is checked the same way as [[group]] tables.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+
+from hasync import model
+from hasync.config.chain_rules import Seen, say
+from hasync.config.reader import Reader
+
+# role -> (param, what it claims)
+_CLAIMS = {
+    "drbd": (("drbd_resource", "DRBD resource"),),
+    "lvm": (("vgname", "volume group"), ("volgrpname", "volume group")),
+    "filesystem": (("device", "device"), ("directory", "mount point")),
+    "ip": (("ip", "address"), ("ipv6addr", "address")),
+}
+
+
+def _norm(what: str, value: str) -> str:
+    if what == "address":
+        try:
+            return str(ipaddress.ip_address(value.split("/")[0]))
+        except ValueError:
+            return value
+    return posixpath.normpath(value) if value.startswith("/") else value
+
+
+def claims(s: Seen) -> list[tuple[str, str, str]]:
+    """(what, value as compared, param) for everything *s* takes for its group alone."""
+    out = []
+    for param, what in _CLAIMS.get(s.role, ()):
+        value = s.params.get(param, "")
+        if value and value != "0.0.0.0":  # the import's placeholder claims nothing yet
+            out.append((what, _norm(what, value), param))
+    return out
+
+
+def distinct(r: Reader, groups: list[tuple[model.Group, list[Seen]]]) -> None:
+    """An error for each thing a group claims that an earlier group claims too."""
+    first: dict[tuple[str, str], tuple[str, Seen]] = {}
+    for g, seen in groups:
+        for s in seen:
+            for what, value, param in claims(s):
+                other = first.get((what, value))
+                if other is None:
+                    first[(what, value)] = (g.id, s)
+                elif other[0] != g.id:
+                    gid, o = other
+                    say(r, s, param, f"group {g.id!r} claims {what} {value}, which group {gid!r} claims too "
+                                     f"(resource {o.res.id!r}, {o.res.src}): each group fails over on its own, so both "
+                                     "nodes would use it at once; give each group its own", error=True)
+
+
+def daemon_note(r: Reader, groups: tuple[model.Group, ...], where: tuple) -> None:
+    """Until the failover daemon runs each group on its own, it refuses several: say so."""
+    if len(groups) > 1:
+        r.warn(where, f"{len(groups)} resource groups ({', '.join(g.id for g in groups)}): `hasync failover run` of this "
+                      "version refuses several groups (it runs one chain per cluster); check, the import and the "
+                      "Pacemaker export take them")
