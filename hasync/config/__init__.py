@@ -192,6 +192,7 @@ def _build(r: Reader, base: Path) -> model.Cluster:
     chain_rules.vip(r, first, nfs)
     chain_rules.storage(r, first, storage, present="storage" in top)
     group_rules.distinct(r, per_group)
+    group_rules.nfs(r, per_group, nfs)
     if groups:
         group_rules.daemon_note(r, groups, ("haresources",) if hares_path else ("group",))
     net_rules.links(r, hb, storage)

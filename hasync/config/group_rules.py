@@ -22,7 +22,9 @@ _CLAIMS = {
     "lvm": (("vgname", "volume group"), ("volgrpname", "volume group")),
     "filesystem": (("device", "device"), ("directory", "mount point")),
     "ip": (("ip", "address"), ("ipv6addr", "address")),
+    "exportfs": (("fsid", "NFS fsid"),),  # clients tell exports apart by it, across failovers too
 }
+NFS_ROLES = ("nfsserver", "exportfs", "nfsnotify")
 
 
 def _norm(what: str, value: str) -> str:
@@ -58,6 +60,30 @@ def distinct(r: Reader, groups: list[tuple[model.Group, list[Seen]]]) -> None:
                     say(r, s, param, f"group {g.id!r} claims {what} {value}, which group {gid!r} claims too "
                                      f"(resource {o.res.id!r}, {o.res.src}): each group fails over on its own, so both "
                                      "nodes would use it at once; give each group its own", error=True)
+
+
+def nfs(r: Reader, groups: list[tuple[model.Group, list[Seen]]], st: model.Nfs) -> None:
+    """Two groups serving NFS end up on one node after a failover, and a node has one nfsd
+    and one /var/lib/nfs: the field runs nfsd on both nodes outside the groups (VCS: one
+    NFS resource per node, the service groups point to it) and moves only each group's
+    filesystem, exports, address and sm-notify."""
+    servers = [(g, s) for g, seen in groups for s in seen if s.role == "nfsserver"]
+    for g, s in servers[1:]:
+        first, fs = servers[0]
+        if g.id != first.id:
+            say(r, s, "", f"group {g.id!r} starts the NFS server, and so does group {first.id!r} (resource {fs.res.id!r}, "
+                          f"{fs.res.src}): a node runs one nfsd with one /var/lib/nfs, and after a failover both groups "
+                          "are on one node: the second start restarts nfsd under the first group (its exports re-read, its "
+                          "clients cut off) and the second group's stop stops NFS for both. Run nfsd on both nodes outside "
+                          "the groups (enabled at boot) and keep in each group only its Filesystem, exportfs, IP and "
+                          "nfsnotify", error=True)
+    serving = [g.id for g, seen in groups if any(s.role in NFS_ROLES for s in seen)]
+    if len(serving) > 1 and st.state_dir and not r.is_bad(("nfs", "state_dir")):
+        r.error(("nfs", "state_dir"), f"groups {' and '.join(map(repr, serving))} both serve NFS, and [nfs].state_dir puts "
+                                      "/var/lib/nfs on the first group's disk: the nfsd serving the other group would lose its "
+                                      "state whenever the first group moves away; leave state_dir empty (/var/lib/nfs stays "
+                                      "on each node: NFSv3 locks and NFSv4 state of a group that moves are not reclaimed, "
+                                      "as in the field's active/active setups)")
 
 
 def daemon_note(r: Reader, groups: tuple[model.Group, ...], where: tuple) -> None:

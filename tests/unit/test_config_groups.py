@@ -161,3 +161,39 @@ def test_haresources_path_of_two_lines_is_two_groups_and_its_conflicts_are_refus
         f"{hares}:2: resource 'ipaddr-2' (IPaddr): group 'beta-group' claims address 192.0.2.10, which group 'alpha-group' "
         f"claims too (resource 'ipaddr', {hares}:1): each group fails over on its own, so both nodes would use it at once; "
         "give each group its own"]
+
+
+NFSD = """
+[[group.resource]]
+id = "{gid}-nfsd"
+type = "ocf"
+agent = "heartbeat:nfsserver"
+"""
+
+
+def exports(gid: str, fsid: str) -> str:
+    return f"""
+[[group.resource]]
+id = "{gid}-export"
+type = "ocf"
+agent = "heartbeat:exportfs"
+params = {{ directory = "/srv/{gid}", clientspec = "*", fsid = "{fsid}" }}
+"""
+
+
+def test_two_groups_starting_the_nfs_server_are_refused_with_the_fields_setup():
+    text = HEAD + A + NFSD.format(gid="a") + exports("a", "1") + B + NFSD.format(gid="b") + exports("b", "2")
+    errors = check(text)[1].errors
+    [error] = [e for e in errors if "NFS server" in e]
+    assert "group[1].resource[3]: group 'b' starts the NFS server, and so does group 'a' (resource 'a-nfsd', c.toml:" in error
+    assert "Run nfsd on both nodes outside the groups" in error
+    # the field's setup: nfsd outside the groups, each group its own exports: accepted
+    cluster, report = check(HEAD + A + exports("a", "1") + B + exports("b", "2"))
+    assert cluster is not None, report.errors
+
+
+def test_two_nfs_groups_refuse_a_shared_state_dir_and_one_fsid():
+    text = HEAD + '\n[nfs]\nstate_dir = "/srv/a/nfs"\n' + A + exports("a", "1") + B + exports("b", "1")
+    errors = check(text)[1].errors
+    assert any("nfs.state_dir: groups 'a' and 'b' both serve NFS" in e for e in errors), errors
+    assert any("group 'b' claims NFS fsid 1, which group 'a' claims too" in e for e in errors), errors
