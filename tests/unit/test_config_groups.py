@@ -197,3 +197,20 @@ def test_two_nfs_groups_refuse_a_shared_state_dir_and_one_fsid():
     errors = check(text)[1].errors
     assert any("nfs.state_dir: groups 'a' and 'b' both serve NFS" in e for e in errors), errors
     assert any("group 'b' claims NFS fsid 1, which group 'a' claims too" in e for e in errors), errors
+
+
+def test_check_shows_each_group_with_its_node_and_chain(tmp_path, capsys):
+    from hasync import cli
+
+    f = tmp_path / "c.toml"
+    f.write_text(HEAD + A + B)
+    assert cli.main(["-c", str(f), "check"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "group a (preferred node alpha, auto_failback off)" in out and "group b (preferred node beta, auto_failback on)" in out
+    assert out.index("a-ip") < out.index("group b") < out.index("b-drbd")
+
+
+def test_a_cluster_whose_resources_are_not_its_groups_chains_is_refused():
+    c = config.loads(HEAD + A + B, "c.toml")
+    with pytest.raises(ValueError, match="the groups' resources in order"):
+        model.Cluster(**{**c.__dict__, "resources": c.resources[::-1]})
