@@ -146,7 +146,7 @@ def agents_run(r: Reader, seen: list[Seen], storage: model.Storage) -> None:
         if hint:
             say(r, s, "agent", f"OCF agent {s.agent!r} is unknown: {hint}", error=False)
             continue
-        if not r.is_bad(("resource", s.index, "promotable")):
+        if not r.is_bad(s.at + (s.index, "promotable")):
             promotable(r, s)
         if (s.agent == "heartbeat:LVM-activate" and s.params.get("vg_access_mode") == "system_id" and not storage.lvm_system_id
                 and not r.is_bad(("storage", "lvm_system_id"))):
