@@ -73,11 +73,11 @@ def test_the_cli_refuses_what_the_ns_tier_cannot_do(capsys):
 
 
 @pytest.fixture(scope="module")
-def campaign(lab):
+def campaign(lab, say):
     from hasync_lab.campaign.ns.cli import run_on_lab
 
     seed = int(os.environ.get("HASYNC_CAMPAIGN_SEED") or random.SystemRandom().randrange(10**8))
-    print(f"ns campaign seed {seed}, {NS_FAULTS} faults (set HASYNC_CAMPAIGN_SEED={seed} to run the same faults again)")
+    say(f"ns campaign seed {seed}, {NS_FAULTS} faults (set HASYNC_CAMPAIGN_SEED={seed} to run the same faults again)")
     out = os.environ.get("HASYNC_CAMPAIGN_OUT", DEFAULT_OUT)  # the folder outlives pytest's temporary dirs
     lab.reset()
     faults = draw_faults(seed, NS_FAULTS) + battery(seed)

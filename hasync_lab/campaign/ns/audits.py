@@ -117,14 +117,22 @@ class LogScan:
                     self.offsets[str(p)] = f.tell()
             except OSError:
                 continue
-            for needle, what in FORBIDDEN.items():
-                for line in text.splitlines():
-                    if needle in line:
-                        excused = lied and needle in ("also holds the chain", "still alive after a successful fence")
-                        out.append(hit("log", fault_index, {"log": os.path.basename(str(p)), "kind": what,
-                                                            "line": line.strip()[:300]}, "lying-fence" if excused else None))
-                        break
+            out += forbidden_hits(os.path.basename(str(p)), text, fault_index, lied)
         return out
+
+
+def forbidden_hits(log: str, text: str, fault_index: int, lied: bool = False) -> list[Hit]:
+    """New text of one log -> a hit per forbidden kind found in it (its first line);
+    what a lying fence makes the daemons say is that limit's."""
+    out = []
+    for needle, what in FORBIDDEN.items():
+        for line in text.splitlines():
+            if needle in line:
+                excused = lied and needle in ("also holds the chain", "still alive after a successful fence")
+                out.append(hit("log", fault_index, {"log": log, "kind": what, "line": line.strip()[:300]},
+                               "lying-fence" if excused else None))
+                break
+    return out
 
 
 def died_hits(exits, fault_index: int, logdir) -> list[Hit]:

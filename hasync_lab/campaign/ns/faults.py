@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 from hasync_lab.campaign.faults import RACE, Fault, _role, _u
-from hasync_lab.campaign.ns.prep import CHAIN, TIMING, Timing
+from hasync_lab.campaign.ns.prep import TIMING, Timing
 
 KINDS = {
     "power-loss": 8,
@@ -220,7 +220,7 @@ def _ping_loss(rng, t):
 
 
 def _start_failure(rng, t):
-    rid = rng.choice(CHAIN)
+    rid = rng.choice(t.chain)
     trigger = rng.choice(("command", "power_off", "kill", "none"))
     steps = [[0.0, "flag", {"who": "A", "rid": rid, "op": "start", "mode": "fail"}]]
     if trigger == "command":
@@ -232,7 +232,7 @@ def _start_failure(rng, t):
 
 def _stop(hang: bool):
     def draw(rng, t):
-        rid = rng.choice(CHAIN)
+        rid = rng.choice(t.chain)
         trigger = rng.choice(("standby", "leave"))
         steps = [[0.0, "flag", {"who": "A", "rid": rid, "op": "stop", "mode": "hang" if hang else "fail"}]]
         if hang:
@@ -245,7 +245,7 @@ def _stop(hang: bool):
 
 
 def _status_timeout(rng, t):
-    rid = rng.choice(CHAIN)
+    rid = rng.choice(t.chain)
     trigger = rng.choice(("kill", "standby", "none"))
     steps = [[0.0, "flag", {"who": "A", "rid": rid, "op": "status", "mode": "hang"}]]
     if trigger == "kill":
@@ -256,15 +256,15 @@ def _status_timeout(rng, t):
 
 
 def _boot_enabled(rng, t):
-    rids = list(CHAIN)
+    rids = list(t.chain)
     if rng.random() < 0.85:
-        rids = sorted(rng.sample(rids, rng.randint(1, len(rids) - 1)), key=CHAIN.index)
+        rids = sorted(rng.sample(rids, rng.randint(1, len(rids) - 1)), key=t.chain.index)
     late = rng.random() < 0.25  # up only after the daemon's start-up probe (units in parallel)
     off = _u(rng, 0.2, 1.5, t.deadtime)
     steps = [[0.0, "boot_enable", {"who": "A", "rids": rids, "late": late}], [0.0, "power_off", {"who": "A"}],
              [off, "power_on", {"who": "A"}]]
     d = off + 1.0 + t.daemon_start_s + t.initdead + 2.0 + _u(rng, 2, 4, t.deadtime)
-    what = f"{'partial' if len(rids) < len(CHAIN) else 'whole'} chain {rids}" + (", up after the start-up probe" if late else "")
+    what = f"{'partial' if len(rids) < len(t.chain) else 'whole'} chain {rids}" + (", up after the start-up probe" if late else "")
     return Fault("", _role(rng), 0, round(d, 3), steps, note=what)
 
 
@@ -288,7 +288,7 @@ def _operator(rng, t):
 
 
 def _resource_crash(rng, t):
-    rid = rng.choice(("vip", "demo"))  # the monitored ones
+    rid = rng.choice(t.monitored)
     return Fault("", "active", 0, 0.1, [[0.0, "crash_resource", {"who": "A", "rid": rid}]], note=rid)
 
 

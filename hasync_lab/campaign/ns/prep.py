@@ -56,6 +56,8 @@ class Timing:
     boot_s: float = 1.0  # a fenced node is powered on again after this
     restart_s: float = 1.0  # RestartSec of hasync-failover.service
     settle_s: float = 0.8  # a clean state must hold this long (16 keepalives)
+    chain: tuple[str, ...] = CHAIN  # the pieces a fault may make fail, hang or start at boot
+    monitored: tuple[str, ...] = ("vip", "demo")  # the pieces a monitor watches (resource-crash)
 
     @property
     def liveness_bound_s(self) -> float:

@@ -24,10 +24,12 @@ def _hits(hs, r) -> list[dict]:
     return out
 
 
-def ns_doc(r, n_faults: int, wall_s: float, folder: str | None, kinds, lab: str, extra: dict | None = None) -> dict:
+def ns_doc(r, n_faults: int, wall_s: float, folder: str | None, kinds, lab: str, extra: dict | None = None, *,
+           tier: str = "ns", bounds: dict | None = None, skipped: dict | None = None) -> dict:
+    """The JSON document of a live tier's run (ns, and vm with its own bounds and skips)."""
     seen = sorted({h.limit for h in r.limits})
     return {
-        "tier": "ns",
+        "tier": tier,
         "seed": r.seed,
         "faults": n_faults,
         "faults_run": r.faults_run,
@@ -42,11 +44,11 @@ def ns_doc(r, n_faults: int, wall_s: float, folder: str | None, kinds, lab: str,
         "per_fault_s": recovery_stats(r.per_fault_s),
         "selftest": r.selftest,
         "wall_s": round(wall_s, 3),
-        "bounds": {"liveness_s": TIMING.liveness_bound_s, "stray_s": TIMING.stray_bound_s, "settle_s": TIMING.settle_s},
-        "skipped": SKIPPED,
+        "bounds": bounds or {"liveness_s": TIMING.liveness_bound_s, "stray_s": TIMING.stray_bound_s, "settle_s": TIMING.settle_s},
+        "skipped": SKIPPED if skipped is None else skipped,
         "lab": lab,
         "folder": folder,
-        "replay": replay_command(r.seed, n_faults, None, kinds, tier="ns"),
+        "replay": replay_command(r.seed, n_faults, None, kinds, tier=tier),
         **(extra or {}),
     }
 

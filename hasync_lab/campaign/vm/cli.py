@@ -1,0 +1,125 @@
+"""`hasync lab campaign --tier vm`: one run on a VM lab (argv -> run -> doc).
+
+Root only; qemu (TCG) guests: each busy VM eats a core, so run one VM lab at a time on
+a small machine. The lab is made for the run (vc<pid>) and taken down after, unless
+--lab names one that is already up (it is then left up, its storage as the run left it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+from hasync_lab.campaign.faults import Fault
+from hasync_lab.campaign.vm.faults import KINDS, SKIPPED, draw_faults
+
+
+def run_vm(args, err) -> int:
+    from hasync_lab.campaign.cli import _finish
+
+    if args.seeds != 1 or args.mutant:
+        err.print("hasync lab campaign: --tier vm runs one seed on a VM lab (no --seeds, no --mutant)")
+        return 2
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
+    if kinds is not None and (not kinds or any(k not in KINDS for k in kinds)):
+        err.print(f"hasync lab campaign: --kinds: unknown vm fault kind(s) {', '.join(k for k in kinds if k not in KINDS) or '(none)'}; "
+                  f"expected some of {', '.join(KINDS)}")
+        return 2
+    if args.replay:
+        try:
+            d = json.loads(Path(args.replay).read_text())
+            seed, faults = int(d["seed"]), [Fault.from_dict(x) for x in d["fault_list"]]
+            if d.get("tier") != "vm":
+                raise ValueError(f"tier {d.get('tier')!r}")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            err.print(f"hasync lab campaign: {args.replay}: not a vm campaign faults.json ({e})")
+            return 2
+    else:
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**9)
+        if args.faults < 1:
+            err.print("hasync lab campaign: --faults must be >= 1")
+            return 2
+        faults = draw_faults(seed, args.faults, kinds)
+        if args.seed is None:
+            err.print(f"campaign seed {seed} (replay with --seed {seed})")
+    try:
+        doc = run_on_vm_lab(seed, faults, lab_name=args.lab, out=args.out, keep_going=args.keep_going, kinds=kinds,
+                            progress=lambda line: err.print(line, highlight=False))
+    except RuntimeError as e:  # the lab or the cluster could not be brought to a clean start
+        err.print(f"[red]hasync lab campaign: {e}[/]")
+        return 1
+    if args.replay:
+        doc["replay"] = f"python -m hasync_lab.campaign --tier vm --replay {args.replay}"
+    return _finish(args, doc, doc["selftest"], err)
+
+
+def run_on_vm_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | None = None, out: str,
+                  keep_going: bool = False, kinds=None, progress=None) -> dict:
+    """One vm run: on *lab* (a VmLab, up, storage reset: left up) or on a new VM lab
+    (taken down after); the JSON document back."""
+    from hasync_lab.campaign.ns.report import ns_doc
+    from hasync_lab.campaign.report import replay_command, write_run_folder
+    from hasync_lab.campaign.vm.prep import TIMING
+    from hasync_lab.campaign.vm.runner import Run
+    from hasync_lab.campaign.vm.selftest import run_selftest
+    from hasync_lab.vm import VmLab, manual
+    from hasync_lab.vm.seed import default_guests
+
+    say = progress or (lambda line: None)
+    own = lab is None
+    t0 = time.perf_counter()
+    if lab is None:
+        lab = VmLab(lab_name or f"vc{os.getpid() % 10**8}", report=say)
+        if lab.exists and all(lab.running(v) for v in lab.vms):
+            own = False
+            manual.reset(lab)
+        else:
+            lab.create(None, default_guests(1))
+            lab.up()
+    logdir = Path(out) / f".vm-run-{os.getpid()}"
+    shutil.rmtree(logdir, ignore_errors=True)
+    run = Run(lab, seed, faults, logdir, keep_going=keep_going, say=say)
+    folder = None
+    setup: dict = {}
+    try:
+        setup = run.setup()
+        say(f"vm campaign on lab {lab.name}: cluster settled in {time.perf_counter() - t0:.1f} s ({setup}); self-test ...")
+        run.res.selftest = run_selftest(run)
+        say("self-test: " + ", ".join(f"{k} {'fired' if v else 'DID NOT FIRE'}" for k, v in run.res.selftest.items()))
+
+        def done(i, f, bad):
+            rec = run.res.recovery_s[-1] if run.clean_fault == i else None
+            say(f"fault {i + 1}/{len(faults)} {f.kind} ({f.note or f.target}): "
+                + (f"[red]{len(bad)} violation(s): {', '.join(h.audit for h in bad)}[/]" if bad
+                   else f"clean, recovered in {rec} s")
+                + f" [{run.res.per_fault_s[-1]} s]"
+                + "".join(f" [red]HARNESS ERROR {e['op']}: {e['error']}[/]" for e in run.res.step_errors if e["fault_index"] == i))
+
+        if all(run.res.selftest.values()):
+            run.run(done)
+        else:
+            say("[red]a self-test did not fire: no fault is run[/]")
+        r = run.res
+        if r.violations:
+            replay = replay_command(seed, len(faults), None, kinds, tier="vm")
+            folder = write_run_folder(Path(out) / f"vm-seed{seed}-f{len(faults)}", r,
+                                      {"tier": "vm", "seed": seed, "faults": len(faults),
+                                       "kinds": list(kinds) if kinds else None, "timing": TIMING.__dict__}, replay)
+            run.collect_logs(Path(folder) / "logs")
+        doc = ns_doc(r, len(faults), time.perf_counter() - t0, folder, kinds, lab.name,
+                     {"samples": run.sampler.samples, "blind_samples": run.sampler.blind,
+                      "arp_probes": run.sampler.arp_samples, "boots": run.boots, "setup_s": setup,
+                      "drbd_digests": getattr(r, "drbd_digests", {}),
+                      "resolution_s": round(2 * run.sampler.period, 2)},
+                     tier="vm", skipped=SKIPPED,
+                     bounds={"liveness_s": TIMING.liveness_bound_s, "settle_s": TIMING.settle_s})
+    finally:
+        run.close()
+        shutil.rmtree(logdir, ignore_errors=True)
+        if own:
+            lab.down()
+    return doc
