@@ -61,6 +61,7 @@ def run_on_vm_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | N
                   keep_going: bool = False, kinds=None, progress=None) -> dict:
     """One vm run: on *lab* (a VmLab, up, storage reset: left up) or on a new VM lab
     (taken down after); the JSON document back."""
+    from hasync.effects.run import CommandError
     from hasync_lab.campaign.ns.report import ns_doc
     from hasync_lab.campaign.report import replay_command, write_run_folder
     from hasync_lab.campaign.vm.prep import TIMING
@@ -86,7 +87,10 @@ def run_on_vm_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | N
     folder = None
     setup: dict = {}
     try:
-        setup = run.setup()
+        try:
+            setup = run.setup()
+        except (AssertionError, TimeoutError, OSError, CommandError) as e:  # bootstrap, a role, a mount
+            raise RuntimeError(f"the VM cluster could not be set up: {e}") from e
         say(f"vm campaign on lab {lab.name}: cluster settled in {time.perf_counter() - t0:.1f} s ({setup}); self-test ...")
         run.res.selftest = run_selftest(run)
         say("self-test: " + ", ".join(f"{k} {'fired' if v else 'DID NOT FIRE'}" for k, v in run.res.selftest.items()))

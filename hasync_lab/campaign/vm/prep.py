@@ -208,7 +208,9 @@ def boot_script() -> str:
     then the failover unit."""
     return (f"mkdir -p {RUN_DIR} {LOG_DIR}\n"
             "drbdadm up r0 2>/dev/null || true\n"
-            f"pgrep -f '^/bin/sh {UNIT}' >/dev/null || setsid /bin/sh {UNIT} >/dev/null 2>&1 </dev/null &\n")
+            # (a simple command in the background: a backgrounded `a || b` list would keep
+            # the agent's stdout open as long as the unit runs)
+            f"if ! pgrep -f '^/bin/sh {UNIT}' >/dev/null; then setsid /bin/sh {UNIT} >/dev/null 2>&1 </dev/null & fi\n")
 
 
 # shell builtins only (one fork per sample: under TCG every fork costs the guest's vCPU)
