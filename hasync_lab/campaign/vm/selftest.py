@@ -93,7 +93,6 @@ def case_drbd_data(run) -> bool:
     lab = run.lab
     for n in run.nodes:
         manual.wait_drbd(lab, n, "UpToDate/UpToDate", timeout=300)
-    same = A.drbd_digests(lab, act, run.nodes)
     lab.sh(stb, "head -c 4096 /dev/urandom > /tmp/junk && dd if=/tmp/junk of=/dev/vdb bs=4096 seek=256 "
                 "oflag=direct conv=notrunc status=none && rm /tmp/junk")
     differ = A.drbd_digests(lab, act, run.nodes)
@@ -101,10 +100,10 @@ def case_drbd_data(run) -> bool:
     lab.sh(stb, "drbdadm invalidate r0")
     time.sleep(2)
     manual.wait_drbd(lab, stb, "UpToDate/UpToDate", timeout=300)
-    again = A.drbd_digests(lab, act, run.nodes)
+    again = A.drbd_digests(lab, act, run.nodes)  # and it does not fire on disks that agree
     if A.data_hits(again, -1, {}):
         raise RuntimeError(f"self-test: the backing disks differ after a full resync: {again}")
-    return fired and not A.data_hits(same, -1, {})
+    return fired
 
 
 def case_bootstrap(run) -> bool:
