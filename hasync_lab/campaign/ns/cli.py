@@ -16,31 +16,10 @@ from hasync_lab.campaign.ns.faults import KINDS, draw_faults
 def run_ns(args, err) -> int:
     from hasync_lab.campaign.cli import _finish
 
-    if args.seeds != 1 or args.mutant:
-        err.print("hasync lab campaign: --tier ns runs one seed on a live lab (no --seeds, no --mutant)")
-        return 2
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
-    if kinds is not None and (not kinds or any(k not in KINDS for k in kinds)):
-        err.print(f"hasync lab campaign: --kinds: unknown ns fault kind(s) {', '.join(k for k in kinds if k not in KINDS) or '(none)'}; "
-                  f"expected some of {', '.join(KINDS)}")
-        return 2
-    if args.replay:
-        try:
-            d = json.loads(Path(args.replay).read_text())
-            seed, faults = int(d["seed"]), [Fault.from_dict(x) for x in d["fault_list"]]
-            if d.get("tier") != "ns":
-                raise ValueError(f"tier {d.get('tier')!r}")
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            err.print(f"hasync lab campaign: {args.replay}: not an ns campaign faults.json ({e})")
-            return 2
-    else:
-        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**9)
-        if args.faults < 1:
-            err.print("hasync lab campaign: --faults must be >= 1")
-            return 2
-        faults = draw_faults(seed, args.faults, kinds)
-        if args.seed is None:
-            err.print(f"campaign seed {seed} (replay with --seed {seed})")
+    got = seed_and_faults(args, err, "ns", KINDS, draw_faults)
+    if isinstance(got, int):
+        return got
+    seed, faults, kinds = got
     try:
         doc = run_on_lab(seed, faults, lab_name=args.lab, out=args.out, keep_going=args.keep_going, kinds=kinds,
                          progress=lambda line: err.print(line, highlight=False))
@@ -50,6 +29,36 @@ def run_ns(args, err) -> int:
     if args.replay:
         doc["replay"] = f"python -m hasync_lab.campaign --tier ns --replay {args.replay}"
     return _finish(args, doc, doc["selftest"], err)
+
+
+def seed_and_faults(args, err, tier: str, kinds_table, draw) -> tuple[int, list[Fault], tuple | None] | int:
+    """A live tier's argv -> (seed, faults, kinds), or an exit status: one seed, no
+    mutant, known kinds, a replay of that tier's faults.json or a fresh draw."""
+    if args.seeds != 1 or args.mutant:
+        err.print(f"hasync lab campaign: --tier {tier} runs one seed on a live lab (no --seeds, no --mutant)")
+        return 2
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
+    if kinds is not None and (not kinds or any(k not in kinds_table for k in kinds)):
+        err.print(f"hasync lab campaign: --kinds: unknown {tier} fault kind(s) {', '.join(k for k in kinds if k not in kinds_table) or '(none)'}; "
+                  f"expected some of {', '.join(kinds_table)}")
+        return 2
+    if args.replay:
+        try:
+            d = json.loads(Path(args.replay).read_text())
+            seed, faults = int(d["seed"]), [Fault.from_dict(x) for x in d["fault_list"]]
+            if d.get("tier") != tier:
+                raise ValueError(f"tier {d.get('tier')!r}")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            err.print(f"hasync lab campaign: {args.replay}: not an {tier} campaign faults.json ({e})")
+            return 2
+        return seed, faults, kinds
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**9)
+    if args.faults < 1:
+        err.print("hasync lab campaign: --faults must be >= 1")
+        return 2
+    if args.seed is None:
+        err.print(f"campaign seed {seed} (replay with --seed {seed})")
+    return seed, draw(seed, args.faults, kinds), kinds
 
 
 def run_on_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | None = None, out: str,

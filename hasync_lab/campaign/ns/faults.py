@@ -63,19 +63,22 @@ PEER_DEATHS = ("power_off", "freeze", "cut_all", "kill_daemon")
 CLOCK_STEPS = (60.0, -60.0, 3600.0, -3600.0, 10.0, -10.0)
 
 
-def draw_faults(seed: int, n: int, kinds: tuple[str, ...] | None = None, t: Timing = TIMING) -> list[Fault]:
-    rng = random.Random(f"hasync-campaign:ns:{seed}:faults")
-    names = [k for k in KINDS if kinds is None or k in kinds]
+def draw_faults(seed: int, n: int, kinds: tuple[str, ...] | None = None, t: Timing = TIMING, *,
+                weights: dict[str, int] = KINDS, tier: str = "ns", gap_s: float = 0.4) -> list[Fault]:
+    """N faults for *seed*; the vm tier draws with its own kinds' *weights*, timing and
+    quiet gap (the same steps: its injector plays them on qemu guests)."""
+    rng = random.Random(f"hasync-campaign:{tier}:{seed}:faults")
+    names = [k for k in weights if kinds is None or k in kinds]
     if n >= len(names):  # every kind once, the rest by weight, in a random order
-        order = names + rng.choices(names, weights=[KINDS[k] for k in names], k=n - len(names))
+        order = names + rng.choices(names, weights=[weights[k] for k in names], k=n - len(names))
         rng.shuffle(order)
     else:
-        order = rng.choices(names, weights=[KINDS[k] for k in names], k=n)
+        order = rng.choices(names, weights=[weights[k] for k in names], k=n)
     out = []
     for kind in order:
         f = _DRAW[kind](rng, t)
         f.kind = kind
-        f.gap_s = _u(rng, 0.0, 0.4)
+        f.gap_s = _u(rng, 0.0, gap_s)
         if rng.random() < 0.15 and kind not in SYNC_KINDS:
             f.race = True
             f.steps.append([_u(rng, 0.0, max(f.duration_s, t.deadtime) * 0.9), "command",

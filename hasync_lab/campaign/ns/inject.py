@@ -14,6 +14,7 @@ import random
 import signal
 import threading
 import time
+from typing import Any
 
 from hasync_lab.campaign.ns import syncside
 from hasync_lab.campaign.ns.prep import CLOCK_FILE, FLAGS, start_piece_script
@@ -23,7 +24,41 @@ PING_TABLE = "hasync_campaign_ping"
 LINKS = ("heartbeat", "public", "serial")
 
 
-class Injector:
+class StepPlayer:
+    """A fault's steps at their offsets (op_<step> of the tier's injector), the harness's
+    own failures recorded, then the wait until the heal: shared by the live tiers."""
+
+    run: Any  # the tier's Run
+    threads: list[threading.Thread]
+
+    def resolve(self, target: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def play(self, fault, t0: float) -> None:
+        a, b = self.resolve(fault.target)
+        roles = {"A": a, "B": b}
+        self.run.trace(a, "fault", f"#{self.run.fault_index} {fault.kind} on {a} ({fault.target})"
+                                   + (f": {fault.note}" if fault.note else "") + (" + operator race" if fault.race else ""))
+        for offset, op, args in fault.steps:
+            delay = t0 + offset - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                getattr(self, f"op_{op}")(roles, **args)
+            except Exception as e:  # the harness's own failure: recorded, reported, never hidden
+                self.run.res.step_errors.append({"fault_index": self.run.fault_index, "op": op, "error": repr(e)})
+                self.run.trace(a, "fault", f"HARNESS ERROR: step {op} failed: {e!r}")
+        left = t0 + fault.duration_s - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+
+    def _bg(self, fn, *args) -> None:
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+
+class Injector(StepPlayer):
     def __init__(self, run):
         self.run = run
         self.lab = run.lab
@@ -49,29 +84,6 @@ class Injector:
         stb = n2 if act == n1 else n1
         a = {"active": act, "standby": stb}.get(target, target if target in (n1, n2) else act)
         return a, (n2 if a == n1 else n1)
-
-    def play(self, fault, t0: float) -> None:
-        a, b = self.resolve(fault.target)
-        roles = {"A": a, "B": b}
-        self.run.trace(a, "fault", f"#{self.run.fault_index} {fault.kind} on {a} ({fault.target})"
-                                   + (f": {fault.note}" if fault.note else "") + (" + operator race" if fault.race else ""))
-        for offset, op, args in fault.steps:
-            delay = t0 + offset - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                getattr(self, f"op_{op}")(roles, **args)
-            except Exception as e:  # the harness's own failure: recorded, reported, never hidden
-                self.run.res.step_errors.append({"fault_index": self.run.fault_index, "op": op, "error": repr(e)})
-                self.run.trace(a, "fault", f"HARNESS ERROR: step {op} failed: {e!r}")
-        left = t0 + fault.duration_s - time.monotonic()
-        if left > 0:
-            time.sleep(left)
-
-    def _bg(self, fn, *args) -> None:
-        t = threading.Thread(target=fn, args=args, daemon=True)
-        t.start()
-        self.threads.append(t)
 
     def _path(self, node: str, p: str) -> str | None:
         """A node's file from the host: through a process inside it, or (node down) its

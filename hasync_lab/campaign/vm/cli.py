@@ -7,9 +7,7 @@ a small machine. The lab is made for the run (vc<pid>) and taken down after, unl
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import shutil
 import time
 from pathlib import Path
@@ -20,32 +18,12 @@ from hasync_lab.campaign.vm.faults import KINDS, SKIPPED, draw_faults
 
 def run_vm(args, err) -> int:
     from hasync_lab.campaign.cli import _finish
+    from hasync_lab.campaign.ns.cli import seed_and_faults
 
-    if args.seeds != 1 or args.mutant:
-        err.print("hasync lab campaign: --tier vm runs one seed on a VM lab (no --seeds, no --mutant)")
-        return 2
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) if args.kinds else None
-    if kinds is not None and (not kinds or any(k not in KINDS for k in kinds)):
-        err.print(f"hasync lab campaign: --kinds: unknown vm fault kind(s) {', '.join(k for k in kinds if k not in KINDS) or '(none)'}; "
-                  f"expected some of {', '.join(KINDS)}")
-        return 2
-    if args.replay:
-        try:
-            d = json.loads(Path(args.replay).read_text())
-            seed, faults = int(d["seed"]), [Fault.from_dict(x) for x in d["fault_list"]]
-            if d.get("tier") != "vm":
-                raise ValueError(f"tier {d.get('tier')!r}")
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            err.print(f"hasync lab campaign: {args.replay}: not a vm campaign faults.json ({e})")
-            return 2
-    else:
-        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**9)
-        if args.faults < 1:
-            err.print("hasync lab campaign: --faults must be >= 1")
-            return 2
-        faults = draw_faults(seed, args.faults, kinds)
-        if args.seed is None:
-            err.print(f"campaign seed {seed} (replay with --seed {seed})")
+    got = seed_and_faults(args, err, "vm", KINDS, draw_faults)
+    if isinstance(got, int):
+        return got
+    seed, faults, kinds = got
     try:
         doc = run_on_vm_lab(seed, faults, lab_name=args.lab, out=args.out, keep_going=args.keep_going, kinds=kinds,
                             progress=lambda line: err.print(line, highlight=False))

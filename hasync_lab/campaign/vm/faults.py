@@ -7,10 +7,8 @@ Kinds this tier does not do are named in SKIPPED with the reason.
 
 from __future__ import annotations
 
-import random
-
-from hasync_lab.campaign.faults import RACE, Fault, _u
-from hasync_lab.campaign.ns.faults import _DRAW
+from hasync_lab.campaign.faults import RACE, Fault
+from hasync_lab.campaign.ns.faults import draw_faults as ns_draw
 from hasync_lab.campaign.vm.prep import TIMING, VmTiming
 
 # kind -> weight; slow kinds (a stop timing out three times, both nodes rebooting) weigh less
@@ -53,27 +51,7 @@ SKIPPED = {
 
 
 def draw_faults(seed: int, n: int, kinds: tuple[str, ...] | None = None, t: VmTiming = TIMING) -> list[Fault]:
-    rng = random.Random(f"hasync-campaign:vm:{seed}:faults")
-    names = [k for k in KINDS if kinds is None or k in kinds]
-    if n >= len(names):  # every kind once, the rest by weight, in a random order
-        order = names + rng.choices(names, weights=[KINDS[k] for k in names], k=n - len(names))
-        rng.shuffle(order)
-    else:
-        order = rng.choices(names, weights=[KINDS[k] for k in names], k=n)
-    out = []
-    for kind in order:
-        f = _DRAW[kind](rng, t)  # type: ignore[arg-type]  # VmTiming has every field the draw reads
-        f.kind = kind
-        f.gap_s = _u(rng, 0.0, 2.0)
-        if rng.random() < 0.15:
-            f.race = True
-            f.steps.append([_u(rng, 0.0, max(f.duration_s, t.deadtime) * 0.9), "command",
-                            {"who": rng.choice("AB"), "cmd": rng.choice(("standby", "takeover", "migrate"))}])
-            f.duration_s = max(f.duration_s, t.deadtime)
-        f.steps.sort(key=lambda s: s[0])
-        f.duration_s = round(max([f.duration_s] + [s[0] + 0.05 for s in f.steps]), 3)
-        out.append(f)
-    return out
+    return ns_draw(seed, n, kinds, t, weights=KINDS, tier="vm", gap_s=2.0)  # type: ignore[arg-type]  # VmTiming has what the draw reads
 
 
 __all__ = ["KINDS", "RACE", "SKIPPED", "Fault", "draw_faults"]

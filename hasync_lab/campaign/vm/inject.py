@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import shlex
 import threading
-import time
 
+from hasync_lab.campaign.ns.inject import StepPlayer
 from hasync_lab.campaign.vm.prep import DAEMON_PID, DOWN_FLAG, FLAGS
 from hasync_lab.vm.seed import VIP
 
 LINKS = ("heartbeat", "public", "serial")
 
 
-class Injector:
+class Injector(StepPlayer):
     def __init__(self, run):
         self.run = run
         self.lab = run.lab
@@ -40,29 +40,6 @@ class Injector:
         stb = n2 if act == n1 else n1
         a = {"active": act, "standby": stb}.get(target, target if target in (n1, n2) else act)
         return a, (n2 if a == n1 else n1)
-
-    def play(self, fault, t0: float) -> None:
-        a, b = self.resolve(fault.target)
-        roles = {"A": a, "B": b}
-        self.run.trace(a, "fault", f"#{self.run.fault_index} {fault.kind} on {a} ({fault.target})"
-                                   + (f": {fault.note}" if fault.note else "") + (" + operator race" if fault.race else ""))
-        for offset, op, args in fault.steps:
-            delay = t0 + offset - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                getattr(self, f"op_{op}")(roles, **args)
-            except Exception as e:  # the harness's own failure: recorded, reported, never hidden
-                self.run.res.step_errors.append({"fault_index": self.run.fault_index, "op": op, "error": repr(e)})
-                self.run.trace(a, "fault", f"HARNESS ERROR: step {op} failed: {e!r}")
-        left = t0 + fault.duration_s - time.monotonic()
-        if left > 0:
-            time.sleep(left)
-
-    def _bg(self, fn, *args) -> None:
-        t = threading.Thread(target=fn, args=args, daemon=True)
-        t.start()
-        self.threads.append(t)
 
     def sh(self, node: str, script: str, timeout: float = 60.0):
         return self.lab.exec(node, ("/bin/sh", "-c", script), timeout=timeout)
