@@ -55,8 +55,8 @@ class Injector(StepPlayer):
 
     def op_power_on(self, r, **kw) -> None:
         node = r[kw["who"]]
+        self.run.power_on(node)  # still "off by a fault" while it boots: the supervisor keeps away
         self.off.discard(node)
-        self.run.power_on(node)
 
     def signal(self, node: str, sig: str) -> int | None:
         res = self.sh(node, f"p=$(cat {DAEMON_PID} 2>/dev/null) && kill -{sig} $p && echo $p", timeout=20)
@@ -194,8 +194,11 @@ class Injector(StepPlayer):
         self.cut.clear()
         for node in self.run.nodes:
             if not self.lab.running(node):
-                self.off.discard(node)
-                self.run.power_on(node)
+                self.off.add(node)  # the supervisor's power cycle must not start it a second time
+                try:
+                    self.run.power_on(node)
+                finally:
+                    self.off.discard(node)
                 did.append(f"{node}: powered on")
         for node in sorted(self.down):
             if self.lab.running(node):
