@@ -215,3 +215,14 @@ def test_the_seed_that_found_each_defect_is_clean(defect):
     seed, n, kinds, _audit = FOUND[defect]
     r = run_seed(seed, n, kinds=kinds)
     assert not r.violations, (f"{defect}: {r.violations[0].audit}; replay: {replay_command(seed, n, None, kinds)}")
+
+
+def test_an_operator_acts_on_each_named_limit_a_fault_leaves():
+    """Found by the long fsm run (seed 35539822, 3 faults): a late stray, stopped by hand,
+    left the node whose stop of it timed out in stop-failed (on_stop_failure = block). The
+    runner acted on the first named limit only and reported liveness; a person acts on
+    both (stop the stray, then reboot the blocked node) and the cluster recovers."""
+    r = run_seed(35539822, 3)
+    assert not r.violations, replay_command(35539822, 3, None, None)
+    named = {lim.limit for lim in r.limits}
+    assert {"late-stray", "stop-failed-block"} <= named
