@@ -149,26 +149,35 @@ def _sync(tmp_path, **kw):
     )
 
 
-def test_engine_settles_a_conflict_and_runs_hooks(tmp_path):
+def conflict_then(tmp_path, settle: Result) -> tuple[str, list, RecordingRunner]:
+    """/etc/exports changed on both sides: unison's first run reports the conflict, the
+    settling run answers *settle*; the peer's inspect says its version and role."""
     etc = tmp_path / "etc"
     etc.mkdir()
     (etc / "exports").write_text("mine\n")
     p = str(etc / "exports")
     r = p.lstrip("/")
     first = Result((), 1, f"changed  <-?-> changed    {r}  \n", f"[CONFLICT] Skipping {r}\n  skipped: {r} (contents changed on both sides)\n")
-    second = Result((), 0, "", f"[BGN] Updating file {r} from / to //node2//\n")
-    unison_calls = []
+    unison_calls: list = []
 
     def answer(argv):
         if argv[0] == "unison":
             unison_calls.append(argv)
-            return first if len(unison_calls) == 1 else second
+            return first if len(unison_calls) == 1 else settle
         if "ROLEFILE" in argv[-1]:
             return Result(argv, 0, "file 50 6 " + "b" * 64 + "\nROLE standby\n", "")
         return Result(argv, 0, "", "")
 
     runner = RecordingRunner()
     runner.run = lambda argv, **kw: (runner.calls.append(tuple(argv)), answer(tuple(argv)))[1]
+    return p, unison_calls, runner
+
+
+def test_engine_settles_a_conflict_and_runs_hooks(tmp_path):
+    etc = tmp_path / "etc"
+    p = str(etc / "exports")
+    r = p.lstrip("/")
+    p, unison_calls, runner = conflict_then(tmp_path, Result((), 0, "", f"[BGN] Updating file {r} from / to //node2//\n"))
     syncer = Syncer(
         sync=_sync(tmp_path, on_change=(OnChange(str(etc / "exports"), "exportfs -ra"),)),
         local_name="node1",
@@ -260,25 +269,8 @@ def test_a_locked_archive_while_settling_is_a_retry_not_a_traceback(tmp_path, ca
     """Found by the ns campaign (sync-both-edit): the settling run met the peer's unison
     holding the archive lock; the batch was retried, but the watcher's log had a traceback,
     which the campaign's log audit rightly counts as a defect."""
-    etc = tmp_path / "etc"
-    etc.mkdir()
-    (etc / "exports").write_text("mine\n")
-    p = str(etc / "exports")
-    r = p.lstrip("/")
-    first = Result((), 1, f"changed  <-?-> changed    {r}  \n", f"[CONFLICT] Skipping {r}\n  skipped: {r} (contents changed on both sides)\n")
     locked = Result((), 3, "", "Warning: the archives are locked. If no other instance of unison is running, the locks should be removed.\n")
-    unison_calls = []
-
-    def answer(argv):
-        if argv[0] == "unison":
-            unison_calls.append(argv)
-            return first if len(unison_calls) == 1 else locked
-        if "ROLEFILE" in argv[-1]:
-            return Result(argv, 0, "file 50 6 " + "b" * 64 + "\nROLE standby\n", "")
-        return Result(argv, 0, "", "")
-
-    runner = RecordingRunner()
-    runner.run = lambda argv, **kw: (runner.calls.append(tuple(argv)), answer(tuple(argv)))[1]
+    p, _calls, runner = conflict_then(tmp_path, locked)
     syncer = Syncer(sync=_sync(tmp_path), local_name="node1", peer_name="node2", link=FakeLink(), runner=runner,
                     role_source=lambda: "active", wall=lambda: 1234.0)
     with caplog.at_level("DEBUG", logger="hasync.sync"):
