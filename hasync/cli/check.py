@@ -10,8 +10,6 @@ from rich.markup import escape
 from hasync import config
 from hasync.cli import common, views
 from hasync.config import ConfigError
-from hasync.config.importer import import_heartbeat
-from hasync.failover.effective import effective
 
 ERRORS = common.ERRORS
 
@@ -101,6 +99,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    # only this verb needs the importer (start-up)
+    from hasync.config.importer import import_heartbeat
+
     err = views.console(stderr=True)
     try:
         imported = import_heartbeat(args.haresources, args.ha_cf, args.authkeys, ocf=args.ocf)
@@ -122,6 +123,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    # `config show` alone needs it (start-up)
+    from hasync.failover.effective import effective
+
     doc = effective(common.load_cluster(args))
     if args.json:
         common.print_json(doc)

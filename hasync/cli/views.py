@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,9 +18,13 @@ from rich.table import Table
 
 from hasync import model
 from hasync.config import format_duration
-from hasync.failover.migrate_plan import UNKNOWN, MigratePlan
-from hasync.failover.oncall import HistoryRow
-from hasync.failover.status_view import LEVEL_STYLE, render, render_down, render_failover
+
+# The failover area's views are imported where they are used: `check` renders its
+# findings with this module and should not load the failover client, chain and daemon
+# state (CLI start-up, docs/benchmarks.md).
+if TYPE_CHECKING:
+    from hasync.failover.migrate_plan import MigratePlan
+    from hasync.failover.oncall import HistoryRow
 
 
 def console(*, stderr: bool = False, emoji: bool = True) -> Console:
@@ -85,16 +90,22 @@ def check_summary(c: model.Cluster) -> None:
 
 
 def status(st: dict) -> None:
+    from hasync.failover.status_view import render
+
     Console(emoji=False).print(render(st))
 
 
 def daemon_down(error: str, last: dict | None) -> None:
+    from hasync.failover.status_view import render_down
+
     Console(emoji=False).print(render_down(error, last))
 
 
 def move_progress(verb: str, *, as_json: bool, clock: Callable[[], float] = time.monotonic) -> Callable[[dict], None]:
     """What standby/takeover/migrate print for each line the daemon sends: its events with
     the time since the start, then done or refused (--json: the lines as they come)."""
+    from hasync.failover.status_view import LEVEL_STYLE
+
     # soft wrap: an event is one line also when piped (a width of 80 broke "this node is\nstandby")
     con, err = console(emoji=False), console(stderr=True, emoji=False)
     t0 = clock()
@@ -124,6 +135,8 @@ def move_progress(verb: str, *, as_json: bool, clock: Callable[[], float] = time
 
 
 def migrate_plan(plan: MigratePlan) -> None:
+    from hasync.failover.migrate_plan import UNKNOWN
+
     con = Console(emoji=False)
     if plan.nothing_to_do:
         con.print(f"the chain already runs on {plan.to}: nothing to do")
@@ -160,6 +173,8 @@ def history(rows: Sequence[HistoryRow]) -> None:
 
 
 def history_record(rec: dict) -> None:
+    from hasync.failover.status_view import render_failover
+
     Console(emoji=False, highlight=False).print(render_failover(rec, last=0, title="Record"))
 
 

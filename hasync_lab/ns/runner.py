@@ -3,16 +3,15 @@
 Same interface as the product's ``hasync.effects.run.ProcRunner``; measured here at
 ~7 ms a command and ~100 ms when a timeout is given (sh joins a timer thread on exit),
 so it is used only where that does not matter (building the lab). ``sh`` is a harness
-dependency (the ``lab`` extra): importing this module without it fails, which is how
-``hasync lab`` tells that the harness is not installed.
+dependency (the ``lab`` extra), imported on the first command: importing it costs ~57 ms
+(it loads importlib.metadata, email, pty...), which every ``hasync lab`` command paid,
+the lab fence run from inside a node during a failover among them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-
-import sh
 
 from hasync.effects.run import CommandError, Result, merged_env
 
@@ -30,6 +29,8 @@ class ShRunner:
         check: bool = False,
         cwd: str | None = None,
     ) -> Result:
+        import sh  # here, not at the top: see the module doc
+
         argv = tuple(str(a) for a in argv)
         full_env = merged_env(env) if env is not None else None
         kwargs: dict = {"_ok_code": list(range(256)), "_return_cmd": True}

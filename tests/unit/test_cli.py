@@ -74,6 +74,42 @@ def test_help_and_the_plugin_verbs_load_no_config_code():
     assert cli.CONFIG_HELP == common.CONFIG_HELP  # the root's -c and the verbs' say the same
 
 
+def test_check_loads_no_failover_client_chain_or_daemon_and_no_importer():
+    """`hasync check` (run by admins and by bootstrap) renders findings only: the failover
+    client, chain planner and daemon, and the haresources importer, are other verbs'
+    (CLI start-up, docs/benchmarks.md)."""
+    mods = _modules_after(["-c", str(MINIMAL), "check"])
+    assert "hasync.cli.check" in mods and "hasync.config" in mods
+    heavy = {"hasync.failover.client", "hasync.failover.chain", "hasync.failover.daemon", "hasync.failover.oncall",
+             "hasync.failover.migrate_plan", "hasync.config.importer", "hasync.config.heartbeat", "difflib"}
+    assert not heavy & mods
+
+
+def test_a_plugin_verb_is_found_without_importlib_metadata(tmp_path, monkeypatch, capsys):
+    """`hasync lab` reads the entry point from the installed distribution's
+    entry_points.txt: importing importlib.metadata cost a third of `hasync lab status`."""
+    assert "importlib.metadata" not in _modules_after(["lab", "status", "--name", "no-such-lab"])
+    from hasync.cli import plugin
+
+    dist = tmp_path / "site" / "fake_tool-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "entry_points.txt").write_text("[console_scripts]\nlab = wrong:main\n\n[hasync.verbs]\n"
+                                           "# a comment\nlab = fake_lab_verb:Tool.main [extra]\n")
+    (tmp_path / "site" / "fake_lab_verb.py").write_text(
+        "class Tool:\n    @staticmethod\n    def main(argv):\n        print('ran', argv)\n        return 3\n")
+    path = [str(tmp_path / "missing"), str(tmp_path / "site")]
+    assert plugin.entry_point("lab", path) == "fake_lab_verb:Tool.main [extra]"
+    with pytest.raises(LookupError):
+        plugin.entry_point("lab", [str(tmp_path / "missing")])
+    monkeypatch.setattr(sys, "path", path + sys.path)
+    assert cli.main(["lab", "x", "--help"]) == 3
+    assert "ran ['x', '--help']" in capsys.readouterr().out
+    # not installed: one line saying how, exit 2 (no traceback)
+    (dist / "entry_points.txt").write_text("[hasync.verbs]\nlab = no_such_module_here:main\n")
+    assert cli.main(["lab", "status"]) == 2
+    assert "the lab harness is not installed" in capsys.readouterr().err
+
+
 def test_every_verb_module_that_reads_the_config_maps_its_errors():
     for name in {v.module for v in cli.VERBS} - {"hasync.cli.plugin"}:
         assert importlib.import_module(name).ERRORS[config.ConfigError] == (2, "error"), name

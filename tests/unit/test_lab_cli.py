@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 
 import pytest
@@ -149,19 +148,22 @@ def test_lab_help_is_the_harness_help(capsys):
     assert "A virtual two-node cluster on this machine" in out
 
 
-class _BrokenEntryPoint:
-    name = "lab"
+def _no_entry_point(verb, path):
+    raise LookupError(verb)
 
-    def load(self):
-        raise ModuleNotFoundError("No module named 'sh'")
+
+def _sh_missing(value):
+    raise ModuleNotFoundError("No module named 'sh'")
 
 
 @pytest.mark.parametrize("where", ["no entry point", "extra missing"])
 def test_lab_without_the_harness_says_how_to_install_it(monkeypatch, capsys, where):
+    from hasync.cli import plugin
+
     if where == "no entry point":
-        monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+        monkeypatch.setattr(plugin, "entry_point", _no_entry_point)
     else:
-        monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [_BrokenEntryPoint()])
+        monkeypatch.setattr(plugin, "load", _sh_missing)
     assert cli.main(["lab", "up"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""

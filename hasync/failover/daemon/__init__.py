@@ -15,7 +15,6 @@ from hasync import model
 from hasync.config import load_profile
 from hasync.config.identity import local_node
 from hasync.effects.keyfile import load_key
-from hasync.failover.daemon.loop import Daemon
 from hasync.failover.host import Paths
 
 
@@ -35,6 +34,10 @@ def run_daemon(cluster: model.Cluster, *, node: str | None, state_dir: str | Non
     """Run until SIGTERM/SIGINT (0). Raises config.NodeIdentityError (this host is none of
     the nodes), errors.StartupError (bad timing, a link that cannot open, another daemon
     running) and keyfile.KeyFileError."""
+    # Here, not at the top: the package's submodules (persist, above all) are read by
+    # `hasync status`/`history` without the loop and everything it pulls in.
+    from hasync.failover.daemon.loop import Daemon
+
     local = local_node(cluster, node)
     key = load_key(cluster.heartbeat.auth_key)
     d = Daemon(cluster, local, key, Paths.default(state_dir, run_dir), profile=_profile(cluster), priority=priority,
