@@ -149,7 +149,7 @@ class Resource:
     monitor_interval: float = 0.0  # 0: not monitored
     max_restarts: int = 2  # failed monitors restarted locally before failing over
     # ocf: run as this node's instance of a two-node promotable clone (start + promote,
-    # demote; only "promoted" counts as running): hasync.failover.ocf. The config reader
+    # demote; only "promoted" counts as running): hasync.operations.ocf. The config reader
     # sets it from `promotable = true|false`, else from the agent's metadata.
     promotable: bool = False
     src: str = ""

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import shlex
 
-from hasync import model
+from hasync import model, operations
 from hasync.bootstrap import host
 from hasync.bootstrap.findings import Finding, probe_line
 from hasync.bootstrap.plan import unit_name
-from hasync.failover import chain
 
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
              "/lib/systemd/system", "/usr/lib/systemd/system")
@@ -21,8 +20,8 @@ UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/syste
 def programs(res: model.Resource, profile: model.Profile) -> list[tuple[str, ...]]:
     """What *res* runs, as alternatives (the first that exists is used): heartbeat scripts
     are looked up in resource.d, then init.d; a unit in systemd's unit folders."""
-    found = chain.commands(res, "start", profile=profile, exists=lambda p: True)
-    fallback = chain.commands(res, "start", profile=profile, exists=lambda p: False)
+    found = operations.commands(res, "start", profile=profile, exists=lambda p: True)
+    fallback = operations.commands(res, "start", profile=profile, exists=lambda p: False)
     out = []
     for a, b in zip(found, fallback, strict=True):
         if a.argv[0] == "systemctl":
@@ -72,7 +71,7 @@ def _fix(res: model.Resource, path: str) -> str:
         pkg = {"heartbeat": "resource-agents", "linbit": "drbd-utils (it ships ocf:linbit:drbd)"}.get(provider, f"the package of OCF provider {provider}")
         return f"install {pkg}"
     if res.type == "heartbeat":
-        return (f"install the {res.agent} script in {chain.RESOURCE_D} or {chain.INIT_D}, or use the OCF agent "
+        return (f"install the {res.agent} script in {operations.RESOURCE_D} or {operations.INIT_D}, or use the OCF agent "
                 "(`hasync export pacemaker` names the equivalents)")
     return f"install the package that provides {path}"
 

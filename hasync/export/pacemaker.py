@@ -34,8 +34,8 @@ from hasync.export.cib_model import (
     seconds,
 )
 from hasync.export.heartbeat_agents import NfsContext, NoEquivalent, heartbeat_agent
-from hasync.failover.chain import service_units
 from hasync.failover.fencing import fill
+from hasync.operations import service_units
 
 # The same words `hasync check` prints when fencing is off (hasync.config): said as loudly
 # in the export, which writes stonith-enabled=false.

@@ -8,8 +8,7 @@ import dataclasses
 import shlex
 from typing import Any
 
-from hasync import model
-from hasync.failover import chain
+from hasync import model, operations
 from hasync.failover.fencing import fence_command, self_fence_command
 
 
@@ -24,7 +23,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _line(cmd: chain.Command) -> str:
+def _line(cmd: operations.Command) -> str:
     env = [f"{k}={shlex.quote(v)}" for k, v in cmd.env if k.startswith("OCF_RESKEY_") and "CRM_meta" not in k]
     return " ".join([*env, *map(shlex.quote, cmd.argv)])
 
@@ -34,7 +33,7 @@ def resolved(res: model.Resource, profile: model.Profile | None) -> dict[str, li
     out = {}
     for op, chain_op in (("start", "start"), ("stop", "stop"), ("monitor", "status"), ("promote", "promote"), ("demote", "demote")):
         try:
-            out[op] = [_line(c) for c in chain.commands(res, chain_op, profile=profile)]
+            out[op] = [_line(c) for c in operations.commands(res, chain_op, profile=profile)]
         except ValueError:
             continue  # not promotable
     return out

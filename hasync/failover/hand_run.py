@@ -1,6 +1,6 @@
 """`hasync resource ID start|stop|monitor|promote|demote` (pcs resource debug-start): run
 one resource's operation by hand, exactly as the chain runs it -- the commands come from
-the chain's own builder (chain.commands), so what the chain learns (promotable agents)
+the chain's own builder (operations.commands), so what the chain learns (promotable agents)
 this verb knows too -- and refuse when it could put the resource on two nodes.
 
 ``verdict`` is the rule (pure, over the daemon's status document); ``commands`` what runs;
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hasync import model
-from hasync.failover import chain, ocf
+from hasync import model, operations
+from hasync.failover import chain
 from hasync.failover.states import OpOutcome, PeerStatus, Role
+from hasync.operations import ocf
 
 OPS = ("start", "stop", "monitor", "promote", "demote")
 # the operations that make a resource run (or run as the primary): two nodes must not
@@ -35,12 +36,12 @@ def resource(cluster: model.Cluster, rid: str) -> model.Resource:
     raise NoSuchResource(f"no resource {rid!r}; the chain: {', '.join(r.id for r in cluster.resources) or '(empty)'}")
 
 
-def commands(res: model.Resource, op: str, profile: model.Profile | None) -> tuple[chain.Command, ...]:
+def commands(res: model.Resource, op: str, profile: model.Profile | None) -> tuple[operations.Command, ...]:
     """What the chain runs for *op* (monitor: the chain's status/monitor). Refused when
     the chain has no such operation for this resource (promote/demote of an agent that is
     not promotable)."""
     try:
-        return chain.commands(res, "status" if op == "monitor" else op, profile=profile)
+        return operations.commands(res, "status" if op == "monitor" else op, profile=profile)
     except ValueError:
         if op in ("promote", "demote"):
             raise Refused(f"{res.id} ({res.type}:{res.agent}) is not promotable: the chain runs no {op} for it") from None

@@ -25,8 +25,8 @@ import statistics
 import sys
 import time
 
+from hasync import operations
 from hasync.config import load_profile, loads
-from hasync.failover import chain
 from hasync_lab.vm import VmLab, ensure_image, manual
 from hasync_lab.vm import scenario as sc
 from hasync_lab.vm.seed import default_guests
@@ -91,7 +91,7 @@ def chain_commands(lab, node: str) -> list[tuple[str, tuple[str, ...], dict[str,
         return lab.exec(node, ("test", "-e", path)).ok
 
     for res in cluster.resources:
-        for i, cmd in enumerate(chain.commands(res, "start", profile=profile, exists=exists)):
+        for i, cmd in enumerate(operations.commands(res, "start", profile=profile, exists=exists)):
             out.append((f"start_{res.id}" + (f"_{i}" if i else ""), cmd.argv, dict(cmd.env), cmd.timeout))
     return out
 

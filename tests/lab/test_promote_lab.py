@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from hasync import model
+from hasync import model, operations
 from hasync.config import agents
-from hasync.failover import chain
 
 from .test_failover_lab import (
     Watcher,
@@ -201,7 +200,7 @@ DRBD_AGENT = Path("/usr/lib/ocf/resource.d/linbit/drbd")
 
 
 def run_agent(path: str, action: str, res: model.Resource, search_path: str) -> subprocess.CompletedProcess:
-    cmds = [c for op in ("start", "stop", "status") for c in chain.commands(res, op)]
+    cmds = [c for op in ("start", "stop", "status") for c in operations.commands(res, op)]
     env = dict(next(c.env for c in cmds if c.argv[-1] == action)) | {"PATH": search_path}
     return subprocess.run([path, action], env=env, capture_output=True, text=True, check=False, timeout=60)
 

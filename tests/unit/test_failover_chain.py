@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hasync import model
+from hasync import model, operations
 from hasync.failover import chain
 
 IDS = ("fs", "vip", "svc")
@@ -133,13 +133,13 @@ def test_monitor():
 
 def test_ocf_command_and_environment():
     r = model.Resource("vip", "ocf", "heartbeat:IPaddr2", params={"ip": "10.0.0.10", "cidr_netmask": "24"}, start_timeout=5)
-    (cmd,) = chain.commands(r, "start")
+    (cmd,) = operations.commands(r, "start")
     assert cmd.argv == ("/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start")
     env = dict(cmd.env)
     assert env["OCF_ROOT"] == "/usr/lib/ocf" and env["OCF_RESKEY_ip"] == "10.0.0.10"
     assert env["OCF_RESOURCE_INSTANCE"] == "vip" and env["OCF_RESKEY_CRM_meta_timeout"] == "5000"
     assert cmd.timeout == 5
-    assert chain.commands(r, "status")[0].argv[-1] == "monitor"
+    assert operations.commands(r, "status")[0].argv[-1] == "monitor"
     assert chain.classify_status(r, 0, "") == "running"
     assert chain.classify_status(r, 7, "") == "stopped"
     assert chain.classify_status(r, 1, "") == "failed"
@@ -147,9 +147,9 @@ def test_ocf_command_and_environment():
 
 def test_heartbeat_script_lookup_resource_d_then_init_d():
     r = model.Resource("fs", "heartbeat", "Filesystem", args=("/dev/sdb1", "/srv", "ext4"))
-    (cmd,) = chain.commands(r, "start", exists=lambda p: p == "/etc/ha.d/resource.d/Filesystem")
+    (cmd,) = operations.commands(r, "start", exists=lambda p: p == "/etc/ha.d/resource.d/Filesystem")
     assert cmd.argv == ("/etc/ha.d/resource.d/Filesystem", "/dev/sdb1", "/srv", "ext4", "start")
-    (cmd,) = chain.commands(r, "stop", exists=lambda p: False)
+    (cmd,) = operations.commands(r, "stop", exists=lambda p: False)
     assert cmd.argv == ("/etc/init.d/Filesystem", "/dev/sdb1", "/srv", "ext4", "stop")
     assert chain.classify_status(r, 0, "Filesystem is running") == "running"
     assert chain.classify_status(r, 0, "OK") == "running"
@@ -159,17 +159,17 @@ def test_heartbeat_script_lookup_resource_d_then_init_d():
 
 def test_lsb_systemd_and_service_kinds():
     lsb = model.Resource("x", "lsb", "nfs-kernel-server")
-    assert chain.commands(lsb, "status")[0].argv == ("/etc/init.d/nfs-kernel-server", "status")
+    assert operations.commands(lsb, "status")[0].argv == ("/etc/init.d/nfs-kernel-server", "status")
     assert chain.classify_status(lsb, 3, "") == "stopped"
     unit = model.Resource("u", "systemd", "nginx.service")
-    assert chain.commands(unit, "start")[0].argv == ("systemctl", "start", "nginx.service")
-    assert chain.commands(unit, "status")[0].argv == ("systemctl", "is-active", "nginx.service")  # no --quiet: the state word counts
+    assert operations.commands(unit, "start")[0].argv == ("systemctl", "start", "nginx.service")
+    assert operations.commands(unit, "status")[0].argv == ("systemctl", "is-active", "nginx.service")  # no --quiet: the state word counts
     prof = model.Profile("deb", "systemd", {"nfsserver": ("nfs-server", "rpc-statd")}, {})
     svc = model.Resource("nfs", "service", "nfsserver")
-    assert [c.argv for c in chain.commands(svc, "start", profile=prof)] == [("systemctl", "start", "nfs-server"), ("systemctl", "start", "rpc-statd")]
-    assert [c.argv for c in chain.commands(svc, "stop", profile=prof)] == [("systemctl", "stop", "rpc-statd"), ("systemctl", "stop", "nfs-server")]
+    assert [c.argv for c in operations.commands(svc, "start", profile=prof)] == [("systemctl", "start", "nfs-server"), ("systemctl", "start", "rpc-statd")]
+    assert [c.argv for c in operations.commands(svc, "stop", profile=prof)] == [("systemctl", "stop", "rpc-statd"), ("systemctl", "stop", "nfs-server")]
     sysv = model.Profile("sles9", "sysv", {"nfsserver": ("nfsserver",)}, {})
-    assert chain.commands(svc, "start", profile=sysv)[0].argv == ("/etc/init.d/nfsserver", "start")
+    assert operations.commands(svc, "start", profile=sysv)[0].argv == ("/etc/init.d/nfsserver", "start")
 
 
 def test_vip_fast_path_commands():

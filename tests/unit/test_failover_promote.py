@@ -1,6 +1,6 @@
 """Promotable OCF agents in the chain (issue 13 item 3): start+promote, demote, monitor 8.
 
-The commands and their environment (hasync.failover.ocf through chain.commands), the
+The commands and their environment (hasync.operations.ocf through operations.commands), the
 status classification, and the worker driving ChainPlan over a recording runner: the
 order of the agent's actions on takeover and release, a failed promote handled as a
 failed start, a monitor that finds the resource unpromoted.
@@ -12,7 +12,7 @@ import dataclasses
 
 import pytest
 
-from hasync import model
+from hasync import model, operations
 from hasync.effects.clock import FakeClock
 from hasync.effects.run import RecordingRunner, Result
 from hasync.failover import chain, effective, hand_run
@@ -30,11 +30,11 @@ FS = model.Resource("fs", "ocf", "heartbeat:Filesystem", params={"device": "/dev
 
 
 def actions(res: model.Resource, op: str) -> list[str]:
-    return [c.argv[-1] for c in chain.commands(res, op)]
+    return [c.argv[-1] for c in operations.commands(res, op)]
 
 
 def env(res: model.Resource, op: str, **kw) -> list[dict[str, str]]:
-    return [dict(c.env) for c in chain.commands(res, op, **kw)]
+    return [dict(c.env) for c in operations.commands(res, op, **kw)]
 
 
 # ------------------------------------------------------------------ the commands
@@ -44,7 +44,7 @@ def test_a_promotable_agent_starts_then_promotes_and_its_release_is_a_demote():
     assert actions(DRBD, "start") == ["start", "promote"]
     assert actions(DRBD, "stop") == ["demote"]  # it stays started, unpromoted: DRBD Secondary, replicating
     assert actions(DRBD, "status") == ["monitor"]
-    assert [c.argv for c in chain.commands(DRBD, "start")] == [(AGENT, "start"), (AGENT, "promote")]
+    assert [c.argv for c in operations.commands(DRBD, "start")] == [(AGENT, "start"), (AGENT, "promote")]
 
 
 def test_a_plain_agent_keeps_start_stop_monitor():
@@ -65,7 +65,7 @@ def test_a_promotable_agent_gets_the_meta_attributes_of_a_two_node_promotable_cl
 
 
 def test_each_action_gets_its_own_timeout_in_milliseconds():
-    (start, promote), (demote,), (monitor,) = (chain.commands(DRBD, op) for op in ("start", "stop", "status"))
+    (start, promote), (demote,), (monitor,) = (operations.commands(DRBD, op) for op in ("start", "stop", "status"))
     assert [(c.timeout, dict(c.env)["OCF_RESKEY_CRM_meta_timeout"]) for c in (start, promote, demote, monitor)] == [
         (90.0, "90000"), (90.0, "90000"), (100.0, "100000"), (30.0, "30000")]
 
@@ -181,12 +181,12 @@ def test_a_plain_resource_named_like_drbd_is_not_promoted():
 
 def test_promote_and_demote_alone_exist_for_a_promotable_agent_only():
     # `hasync resource ID promote|demote` and `config show` take them from the chain's builder
-    assert [c.argv for c in chain.commands(DRBD, "promote")] == [(AGENT, "promote")]
-    [demote] = chain.commands(DRBD, "demote")
+    assert [c.argv for c in operations.commands(DRBD, "promote")] == [(AGENT, "promote")]
+    [demote] = operations.commands(DRBD, "demote")
     assert demote.argv == (AGENT, "demote") and dict(demote.env)["OCF_RESKEY_CRM_meta_notify"] == "true"
     for op in ("promote", "demote"):
         with pytest.raises(ValueError):
-            chain.commands(FS, op)
+            operations.commands(FS, op)
     assert hand_run.commands(DRBD, "promote", None)[0].argv == (AGENT, "promote")
     with pytest.raises(hand_run.Refused, match="not promotable"):
         hand_run.commands(FS, "demote", None)

@@ -14,15 +14,16 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from hasync import model
+from hasync import model, operations
 from hasync.effects import net
 from hasync.effects.clock import MonotonicClock
 from hasync.effects.run import BackgroundRunner, Result
-from hasync.failover import chain, ocf
+from hasync.failover import chain
 from hasync.failover.fencing import fence_command, self_fence_command
 from hasync.failover.membership import Job, JobResult
 from hasync.failover.resource_state import Progress
 from hasync.failover.states import CHAIN_JOBS, JobKind, JobOutcome, OpOutcome, StepOp
+from hasync.operations import ocf
 
 
 class Mailbox:
@@ -200,7 +201,7 @@ class Worker:
         if op == "start" and self.vip_fast:
             self._vip_first(res)
         states: list[tuple[str, str]] = []  # status: (outcome, why) of each unit
-        for cmd in chain.commands(res, op, profile=self.profile, interval=interval):
+        for cmd in operations.commands(res, op, profile=self.profile, interval=interval):
             argv = cmd.argv
             if res.type == "ocf" and self.agent_nice:
                 argv = ("nice", "-n", str(self.agent_nice), *argv)
