@@ -35,10 +35,12 @@ class FsmConfig:
     order: tuple[str, ...]  # preference: preferred node first
     links: tuple[str, ...]
     resources: tuple[str, ...]
-    keepalive: float = 1.0
-    warntime: float = 15.0
-    deadtime: float = 30.0
-    initdead: float = 30.0
+    # the timings have no defaults here: the built-in ones are model.Heartbeat's, one
+    # place (fsm_config copies them from the loaded config)
+    keepalive: float
+    warntime: float
+    deadtime: float
+    initdead: float
     auto_failback: bool = False
     fencing_mode: str = "required"
     fence_configured: bool = True
