@@ -18,15 +18,14 @@ from hasync.effects.keyfile import load_key
 from hasync.failover.host import Paths
 
 
-def _profile(cluster: model.Cluster) -> model.Profile | None:
+def daemon_profile(cluster: model.Cluster) -> model.Profile:
+    """The distro profile the chain's `service` resources are resolved with: the one
+    hasync.config.load resolved, else (a cluster built in code) loaded here. A profile
+    that cannot be loaded is a config error (ConfigError, exit 2), never swallowed: on a
+    sysv profile a `service` resource would silently become `systemctl <agent>`."""
     if cluster.profile is not None:
-        return cluster.profile  # resolved once by hasync.config.load (a failed load is a config error)
-    # TODO(issue 11 item 4): only a cluster built by hand has none; as before the split,
-    # a failed load is then swallowed (a `service` resource runs `systemctl <agent>`)
-    try:
-        return load_profile(cluster.cluster.profile)
-    except Exception:
-        return None
+        return cluster.profile
+    return load_profile(cluster.cluster.profile)
 
 
 def run_daemon(cluster: model.Cluster, *, node: str | None, state_dir: str | None, run_dir: str | None,
@@ -40,6 +39,6 @@ def run_daemon(cluster: model.Cluster, *, node: str | None, state_dir: str | Non
 
     local = local_node(cluster, node)
     key = load_key(cluster.heartbeat.auth_key)
-    d = Daemon(cluster, local, key, Paths.default(state_dir, run_dir), profile=_profile(cluster), priority=priority,
+    d = Daemon(cluster, local, key, Paths.default(state_dir, run_dir), profile=daemon_profile(cluster), priority=priority,
                mlock=mlock, agent_nice=agent_nice, vip_fast=vip_fast, rx_wake=rx_wake)
     return d.run()
