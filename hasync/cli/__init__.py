@@ -34,7 +34,7 @@ CONFIG_HELP = "cluster config (default: $HASYNC_CONFIG or /etc/hasync/cluster.to
 # In the order of `hasync --help`.
 VERBS = (
     Verb("check", "validate the cluster config", "hasync.cli.check"),
-    Verb("haresources", "import a heartbeat v1 haresources (and ha.cf) setup", "hasync.cli.check"),
+    Verb("haresources", "import a heartbeat v1 haresources (and ha.cf) setup", "hasync.cli.haresources"),
     Verb("failover", "the failover daemon (hasync failover run)", "hasync.cli.daemon"),
     Verb("status", "nodes, links, resources, last failover, warnings", "hasync.cli.failover"),
     Verb("standby", "operator standby of a node, kept until `online` (crm node standby)", "hasync.cli.oncall"),

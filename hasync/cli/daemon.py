@@ -13,7 +13,7 @@ import sys
 
 from hasync.cli import common
 from hasync.effects.keyfile import KeyFileError
-from hasync.failover.daemon import run_daemon
+from hasync.failover.daemon.run import run_daemon
 from hasync.failover.errors import StartupError
 from hasync.failover.forget_peer import forget_peer
 from hasync.failover.host import Paths

@@ -9,7 +9,7 @@ import sys
 
 from hasync import config
 from hasync.bootstrap import doctor_drbd, drbd_state
-from hasync.cli import common, views
+from hasync.cli import common, failover_views
 from hasync.effects.run import ProcRunner
 from hasync.failover import client, protocol
 from hasync.failover.fence_peer import Verdict, fence_node
@@ -110,7 +110,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.json:
             common.print_json({"daemon_running": False, "error": answer.error, "last_failover": answer.last_failover})
         else:
-            views.daemon_down(answer.error, answer.last_failover)
+            failover_views.daemon_down(answer.error, answer.last_failover)
         return 3
     st = dict(answer.status, daemon_running=True)
     drbd = drbd_here(args)
@@ -122,7 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         common.print_json(st, default=str)
         return 0  # the daemon answered: the verdict is in "health"
-    views.status(st)
+    failover_views.status(st)
     return STATUS_EXIT[level]
 
 
@@ -153,11 +153,11 @@ def cmd_move(args: argparse.Namespace) -> int:
         if args.json:
             common.print_json(plan.as_dict())
         else:
-            views.migrate_plan(plan)
+            failover_views.migrate_plan(plan)
         return 0
     req = protocol.Request(args.move, args.to if args.move == Command.MIGRATE else "")
     try:
-        last = client.command(paths.socket, req, views.move_progress(args.move, as_json=args.json), wait=args.wait)
+        last = client.command(paths.socket, req, failover_views.move_progress(args.move, as_json=args.json), wait=args.wait)
     except client.NotRunning as e:
         common.print_error(str(e))
         return 3

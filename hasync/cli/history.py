@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hasync.cli import common, views
+from hasync.cli import common, failover_views
 from hasync.failover import oncall
 from hasync.failover.host import Paths
 from hasync.failover.timeline import read_history
@@ -51,7 +51,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         common.print_json([r.as_dict() for r in rows])
     else:
-        views.history(rows)
+        failover_views.history(rows)
     return 0
 
 
@@ -60,5 +60,5 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         common.print_json(rec)
     else:
-        views.history_record(rec)
+        failover_views.history_record(rec)
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from hasync import config
-from hasync.cli import common, views
+from hasync.cli import common, failover_views
 from hasync.failover import oncall
 from hasync.failover.host import Paths
 from hasync.failover.states import Command
@@ -126,7 +126,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     req = to_request(args)
     paths = Paths.default(args.state_dir, args.run_dir)
     verb = args.command if req.cmd not in (Command.MAINTENANCE_ON, Command.MAINTENANCE_OFF) else f"maintenance {args.mode}"
-    show = views.move_progress(verb, as_json=args.json)
+    show = failover_views.move_progress(verb, as_json=args.json)
     try:
         out = oncall.run(paths, req, show, wait=args.wait, names=lambda: _names(args))
     except TimeoutError as e:

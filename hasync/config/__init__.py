@@ -30,10 +30,16 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hasync import model
 from hasync.config import chain_rules, group_rules, net_rules, sections
+from hasync.config.heartbeat import (
+    HaCf,
+    group_ids,
+    parse_ha_cf,
+    parse_haresources,
+    read_heartbeat_file,
+)
 from hasync.config.identity import NodeIdentityError, local_node
 from hasync.config.limits import packet_problems, worst_case_payload
 from hasync.config.paths import normalize_path, sync_path_problem
@@ -69,22 +75,6 @@ __all__ = [
 
 DEFAULT_CONFIG = "/etc/hasync/cluster.toml"
 ENV_CONFIG = "HASYNC_CONFIG"
-
-
-# The heartbeat readers are loaded on first use: only a config with `haresources = PATH`
-# and `hasync haresources import` need them, and every `hasync` command pays for what
-# `import hasync.config` loads (CLI start-up, docs/benchmarks.md).
-_HEARTBEAT = ("HaCf", "parse_ha_cf", "parse_haresources")
-if TYPE_CHECKING:
-    from hasync.config.heartbeat import HaCf, parse_ha_cf, parse_haresources
-
-
-def __getattr__(name: str):
-    if name in _HEARTBEAT:
-        from hasync.config import heartbeat
-
-        return getattr(heartbeat, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -231,8 +221,6 @@ def _build(r: Reader, base: Path) -> model.Cluster:
 def _haresources(r: Reader, base: Path, hares_path: str) -> tuple[tuple[model.Resource, ...], tuple[model.Group, ...], str]:
     """From ``haresources = PATH`` (relative to the config): the chain of a one-line file,
     else one group per line; and the first line's preferred node."""
-    from hasync.config.heartbeat import group_ids, parse_haresources, read_heartbeat_file
-
     hp = Path(hares_path) if Path(hares_path).is_absolute() else base / hares_path
     try:
         text, note = read_heartbeat_file(hp)

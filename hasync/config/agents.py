@@ -9,6 +9,7 @@ with ``<action name="promote">``, which shell agents carry as text in the script
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -76,8 +77,6 @@ def unknown_agent_hint(agent: str, ocf_root: str = OCF_ROOT) -> str | None:
     names = set(KNOWN)
     if here.is_dir():
         names |= {f"{d.name}:{f.name}" for d in here.iterdir() if d.is_dir() for f in d.iterdir()}
-    import difflib  # only for a hint on an error: not loaded by every command
-
     close = difflib.get_close_matches(agent, sorted(names), n=2, cutoff=0.75)
     if close:
         return f"did you mean {' or '.join(repr(c) for c in sorted(close))}?"

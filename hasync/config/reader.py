@@ -7,6 +7,7 @@ instead of raising, so ``hasync check`` reports all of them at once.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Iterable
@@ -314,8 +315,6 @@ class Reader:
         known = list(allowed)
         for key in obj:
             if key not in known:
-                import difflib  # only for a hint on an error: not loaded by every command
-
                 hint = difflib.get_close_matches(key[:100], known, n=1)
                 if hint:  # the key meant is as good as missing
                     self.bad.add(path + (hint[0],))

@@ -77,12 +77,15 @@ def test_help_and_the_plugin_verbs_load_no_config_code():
 def test_check_loads_no_failover_client_chain_or_daemon_and_no_importer():
     """`hasync check` (run by admins and by bootstrap) renders findings only: the failover
     client, chain planner and daemon, and the haresources importer, are other verbs'
-    (CLI start-up, docs/benchmarks.md)."""
+    (CLI start-up, docs/benchmarks.md): views.py holds no failover renderings, the
+    haresources verb has its own module, the daemon package imports nothing."""
     mods = _modules_after(["-c", str(MINIMAL), "check"])
     assert "hasync.cli.check" in mods and "hasync.config" in mods
     heavy = {"hasync.failover.client", "hasync.failover.chain", "hasync.failover.daemon", "hasync.failover.oncall",
-             "hasync.failover.migrate_plan", "hasync.config.importer", "hasync.config.heartbeat", "difflib"}
+             "hasync.failover.migrate_plan", "hasync.failover.daemon.loop", "hasync.config.importer"}
     assert not heavy & mods
+    # the on-call verbs read the daemon's state files, not its loop
+    assert not {"hasync.failover.daemon.loop", "hasync.failover.daemon.run"} & _modules_after(["history", "--help"])
 
 
 def test_a_plugin_verb_is_found_without_importlib_metadata(tmp_path, monkeypatch, capsys):

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from hasync.config import ConfigError
-from hasync.failover.daemon import daemon_profile
+from hasync.failover.daemon.run import daemon_profile
 from tests.unit.test_failover_daemon import cluster
 
 

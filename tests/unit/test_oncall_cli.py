@@ -303,10 +303,10 @@ def test_offline_change_names_the_file(tmp_path):
 
 def test_progress_lines_are_not_broken_when_piped(capsys, monkeypatch):
     """A cleanup's "did" line is one line in a pipe too (rich wrapped it at 80 columns)."""
-    from hasync.cli import views
+    from hasync.cli import failover_views
 
     monkeypatch.setenv("COLUMNS", "40")
-    show = views.move_progress("cleanup", as_json=False, clock=lambda: 0.0)
+    show = failover_views.move_progress("cleanup", as_json=False, clock=lambda: 0.0)
     line = "nothing of the chain runs here: stop-failed cleared, this node is standby"
     show({"event": {"message": line, "level": "info"}})
     show({"done": True, "ok": True, "role": "standby", "peer_role": "active", "peer_state": "up"})
