@@ -669,7 +669,14 @@ class Membership:
                 out.append(Event("failback", f"auto_failback: {pr.name} is the preferred node and is up: handing the chain back", Level.INFO))
                 out += self._start_job(JobKind.STOP, now, reason="failback")
             return out
-        if self.role == Role.STANDBY and not pr.holds and pr.role == Role.STANDBY and self._should_start():
+        # A request of ours the peer has not acknowledged yet (takeover's release, standby
+        # or online of the peer): its last packet predates it, so "the peer is standby"
+        # may already be false -- it may be starting on what it knew of us before (found
+        # by the long fsm run, seed 2863881429: `hasync takeover` on a node the operator
+        # had just put in standby started the chain while the peer, released by that
+        # standby, was starting it). Its answer carries its role as of our request.
+        if (self.role == Role.STANDBY and not pr.holds and pr.role == Role.STANDBY and self.request == REQ_NONE
+                and self._should_start()):
             out += self._start_job(JobKind.START, now, reason="both up, chain idle: ours by preference" if pr.eligible else f"{pr.name} is not eligible ({', '.join(flag_names(pr.flags))})")
         return out
 

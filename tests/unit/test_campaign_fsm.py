@@ -207,6 +207,8 @@ FOUND = {
     "busy loop after a won conflict": (192, 3, None, "fsm-error"),
     "a start-up probe that cannot tell": (83, 3, ("stop-timeout", "status-timeout"), "unsafe-start"),
     "an orphaned agent after SIGKILL": (62, 5, None, "liveness"),
+    # the long run of 2026-12-07 (docs/benchmarks.md): takeover started on a stale view
+    "takeover before the peer acknowledged it": (2863881429, 3, None, "unsafe-start"),
 }
 
 
