@@ -21,6 +21,7 @@ point group, only when the verb is typed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from hasync import __version__
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         if how is None:
             raise
         status, label = how
-        for line in getattr(e, "issues", None) or [str(e)]:  # a ConfigError: each problem
+        lines = list(getattr(e, "issues", None) or [str(e)])  # a ConfigError: each problem
+        for line in lines:
             errors.print_error(line, label)
+        if getattr(args, "json", False):
+            print(json.dumps(errors.error_doc(lines, status)), flush=True)
         return status

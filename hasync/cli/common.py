@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 from hasync import config, model
-from hasync.cli.errors import ErrorMap, print_error
+from hasync.cli.errors import ErrorMap, error_doc, print_error
 
-__all__ = ["ERRORS", "ErrorMap", "config_option", "config_path", "daemon_parser", "dirs_options", "wait_option", "load_cluster", "print_error",
+__all__ = ["ERRORS", "ErrorMap", "config_option", "config_path", "count", "daemon_parser", "dirs_options", "error_doc", "fail", "seconds", "wait_option", "load_cluster", "print_error",
            "print_json", "show_help"]
 
 CONFIG_HELP = f"cluster config (default: $HASYNC_CONFIG or {config.DEFAULT_CONFIG})"
@@ -48,9 +49,31 @@ def daemon_parser(sub, name: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+def seconds(text: str) -> float:
+    """argparse type: a number of seconds, > 0 and finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < math.inf):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return value
+
+
 def wait_option(p: argparse.ArgumentParser) -> None:
     """How long a command that waits for the daemon's "done" waits."""
-    p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
+    p.add_argument("--wait", type=seconds, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)")
 
 
 def config_path(args: argparse.Namespace) -> str:
@@ -75,3 +98,13 @@ def show_help(p: argparse.ArgumentParser, status: int = 2) -> Handler:
 
 def print_json(doc: Any, **kw: Any) -> None:
     print(json.dumps(doc, indent=2, **kw))
+
+
+def fail(args: argparse.Namespace, message: str, status: int) -> int:
+    """End a command on an error: "error: MESSAGE" on stderr and, with --json, the same as
+    one JSON object on stdout (what a script reading stdout gets instead of nothing)."""
+    print_error(message)
+    if getattr(args, "json", False):
+        print(json.dumps(error_doc([message], status)), flush=True)
+    return status
+

@@ -31,6 +31,12 @@ def print_error(message: str, label: str | None = "error") -> None:
     sys.stderr.flush()
 
 
+def error_doc(messages: list[str], status: int) -> dict:
+    """What an error prints on stdout with --json: {"ok": false, "error", "errors", "exit"}
+    (a script reading stdout gets this instead of nothing; stderr has the lines too)."""
+    return {"ok": False, "error": messages[0] if messages else "", "errors": messages, "exit": status}
+
+
 def _color(stream: Any) -> bool:
     """Whether rich would colour *stream*: a terminal, NO_COLOR unset, TERM not dumb."""
     if os.environ.get("FORCE_COLOR"):

@@ -106,6 +106,13 @@ def _paths(args: argparse.Namespace) -> Paths:
 
 def cmd_status(args: argparse.Namespace) -> int:
     answer = client.status_or_last(_paths(args))
+    if answer.unreadable:  # something answered, but not a status this hasync reads
+        if args.json:
+            common.print_json({"daemon_running": True, "error": answer.error,
+                               "health": {"level": Health.BAD, "summary": answer.error}})
+            return 0
+        common.print_error(answer.error)
+        return STATUS_EXIT[Health.BAD]
     if answer.status is None:
         if args.json:
             common.print_json({"daemon_running": False, "error": answer.error, "last_failover": answer.last_failover})
@@ -159,11 +166,11 @@ def cmd_move(args: argparse.Namespace) -> int:
     try:
         last = client.command(paths.socket, req, failover_views.move_progress(args.move, as_json=args.json), wait=args.wait)
     except client.NotRunning as e:
-        common.print_error(str(e))
-        return 3
+        return common.fail(args, str(e), 3)
     except TimeoutError as e:
-        common.print_error(f"{e} (waited {args.wait:g}s; see `hasync status`)")
-        return 1
+        return common.fail(args, f"{e} (waited {args.wait:g}s; see `hasync status`)", 1)
+    except client.BadAnswer as e:
+        return common.fail(args, str(e), 1)
     if last.get("done"):
         return 0 if last.get("ok") else 1
     return 0 if last.get("ok") and last.get("message") == "already active" else 1

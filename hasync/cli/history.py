@@ -1,16 +1,16 @@
 """`hasync history` and `hasync history show N`: the failovers and operator actions the
-daemon recorded in its state directory (timeline.read_history; no daemon needed)."""
+daemon recorded in its state directory (oncall.history; no daemon needed)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hasync.cli import common, failover_views
 from hasync.failover import oncall
 from hasync.failover.host import Paths
-from hasync.failover.timeline import read_history
 
-ERRORS: common.ErrorMap = {**common.ERRORS, oncall.NoSuchRecord: (2, "error")}
+ERRORS: common.ErrorMap = {**common.ERRORS, oncall.NoSuchRecord: (2, "error"), oncall.StateUnreadable: (2, "error")}
 
 HISTORY_HELP = """\
 List the failovers and operator actions this node recorded, oldest first: when each began,
@@ -29,7 +29,7 @@ def register(sub) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = common.daemon_parser(sub, "history", HISTORY_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N records")
+    p.add_argument("--last", type=common.count, default=0, metavar="N", help="only the last N records (0: all)")
     p.set_defaults(func=cmd_list)
     hs = p.add_subparsers(dest="history_command", metavar="ACTION")
     s = hs.add_parser("show", help="one record, event by event", description=HISTORY_HELP, formatter_class=fmt)
@@ -41,7 +41,13 @@ def register(sub) -> None:
 
 
 def _records(args: argparse.Namespace) -> list[dict]:
-    return read_history(Paths.default(args.state_dir, args.run_dir).state_dir)
+    """The records; a warning on stderr for lines that are not records (skipped)."""
+    state_dir = Paths.default(args.state_dir, args.run_dir).state_dir
+    records, skipped = oncall.history(state_dir)
+    if skipped:
+        print(f"warning: {state_dir / 'history.jsonl'}: {skipped} line(s) are not failover records (a torn write "
+              "or a hand edit): skipped", file=sys.stderr)
+    return records
 
 
 def cmd_list(args: argparse.Namespace) -> int:

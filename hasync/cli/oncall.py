@@ -8,8 +8,8 @@ import argparse
 
 from hasync import config
 from hasync.cli import common, failover_views
-from hasync.failover import oncall
-from hasync.failover.host import Paths
+from hasync.failover import client, hand_run, oncall
+from hasync.failover.host import NoSuchNode, Paths, named_node
 from hasync.failover.states import Command
 
 ERRORS = common.ERRORS
@@ -122,20 +122,48 @@ def _names(args: argparse.Namespace) -> tuple[str, str]:
         return "", ""
 
 
+def unknown_name(args: argparse.Namespace) -> str:
+    """Why NODE or RESOURCE is not one of the config's (bad input), or "". Checked here
+    when the config loads (else the daemon refuses it), so a typo is exit 2, not 1."""
+    if not (args.node or args.resource):
+        return ""
+    try:
+        cluster = common.load_cluster(args)
+    except (config.ConfigError, OSError):
+        return ""
+    if args.node:
+        try:
+            named_node(cluster, args.node)
+        except NoSuchNode as e:
+            return str(e)
+    if args.resource:
+        try:
+            hand_run.resource(cluster, args.resource)
+        except hand_run.NoSuchResource as e:
+            return str(e)
+    return ""
+
+
 def cmd_operator(args: argparse.Namespace) -> int:
     req = to_request(args)
+    bad = unknown_name(args)
+    if bad:
+        return common.fail(args, bad, 2)
     paths = Paths.default(args.state_dir, args.run_dir)
     verb = args.command if req.cmd not in (Command.MAINTENANCE_ON, Command.MAINTENANCE_OFF) else f"maintenance {args.mode}"
     show = failover_views.move_progress(verb, as_json=args.json)
     try:
         out = oncall.run(paths, req, show, wait=args.wait, names=lambda: _names(args))
     except TimeoutError as e:
-        common.print_error(f"{e} (waited {args.wait:g}s; see `hasync status`)")
-        return 1
+        return common.fail(args, f"{e} (waited {args.wait:g}s; see `hasync status`)", 1)
+    except client.BadAnswer as e:
+        return common.fail(args, str(e), 1)
     if out.error:
-        common.print_error(out.error)
-        return 3
+        return common.fail(args, out.error, 2 if out.bad_input else 3)
     if out.offline:
-        print(out.offline)
+        if args.json:
+            common.print_json({"ok": True, "offline": out.offline})
+        else:
+            print(out.offline)
         return 0
     return 0 if out.ok else 1

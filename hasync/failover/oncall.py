@@ -14,21 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from hasync.failover import client, protocol
 from hasync.failover.daemon import persist
-from hasync.failover.host import Paths
+from hasync.failover.host import DEFAULT_STATE_DIR, Paths
 from hasync.failover.states import Command
+from hasync.failover.timeline import load_history
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How an operator verb ended: the daemon's last line (``last``), or what was written
-    for a daemon that is not running (``offline``), or why nothing could be done (``error``)."""
+    for a daemon that is not running (``offline``), or why nothing could be done (``error``;
+    ``bad_input``: the user's --state-dir cannot hold the setting)."""
 
     last: dict | None = None
     offline: str = ""
     error: str = ""
+    bad_input: bool = False
 
     @property
     def ok(self) -> bool:
@@ -64,7 +68,12 @@ def offline_change(paths: Paths, req: protocol.Request, *, local: str, peer: str
     if req.cmd not in OFFLINE or req.to not in ("", local):
         return ""
     field, on = OFFLINE[Command(req.cmd)]
-    persist.edit_offline(paths.state_dir, peer, **{field: on})
+    d = paths.state_dir
+    if d.exists() and not d.is_dir():
+        raise NotADirectoryError(20, "not a directory (the failover daemon's state directory)", str(d))
+    if not d.parent.is_dir() and str(d) != DEFAULT_STATE_DIR:  # a mistyped --state-dir: no tree made for it
+        raise FileNotFoundError(2, f"no such directory ({d.parent} does not exist either)", str(d))
+    persist.edit_offline(d, peer, **{field: on})
     what, then = OFFLINE_SAYS[field]
     what = what.format(on="on" if on else "off", stopped="stopped on purpose" if on else "may run again",
                        standby="in operator standby" if on else "online (no operator standby)")
@@ -84,7 +93,11 @@ def run(paths: Paths, req: protocol.Request, on_line: Callable[[dict], None], *,
             return Outcome(offline=f"{e}: nothing to clean up (the failure marks live in the daemon; "
                                    "it probes the chain again when it starts)")
         local, peer = names()
-        done = offline_change(paths, req, local=local, peer=peer) if local and peer else ""
+        try:
+            done = offline_change(paths, req, local=local, peer=peer) if local and peer else ""
+        except OSError as err:  # nothing is left half-written (persist.edit_offline)
+            return Outcome(error=f"{e}, and the setting cannot be written for it: {err.filename}: {err.strerror} "
+                                 "(nothing changed; --state-dir names the daemon's state directory)", bad_input=True)
         if done:
             return Outcome(offline=done)
         if req.to and req.to != local and req.cmd in (Command.STANDBY, Command.ONLINE):
@@ -122,6 +135,24 @@ def history_rows(records: list[dict]) -> list[HistoryRow]:
 
 class NoSuchRecord(LookupError):
     """`hasync history show N` with no record N (bad input)."""
+
+
+class StateUnreadable(Exception):
+    """The state directory (or history.jsonl in it) cannot be read: a --state-dir that
+    names no directory, or one this user may not read (bad input)."""
+
+
+def history(state_dir: Path) -> tuple[list[dict], int]:
+    """The records `hasync history` lists (oldest first) and how many lines were not
+    records (timeline.load_history); StateUnreadable when there is nothing to read."""
+    try:
+        return load_history(state_dir)
+    except FileNotFoundError:
+        raise StateUnreadable(f"{state_dir}: no such directory (the failover daemon keeps its history there: it has "
+                              "not run on this node, or --state-dir / HASYNC_FAILOVER_STATE_DIR names another)") from None
+    except OSError as e:
+        hint = " (run as root)" if isinstance(e, PermissionError) else ""
+        raise StateUnreadable(f"{e.filename or state_dir}: {e.strerror or e}{hint}") from None
 
 
 def history_record(records: list[dict], number: int) -> dict:

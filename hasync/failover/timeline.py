@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hasync.effects.clock import MonotonicClock
 from hasync.effects.files import atomic_write
+from hasync.failover.shapes import record_problem
 
 OPENERS = ("detect", "command", "conflict", "start-failed", "stop-failed", "failback", "request", "monitor",
            "maintenance", "stopped")
@@ -53,8 +54,8 @@ class Timeline:
             if self.path.exists():
                 with open(self.path, "rb") as f:
                     self._lines = sum(1 for _ in f)
-            if self.last_path.exists():
-                self.records = [json.loads(self.last_path.read_text())]
+            last = read_last(self.dir)  # a garbled file is no record (status shows none, not garbage)
+            self.records = [last] if last else []
             if self.history_path.exists():
                 with open(self.history_path, "rb") as f:
                     self._history_lines = sum(1 for _ in f)
@@ -156,23 +157,51 @@ def history_entry(rec: dict) -> dict:
     return out
 
 
-def read_history(state_dir: str | os.PathLike) -> list[dict]:
-    """Every record history.jsonl keeps, oldest first, then the one still in progress (from
-    last-failover.json) if any. Lines that are not JSON (a torn write) are skipped."""
+def parse_history(data: bytes) -> tuple[list[dict], int]:
+    """The records in history.jsonl's bytes, oldest first, and how many lines were not
+    records (a torn write, a hand edit, another version's format: shapes.RECORD)."""
     out: list[dict] = []
-    try:
-        lines = (Path(state_dir) / "history.jsonl").read_bytes().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
+    skipped = 0
+    for line in data.splitlines():
+        if not line.strip():
             continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if rec is None or record_problem(rec):
+            skipped += 1
+            continue
+        out.append(rec)
+    return out, skipped
+
+
+def load_history(state_dir: str | os.PathLike) -> tuple[list[dict], int]:
+    """Every record history.jsonl keeps, oldest first, then the one still in progress (from
+    last-failover.json) if any; and how many lines were skipped (parse_history). OSError
+    when the state directory is missing or not a directory, or history.jsonl cannot be
+    read (a missing history.jsonl is no record yet)."""
+    d = Path(state_dir)
+    if not d.is_dir():
+        d.stat()  # FileNotFoundError, PermissionError ...
+        raise NotADirectoryError(20, "not a directory", str(d))
+    try:
+        data = (d / "history.jsonl").read_bytes()
+    except FileNotFoundError:
+        data = b""
+    out, skipped = parse_history(data)
     last = read_last(state_dir)
     if last and last.get("result") == "in progress":
         out.append({k: v for k, v in last.items() if k != "began_mono"})
-    return out
+    return out, skipped
+
+
+def read_history(state_dir: str | os.PathLike) -> list[dict]:
+    """load_history's records; none when the state directory cannot be read."""
+    try:
+        return load_history(state_dir)[0]
+    except OSError:
+        return []
 
 
 def read_tail(state_dir: str | os.PathLike, n: int = 50) -> list[dict]:
@@ -191,7 +220,9 @@ def read_tail(state_dir: str | os.PathLike, n: int = 50) -> list[dict]:
 
 
 def read_last(state_dir: str | os.PathLike) -> dict | None:
+    """The last failover record, or None (none, unreadable, or not a record: shapes.RECORD)."""
     try:
-        return json.loads((Path(state_dir) / "last-failover.json").read_text())
+        rec = json.loads((Path(state_dir) / "last-failover.json").read_bytes())
     except (OSError, ValueError):
         return None
+    return None if record_problem(rec) else rec

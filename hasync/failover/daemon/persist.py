@@ -23,6 +23,7 @@ heartbeat. A missing or unreadable number counts as 0 (and the unreadable one is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -100,7 +101,14 @@ def edit_offline(state_dir: Path, peer: str, **changes: bool) -> Persisted:
     if (new.maintenance, new.stopped) != (old.maintenance, old.stopped):
         new = replace(new, settings_new=True)
     state_dir.mkdir(parents=True, exist_ok=True)
-    save(state_dir, peer, new, old)
+    try:
+        save(state_dir, peer, new, old)
+    except OSError:
+        # one marker written, the next not (maintenance without settings-new: the peer's
+        # older copy would win): put back what was there, then say why
+        with contextlib.suppress(OSError):
+            save(state_dir, peer, old, new)
+        raise
     return new
 
 
