@@ -134,6 +134,12 @@ def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
         except (LabError, ValueError, KeyError) as e:
             _err(str(e))
             return 1
+        except KeyboardInterrupt:
+            # the lab's lock went with the interrupt (locks.py); what was made stays
+            _err(f"interrupted: lab {args.name!r} may be half made or half changed: `hasync lab up --name "
+                 f"{args.name}` finishes it (idempotent; a node caught mid-crash is booted again by `hasync lab heal "
+                 f"--name {args.name}`), `hasync lab down --name {args.name}` removes it")
+            return 130
 
     wrapper.__name__ = fn.__name__
     return wrapper

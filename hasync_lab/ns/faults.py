@@ -22,15 +22,17 @@ class LabFaults(LabBuild):
         spec = self.spec
         spec.check_node(node)
         with self.store.lock():
+            # recorded first: a crash interrupted halfway (its processes stopped, not yet
+            # killed) is a crashed node that heal/up boot again, not a frozen one
+            st = self.store.load()
+            st["crashed"] = sorted(set(st.get("crashed", [])) | {node})
+            self.store.save(st)
             find = self._node_pids_finder(node)
             procs.signal_all(find(), signal.SIGSTOP)
             for link in spec.links_of(node):
                 self._set_link(spec, node, link, up=False)
             left = procs.kill_and_wait(find)
             self._unbind_ns(node)
-            st = self.store.load()
-            st["crashed"] = sorted(set(st.get("crashed", [])) | {node})
-            self.store.save(st)
             if left:
                 raise LabError(f"{node}: processes survived SIGKILL: {left}")
 

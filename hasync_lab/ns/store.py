@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
 
 from hasync.effects.files import atomic_write
+from hasync_lab.ns.locks import FileLock
 from hasync_lab.ns.nodefiles import NODE_INFO
 from hasync_lab.ns.spec import check_name, lab_root
 
@@ -109,26 +108,13 @@ class Store:
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write(self.state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
-    @contextlib.contextmanager
-    def lock(self):
-        """Serialize changes to one lab (several processes: tests, CLI, fencing)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / f".{self.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def lock(self) -> FileLock:
+        """Serialize changes to one lab (several processes: tests, CLI, fencing); this
+        process may take it again (locks.py says why)."""
+        return FileLock(self.root / f".{self.name}.lock", f"lab {self.name!r}")
 
-    @contextlib.contextmanager
-    def root_lock(self):
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".root.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def root_lock(self) -> FileLock:
+        return FileLock(self.root / ".root.lock", "the labs' root")
 
 
 def vm_run_root() -> Path:

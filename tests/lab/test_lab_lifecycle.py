@@ -87,3 +87,23 @@ def test_down_after_an_interrupted_up(monkeypatch, finish):
     assert netns_of(lab) == set()
     assert str(lab.store.dir) not in loops_of(str(lab.store.dir))
     assert not lab.store.dir.exists()
+
+
+def test_a_crash_interrupted_halfway_is_a_crashed_node_that_heal_boots(clean_lab, monkeypatch):
+    """^C after the node's processes were stopped (SIGSTOP) and before they were killed:
+    the node must not be left frozen and reported up (the next ssh to it would hang);
+    it is a crashed node, and heal boots it again."""
+    from hasync_lab.ns import faults
+
+    def interrupted(find, timeout=5.0):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(faults.procs, "kill_and_wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        clean_lab.crash("node1")
+    monkeypatch.undo()
+    assert clean_lab.status()["nodes"]["node1"]["state"] == "crashed"
+    clean_lab.up(hold=True)  # "finishes it": idempotent, leaves a crashed node crashed
+    clean_lab.heal("node1")
+    r = clean_lab.exec("client1", ["ssh", "-o", "ConnectTimeout=5", "node1", "hostname"], timeout=30)
+    assert r.stdout.strip() == "node1"
