@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from hasync import model
-from hasync.bootstrap import doctor_drbd, doctor_host, doctor_lvm, doctor_nfs
+from hasync.bootstrap import doctor_drbd, doctor_host, doctor_lvm, doctor_manager, doctor_nfs
 from hasync.bootstrap.findings import Finding
 from hasync.config import GOOD_KEY
 from hasync.effects.run import Result, Runner
@@ -72,6 +72,7 @@ def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> s
     lines += doctor_lvm.probe_lines(cluster, profile, node)
     lines += doctor_nfs.probe_lines(cluster, profile, node)
     lines += doctor_drbd.probe_lines(cluster, profile, node)
+    lines += doctor_manager.probe_lines()
     if cluster.storage.use_drbd:
         res = f"{profile.paths.get('drbd_conf_dir', '/etc/drbd.d')}/{cluster.storage.drbd_resource}.res"
         lines.append(f"echo drbd_res=$(sha256sum < {q(res)} | cut -c1-16)")
@@ -204,7 +205,8 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
             out.append(Finding("disk", "error", node, f"disk {disk} is missing", f"attach the disk or fix storage.disks.{node} in cluster.toml"))
         else:
             out.append(Finding("disk", "ok", node, f"{disk}: {int(p['disk_bytes']) / 2**20:.0f} MiB"))
-    return out
+    manager = doctor_manager.manager(p)  # hasync's daemon or Pacemaker: what holds differs
+    return doctor_manager.check_node(node, manager) + doctor_manager.adjust(cluster, manager, out)
 
 
 def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], b: dict[str, str] | None, clock_offset: float | None) -> list[Finding]:
