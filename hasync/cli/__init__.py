@@ -79,7 +79,8 @@ EPILOG = """\
 The config file is /etc/hasync/cluster.toml unless -c/--config (before or after the verb)
 or the HASYNC_CONFIG environment variable names another. Exit status: 0 success, 1
 failure, 2 bad input (config errors, bad arguments); `hasync status`: 0 ok, 1 warning,
-2 problem, 3 no daemon. Logs: journalctl -u hasync-failover (the failover daemon),
+2 problem, 3 no daemon. With --json an error also prints {"ok": false, "error": ...,
+"exit": N} on stdout. Logs: journalctl -u hasync-failover (the failover daemon),
 journalctl -u hasync-watch (the sync watcher); past failovers: hasync history.
 """
 

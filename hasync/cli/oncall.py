@@ -111,14 +111,15 @@ def to_request(args: argparse.Namespace):
     return oncall.request(args.cmd, node=args.node, resource=args.resource)
 
 
-def _names(args: argparse.Namespace) -> tuple[str, str]:
+def _names(args: argparse.Namespace, why: list[str]) -> tuple[str, str]:
     """(this node, its peer) from the config, for a daemon that is down; ("", "") when the
-    config cannot say (the running daemon needs neither)."""
+    config cannot say (the running daemon needs neither), and *why* gets the reason."""
     try:
         cluster = common.load_cluster(args)
         local = config.local_node(cluster)
         return local, cluster.peer_of(local).name
-    except (config.ConfigError, KeyError, OSError):
+    except (config.ConfigError, KeyError, OSError) as e:
+        why.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
         return "", ""
 
 
@@ -152,13 +153,16 @@ def cmd_operator(args: argparse.Namespace) -> int:
     paths = Paths.default(args.state_dir, args.run_dir)
     verb = args.command if req.cmd not in (Command.MAINTENANCE_ON, Command.MAINTENANCE_OFF) else f"maintenance {args.mode}"
     show = failover_views.move_progress(verb, as_json=args.json)
+    why: list[str] = []
     try:
-        out = oncall.run(paths, req, show, wait=args.wait, names=lambda: _names(args))
+        out = oncall.run(paths, req, show, wait=args.wait, names=lambda: _names(args, why))
     except TimeoutError as e:
         return common.fail(args, f"{e} (waited {args.wait:g}s; see `hasync status`)", 1)
     except client.BadAnswer as e:
         return common.fail(args, str(e), 1)
     if out.error:
+        if why and req.cmd in oncall.OFFLINE:  # it would have been written for the daemon
+            return common.fail(args, f"{out.error}; nothing was written for it: {why[0]}", 3)
         return common.fail(args, out.error, 2 if out.bad_input else 3)
     if out.offline:
         if args.json:

@@ -9,11 +9,13 @@ was none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -189,23 +191,48 @@ def timeline(lab, node: str) -> list[dict]:
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
+@contextlib.contextmanager
+def running_cluster(lab, tmp_path, *, start: bool = True, **config) -> Iterator[Watcher]:
+    """The one way a test brings a lab cluster up and always down: the chain configured
+    with *config* (lab_config's options), the invariant watcher running and, with *start*,
+    both daemons up (node1 active, the service answering). When the block ends well the
+    watcher is checked (no VIP or mount on both nodes); on a failure the daemons' logs
+    are printed; always the watcher stops and the lab is reset (daemons killed, VIP
+    dropped, unmounted)."""
+    install(lab, lab_config(lab, **config))
+    watcher = Watcher(lab)
+    watcher.start()
+    try:
+        if start:
+            start_daemons(lab, tmp_path)
+            node1_active(lab)
+        yield watcher
+        watcher.finish()
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+    finally:
+        watcher.stop_ev.set()
+        watcher.join(5)
+        lab.reset()
+
+
 @pytest.fixture
 def cluster(clean_lab, tmp_path):
-    """A lab with the failover config installed and the invariant watcher running."""
-    install(clean_lab, lab_config(clean_lab))
-    w = Watcher(clean_lab)
-    w.start()
-    yield clean_lab, w
-    w.stop_ev.set()
-    w.join(5)
-    clean_lab.reset()  # kills the daemons (spawned), unmounts, drops the VIP
+    """running_cluster without starting the daemons (the test does: up_and_running)."""
+    with running_cluster(clean_lab, tmp_path, start=False) as watcher:
+        yield clean_lab, watcher
+
+
+def node1_active(lab) -> None:
+    wait_for("node1 active, node2 standby", lambda: role(lab, "node1") == "active" and role(lab, "node2") == "standby", 30)
+    wait_for("the demo service on the VIP answering from node1", lambda: "node1" in client_sees(lab), 15)
 
 
 def up_and_running(lab, tmp_path) -> None:
     start_daemons(lab, tmp_path)
     try:
-        wait_for("node1 active, node2 standby", lambda: role(lab, "node1") == "active" and role(lab, "node2") == "standby", 30)
-        wait_for("the demo service on the VIP answering from node1", lambda: "node1" in client_sees(lab), 15)
+        node1_active(lab)
     except AssertionError:
         print(logs(tmp_path))
         raise
@@ -295,11 +322,7 @@ def test_start_failure_rolls_back_and_hands_over(cluster, tmp_path):
 
 def test_stop_failure_blocks_and_the_peer_never_starts(clean_lab, tmp_path):
     lab = clean_lab
-    install(lab, lab_config(lab, on_stop_failure="block"))
-    watcher = Watcher(lab)
-    watcher.start()
-    try:
-        up_and_running(lab, tmp_path)
+    with running_cluster(lab, tmp_path, on_stop_failure="block"):
         lab.exec("node1", ["touch", "/etc/hasync/demo-fail-stop"], check=True)
         r = lab.exec("node1", ["hasync", "standby", "--wait", "20"], timeout=60)
         assert r.exit_code == 1, r.stdout + r.stderr
@@ -308,10 +331,6 @@ def test_stop_failure_blocks_and_the_peer_never_starts(clean_lab, tmp_path):
         assert role(lab, "node2") == "standby"
         st = status(lab, "node2")
         assert st["peer"]["role"] == "stop-failed" and st["health"]["level"] == "bad"
-        watcher.finish()
-    finally:
-        watcher.stop_ev.set()
-        lab.reset()
 
 
 def test_stop_failure_escalates_to_self_fence_then_peer_takes_over(cluster, tmp_path):
@@ -371,11 +390,7 @@ def test_clean_daemon_stop_hands_over_without_fencing(cluster, tmp_path):
 
 def test_monitor_restarts_locally_then_fails_over_over_a_broadcast_link(clean_lab, tmp_path):
     lab = clean_lab
-    install(lab, lab_config(lab, demo_monitor="500ms", broadcast=True))
-    watcher = Watcher(lab)
-    watcher.start()
-    try:
-        up_and_running(lab, tmp_path)
+    with running_cluster(lab, tmp_path, demo_monitor="500ms", broadcast=True):
         st = status(lab, "node2")
         assert {lk["name"]: lk["state"] for lk in st["links"]}["heartbeat"] == "up"  # broadcast works
 
@@ -391,22 +406,11 @@ def test_monitor_restarts_locally_then_fails_over_over_a_broadcast_link(clean_la
         wait_for("the service answering from node2", lambda: "node2" in client_sees(lab), 15)
         assert role(lab, "node1") == "standby"
         assert "failed" in status(lab, "node1")["flags"]
-        watcher.finish()
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
-    finally:
-        watcher.stop_ev.set()
-        lab.reset()
 
 
 def test_isolated_node_fails_the_ping_tiebreak_and_fences_nobody(clean_lab, tmp_path):
     lab = clean_lab
-    install(lab, lab_config(lab, ping=(lab.public_addr("client1"),)))
-    watcher = Watcher(lab)
-    watcher.start()
-    try:
-        up_and_running(lab, tmp_path)
+    with running_cluster(lab, tmp_path, ping=(lab.public_addr("client1"),)):
         for link in ("heartbeat", "public", "serial"):
             lab.cut("node2", link)  # node2 is the isolated one: it can't reach the ping node
         wait_for("node2 blocked by the ping tiebreak", lambda: any("ping" in w for w in status(lab, "node2")["warnings"]), 20, 0.3)
@@ -419,13 +423,6 @@ def test_isolated_node_fails_the_ping_tiebreak_and_fences_nobody(clean_lab, tmp_
         lab.heal("node2")
         wait_for("node2 sees node1 again", lambda: status(lab, "node2")["peer"]["state"] == "up", 20, 0.3)
         assert role(lab, "node1") == "active"
-        watcher.finish()
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
-    finally:
-        watcher.stop_ev.set()
-        lab.reset()
 
 
 def test_serial_link_alone_keeps_the_peer_alive(cluster, tmp_path):

@@ -6,26 +6,19 @@ after two failovers. The same chain and invariant watcher as test_failover_lab.p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.lab.test_failover_lab import (
-    Watcher,
     client_sees,
-    cluster,  # noqa: F401 (a fixture)
-    install,
-    lab_config,
-    logs,
     role,
+    running_cluster,
     status,
     timeline,
-    up_and_running,
     wait_for,
 )
 
@@ -51,25 +44,6 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-@contextlib.contextmanager
-def running_cluster(lab, tmp_path, **config) -> Iterator[None]:
-    """The chain configured with *config* (lab_config's options), both daemons up, the
-    invariant watcher checked at the end; the logs printed on a failure; the lab reset."""
-    install(lab, lab_config(lab, **config))
-    watcher = Watcher(lab)
-    watcher.start()
-    try:
-        up_and_running(lab, tmp_path)
-        yield
-        watcher.finish()
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
-    finally:
-        watcher.stop_ev.set()
-        lab.reset()
 
 
 def moves(lab) -> list[tuple[str, str, str]]:
@@ -134,10 +108,9 @@ def test_maintenance_leaves_a_crashed_resource_alone_and_off_resumes(clean_lab, 
         assert not st["maintenance"] and role(lab, "node1") == "active"
 
 
-def test_standby_survives_a_restart_stop_start_and_history(cluster, tmp_path):  # noqa: F811
-    lab, watcher = cluster
-    up_and_running(lab, tmp_path)
-    try:
+def test_standby_survives_a_restart_stop_start_and_history(clean_lab, tmp_path):
+    lab = clean_lab
+    with running_cluster(lab, tmp_path):
         r = hasync(lab, "node1", "standby")
         assert r.exit_code == 0, r.stdout + r.stderr
         assert role(lab, "node2") == "active"
@@ -169,7 +142,3 @@ def test_standby_survives_a_restart_stop_start_and_history(cluster, tmp_path):  
         n = next(row["number"] for row in rows if row["cause"] == "operator: takeover")
         r = hasync(lab, "node1", "history", "show", str(n))
         assert r.exit_code == 0 and "demo" in r.stdout, r.stdout + r.stderr
-        watcher.finish()
-    except AssertionError:
-        print(logs(tmp_path))
-        raise

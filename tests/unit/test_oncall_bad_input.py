@@ -284,3 +284,11 @@ def test_config_show_and_resource_on_a_garbled_config(tmp_path, capsys, text, sa
             assert says in " ".join(last_json(cap.out)["errors"])
     assert cli.main(["config", "show", "-c", str(tmp_path / "none.toml"), "--json"]) == 2
     assert "no such config file" in last_json(capsys.readouterr().out)["error"]
+
+
+def test_a_setting_not_written_for_a_stopped_daemon_says_why(here, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HASYNC_NODE", "gamma")  # the config cannot say which node this is
+    assert cli.main(["maintenance", "on", *here]) == 3
+    err = capsys.readouterr().err
+    assert "nothing was written for it" in err and "gamma" in err
+    assert list((tmp_path / "state").iterdir()) == []
