@@ -57,9 +57,11 @@ def _word(p: dict[str, str], key: str) -> str:
 
 
 def manager(p: dict[str, str]) -> Manager:
-    """Pacemaker when pacemaker.service is active or enabled, the CIB answers, or corosync
-    is active or enabled next to a CIB file; else hasync. A CIB file alone (Pacemaker
-    installed once, off now) is not enough."""
+    """Pacemaker when pacemaker.service is active, the CIB answers, or pacemaker or corosync
+    is enabled (or active) next to a CIB file (a configured cluster after a reboot, before
+    they start); else hasync. Debian enables both units when the packages are installed,
+    so an enabled unit without a CIB (never configured) is not enough, nor a CIB file
+    alone (Pacemaker installed once, off now)."""
     ev = []
     for unit in ("pacemaker", "corosync"):
         for state, yes in (("active", ("active", "activating", "reloading")), ("enabled", ("enabled", "enabled-runtime"))):
@@ -69,8 +71,9 @@ def manager(p: dict[str, str]) -> Manager:
         ev.append("the CIB answers (cibadmin -Q)")
     if p.get("pcmk.cib_file") == "1":
         ev.append(f"{CIB} present")
-    pacemaker = (any(e.startswith("pacemaker.service") for e in ev) or "the CIB answers (cibadmin -Q)" in ev
-                 or (any(e.startswith("corosync.service") for e in ev) and f"{CIB} present" in ev))
+    units = [e for e in ev if e.endswith(("active", "enabled"))]
+    pacemaker = ("pacemaker.service active" in ev or "the CIB answers (cibadmin -Q)" in ev
+                 or (bool(units) and f"{CIB} present" in ev))
     daemon = [f"hasync-failover.service {s}" for s, yes in (("active", ("active", "activating")), ("enabled", ("enabled", "enabled-runtime")))
               if _word(p, f"unit.hasync-failover.{s}") in yes]
     if p.get("hasync.socket") == "1":

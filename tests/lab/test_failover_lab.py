@@ -192,14 +192,14 @@ def timeline(lab, node: str) -> list[dict]:
 
 
 @contextlib.contextmanager
-def running_cluster(lab, tmp_path, *, start: bool = True, **config) -> Iterator[Watcher]:
-    """The one way a test brings a lab cluster up and always down: the chain configured
-    with *config* (lab_config's options), the invariant watcher running and, with *start*,
+def running_cluster(lab, tmp_path, *, text: str = "", start: bool = True, **config) -> Iterator[Watcher]:
+    """The one way a test brings a lab cluster up and always down: the config *text* or
+    lab_config's with *config* installed, the invariant watcher running and, with *start*,
     both daemons up (node1 active, the service answering). When the block ends well the
     watcher is checked (no VIP or mount on both nodes); on a failure the daemons' logs
     are printed; always the watcher stops and the lab is reset (daemons killed, VIP
     dropped, unmounted)."""
-    install(lab, lab_config(lab, **config))
+    install(lab, text or lab_config(lab, **config))
     watcher = Watcher(lab)
     watcher.start()
     try:

@@ -29,15 +29,12 @@ from hasync import model, operations
 from hasync.config import agents
 
 from .test_failover_lab import (
-    Watcher,
-    install,
     lab_config,
-    logs,
     role,
+    running_cluster,
     start_daemons,
     status,
     timeline,
-    up_and_running,
     wait_for,
 )
 
@@ -143,11 +140,8 @@ def daemon_pids(lab, node: str) -> list[int]:
 def test_takeover_starts_and_promotes_and_the_release_demotes(clean_lab, tmp_path, fake_agent):
     lab = clean_lab
     reset_agent(lab)
-    install(lab, promotable_config(lab, fake_agent))  # runs `hasync check` on each node: no error
-    w = Watcher(lab)
-    w.start()
-    try:
-        up_and_running(lab, tmp_path)
+    # install runs `hasync check` on each node: no error
+    with running_cluster(lab, tmp_path, text=promotable_config(lab, fake_agent)):
         # node1 took the chain: the agent's start, then its promote, then what sits on it
         assert actions(lab, "node1") == ["start", "promote"], calls(lab, "node1")
         assert chain_ops(lab, "node1", "start") == ["db", "fs", "vip", "demo"]
@@ -177,14 +171,6 @@ def test_takeover_starts_and_promotes_and_the_release_demotes(clean_lab, tmp_pat
         assert db["running_on"] == ["node2"] and db["state_here"] == "stopped", db
         assert "started but not promoted" in db["detail"], db
         assert role(lab, "node2") == "active" and lab.exec("node2", ["cat", STATE]).stdout.strip() == "promoted"
-        w.finish()
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
-    finally:
-        w.stop_ev.set()
-        w.join(5)
-        lab.reset()
 
 
 def test_without_notify_the_fake_refuses_as_drbd_does(fake_agent):

@@ -29,7 +29,10 @@ HASYNC = {"unit.pacemaker.active": "", "unit.pacemaker.enabled": "", "unit.coros
     (PACEMAKER, "pacemaker"),
     (HASYNC, "hasync"),
     ({}, "hasync"),  # an old probe, or no systemd: nothing says Pacemaker
-    ({**HASYNC, "unit.pacemaker.enabled": "enabled"}, "pacemaker"),  # enabled, not started yet (a reboot away)
+    # a configured cluster after a reboot, its units enabled, not started yet
+    ({**HASYNC, "unit.pacemaker.enabled": "enabled", "pcmk.cib_file": "1"}, "pacemaker"),
+    # Debian enables both units when the packages are installed: never configured, no CIB
+    ({**HASYNC, "unit.pacemaker.enabled": "enabled", "unit.corosync.enabled": "enabled"}, "hasync"),
     ({**HASYNC, "unit.pacemaker.active": "active"}, "pacemaker"),
     ({**HASYNC, "pcmk.cib_answers": "1"}, "pacemaker"),  # no systemd, but the CIB answers
     ({**HASYNC, "unit.corosync.active": "active", "pcmk.cib_file": "1"}, "pacemaker"),
@@ -100,4 +103,5 @@ def test_the_probe_lines_run_in_sh_here():
                          timeout=60).stdout
     p = D.parse_probe(out)
     assert {"pcmk.cib_file", "pcmk.cib_answers", "hasync.socket", "unit.pacemaker.active"} <= set(p)
-    assert M.manager({**p, "unit.pacemaker.active": "", "unit.pacemaker.enabled": ""}).name == ("pacemaker" if p["pcmk.cib_answers"] == "1" else "hasync")
+    # this machine has pacemaker and corosync installed (enabled, never configured): hasync
+    assert M.manager(p).name == ("pacemaker" if p["pcmk.cib_answers"] == "1" or p["pcmk.cib_file"] == "1" else "hasync")
