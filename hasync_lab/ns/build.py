@@ -14,10 +14,10 @@ from pathlib import Path
 
 import hasync
 from hasync.effects.files import atomic_write
-from hasync_lab.ns import net
+from hasync_lab.ns import net, procs
 from hasync_lab.ns.nodefiles import LabKeys, dir_mode, hasync_wrapper, node_files, split_overlay
 from hasync_lab.ns.nodes import LabNodes
-from hasync_lab.ns.serial import is_relay
+from hasync_lab.ns.serial import is_relay, relays_of
 from hasync_lab.ns.spec import (
     BASE_DEVS,
     DISK_DEVICE,
@@ -124,11 +124,14 @@ class LabBuild(LabNodes):
         st = self.store.load()
         if is_relay(st.get("relay_pid", 0)):
             return
+        # a relay an interrupted up started and never recorded: ended, its nodes rebound
+        orphans = relays_of(self.cable.dir)
+        procs.kill_and_wait(lambda: relays_of(self.cable.dir))
         cut = set(st.get("crashed", []))
         cut |= {n for n, links in st.get("cuts", {}).items() if "serial" in links}
         st["relay_pid"] = self.cable.start(*spec.serial_nodes, cut=cut)
         self.store.save(st)
-        if rebind:  # running nodes still point at the old relay's ptys
+        if rebind or orphans:  # running nodes still point at the old relay's ptys
             ttys = self.cable.ttys()
             for node in spec.serial_nodes:
                 if self._node_running(node):

@@ -16,6 +16,7 @@ import signal
 from hasync_lab.ns import procs
 from hasync_lab.ns.faults import LabFaults
 from hasync_lab.ns.nodes import LabError
+from hasync_lab.ns.serial import relays_of
 from hasync_lab.ns.spec import (
     PREFIX,
     SERIAL_DEVICE,
@@ -78,6 +79,7 @@ class Lab(LabFaults):
             relay = st.get("relay_pid", 0)
             if relay and self._is_relay(relay):
                 procs.signal_all([relay], signal.SIGKILL)
+            procs.kill_and_wait(lambda: relays_of(self.store.serial_dir))  # also one never recorded
             names = self._lab_netns_names()
             node_names = [n[len(self.name) + 1 :] for n in names if not n.endswith("-sw")]
             for d in (self.store.dir / "ns").glob("*.mnt") if (self.store.dir / "ns").is_dir() else []:

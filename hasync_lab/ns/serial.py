@@ -27,6 +27,18 @@ def is_relay(pid: int) -> bool:
     return procs.alive(pid) and "hasync_lab.ns.serial_relay" in procs.cmdline(pid)
 
 
+def relays_of(directory: Path) -> list[int]:
+    """Every live relay serving the cable in *directory*, recorded in state.json or not (a
+    ^C between starting one and recording it, in `up`, left it running unknown to `down`)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            argv = procs.cmdline(int(entry))
+            if "hasync_lab.ns.serial_relay" in argv and str(directory) in argv and procs.alive(int(entry)):
+                out.append(int(entry))
+    return out
+
+
 class SerialCable:
     def __init__(self, directory: Path):
         self.dir = directory

@@ -107,3 +107,33 @@ def test_a_crash_interrupted_halfway_is_a_crashed_node_that_heal_boots(clean_lab
     clean_lab.heal("node1")
     r = clean_lab.exec("client1", ["ssh", "-o", "ConnectTimeout=5", "node1", "hostname"], timeout=30)
     assert r.stdout.strip() == "node1"
+
+
+def test_down_ends_a_serial_relay_an_interrupted_up_never_recorded():
+    """^C in `up` between starting the serial relay and recording its PID in state.json:
+    `down` must still end it (it kept running, holding two ptys, after the lab was gone),
+    and the next `up` must not leave it beside a new one."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from hasync_lab.ns import Lab
+    from hasync_lab.ns.procs import alive
+
+    lab = Lab(f"u{os.getpid()}")
+    try:
+        lab.up(nodes=2, clients=0, disk_size="32M")
+        st = lab.store.load()
+        first = st.pop("relay_pid")
+        lab.store.save(st)  # as if the interrupt came before it was written
+        lab.up(nodes=2, clients=0, disk_size="32M")  # `up` finishes the lab: one relay, recorded
+        second = lab.store.load()["relay_pid"]
+        assert second != first and not alive(first)
+        from tests.lab.test_lab_basics import _serial_roundtrip
+
+        assert _serial_roundtrip(lab, "node1", "node2", b"still wired\n") == b"still wired\n"  # the nodes were rebound
+        st = lab.store.load()
+        st.pop("relay_pid")
+        lab.store.save(st)
+    finally:
+        lab.down()
+    assert not alive(second)
