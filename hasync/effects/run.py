@@ -15,6 +15,7 @@ send_arp keeps announcing a VIP after its start returns): its own session, no ou
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -69,9 +70,13 @@ class BackgroundRunner(Runner, Protocol):
 
 
 def merged_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    """This process's environment plus *env* (with a PATH that has the sbin dirs)."""
+    """This process's environment plus *env* (with a PATH that has the sbin dirs, and a
+    HOME: a systemd service has none unless it sets User=, and unison will not start
+    without one -- hasync-watch.service crash-looped on Debian 12 under systemd)."""
     merged = dict(os.environ)
     merged.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    if not merged.get("HOME"):
+        merged["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
     if env:
         merged.update(env)
     return merged

@@ -14,7 +14,7 @@ from hasync.effects import process
 from hasync.effects.clock import FakeClock, MonotonicClock
 from hasync.effects.files import atomic_write
 from hasync.effects.keyfile import KeyFileError, load_key
-from hasync.effects.run import CommandError, ProcRunner, RecordingRunner, Result
+from hasync.effects.run import CommandError, ProcRunner, RecordingRunner, Result, merged_env
 from hasync.effects.systemd import Notifier
 from hasync_lab.ns.runner import ShRunner  # the harness's runner keeps the product's contract
 
@@ -163,3 +163,17 @@ def test_process_stats():
     st = process.proc_stats()
     assert st["rss_mb"] > 0 and st["cpu_s"] >= 0
     assert process.raise_priority("none") == "unchanged"
+
+
+def test_a_command_gets_home_when_this_process_has_none(monkeypatch):
+    """A systemd service has no HOME (only with User=): unison refuses to start without one
+    ('Environment variable HOME not found'), so hasync-watch.service crash-looped on the VM
+    tier's systemd guests. Commands get the user's home directory then."""
+    import pwd
+
+    monkeypatch.delenv("HOME", raising=False)
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    assert merged_env(None)["HOME"] == home
+    assert ProcRunner().run(("sh", "-c", 'echo "$HOME"')).stdout.strip() == home
+    monkeypatch.setenv("HOME", "/somewhere")
+    assert merged_env(None)["HOME"] == "/somewhere"  # one that is set is kept
