@@ -20,6 +20,11 @@ HEADER = struct.Struct(">3sH")  # magic, payload length
 # version, role, flags, generation, seq, epoch, request, request_id, ack_id
 FIXED_V1 = struct.Struct(">BBHQQIBII")
 FIXED = struct.Struct(">BBHQQIBIIQQ")  # version 2: + echo, digest (49 bytes)
+# version 3 (several resource groups): version 2's fields, then one record per group:
+# index, role, flags, epoch, request, request_id, ack_id (17 bytes), n_owned u8, owned str8 * n
+VERSION_GROUPS = 3
+GROUP_RECORD = struct.Struct(">BBHIBII")
+GROUPS_MAX = 255  # n_groups is a u8
 MIN_FIXED = FIXED_V1.size  # the shortest payload any version can have
 STR8_MAX = 255  # a str8 field: u8 length + at most 255 bytes of UTF-8
 OWNED_MAX = 255  # n_owned is a u8

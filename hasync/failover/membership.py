@@ -162,6 +162,9 @@ class Membership:
         self.gate_retry_at: float | None = None
         self.ping_ok_at: float | None = None
         self.peer_fenced = False
+        # several groups (membership_groups): the peer is stop-failed in another group, so it
+        # may still hold resources whatever this group's record says (rule 5 for the node)
+        self.peer_stop_failed_elsewhere = False
         self.gate_passed_ping = False
         self.fence_failures = 0
         self.fenced_until: float | None = None
@@ -719,7 +722,7 @@ class Membership:
             self.gate = Gate.PING
             out.append(self._new_job(JobKind.PING, reason="tiebreak"))
             return out
-        risky = pr.dead_role == Role.STOP_FAILED
+        risky = self._peer_risky()
         need_fence = not self.peer_fenced and (c.fencing_mode in ("required", "optional") or risky)
         if need_fence:
             if not c.fence_configured:
@@ -745,8 +748,12 @@ class Membership:
         self.counters["takeovers"] += 1
         return out + self._start_job(JobKind.START, now, reason=f"{pr.name} dead")
 
+    def _peer_risky(self) -> bool:
+        """The dead peer may still hold resources: it was stop-failed (in any group)."""
+        return self.peer.dead_role == Role.STOP_FAILED or self.peer_stop_failed_elsewhere
+
     def _startup_fence_delay(self) -> float:
-        if self.cfg.local == self.preferred:
+        if self.cfg.local == (self.cfg.fence_first or self.preferred):
             return 0.0
         d = self.cfg.startup_fence_delay
         return self.cfg.deadtime if d < 0 else d
@@ -831,7 +838,7 @@ class Membership:
                 out.append(Event("fence", f"fenced {self.peer.name}", Level.INFO, (("ok", True),)))
             else:
                 self.fence_failures += 1
-                if self.cfg.fencing_mode == "optional" and self.peer.dead_role != Role.STOP_FAILED:
+                if self.cfg.fencing_mode == "optional" and not self._peer_risky():
                     out.append(Event("fence", f"fencing {self.peer.name} failed ({res.detail}); mode optional: taking over anyway", Level.WARN, (("ok", False),)))
                     self.peer_fenced = True  # do not try again for this death
                 else:

@@ -50,6 +50,9 @@ class FsmConfig:
     ping_retry: float = 1.0
     fence_retry: float = 2.0
     startup_fence_delay: float = -1.0  # <0: deadtime (non-preferred node at start-up only)
+    # the node that fences first when both start without a link ("": the preferred node);
+    # with several groups it is the cluster's preferred node, one for the whole pair
+    fence_first: str = ""
     # the longest a resource agent may run (its start/stop/status timeout): a daemon that
     # was killed may have left one running, so the start-up probe is done again once
     # they must have finished (0: no second probe)
@@ -140,6 +143,7 @@ class Job:
     # stopped them cleanly since): the runner may skip the status probe of resources
     # whose start is idempotent by contract (OCF, systemd): the takeover path is faster
     trusted_stopped: bool = False
+    group: str = ""  # several resource groups: the group whose job queue runs it (membership_groups)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ class Persisted:
     settings_new: bool = False  # changed here, not yet shown by the peer's packets
     # ... and this node's own
     operator_standby: bool = False  # hasync standby (until hasync online)
+    # several resource groups: each group's takeover epoch, (group id, epoch) in config order
+    group_epochs: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,18 @@ Version 1 (hasync before the echo) is the same without ``echo`` and ``digest``: 
 still decoded (echo 0, digest 0: never fresh, see docs/failover.md on rolling upgrades);
 a version 1 node drops version 2 frames as malformed. The sequence number sits at the
 same offset in both.
+
+Version 3 (a cluster of several resource groups, docs/failover.md "Resource groups")
+is version 2 followed by one record per group::
+
+    ... | n_owned u8 | owned str8 * n | n_groups u8
+    | (index u8 | role u8 | flags u16 | epoch u32 | request u8 | request_id u32
+       | ack_id u32 | n_owned u8 | owned str8 * n) * n_groups
+
+The fixed fields then say what holds for the node (generation, echo, digest, the
+cluster-wide flags); each group's role, epoch, flags, request and owned resources are in
+its record (``index``: the group's place in the config). A one-group cluster keeps
+sending version 2 (a version 2 node drops version 3 frames as malformed).
 """
 
 from __future__ import annotations
@@ -45,6 +57,8 @@ from hasync.failover.states import Role
 from hasync.packet_layout import (
     FIXED,
     FIXED_V1,
+    GROUP_RECORD,
+    GROUPS_MAX,
     HEADER,
     MAC_LEN,
     MAGIC,
@@ -53,6 +67,7 @@ from hasync.packet_layout import (
     OWNED_MAX,
     STR8_MAX,
     VERSION,
+    VERSION_GROUPS,
 )
 
 ROLES = tuple(Role)  # the wire code of a role is its index
@@ -86,6 +101,20 @@ REQUESTS = {REQ_NONE: "none", REQ_RELEASE: "release", REQ_TAKE: "take"}
 
 
 @dataclass(frozen=True)
+class GroupRecord:
+    """One resource group's state in a version 3 packet (the group by its config index)."""
+
+    index: int
+    role: Role = Role.STANDBY
+    flags: int = 0
+    epoch: int = 0
+    request: int = REQ_NONE
+    request_id: int = 0
+    ack_id: int = 0
+    owned: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Packet:
     cluster: str
     node: str
@@ -102,6 +131,7 @@ class Packet:
     echo: int = 0  # the receiver's generation, as the sender last accepted it (0: none)
     digest: int = 0  # settings digest (0: unknown, a version 1 sender)
     version: int = VERSION  # the wire format it came in (1: a node before the echo)
+    groups: tuple[GroupRecord, ...] = ()  # version 3: one record per resource group
 
     def flag_names(self) -> list[str]:
         return flag_names(self.flags)
@@ -142,8 +172,10 @@ def encode(pkt: Packet, key: bytes) -> bytes:
     """The frame of *pkt* in its ``version`` (2; 1 only for tests of a mixed-version pair).
     ValueError (or struct.error, KeyError) when a field does not fit."""
     fixed = (ROLE_CODE[pkt.role], pkt.flags & 0xFFFF, pkt.generation, pkt.seq, pkt.epoch, pkt.request, pkt.request_id, pkt.ack_id)
-    if pkt.version == VERSION:
-        payload = bytearray(FIXED.pack(VERSION, *fixed, pkt.echo, pkt.digest))
+    if pkt.groups and pkt.version != VERSION_GROUPS:
+        raise ValueError(f"format version {pkt.version} has no group records")
+    if pkt.version in (VERSION, VERSION_GROUPS):
+        payload = bytearray(FIXED.pack(pkt.version, *fixed, pkt.echo, pkt.digest))
     elif pkt.version == 1:
         if pkt.echo or pkt.digest:
             raise ValueError("format version 1 has no echo or digest")
@@ -151,15 +183,26 @@ def encode(pkt: Packet, key: bytes) -> bytes:
     else:
         raise ValueError(f"unknown packet format version {pkt.version}")
     payload += _s8(pkt.cluster) + _s8(pkt.node) + _s8(pkt.link)
-    if len(pkt.owned) > OWNED_MAX:
-        raise ValueError("too many owned resources")
-    payload.append(len(pkt.owned))
-    for r in pkt.owned:
-        payload += _s8(r)
+    _owned(payload, pkt.owned)
+    if pkt.version == VERSION_GROUPS:
+        if len(pkt.groups) > GROUPS_MAX:
+            raise ValueError("too many groups")
+        payload.append(len(pkt.groups))
+        for g in pkt.groups:
+            payload += GROUP_RECORD.pack(g.index, ROLE_CODE[g.role], g.flags & 0xFFFF, g.epoch, g.request, g.request_id, g.ack_id)
+            _owned(payload, g.owned)
     if len(payload) > MAX_PAYLOAD:
         raise ValueError("packet too large")
     head = HEADER.pack(MAGIC, len(payload)) + bytes(payload)
     return head + hmac.digest(key, head, "sha256")
+
+
+def _owned(payload: bytearray, owned: tuple[str, ...]) -> None:
+    if len(owned) > OWNED_MAX:
+        raise ValueError("too many owned resources")
+    payload.append(len(owned))
+    for r in owned:
+        payload += _s8(r)
 
 
 class Malformed(ValueError):
@@ -168,7 +211,7 @@ class Malformed(ValueError):
 
 def _parse_payload(p: bytes) -> Packet:
     ver = p[0] if p else 0
-    if ver == VERSION:
+    if ver in (VERSION, VERSION_GROUPS):
         fixed = FIXED
     elif ver == 1:
         fixed = FIXED_V1
@@ -176,7 +219,7 @@ def _parse_payload(p: bytes) -> Packet:
         raise Malformed(f"version {ver}")
     if len(p) < fixed.size:
         raise Malformed("short payload")
-    if ver == VERSION:
+    if ver != 1:
         _, role, flags, gen, seq, epoch, req, req_id, ack, echo, digest = fixed.unpack_from(p, 0)
     else:
         _, role, flags, gen, seq, epoch, req, req_id, ack = fixed.unpack_from(p, 0)
@@ -199,17 +242,35 @@ def _parse_payload(p: bytes) -> Packet:
         off += 1 + n
         return s
 
+    def u8(what: str) -> int:
+        nonlocal off
+        if off >= len(p):
+            raise Malformed(f"no {what}")
+        off += 1
+        return p[off - 1]
+
     cluster, node, link = s8(), s8(), s8()
-    if off >= len(p):
-        raise Malformed("no owned count")
-    n = p[off]
-    off += 1
-    owned = tuple(s8() for _ in range(n))
+    owned = tuple(s8() for _ in range(u8("owned count")))
+    groups: list[GroupRecord] = []
+    if ver == VERSION_GROUPS:
+        for _ in range(u8("group count")):
+            if off + GROUP_RECORD.size > len(p):
+                raise Malformed("truncated group record")
+            gi, grole, gflags, gepoch, greq, greq_id, gack = GROUP_RECORD.unpack_from(p, off)
+            off += GROUP_RECORD.size
+            if grole >= len(ROLES):
+                raise Malformed(f"group {gi}: role {grole}")
+            if greq not in REQUESTS:
+                raise Malformed(f"group {gi}: request {greq}")
+            if any(g.index == gi for g in groups):
+                raise Malformed(f"group {gi} twice")
+            gowned = tuple(s8() for _ in range(u8("group owned count")))
+            groups.append(GroupRecord(gi, ROLES[grole], gflags, gepoch, greq, greq_id, gack, gowned))
     if off != len(p):
         raise Malformed("trailing bytes")
     if req not in REQUESTS:
         raise Malformed(f"request {req}")
-    return Packet(cluster, node, link, gen, seq, ROLES[role], owned, flags, epoch, req, req_id, ack, echo, digest, ver)
+    return Packet(cluster, node, link, gen, seq, ROLES[role], owned, flags, epoch, req, req_id, ack, echo, digest, ver, tuple(groups))
 
 
 @dataclass

@@ -38,11 +38,16 @@ BATCH = 64  # packets per case
 def random_packet(rng: random.Random) -> packets.Packet:
     owned = tuple(rng.choice(NAMES) for _ in range(rng.choice((0, 0, 1, 3, 6))))
     big = rng.choice((0, 1, 2**32 - 1, 2**64 - 1, rng.randrange(2**64)))
+    groups: tuple[packets.GroupRecord, ...] = ()
+    if rng.random() < 0.3:  # format 3: one record per resource group (issue 17)
+        groups = tuple(packets.GroupRecord(i, rng.choice(tuple(Role)), rng.randrange(2**16), rng.randrange(2**32), rng.randrange(3),
+                                           rng.randrange(2**32), rng.randrange(2**32), tuple(rng.choice(NAMES) for _ in range(rng.choice((0, 1, 2)))))
+                       for i in rng.sample(range(256), rng.choice((0, 1, 2, 3))))
     return packets.Packet(
         rng.choice(NAMES), rng.choice(NAMES), rng.choice(NAMES), rng.choice((0, 7, 2**64 - 1, rng.randrange(2**64))),
         rng.randrange(2**64), rng.choice(tuple(Role)), owned, rng.randrange(2**16), rng.randrange(2**32),
         rng.randrange(3), rng.randrange(2**32), rng.randrange(2**32), echo=0 if rng.random() < 0.2 else big,
-        digest=rng.randrange(2**64), version=packets.VERSION)
+        digest=rng.randrange(2**64), version=3 if groups or rng.random() < 0.05 else packets.VERSION, groups=groups)
 
 
 def sign(head: bytes) -> bytes:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import random
 
 import pytest
 
 from hasync.failover import packets
+from hasync.failover.states import Role
 
 KEY = b"0123456789abcdef0123456789abcdef"
 
@@ -153,3 +155,28 @@ def test_a_format_1_frame_is_still_read_never_fresh():
     assert packets.datagram_head(frame, packets.Mac(KEY)) == frame[: -packets.MAC_LEN]
     with pytest.raises(ValueError):
         packets.encode(pkt(version=1, echo=5), KEY)  # format 1 has no echo
+
+
+def test_format_3_carries_one_record_per_group_and_format_2_none():
+    rec = (packets.GroupRecord(0, Role.ACTIVE, packets.F_STANDBY, 7, packets.REQ_RELEASE, 11, 12, ("fs1", "vip1")),
+           packets.GroupRecord(1, Role.STANDBY, 0, 3, 0, 0, 0, ()))
+    p = packets.Packet("c", "node1", "hb", 5, 9, Role.ACTIVE, (), 0, 7, echo=4, digest=99, version=3, groups=rec)
+    (back,) = packets.decode_datagram(packets.encode(p, KEY), KEY)
+    assert back == p
+    with pytest.raises(ValueError):  # a format 2 packet cannot carry groups
+        packets.encode(packets.Packet("c", "node1", "hb", 5, 9, groups=rec), KEY)
+
+
+def test_format_3_malformed_group_records_are_counted_not_raised():
+    p = packets.Packet("c", "node1", "hb", 5, 9, version=3, groups=(packets.GroupRecord(0, Role.ACTIVE, owned=("fs",)),))
+    frame = packets.encode(p, KEY)
+    head = bytearray(frame[: -packets.MAC_LEN])
+    for cut in range(1, 12):  # a record cut short anywhere, re-signed
+        h = head[:-cut]
+        h[3:5] = (len(h) - 5).to_bytes(2, "big")
+        c = packets.DecodeCounters()
+        assert packets.decode_datagram(bytes(h) + hmac.digest(KEY, bytes(h), "sha256"), KEY, c) == []
+        assert c.malformed == 1
+    dup = packets.Packet("c", "node1", "hb", 5, 9, version=3, groups=(packets.GroupRecord(0), packets.GroupRecord(0)))
+    c = packets.DecodeCounters()
+    assert packets.decode_datagram(packets.encode(dup, KEY), KEY, c) == [] and c.malformed == 1

@@ -6,6 +6,7 @@ in the state directory, next to the generation counter:
                                 also right after this daemon restarts)
   <state_dir>/epoch             the takeover epoch this node last took (a restarted daemon
                                 that adopts the running chain keeps its claim to it)
+  <state_dir>/epoch.GROUP       with several resource groups: each group's own epoch
   <state_dir>/maintenance       present: maintenance mode (`hasync maintenance on`)
   <state_dir>/stopped           present: the chain is stopped on purpose (`hasync stop`)
   <state_dir>/settings-new      present: this node changed one of the two above and the
@@ -37,8 +38,19 @@ EPOCH = "epoch"
 MARKERS = {"maintenance": "maintenance", "stopped": "stopped", "settings_new": "settings-new", "operator_standby": "standby"}
 
 
-def load(state_dir: Path, peer: str) -> tuple[Persisted, list[str]]:
-    """The persisted state (for *peer*), and a message per file that could not be read."""
+def _read_int(p: Path, what: str, problems: list[str]) -> int:
+    try:
+        return max(int(p.read_text().strip()), 0)
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError) as e:
+        problems.append(f"{p}: cannot read {what} ({e}): starting from 0")
+        return 0
+
+
+def load(state_dir: Path, peer: str, groups: tuple[str, ...] = ()) -> tuple[Persisted, list[str]]:
+    """The persisted state (for *peer*; with several resource *groups*, each one's epoch),
+    and a message per file that could not be read."""
     problems: list[str] = []
     gen = epoch = 0
     p = state_dir / PEER_GENERATION
@@ -50,15 +62,12 @@ def load(state_dir: Path, peer: str) -> tuple[Persisted, list[str]]:
         pass
     except (OSError, ValueError) as e:
         problems.append(f"{p}: cannot read the peer's highest generation ({e}): starting from 0")
-    p = state_dir / EPOCH
-    try:
-        epoch = int(p.read_text().strip())
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as e:
-        problems.append(f"{p}: cannot read the last epoch ({e}): starting from 0")
+    epoch = _read_int(state_dir / EPOCH, "the last epoch", problems)
+    group_epochs = tuple((g, _read_int(state_dir / f"{EPOCH}.{g}", f"group {g}'s last epoch", problems)) for g in groups)
     markers = {field: (state_dir / name).exists() for field, name in MARKERS.items()}
-    return Persisted(peer_generation=max(gen, 0), epoch=max(epoch, 0), **markers), problems
+    return Persisted(peer_generation=max(gen, 0), epoch=epoch, maintenance=markers["maintenance"], stopped=markers["stopped"],
+                     settings_new=markers["settings_new"], operator_standby=markers["operator_standby"],
+                     group_epochs=group_epochs), problems
 
 
 def save(state_dir: Path, peer: str, new: Persisted, old: Persisted, wall: float | None = None) -> None:
@@ -71,6 +80,10 @@ def save(state_dir: Path, peer: str, new: Persisted, old: Persisted, wall: float
             p.unlink(missing_ok=True)
     if new.epoch != old.epoch:
         atomic_write(state_dir / EPOCH, f"{new.epoch}\n")
+    before = dict(old.group_epochs)
+    for g, epoch in new.group_epochs:
+        if before.get(g) != epoch:
+            atomic_write(state_dir / f"{EPOCH}.{g}", f"{epoch}\n")
     for field, name in MARKERS.items():
         on = getattr(new, field)
         if on != getattr(old, field):
@@ -97,7 +110,7 @@ def edit_offline(state_dir: Path, peer: str, **changes: bool) -> Persisted:
     its state directory; it starts with them. A cluster-wide setting changed here is the
     newer copy (settings-new): the peer takes it when the two next talk."""
     old, _ = load(state_dir, peer)
-    new = replace(old, **changes)
+    new = replace(old, **changes)  # type: ignore[arg-type]  # (operator markers: bool fields only)
     if (new.maintenance, new.stopped) != (old.maintenance, old.stopped):
         new = replace(new, settings_new=True)
     state_dir.mkdir(parents=True, exist_ok=True)
