@@ -410,7 +410,7 @@ def test_leaving_is_sent_only_once_every_group_released_everything():
 def test_group_configs_from_a_config_with_two_groups():
     from hasync import config
     from hasync.failover.membership_groups import group_configs
-    from tests.unit.test_config_groups import A, B, HEAD
+    from tests.unit.test_config_groups import HEAD, A, B
 
     c = config.loads(HEAD + A + B, "c.toml")
     (ga, ca), (gb, cb) = group_configs(c, "beta")
