@@ -60,7 +60,7 @@ NODE_EVENTS = frozenset({"detect", "late", "link-dead", "link-up", "peer-up", "p
                          "old-generation", "maintenance", "stopped", "escalate"})
 # the summary role (the role file, the top-level packet field): the most telling of the groups'
 _SUMMARY = (Role.STOP_FAILED, Role.PROBING, Role.STOPPING, Role.STARTING, Role.ACQUIRING, Role.ACTIVE, Role.STANDBY)
-_JOB_ID_SPAN = 1_000_000_000  # each group's job ids: its own range (a result finds its group)
+_JOB_ID_SPAN = 1_000_000_000  # each group's job ids: its own range (never two jobs with one id)
 
 
 def group_configs(cluster: model.Cluster, local: str) -> tuple[tuple[str, FsmConfig], ...]:
@@ -98,7 +98,7 @@ class GroupMembership:
     campaign drive (the same methods as ``Membership``)."""
 
     def __init__(self, cfgs: tuple[tuple[str, FsmConfig], ...], now: float, generation: int = 1,
-                 persisted: Persisted | None = None):
+                 persisted: Persisted | None = None, member_cls: type[Membership] = Membership):
         if len(cfgs) < 2:
             raise ValueError("GroupMembership is for two groups or more (one group: Membership)")
         self.ids = tuple(gid for gid, _ in cfgs)
@@ -108,13 +108,14 @@ class GroupMembership:
         self.digest = groups_digest(cfgs)
         self.groups: dict[str, Membership] = {}
         for i, (gid, c) in enumerate(cfgs):
-            m = Membership(c, now, generation, replace(self.persisted, epoch=epochs.get(gid, 0), group_epochs=()))
+            m = member_cls(c, now, generation, replace(self.persisted, epoch=epochs.get(gid, 0), group_epochs=()))
             m.digest = self.digest
             m._ids = itertools.count(1 + i * _JOB_ID_SPAN)
             self.groups[gid] = m
         self.first = self.groups[self.ids[0]]
         self.generation = generation
         self.group_of_resource = {r: gid for gid, c in cfgs for r in c.resources}
+        self.job_group: dict[int, str] = {}  # a job under way -> its group (its result goes there)
         self.running: dict[str, str] = {}  # kind of a shared job under way -> the group that runs it
         self.parked: dict[str, list[str]] = {}  # kind -> the groups whose copy waits for its result
 
@@ -189,6 +190,7 @@ class GroupMembership:
                         out.append(replace(a, message=f"{gid}: {a.message}", data=a.data + (("group", gid),)))
                 elif isinstance(a, Job):
                     job = replace(a, group=gid)
+                    self.job_group[a.id] = gid
                     if a.kind in SHARED_JOBS:
                         if a.kind in self.running:
                             self.parked.setdefault(a.kind, []).append(gid)
@@ -262,7 +264,7 @@ class GroupMembership:
         return self._gather([(gid, self.groups[gid].on_progress(now, resource, state))], now)
 
     def on_job_done(self, now: float, res: JobResult) -> list[Action]:
-        gid = self.ids[min((res.job_id - 1) // _JOB_ID_SPAN, len(self.ids) - 1)] if res.job_id > 0 else ""
+        gid = self.job_group.pop(res.job_id, "")
         m = self.groups.get(gid)
         if m is None or m.job is None or m.job.id != res.job_id:
             return []
@@ -274,6 +276,7 @@ class GroupMembership:
             for other in self.parked.pop(kind, []):
                 o = self.groups[other]
                 if o.job is not None and o.job.kind == kind:
+                    self.job_group.pop(o.job.id, None)
                     per.append((other, o.on_job_done(now, replace(res, job_id=o.job.id))))
             if res.ok and kind == JobKind.FENCE:
                 per += self._share_fence(now, m)

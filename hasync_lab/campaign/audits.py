@@ -17,6 +17,14 @@ that could make it fire, without re-reading the world per heartbeat.
 3. ``liveness``: after the last fault heals, within ``Scenario.liveness_bound_s``, one
    node runs the whole chain, the other nothing, and both FSMs agree on who.
 4. ``fsm-error``: an exception escapes the FSM, or its deadlines make the loop spin.
+5. ``own-group-stopped`` (issue 17): while a node is off (a crash, a power loss, a
+   fence), the survivor stops a group it ran when the other node went down (unless an
+   operator asked for it: an accepted `hasync standby` racing the crash).
+
+With several resource groups (``Scenario.groups``) every audit is per group: a group's
+resources on both nodes (``dual-run``), a start of a group the peer runs or holds
+(``unsafe-start``), and liveness: each group wholly on one node and none of it on the
+other, both FSMs agreeing for each group.
 
 A firing caused by a fault the design cannot survive is named (``LIMITS``) and reported
 apart from violations; ``Hit.limit`` says which.
@@ -26,9 +34,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hasync.failover.packets import flag_names
+
 from .worker import FAULT, HASYNC
 
-AUDITS = ("dual-run", "stray", "unsafe-start", "tiebreak", "false-dead", "liveness", "fsm-error")
+AUDITS = ("dual-run", "stray", "unsafe-start", "tiebreak", "false-dead", "liveness", "fsm-error", "own-group-stopped")
 
 LIMITS = {
     "lying-fence": "a fence that reports success while the node stays up: fencing is the only "
@@ -51,6 +61,9 @@ LIMITS = {
 }
 
 HOLDING_NOW = ("starting", "active")
+# stops an operator asked for (`hasync standby` here, `hasync takeover` on the peer before it
+# went down, `hasync stop`): not the survivor giving up its own group by itself
+OPERATOR_STOPS = ("standby", "hasync stop: the chain is stopped on purpose")
 
 
 @dataclass
@@ -75,6 +88,9 @@ class Auditor:
         self.dual: set[str] = set()
         self.stray_since: float | None = None
         self.start_verdict: dict[str, tuple[float, str]] = {}  # node -> (time, "" | "limit:NAME" | "violation")
+        # a node that went off, and the groups the survivor ran then (own-group-stopped)
+        self.down: str | None = None
+        self.kept: tuple[str, ...] = ()
 
     def fire(self, audit: str, evidence: dict, limit: str | None = None) -> None:
         sim = self.sim
@@ -94,7 +110,8 @@ class Auditor:
         new = sorted(both - self.dual, key=sim.sc.ids.index)
         self.dual = both
         if new:
-            self.fire("dual-run", {"resources": new}, self._dual_limit())
+            groups = sorted({sim.sc.group_of(r) for r in new} - {""})
+            self.fire("dual-run", {"resources": new, **({"groups": groups} if groups else {})}, self._dual_limit())
         stray = (FAULT in ra.values() and HASYNC in rb.values()) or (FAULT in rb.values() and HASYNC in ra.values())
         if not stray:
             self.stray_since = None
@@ -120,15 +137,20 @@ class Auditor:
     # ------------------------------------------------------------------ 2. safe starts
     def on_job(self, node, job, now: float) -> None:
         if job.kind == "start":
-            self._check_start(node, now)
+            self._check_start(node, now, job.group)
+        if (job.kind == "stop" and self.down is not None and node.name != self.down and job.group in self.kept
+                and job.reason not in OPERATOR_STOPS):
+            self.fire("own-group-stopped", {"node": node.name, "group": job.group or "(the chain)", "down": self.down,
+                                            "reason": job.reason})
         if self.sim.sc.ping_configured and job.kind in ("fence", "start"):
             self._check_tiebreak(node, job)
 
-    def _check_start(self, x, now: float) -> None:
+    def _check_start(self, x, now: float, group: str = "") -> None:
         y = self.sim.peer_of(x)
         yd = y.daemon
-        y_role = yd.fsm.role if yd is not None and yd.fsm is not None else None
-        risky = y.powered and (HASYNC in y.running.values() or y_role in HOLDING_NOW)
+        y_role = _group_fsm(yd.fsm, group).role if yd is not None and yd.fsm is not None else None
+        ids = self.sim.sc.group_ids(group)
+        risky = y.powered and (any(y.running.get(r) == HASYNC for r in ids) or y_role in HOLDING_NOW)
         view = x.daemon.fsm.peer.state
         # a takeover of a peer that is still alive, excused by a named limit, excuses what
         # that peer does when it wakes up (a SIGSTOPped node acting on its backlog)
@@ -138,7 +160,7 @@ class Auditor:
             limit = yv[6:] if yv.startswith("limit:") else None
         if risky:
             self.fire("unsafe-start", {"node": x.name, "view_of_peer": view, "peer_role": y_role,
-                                       "peer_runs": dict(y.running)}, limit)
+                                       "peer_runs": dict(y.running), **({"group": group} if group else {})}, limit)
         self.start_verdict[x.name] = (now, f"limit:{limit}" if limit else ("violation" if risky else ""))
 
     def forget_starts(self) -> None:
@@ -176,26 +198,49 @@ class Auditor:
         if quiet > margin:
             self.fire("false-dead", {"node": x.name, "path_clean_for_s": round(quiet, 4)})
 
+    # ------------------------------------------------------------------ 5. the survivor's own groups
+    def on_power_off(self, node) -> None:
+        """*node* goes off: the groups its peer runs whole (and is active in) must keep
+        running there while it is off."""
+        y = self.sim.peer_of(node)
+        if not y.powered or self.down is not None:
+            self.down, self.kept = None, ()  # both off: nobody survives
+            return
+        yd = y.daemon
+        fsm = yd.fsm if yd is not None else None
+        self.down = node.name
+        self.kept = tuple(gid for gid, ids in self.sim.sc.chains
+                          if fsm is not None and all(y.running.get(r) == HASYNC for r in ids) and _group_fsm(fsm, gid).role == "active")
+
+    def on_power_on(self, node) -> None:
+        if node.name == self.down:
+            self.down, self.kept = None, ()
+
     # ------------------------------------------------------------------ 3. liveness
     def clean(self) -> bool:
-        """One node runs the whole chain and is active, the other runs nothing and is
-        standby, each sees the other up in that role, nothing else under way."""
+        """Per group: one node runs the whole group and is active in it, the other runs
+        none of it and is standby, each sees the other up in that role, nothing else
+        under way."""
         a, b = self.sim.node_list
-        n = len(self.sim.sc.resources)
-        if len(a.running) == n and not b.running:
-            act, stb = a, b
-        elif len(b.running) == n and not a.running:
-            act, stb = b, a
-        else:
+        da, db = a.daemon, b.daemon
+        if da is None or db is None or a.frozen or b.frozen or da.leaving or db.leaving:
             return False
-        da, ds = act.daemon, stb.daemon
-        if da is None or ds is None or act.frozen or stb.frozen or da.leaving or ds.leaving:
+        if set(a.running) & set(b.running):
             return False
-        fa, fs = da.fsm, ds.fsm
-        return (fa.role == "active" and fs.role == "standby" and len(fa.owned) == n and not fs.owned
-                and fa.peer.state == "up" and fs.peer.state == "up" and fs.peer.role == "active"
-                and fa.peer.role == "standby" and fs.job is None and not ds.worker.busy
-                and (fa.job is None or fa.job.kind == "monitor"))
+        for gid, ids in self.sim.sc.chains:
+            if all(r in a.running for r in ids) and not any(r in b.running for r in ids):
+                act, stb = da, db
+            elif all(r in b.running for r in ids) and not any(r in a.running for r in ids):
+                act, stb = db, da
+            else:
+                return False
+            fa, fs = _group_fsm(act.fsm, gid), _group_fsm(stb.fsm, gid)
+            if not (fa.role == "active" and fs.role == "standby" and len(fa.owned) == len(ids) and not fs.owned
+                    and fa.peer.state == "up" and fs.peer.state == "up" and fs.peer.role == "active"
+                    and fa.peer.role == "standby" and fs.job is None and not stb.workers[gid].busy
+                    and (fa.job is None or fa.job.kind == "monitor")):
+                return False
+        return len(a.running) + len(b.running) == len(self.sim.sc.resources)
 
     def liveness_failed(self, healed_at: float) -> str | None:
         """Fire the liveness audit; returns the named limit it falls under, if any."""
@@ -206,7 +251,8 @@ class Auditor:
             limit = "late-stray"
         elif sim.sc.on_stop_failure == "block" and any(f.role == "stop-failed" for f in fsms):
             limit = "stop-failed-block"
-        elif len(fsms) == 2 and all(f.role == "standby" and {"failed", "standby"} & set(f.snapshot(sim.now)["flags"]) for f in fsms):
+        elif len(fsms) == 2 and any(all(_group_fsm(f, gid).role == "standby" and {"failed", "standby"} & set(flag_names(_group_fsm(f, gid).flags()))
+                                        for f in fsms) for gid, _ in sim.sc.chains):
             limit = "no-eligible-node"
         self.fire("liveness", {"healed_at": round(healed_at, 4), "bound_s": round(sim.sc.liveness_bound_s, 4)}, limit)
         return limit
@@ -217,3 +263,9 @@ class Auditor:
 
         tb = "".join(traceback.format_exception(exc)) if exc is not None else ""
         self.fire("fsm-error", {"node": node.name, "error": where, "traceback": tb[-4000:]})
+
+
+def _group_fsm(fsm, gid: str):
+    """The FSM of group *gid* (a GroupMembership's member), or the FSM itself (one chain)."""
+    groups = getattr(fsm, "groups", None)
+    return groups[gid] if groups and gid in groups else fsm

@@ -48,6 +48,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mutant", choices=sorted(k for k, m in mutants.MUTANTS.items() if not m.hidden),
                    help="run a variant of the FSM that brings back a known defect (see --list-mutants)")
     p.add_argument("--list-mutants", action="store_true", help="list the mutants and exit")
+    p.add_argument("--groups", type=int, choices=(1, 2), default=1,
+                   help="fsm tier: resource groups per cluster (2: each seed's chain cut in two groups, issue 17)")
     p.add_argument("--kinds", default=None, metavar="K1,K2", help=f"draw only these fault kinds: {', '.join(KINDS)}")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"where violation folders go (default {DEFAULT_OUT})")
     p.add_argument("--max-folders", type=int, default=20, help="folders written at most in one run (default 20)")
@@ -92,7 +94,7 @@ def run(args) -> int:
         err.print(f"campaign seed {seed} (replay with --seed {seed})")
     if args.seeds == 1:
         t0 = time.perf_counter()
-        r = run_seed(seed, args.faults, mutant=mutant, keep_going=args.keep_going, kinds=kinds)
+        r = run_seed(seed, args.faults, mutant=mutant, keep_going=args.keep_going, kinds=kinds, groups=args.groups)
         folder = write_folder(args.out, r, args.faults, kinds) if r.violations else None
         doc = seed_doc(r, args.faults, selftest, time.perf_counter() - t0, folder, kinds)
     else:
@@ -102,7 +104,8 @@ def run(args) -> int:
             if r.violations and len(folders) < args.max_folders:
                 folders[r.seed] = write_folder(args.out, r, args.faults, kinds)
 
-        c = run_many(seed, args.seeds, args.faults, mutant=mutant, keep_going=args.keep_going, kinds=kinds, on_seed=keep)
+        c = run_many(seed, args.seeds, args.faults, mutant=mutant, keep_going=args.keep_going, kinds=kinds, on_seed=keep,
+                     groups=args.groups)
         doc = campaign_doc(c, selftest, folders, args.mutant, kinds)
     return _finish(args, doc, selftest, err)
 

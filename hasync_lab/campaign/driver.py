@@ -11,7 +11,8 @@ What is kept from the real loop (and why it matters for what the FSM sees):
 - the FSM is ticked when something new happened or a deadline passed, never per
   heartbeat, and the next wake-up is ``next_deadline``;
 - jobs go to one worker (see worker.py), whose progress and results come back as
-  ``on_progress`` / ``on_job_done``;
+  ``on_progress`` / ``on_job_done``; with several resource groups (``GroupMembership``)
+  one worker per group, each one job at a time, as the daemon's job queue per group;
 - a clean stop is ``begin_leave`` until ``can_exit``, then two last heartbeats.
 One difference: packets are handed to the FSM when they arrive, with their arrival
 time (the daemon drains them at its next wake-up with the kernel's receive timestamp:
@@ -26,6 +27,7 @@ from __future__ import annotations
 from heapq import heappush
 
 from hasync.failover.membership import Event, Job, JobResult, Persist, Send
+from hasync.failover.membership_groups import GroupMembership
 from hasync.failover.packets import Packet
 
 from .errors import DaemonDied
@@ -38,8 +40,13 @@ SPIN_LIMIT = 200  # consecutive wake-ups with a deadline already due: a busy loo
 
 class Driver:
     def __init__(self, node, cfg, fsm_cls, generation: int, now: float, persisted=None):
+        """*cfg*: an FsmConfig, or (group id, FsmConfig) per group (several groups: the
+        FSM is a GroupMembership of *fsm_cls* members)."""
         self.node = node
         self.sim = node.sim
+        groups = cfg if isinstance(cfg, tuple) else ()
+        if groups:
+            cfg = groups[0][1]
         self.cfg = cfg
         self.name = cfg.local
         self.peer = cfg.peer
@@ -56,9 +63,13 @@ class Driver:
         self.spins = 0
         self.leaving = False
         self.after_leave = None  # callable once the clean stop is done
-        self.worker = Worker(self)
+        self.workers = {gid: Worker(self, gid) for gid, _ in groups} if groups else {"": Worker(self)}
+        self.worker = next(iter(self.workers.values()))  # (one group: the worker)
         self.fsm = None
-        self.fsm = self._call(fsm_cls, cfg, now, generation=generation, persisted=persisted)
+        if groups:
+            self.fsm = self._call(GroupMembership, groups, now, generation=generation, persisted=persisted, member_cls=fsm_cls)
+        else:
+            self.fsm = self._call(fsm_cls, cfg, now, generation=generation, persisted=persisted)
 
     # ------------------------------------------------------------------ guard
     def _call(self, fn, *args, **kw):
@@ -82,7 +93,12 @@ class Driver:
 
     def die(self) -> None:
         self.alive = False
-        self.worker.alive = False
+        for w in self.workers.values():
+            w.alive = False
+
+    @property
+    def busy(self) -> bool:
+        return any(w.busy for w in self.workers.values())
 
     # ------------------------------------------------------------------ actions
     def apply(self, actions) -> None:
@@ -109,7 +125,8 @@ class Driver:
         for job in jobs:  # audits look before the worker's first step changes anything
             sim.on_job(node, job, now)
         for job in jobs:
-            self.worker.submit(job, list(self.fsm.owned), now)
+            w = self.workers.get(job.group, self.worker)
+            w.submit(job, [r for r in self.fsm.owned if r in w.ids], now)
         if send:
             self.send_all(now)
 

@@ -174,8 +174,8 @@ def _command(sim, nodes, who, cmd):
 
 def _restart_busy(sim, nodes, how):
     """Restart the daemon of a node that runs a chain start or stop right now."""
-    busy = [n for n in sim.node_list if n.daemon is not None and n.daemon.worker.job is not None
-            and n.daemon.worker.job.kind in ("start", "stop", "restart")]
+    busy = [n for n in sim.node_list if n.daemon is not None and any(
+            w.job is not None and w.job.kind in ("start", "stop", "restart") for w in n.daemon.workers.values())]
     n = busy[0] if busy else nodes["A"]
     if how == "kill":
         n.kill_daemon(restart_after=sim.sc.restart_delay_s)

@@ -93,6 +93,7 @@ class Node:
         if not self.powered:
             return
         self.sim.trace(self.name, "power", f"off ({why})")
+        self.sim.audit.on_power_off(self)
         self._silent()
         self.powered = self.booted = self.frozen = False
         self.inbox, self.deferred = [], []
@@ -110,6 +111,7 @@ class Node:
         if self.powered:
             return
         self.sim.trace(self.name, "power", f"on ({why})")
+        self.sim.audit.on_power_on(self)
         self.powered = True
         self.boot_id += 1
         self.sim.at(self.sim.now + self.sim.sc.boot_s, self._booted, self.boot_id)
@@ -148,7 +150,8 @@ class Node:
         now = self.sim.now
         # hasync.failover.daemon.next_generation: the persisted one + 1, at least wall ms
         self.generation = max(self.generation + 1, int((WALL0 + now) * 1000))
-        cfg = self.sim.sc.fsm_config(self.name, drifted=self.drifted)
+        sc = self.sim.sc
+        cfg = sc.fsm_configs(self.name, drifted=self.drifted) if sc.groups else sc.fsm_config(self.name, drifted=self.drifted)
         self._silent()
         self.sim.trace(self.name, "daemon", f"start, generation {self.generation}" + (" (drifted config)" if self.drifted else ""))
         try:

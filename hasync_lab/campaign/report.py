@@ -14,8 +14,10 @@ DEFAULT_OUT = "/var/tmp/hasync-campaign"
 
 
 def replay_command(seed: int, n_faults: int, mutant: str | None, kinds: tuple[str, ...] | None = None,
-                   tier: str = "fsm") -> str:
+                   tier: str = "fsm", groups: int = 1) -> str:
     cmd = f"python -m hasync_lab.campaign --tier {tier} --seed {seed} --faults {n_faults}"
+    if groups > 1:
+        cmd += f" --groups {groups}"
     if mutant:
         cmd += f" --mutant {mutant}"
     if kinds:
@@ -52,7 +54,7 @@ def seed_doc(r: SeedResult, n_faults: int, selftest: dict, wall_s: float, folder
         "bounds": {"liveness_s": round(r.scenario.liveness_bound_s, 4), "stray_s": round(r.scenario.stray_bound_s, 4)},
         "scenario": r.scenario.to_dict(),
         "folder": folder,
-        "replay": replay_command(r.seed, n_faults, r.mutant, kinds),
+        "replay": replay_command(r.seed, n_faults, r.mutant, kinds, groups=len(r.scenario.groups) or 1),
     }
 
 
@@ -61,7 +63,7 @@ def campaign_doc(c: CampaignResult, selftest: dict, folders: dict, mutant: str |
     for r in c.seeds:
         for h in r.violations[:1]:
             violations.append({"seed": r.seed, **_hit(h, r, full=False), "folder": folders.get(r.seed),
-                               "replay": replay_command(r.seed, c.n_faults, mutant, kinds)})
+                               "replay": replay_command(r.seed, c.n_faults, mutant, kinds, groups=len(r.scenario.groups) or 1)})
     return {
         "tier": "fsm",
         "seed": c.first_seed,
@@ -96,7 +98,7 @@ def write_folder(out: str, r: SeedResult, n_faults: int, kinds: tuple[str, ...] 
     name = f"fsm-seed{r.seed}-f{n_faults}" + (f"-{r.mutant}" if r.mutant else "")
     return write_run_folder(Path(out) / name, r, {"tier": "fsm", "seed": r.seed, "faults": n_faults, "mutant": r.mutant,
                                                   "kinds": list(kinds) if kinds else None, "scenario": r.scenario.to_dict()},
-                            replay_command(r.seed, n_faults, r.mutant, kinds))
+                            replay_command(r.seed, n_faults, r.mutant, kinds, groups=len(r.scenario.groups) or 1))
 
 
 def write_run_folder(d: Path, r, faults_doc: dict, replay: str) -> str:

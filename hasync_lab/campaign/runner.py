@@ -38,8 +38,8 @@ class SeedResult:
 
 def run_seed(seed: int, n_faults: int, *, mutant: Mutant | None = None, keep_going: bool = False,
              scenario: Scenario | None = None, faults: list[Fault] | None = None,
-             kinds: tuple[str, ...] | None = None) -> SeedResult:
-    sc = scenario or draw_scenario(seed)
+             kinds: tuple[str, ...] | None = None, groups: int = 1) -> SeedResult:
+    sc = scenario or draw_scenario(seed, groups)
     faults = faults if faults is not None else draw_faults(seed, sc, n_faults, kinds)
     kw = {"fsm_cls": mutant.fsm, "classify": mutant.classify} if mutant else {}
     sim = Sim(sc, keep_going=keep_going, **kw)
@@ -160,13 +160,13 @@ class CampaignResult:
 
 
 def run_many(first_seed: int, count: int, n_faults: int, *, mutant: Mutant | None = None, keep_going: bool = False,
-             kinds: tuple[str, ...] | None = None, on_seed=None) -> CampaignResult:
+             kinds: tuple[str, ...] | None = None, on_seed=None, groups: int = 1) -> CampaignResult:
     """Seeds first_seed .. first_seed+count-1; stops after the first violating seed
     unless keep_going (each seed still stops at its first violation)."""
     out = CampaignResult(first_seed, n_faults)
     t0 = time.perf_counter()
     for seed in range(first_seed, first_seed + count):
-        r = run_seed(seed, n_faults, mutant=mutant, kinds=kinds)
+        r = run_seed(seed, n_faults, mutant=mutant, kinds=kinds, groups=groups)
         if not r.violations:
             r.timeline = []  # nothing to show: keep memory flat over 100,000 seeds
         out.add(r)

@@ -38,6 +38,17 @@ class ResourceSpec:
 
 
 @dataclass(frozen=True)
+class GroupSpec:
+    """A resource group (issue 17): its chain (resource ids, in order), preferred node and
+    auto_failback."""
+
+    id: str
+    resources: tuple[str, ...]
+    preferred: str
+    auto_failback: bool
+
+
+@dataclass(frozen=True)
 class Scenario:
     seed: int
     order: tuple[str, ...]  # preference: preferred node first
@@ -62,11 +73,27 @@ class Scenario:
     ping_s: float
     start_gap_s: float  # node2's power-on after node1's at the very start
     cluster: str = "lab"
+    groups: tuple[GroupSpec, ...] = ()  # (): one chain, every resource (today's daemon)
 
     # ------------------------------------------------------------------ derived
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.resources)
+
+    def group_ids(self, gid: str = "") -> tuple[str, ...]:
+        """The chain of group *gid* ("" or no groups: every resource)."""
+        for g in self.groups:
+            if g.id == gid:
+                return g.resources
+        return self.ids
+
+    def group_of(self, rid: str) -> str:
+        return next((g.id for g in self.groups if rid in g.resources), "")
+
+    @property
+    def chains(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(group id, its resource ids) for every group; one ("", every id) without groups."""
+        return tuple((g.id, g.resources) for g in self.groups) or (("", self.ids),)
 
     @property
     def chain_s(self) -> float:
@@ -113,6 +140,19 @@ class Scenario:
             agent_timeout=max(max(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in self.resources),
         )
 
+    def fsm_configs(self, local: str, *, drifted: bool = False) -> tuple[tuple[str, FsmConfig], ...]:
+        """Each group's FsmConfig (membership_groups.group_configs does the same from a
+        cluster.toml): the group's chain, preference and auto_failback; the fence-first
+        node is the pair's preferred node."""
+        base = self.fsm_config(local, drifted=drifted)
+        out = []
+        for g in self.groups:
+            order = (g.preferred, next(n for n in NODES if n != g.preferred))
+            out.append((g.id, replace(
+                base, order=tuple(reversed(order)) if drifted else order, resources=g.resources, auto_failback=g.auto_failback,
+                monitors=tuple((rid, m) for rid, m in base.monitors if rid in g.resources), fence_first=base.order[0])))
+        return tuple(out)
+
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +163,7 @@ class Scenario:
         d["resources"] = tuple(ResourceSpec(**r) for r in d["resources"])
         d["order"] = tuple(d["order"])
         d["links"] = tuple(d["links"])
+        d["groups"] = tuple(GroupSpec(g["id"], tuple(g["resources"]), g["preferred"], g["auto_failback"]) for g in d.get("groups", ()))
         return cls(**d)
 
 
@@ -130,9 +171,11 @@ def _r(x: float) -> float:
     return round(x, 4)
 
 
-def draw_scenario(seed: int) -> Scenario:
+def draw_scenario(seed: int, groups: int = 1) -> Scenario:
     """The settings of seed *seed*: every draw from its own stream, so adding a fault kind
-    never changes which cluster a seed gets."""
+    never changes which cluster a seed gets. *groups* = 2: the same cluster with its chain
+    cut in two resource groups (issue 17), from a stream of their own (a seed's one-group
+    cluster is the same whatever the groups draw)."""
     rng = random.Random(f"hasync-campaign:{seed}:scenario")
     keepalive = rng.choice(KEEPALIVES)
     deadtime = _r(keepalive * rng.uniform(3.0, 12.0))
@@ -184,7 +227,26 @@ def draw_scenario(seed: int) -> Scenario:
         start_gap_s=_r(initdead * rng.choice((0.0, rng.uniform(0.0, 2.0)))),
     )
     # a clean leave stops the chain: systemd waits for it (with the retries of a failed stop)
+    if groups == 2:
+        sc = _two_groups(sc, random.Random(f"hasync-campaign:{seed}:groups"))
+        resources = list(sc.resources)
     sc = replace(sc, stop_timeout_s=_r(3 * sum(r.stop_s + r.status_s for r in resources) + 2.0 * len(resources) + sc.deadtime))
     errors = sc.fsm_config(NODES[0]).validate()
     assert not errors, errors  # the ranges above respect heartbeat's start-up rules
     return sc
+
+
+def _two_groups(sc: Scenario, rng: random.Random) -> Scenario:
+    """Two groups: the chain cut in two (a second resource when there is one only), the
+    second group mostly preferred on the other node (both nodes serve), each its own
+    auto_failback."""
+    resources = list(sc.resources)
+    if len(resources) < 2:
+        r = resources[0]
+        resources.append(replace(r, id="r1", type=rng.choice(RESOURCE_TYPES)))
+    ids = [r.id for r in resources]
+    k = rng.randint(1, len(ids) - 1)
+    second = sc.order[1] if rng.random() < 0.8 else sc.order[0]
+    gs = (GroupSpec("g1", tuple(ids[:k]), sc.order[0], rng.random() < 0.3),
+          GroupSpec("g2", tuple(ids[k:]), second, rng.random() < 0.3))
+    return replace(sc, resources=tuple(resources), groups=gs)

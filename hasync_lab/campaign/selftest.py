@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hasync.failover.states import JobKind
+
 from .audits import AUDITS
 from .mutants import Boom
 from .runner import SeedResult, await_clean
-from .scenario import ResourceSpec, Scenario
+from .scenario import GroupSpec, ResourceSpec, Scenario
 from .sim import Sim
 from .worker import FAULT, HASYNC
 
@@ -27,6 +29,11 @@ def _scenario(**kw) -> Scenario:
                     on_stop_failure="fence-self", ping_configured=False, latency_s=0.0005, boot_s=3.0, daemon_delay_s=0.5,
                     restart_delay_s=1.0, stop_timeout_s=10.0, fence_s=1.0, fence_timeout_s=10.0, ping_s=0.3, start_gap_s=0.0)
     return replace(base, **kw)
+
+
+def _two_groups(**kw) -> Scenario:
+    """Two groups (issue 17): g1 = r0, r1 preferred on node1; g2 = r2 preferred on node2."""
+    return _scenario(groups=(GroupSpec("g1", ("r0", "r1"), "node1", False), GroupSpec("g2", ("r2",), "node2", False)), **kw)
 
 
 def _settled(sc: Scenario, **kw) -> tuple[Sim, object, object]:
@@ -94,6 +101,42 @@ def case_liveness() -> bool:
     return sim.audit.fired("liveness")
 
 
+def case_dual_run_groups() -> bool:
+    sim, _, _ = _settled(_two_groups())
+    n1 = sim.nodes["node1"]
+    n1.set_running("r2", HASYNC)  # node2's group also runs on node1, behind hasync's back
+    return any(h.audit == "dual-run" and h.evidence.get("groups") == ["g2"] and h.limit is None for h in sim.audit.hits)
+
+
+def case_unsafe_start_groups() -> bool:
+    sim, _, _ = _settled(_two_groups())
+    for n in sim.node_list:
+        n.fence_behaviour = "lie"  # each node marks a fence done on a live peer
+    _cut_all(sim)
+    sim.run_until(sim.now + 6 * sim.sc.deadtime)
+    return any(h.audit == "unsafe-start" and h.evidence.get("group") for h in sim.audit.hits)
+
+
+def case_liveness_groups() -> bool:
+    sim, _, _ = _settled(_two_groups())
+    sim.run_until(sim.now + 2 * sim.sc.liveness_bound_s)
+    sim.nodes["node2"].drop_running("r2")  # one group vanishes, the other is fine
+    await_clean(sim, 0.0, sim.now, sim.now, SeedResult(0, sim.sc, []))
+    return sim.audit.fired("liveness")
+
+
+def case_own_group_stopped() -> bool:
+    """node2 loses power; node1 then stops its own group g1 (made on purpose)."""
+    sim, _, _ = _settled(_two_groups())
+    n1, n2 = sim.nodes["node1"], sim.nodes["node2"]
+    n2.power_off("self-test")
+    d = n1.daemon
+    fsm = d.fsm
+    g1 = fsm.groups["g1"]
+    d.apply(fsm._gather([("g1", g1._start_job(JobKind.STOP, sim.now, reason="self-test"))], sim.now))
+    return sim.audit.fired("own-group-stopped")
+
+
 def case_fsm_error() -> bool:
     sim = Sim(_scenario(), keep_going=True, fsm_cls=Boom)
     sim.power_up()
@@ -120,6 +163,11 @@ CASES = {
     "liveness": case_liveness,
     "fsm-error": case_fsm_error,
     "limits": case_limits,
+    # several resource groups (issue 17): the audits per group, and the survivor's own group
+    "dual-run:groups": case_dual_run_groups,
+    "unsafe-start:groups": case_unsafe_start_groups,
+    "liveness:groups": case_liveness_groups,
+    "own-group-stopped": case_own_group_stopped,
 }
 assert set(AUDITS) <= set(CASES), "every audit needs a self-test"
 

@@ -105,7 +105,8 @@ class Sim:
 
     def on_job(self, node: Node, job, now: float) -> None:
         if job.kind != "monitor":
-            self.timeline.append((now, node.name, "job", f"{job.kind} {job.resource} ({job.reason})".replace("  ", " ")))
+            group = f"{job.group}: " if job.group else ""
+            self.timeline.append((now, node.name, "job", f"{group}{job.kind} {job.resource} ({job.reason})".replace("  ", " ")))
         self.audit.on_job(node, job, now)
 
     def fence_result(self, fencer: Node, peer: Node, ok: bool, lied: bool) -> None:

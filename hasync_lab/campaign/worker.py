@@ -35,9 +35,11 @@ def model_resource(spec) -> model.Resource:
 
 
 class Worker:
-    def __init__(self, driver):
+    def __init__(self, driver, group: str = ""):
         self.d = driver
         self.sim = driver.sim
+        self.group = group  # several resource groups: this worker's group ("": the one chain)
+        self.ids = driver.sim.sc.group_ids(group)
         self.node = driver.node
         self.alive = True
         self.queue: list = []
@@ -65,11 +67,11 @@ class Worker:
         sc = self.sim.sc
         k = job.kind
         if k == "probe":
-            self._later(max(r.status_s for r in sc.resources), self._probe_done)
+            self._later(max(self.sim.spec[r].status_s for r in self.ids), self._probe_done)
         elif k in CHAIN_KINDS:
-            idx = sc.ids.index(job.resource) if job.resource else 0
-            no_probe = tuple(r.id for r in sc.resources if r.type in ("ocf", "systemd")) if job.trusted_stopped else ()
-            self.plan = chain.ChainPlan(k, sc.ids, owned=owned, from_index=idx, parallel_probe=True, no_probe=no_probe,
+            idx = self.ids.index(job.resource) if job.resource else 0
+            no_probe = tuple(r for r in self.ids if self.sim.spec[r].type in ("ocf", "systemd")) if job.trusted_stopped else ()
+            self.plan = chain.ChainPlan(k, self.ids, owned=owned, from_index=idx, parallel_probe=True, no_probe=no_probe,
                                         stop_retries=STOP_RETRIES, retry_delay=RETRY_DELAY)
             self._step()
         elif k == "fence":
@@ -143,7 +145,7 @@ class Worker:
         if not report:
             return
         job = self.job
-        st = {rid: self.status(rid)[0] for rid in self.sim.sc.ids}
+        st = {rid: self.status(rid)[0] for rid in self.ids}
 
         def post():
             for rid, o in st.items():
@@ -151,7 +153,7 @@ class Worker:
 
         self._report(post)
         bad = [r for r, o in st.items() if o == "failed"]
-        running = tuple(r for r in self.sim.sc.ids if st[r] == "running")
+        running = tuple(r for r in self.ids if st[r] == "running")
         self._finish(JobResult(job.id, not bad, "probed", f"status failed: {', '.join(bad)}" if bad else "", running))
 
     def _ping_done(self, report: bool) -> None:
