@@ -6,7 +6,7 @@ that could make it fire, without re-reading the world per heartbeat.
 
 1. ``dual-run``: a chain resource started by hasync runs on both powered nodes at once.
    ``stray``: a piece started by a fault (a service enabled at boot) runs on one node
-   while the other runs hasync's chain, longer than ``Scenario.stray_bound_s``.
+   while the other runs hasync's chain (the same group's), longer than ``Scenario.stray_bound_s``.
 2. ``unsafe-start``: a node starts the chain while the peer is powered and runs hasync's
    chain (or is starting it / holds it active) -- allowed only if the peer was fenced
    (truly off) or left cleanly, which is then exactly the case where it runs nothing.
@@ -112,7 +112,8 @@ class Auditor:
         if new:
             groups = sorted({sim.sc.group_of(r) for r in new} - {""})
             self.fire("dual-run", {"resources": new, **({"groups": groups} if groups else {})}, self._dual_limit())
-        stray = (FAULT in ra.values() and HASYNC in rb.values()) or (FAULT in rb.values() and HASYNC in ra.values())
+        # (per group: another group's resources run on the other node by design)
+        stray = any(_mixed(ra, rb, ids) or _mixed(rb, ra, ids) for _, ids in sim.sc.chains)
         if not stray:
             self.stray_since = None
         elif self.stray_since is None:
@@ -269,3 +270,8 @@ def _group_fsm(fsm, gid: str):
     """The FSM of group *gid* (a GroupMembership's member), or the FSM itself (one chain)."""
     groups = getattr(fsm, "groups", None)
     return groups[gid] if groups and gid in groups else fsm
+
+
+def _mixed(x: dict, y: dict, ids: tuple[str, ...]) -> bool:
+    """A piece of this chain started by a fault runs on x while y runs hasync's pieces of it."""
+    return any(x.get(r) == FAULT for r in ids) and any(y.get(r) == HASYNC for r in ids)

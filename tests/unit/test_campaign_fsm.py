@@ -266,3 +266,13 @@ def test_an_operator_standby_racing_a_crash_is_not_the_survivor_giving_up_its_gr
     not the FSM giving its group up. The audit fired on it; it no longer does."""
     r = run_seed(seed, 5, groups=groups)
     assert not [v for v in r.violations if v.audit == "own-group-stopped"], replay_command(seed, 5, None, None, groups=groups)
+
+
+def test_a_stray_is_judged_per_group():
+    """Found by a two-group run (seed 8067, 3 faults): node1 kept its own group's piece,
+    started at boot and adopted, stuck after a stop that timed out (block), while node2 ran
+    the other group: the stray audit, still judging the whole chain, called that a stray
+    next to the peer's chain. Per group it is not (the stop-failed limit is what it is)."""
+    r = run_seed(8067, 3, groups=2)
+    assert not r.violations, replay_command(8067, 3, None, None, groups=2)
+    assert "stop-failed-block" in {lim.limit for lim in r.limits}
