@@ -63,6 +63,8 @@ network. Without it, two partitioned nodes could power each other off.
 
 MIGRATE_HELP = """\
 Move the chain to NODE: `takeover` when NODE is this node, `standby` when it is the peer.
+With several resource groups, `migrate GROUP --to NODE` moves that group only (the
+others keep running where they are); without GROUP every group moves.
 --dry-run prints what would run, in order, without changing anything.
 """
 
@@ -93,6 +95,7 @@ def register(sub) -> None:
     fe.set_defaults(func=cmd_fence)
 
     m = parser("migrate", MIGRATE_HELP)
+    m.add_argument("group", nargs="?", default="", metavar="GROUP", help="the resource group to move (default: every group)")
     m.add_argument("--to", required=True, metavar="NODE", help="the node that should run the chain")
     m.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     common.wait_option(m)
@@ -156,13 +159,18 @@ def cmd_fence(args: argparse.Namespace) -> int:
 def cmd_move(args: argparse.Namespace) -> int:
     paths = _paths(args)
     if args.move == Command.MIGRATE and args.dry_run:
-        plan = migrate_plan(common.load_cluster(args), args.to, paths.socket)
+        cluster = common.load_cluster(args)
+        if args.group and args.group not in {g.id for g in cluster.resource_groups()}:
+            common.print_error(f"no resource group {args.group!r}; groups: {', '.join(g.id for g in cluster.resource_groups())}")
+            return 2
+        plan = migrate_plan(cluster, args.to, paths.socket, group=args.group)
         if args.json:
             common.print_json(plan.as_dict())
         else:
             failover_views.migrate_plan(plan)
         return 0
-    req = protocol.Request(args.move, args.to if args.move == Command.MIGRATE else "")
+    req = protocol.Request(args.move, args.to if args.move == Command.MIGRATE else "",
+                           group=getattr(args, "group", "") if args.move == Command.MIGRATE else "")
     try:
         last = client.command(paths.socket, req, failover_views.move_progress(args.move, as_json=args.json), wait=args.wait)
     except client.NotRunning as e:

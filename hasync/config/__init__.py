@@ -193,8 +193,6 @@ def _build(r: Reader, base: Path) -> model.Cluster:
     chain_rules.storage(r, first, storage, present="storage" in top)
     group_rules.distinct(r, per_group)
     group_rules.nfs(r, per_group, nfs)
-    if groups:
-        group_rules.daemon_note(r, groups, ("haresources",) if hares_path else ("group",))
     net_rules.links(r, hb, storage)
     net_rules.vip_subnets(r, [s for _, seen in per_group for s in seen], tuple(nodes), hb, storage, nfs)
     net_rules.no_storage(r, present="storage" in top)

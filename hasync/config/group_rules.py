@@ -84,11 +84,3 @@ def nfs(r: Reader, groups: list[tuple[model.Group, list[Seen]]], st: model.Nfs) 
                                       "state whenever the first group moves away; leave state_dir empty (/var/lib/nfs stays "
                                       "on each node: NFSv3 locks and NFSv4 state of a group that moves are not reclaimed, "
                                       "as in the field's active/active setups)")
-
-
-def daemon_note(r: Reader, groups: tuple[model.Group, ...], where: tuple) -> None:
-    """Until the failover daemon runs each group on its own, it refuses several: say so."""
-    if len(groups) > 1:
-        r.warn(where, f"{len(groups)} resource groups ({', '.join(g.id for g in groups)}): `hasync failover run` of this "
-                      "version refuses several groups (it runs one chain per cluster); check, the import and the "
-                      "Pacemaker export take them")

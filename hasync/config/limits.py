@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hasync import model
-from hasync.packet_layout import FIXED, MAX_PAYLOAD, OWNED_MAX, STR8_MAX
+from hasync.packet_layout import FIXED, GROUP_RECORD, MAX_PAYLOAD, OWNED_MAX, STR8_MAX
 
 FIXED_PAYLOAD = FIXED.size  # the format the daemon sends (version 2: 49 bytes)
 
@@ -35,13 +35,18 @@ def utf8_len(text: str) -> int:
 
 def worst_case_payload(cluster: model.Cluster) -> int:
     """The largest payload this cluster's daemon can send: the longest node and link
-    name, and every resource of the chain owned."""
+    name, and every resource of the chain owned (several groups: format 3, each group's
+    record with all its resources)."""
     def s8(text: str) -> int:
         return 1 + utf8_len(text)
 
     node = max((s8(n.name) for n in cluster.nodes), default=1)
     link = max((s8(lk.name) for lk in cluster.heartbeat.links), default=1)
-    owned = 1 + sum(s8(r.id) for r in cluster.resources)
+    groups = cluster.resource_groups()
+    if len(groups) > 1:  # format 3: nothing owned in the fixed part, one record per group
+        owned = 1 + 1 + sum(GROUP_RECORD.size + 1 + sum(s8(r.id) for r in g.resources) for g in groups)
+    else:
+        owned = 1 + sum(s8(r.id) for r in cluster.resources)
     return FIXED_PAYLOAD + s8(cluster.cluster.name) + node + link + owned
 
 

@@ -15,6 +15,3 @@ class BadTiming(StartupError):
 class AlreadyRunning(StartupError):
     """Another failover daemon answers on the control socket."""
 
-
-class SeveralGroups(StartupError):
-    """The config has several resource groups, which this daemon does not run yet."""

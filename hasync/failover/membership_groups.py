@@ -142,6 +142,17 @@ class GroupMembership:
         return [r for m in self.groups.values() for r in m.owned]
 
     @property
+    def peer_owned(self) -> list[str]:
+        """What the peer says it runs, every group (its packets' records)."""
+        return [r for m in self.groups.values() for r in m.peer.owned]
+
+    @property
+    def peer_role(self) -> Role:
+        """The peer's summary role (the most telling of its groups', as for this node)."""
+        roles = {m.peer.role for m in self.groups.values()}
+        return next(r for r in _SUMMARY if r in roles)
+
+    @property
     def epoch(self) -> int:
         return max(m.epoch for m in self.groups.values())
 
@@ -370,6 +381,9 @@ class GroupMembership:
         node's summary role and every group's own part under ``groups``."""
         doc = self.first.snapshot(now)
         doc.update(role=self.role, owned=self.owned, epoch=self.epoch, warnings=self.warnings)
+        doc["peer"].update(owned=self.peer_owned, epoch=max(m.peer.epoch for m in self.groups.values()))
+        if self.peer.state == PeerStatus.UP:
+            doc["peer"]["role"] = self.peer_role
         doc["groups"] = [{
             "id": gid, "role": m.role, "owned": list(m.owned), "epoch": m.epoch, "resources": list(m.cfg.resources),
             "preferred_node": m.preferred, "auto_failback": m.cfg.auto_failback,
@@ -387,3 +401,7 @@ def _owner(m: Membership) -> str | None:
     if here and there:
         return "both"
     return m.cfg.local if here else (m.peer.name if there else None)
+
+
+# what the daemon drives: one chain's FSM, or several groups' (the same methods)
+AnyMembership = Membership | GroupMembership

@@ -46,10 +46,14 @@ class MigratePlan:
                 "plan": self.resources}
 
 
-def active_node(status: dict | None) -> str:
-    """The node a daemon's status document says holds the chain (NOBODY, or UNKNOWN for None)."""
+def active_node(status: dict | None, group: str = "") -> str:
+    """The node a daemon's status document says holds the chain, or resource group *group*
+    (NOBODY, or UNKNOWN for None)."""
     if status is None:
         return UNKNOWN
+    if group:
+        owner = next((g.get("owner") for g in status.get("groups", ()) if g.get("id") == group), UNKNOWN)
+        return NOBODY if owner is None else (UNKNOWN if owner == "both" else str(owner))
     if status["role"] == Role.ACTIVE:
         return str(status["node"])
     peer = status["peer"]
@@ -59,11 +63,13 @@ def active_node(status: dict | None) -> str:
 
 
 def migrate_plan(cluster: model.Cluster, to: str, socket: Path,
-                 status: Callable[[Path], dict] = client.status) -> MigratePlan:
-    """The dry run of moving the chain to *to* (NoSuchNode when it is not a node)."""
+                 status: Callable[[Path], dict] = client.status, group: str = "") -> MigratePlan:
+    """The dry run of moving the chain (or resource group *group*: KeyError when there is
+    none) to *to* (NoSuchNode when it is not a node)."""
     named_node(cluster, to)
+    resources = cluster.group(group).resources if group else cluster.resources
     try:
-        active = active_node(status(socket))
+        active = active_node(status(socket), group)
     except Exception:  # noqa: BLE001 -- no daemon here, or an answer without roles: unknown
         active = UNKNOWN
-    return MigratePlan(to, active, plan_summary(cluster.resources, profile=cluster.profile))  # profile: resolved by the load
+    return MigratePlan(to, active, plan_summary(resources, profile=cluster.profile))  # profile: resolved by the load

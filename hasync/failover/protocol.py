@@ -7,6 +7,7 @@ Requests, one line each::
     {"cmd": "standby"} / {"cmd": "takeover"} -> an answer, events as they happen, a done line
     {"cmd": "migrate", "to": NODE}           -> takeover when NODE is the daemon's node,
                                                 standby when it is the peer
+    {"cmd": "migrate", "to": NODE, "group": G} -> the same for resource group G only
     {"cmd": "forget-peer", "to": NODE}       -> forget NODE's highest generation (it was
                                                 reinstalled and its clock went back)
     {"cmd": "standby"|"online", "to": NODE}  -> operator standby of NODE (this node when
@@ -47,6 +48,7 @@ class BadRequest(ValueError):
 WITH_NODE = (Command.MIGRATE, Command.FORGET_PEER, Command.STANDBY, Command.ONLINE)
 WITH_RESOURCE = (Command.CLEANUP,)
 WITH_FORCE = (Command.MAINTENANCE_OFF,)
+WITH_GROUP = (Command.MIGRATE,)  # several resource groups: `migrate GROUP --to NODE` moves one
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Request:
     to: str = ""  # migrate: the node that should run the chain; standby/online: the node named
     resource: str = ""  # cleanup RESOURCE
     force: bool = False  # maintenance off while the peer is not up
+    group: str = ""  # migrate GROUP: the one resource group to move ("": every group, the chain)
 
     def as_dict(self) -> dict:
         d: dict = {"cmd": self.cmd}
@@ -64,6 +67,8 @@ class Request:
             d["resource"] = self.resource
         if self.cmd in WITH_FORCE and self.force:
             d["force"] = True
+        if self.cmd in WITH_GROUP and self.group:
+            d["group"] = self.group
         return d
 
 
@@ -93,11 +98,13 @@ def parse_request(line: bytes) -> Request:
     if not isinstance(req, dict):
         raise BadRequest('bad request: expected a JSON object like {"cmd": "status"}')
     cmd, to, resource, force = req.get("cmd"), req.get("to", ""), req.get("resource", ""), req.get("force", False)
-    if not isinstance(cmd, str) or not isinstance(to, str) or not isinstance(resource, str):
-        raise BadRequest('bad request: "cmd" (and "to", "resource") must be strings')
+    group = req.get("group", "")
+    if not isinstance(cmd, str) or not isinstance(to, str) or not isinstance(resource, str) or not isinstance(group, str):
+        raise BadRequest('bad request: "cmd" (and "to", "resource", "group") must be strings')
     if not isinstance(force, bool):
         raise BadRequest('bad request: "force" must be true or false')
-    return Request(cmd, to if cmd in WITH_NODE else "", resource if cmd in WITH_RESOURCE else "", force if cmd in WITH_FORCE else False)
+    return Request(cmd, to if cmd in WITH_NODE else "", resource if cmd in WITH_RESOURCE else "", force if cmd in WITH_FORCE else False,
+                   group if cmd in WITH_GROUP else "")
 
 
 def answer(ok: bool, message: str, node: str = "", role: str = "") -> dict:

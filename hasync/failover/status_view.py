@@ -58,7 +58,27 @@ def health(st: dict) -> tuple[Health, str]:
 
 
 def chain_health(st: dict) -> tuple[Health, str]:
-    """The chain's verdict (where it runs, the operator's settings, the warnings)."""
+    """The chain's verdict (where it runs, the operator's settings, the warnings); with
+    several resource groups, each group's, the worst first."""
+    if st.get("groups"):
+        return groups_health(st)
+    return _one_chain_health(st)
+
+
+def groups_health(st: dict) -> tuple[Health, str]:
+    """Every group judged as a chain of its own (its roles on both nodes), then the worst
+    level, and one line naming each group: "g1: chain running on node1; g2: ..."."""
+    rank = {Health.OK: 0, Health.WARN: 1, Health.BAD: 2}
+    verdicts = []
+    for g in st["groups"]:
+        sub = dict(st, role=g["role"], peer=dict(st["peer"], role=g["peer_role"]), groups=None)
+        level, line = _one_chain_health(sub)
+        verdicts.append((level, f"{g['id']}: {line.replace('the chain', 'the group').replace('chain running', 'running')}"))
+    worst = max((lv for lv, _ in verdicts), key=rank.__getitem__)
+    return worst, "; ".join(line for _, line in verdicts)
+
+
+def _one_chain_health(st: dict) -> tuple[Health, str]:
     peer = st["peer"]
     peer_up = peer["state"] == PeerStatus.UP
     here = st["role"] == Role.ACTIVE
@@ -141,6 +161,8 @@ def render(st: dict):
         str(p.get("epoch", "")),
     )
     parts.append(nodes)
+    if st.get("groups"):
+        parts.append(groups_table(st))
 
     links = Table(title=f"Heartbeat links (keepalive {st['timing']['keepalive'] * 1000:.0f} ms, deadtime {st['timing']['deadtime'] * 1000:.0f} ms)", title_justify="left")
     for c in ("link", "state", "heard", "loss", "recv", "badMAC", "replay", "other"):
@@ -203,6 +225,20 @@ def render(st: dict):
     if stalls:
         parts.append(Text(stalls, style="yellow"))
     return Group(*parts)
+
+
+def groups_table(st: dict) -> Table:
+    """Several resource groups: each one's owner, chain and roles (issue 17)."""
+    t = Table(title="Resource groups (each fails over on its own)", title_justify="left")
+    for c in ("group", "runs on", "chain (start order)", f"{st['node']}", f"{st['peer']['node']}", "preferred", "failback"):
+        t.add_column(c)
+    for g in st["groups"]:
+        owner = g.get("owner")
+        t.add_row(g["id"], Text(owner or "nowhere", "bold red" if owner in (None, "both") else "green"),
+                  ", ".join(g["resources"]), Text(g["role"], ROLE_STYLE.get(g["role"], "")),
+                  Text(g["peer_role"], ROLE_STYLE.get(g["peer_role"], "")), g["preferred_node"],
+                  "on" if g["auto_failback"] else "off")
+    return t
 
 
 def stall_line(d: dict) -> str:

@@ -241,6 +241,24 @@ def test_who_holds_the_chain():
     assert active_node({"node": "a", "role": "standby", "peer": {"node": "b", "role": "active", "state": "dead"}}) == NOBODY
 
 
+def test_who_holds_a_group():
+    st = {"node": "a", "role": "active", "peer": {"node": "b", "role": "active", "state": "up"},
+          "groups": [{"id": "g1", "owner": "a"}, {"id": "g2", "owner": "b"}, {"id": "g3", "owner": None}]}
+    assert [active_node(st, g) for g in ("g1", "g2", "g3", "nope")] == ["a", "b", NOBODY, UNKNOWN]
+
+
+def test_migrate_of_one_group_dry_run_plans_that_group_only(tmp_path, capsys):
+    from tests.unit.test_config_groups import HEAD, A, B
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(HEAD + A + B)
+    assert cli.main(["-c", str(cfg), "migrate", "b", "--to", "alpha", "--dry-run", "--json", "--run-dir", str(tmp_path)]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["start"] == ["b-drbd", "b-fs", "b-ip"] and plan["active"] == UNKNOWN
+    assert cli.main(["-c", str(cfg), "migrate", "zz", "--to", "alpha", "--dry-run", "--run-dir", str(tmp_path)]) == 2
+    assert "no resource group 'zz'; groups: a, b" in capsys.readouterr().err
+
+
 def test_migrate_steps_stop_on_the_holder_then_start_on_the_target():
     res = [{"id": "drbd", "start": ["s1"], "stop": ["t1"]}, {"id": "vip", "start": ["s2"], "stop": ["t2", "t3"]}]
     assert MigratePlan("b", "a", res).steps() == [("a", "stop", "vip", "t2; t3"), ("a", "stop", "drbd", "t1"),

@@ -110,9 +110,9 @@ def test_group_table_errors_name_file_line_and_key():
     assert any("give the chain once" in e and "resource and group" in e for e in both)
 
 
-def test_several_groups_warn_that_this_daemon_refuses_them():
+def test_several_groups_are_run_by_the_daemon_so_check_no_longer_warns_about_it():
     warnings = check(HEAD + A + B)[1].warnings
-    assert any("2 resource groups (a, b): `hasync failover run` of this version refuses several groups" in w for w in warnings)
+    assert not any("refuses several groups" in w for w in warnings), warnings
 
 
 # ------------------------------------------------------------------ haresources

@@ -21,7 +21,7 @@ from hasync.effects.run import RecordingRunner, Result
 from hasync.failover import client, protocol
 from hasync.failover.daemon.control import ControlServer
 from hasync.failover.daemon.loop import Daemon, Poller, next_generation
-from hasync.failover.errors import AlreadyRunning, BadTiming, SeveralGroups
+from hasync.failover.errors import AlreadyRunning, BadTiming
 from hasync.failover.host import Paths
 from hasync.failover.states import Command
 from tests.unit.test_failover_daemon_io import free_port
@@ -141,10 +141,6 @@ def test_a_lone_node_takes_the_chain_answers_commands_and_leaves_cleanly(tmp_pat
 def test_typed_start_up_errors(tmp_path, monkeypatch):
     with pytest.raises(BadTiming, match="invalid heartbeat timing: deadtime"):
         Daemon(cluster(deadtime=0.015), "node1", KEY, Paths(tmp_path, tmp_path))
-    two = dataclasses.replace(cluster(), resources=(), groups=(model.Group("a", (VIP,), "node1"),
-                                                               model.Group("b", (dataclasses.replace(VIP, id="vip2"),), "node2")))
-    with pytest.raises(SeveralGroups, match=r"several resource groups \(a, b\)"):
-        Daemon(two, "node1", KEY, Paths(tmp_path, tmp_path))
     # which node this host is: hasync.config.identity (test_config_identity.py), through
     # run_daemon in test_cli_maps_start_up_errors_to_exit_codes
     # a second daemon on the same control socket
@@ -294,3 +290,57 @@ def test_the_persisted_state_and_forget_peer_with_the_daemon_down(tmp_path, caps
     assert "nothing kept about node3" in capsys.readouterr().out and (tmp_path / "peer-generation").exists()
     assert main(["failover", "forget-peer", "node2", "--state-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")]) == 0
     assert "forgot node2's generation" in capsys.readouterr().out and not (tmp_path / "peer-generation").exists()
+
+
+SVC2 = model.Resource("svc2", "lsb", "svc2")
+
+
+def test_a_lone_node_runs_two_groups_one_job_queue_each_and_migrate_names_a_group(tmp_path, signals_restored):
+    """Several resource groups (issue 17): the daemon no longer refuses them. Alone (the
+    peer never answers), it takes both groups, shows each with its owner and chain, and a
+    migrate names a group it has (the peer is not up: refused, nothing moves)."""
+    c = dataclasses.replace(cluster(), resources=(VIP, SVC2),
+                            groups=(model.Group("a", (VIP,), "node1"), model.Group("b", (SVC2,), "node2")))
+    paths = Paths(tmp_path / "state", tmp_path / "run")
+    r = runner()
+    svc = {"up": False}
+
+    def svc_op(up: bool | None):
+        def answer(argv):
+            if up is not None:
+                svc["up"] = up
+                return Result(argv, 0, "", "")
+            return Result(argv, 0 if svc["up"] else 3, "", "")
+        return answer
+
+    r.responses.update({("/etc/init.d/svc2", "start"): svc_op(True), ("/etc/init.d/svc2", "stop"): svc_op(False),
+                        ("/etc/init.d/svc2", "status"): svc_op(None)})
+    d = Daemon(c, "node1", KEY, paths, runner=r, priority="none", mlock=False, vip_fast=False, log=io.StringIO())
+    seen: dict = {}
+
+    def operator():
+        wait_active(paths)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            seen["status"] = client.status(paths.socket)
+            if seen["status"]["owned"] == ["vip", "svc2"]:
+                break
+            time.sleep(0.02)
+        seen["no-group"] = ask(paths.socket, {"cmd": "migrate", "to": "node2", "group": "zz"})
+        seen["migrate"] = ask(paths.socket, {"cmd": "migrate", "to": "node2", "group": "b"})
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    t = threading.Thread(target=operator, daemon=True)
+    t.start()
+    assert d.run() == 0
+    t.join(5)
+    st = seen["status"]
+    assert st["owned"] == ["vip", "svc2"] and st["role"] == "active"
+    assert [(g["id"], g["owner"], g["resources"], g["role"]) for g in st["groups"]] == [
+        ("a", "node1", ["vip"], "active"), ("b", "node1", ["svc2"], "active")]
+    assert seen["no-group"] == [{"ok": False, "message": "no resource group 'zz'; groups: a, b"}]
+    assert seen["migrate"][0]["ok"] is False and "node2 is not up" in seen["migrate"][0]["message"]
+    # one job queue per group: each group's jobs ran in its own thread, both started
+    assert START in r.calls and ("/etc/init.d/svc2", "start") in r.calls
+    assert STOP in r.calls and ("/etc/init.d/svc2", "stop") in r.calls  # both released on the way out
+    assert (paths.state_dir / "epoch.a").read_text() == "1\n" and (paths.state_dir / "epoch.b").read_text() == "1\n"

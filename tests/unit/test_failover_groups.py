@@ -419,3 +419,21 @@ def test_group_configs_from_a_config_with_two_groups():
     # one node fences first at start-up for the whole pair: the cluster's preferred node
     assert ca.fence_first == cb.fence_first == "alpha"
     assert (ca.local, ca.peer, ca.deadtime) == (cb.local, cb.peer, cb.deadtime)
+
+
+def test_check_bounds_the_format_3_packet_of_a_two_group_config():
+    """The config check's worst case is the frame the daemon really sends (every resource
+    of every group owned, in its group's record): equal to an encoded one."""
+    from hasync import config
+    from hasync.config.limits import worst_case_payload
+    from hasync.failover.membership_groups import group_configs
+    from tests.unit.test_config_groups import HEAD, A, B
+
+    c = config.loads(HEAD + A + B, "c.toml")
+    g = GroupMembership(group_configs(c, "alpha"), 0.0, generation=1)
+    for m in g.groups.values():
+        m.owned = list(m.cfg.resources)
+    f = g.packet_fields()
+    link = max((lk.name for lk in c.heartbeat.links), key=len)
+    frame = packets.encode(packets.Packet(link=link, seq=1, **f), KEY)
+    assert len(frame) - 5 - packets.MAC_LEN == worst_case_payload(c)

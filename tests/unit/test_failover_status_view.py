@@ -85,3 +85,25 @@ def test_an_unverified_peer_and_settings_that_differ_are_shown():
     assert status_view.health(st) == ("warn", "chain running on node1; node2 is unverified")
     out = text(st)
     assert "unverified" in out and "settings differ" in out and "ties go by node name" in out and st["config_digest"] in out
+
+
+def test_several_groups_each_judged_and_shown_with_owner_and_chain():
+    from hasync.failover.membership_groups import GroupMembership
+
+    base = FsmConfig(cluster="c", local="node1", peer="node2", order=("node1", "node2"), links=("hb",), resources=(),
+                     keepalive=0.1, warntime=0.3, deadtime=0.5, initdead=1.0)
+    cfgs = (("web", base.__class__(**{**base.__dict__, "resources": ("fs", "vip")})),
+            ("db", base.__class__(**{**base.__dict__, "resources": ("db",), "order": ("node2", "node1")})))
+    g = GroupMembership(cfgs, 100.0, 7)
+    st = status()
+    snap = g.snapshot(100.2)
+    st["groups"] = snap["groups"]
+    st["groups"][0].update(role="active", peer_role="standby", owner="node1")
+    st["groups"][1].update(role="standby", peer_role="active", owner="node2")
+    assert status_view.health(st) == ("ok", "web: running on node1; node2 standby; db: running on node2; node1 standby")
+    st["groups"][1].update(peer_role="standby", owner=None)
+    level, line = status_view.health(st)
+    assert level == "bad" and "db: the group runs nowhere" in line
+    out = text(st)
+    for needle in ("Resource groups", "web", "fs, vip", "db", "nowhere"):
+        assert needle in out, needle

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hasync.failover import protocol
 from hasync.failover.errors import AlreadyRunning
-from hasync.failover.membership import Membership
+from hasync.failover.membership_groups import AnyMembership, GroupMembership
 from hasync.failover.membership_operator import HANDOVER
 from hasync.failover.states import Command
 
@@ -37,13 +37,16 @@ class Waiting:
     cmd: str
     since: float
     node: str = ""  # the node the command names ("": this one)
+    group: str = ""  # migrate GROUP: the one group it moves ("": every group)
     dead: bool = False  # the client went away: closed at the next check
 
 
 class ControlServer:
-    def __init__(self, path: Path, poller, executor, fsm: Membership, *, local: str, peer: str,
-                 status: Callable[[float], dict], clock_now: Callable[[], float], log: Callable[[str, str], None] | None = None):
+    def __init__(self, path: Path, poller, executor, fsm: AnyMembership, *, local: str, peer: str,
+                 status: Callable[[float], dict], clock_now: Callable[[], float], log: Callable[[str, str], None] | None = None,
+                 groups: tuple[str, ...] = ()):
         self.path = path
+        self.groups = groups  # the resource groups' ids (one group: the chain's)
         self.poller = poller
         self.executor = executor
         self.fsm = fsm
@@ -157,6 +160,12 @@ class ControlServer:
             else:
                 self._last(conn, protocol.answer(False, f"no node named {req.to!r}; nodes: {self.local}, {self.peer}"))
                 return
+        group = req.group
+        if group and group not in self.groups:
+            self._last(conn, protocol.answer(False, f"no resource group {group!r}; groups: {', '.join(self.groups)}"))
+            return
+        if len(self.groups) < 2:
+            group = ""  # (one group: the chain itself)
         if cmd == Command.FORGET_PEER:
             self._forget_peer(conn, req.to, now)
             return
@@ -167,13 +176,17 @@ class ControlServer:
             self._last(conn, protocol.answer(False, "the daemon is shutting down"))
             return
         node = "" if node == self.local else node
-        ok, msg, actions = self.fsm.command(now, cmd, node=node, resource=req.resource, force=req.force)
+        if group:
+            assert isinstance(self.fsm, GroupMembership)
+            ok, msg, actions = self.fsm.command(now, cmd, node=node, resource=req.resource, force=req.force, group=group)
+        else:
+            ok, msg, actions = self.fsm.command(now, cmd, node=node, resource=req.resource, force=req.force)
         reply = protocol.answer(ok, msg, self.local, self.fsm.role)
         if not ok:
             self._last(conn, reply)
             return
         self._send(conn, reply)
-        self.waiting.append(Waiting(conn, cmd, now, node))
+        self.waiting.append(Waiting(conn, cmd, now, node, group))
         self.executor.apply(actions)  # (the command's own "command" event opens the timeline record)
         self.executor.after()
 
@@ -205,7 +218,13 @@ class ControlServer:
 
     def under_way(self) -> bool:
         """Some waiting command is not over yet (the FSM has no result for it)."""
-        return any(not w.dead and self.fsm.command_result(w.cmd, w.node) is None for w in self.waiting)
+        return any(not w.dead and self._result(w) is None for w in self.waiting)
+
+    def _result(self, w: Waiting) -> bool | None:
+        if w.group:
+            assert isinstance(self.fsm, GroupMembership)
+            return self.fsm.command_result(w.cmd, w.node, group=w.group)
+        return self.fsm.command_result(w.cmd, w.node)
 
     def check_waiting(self) -> None:
         """Tell the clients whose command is over, and hang up."""
@@ -216,7 +235,7 @@ class ControlServer:
             if w.dead:
                 self._close(w.conn)
                 continue
-            ok = f.command_result(w.cmd, w.node)
+            ok = self._result(w)
             if ok is not None:
                 if not self._send(w.conn, protocol.done(ok, f.role, f.peer.role, f.peer.state, self.executor.timeline.last)):
                     w.dead = True

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, TextIO
 from hasync.effects.files import atomic_write
 from hasync.effects.systemd import Notifier
 from hasync.failover.daemon.heartbeat import Sender
-from hasync.failover.daemon.worker import Mailbox, Worker
-from hasync.failover.membership import Action, Event, Job, Membership, Persist, Persisted, Send
+from hasync.failover.daemon.worker import Mailbox, Worker, WorkerPool
+from hasync.failover.membership import Action, Event, Job, Persist, Persisted, Send
+from hasync.failover.membership_groups import AnyMembership
 from hasync.failover.resource_state import Progress, ResourceTable, progress_event
 from hasync.failover.stall import Throttle
 from hasync.failover.states import JobKind, Level, Role
@@ -33,7 +34,7 @@ SETTLED = (Role.ACTIVE, Role.STANDBY, Role.STOP_FAILED)  # a timeline record clo
 
 
 class Executor:
-    def __init__(self, fsm: Membership, *, local: str, sender: Sender, worker: Worker, mailbox: Mailbox,
+    def __init__(self, fsm: AnyMembership, *, local: str, sender: Sender, worker: Worker | WorkerPool, mailbox: Mailbox,
                  timeline: Timeline, resources: ResourceTable, role_path: Path, notifier: Notifier,
                  clock, log: TextIO, persist: Callable[[Persisted], None] | None = None):
         self.fsm = fsm

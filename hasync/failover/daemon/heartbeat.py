@@ -24,7 +24,8 @@ import select
 from collections.abc import Callable
 from typing import Any
 
-from hasync.failover.membership import Action, Membership
+from hasync.failover.membership import Action
+from hasync.failover.membership_groups import AnyMembership
 from hasync.failover.packets import (
     SEQ_SLICE,
     FrameDecoder,
@@ -42,7 +43,7 @@ class Sender:
     """A heartbeat on every link: every keepalive (``send(now, scheduled=True)``), or at
     once when the peer must learn a state change (``send()``)."""
 
-    def __init__(self, links: list, key: bytes, mac: Mac, fsm: Membership, keepalive: float, clock_now: Callable[[], float]):
+    def __init__(self, links: list, key: bytes, mac: Mac, fsm: AnyMembership, keepalive: float, clock_now: Callable[[], float]):
         self.links = links
         self.key = key
         self.mac = mac
@@ -121,7 +122,7 @@ class Receiver:
     parsed (the peer's state changed: waiting commands re-check, our fields may change).
     """
 
-    def __init__(self, links: list, key: bytes, mac: Mac, fsm: Membership, peer: str,
+    def __init__(self, links: list, key: bytes, mac: Mac, fsm: AnyMembership, peer: str,
                  apply: Callable[[list[Action]], None], new_state: Callable[[], None], clock_wall: Callable[[], float]):
         self.mac = mac
         self.fsm = fsm

@@ -35,11 +35,12 @@ from hasync.failover.daemon.control import ControlServer
 from hasync.failover.daemon.executor import Executor
 from hasync.failover.daemon.heartbeat import Receiver, Sender
 from hasync.failover.daemon.status import document
-from hasync.failover.daemon.worker import Mailbox, Worker
-from hasync.failover.errors import BadTiming, SeveralGroups
+from hasync.failover.daemon.worker import Mailbox, Worker, WorkerPool
+from hasync.failover.errors import BadTiming
 from hasync.failover.host import Paths
 from hasync.failover.links import open_link
 from hasync.failover.membership import Event, Membership, fsm_config
+from hasync.failover.membership_groups import AnyMembership, GroupMembership, group_configs
 from hasync.failover.packets import Mac
 from hasync.failover.resource_state import ResourceTable
 from hasync.failover.stall import StallMeter, stall_threshold
@@ -122,14 +123,12 @@ class Daemon:
         # a deadline, for a command or a job result. Fewer wake-ups, same accuracy.
         self.rx_wake = rx_wake
         self.log_stream = log or sys.stderr
-        if len(cluster.resource_groups()) > 1:
-            # the membership is still one chain per cluster: running the groups as one
-            # chain would move both when either should move (issue 17, docs/failover.md)
-            ids = ", ".join(g.id for g in cluster.resource_groups())
-            raise SeveralGroups(f"{cluster.path}: several resource groups ({ids}): this failover daemon runs one chain "
-                                "per cluster; `check`, the haresources import and the Pacemaker export take groups, the "
-                                "failover of each group on its own is not built yet")
+        # several resource groups (issue 17): one membership FSM for the pair with each
+        # group's own owner (membership_groups), one job queue per group
+        self.groups = cluster.resource_groups() if len(cluster.resource_groups()) > 1 else ()
+        self.group_cfgs = group_configs(cluster, local) if self.groups else ()
         self.cfg = fsm_config(cluster, local)
+        self.cfg_ids = tuple(r.id for r in cluster.resources)  # every group's resources, in order
         errs = self.cfg.validate()
         if errs:
             raise BadTiming("invalid heartbeat timing: " + "; ".join(errs))
@@ -153,16 +152,24 @@ class Daemon:
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)
         self.generation = next_generation(self.paths.state_dir, self.clock.wall())
-        kept, problems = persist.load(self.paths.state_dir, self.peer.name)
+        kept, problems = persist.load(self.paths.state_dir, self.peer.name, tuple(g.id for g in self.groups))
         self._persisted = kept  # what the files say (save() writes the difference)
-        self.fsm = fsm = Membership(self.cfg, now, generation=self.generation, persisted=kept)
+        fsm: AnyMembership
+        if self.groups:
+            fsm = GroupMembership(self.group_cfgs, now, generation=self.generation, persisted=kept)
+        else:
+            fsm = Membership(self.cfg, now, generation=self.generation, persisted=kept)
+        self.fsm = fsm
         self.timeline = Timeline(self.paths.state_dir, self.local, clock=self.clock, keep_history=self.cluster.heartbeat.history)
         for link in self.cluster.heartbeat.links:
             self.links.append(open_link(link, self.local))  # LinkError: a StartupError
         mac = Mac(self.key)  # the HMAC key schedule done once, for every send and receive
         self.sender = Sender(self.links, self.key, mac, fsm, self.cfg.keepalive, self.clock.now)
-        self.worker = Worker(self.cluster, self.local, self.runner, self.mailbox.post, self.profile,
-                             clock=self.clock, agent_nice=self.agent_nice, vip_fast=self.vip_fast)
+        def worker(group=None) -> Worker:
+            return Worker(self.cluster, self.local, self.runner, self.mailbox.post, self.profile,
+                          clock=self.clock, agent_nice=self.agent_nice, vip_fast=self.vip_fast, group=group)
+
+        self.worker: Worker | WorkerPool = WorkerPool({g.id: worker(g) for g in self.groups}) if self.groups else worker()
         self.executor = ex = Executor(fsm, local=self.local, sender=self.sender, worker=self.worker, mailbox=self.mailbox,
                                       timeline=self.timeline, resources=self.resources, role_path=self.paths.role,
                                       notifier=self.notifier, clock=self.clock, log=self.log_stream, persist=self._persist)
@@ -173,7 +180,8 @@ class Daemon:
                 self.poller.register(lk, _nothing)
         self.poller.register(self.mailbox, ex.on_mail)
         self.control = ControlServer(self.paths.socket, self.poller, ex, fsm, local=self.local, peer=self.peer.name,
-                                     status=self.status, clock_now=self.clock.now, log=ex.log)
+                                     status=self.status, clock_now=self.clock.now, log=ex.log,
+                                     groups=tuple(g.id for g in self.cluster.resource_groups()))
         self.control.listen()  # AlreadyRunning
         ex.control = self.control
         self.priority = raise_priority(self.priority_mode)

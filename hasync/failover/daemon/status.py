@@ -14,6 +14,7 @@ from hasync import __version__
 from hasync.effects.process import proc_stats
 from hasync.failover import nfs_grace
 from hasync.failover.daemon import persist
+from hasync.failover.membership_groups import GroupMembership
 from hasync.failover.states import PeerStatus, ResourceStatus
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def document(d: Daemon, now: float) -> dict:
     snap = fsm.snapshot(now)
     peer_up = fsm.peer.state == PeerStatus.UP
     owned_here = set(fsm.owned)
-    owned_peer = set(fsm.peer.owned) if peer_up else set()
+    owned_peer = set(fsm.peer_owned if isinstance(fsm, GroupMembership) else fsm.peer.owned) if peer_up else set()
     resources = []
     for r in d.cluster.resources:
         rs = d.resources.row(r.id)
@@ -45,8 +46,10 @@ def document(d: Daemon, now: float) -> dict:
     warnings = list(snap["warnings"])
     if len(d.links) < 2:
         warnings.append("only one heartbeat link: a single failure looks like a dead peer")
-    if owned_here and owned_peer:
-        warnings.append("the chain runs on BOTH nodes")
+    for g in d.cluster.resource_groups():  # (one group: the chain)
+        ids = {r.id for r in g.resources}
+        if ids & owned_here and ids & owned_peer:
+            warnings.append(f"group {g.id} runs on BOTH nodes" if isinstance(fsm, GroupMembership) else "the chain runs on BOTH nodes")
     p = fsm.peer
     fencing = d.cluster.fencing
     grace = None
@@ -58,7 +61,7 @@ def document(d: Daemon, now: float) -> dict:
     snap.update({
         "nodes": [
             {"name": d.local, "this": True, "state": PeerStatus.UP, "role": fsm.role, "owned": list(fsm.owned)},
-            {"name": p.name, "this": False, "state": p.state, "role": p.role if peer_up else p.state, "owned": list(p.owned) if peer_up else []},
+            {"name": p.name, "this": False, "state": p.state, "role": snap["peer"]["role"] if peer_up else p.state, "owned": sorted(owned_peer, key=d.cfg_ids.index)},
         ],
         "cluster": d.cluster.cluster.name,
         "config": d.cluster.path,

@@ -63,7 +63,9 @@ class Mailbox:
 
 
 class Worker:
-    """Runs one job at a time in a thread; posts progress and results."""
+    """Runs one job at a time in a thread; posts progress and results. *group*: the
+    resource group whose chain it runs (several groups: one worker each, ``WorkerPool``);
+    None: the whole chain."""
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class Worker:
         clock=None,
         agent_nice: int = -10,
         vip_fast: bool = True,
+        group: model.Group | None = None,
     ):
         self.cluster = cluster
         self.local = local
@@ -83,11 +86,13 @@ class Worker:
         self.post = post  # thread-safe
         self.profile = profile
         self.clock = clock or MonotonicClock()
-        self.resources = {r.id: r for r in cluster.resources}
-        self.ids = tuple(r.id for r in cluster.resources)
+        chain_resources = group.resources if group is not None else cluster.resources
+        self.resources = {r.id: r for r in chain_resources}
+        self.ids = tuple(r.id for r in chain_resources)
         self.q: queue.Queue = queue.Queue()
         threading.stack_size(512 * 1024)
-        self.thread = threading.Thread(target=self._loop, name="hasync-jobs", daemon=True)
+        name = f"hasync-jobs-{group.id}" if group is not None else "hasync-jobs"
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self.stop_retries = 2
         self.retry_delay = 0.5
         # OCF agents run at this nice level (the takeover path must not starve behind a
@@ -125,7 +130,7 @@ class Worker:
             return JobResult(job.id, not bad, JobOutcome.PROBED, f"status failed: {', '.join(bad)}" if bad else "", running)
         if k in CHAIN_JOBS:
             idx = self.ids.index(job.resource) if job.resource else 0
-            no_probe = tuple(r.id for r in self.cluster.resources if r.type in ("ocf", "systemd")) if job.trusted_stopped else ()
+            no_probe = tuple(r.id for r in self.resources.values() if r.type in ("ocf", "systemd")) if job.trusted_stopped else ()
             plan = chain.ChainPlan(JobKind(k), self.ids, owned=owned, from_index=idx, parallel_probe=True, no_probe=no_probe,
                                    stop_retries=self.stop_retries, retry_delay=self.retry_delay)
             return self._chain(job, plan)
@@ -236,6 +241,29 @@ class Worker:
         cmd = self_fence_command(self.cluster.fencing, self.cluster.node(self.local), job.reason)
         r = self.runner.run(cmd.argv, timeout=cmd.timeout)
         return JobResult(job.id, False, JobOutcome.NONE, f"`{cmd.text}` exited {r.exit_code}: {_tail(r)}")
+
+
+class WorkerPool:
+    """Several resource groups: one ``Worker`` (thread, queue) per group, so each group
+    runs one job at a time and the groups' agents may run at once. A job goes to its
+    group's worker (``Job.group``; the node's fence, ping and self-fence jobs too: the
+    group that asked for them)."""
+
+    def __init__(self, workers: dict[str, Worker]):
+        self.workers = workers
+        self.first = next(iter(workers.values()))
+
+    def start(self) -> None:
+        for w in self.workers.values():
+            w.start()
+
+    def stop(self) -> None:
+        for w in self.workers.values():
+            w.stop()
+
+    def submit(self, job: Job, owned: list[str]) -> None:
+        w = self.workers.get(job.group, self.first)
+        w.submit(job, [r for r in owned if r in w.resources])
 
 
 def status_of_units(states: list[tuple[str, str]]) -> tuple[str, str]:
