@@ -16,6 +16,8 @@ from hasync_lab.ns.spec import (
 )
 
 MCAST_GROUP = "239.0.0.43"
+VIP2 = "10.200.0.101"  # the second group's address (cluster_toml(groups=True))
+MOUNT_POINT2 = "/srv/ha2"  # ... and its filesystem (a tmpfs: each node has one loop disk)
 HB_PORT = 694
 
 
@@ -31,8 +33,11 @@ def _table(d: dict[str, str]) -> str:
     return "{ " + ", ".join(f"{k} = {_s(v)}" for k, v in d.items()) + " }"
 
 
-def cluster_toml(spec: LabSpec) -> str:
-    """The config every node of the lab gets (identical on all nodes)."""
+def cluster_toml(spec: LabSpec, groups: bool = False) -> str:
+    """The config every node of the lab gets (identical on all nodes). *groups*: two
+    resource groups (issue 17) instead of the one chain: "a" (the chain: the filesystem
+    on the loop disk, the VIP) preferred on node1, "b" (a tmpfs at MOUNT_POINT2, VIP2)
+    preferred on node2, both with auto_failback: each node serves one group."""
     nodes = spec.cluster_nodes
     out: list[str] = [
         f"# The namespace lab {spec.name!r}: written by `hasync lab up`; see docs/lab.md.",
@@ -102,24 +107,9 @@ def cluster_toml(spec: LabSpec) -> str:
         "[nfs]",
         f"vip = {_s(f'{VIP}/{PREFIX}')}",
         "",
-        "# The ordered chain: started top to bottom, stopped bottom to top.",
-        "[[resource]]",
-        'id = "fs"',
-        'type = "ocf"',
-        'agent = "heartbeat:Filesystem"',
-        f"params = {_table({'device': DISK_DEVICE, 'directory': MOUNT_POINT, 'fstype': 'ext4'})}",
-        'start_timeout = "10s"',
-        'stop_timeout = "10s"',
-        "",
-        "[[resource]]",
-        'id = "vip"',
-        'type = "ocf"',
-        'agent = "heartbeat:IPaddr2"',
-        f"params = {_table({'ip': VIP, 'cidr_netmask': str(PREFIX), 'nic': PUBLIC_IF})}",
-        'start_timeout = "10s"',
-        'stop_timeout = "10s"',
-        'monitor_interval = "2s"',
-        "",
+    ]
+    out += _groups() if groups else ["# The ordered chain: started top to bottom, stopped bottom to top.", *_chain("[[resource]]")]
+    out += [
         "[fencing]",
         'mode = "required"',
         f"command = {_arr(['hasync', 'lab', 'fence', '{node}'])}",
@@ -130,3 +120,43 @@ def cluster_toml(spec: LabSpec) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _chain(table: str) -> list[str]:
+    """The lab's chain: the filesystem on the loop disk, then the VIP (as *table* tables)."""
+    return [
+        table,
+        'id = "fs"',
+        'type = "ocf"',
+        'agent = "heartbeat:Filesystem"',
+        f"params = {_table({'device': DISK_DEVICE, 'directory': MOUNT_POINT, 'fstype': 'ext4'})}",
+        'start_timeout = "10s"',
+        'stop_timeout = "10s"',
+        "",
+        table,
+        'id = "vip"',
+        'type = "ocf"',
+        'agent = "heartbeat:IPaddr2"',
+        f"params = {_table({'ip': VIP, 'cidr_netmask': str(PREFIX), 'nic': PUBLIC_IF})}",
+        'start_timeout = "10s"',
+        'stop_timeout = "10s"',
+        'monitor_interval = "2s"',
+        "",
+    ]
+
+
+def _groups() -> list[str]:
+    def group(gid: str, node: str) -> list[str]:
+        return ["[[group]]", f"id = {_s(gid)}", f"preferred_node = {_s(node)}", "auto_failback = true", ""]
+
+    return [
+        "# Two resource groups, each failing over on its own (docs/failover.md, \"Resource groups\").",
+        *group("a", "node1"), *_chain("[[group.resource]]"),
+        *group("b", "node2"),
+        "[[group.resource]]", 'id = "fs2"', 'type = "ocf"', 'agent = "heartbeat:Filesystem"',
+        f"params = {_table({'device': 'ha2', 'directory': MOUNT_POINT2, 'fstype': 'tmpfs'})}",
+        'start_timeout = "10s"', 'stop_timeout = "10s"', "",
+        "[[group.resource]]", 'id = "vip2"', 'type = "ocf"', 'agent = "heartbeat:IPaddr2"',
+        f"params = {_table({'ip': VIP2, 'cidr_netmask': str(PREFIX), 'nic': PUBLIC_IF})}",
+        'start_timeout = "10s"', 'stop_timeout = "10s"', 'monitor_interval = "2s"', "",
+    ]
