@@ -10,13 +10,13 @@ is a violation).
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from tests.lab.test_failover_lab import (
     NODES,
+    Watcher,
     has_mount,
     has_vip,
     logs,
@@ -36,27 +36,20 @@ def groups(lab) -> dict[str, tuple[str, str]]:
     return {"a": (lab.vip, lab.mount_point), "b": (VIP2, MOUNT_POINT2)}
 
 
-class GroupWatcher(threading.Thread):
+class GroupWatcher(Watcher):
     """Every few ms: where each group runs (its VIP and its mount); ``keep`` names the
     groups that must stay where they are (the survivor's own) while a node is down."""
 
     def __init__(self, lab):
-        super().__init__(daemon=True)
-        self.lab = lab
+        super().__init__(lab)
         self.groups = groups(lab)
-        self.stop_ev = threading.Event()
-        self.violations: list[str] = []
-        self.samples = 0
         self.keep: dict[str, str] = {}  # group -> the node it must stay on
-        self.roots: dict = {}
 
     def where(self, gid: str) -> list[str]:
         vip, mp = self.groups[gid]
         out = []
         for n in NODES:
-            r = self.roots.get(n)
-            if r is None or not r.exists():
-                r = self.roots[n] = node_root(self.lab, n)
+            r = self._root(n)
             if r is not None and (has_vip(r, vip) or has_mount(r, mp)):
                 out.append(n)
         return out
@@ -78,12 +71,6 @@ class GroupWatcher(threading.Thread):
                     self.violations.append(f"{time.monotonic():.3f}: group {gid} stopped on {node}, the survivor")
             self.samples += 1
             time.sleep(0.005)
-
-    def finish(self) -> None:
-        self.stop_ev.set()
-        self.join(5)
-        assert self.samples > 10
-        assert not self.violations, self.violations[:5]
 
 
 def install(lab, nodes=NODES, *, fresh: bool = True) -> None:
