@@ -87,7 +87,8 @@ class Auditor:
         self.hits: list[Hit] = []
         self.dual: set[str] = set()
         self.stray_since: float | None = None
-        self.start_verdict: dict[str, tuple[float, str]] = {}  # node -> (time, "" | "limit:NAME" | "violation")
+        # (node, group) -> (time, "" | "limit:NAME" | "violation") of its last start ("": the one chain)
+        self.start_verdict: dict[tuple[str, str], tuple[float, str]] = {}
         # a node that went off, and the groups the survivor ran then (own-group-stopped)
         self.down: str | None = None
         self.kept: tuple[str, ...] = ()
@@ -111,7 +112,8 @@ class Auditor:
         self.dual = both
         if new:
             groups = sorted({sim.sc.group_of(r) for r in new} - {""})
-            self.fire("dual-run", {"resources": new, **({"groups": groups} if groups else {})}, self._dual_limit())
+            self.fire("dual-run", {"resources": new, **({"groups": groups} if groups else {})},
+                      self._dual_limit({sim.sc.group_of(r) for r in new}))
         # (per group: another group's resources run on the other node by design)
         stray = any(_mixed(ra, rb, ids) or _mixed(rb, ra, ids) for _, ids in sim.sc.chains)
         if not stray:
@@ -120,11 +122,12 @@ class Auditor:
             self.stray_since = sim.now
             sim.at(sim.now + sim.sc.stray_bound_s, self._stray_check, sim.now)
 
-    def _dual_limit(self) -> str | None:
-        """The most recent start caused it: a start excused by a named limit excuses it."""
-        if not self.start_verdict:
+    def _dual_limit(self, groups: set[str]) -> str | None:
+        """The most recent start of its group caused it: a start excused by a named limit excuses it."""
+        mine = [v for (_, g), v in self.start_verdict.items() if g in groups]  # (another group's start excuses nothing here)
+        if not mine:
             return None
-        _, verdict = max(self.start_verdict.values())
+        _, verdict = max(mine)
         return verdict[6:] if verdict.startswith("limit:") else None
 
     def _stray_check(self, since: float) -> None:
@@ -157,12 +160,12 @@ class Auditor:
         # that peer does when it wakes up (a SIGSTOPped node acting on its backlog)
         limit = self._takeover_limit(x, y) if view == "dead" and y.powered else None
         if risky and limit is None:
-            _, yv = self.start_verdict.get(y.name, (0.0, ""))
+            _, yv = self.start_verdict.get((y.name, group), (0.0, ""))
             limit = yv[6:] if yv.startswith("limit:") else None
         if risky:
             self.fire("unsafe-start", {"node": x.name, "view_of_peer": view, "peer_role": y_role,
                                        "peer_runs": dict(y.running), **({"group": group} if group else {})}, limit)
-        self.start_verdict[x.name] = (now, f"limit:{limit}" if limit else ("violation" if risky else ""))
+        self.start_verdict[(x.name, group)] = (now, f"limit:{limit}" if limit else ("violation" if risky else ""))
 
     def forget_starts(self) -> None:
         """The cluster is clean again: what excused the last fault's starts is over."""

@@ -239,9 +239,10 @@ class Driver:
         self.apply(self._call(self.fsm.on_job_done, now, res))
 
     # ------------------------------------------------------------------ operator, shutdown
-    def command(self, now: float, cmd: str) -> tuple[bool, str]:
+    def command(self, now: float, cmd: str, group: str = "") -> tuple[bool, str]:
+        """An operator command; *group*: of that resource group only (migrate GROUP)."""
         try:
-            ok, msg, acts = self._call(self.fsm.command, now, cmd)
+            ok, msg, acts = self._call(self.fsm.command, now, cmd, group=group) if group else self._call(self.fsm.command, now, cmd)
             if ok:
                 self.apply(acts)
             self.settle(now)

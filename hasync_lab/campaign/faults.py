@@ -287,6 +287,8 @@ def _config_drift(rng, sc):
 
 def _operator(rng, sc):
     cmd = rng.choice(("standby", "takeover"))
+    if sc.groups and rng.random() < 0.5:  # (drawn only with groups: a one-group seed's faults are unchanged)
+        cmd = f"migrate {rng.choice(sc.groups).id}"  # `hasync migrate GROUP --to` the other node, on A
     return Fault("", _role(rng), 0, round(2 * sc.chain_s + sc.deadtime, 4), [[0.0, "command", {"who": "A", "cmd": cmd}]], note=cmd)
 
 

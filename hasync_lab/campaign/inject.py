@@ -168,7 +168,8 @@ def _drift(sim, nodes, who):
 def _command(sim, nodes, who, cmd):
     n = nodes[who]
     if n.daemon is not None and not n.frozen:
-        ok, msg = n.daemon.command(sim.now, cmd)
+        # "migrate GROUP": that group to the peer (the daemon's HANDOVER of one group)
+        ok, msg = n.daemon.command(sim.now, "handover", group=cmd.split()[1]) if cmd.startswith("migrate ") else n.daemon.command(sim.now, cmd)
         sim.trace(n.name, "command", f"operator: hasync {cmd}: {'accepted' if ok else 'refused'} ({msg})")
 
 

@@ -276,3 +276,15 @@ def test_a_stray_is_judged_per_group():
     r = run_seed(8067, 3, groups=2)
     assert not r.violations, replay_command(8067, 3, None, None, groups=2)
     assert "stop-failed-block" in {lim.limit for lim in r.limits}
+
+
+def test_a_double_run_is_excused_only_by_a_start_of_its_own_group():
+    """Found by a two-group run (seed 448, 5 faults of power-loss, cut-all, sigstop,
+    operator): with fencing off, a SIGSTOPped node's groups were taken over (limit
+    fencing-off); while it stopped them after SIGCONT, the other group's safe failback
+    start became "the most recent start", and the double run of the first group's last
+    resource was reported as a violation. The excuse is per group now."""
+    kinds = ("operator", "power-loss", "cut-all", "sigstop")
+    r = run_seed(448, 5, groups=2, kinds=kinds)
+    assert not r.violations, replay_command(448, 5, None, kinds, groups=2)
+    assert "fencing-off" in {lim.limit for lim in r.limits}
