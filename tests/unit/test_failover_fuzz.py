@@ -156,8 +156,16 @@ def _forged(rng: random.Random, sim: Sim, into, stale: bool) -> list:
             fields = {"cluster": sim.sc.cluster, "node": peer.name, "generation": peer.generation, "role": Role.STANDBY,
                       "owned": (), "flags": 0, "epoch": 0, "request": 0, "request_id": 0, "ack_id": 0, "echo": 0, "digest": 0}
         for _ in range(rng.choice((1, 2, 3))):
-            key = rng.choice(("role", "owned", "flags", "epoch", "generation", "seq", "request", "echo", "digest", "link", "node"))
-            if key == "role":
+            key = rng.choice(("role", "owned", "flags", "epoch", "generation", "seq", "request", "echo", "digest", "link", "node")
+                             + (("groups",) * 3 if sim.sc.groups else ()))
+            if key == "groups":  # format 3: each group's record said anything (or left out)
+                fields["version"] = 3
+                fields["groups"] = tuple(
+                    packets.GroupRecord(i, rng.choice(tuple(Role)), rng.choice((0, packets.F_LEAVING, packets.F_STANDBY, packets.F_FAILED)),
+                                        rng.choice((0, 1, 2**32 - 1)), rng.randrange(3), rng.randrange(2**32), 0,
+                                        tuple(rng.sample(g.resources, rng.randrange(len(g.resources) + 1))))
+                    for i, g in enumerate(sim.sc.groups) if rng.random() < 0.9)
+            elif key == "role":
                 fields["role"] = rng.choice(tuple(Role))
             elif key == "owned":
                 fields["owned"] = tuple(rng.sample(sim.sc.ids, rng.randrange(len(sim.sc.ids) + 1))) + (("ghost",) if rng.random() < 0.1 else ())
@@ -181,14 +189,16 @@ def _forged(rng: random.Random, sim: Sim, into, stale: bool) -> list:
                 fields["node"] = rng.choice(("node1", "node2", "node9"))
         if rng.random() < 0.4:  # the claims that would start the chain here if believed
             fields.update(role=Role.STANDBY, owned=(), flags=rng.choice((0, packets.F_LEAVING)), node=peer.name)
+            if sim.sc.groups:
+                fields.update(version=3, groups=tuple(packets.GroupRecord(i, Role.STANDBY, fields["flags"]) for i in range(len(sim.sc.groups))))
         if stale and fields["echo"] == now_gen:
             fields["echo"] = now_gen + 1
         out.append((link, seq, fields, ("forged", rng.random())))
     return out
 
 
-def _run_fsm_case(rng: random.Random, stale: bool) -> tuple[Sim, int]:
-    sc = draw_scenario(rng.randrange(10**6))
+def _run_fsm_case(rng: random.Random, stale: bool, groups: int = 1) -> tuple[Sim, int]:
+    sc = draw_scenario(rng.randrange(10**6), groups)
     sim = Sim(sc, keep_going=True)
     sim.power_up()
     sim.run_until(sim.now + sc.start_gap_s + sc.liveness_bound_s, until=sim.audit.clean)
@@ -213,15 +223,17 @@ def _run_fsm_case(rng: random.Random, stale: bool) -> tuple[Sim, int]:
     return sim, n
 
 
+@pytest.mark.parametrize("groups", [1, 2], ids=["one-chain", "two-groups"])
 @pytest.mark.parametrize("stale", [False, True], ids=["any-content", "stale-echo"])
-def test_fuzz_the_membership_fsm_with_forged_packets(stale):
+def test_fuzz_the_membership_fsm_with_forged_packets(stale, groups):
+    """(two-groups: GroupMembership, with forged format 3 records: issue 17)"""
     budget = Budget.from_env()
-    budget.seed += 1 if stale else 0
+    budget.seed += (1 if stale else 0) + (2 if groups == 2 else 0)
     audits = ("fsm-error",) + (("dual-run", "unsafe-start", "tiebreak") if stale else ())
     runs = packets_in = 0
     for i, rng in budget.cases():
         try:
-            sim, n = _run_fsm_case(rng, stale)
+            sim, n = _run_fsm_case(rng, stale, groups)
         except Exception as e:  # noqa: BLE001 - the simulator itself must not fail either
             pytest.fail(f"fsm fuzz ({'stale' if stale else 'any'}): seed {budget.seed} case {i}: {e!r}")
         runs += 1
