@@ -22,11 +22,7 @@ from hasync_lab.campaign.ns.prep import CLOCK_FILE, FLAGS
 def heal(inj: Injector) -> list[str]:
     run, sv, lab = inj.run, inj.sv, inj.lab
     did: list[str] = []
-    inj.stop_ev.set()
-    for t in inj.threads:
-        t.join(30)
-    inj.threads.clear()
-    inj.stop_ev.clear()
+    inj.stop_background(30)
     run.wire.clear()
     for node in run.nodes:
         flags = inj._path(node, FLAGS)

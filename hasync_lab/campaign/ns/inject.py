@@ -14,48 +14,14 @@ import random
 import signal
 import threading
 import time
-from typing import Any
 
+from hasync_lab.campaign.live import StepPlayer
 from hasync_lab.campaign.ns import syncside
 from hasync_lab.campaign.ns.prep import CLOCK_FILE, FLAGS, start_piece_script
 from hasync_lab.campaign.ns.wire import Impair
 
 PING_TABLE = "hasync_campaign_ping"
 LINKS = ("heartbeat", "public", "serial")
-
-
-class StepPlayer:
-    """A fault's steps at their offsets (op_<step> of the tier's injector), the harness's
-    own failures recorded, then the wait until the heal: shared by the live tiers."""
-
-    run: Any  # the tier's Run
-    threads: list[threading.Thread]
-
-    def resolve(self, target: str) -> tuple[str, str]:
-        raise NotImplementedError
-
-    def play(self, fault, t0: float) -> None:
-        a, b = self.resolve(fault.target)
-        roles = {"A": a, "B": b}
-        self.run.trace(a, "fault", f"#{self.run.fault_index} {fault.kind} on {a} ({fault.target})"
-                                   + (f": {fault.note}" if fault.note else "") + (" + operator race" if fault.race else ""))
-        for offset, op, args in fault.steps:
-            delay = t0 + offset - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                getattr(self, f"op_{op}")(roles, **args)
-            except Exception as e:  # the harness's own failure: recorded, reported, never hidden
-                self.run.res.step_errors.append({"fault_index": self.run.fault_index, "op": op, "error": repr(e)})
-                self.run.trace(a, "fault", f"HARNESS ERROR: step {op} failed: {e!r}")
-        left = t0 + fault.duration_s - time.monotonic()
-        if left > 0:
-            time.sleep(left)
-
-    def _bg(self, fn, *args) -> None:
-        t = threading.Thread(target=fn, args=args, daemon=True)
-        t.start()
-        self.threads.append(t)
 
 
 class Injector(StepPlayer):
@@ -146,15 +112,9 @@ class Injector(StepPlayer):
             self.sv.start(node, "failover")
         self._bg(go)
 
-    def op_restart_busy(self, r, **kw) -> None:
-        snap = self.run.sampler.snapshot()
-        busy = [n for n in self.run.nodes if snap.get(n, {}).get("role") in ("starting", "stopping", "acquiring", "probing")]
-        node = busy[0] if busy else r["A"]
-        self.op_restart({"X": node}, who="X", how=kw["how"])
-
     def op_command(self, r, **kw) -> None:
-        node, cmd = r[kw["who"]], kw["cmd"]
-        argv = ["hasync", cmd] if cmd != "migrate" else ["hasync", "migrate", "--to", r["B"] if node == r["A"] else r["A"]]
+        node = r[kw["who"]]
+        argv = self.command_argv(r, node, kw["cmd"])
         if self.sv.crashed(node):
             return
         with self.run.lab_lock:

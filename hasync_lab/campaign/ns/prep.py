@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hasync_lab.campaign.live import fence_script
 from hasync_lab.ns.config_gen import cluster_toml
 
 CAMPAIGN_DIR = "/etc/hasync/campaign"
@@ -114,18 +115,7 @@ def campaign_toml(spec, ping: str, t: Timing = TIMING) -> str:
     return head
 
 
-FENCE_SCRIPT = f"""#!/bin/sh
-# The fault campaign's fence command (hasync_lab/campaign/ns): `hasync lab fence NODE`,
-# unless {FLAGS}/fence says fail, lie or slow SECONDS.
-mode=$(cat {FLAGS}/fence 2>/dev/null)
-echo "$(date +%s.%N) fence $1 ${{mode:-ok}}" >> {FENCE_LOG}
-case "$mode" in
-fail) echo "campaign: fence failure injected" >&2; exit 1 ;;
-lie) echo "campaign: fence reports success, $1 stays up" >&2; exit 0 ;;
-slow*) sleep "${{mode#slow }}" ;;
-esac
-exec hasync lab fence "$1"
-"""
+FENCE_SCRIPT = fence_script("ns", "`hasync lab fence NODE`", FLAGS, FENCE_LOG, 'exec hasync lab fence "$node"')
 
 
 def wrapper_script(rid: str, real: str) -> str:

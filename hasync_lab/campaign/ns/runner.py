@@ -11,23 +11,22 @@ heal); after a violation with --keep-going the cluster is restarted from scratch
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
     from hasync.effects.keyfile import load_key
 except ImportError:  # before the key loader moved out of the packets module
     from hasync.failover.packets import load_key  # type: ignore[attr-defined,no-redef]
-from hasync_lab.campaign.faults import RACE, Fault
+from hasync_lab.campaign.faults import Fault
+from hasync_lab.campaign.live import LiveRun, one_active
 from hasync_lab.campaign.ns import audits as A
 from hasync_lab.campaign.ns.faults import SYNC_KINDS
 from hasync_lab.campaign.ns.heal import heal
 from hasync_lab.campaign.ns.inject import PING_TABLE, Injector
 from hasync_lab.campaign.ns.prep import (
+    CHAIN,
     TIMING,
     Timing,
     campaign_toml,
@@ -41,43 +40,12 @@ from hasync_lab.campaign.ns.wire import Wire
 SYNC_BOUND_S = 45.0  # the watcher's retry backoff is capped at 30 s
 
 
-@dataclass
-class NsResult:
-    seed: int
-    faults: list[Fault]
-    faults_run: int = 0
-    violations: list = field(default_factory=list)
-    limits: list = field(default_factory=list)
-    recovery_s: list[float] = field(default_factory=list)
-    after_heal_s: list[float] = field(default_factory=list)
-    per_fault_s: list[float] = field(default_factory=list)
-    by_fault: Counter = field(default_factory=Counter)
-    timeline: list = field(default_factory=list)
-    selftest: dict = field(default_factory=dict)
-    step_errors: list = field(default_factory=list)  # the harness could not do a step
-    mutant: None = None
-
-
-class Run:
+class Run(LiveRun):
     def __init__(self, lab, seed: int, faults: list[Fault], logdir: Path, *, keep_going: bool = False, t: Timing = TIMING):
-        self.lab = lab
-        self.seed = seed
-        self.t = t
-        self.nodes: tuple[str, str] = tuple(lab.nodes[:2])  # type: ignore[assignment]
-        self.logdir = logdir
-        self.keep_going = keep_going
-        self.res = NsResult(seed, faults)
-        self.t_start = time.monotonic()
+        super().__init__(lab, seed, faults, logdir, keep_going=keep_going, t=t)
         self.lab_lock = threading.RLock()
-        self.fault_index = -1
-        self.clean_fault = -1  # the last fault that recovered without an operator
         self.strays: list = []  # (node, rid, t, late) started behind hasync's back
         self.conflicts: list[dict] = []
-        self.stop_ev = threading.Event()
-
-    # ------------------------------------------------------------------ timeline
-    def trace(self, node: str, kind: str, msg: str) -> None:
-        self.res.timeline.append((round(time.monotonic() - self.t_start, 3), node, kind, msg))
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -137,17 +105,11 @@ class Run:
         snap = self.sampler.snapshot()
         if len(snap) < 2 or not all(snap[n]["up"] for n in self.nodes):
             return False, f"a node is down: {snap}"
-        full = [n for n in self.nodes if all(snap[n][r] for r in ("fs", "vip", "demo"))]
-        some = [n for n in self.nodes if any(snap[n][r] for r in ("fs", "vip", "demo"))]
-        if len(full) != 1 or some != full:
-            return False, "chain: " + ", ".join(f"{n} {[r for r in ('fs', 'vip', 'demo') if snap[n][r]]}" for n in self.nodes)
-        act = full[0]
-        stb = self.nodes[1] if act == self.nodes[0] else self.nodes[0]
-        if snap[act]["role"] != "active" or snap[stb]["role"] != "standby":
-            return False, f"roles: {act} {snap[act]['role']}, {stb} {snap[stb]['role']}"
-        if not (self.services.alive(act) and self.services.alive(stb)):
+        held = {n: {r for r in CHAIN if snap[n][r]} for n in self.nodes}
+        ok, act = one_active(self.nodes, held, CHAIN, {n: snap[n]["role"] for n in self.nodes})
+        if ok and not all(self.services.alive(n) for n in self.nodes):
             return False, "a daemon is not running"
-        return True, act
+        return ok, act
 
     def late_strays(self, strays: list) -> list[tuple[str, str]]:
         """Pieces started behind hasync's back after a daemon's start-up probe that still
@@ -156,7 +118,7 @@ class Run:
         out = []
         for node, rid, _t, late in strays:
             other = self.nodes[1] if node == self.nodes[0] else self.nodes[0]
-            if late and snap.get(node, {}).get(rid) and all(snap.get(other, {}).get(r) for r in ("fs", "vip", "demo")):
+            if late and snap.get(node, {}).get(rid) and all(snap.get(other, {}).get(r) for r in CHAIN):
                 out.append((node, rid))
         return out
 
@@ -164,7 +126,7 @@ class Run:
         """Nobody runs any of the chain, both daemons are standby and idle, each flagged
         failed or in operator standby: nobody will take it until an operator acts."""
         snap = self.sampler.snapshot()
-        if any(snap.get(n, {}).get(r) for n in self.nodes for r in ("fs", "vip", "demo")):
+        if any(snap.get(n, {}).get(r) for n in self.nodes for r in CHAIN):
             return False
         st = [daemon_status(self.views[n]) for n in self.nodes]
         return all(s.get("role") == "standby" and s.get("job") is None and {"failed", "standby"} & set(s.get("flags", []))
@@ -174,55 +136,36 @@ class Run:
         """Clean for settle_s within *bound*; with *strays* (a fault's), give up early once
         the stray bound passed when an operator's case keeps it from being clean (a late
         stray, no eligible node)."""
-        t0 = time.monotonic()
-        end = t0 + bound
-        since, why, next_look = None, "", 0.0
-        while time.monotonic() < end:
-            if strays is not None and time.monotonic() - t0 > self.t.stray_bound_s and time.monotonic() >= next_look:
-                next_look = time.monotonic() + 1.0  # an operator's case shows early: no need to wait the bound out
-                if self.late_strays(strays):
-                    return False, f"late strays: {self.late_strays(strays)}"
-                if self.no_eligible_node():
-                    return False, "no eligible node"
-            ok, why = self.clean_now()
-            now = time.monotonic()
-            if not ok:
-                since = None
-            else:
-                since = since or now
-                if now - since >= self.t.settle_s:
-                    stb = self.nodes[1] if why == self.nodes[0] else self.nodes[0]
-                    sa, ss = daemon_status(self.views[why]), daemon_status(self.views[stb])
-                    settled = (sa.get("peer", {}).get("state") == "up" and sa["peer"].get("role") == "standby"
-                               and ss.get("peer", {}).get("state") == "up" and ss["peer"].get("role") == "active"
-                               and ss.get("job") is None)
-                    if not settled:
-                        why = f"the daemons have not settled: {why} sees {sa.get('peer')}, {stb} sees {ss.get('peer')}"
-                        since = None
-                        time.sleep(0.05)
-                        continue
-                    arp = self.sampler.arp_answer()
-                    said = tcp_answer(self.lab, self.lab.clients[0])
-                    if arp == [why] and said.endswith(why):
-                        self.clean_at = since
-                        return True, why
-                    why = f"ARP answered by {arp}, the service said {said!r}"
-                    since = None
-            time.sleep(0.05)
-        return False, why
+        next_look = 0.0
+
+        def give_up(t0: float) -> str:
+            nonlocal next_look
+            if strays is None or time.monotonic() - t0 <= self.t.stray_bound_s or time.monotonic() < next_look:
+                return ""
+            next_look = time.monotonic() + 1.0  # an operator's case shows early: no need to wait the bound out
+            if self.late_strays(strays):
+                return f"late strays: {self.late_strays(strays)}"
+            return "no eligible node" if self.no_eligible_node() else ""
+
+        return self.hold_clean(bound, self.settled, poll_s=0.05, give_up=give_up)
+
+    def settled(self, act: str) -> str:
+        """'' when the daemons see each other in their roles (the standby idle), ARP
+        answers from the active node only and the service answers from it; else why not."""
+        stb = self.nodes[1] if act == self.nodes[0] else self.nodes[0]
+        sa, ss = daemon_status(self.views[act]), daemon_status(self.views[stb])
+        if not (sa.get("peer", {}).get("state") == "up" and sa["peer"].get("role") == "standby"
+                and ss.get("peer", {}).get("state") == "up" and ss["peer"].get("role") == "active"
+                and ss.get("job") is None):
+            return f"the daemons have not settled: {act} sees {sa.get('peer')}, {stb} sees {ss.get('peer')}"
+        arp = self.sampler.arp_answer()
+        said = tcp_answer(self.lab, self.lab.clients[0])
+        return "" if arp == [act] and said.endswith(act) else f"ARP answered by {arp}, the service said {said!r}"
 
     # ------------------------------------------------------------------ a fault
     def run_fault(self, i: int, f: Fault) -> list:
-        self.fault_index = i
-        self.sampler.fault_index = i
-        time.sleep(f.gap_s)
-        t0, wall0 = time.monotonic(), time.time()
         n_strays, n_conflicts = len(self.strays), len(self.conflicts)
-        self.inj.play(f, t0)
-        self.res.faults_run += 1
-        self.res.by_fault[f.kind] += 1
-        if f.race:
-            self.res.by_fault[RACE] += 1
+        t0, wall0 = self.begin_fault(i, f)
         try:
             heal(self.inj)
         except Exception as e:  # the harness's own failure: recorded, and the cluster rebuilt
@@ -255,10 +198,7 @@ class Run:
                 self.trace("both", "audit", f"excused (the fault's own double run, within the stray bound): {h.evidence['line']}")
         hits += logged
         self.res.per_fault_s.append(round(time.monotonic() - t0 + f.gap_s, 3))
-        for h in hits:
-            (self.res.limits if h.limit else self.res.violations).append(h)
-            self.trace("both", "VIOLATION" if not h.limit else "limit", f"{h.audit}: {json.dumps(h.evidence, default=str)[:400]}")
-        return [h for h in hits if not h.limit]
+        return self.record(hits)
 
     def liveness(self, i: int, why: str, strays: list) -> list:
         """Not clean within the bound: an operator's case (a named limit) or a violation."""
@@ -311,24 +251,11 @@ class Run:
         return hits
 
     # ------------------------------------------------------------------ the whole run
-    def run(self, faults_done=None) -> NsResult:
-        for i, f in enumerate(self.res.faults):
-            bad = self.run_fault(i, f)
-            if faults_done is not None:
-                faults_done(i, f, bad)
-            if bad and not self.keep_going:
-                break
-            if bad:
-                self.hard_reset()
-        if not self.res.violations or self.keep_going:
-            end = len(self.res.faults)  # "end of run" in the report
-            seen = {(h.audit, json.dumps(h.evidence, sort_keys=True, default=str)) for h in self.res.violations}
-            for h in self.bootstrap_audit(end) + self.sync_audits(end, self.conflicts):
-                if (h.audit, json.dumps(h.evidence, sort_keys=True, default=str)) in seen:
-                    continue  # already reported under the fault that made it
-                self.res.violations.append(h)
-                self.trace("both", "VIOLATION", f"{h.audit}: {json.dumps(h.evidence, default=str)[:400]}")
-        return self.res
+    def end_audits(self, end: int) -> list:
+        return self.bootstrap_audit(end) + self.sync_audits(end, self.conflicts)
+
+    def after_violation(self) -> None:
+        self.hard_reset()
 
     def hard_reset(self) -> None:
         """After a violation (--keep-going): every process stopped, the lab reset, the

@@ -19,18 +19,14 @@ import os
 import signal
 import time
 
+from hasync_lab.campaign.live import wait_for
 from hasync_lab.campaign.ns import audits as A
 from hasync_lab.campaign.ns.prep import STATE_DIR, start_piece_script, stop_piece_script
 from hasync_lab.campaign.ns.truth import Overlap
 
 
 def _wait(pred, timeout: float = 3.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return bool(pred())
+    return wait_for(pred, timeout, 0.02)
 
 
 def case_dual_run_and_arp(run) -> dict[str, bool]:

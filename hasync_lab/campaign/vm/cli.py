@@ -8,31 +8,16 @@ a small machine. The lab is made for the run (vc<pid>) and taken down after, unl
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 from hasync_lab.campaign.faults import Fault
+from hasync_lab.campaign.live import live_run, run_tier, selftest_and_faults
 from hasync_lab.campaign.vm.faults import KINDS, SKIPPED, draw_faults
 
 
 def run_vm(args, err) -> int:
-    from hasync_lab.campaign.cli import _finish
-    from hasync_lab.campaign.ns.cli import seed_and_faults
-
-    got = seed_and_faults(args, err, "vm", KINDS, draw_faults)
-    if isinstance(got, int):
-        return got
-    seed, faults, kinds = got
-    try:
-        doc = run_on_vm_lab(seed, faults, lab_name=args.lab, out=args.out, keep_going=args.keep_going, kinds=kinds,
-                            progress=lambda line: err.print(line, highlight=False))
-    except RuntimeError as e:  # the lab or the cluster could not be brought to a clean start
-        err.print(f"[red]hasync lab campaign: {e}[/]")
-        return 1
-    if args.replay:
-        doc["replay"] = f"python -m hasync_lab.campaign --tier vm --replay {args.replay}"
-    return _finish(args, doc, doc["selftest"], err)
+    return run_tier(args, err, "vm", KINDS, draw_faults, run_on_vm_lab)
 
 
 def run_on_vm_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | None = None, out: str,
@@ -59,32 +44,15 @@ def run_on_vm_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | N
         else:
             lab.create(None, default_guests(1))
             lab.up()
-    logdir = Path(out) / f".vm-run-{os.getpid()}"
-    shutil.rmtree(logdir, ignore_errors=True)
-    run = Run(lab, seed, faults, logdir, keep_going=keep_going, say=say)
-    folder = None
     setup: dict = {}
-    try:
+    folder = None
+    with live_run(lambda logdir: Run(lab, seed, faults, logdir, keep_going=keep_going, say=say), out, "vm", lab, own) as run:
         try:
             setup = run.setup()
         except (AssertionError, TimeoutError, OSError, CommandError) as e:  # bootstrap, a role, a mount
             raise RuntimeError(f"the VM cluster could not be set up: {e}") from e
         say(f"vm campaign on lab {lab.name}: cluster settled in {time.perf_counter() - t0:.1f} s ({setup}); self-test ...")
-        run.res.selftest = run_selftest(run)
-        say("self-test: " + ", ".join(f"{k} {'fired' if v else 'DID NOT FIRE'}" for k, v in run.res.selftest.items()))
-
-        def done(i, f, bad):
-            rec = run.res.recovery_s[-1] if run.clean_fault == i else None
-            say(f"fault {i + 1}/{len(faults)} {f.kind} ({f.note or f.target}): "
-                + (f"[red]{len(bad)} violation(s): {', '.join(h.audit for h in bad)}[/]" if bad
-                   else f"clean, recovered in {rec} s")
-                + f" [{run.res.per_fault_s[-1]} s]"
-                + "".join(f" [red]HARNESS ERROR {e['op']}: {e['error']}[/]" for e in run.res.step_errors if e["fault_index"] == i))
-
-        if all(run.res.selftest.values()):
-            run.run(done)
-        else:
-            say("[red]a self-test did not fire: no fault is run[/]")
+        selftest_and_faults(run, run_selftest, say, only_if_fired=True)
         r = run.res
         if r.violations:
             replay = replay_command(seed, len(faults), None, kinds, tier="vm")
@@ -99,9 +67,4 @@ def run_on_vm_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | N
                       "resolution_s": round(2 * run.sampler.period, 2)},
                      tier="vm", skipped=SKIPPED,
                      bounds={"liveness_s": TIMING.liveness_bound_s, "settle_s": TIMING.settle_s})
-    finally:
-        run.close()
-        shutil.rmtree(logdir, ignore_errors=True)
-        if own:
-            lab.down()
     return doc

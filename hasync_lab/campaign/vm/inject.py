@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 import threading
 
-from hasync_lab.campaign.ns.inject import StepPlayer
+from hasync_lab.campaign.live import StepPlayer
 from hasync_lab.campaign.vm.prep import DAEMON_PID, DOWN_FLAG, FLAGS
 from hasync_lab.vm.seed import VIP
 
@@ -117,15 +117,9 @@ class Injector(StepPlayer):
             return
         self._bg(lambda: self.run.trace(node, "fault", f"clean restart: {self.stop_daemon(node, False)}"))
 
-    def op_restart_busy(self, r, **kw) -> None:
-        snap = self.run.sampler.snapshot()
-        busy = [n for n in self.run.nodes if snap.get(n, {}).get("role") in ("starting", "stopping", "acquiring", "probing")]
-        node = busy[0] if busy else r["A"]
-        self.op_restart({"X": node}, who="X", how=kw["how"])
-
     def op_command(self, r, **kw) -> None:
-        node, cmd = r[kw["who"]], kw["cmd"]
-        argv = ["hasync", cmd] if cmd != "migrate" else ["hasync", "migrate", "--to", r["B"] if node == r["A"] else r["A"]]
+        node = r[kw["who"]]
+        argv = self.command_argv(r, node, kw["cmd"])
         if not self.lab.running(node):
             return
         self.lab.spawn(node, argv, "/var/log/hasync-campaign/commands.log")
@@ -169,11 +163,7 @@ class Injector(StepPlayer):
     # ------------------------------------------------------------------ the heal
     def heal(self) -> list[str]:
         did: list[str] = []
-        self.stop_ev.set()
-        for t in self.threads:
-            t.join(120)
-        self.threads.clear()
-        self.stop_ev.clear()
+        self.stop_background(120)
         for node in self.run.nodes:
             if self.lab.running(node):
                 res = self.sh(node, f"ls {FLAGS} 2>/dev/null; rm -f {FLAGS}/*")

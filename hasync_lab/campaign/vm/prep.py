@@ -20,6 +20,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 
+from hasync_lab.campaign.live import fence_script
 from hasync_lab.vm.seed import FENCE_COMMAND, VIP, cluster_toml, default_guests
 
 CAMPAIGN_DIR = "/var/lib/hasync-campaign"
@@ -121,19 +122,7 @@ def campaign_toml() -> str:
                   rf"\1start_timeout = {op}\nstop_timeout = {op}\nmonitor_timeout = {op}\n", text)
 
 
-FENCE_SCRIPT = f"""#!/bin/sh
-# The fault campaign's fence command (hasync_lab/campaign/vm): the lab's BMC fence,
-# unless {FLAGS}/fence says fail, lie or slow SECONDS. The node is the last argument.
-for node; do :; done
-mode=$(cat {FLAGS}/fence 2>/dev/null)
-echo "$(date +%s.%N) fence $node ${{mode:-ok}}" >> {FENCE_LOG}
-case "$mode" in
-fail) echo "campaign: fence failure injected" >&2; exit 1 ;;
-lie) echo "campaign: fence reports success, $node stays up" >&2; exit 0 ;;
-slow*) sleep "${{mode#slow }}" ;;
-esac
-exec "$@"
-"""
+FENCE_SCRIPT = fence_script("vm", "the lab's BMC fence", FLAGS, FENCE_LOG, 'exec "$@"')
 
 UNIT_SCRIPT = f"""#!/bin/sh
 # systemd's part for hasync-failover.service in the campaign's guests: Restart=always

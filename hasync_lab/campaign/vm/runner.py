@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from hasync_lab.campaign.faults import RACE, Fault
-from hasync_lab.campaign.ns.runner import NsResult
+from hasync_lab.campaign.faults import Fault
+from hasync_lab.campaign.live import LiveRun, one_active
 from hasync_lab.campaign.vm import audits as A
 from hasync_lab.campaign.vm.inject import Injector
 from hasync_lab.campaign.vm.prep import (
@@ -40,29 +40,15 @@ CLIENT = "client1"
 MOUNTS = {"v3": ("3", "/mnt/ha3"), "v4.2": ("4.2", "/mnt/ha4")}
 
 
-class Run:
+class Run(LiveRun):
     def __init__(self, lab, seed: int, faults: list[Fault], logdir: Path, *, keep_going: bool = False,
                  t: VmTiming = TIMING, say=None):
-        self.lab = lab
-        self.seed = seed
-        self.t = t
-        self.nodes: tuple[str, str] = tuple(lab.nodes[:2])  # type: ignore[assignment]
-        self.logdir = logdir
-        self.keep_going = keep_going
+        super().__init__(lab, seed, faults, logdir, keep_going=keep_going, t=t)
         self.say = say or (lambda line: None)
-        self.res = NsResult(seed, faults)
-        self.t_start = time.monotonic()
         self.power_lock = threading.RLock()
-        self.fault_index = -1
-        self.clean_fault = -1
-        self.clean_at = 0.0
         self.expected_exits: set[tuple[str, int]] = set()
         self.writers: dict[str, dict] = {}
-        self.stop_ev = threading.Event()
         self.boots = 0
-
-    def trace(self, node: str, kind: str, msg: str) -> None:
-        self.res.timeline.append((round(time.monotonic() - self.t_start, 3), node, kind, msg))
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> dict[str, float]:
@@ -130,17 +116,11 @@ class Run:
         snap = self.sampler.snapshot()
         if len(snap) < 2 or not all(snap[n].get("up") and not snap[n].get("unknown") for n in self.nodes):
             return False, f"a node is down or silent: {({n: snap.get(n, {}).get('up') for n in self.nodes})}"
-        full = [n for n in self.nodes if set(PIECES) <= snap[n]["pieces"]]
-        some = [n for n in self.nodes if snap[n]["pieces"]]
-        if len(full) != 1 or some != full:
-            return False, "chain: " + ", ".join(f"{n} {sorted(snap[n]['pieces'])}" for n in self.nodes)
-        act = full[0]
-        stb = self.nodes[1] if act == self.nodes[0] else self.nodes[0]
-        if snap[act]["role"] != "active" or snap[stb]["role"] != "standby":
-            return False, f"roles: {act} {snap[act]['role']}, {stb} {snap[stb]['role']}"
-        if not all(snap[n].get("pid") and snap[n].get("pstate") not in ("T", "t", "") for n in self.nodes):
+        ok, act = one_active(self.nodes, {n: snap[n]["pieces"] for n in self.nodes}, PIECES,
+                             {n: snap[n]["role"] for n in self.nodes})
+        if ok and not all(snap[n].get("pid") and snap[n].get("pstate") not in ("T", "t", "") for n in self.nodes):
             return False, "a daemon is not running (or stopped)"
-        return True, act
+        return ok, act
 
     def settled(self, act: str, acked0: dict[str, int]) -> str:
         """'' when the daemons see each other in their roles, ARP answers from the active
@@ -164,37 +144,13 @@ class Run:
             return {}
 
     def await_clean(self, bound: float) -> tuple[bool, str]:
-        t0 = time.monotonic()
-        end = t0 + bound
         acked0 = {tag: A.acked_count(self.lab, CLIENT, w) for tag, w in self.writers.items()}
-        since, why = None, ""
-        while time.monotonic() < end:
-            ok, why = self.clean_now()
-            now = time.monotonic()
-            if not ok:
-                since = None
-            else:
-                since = since or now
-                if now - since >= self.t.settle_s:
-                    more = self.settled(why, acked0)
-                    if not more and self.clean_now()[0]:
-                        self.clean_at = since
-                        return True, why
-                    why, since = more or "not clean any more", None
-            time.sleep(0.3)
-        return False, why
+        return self.hold_clean(bound, lambda act: self.settled(act, acked0) or ("" if self.clean_now()[0] else "not clean any more"),
+                               poll_s=0.3)
 
     # ------------------------------------------------------------------ a fault
     def run_fault(self, i: int, f: Fault) -> list:
-        self.fault_index = i
-        self.sampler.fault_index = i
-        time.sleep(f.gap_s)
-        t0, wall0 = time.monotonic(), time.time()
-        self.inj.play(f, t0)
-        self.res.faults_run += 1
-        self.res.by_fault[f.kind] += 1
-        if f.race:
-            self.res.by_fault[RACE] += 1
+        t0, wall0 = self.begin_fault(i, f)
         try:
             self.inj.heal()
         except Exception as e:  # the harness's own failure: recorded
@@ -216,10 +172,7 @@ class Run:
         hits += A.died_hits(self.logs, self.nodes, self.expected_exits, i)
         hits += A.log_hits(self.logs, self.nodes, i, lied)
         self.res.per_fault_s.append(round(time.monotonic() - t0 + f.gap_s, 3))
-        for h in hits:
-            (self.res.limits if h.limit else self.res.violations).append(h)
-            self.trace("both", "VIOLATION" if not h.limit else "limit", f"{h.audit}: {json.dumps(h.evidence, default=str)[:400]}")
-        return [h for h in hits if not h.limit]
+        return self.record(hits)
 
     def fence_lied(self, since_wall: float) -> bool:
         for n in self.nodes:
@@ -243,19 +196,6 @@ class Run:
         digests = A.drbd_digests(self.lab, act, self.nodes)
         self.res.drbd_digests = digests  # type: ignore[attr-defined]
         return hits + A.data_hits(digests, i, {n: manual.drbd_state(self.lab, n) for n in self.nodes})
-
-    def run(self, faults_done=None) -> NsResult:
-        for i, f in enumerate(self.res.faults):
-            bad = self.run_fault(i, f)
-            if faults_done is not None:
-                faults_done(i, f, bad)
-            if bad and not self.keep_going:
-                break
-        if not self.res.violations or self.keep_going:
-            for h in self.end_audits(len(self.res.faults)):
-                self.res.violations.append(h)
-                self.trace("both", "VIOLATION", f"{h.audit}: {json.dumps(h.evidence, default=str)[:400]}")
-        return self.res
 
     def collect_logs(self, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+from hasync_lab.campaign.live import wait_for
 from hasync_lab.campaign.ns.selftest import case_stray_and_limits
 from hasync_lab.campaign.vm import audits as A
 from hasync_lab.campaign.vm.prep import DAEMON_LOG, EXITS_LOG
@@ -26,12 +27,7 @@ from hasync_lab.vm.seed import VIP
 
 
 def _wait(pred, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return bool(pred())
+    return wait_for(pred, timeout, 0.2)
 
 
 def case_dual_run_and_arp(run) -> dict[str, bool]:
