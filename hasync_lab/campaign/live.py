@@ -95,7 +95,9 @@ def live_run(make_run, out: str, tier: str, lab, own: bool):
 def selftest_and_faults(run, run_selftest, say, *, only_if_fired: bool) -> None:
     """The self-test on the live lab, then the faults (with *only_if_fired*, only when
     every case fired), a progress line each."""
+    t0 = time.monotonic()
     run.res.selftest = run_selftest(run)
+    run.selftest_s = round(time.monotonic() - t0, 1)
     say("self-test: " + ", ".join(f"{k} {'fired' if v else 'DID NOT FIRE'}" for k, v in run.res.selftest.items()))
     if only_if_fired and not all(run.res.selftest.values()):
         say("[red]a self-test did not fire: no fault is run[/]")
@@ -260,6 +262,7 @@ class LiveRun:
         self.clean_fault = -1  # the last fault that recovered without an operator
         self.clean_at = 0.0
         self.stop_ev = threading.Event()
+        self.selftest_s = self.end_audits_s = 0.0  # their wall time (the JSON's)
 
     def trace(self, node: str, kind: str, msg: str) -> None:
         self.res.timeline.append((round(time.monotonic() - self.t_start, 3), node, kind, msg))
@@ -335,7 +338,10 @@ class LiveRun:
         if not self.res.violations or self.keep_going:
             end = len(self.res.faults)  # "end of run" in the report
             seen = {(h.audit, json.dumps(h.evidence, sort_keys=True, default=str)) for h in self.res.violations}
-            for h in self.end_audits(end):
+            t0 = time.monotonic()
+            found = self.end_audits(end)
+            self.end_audits_s = round(time.monotonic() - t0, 1)
+            for h in found:
                 if (h.audit, json.dumps(h.evidence, sort_keys=True, default=str)) in seen:
                     continue  # already reported under the fault that made it
                 self.res.violations.append(h)

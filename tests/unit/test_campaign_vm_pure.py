@@ -117,3 +117,49 @@ def test_the_record_checker_names_a_lost_acknowledged_record(tmp_path):
 def test_the_cli_refuses_what_the_vm_tier_cannot_do(argv, capsys):
     assert cli.main(argv) == 2
     assert capsys.readouterr().err
+
+
+def test_the_record_checker_checks_several_streams_in_one_run(tmp_path):
+    import hashlib
+    import subprocess
+    import sys
+
+    def rec(i):
+        body = f"{i:08d} {'y' * 16}"
+        return f"{body} {hashlib.sha256(body.encode()).hexdigest()[:16]}\n"
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("".join(rec(i) for i in (1, 2, 3)))
+    b.write_text("".join(rec(i) for i in (1, 3)))
+    out = subprocess.run([sys.executable, "-c", A.CHECK_RECORDS, str(a), "3", str(tmp_path / "gone"), "1", str(b), "3"],
+                         capture_output=True, text=True).stdout.splitlines()
+    assert [ln.split()[:3] for ln in out] == [["0", "0"], ["-1", "0", "[Errno"], ["1", "0", "2"]]
+
+
+class _Lab:
+    """Runs a guest's shell command on this machine (the lab's exec, without a VM)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def exec(self, node, argv, **kw):
+        import subprocess
+
+        self.calls += 1
+        return subprocess.run(list(argv), capture_output=True, text=True)
+
+
+def test_the_clients_acknowledged_records_are_read_in_one_command(tmp_path):
+    (tmp_path / "v3.ack").write_text("1 10.0\n2 10.5\n")
+    lab = _Lab()
+    writers = {"v3": {"ack": str(tmp_path / "v3.ack")}, "v4.2": {"ack": str(tmp_path / "none.ack")}}
+    assert A.acked_counts(lab, "client1", writers) == {"v3": 2, "v4.2": 0}
+    assert lab.calls == 1
+
+
+def test_a_faults_time_is_split_into_its_phases():
+    from hasync_lab.campaign.vm.runner import fault_phases
+
+    assert fault_phases(1.0, 100.0, 130.0, 131.5, 150.0, 170.0, 175.0) == {
+        "gap": 1.0, "steps": 30.0, "heal": 1.5, "to_clean": 18.5, "confirm": 20.0, "audits": 5.0}
+    assert fault_phases(0.5, 0.0, 10.0, 10.0, None, 315.0, 320.0)["to_clean"] == 305.0

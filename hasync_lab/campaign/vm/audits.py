@@ -26,19 +26,21 @@ AUDITS = ("dual-run", "arp", "liveness", "log", "daemon-died", "nfs-records", "d
 EXPORT_DIR = "/srv/ha/export"
 
 CHECK_RECORDS = """import hashlib, sys
-n = int(sys.argv[2]); have = set(); bad = 0
-try:
-    f = open(sys.argv[1], 'rb')
-except OSError as e:
-    print(-1, 0, e); sys.exit(0)
-for line in f:
-    p = line.split()
-    if len(p) == 3 and hashlib.sha256(p[0] + b' ' + p[1]).hexdigest()[:16].encode() == p[2]:
-        have.add(int(p[0]))
-    else:
-        bad += 1
-miss = [s for s in range(1, n + 1) if s not in have]
-print(len(miss), bad, *miss[:20])
+args = sys.argv[1:]
+for path, n in zip(args[::2], args[1::2]):
+    n = int(n); have = set(); bad = 0
+    try:
+        f = open(path, 'rb')
+    except OSError as e:
+        print(-1, 0, e); continue
+    for line in f:
+        p = line.split()
+        if len(p) == 3 and hashlib.sha256(p[0] + b' ' + p[1]).hexdigest()[:16].encode() == p[2]:
+            have.add(int(p[0]))
+        else:
+            bad += 1
+    miss = [s for s in range(1, n + 1) if s not in have]
+    print(len(miss), bad, *miss[:20])
 """
 
 
@@ -101,32 +103,58 @@ def died_hits(logs: GuestLogs, nodes, expected: set, fault_index: int) -> list[H
 
 
 def acked_count(lab, client: str, w: dict) -> int:
-    last = lab.exec(client, ("/bin/sh", "-c", f"tail -n 1 {shlex.quote(w['ack'])} 2>/dev/null")).stdout.split()
-    return int(last[0]) if last and last[0].isdigit() else 0
+    return acked_counts(lab, client, {"w": w})["w"]
+
+
+def acked_counts(lab, client: str, writers: dict[str, dict]) -> dict[str, int]:
+    """The last record each writer's client acknowledged (one command on the client)."""
+    return dict(zip(writers, _numbers(lab, client, [f"tail -n 1 {shlex.quote(w['ack'])}" for w in writers.values()]), strict=True))
+
+
+def _numbers(lab, node: str, commands: list[str]) -> list[int]:
+    """The number each shell command's output starts with (0 for none), one exec for all."""
+    script = "; ".join(f"echo \"$({c} 2>/dev/null) x\"" for c in commands)
+    lines = lab.exec(node, ("/bin/sh", "-c", script)).stdout.splitlines()
+    out = []
+    for k in range(len(commands)):
+        first = lines[k].split()[0] if k < len(lines) and lines[k].split() else ""
+        out.append(int(first) if first.isdigit() else 0)
+    return out
+
+
+def check_files(lab, server: str, wanted: list[tuple[str, int]]) -> list[tuple[int, int, list[int]]]:
+    """(missing, corrupt lines, first missing seqs) of records 1..n in each (path, n) on
+    *server*: one python run for them all (a python start costs seconds under TCG)."""
+    r = lab.exec(server, ("python3", "-c", CHECK_RECORDS, *(a for path, n in wanted for a in (path, str(n)))), timeout=120)
+    lines = r.stdout.splitlines()
+    out: list[tuple[int, int, list[int]]] = []
+    for k in range(len(wanted)):
+        parts = lines[k].split() if k < len(lines) else []
+        if len(parts) < 2 or not parts[0].lstrip("-").isdigit():
+            out.append((-1, 0, []))
+        else:
+            out.append((int(parts[0]), int(parts[1]), [int(x) for x in parts[2:] if x.isdigit()]))
+    return out
 
 
 def check_file(lab, server: str, path: str, n: int) -> tuple[int, int, list[int]]:
-    """(missing, corrupt lines, first missing seqs) of records 1..n in *path* on *server*."""
-    r = lab.exec(server, ("python3", "-c", CHECK_RECORDS, path, str(n)), timeout=120)
-    parts = r.stdout.split()
-    if len(parts) < 2 or not parts[0].lstrip("-").isdigit():
-        return -1, 0, []
-    return int(parts[0]), int(parts[1]), [int(x) for x in parts[2:] if x.isdigit()]
+    return check_files(lab, server, [(path, n)])[0]
 
 
 def records_hits(lab, client: str, writers: dict[str, dict], server: str, fault_index: int) -> list[Hit]:
     out = []
-    for vers, w in writers.items():
-        n = acked_count(lab, client, w)
-        path = f"{EXPORT_DIR}/{w['data'].rsplit('/', 1)[1]}"
-        missing, bad, first = check_file(lab, server, path, n)
+    acked = acked_counts(lab, client, writers)
+    tags = list(writers)
+    checked = check_files(lab, server, [(f"{EXPORT_DIR}/{writers[t]['data'].rsplit('/', 1)[1]}", acked[t]) for t in tags])
+    stale = _numbers(lab, client, [f"grep -c Stale {shlex.quote(writers[t]['log'])}" for t in tags])
+    for k, t in enumerate(tags):
+        w, (missing, bad, first) = writers[t], checked[k]
         if missing != 0:
-            out.append(hit("nfs-records", fault_index, {"nfs": vers, "server": server, "acked": n, "missing": missing,
+            out.append(hit("nfs-records", fault_index, {"nfs": t, "server": server, "acked": acked[t], "missing": missing,
                                                         "first_missing": first, "corrupt_lines": bad}))
-        stale = lab.exec(client, ("grep", "-c", "Stale", w["log"])).stdout.strip()
-        if stale.isdigit() and int(stale) > w.get("stale_seen", 0):
-            out.append(hit("nfs-records", fault_index, {"nfs": vers, "stale_file_handle": int(stale) - w.get("stale_seen", 0)}))
-            w["stale_seen"] = int(stale)
+        if stale[k] > w.get("stale_seen", 0):
+            out.append(hit("nfs-records", fault_index, {"nfs": t, "stale_file_handle": stale[k] - w.get("stale_seen", 0)}))
+            w["stale_seen"] = stale[k]
     return out
 
 

@@ -63,6 +63,7 @@ def run_on_vm_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | N
         doc = ns_doc(r, len(faults), time.perf_counter() - t0, folder, kinds, lab.name,
                      {"samples": run.sampler.samples, "blind_samples": run.sampler.blind,
                       "arp_probes": run.sampler.arp_samples, "boots": run.boots, "setup_s": setup,
+                      "selftest_s": run.selftest_s, "phases_s": run.phases, "end_audits_s": run.end_audits_s,
                       "drbd_digests": getattr(r, "drbd_digests", {}),
                       "resolution_s": round(2 * run.sampler.period, 2)},
                      tier="vm", skipped=SKIPPED,

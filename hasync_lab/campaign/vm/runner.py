@@ -40,6 +40,19 @@ CLIENT = "client1"
 MOUNTS = {"v3": ("3", "/mnt/ha3"), "v4.2": ("4.2", "/mnt/ha4")}
 
 
+def fault_phases(gap: float, t0: float, t_heal: float, healed: float, clean_at: float | None, t_clean: float,
+                 end: float) -> dict[str, float]:
+    """Where a fault's wall time went: the quiet gap, its steps (start to heal), the heal
+    (a power-on boots the node), heal to the clean stretch's start (the recovery the
+    cluster makes), the stretch held and the daemons' and clients' word (the harness's
+    check), the audits after it. Seconds, rounded; a fault that never got clean has its
+    whole wait under "to_clean"."""
+    start = clean_at if clean_at is not None else t_clean
+    return {"gap": round(gap, 1), "steps": round(t_heal - t0, 1), "heal": round(healed - t_heal, 1),
+            "to_clean": round(max(0.0, start - healed), 1), "confirm": round(t_clean - start, 1),
+            "audits": round(end - t_clean, 1)}
+
+
 class Run(LiveRun):
     def __init__(self, lab, seed: int, faults: list[Fault], logdir: Path, *, keep_going: bool = False,
                  t: VmTiming = TIMING, say=None):
@@ -49,6 +62,7 @@ class Run(LiveRun):
         self.expected_exits: set[tuple[str, int]] = set()
         self.writers: dict[str, dict] = {}
         self.boots = 0
+        self.phases: list[dict[str, float]] = []  # where each fault's time went (fault_phases)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> dict[str, float]:
@@ -123,34 +137,50 @@ class Run(LiveRun):
         return ok, act
 
     def settled(self, act: str, acked0: dict[str, int]) -> str:
-        """'' when the daemons see each other in their roles, ARP answers from the active
-        node only and both clients' writes were acknowledged since *acked0*; else why not."""
+        """'' when ARP answers from the active node only, both clients' writes were
+        acknowledged since *acked0* and the daemons see each other in their roles; else
+        why not (the cheap checks first: a `hasync status` costs seconds under TCG)."""
         stb = self.nodes[1] if act == self.nodes[0] else self.nodes[0]
-        st = {n: self._status(n) for n in self.nodes}
-        if not (st[act].get("peer", {}).get("state") == "up" and st[act]["peer"].get("role") == "standby"
-                and st[stb].get("peer", {}).get("state") == "up" and st[stb]["peer"].get("role") == "active"):
-            return f"the daemons have not settled: {act} sees {st[act].get('peer')}, {stb} sees {st[stb].get('peer')}"
         arp = self.sampler.arp_answer()
         if arp != [act]:
             return f"ARP for the VIP answered by {arp}"
-        stuck = [tag for tag, w in self.writers.items() if A.acked_count(self.lab, CLIENT, w) <= acked0.get(tag, 0)]
-        return f"the clients' writes do not go through: {stuck}" if stuck else ""
+        acked = A.acked_counts(self.lab, CLIENT, self.writers)
+        stuck = [tag for tag in self.writers if acked[tag] <= acked0.get(tag, 0)]
+        if stuck:
+            return f"the clients' writes do not go through: {stuck}"
+        st = self._statuses()
+        if not (st[act].get("peer", {}).get("state") == "up" and st[act]["peer"].get("role") == "standby"
+                and st[stb].get("peer", {}).get("state") == "up" and st[stb]["peer"].get("role") == "active"):
+            return f"the daemons have not settled: {act} sees {st[act].get('peer')}, {stb} sees {st[stb].get('peer')}"
+        return ""
 
-    def _status(self, node: str) -> dict:
-        r = self.lab.exec(node, ("hasync", "status", "--json"), timeout=60)
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return {}
+    def _statuses(self) -> dict[str, dict]:
+        """`hasync status --json` on both nodes at once."""
+        got: dict[str, dict] = {n: {} for n in self.nodes}
+
+        def one(node: str) -> None:
+            r = self.lab.exec(node, ("hasync", "status", "--json"), timeout=60)
+            try:
+                got[node] = json.loads(r.stdout)
+            except ValueError:
+                pass
+
+        ts = [threading.Thread(target=one, args=(n,), daemon=True) for n in self.nodes]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(70)
+        return got
 
     def await_clean(self, bound: float) -> tuple[bool, str]:
-        acked0 = {tag: A.acked_count(self.lab, CLIENT, w) for tag, w in self.writers.items()}
+        acked0 = A.acked_counts(self.lab, CLIENT, self.writers)
         return self.hold_clean(bound, lambda act: self.settled(act, acked0) or ("" if self.clean_now()[0] else "not clean any more"),
                                poll_s=0.3)
 
     # ------------------------------------------------------------------ a fault
     def run_fault(self, i: int, f: Fault) -> list:
         t0, wall0 = self.begin_fault(i, f)
+        t_heal = time.monotonic()
         try:
             self.inj.heal()
         except Exception as e:  # the harness's own failure: recorded
@@ -158,6 +188,7 @@ class Run(LiveRun):
             self.trace("both", "heal", f"HARNESS ERROR: heal failed: {e!r}")
         healed = time.monotonic()
         ok, why = self.await_clean(self.t.liveness_bound_s)
+        t_clean = time.monotonic()
         hits = []
         if ok:
             self.clean_fault = i
@@ -172,6 +203,7 @@ class Run(LiveRun):
         hits += A.died_hits(self.logs, self.nodes, self.expected_exits, i)
         hits += A.log_hits(self.logs, self.nodes, i, lied)
         self.res.per_fault_s.append(round(time.monotonic() - t0 + f.gap_s, 3))
+        self.phases.append(fault_phases(f.gap_s, t0, t_heal, healed, self.clean_at if ok else None, t_clean, time.monotonic()))
         return self.record(hits)
 
     def fence_lied(self, since_wall: float) -> bool:
