@@ -163,3 +163,34 @@ def test_a_faults_time_is_split_into_its_phases():
     assert fault_phases(1.0, 100.0, 130.0, 131.5, 150.0, 170.0, 175.0) == {
         "gap": 1.0, "steps": 30.0, "heal": 1.5, "to_clean": 18.5, "confirm": 20.0, "audits": 5.0}
     assert fault_phases(0.5, 0.0, 10.0, 10.0, None, 315.0, 320.0)["to_clean"] == 305.0
+
+
+def test_the_daemon_status_probe_reads_one_answer_off_the_control_socket(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    path = str(tmp_path / "failover.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    asked = []
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            asked.append(conn.recv(1024))
+            doc = json.dumps({"role": "active", "peer": {"state": "up", "role": "standby"}, "pad": "x" * 100000})
+            conn.sendall(doc.encode()[:50000])
+            conn.sendall(doc.encode()[50000:] + b"\n")
+
+    t = threading.Thread(target=serve)
+    t.start()
+    out = subprocess.run([sys.executable, "-S", "-c", prep.DAEMON_STATUS_PY, path], capture_output=True, text=True,
+                         timeout=30).stdout
+    t.join(5)
+    srv.close()
+    assert json.loads(asked[0]) == {"cmd": "status"}
+    assert json.loads(out)["peer"] == {"state": "up", "role": "standby"}

@@ -217,3 +217,22 @@ p=""; [ -r {DAEMON_PID} ] && read -r p < {DAEMON_PID}
 if [ -n "$p" ] && [ -r /proc/$p/stat ]; then read -r st < /proc/$p/stat; set -- ${{st##*) }}; echo "pid=$p $1"; fi
 true
 """
+
+# The daemon's status straight from its control socket (the document `hasync status`
+# shows, without the CLI's imports and DRBD probe: a `hasync status` took 10-60 s on a
+# busy TCG guest, `python3 -S` with a socket well under that). Only to know that both
+# daemons have settled; ground truth decides everything else.
+CONTROL_SOCKET = "/run/hasync/failover.sock"  # hasync/failover/host.py's default
+DAEMON_STATUS_PY = """import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b'{"cmd": "status"}\\n')
+buf = b""
+while not buf.endswith(b"\\n"):
+    c = s.recv(65536)
+    if not c:
+        break
+    buf += c
+sys.stdout.write(buf.decode())
+"""

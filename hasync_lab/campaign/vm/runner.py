@@ -21,7 +21,9 @@ from hasync_lab.campaign.live import LiveRun, one_active
 from hasync_lab.campaign.vm import audits as A
 from hasync_lab.campaign.vm.inject import Injector
 from hasync_lab.campaign.vm.prep import (
+    CONTROL_SOCKET,
     DAEMON_LOG,
+    DAEMON_STATUS_PY,
     EXITS_LOG,
     FENCE_LOG,
     PIECES,
@@ -155,11 +157,11 @@ class Run(LiveRun):
         return ""
 
     def _statuses(self) -> dict[str, dict]:
-        """`hasync status --json` on both nodes at once."""
+        """Both daemons' status documents (their control sockets), asked at once."""
         got: dict[str, dict] = {n: {} for n in self.nodes}
 
         def one(node: str) -> None:
-            r = self.lab.exec(node, ("hasync", "status", "--json"), timeout=60)
+            r = self.lab.exec(node, ("python3", "-S", "-c", DAEMON_STATUS_PY, CONTROL_SOCKET), timeout=60)
             try:
                 got[node] = json.loads(r.stdout)
             except ValueError:
