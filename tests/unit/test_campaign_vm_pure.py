@@ -194,3 +194,41 @@ def test_the_daemon_status_probe_reads_one_answer_off_the_control_socket(tmp_pat
     srv.close()
     assert json.loads(asked[0]) == {"cmd": "status"}
     assert json.loads(out)["peer"] == {"state": "up", "role": "standby"}
+
+
+class _SlowGuests:
+    """A VM lab whose guests answer a daemon status after 0.6 s each (a busy TCG guest)
+    and whose client has acknowledged a record more than before on every stream."""
+
+    nodes = ["node1", "node2"]
+
+    def __init__(self):
+        self.calls: list[tuple[str, tuple]] = []
+
+    def exec(self, node, argv, **kw):
+        import json
+        import time
+        from types import SimpleNamespace
+
+        self.calls.append((node, tuple(argv)))
+        if node == "client1":
+            return SimpleNamespace(stdout="7 1.0 x\n7 1.0 x\n", ok=True)
+        time.sleep(0.6)
+        peer = "standby" if node == "node1" else "active"
+        return SimpleNamespace(stdout=json.dumps({"role": "x", "peer": {"state": "up", "role": peer}}), ok=True)
+
+
+def test_the_settle_check_asks_both_daemons_at_once(tmp_path):
+    import time
+    from types import SimpleNamespace
+
+    from hasync_lab.campaign.vm.runner import Run
+
+    lab = _SlowGuests()
+    run = Run(lab, 1, [], tmp_path)
+    run.writers = {"v3": {"ack": "/var/tmp/wv3.ack"}, "v4.2": {"ack": "/var/tmp/wv42.ack"}}
+    run.sampler = SimpleNamespace(arp_answer=lambda: ["node1"])
+    t0 = time.monotonic()
+    assert run.settled("node1", {"v3": 6, "v4.2": 6}) == ""
+    assert time.monotonic() - t0 < 1.0  # one status wait, not one per node
+    assert not any(argv[:2] == ("hasync", "status") for _, argv in lab.calls)  # the CLI: 10-60 s under TCG
