@@ -135,6 +135,32 @@ def one_active(nodes: tuple[str, str], held: dict[str, set[str]], whole, roles: 
     return True, act
 
 
+CONTROL_SOCKET = "/run/hasync/failover.sock"  # hasync/failover/host.py's default
+
+
+def control_status(path: str, timeout: float = 2.0) -> dict:
+    """The failover daemon's status document off its control socket ({} when it does not
+    answer): only to know that both daemons have settled, ground truth decides the rest.
+    Self-contained (stdlib only): the vm tier runs its source inside the guests."""
+    import json
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(path)
+            s.sendall(b'{"cmd": "status"}\n')
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        return json.loads(buf)
+    except (OSError, ValueError):
+        return {}
+
+
 def wait_for(pred, timeout: float, step: float) -> bool:
     """Poll *pred* every *step* s until it holds or *timeout* s passed; its last answer."""
     end = time.monotonic() + timeout

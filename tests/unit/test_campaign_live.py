@@ -124,3 +124,11 @@ def test_steps_play_on_their_roles_and_a_failing_step_is_recorded_not_raised():
     assert p.did == [("restart", "node2", "kill")]  # the busy daemon, whatever A is
     assert [e["op"] for e in run.res.step_errors] == ["boom"]
     assert StepPlayer.command_argv({"A": "node1", "B": "node2"}, "node2", "migrate") == ["hasync", "migrate", "--to", "node1"]
+
+
+def test_a_daemon_that_does_not_answer_has_no_status(tmp_path):
+    from hasync_lab.campaign.live import control_status
+    from hasync_lab.campaign.ns.truth import daemon_status
+
+    assert control_status(str(tmp_path / "no.sock")) == {}
+    assert daemon_status(SimpleNamespace(path=lambda p: None)) == {}  # the node is down

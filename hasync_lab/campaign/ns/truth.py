@@ -10,7 +10,6 @@ client) every 250 ms and records every answer from more than one MAC.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -18,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from hasync_lab.campaign.live import CONTROL_SOCKET, control_status
 from hasync_lab.campaign.ns.netns import ArpProbe, link_mac
 from hasync_lab.campaign.ns.prep import CHAIN, DEMO_PORT
 
@@ -190,25 +190,9 @@ class Sampler:
 
 
 def daemon_status(view, timeout: float = 2.0) -> dict:
-    """The failover daemon's status over its control socket (reached through /proc; only
-    to know that both daemons have settled: ground truth decides everything else)."""
-    p = view.path("/run/hasync/failover.sock")
-    if p is None:
-        return {}
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(p)
-            s.sendall(b'{"cmd": "status"}\n')
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        return json.loads(buf)
-    except (OSError, ValueError):
-        return {}
+    """The failover daemon's status over its control socket (reached through /proc)."""
+    p = view.path(CONTROL_SOCKET)
+    return control_status(p, timeout) if p is not None else {}
 
 
 def tcp_answer(lab, client: str, timeout: float = 1.0) -> str:

@@ -16,11 +16,12 @@ transparent until a flag file on the node's disk says otherwise:
 
 from __future__ import annotations
 
+import inspect
 import re
 import tomllib
 from dataclasses import dataclass
 
-from hasync_lab.campaign.live import fence_script
+from hasync_lab.campaign.live import control_status, fence_script
 from hasync_lab.vm.seed import FENCE_COMMAND, VIP, cluster_toml, default_guests
 
 CAMPAIGN_DIR = "/var/lib/hasync-campaign"
@@ -220,19 +221,7 @@ true
 
 # The daemon's status straight from its control socket (the document `hasync status`
 # shows, without the CLI's imports and DRBD probe: a `hasync status` took 10-60 s on a
-# busy TCG guest, `python3 -S` with a socket well under that). Only to know that both
-# daemons have settled; ground truth decides everything else.
-CONTROL_SOCKET = "/run/hasync/failover.sock"  # hasync/failover/host.py's default
-DAEMON_STATUS_PY = """import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-s.connect(sys.argv[1])
-s.sendall(b'{"cmd": "status"}\\n')
-buf = b""
-while not buf.endswith(b"\\n"):
-    c = s.recv(65536)
-    if not c:
-        break
-    buf += c
-sys.stdout.write(buf.decode())
-"""
+# busy TCG guest, `python3 -S` with a socket well under that): live.control_status's own
+# source, run in the guest with the socket's path as argv[1].
+DAEMON_STATUS_PY = (inspect.getsource(control_status)
+                    + "\nimport json, sys\nprint(json.dumps(control_status(sys.argv[1], 10.0)))\n")

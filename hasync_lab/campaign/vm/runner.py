@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 from hasync_lab.campaign.faults import Fault
-from hasync_lab.campaign.live import LiveRun, one_active
+from hasync_lab.campaign.live import CONTROL_SOCKET, LiveRun, one_active
 from hasync_lab.campaign.vm import audits as A
 from hasync_lab.campaign.vm.inject import Injector
 from hasync_lab.campaign.vm.prep import (
-    CONTROL_SOCKET,
     DAEMON_LOG,
     DAEMON_STATUS_PY,
     EXITS_LOG,
