@@ -24,8 +24,8 @@ from hasync_lab.campaign.vm.faults import draw_faults
 
 from .conftest import TIMINGS
 
-# Not in `make test`: on this 2-core TCG build machine 10 faults take ~30-45 min (set-up
-# ~10 min, self-test ~5, 1.5-8 min a fault: docs/campaign.md, "In make test" of the vm
+# Not in `make test`: on this 2-core TCG build machine 10 faults take ~25 min (set-up
+# ~7 min, self-test ~2.5, 1-2 min a fault: docs/campaign.md, "In make test" of the vm
 # tier), against ~14 min left of CI's 40. HASYNC_CAMPAIGN_VM=1 runs it (as `make
 # campaign` runs the tier).
 pytestmark = [pytest.mark.vm, pytest.mark.skipif(os.environ.get("HASYNC_CAMPAIGN_VM") != "1",
