@@ -62,8 +62,14 @@ with Store("x1", root=sys.argv[1]).lock():
 """
 
 
+# A process started with SIGINT ignored (any background job of a non-interactive shell,
+# as CI may run the tests) passes that on, and Python then installs no KeyboardInterrupt
+# handler: the child puts Ctrl-C's back first, as a terminal would have it.
+CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def child(code: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], cwd=REPO, text=True,
+    return subprocess.Popen([sys.executable, "-c", CTRL_C + textwrap.dedent(code), *args], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
