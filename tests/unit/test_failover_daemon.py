@@ -45,6 +45,15 @@ def cluster(**hb) -> model.Cluster:
     )
 
 
+def run_with_operator(d: Daemon, operator) -> None:
+    """Run the daemon here (it owns the signals) while *operator* talks to its control
+    socket from a thread and ends it with SIGTERM; the daemon must exit 0."""
+    t = threading.Thread(target=operator, daemon=True)
+    t.start()
+    assert d.run() == 0
+    t.join(5)
+
+
 @pytest.fixture
 def signals_restored():
     old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
@@ -117,10 +126,7 @@ def test_a_lone_node_takes_the_chain_answers_commands_and_leaves_cleanly(tmp_pat
         client.command(paths.socket, protocol.Request(Command.TAKEOVER), seen["takeover"].append, wait=5)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    t = threading.Thread(target=operator, daemon=True)
-    t.start()
-    assert d.run() == 0
-    t.join(5)
+    run_with_operator(d, operator)
     st = seen["status"]
     assert st["role"] == "active" and st["peer"]["state"] == "dead" and st["owned"] == ["vip"]
     assert st["resources"][0]["state_here"] == "running" and st["resources"][0]["running_on"] == ["node1"]
@@ -263,10 +269,7 @@ def test_a_running_daemon_survives_bad_requests_and_keeps_its_state_files(tmp_pa
         seen["status"] = client.status(paths.socket)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    t = threading.Thread(target=operator, daemon=True)
-    t.start()
-    assert d.run() == 0
-    t.join(5)
+    run_with_operator(d, operator)
     assert [r["ok"] for r in seen["bad"]] == [False] * len(BAD)
     assert seen["forget"][0]["ok"] is True and seen["status"]["node"] == "node1"
     assert "config_digest" in seen["status"] and seen["status"]["daemon"]["send_encode_errors"] == 0
@@ -330,10 +333,7 @@ def test_a_lone_node_runs_two_groups_one_job_queue_each_and_migrate_names_a_grou
         seen["migrate"] = ask(paths.socket, {"cmd": "migrate", "to": "node2", "group": "b"})
         os.kill(os.getpid(), signal.SIGTERM)
 
-    t = threading.Thread(target=operator, daemon=True)
-    t.start()
-    assert d.run() == 0
-    t.join(5)
+    run_with_operator(d, operator)
     st = seen["status"]
     assert st["owned"] == ["vip", "svc2"] and st["role"] == "active"
     assert [(g["id"], g["owner"], g["resources"], g["role"]) for g in st["groups"]] == [
