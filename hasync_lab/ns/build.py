@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import uuid
 from pathlib import Path
 
 import hasync
@@ -247,3 +248,17 @@ class LabBuild(LabNodes):
         for link in spec.links_of(node):
             if not self._link_is_cut(node, link):
                 self._set_link(spec, node, link, up=True)
+        self._new_boot_id(node)
+
+    def _new_boot_id(self, node: str) -> None:
+        """A fresh id for every boot (as /proc/sys/kernel/random/boot_id): whoever
+        supervises a node tells a reboot from none by it. The mount namespace's inode
+        cannot tell: the kernel hands a freed namespace inode number to the next one."""
+        atomic_write(self.store.node_dir(node) / "boot-id", uuid.uuid4().hex + "\n")
+
+    def boot_id(self, node: str) -> str | None:
+        """The id of *node*'s current boot (None before its first)."""
+        try:
+            return (self.store.node_dir(node) / "boot-id").read_text().strip() or None
+        except OSError:
+            return None

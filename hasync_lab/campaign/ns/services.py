@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hasync_lab.campaign.ns.prep import CLOCK_FILE, SHIM_DIR, TIMING, Timing, boot_script
-from hasync_lab.ns import procs
 
 UNITS = {"failover": (("hasync", "failover", "run"), TIMING.restart_s), "watch": (("hasync", "watch", "-v"), 2.0)}
 
@@ -56,7 +55,7 @@ class Services:
         self.frozen: set[int] = set()  # pids stopped by SIGSTOP (a restarted unit is a new pid)
         self.exit_seen: dict[int, float] = {}
         self.config: dict[str, str] = {}  # node -> the cluster.toml it boots with
-        self.booted: dict[str, object] = {}  # node -> its mount namespace when it last booted here
+        self.booted: dict[str, str | None] = {}  # node -> the lab's boot id when it last booted here
 
     # ------------------------------------------------------------------ units
     def log_path(self, node: str, unit: str) -> Path:
@@ -131,7 +130,7 @@ class Services:
         """The node just came up: boot steps, then its units (in that order, as systemd
         would start what is enabled; boot-enabled pieces of the chain come in between)."""
         with self.lock:
-            self.booted[node] = self._mnt(node)
+            self.booted[node] = self.lab.boot_id(node)
             r = self.lab.exec(node, ["/bin/sh", "-c", boot_script()])
             if r.ok and node in self.config:  # a lab node's boot lays the lab's own cluster.toml again
                 r = self.lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=self.config[node])
@@ -176,9 +175,6 @@ class Services:
     def crashed(self, node: str) -> bool:
         return self.lab.status_of(node) == "crashed"
 
-    def _mnt(self, node: str):
-        return procs.ns_inode(str(self.lab.store.ns_file(node, "mnt")))
-
     # ------------------------------------------------------------------ supervision
     def tick(self) -> None:
         """Called every few tens of ms: restart what died, reboot what was fenced."""
@@ -222,8 +218,8 @@ class Services:
         for node in self.nodes:
             if node in self.held_down or not self.crashed(node):
                 self.down_since.pop(node, None)
-                mnt = self._mnt(node)
-                if (node not in self.held_down and mnt is not None and self.booted.get(node) not in (None, mnt)
+                boot = self.lab.boot_id(node)
+                if (node not in self.held_down and boot is not None and self.booted.get(node) not in (None, boot)
                         and self.lab.status_of(node) == "up"):
                     self.trace(node, "power", "booted by the lab (a heal): boot steps and units")
                     self.boot(node)
