@@ -66,6 +66,8 @@ Move the chain to NODE: `takeover` when NODE is this node, `standby` when it is 
 With several resource groups, `migrate GROUP --to NODE` moves that group only (the
 others keep running where they are); without GROUP every group moves.
 --dry-run prints what would run, in order, without changing anything.
+Exit status: 0 moved, 1 refused or not done, 2 no such node or group (as the running
+daemon knows them), 3 no daemon here.
 """
 
 # exit status of `hasync status` (monitoring reads it)
@@ -179,6 +181,8 @@ def cmd_move(args: argparse.Namespace) -> int:
         return common.fail(args, f"{e} (waited {args.wait:g}s; see `hasync status`)", 1)
     except client.BadAnswer as e:
         return common.fail(args, str(e), 1)
+    if last.get("bad_request"):
+        return 2  # a node or group that does not exist: bad input, as a config error is
     if last.get("done"):
         return 0 if last.get("ok") else 1
     return 0 if last.get("ok") and last.get("message") == "already active" else 1

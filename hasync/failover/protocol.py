@@ -115,6 +115,12 @@ def answer(ok: bool, message: str, node: str = "", role: str = "") -> dict:
     return {"ok": ok, "message": message, "node": node, "role": role}
 
 
+def bad_request(message: str) -> dict:
+    """A refusal of what the caller asked for, not of the cluster's state (a node or group
+    that does not exist, an unknown command): the CLI exits 2 for it, as for bad input."""
+    return {"ok": False, "message": message, "bad_request": True}
+
+
 def event(entry: dict) -> dict:
     return {"event": entry}
 

@@ -134,8 +134,8 @@ def test_a_lone_node_takes_the_chain_answers_commands_and_leaves_cleanly(tmp_pat
     assert st["fencing"] == {"mode": "off", "configured": False, "on_stop_failure": "fence-self"}
     assert "only one heartbeat link: a single failure looks like a dead peer" in st["warnings"]
     assert seen["standby"] == [{"ok": False, "message": "node2 is not up (dead): nobody would run the chain; not going standby", "node": "node1", "role": "active"}]
-    assert seen["unknown"] == [{"ok": False, "message": "unknown command 'frobnicate'"}]
-    assert seen["migrate"] == [{"ok": False, "message": "no node named 'node9'; nodes: node1, node2"}]
+    assert seen["unknown"] == [{"ok": False, "message": "unknown command 'frobnicate'", "bad_request": True}]
+    assert seen["migrate"] == [{"ok": False, "message": "no node named 'node9'; nodes: node1, node2", "bad_request": True}]
     assert seen["takeover"][0]["message"] == "already active" and seen["takeover"][-1]["done"] is True
     assert START in r.calls and r.calls[-1] == STOP  # stopped on the way out
     assert not paths.role.exists() and not paths.socket.exists()
@@ -338,7 +338,7 @@ def test_a_lone_node_runs_two_groups_one_job_queue_each_and_migrate_names_a_grou
     assert st["owned"] == ["vip", "svc2"] and st["role"] == "active"
     assert [(g["id"], g["owner"], g["resources"], g["role"]) for g in st["groups"]] == [
         ("a", "node1", ["vip"], "active"), ("b", "node1", ["svc2"], "active")]
-    assert seen["no-group"] == [{"ok": False, "message": "no resource group 'zz'; groups: a, b"}]
+    assert seen["no-group"] == [{"ok": False, "message": "no resource group 'zz'; groups: a, b", "bad_request": True}]
     assert seen["migrate"][0]["ok"] is False and "node2 is not up" in seen["migrate"][0]["message"]
     # one job queue per group: each group's jobs ran in its own thread, both started
     assert START in r.calls and ("/etc/init.d/svc2", "start") in r.calls

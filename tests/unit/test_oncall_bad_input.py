@@ -292,3 +292,22 @@ def test_a_setting_not_written_for_a_stopped_daemon_says_why(here, tmp_path, cap
     err = capsys.readouterr().err
     assert "nothing was written for it" in err and "gamma" in err
     assert list((tmp_path / "state").iterdir()) == []
+
+
+def test_a_daemon_refusing_bad_input_gives_exit_2(tmp_path, here, capsys):
+    """The daemon, not the local config, knows the groups and nodes it runs: when it says
+    the group or node asked for does not exist, that is bad input (exit 2), not a failed
+    move (exit 1)."""
+    srv = Answering(tmp_path / "run" / "failover.sock",
+                    b'{"ok": false, "message": "no resource group \'zz\'; groups: a, b", "bad_request": true}\n')
+    try:
+        assert cli.main(["migrate", "zz", "--to", "beta", *here]) == 2
+        assert "no resource group 'zz'; groups: a, b" in capsys.readouterr().err
+    finally:
+        srv.close()
+        (tmp_path / "run" / "failover.sock").unlink()
+    srv = Answering(tmp_path / "run" / "failover.sock", b'{"ok": false, "message": "node2 is not up (dead)"}\n')
+    try:
+        assert cli.main(["migrate", "--to", "beta", *here]) == 1  # refused by the cluster's state
+    finally:
+        srv.close()

@@ -158,11 +158,11 @@ class ControlServer:
             elif req.to == self.peer:
                 cmd, node = HANDOVER, ""
             else:
-                self._last(conn, protocol.answer(False, f"no node named {req.to!r}; nodes: {self.local}, {self.peer}"))
+                self._last(conn, protocol.bad_request(f"no node named {req.to!r}; nodes: {self.local}, {self.peer}"))
                 return
         group = req.group
         if group and group not in self.groups:
-            self._last(conn, protocol.answer(False, f"no resource group {group!r}; groups: {', '.join(self.groups)}"))
+            self._last(conn, protocol.bad_request(f"no resource group {group!r}; groups: {', '.join(self.groups)}"))
             return
         if len(self.groups) < 2:
             group = ""  # (one group: the chain itself)
@@ -170,7 +170,7 @@ class ControlServer:
             self._forget_peer(conn, req.to, now)
             return
         if cmd not in WAITING:
-            self._last(conn, protocol.answer(False, f"unknown command {cmd!r}"))
+            self._last(conn, protocol.bad_request(f"unknown command {cmd!r}"))
             return
         if self.closing:
             self._last(conn, protocol.answer(False, "the daemon is shutting down"))
