@@ -132,6 +132,10 @@ class Membership:
         self.epoch = self.persisted.epoch
         self.digest = settings_digest(cfg)  # in every packet: the peer compares it with its own
         self.standby_req = False  # a handover: not eligible while the peer is up (in memory)
+        # how many times a handover was asked for, and the count when the running start
+        # began: one asked for during a start is honoured once the start is over
+        self.standby_asks = 0
+        self.standby_asks_at_start = 0
         self.failed = False
         self.leaving = False
         # the operator's settings (operator.py), kept in the state directory
@@ -213,6 +217,11 @@ class Membership:
             self.role = role
             out.append(Event("role", f"role {old} -> {role}" + (f" ({why})" if why else ""), Level.INFO, (("from", old), ("to", role))))
             out.append(Send())
+
+    def ask_standby(self) -> None:
+        """A handover of the chain was asked for (the peer's takeover, a migrate here)."""
+        self.standby_req = True
+        self.standby_asks += 1
 
     def flags(self) -> int:
         f = self.settings.flags()
@@ -440,7 +449,7 @@ class Membership:
                                             "it does not run the chain until `hasync online`", Level.WARN))
                 out += membership_operator.set_operator_standby(self, True)
             elif pkt.request == REQ_RELEASE:
-                self.standby_req = True
+                self.ask_standby()
                 out.append(Event("request", f"{pr.name} asks for the chain (hasync takeover there): going standby", Level.INFO))
             elif pkt.request == REQ_TAKE:
                 self.standby_req = False
@@ -764,6 +773,8 @@ class Membership:
 
     def _start_job(self, kind: JobKind, now: float, reason: str = "", resource: str = "") -> list[Action]:
         out: list[Action] = []
+        if kind in (JobKind.START, JobKind.RESTART):
+            self.standby_asks_at_start = self.standby_asks
         if kind == JobKind.START:
             # a start comes only after the peer died, left, or is up and idle (checked by
             # the callers): the new epoch says this node took the chain last
@@ -851,7 +862,12 @@ class Membership:
             self.known_stopped = False
             if res.ok:
                 self._set_role(Role.ACTIVE, out, "chain started")
-                self.standby_req = False
+                # A handover asked for before this start is over (it started anyway: the
+                # peer died or was not eligible); one asked for while it ran is not: the
+                # peer's `hasync takeover` (or a migrate here) during a start was lost, the
+                # chain stayed here and the takeover never finished.
+                if self.standby_asks == self.standby_asks_at_start:
+                    self.standby_req = False
                 self.failed = False
                 self.gate = Gate.NONE
                 self.gate_passed_ping = False

@@ -84,7 +84,7 @@ def _standby(m: Membership, now: float, sticky: bool) -> Reply:
         out += set_operator_standby(m, True)
     else:
         out = [Event("command", f"operator: migrate to {pr.name}", Level.INFO)]
-        m.standby_req = True  # not eligible while the peer is up (as `hasync takeover` there does)
+        m.ask_standby()  # not eligible while the peer is up (as `hasync takeover` there does)
     m._request(REQ_TAKE)  # the peer: clear your standby and failed marks, run the chain
     out.append(Send())
     out += m._decide(now)

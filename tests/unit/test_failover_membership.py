@@ -694,3 +694,31 @@ def test_dead_peer_returning_with_a_lower_generation_is_refused_until_the_operat
     sim.run(0.5)
     assert sim.n2.fsm.peer.state == "up" and sim.n2.fsm.peer.generation == 4
     assert sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby"
+
+
+def test_takeover_does_not_start_on_a_view_of_the_peer_older_than_the_request():
+    """The long fsm run's seed 2863881429, on the fake clock directly: the operator puts
+    node1 in standby (node2 is asked to start) and at once runs `takeover` on node1, while
+    node2's packets saying it is starting have not arrived yet. node1's last view says
+    "node2 is standby, holds nothing": starting by preference on it would run the chain on
+    both nodes. node1 must wait for node2's answer to its request."""
+    sim = settle(Sim())
+    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    assert ok
+    sim.n1.handle(acts)
+    sim.cut |= {(link, "node1") for link in LINKS}  # node2's packets are late from here on
+    while sim.n2.fsm.role not in ("starting", "active"):  # node1 stops, says so; node2 starts
+        sim.step()
+    assert sim.n1.fsm.role == "standby"
+    assert sim.n1.fsm.peer.role == "standby" and not sim.n1.fsm.peer.holds  # the stale view
+    ok, _, acts = sim.n1.fsm.command(sim.now, "takeover")
+    assert ok
+    sim.n1.handle(acts)
+    t0 = sim.now
+    while sim.now - t0 < 0.1:  # under deadtime: node2 is late, not dead
+        sim.step()
+        assert not sim.n1.holds, f"node1 started on a stale view: {sim.n1.events[-3:]}"
+    sim.heal()
+    verdict, _ = run_until_done(sim, sim.n1, "takeover")
+    assert verdict is True and sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
+    assert sim.both_held == 0
