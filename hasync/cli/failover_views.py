@@ -56,7 +56,8 @@ def move_progress(verb: str, *, as_json: bool, clock: Callable[[], float] = time
             if obj.get("ok"):
                 con.print(f"[green]done[/green] in {clock() - t0:.2f}s: {where}", highlight=False)
             else:
-                err.print(f"[red]not done[/red]: {where}", highlight=False)
+                why = f" ({escape(obj['why'])})" if obj.get("why") else ""
+                err.print(f"[red]not done[/red]{why}: {where}", highlight=False)
         elif "message" in obj:
             if obj.get("ok"):
                 con.print(f"[bold]{verb}[/bold]: {escape(obj['message'])}", highlight=False)

@@ -136,6 +136,11 @@ class Membership:
         # began: one asked for during a start is honoured once the start is over
         self.standby_asks = 0
         self.standby_asks_at_start = 0
+        # `hasync takeover` under way until this node runs the chain: a peer that could not
+        # be asked (not heard yet, looked dead) or forgot (its daemon restarted before it
+        # released) is asked again, and is asked to stand by once the chain runs here
+        self.takeover_wanted = False
+        self.takeover_overridden = False  # ... and one the peer's later takeover replaced
         self.failed = False
         self.leaving = False
         # the operator's settings (operator.py), kept in the state directory
@@ -450,6 +455,9 @@ class Membership:
                 out += membership_operator.set_operator_standby(self, True)
             elif pkt.request == REQ_RELEASE:
                 self.ask_standby()
+                # a takeover of ours, under way or done, is over: the peer's later one wins
+                self.takeover_wanted = False
+                self.takeover_overridden = True
                 out.append(Event("request", f"{pr.name} asks for the chain (hasync takeover there): going standby", Level.INFO))
             elif pkt.request == REQ_TAKE:
                 self.standby_req = False
@@ -667,6 +675,14 @@ class Membership:
                     out.append(Event("conflict", f"{pr.name} also holds the chain (epoch {pr.epoch} vs ours {self.epoch}): it keeps it, we stop ours", Level.WARN))
                     out += self._start_job(JobKind.STOP, now, reason="conflict")
                 return out  # we keep it: the peer stops its own
+            if self.takeover_wanted and self.request == REQ_NONE:
+                # our takeover is done; a peer that did not release by it (it looked dead,
+                # or restarted) is asked to stand by, as one asked at the time would be:
+                # an auto_failback must not undo the operator's takeover at once
+                self.takeover_wanted = False
+                if not pr.flags & F_STANDBY:
+                    self._request(REQ_RELEASE)
+                    out.append(Send())
             if self.standby_req or self.operator_standby:
                 out += self._start_job(JobKind.STOP, now, reason="standby")
             elif (
@@ -677,6 +693,7 @@ class Membership:
                 and pr.eligible
                 and pr.role == Role.STANDBY
                 and not pr.holds
+                and self.request == REQ_NONE  # (what the peer says predates our request)
             ):
                 out.append(Event("failback", f"auto_failback: {pr.name} is the preferred node and is up: handing the chain back", Level.INFO))
                 out += self._start_job(JobKind.STOP, now, reason="failback")
@@ -687,6 +704,14 @@ class Membership:
         # by the long fsm run, seed 2863881429: `hasync takeover` on a node the operator
         # had just put in standby started the chain while the peer, released by that
         # standby, was starting it). Its answer carries its role as of our request.
+        if (self.takeover_wanted and self.role == Role.STANDBY and self.request == REQ_NONE and not self.failed
+                and not pr.flags & F_STANDBY):
+            # our takeover: the peer has not released (it was not asked, or its daemon
+            # restarted since and forgot): ask it (again)
+            self._request(REQ_RELEASE)
+            out.append(Send())
+            out.append(Event("request", f"asking {pr.name} for the chain (hasync takeover here; it had not released)", Level.INFO))
+            return out
         if (self.role == Role.STANDBY and not pr.holds and pr.role == Role.STANDBY and self.request == REQ_NONE
                 and self._should_start()):
             out += self._start_job(JobKind.START, now, reason="both up, chain idle: ours by preference" if pr.eligible else f"{pr.name} is not eligible ({', '.join(flag_names(pr.flags))})")

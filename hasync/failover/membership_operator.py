@@ -79,6 +79,7 @@ def _standby(m: Membership, now: float, sticky: bool) -> Reply:
         return False, "this node could not stop its resources (stop-failed): fix that first (`hasync cleanup`)", []
     if pr.flags & F_OPERATOR_STANDBY:
         return False, f"{pr.name} is in operator standby: nobody would run the chain; `hasync online {pr.name}` first", []
+    m.takeover_wanted = False  # (a takeover given earlier is over: this one counts)
     if sticky:
         out: list[Action] = [Event("command", "operator: standby (kept until `hasync online`)", Level.INFO)]
         out += set_operator_standby(m, True)
@@ -116,6 +117,12 @@ def _takeover(m: Membership, now: float) -> Reply:
     m.failed = False
     out: list[Action] = [Event("command", "operator: takeover", Level.INFO)]
     out += set_operator_standby(m, False)
+    # until this node runs the chain (and after: the peer stands by): asked again of a
+    # peer that could not be asked (not heard yet, looked dead) or forgot it (its daemon
+    # restarted before it released); with several groups a group that runs here already
+    # stays here when a fault moves it meanwhile
+    m.takeover_wanted = True
+    m.takeover_overridden = False
     if m.role == Role.ACTIVE:
         return True, "already active", out
     if pr.state in ALIVE:
@@ -169,6 +176,8 @@ def _maintenance(m: Membership, now: float, on: bool, force: bool) -> Reply:
 def _stop_start(m: Membership, now: float, stop: bool) -> Reply:
     if stop == m.settings.stopped:
         return True, "the chain is already stopped on purpose" if stop else "the chain is not stopped (nothing to start)", []
+    if stop:
+        m.takeover_wanted = False
     out: list[Action] = [Event("command", f"operator: {'stop' if stop else 'start'} (cluster-wide)", Level.INFO)]
     out += change_settings(m, now, Settings(m.settings.maintenance, stop), f"hasync {'stop' if stop else 'start'}", mine=True)
     out += m._decide(now)
@@ -237,6 +246,8 @@ def command_result(m: Membership, cmd: str, node: str = "") -> bool | None:
             return True
         if m.role == Role.STOP_FAILED or (m.role == Role.STANDBY and m.failed):
             return False
+        if m.takeover_overridden and m.role in (Role.STANDBY, Role.STOPPING):
+            return False  # the peer's takeover came after ours: it runs the chain
     return None
 
 

@@ -125,8 +125,20 @@ def event(entry: dict) -> dict:
     return {"event": entry}
 
 
-def done(ok: bool, role: str, peer_role: str, peer_state: str, timeline: dict | None) -> dict:
-    return {"done": True, "ok": ok, "role": role, "peer_role": peer_role, "peer_state": peer_state, "timeline": timeline}
+def done(ok: bool, role: str, peer_role: str, peer_state: str, timeline: dict | None, why: str = "") -> dict:
+    d = {"done": True, "ok": ok, "role": role, "peer_role": peer_role, "peer_state": peer_state, "timeline": timeline}
+    if why:
+        d["why"] = why  # over without its own result (superseded by a later command)
+    return d
+
+
+def supersedes(new: tuple[str, str], old: tuple[str, str]) -> bool:
+    """Whether a command accepted now, (cmd, group), ends an earlier one still waiting:
+    a different command on the same resource group (or on every group) -- `hasync
+    takeover` while a `hasync standby` here still waits. The same command twice (two
+    terminals) shares one result."""
+    (cmd, group), (old_cmd, old_group) = new, old
+    return cmd != old_cmd and (not group or not old_group or group == old_group)
 
 
 def is_last(reply: dict) -> bool:

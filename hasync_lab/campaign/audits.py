@@ -38,7 +38,8 @@ from hasync.failover.packets import flag_names
 
 from .worker import FAULT, HASYNC
 
-AUDITS = ("dual-run", "stray", "unsafe-start", "tiebreak", "false-dead", "liveness", "fsm-error", "own-group-stopped")
+AUDITS = ("dual-run", "stray", "unsafe-start", "tiebreak", "false-dead", "liveness", "fsm-error", "own-group-stopped",
+          "operator-unanswered")
 
 LIMITS = {
     "lying-fence": "a fence that reports success while the node stays up: fencing is the only "
@@ -260,6 +261,22 @@ class Auditor:
             limit = "no-eligible-node"
         self.fire("liveness", {"healed_at": round(healed_at, 4), "bound_s": round(sim.sc.liveness_bound_s, 4)}, limit)
         return limit
+
+    def operator_unanswered(self) -> None:
+        """At a clean state: an operator command a running daemon accepted more than the
+        liveness bound ago has had no result (the control socket would still keep its
+        client waiting: `hasync takeover` at 3 a.m. that never says done or not done)."""
+        sim = self.sim
+        for n in sim.node_list:
+            d = n.daemon
+            if d is None or d.fsm is None:
+                continue
+            for c in d.accepted:
+                if sim.now - c[2] > sim.sc.liveness_bound_s and d.verdict(c) is None:
+                    self.fire("operator-unanswered", {"node": n.name, "command": c[0], "group": c[1],
+                                                      "accepted_s_ago": round(sim.now - c[2], 4)})
+                    d.accepted.remove(c)  # once per command
+                    return
 
     # ------------------------------------------------------------------ 4. the FSM itself
     def fsm_error(self, node, where: str, exc: BaseException | None) -> None:

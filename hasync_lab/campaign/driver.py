@@ -29,6 +29,7 @@ from heapq import heappush
 from hasync.failover.membership import Event, Job, JobResult, Persist, Send
 from hasync.failover.membership_groups import GroupMembership
 from hasync.failover.packets import Packet
+from hasync.failover.protocol import supersedes
 
 from .errors import DaemonDied
 from .worker import Worker
@@ -65,6 +66,7 @@ class Driver:
         self.after_leave = None  # callable once the clean stop is done
         self.workers = {gid: Worker(self, gid) for gid, _ in groups} if groups else {"": Worker(self)}
         self.worker = next(iter(self.workers.values()))  # (one group: the worker)
+        self.accepted: list[tuple[str, str, float]] = []  # operator commands accepted: (cmd, group, when)
         self.fsm = None
         if groups:
             self.fsm = self._call(GroupMembership, groups, now, generation=generation, persisted=persisted, member_cls=fsm_cls)
@@ -149,6 +151,8 @@ class Driver:
         if self.leaving and fsm.can_exit:
             self._exit_clean(now)
             return
+        if self.accepted:  # the control socket answers a waiting command once it is over
+            self.accepted = [c for c in self.accepted if self.verdict(c) is None]
         try:
             dl = fsm.next_deadline(now)
         except Exception as e:
@@ -244,11 +248,19 @@ class Driver:
         try:
             ok, msg, acts = self._call(self.fsm.command, now, cmd, group=group) if group else self._call(self.fsm.command, now, cmd)
             if ok:
+                # as the control socket does: a later different command ends an earlier one
+                self.accepted = [c for c in self.accepted if not supersedes((cmd, group), (c[0], c[1]))]
+                self.accepted.append((cmd, group, now))
                 self.apply(acts)
             self.settle(now)
             return ok, msg
         except DaemonDied:
             return False, "daemon died"
+
+    def verdict(self, c: tuple[str, str, float]) -> bool | None:
+        """An accepted command's result as the control socket reads it (None: under way)."""
+        cmd, group, _ = c
+        return self.fsm.command_result(cmd, group=group) if group else self.fsm.command_result(cmd)
 
     def leave(self, now: float, then) -> None:
         """SIGTERM: release the chain, send ``leaving``, exit; systemd SIGKILLs the daemon

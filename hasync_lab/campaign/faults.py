@@ -289,7 +289,16 @@ def _operator(rng, sc):
     cmd = rng.choice(("standby", "takeover"))
     if sc.groups and rng.random() < 0.5:  # (drawn only with groups: a one-group seed's faults are unchanged)
         cmd = f"migrate {rng.choice(sc.groups).id}"  # `hasync migrate GROUP --to` the other node, on A
-    return Fault("", _role(rng), 0, round(2 * sc.chain_s + sc.deadtime, 4), [[0.0, "command", {"who": "A", "cmd": cmd}]], note=cmd)
+    steps = [[0.0, "command", {"who": "A", "cmd": cmd}]]
+    role = _role(rng)
+    if cmd == "standby" and rng.random() < 0.4:
+        # the operator changes their mind: takeover on the same node while the handover
+        # runs (the peer's start under way: a request that arrives mid-start)
+        at = round(rng.uniform(0.2, 1.0) * sc.chain_s, 4)
+        steps.append([at, "command", {"who": "A", "cmd": "takeover"}])
+        cmd = f"standby, takeover after {at:g} s"
+        role = "active"  # (A hands the chain over, then wants it back)
+    return Fault("", role, 0, round(4 * sc.chain_s + sc.deadtime, 4), steps, note=cmd)
 
 
 def _resource_crash(rng, sc):

@@ -91,6 +91,25 @@ class TakeoverWithoutFence(Membership):
         super().__init__(replace(cfg, fencing_mode="off", fence_configured=False), now, generation, persisted)
 
 
+class HandoverLostInStart(Membership):
+    """The takeover defects of 2026-12-07 (issue 14's operator-unanswered audit): a
+    handover asked for while the chain starts is dropped when the start succeeds (the
+    peer's `hasync takeover` during our start is acknowledged, then lost), and a takeover
+    is asked of the peer once only (not again when the peer could not be asked, or
+    restarted and forgot it): the chain stays where it is, the takeover never finishes."""
+
+    def on_job_done(self, now, res):
+        job = self.job
+        if job is not None and job.id == res.job_id and job.kind in ("start", "restart") and res.ok:
+            self.standby_asks_at_start = self.standby_asks  # what the start's success cleared before the fix
+        return super().on_job_done(now, res)
+
+    def command(self, now, cmd, *args, **kw):
+        r = super().command(now, cmd, *args, **kw)
+        self.takeover_wanted = False  # asked once, or never
+        return r
+
+
 class Boom(Membership):
     """The self-test's FSM bug: a tick raises once the chain runs."""
 
@@ -122,6 +141,7 @@ MUTANTS = {m.name: m for m in (
     Mutant("stop-timeout-ok", "12.3", stop_timeout_counts_as_stopped.__doc__ or "", classify=stop_timeout_counts_as_stopped),
     Mutant("ping-pass-sticky", "12.4", StickyPingPass.__doc__ or "", fsm=StickyPingPass),
     Mutant("no-fence", "-", TakeoverWithoutFence.__doc__ or "", fsm=TakeoverWithoutFence),
+    Mutant("handover-lost", "14", HandoverLostInStart.__doc__ or "", fsm=HandoverLostInStart),
     Mutant("boom", "-", Boom.__doc__ or "", fsm=Boom, hidden=True),
 )}
 

@@ -78,6 +78,13 @@ def await_clean(sim: Sim, extra: float, healed_at: float, started_at: float | No
     started_at: when the fault began (None: the cluster's start-up, not a recovery)."""
     bound = sim.sc.liveness_bound_s
     if sim.run_until(sim.now + extra + bound, until=sim.audit.clean):
+        # an operator command still under way: the person waits for its answer (up to the
+        # bound after it was given) before doing anything else
+        pending = [c for n in sim.node_list if n.daemon is not None for c in n.daemon.accepted]
+        if pending:
+            sim.run_until(max(sim.now, min(c[2] for c in pending) + bound) + 1e-3, until=lambda: not any(
+                n.daemon is not None and n.daemon.accepted for n in sim.node_list))
+        sim.audit.operator_unanswered()
         if started_at is not None:
             res.recovery_s.append(sim.now - started_at)
             res.after_heal_s.append(sim.now - healed_at)

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from hasync.failover.states import JobKind
 
+from . import mutants
 from .audits import AUDITS
 from .mutants import Boom
 from .runner import SeedResult, await_clean
@@ -137,6 +138,24 @@ def case_own_group_stopped() -> bool:
     return sim.audit.fired("own-group-stopped")
 
 
+def case_operator_unanswered() -> bool:
+    """node1 goes standby (node2 starts), and node1's takeover arrives while node2's start
+    runs, on an FSM that loses a handover asked for during a start (a mutant): node2 keeps
+    the chain, node1's takeover never gets a result."""
+    sim = Sim(_scenario(), keep_going=True, fsm_cls=mutants.HandoverLostInStart)
+    sim.power_up()
+    if not sim.run_until(sim.now + sim.sc.liveness_bound_s, until=sim.audit.clean):
+        raise AssertionError("self-test cluster did not settle")
+    act = next(n for n in sim.node_list if n.running)
+    stb = sim.peer_of(act)
+    act.daemon.command(sim.now, "standby")
+    sim.run_until(sim.now + sim.sc.liveness_bound_s, until=lambda: stb.daemon.fsm.role == "starting")
+    act.daemon.command(sim.now, "takeover")
+    sim.run_until(sim.now + 2 * sim.sc.liveness_bound_s)
+    await_clean(sim, 0.0, sim.now, sim.now, SeedResult(0, sim.sc, []))
+    return sim.audit.fired("operator-unanswered")
+
+
 def case_fsm_error() -> bool:
     sim = Sim(_scenario(), keep_going=True, fsm_cls=Boom)
     sim.power_up()
@@ -168,6 +187,7 @@ CASES = {
     "unsafe-start:groups": case_unsafe_start_groups,
     "liveness:groups": case_liveness_groups,
     "own-group-stopped": case_own_group_stopped,
+    "operator-unanswered": case_operator_unanswered,
 }
 assert set(AUDITS) <= set(CASES), "every audit needs a self-test"
 

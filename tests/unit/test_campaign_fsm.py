@@ -156,6 +156,7 @@ def test_partial_chain_mutant_is_found_within_100_seeds():
     ("stop-timeout-ok", ("stop-timeout",), ("unsafe-start", "dual-run")),
     ("ping-pass-sticky", ("ping-loss",), ("tiebreak",)),
     ("no-fence", ("cut-all", "sigstop"), ("unsafe-start", "dual-run")),
+    ("handover-lost", ("operator",), ("operator-unanswered",)),
 ])
 def test_each_mutant_is_found_within_a_bounded_number_of_seeds(name, kinds, audits):
     r = _find(0, 300, 3, audits, mutant=mutants.get(name), kinds=kinds)
@@ -209,7 +210,25 @@ FOUND = {
     "an orphaned agent after SIGKILL": (62, 5, None, "liveness"),
     # the long run of 2026-12-07 (docs/benchmarks.md): takeover started on a stale view
     "takeover before the peer acknowledged it": (2863881429, 3, None, "unsafe-start"),
+    # the operator-unanswered audit's first runs (2026-12-07): takeovers that never finished
+    "takeover given before the peer was heard": (5466, 5, None, "operator-unanswered"),
+    "takeover forgotten by a peer whose daemon restarted": (5942, 5, None, "operator-unanswered"),
+    "auto_failback undoing a takeover at once": (6061, 5, None, "operator-unanswered"),
+    "takeovers on both nodes: nobody runs the chain": (20913, 5, None, "liveness"),
 }
+
+# the same, found with two resource groups (--groups 2)
+FOUND_GROUPS = {
+    "a takeover's group moved by a fault meanwhile": (30609, 5, "operator-unanswered"),
+    "takeovers on both nodes, one group done before the other": (30713, 5, "operator-unanswered"),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(FOUND_GROUPS))
+def test_the_seed_that_found_each_groups_defect_is_clean(defect):
+    seed, n, _audit = FOUND_GROUPS[defect]
+    r = run_seed(seed, n, groups=2)
+    assert not r.violations, f"{defect}: {r.violations[0].audit}; replay: {replay_command(seed, n, None, None)} --groups 2"
 
 
 @pytest.mark.parametrize("defect", sorted(FOUND))

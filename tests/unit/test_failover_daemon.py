@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -248,6 +249,67 @@ def test_the_control_server_answers_a_bad_request_and_goes_on(tmp_path):
     b.sendall(b'{"cmd": "status"}\n')
     srv._on_readable(a)
     assert json.loads(b.recv(65536)) == {"role": "active"}
+
+
+class _WaitingFsm:
+    """Accepts every command and never finishes one (the control server's view)."""
+
+    role = "active"
+    peer = SimpleNamespace(role="standby", state="up")
+
+    def command(self, now, cmd, **kw):
+        return True, f"{cmd} under way", []
+
+    def command_result(self, cmd, node=""):
+        return None
+
+
+class _WaitingEx:
+    dirty = False
+    timeline = SimpleNamespace(last=None)
+
+    def apply(self, actions):
+        pass
+
+    def after(self):
+        pass
+
+
+def test_a_later_command_ends_an_earlier_waiting_one_and_says_so(tmp_path):
+    """`hasync standby` still waiting when the operator runs `hasync takeover` on the same
+    node: the standby's client is told it is over, superseded, instead of waiting for a
+    result that will never come (the campaign's operator-unanswered audit). The same
+    command twice shares one result: both keep waiting."""
+    import socket as socketlib
+
+    srv = ControlServer(tmp_path / "s.sock", Poller(), _WaitingEx(), _WaitingFsm(), local="node1", peer="node2",
+                        status=dict, clock_now=time.monotonic)
+
+    def send(line: bytes):
+        a, b = socketlib.socketpair()
+        srv.conns[a] = bytearray()
+        b.sendall(line)
+        srv._on_readable(a)
+        b.settimeout(1)
+        return a, b
+
+    def lines(b) -> list[dict]:
+        b.setblocking(False)
+        try:
+            data = b.recv(65536)
+        except BlockingIOError:
+            return []
+        return [json.loads(x) for x in data.splitlines()]
+
+    a1, b1 = send(b'{"cmd": "standby"}\n')
+    a2, b2 = send(b'{"cmd": "standby"}\n')
+    assert [x.get("done") for x in lines(b1)] == [None] and [x.get("done") for x in lines(b2)] == [None]
+    a3, b3 = send(b'{"cmd": "takeover"}\n')
+    for b in (b1, b2):
+        last = lines(b)[-1]
+        assert last["done"] is True and last["ok"] is False and last["why"] == "superseded by `hasync takeover`"
+    assert [w.cmd for w in srv.waiting] == ["takeover"]
+    assert lines(b3)[0]["ok"] is True
 
 
 def test_a_running_daemon_survives_bad_requests_and_keeps_its_state_files(tmp_path, signals_restored):

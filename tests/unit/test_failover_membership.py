@@ -722,3 +722,58 @@ def test_takeover_does_not_start_on_a_view_of_the_peer_older_than_the_request():
     verdict, _ = run_until_done(sim, sim.n1, "takeover")
     assert verdict is True and sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
     assert sim.both_held == 0
+
+
+# The campaign's operator-unanswered audit (issue 14): an accepted `hasync takeover` must
+# finish. Each of these left it waiting for ever (the CLI until --wait ran out).
+
+
+def test_takeover_given_before_the_peer_is_heard_asks_it_once_it_is_up():
+    """fsm seed 5466: the daemon restarted and the operator ran takeover before the first
+    packet from the active peer: nothing could be asked then, and nothing was later."""
+    sim = settle(Sim())
+    sim.n2.restart()
+    ok, msg, acts = sim.n2.fsm.command(sim.now, "takeover")
+    assert ok and sim.n2.fsm.peer.state not in ("up", "unverified")  # not heard yet
+    sim.n2.handle(acts)
+    verdict, _ = run_until_done(sim, sim.n2, "takeover")
+    assert verdict is True and sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby"
+    assert sim.both_held == 0
+
+
+def test_takeover_asked_again_of_a_peer_whose_daemon_restarted_before_it_released():
+    """fsm seed 5942: the peer acknowledged the takeover's request, then its daemon
+    restarted (a stop that failed, a fence-self) and, having forgotten it, kept or took
+    the chain: the request is made again."""
+    sim = settle(Sim())
+    ok, _, acts = sim.n2.fsm.command(sim.now, "takeover")
+    sim.n2.handle(acts)
+    sim.n1.job_time = 5.0  # its stop hangs ...
+    while sim.n2.fsm.request:  # (until node2 has node1's acknowledgement)
+        sim.step()
+    assert sim.n1.fsm.standby_req and sim.n1.fsm.role == "stopping"
+    sim.n1.job_time = 0.03
+    sim.n1.running_at_start = RES  # ... its daemon restarts and adopts what runs
+    sim.n1.restart()
+    verdict, _ = run_until_done(sim, sim.n2, "takeover", limit=3.0)
+    assert verdict is True and sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby"
+    assert sim.both_held == 0
+
+
+def test_a_takeover_while_the_peer_looked_dead_is_not_undone_by_auto_failback():
+    """fsm seed 6061: the takeover finished, and in the same instant auto_failback handed
+    the chain back to the preferred peer: the operator's takeover never said done."""
+    sim = settle(Sim(auto_failback=True, fence_retry=0.1))
+    sim.n2.fence_ok = False
+    sim.n1.alive = False
+    sim.run(0.3)  # node1 declared dead; its fence fails: no takeover yet
+    assert sim.n2.fsm.peer.state == "dead" and sim.n2.fsm.role in ("standby", "acquiring") and not sim.n2.fsm.owned
+    ok, _, acts = sim.n2.fsm.command(sim.now, "takeover")
+    sim.n2.handle(acts)
+    sim.n2.fence_ok = True
+    verdict, _ = run_until_done(sim, sim.n2, "takeover")
+    assert verdict is True and sim.n2.fsm.role == "active"
+    sim.n1.restart()  # the preferred node comes back: it stands by, as when asked at the time
+    sim.run(1.0)
+    assert sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby" and not sim.n2.kinds("failback")
+    assert sim.both_held == 0

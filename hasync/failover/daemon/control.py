@@ -186,6 +186,12 @@ class ControlServer:
             self._last(conn, reply)
             return
         self._send(conn, reply)
+        for w in list(self.waiting):  # an earlier command this one replaces is over, not done
+            if not w.dead and protocol.supersedes((cmd, group), (w.cmd, w.group)):
+                f = self.fsm
+                self._send(w.conn, protocol.done(False, f.role, f.peer.role, f.peer.state, self.executor.timeline.last,
+                                                 why=f"superseded by `hasync {cmd}`"))
+                self._close(w.conn)  # (and out of self.waiting)
         self.waiting.append(Waiting(conn, cmd, now, node, group))
         self.executor.apply(actions)  # (the command's own "command" event opens the timeline record)
         self.executor.after()
