@@ -235,6 +235,22 @@ def test_resource_runs_the_script_and_reads_it_as_the_chain_does(tmp_path, capsy
     assert cli.main(["resource", "nope", "stop", *base]) == 2
 
 
+def test_resource_json_gives_every_command_and_its_outcome(tmp_path, capsys):
+    cfg = script_cluster(tmp_path)
+    base = ["--run-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state"), "-c", str(cfg)]
+    assert cli.main(["resource", "demo", "monitor", "--json", *base]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["resource"], doc["op"], doc["outcome"], doc["exit"]) == ("demo", "monitor", "stopped", 3)
+    [c] = doc["commands"]
+    assert c["argv"][-1] == "status" and c["exit"] == 3 and "demo status here" in c["stdout"] and c["duration_s"] >= 0
+    assert cli.main(["resource", "demo", "start", "--force", "--json", *base]) == 0
+    assert json.loads(capsys.readouterr().out)["commands"][0]["outcome"] == "ok"
+    assert cli.main(["resource", "demo", "start", "--json", *base]) == 4  # refused: an error object
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ok"] is False
+    assert cli.main(["resource", "demo", "monitor", "--json", "--foreground", *base]) == 2
+    assert "do not go together" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- config show, -c, status
 
 
