@@ -6,7 +6,7 @@ Durations are floats in seconds. Every object keeps where it came from (``src``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 LinkKind = Literal["udp-unicast", "udp-multicast", "udp-broadcast", "serial"]
@@ -170,6 +170,11 @@ class Group:
     preferred_node: str = ""  # "" in a [[group]]: [cluster].preferred_node
     auto_failback: bool | None = None  # None: [heartbeat].auto_failback
     src: str = ""
+    # the group's own storage and NFS exports ([group.storage], [group.nfs]; groups after
+    # the first only: the first group's are [storage] and [nfs]); None: bootstrap lays
+    # down nothing for the group (its chain uses what is already there)
+    storage: Storage | None = None
+    nfs: Nfs | None = None
 
 
 @dataclass(frozen=True)
@@ -227,9 +232,20 @@ class Cluster:
         [cluster] and [heartbeat] values where the group gives none). A top-level chain is
         one group, IMPLICIT_GROUP."""
         groups = self.groups or (Group(IMPLICIT_GROUP, self.resources, src=self.cluster.src),)
-        return tuple(Group(g.id, g.resources, g.preferred_node or self.cluster.preferred_node,
-                           self.heartbeat.auto_failback if g.auto_failback is None else g.auto_failback, g.src)
+        return tuple(replace(g, preferred_node=g.preferred_node or self.cluster.preferred_node,
+                             auto_failback=self.heartbeat.auto_failback if g.auto_failback is None else g.auto_failback)
                      for g in groups)
+
+    def group_storage(self) -> tuple[GroupStorage, ...]:
+        """The storage bootstrap lays down, per group that has any: the first group's is
+        [storage] and [nfs], a later group's its [group.storage] and [group.nfs]."""
+        out = []
+        for i, g in enumerate(self.resource_groups()):
+            if i == 0:
+                out.append(GroupStorage(g, self.storage, self.nfs))
+            elif g.storage is not None:
+                out.append(GroupStorage(g, g.storage, g.nfs or Nfs(grace_time=self.nfs.grace_time, lease_time=self.nfs.lease_time)))
+        return tuple(out)
 
     def group(self, gid: str) -> Group:
         for g in self.resource_groups():
@@ -248,6 +264,15 @@ class Cluster:
         if len(others) != 1:
             raise KeyError(f"{name!r} has no single peer in {self.path}")
         return others[0]
+
+
+@dataclass(frozen=True)
+class GroupStorage:
+    """One group's storage as bootstrap lays it down (``Cluster.group_storage``)."""
+
+    group: Group
+    storage: Storage
+    nfs: Nfs
 
 
 @dataclass(frozen=True)

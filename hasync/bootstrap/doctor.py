@@ -157,7 +157,12 @@ def check_config(cluster: model.Cluster, profile: model.Profile | None = None) -
     missing = [e.path for e in cluster.nfs.exports if e.fsid is None]
     if missing:
         out.append(Finding("export-fsid", "warning", "cluster", f"exports without fsid=: {', '.join(missing)} (file handles carry the device number)", "set fsid = N on every [[nfs.export]]"))
-    if cluster.nfs.exports and not cluster.nfs.state_dir:
+    serving = [gs.group.id for gs in cluster.group_storage() if gs.nfs.exports or gs.nfs.vip]
+    if len(serving) > 1:
+        out.append(Finding("nfs-state-dir", "warning", "cluster", f"groups {' and '.join(serving)} both serve NFS: /var/lib/nfs stays on each node "
+                           "(one nfsd per node), so the NFSv3 locks and NFSv4 state of a group that moves are not reclaimed",
+                           "none within hasync: clients re-take their locks outside a grace period (docs/bootstrap.md, \"Several groups serving NFS\")"))
+    elif cluster.nfs.exports and not cluster.nfs.state_dir:
         out.append(Finding("nfs-state-dir", "warning", "cluster", "nfs.state_dir is not set: locks and NFSv4 recovery state are lost on failover", "set [nfs] state_dir to a directory on the replicated filesystem"))
     return out
 

@@ -164,16 +164,18 @@ def merged_filter(existing: Sequence[str], accept: Sequence[str], reject: Sequen
     return ours + [e for e in existing if e not in ours and not is_catch_all_accept(e)]
 
 
-def wanted_filter(existing: Sequence[str], drbd_device: str, disk_names: Sequence[str], use_drbd: bool) -> list[str]:
-    """The filter hasync wants: with DRBD, the DRBD device accepted and the backing disk
+def wanted_filter(existing: Sequence[str], disks: Sequence[tuple[str, Sequence[str], bool]]) -> list[str]:
+    """The filter hasync wants for *disks*, one (DRBD device, backing disk's stable names,
+    use_drbd) per resource group: with DRBD, the DRBD device accepted and the backing disk
     rejected by every stable name; without DRBD the disk is the PV and must stay visible
     (accepted first only when the host's own patterns would hide it)."""
-    if use_drbd:
-        return merged_filter(existing, [drbd_device], list(disk_names))
-    kept = merged_filter(existing, [], [])
-    if accepts(kept, disk_names):
+    accept = [dev for dev, names, drbd in disks if drbd and names]
+    reject = [n for _, names, drbd in disks if drbd for n in names]
+    kept = merged_filter(existing, accept, reject) if accept else merged_filter(existing, [], [])
+    plain = [names[0] for _, names, drbd in disks if not drbd and names and not accepts(kept, names)]
+    if not accept and not plain:
         return kept
-    return merged_filter(existing, [disk_names[0]], [])
+    return merged_filter(existing, accept + plain, reject)
 
 
 def hidden_vgs(filters: Sequence[Sequence[str]], pvs: Iterable[Mapping[str, str]]) -> set[str]:

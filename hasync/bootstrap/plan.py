@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hasync import model
@@ -103,6 +103,10 @@ class Wanted:
     config_path: str = "/etc/hasync/cluster.toml"
     units: Mapping[str, str] = field(default_factory=dict)  # file name -> text (templates)
     fence_peer_script: str = ""
+    # a later resource group's part (group_parts): its id and position; cluster.storage
+    # and cluster.nfs are then that group's [group.storage] and [group.nfs]
+    group: str = ""
+    group_index: int = 0
 
     # -- derived ----------------------------------------------------------------------
     @property
@@ -127,8 +131,12 @@ class Wanted:
 
     @property
     def fs_label(self) -> str:
-        # ext4 labels hold 16 bytes, xfs 12: "ha-" + the cluster name, cut to fit.
-        return ("ha-" + self.cluster.cluster.name)[:12]
+        # ext4 labels hold 16 bytes, xfs 12: "ha-" + the cluster name, cut to fit; a
+        # later group's ends in "-" + its id (cut to 5) so the two filesystems differ
+        if self.group_index == 0:
+            return ("ha-" + self.cluster.cluster.name)[:12]
+        tail = "-" + self.group[:5]
+        return ("ha-" + self.cluster.cluster.name)[: 12 - len(tail)] + tail
 
     @property
     def vip_address(self) -> str:
@@ -162,26 +170,29 @@ class Step:
     when: Callable[[Wanted], bool]
     needs: Callable[[Wanted], list[str]]
     plan: Callable[[Wanted, Facts], list[Change]]
+    per_group: bool = False  # run once per resource group's storage (group_parts)
 
 
 # The order steps run in (each is defined in a steps_* module, by area): the host check
 # first (steps_host), files and keys, then DRBD, LVM and the filesystem on it, NFS, and hasync's units last.
+# A per_group step runs once for each group's storage, named "<step>:<group id>" when the
+# cluster has [[group]] tables (group_parts); the others once per node, over every group.
 STEP_ORDER = (
     "host", "config", "dirs", "auth-key", "ssh-key", "ssh-trust",
     "drbd-config", "drbd-metadata", "drbd-boot", "drbd-up", "drbd-primary", "drbd-sync",
     "lvm-config", "lvm-devices", "lvm-volumes", "filesystem", "mount",
-    "nfs-state", "nfs-v4", "sm-notify", "nfs-boot-off", "exports", "nfslock-stop", "boot-noise",
+    "nfs-state", "nfs-v4", "sm-notify", "nfs-boot-off", "nfs-boot-on", "exports", "nfslock-stop", "boot-noise",
     "units",
 )
 STEPS: list[Step] = []  # in STEP_ORDER once every steps_* module is imported (end of this module)
 
 
-def step(name: str, *, when: Callable[[Wanted], bool] = lambda w: True, needs=lambda w: []):
+def step(name: str, *, when: Callable[[Wanted], bool] = lambda w: True, needs=lambda w: [], per_group: bool = False):
     if name not in STEP_ORDER:
         raise ValueError(f"step {name!r} is not in STEP_ORDER")
 
     def deco(fn):
-        STEPS.append(Step(name, (fn.__doc__ or "").strip().splitlines()[0], when, needs, fn))
+        STEPS.append(Step(name, (fn.__doc__ or "").strip().splitlines()[0], when, needs, fn, per_group))
         STEPS.sort(key=lambda s: STEP_ORDER.index(s.name))
         return fn
 
@@ -257,8 +268,46 @@ def peer_is_active(w: Wanted, f: Facts) -> bool:
 # --------------------------------------------------------------------------- driver
 
 
+def group_parts(w: Wanted) -> list[Wanted]:
+    """The wanted state of each group's storage (model.Cluster.group_storage): *w* with
+    cluster.storage and cluster.nfs the group's own, and ``first`` the group's: the node
+    that creates its data is its preferred node (the first group's: *w*'s rule, which
+    also knows --join). Without [[group]] tables: [w]."""
+    if not w.cluster.groups:
+        return [w]
+    index = {g.id: i for i, g in enumerate(w.cluster.groups)}
+    out = []
+    for gs in w.cluster.group_storage():
+        i = index[gs.group.id]
+        first = w.first if i == 0 else w.node == (gs.group.preferred_node or w.cluster.nodes[0].name)
+        out.append(replace(w, cluster=replace(w.cluster, storage=gs.storage, nfs=gs.nfs), group=gs.group.id,
+                           group_index=i, first=first))
+    return out
+
+
+def nfs_parts(w: Wanted) -> list[Wanted]:
+    """The groups that serve NFS (exports or an NFS address of their own)."""
+    return [gw for gw in group_parts(w) if gw.cluster.nfs.exports or gw.cluster.nfs.vip]
+
+
+def _bound(s: Step, gw: Wanted) -> Step:
+    """Step *s* for group part *gw*, named "<step>:<group>" (its changes too)."""
+    name = f"{s.name}:{gw.group}"
+
+    def plan(_w: Wanted, f: Facts) -> list[Change]:
+        return [replace(c, step=name) for c in s.plan(gw, f)]
+
+    return Step(name, f"{s.doc} (group {gw.group})", lambda _w: s.when(gw), lambda _w: s.needs(gw), plan)
+
+
 def active_steps(w: Wanted) -> list[Step]:
-    return [s for s in STEPS if s.when(w)]
+    out: list[Step] = []
+    for s in STEPS:
+        if s.per_group and w.cluster.groups:
+            out += [b for b in (_bound(s, gw) for gw in group_parts(w)) if b.when(w)]
+        elif s.when(w):
+            out.append(s)
+    return out
 
 
 def plan_all(w: Wanted, facts: Facts) -> list[Change]:

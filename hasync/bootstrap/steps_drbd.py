@@ -67,16 +67,16 @@ def _use_drbd(w: Wanted) -> bool:
     return w.st.use_drbd
 
 
-@step("drbd-config", when=_use_drbd, needs=lambda w: [f"file:{w.drbd_res_path}", f"file:{FENCE_PEER}"])
+@step("drbd-config", when=_use_drbd, needs=lambda w: [f"file:{w.drbd_res_path}", f"file:{FENCE_PEER}"], per_group=True)
 def plan_drbd_config(w: Wanted, f: Facts) -> list[Change]:
     """The DRBD resource file (protocol, fencing handler, split-brain policies)."""
     out = write_change("drbd-config", f, w.drbd_res_path, render_drbd_res(w), 0o644)
-    if w.cluster.fencing.mode != "off" and w.fence_peer_script:
+    if w.cluster.fencing.mode != "off" and w.fence_peer_script and w.group_index == 0:  # one handler serves every group
         out += write_change("drbd-config", f, FENCE_PEER, w.fence_peer_script, 0o755, "DRBD's fence-peer handler runs the cluster's fencing command")
     return out
 
 
-@step("drbd-metadata", when=_use_drbd, needs=lambda w: [f"signatures:{w.disk}", f"drbd_status:{w.st.drbd_resource}"])
+@step("drbd-metadata", when=_use_drbd, needs=lambda w: [f"signatures:{w.disk}", f"drbd_status:{w.st.drbd_resource}"], per_group=True)
 def plan_drbd_md(w: Wanted, f: Facts) -> list[Change]:
     """DRBD metadata on the backing disk (create-md), never over existing data."""
     if f[f"drbd_status:{w.st.drbd_resource}"]["up"]:
@@ -101,7 +101,7 @@ def plan_drbd_boot(w: Wanted, f: Facts) -> list[Change]:
     return service_onoff("drbd-boot", w, f, w.services("drbd"), on, "drbd at boot per profile" if on else "drbd not at boot per profile")
 
 
-@step("drbd-up", when=_use_drbd, needs=lambda w: [f"drbd_status:{w.st.drbd_resource}"])
+@step("drbd-up", when=_use_drbd, needs=lambda w: [f"drbd_status:{w.st.drbd_resource}"], per_group=True)
 def plan_drbd_up(w: Wanted, f: Facts) -> list[Change]:
     """The resource attached and connecting."""
     if f[f"drbd_status:{w.st.drbd_resource}"]["up"]:
@@ -147,7 +147,7 @@ def _not_first_sync(w: Wanted, s: dict, gi: dict | None) -> str:
     return ""
 
 
-@step("drbd-primary", when=lambda w: w.st.use_drbd and w.first, needs=_primary_needs)
+@step("drbd-primary", when=lambda w: w.st.use_drbd and w.first, needs=_primary_needs, per_group=True)
 def plan_drbd_primary(w: Wanted, f: Facts) -> list[Change]:
     """First node only: Primary; --force only on the very first sync (brand-new metadata)."""
     s = f[f"drbd_status:{w.st.drbd_resource}"]
@@ -192,7 +192,7 @@ def _stale_refusal(w: Wanted, why_not: str) -> str:
     )
 
 
-@step("drbd-sync", when=_use_drbd, needs=lambda w: [f"drbd_status:{w.st.drbd_resource}"])
+@step("drbd-sync", when=_use_drbd, needs=lambda w: [f"drbd_status:{w.st.drbd_resource}"], per_group=True)
 def plan_drbd_sync(w: Wanted, f: Facts) -> list[Change]:
     """Wait for a running initial sync to finish (progress bar and rate)."""
     s = f[f"drbd_status:{w.st.drbd_resource}"]

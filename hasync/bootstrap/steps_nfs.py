@@ -10,7 +10,9 @@ from hasync.bootstrap.plan import (
     Facts,
     Wanted,
     drbd_key,
+    group_parts,
     mkdir_change,
+    nfs_parts,
     peer_is_active,
     service_onoff,
     step,
@@ -54,7 +56,16 @@ def nfs_conf_path(w: Wanted) -> str:
     return w.p("nfs_conf", "")
 
 
-@step("nfs-v4", when=lambda w: bool(nfs_conf_path(w)) and bool(w.cluster.nfs.exports), needs=lambda w: [f"file:{nfs_conf_path(w)}"])
+def several_nfs(w: Wanted) -> bool:
+    """Several resource groups serve NFS: one nfsd per node outside the groups (docs/bootstrap.md)."""
+    return len(nfs_parts(w)) > 1
+
+
+def _any_exports(w: Wanted) -> bool:
+    return any(gw.cluster.nfs.exports for gw in group_parts(w))
+
+
+@step("nfs-v4", when=lambda w: bool(nfs_conf_path(w)) and _any_exports(w), needs=lambda w: [f"file:{nfs_conf_path(w)}"])
 def plan_nfs_v4(w: Wanted, f: Facts) -> list[Change]:
     """nfs.conf: NFSv4 grace and lease from [nfs]; the v4 client records kept on the replicated disk."""
     path = nfs_conf_path(w)
@@ -77,7 +88,9 @@ def plan_nfs_v4(w: Wanted, f: Facts) -> list[Change]:
     return [Change("nfs-v4", "write", why, path=path, data=new, old=old)]
 
 
-@step("sm-notify", when=lambda w: bool(w.cluster.nfs.vip), needs=lambda w: [f"file:{w.p('sm_notify_conf', '/etc/nfs.conf')}"])
+# several NFS groups: the node's one statd cannot take both addresses as its name; each
+# group's nfsnotify resource notifies from its own address instead
+@step("sm-notify", when=lambda w: bool(w.cluster.nfs.vip) and not several_nfs(w), needs=lambda w: [f"file:{w.p('sm_notify_conf', '/etc/nfs.conf')}"])
 def plan_sm_notify(w: Wanted, f: Facts) -> list[Change]:
     """sm-notify tells clients of the reboot from the cluster address (-v VIP)."""
     path = w.p("sm_notify_conf", "/etc/nfs.conf")
@@ -102,18 +115,30 @@ def _nfs_services(w: Wanted) -> tuple[str, ...]:
     return w.services("nfsboot") + w.services("nfsserver") + w.services("nfslock")
 
 
-@step("nfs-boot-off", needs=lambda w: [f"enabled:{s}" for s in _nfs_services(w)])
+@step("nfs-boot-off", when=lambda w: not several_nfs(w), needs=lambda w: [f"enabled:{s}" for s in _nfs_services(w)])
 def plan_nfs_boot_off(w: Wanted, f: Facts) -> list[Change]:
     """NFS services are started by the cluster, never at boot."""
     return service_onoff("nfs-boot-off", w, f, _nfs_services(w), False, "the cluster starts it on the active node")
 
 
+@step("nfs-boot-on", when=several_nfs, needs=lambda w: [f"enabled:{s}" for s in _nfs_services(w)])
+def plan_nfs_boot_on(w: Wanted, f: Facts) -> list[Change]:
+    """Several NFS groups: nfsd and statd run on both nodes from boot, outside the groups."""
+    on = w.services("nfsserver") + w.services("nfslock")
+    return (service_onoff("nfs-boot-on", w, f, on, True, "one nfsd per node serves every group it holds; each group moves "
+                                                          "only its filesystem, exports and address")
+            + service_onoff("nfs-boot-on", w, f, w.services("nfsboot"), False, "the boot notice would come from the node's own "
+                                                                              "address, which no client mounted"))
+
+
 def render_exports(w: Wanted) -> list[str]:
-    lines = []
-    for i, e in enumerate(w.cluster.nfs.exports):
-        fsid = e.fsid if e.fsid is not None else i + 1
-        lines.append(edit.export_line(e.path, e.clients, e.options, fsid, w.st.mount_point))
-    return lines
+    """Every group's exports, each with its group's mount point (mountpoint=: mountd
+    exports it only while the group's filesystem is mounted on this node, so the node's
+    one nfsd serves exactly the groups it holds); an export without fsid= gets its
+    position among them all."""
+    exports = [(e, gw.st.mount_point) for gw in group_parts(w) for e in gw.cluster.nfs.exports]
+    return [edit.export_line(e.path, e.clients, e.options, e.fsid if e.fsid is not None else i + 1, mp)
+            for i, (e, mp) in enumerate(exports)]
 
 
 def _export_dirs(w: Wanted) -> list[str]:
@@ -123,19 +148,23 @@ def _export_dirs(w: Wanted) -> list[str]:
 
 
 def _exports_needs(w: Wanted) -> list[str]:
-    dirs = _export_dirs(w)
-    return [f"file:{w.p('exports', '/etc/exports')}"] + [f"path:{d}" for d in dirs] + (drbd_key(w) if dirs else [])
+    keys = [f"file:{w.p('exports', '/etc/exports')}"]
+    for gw in group_parts(w):
+        dirs = _export_dirs(gw)
+        keys += [f"path:{d}" for d in dirs] + (drbd_key(gw) if dirs else [])
+    return list(dict.fromkeys(keys))
 
 
-@step("exports", when=lambda w: bool(w.cluster.nfs.exports), needs=_exports_needs)
+@step("exports", when=_any_exports, needs=_exports_needs)
 def plan_exports(w: Wanted, f: Facts) -> list[Change]:
     """/etc/exports with a fixed fsid= (file handles survive failover) and mountpoint;
-    the exported directories made on the replicated filesystem (first node)."""
+    the exported directories made on the replicated filesystem (each group's first node)."""
     out: list[Change] = []
-    dirs = _export_dirs(w)
-    if dirs and not peer_is_active(w, f):
-        for d in dirs:
-            out += mkdir_change("exports", f, d, 0o755, "exported directory on the replicated filesystem")
+    for gw in group_parts(w):
+        dirs = _export_dirs(gw)
+        if dirs and not peer_is_active(gw, f):
+            for d in dirs:
+                out += mkdir_change("exports", f, d, 0o755, "exported directory on the replicated filesystem")
     path = w.p("exports", "/etc/exports")
     old = f[f"file:{path}"]
     new = edit.managed_block(old or "", render_exports(w))

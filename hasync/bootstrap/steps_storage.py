@@ -9,6 +9,7 @@ from hasync.bootstrap.plan import (
     Facts,
     Wanted,
     drbd_key,
+    group_parts,
     guard,
     mkdir_change,
     peer_is_active,
@@ -32,8 +33,7 @@ def _autoactivation(w: Wanted) -> str:
 
 def _lvm_needs(w: Wanted) -> list[str]:
     keys = [f"file:{lvm_conf_path(w)}", f"path:{w.p('lvm_cache', '/etc/lvm/cache/.cache')}"]
-    if w.disk:
-        keys.append(f"devlinks:{w.disk}")
+    keys += [f"devlinks:{gw.disk}" for gw in group_parts(w) if gw.disk]
     mode, _ = lvmconf.access(w.cluster)
     if _autoactivation(w) == "auto_activation_volume_list" or mode == "tagging":
         keys += ["vgs", "pvs"]
@@ -50,16 +50,18 @@ def disk_names(w: Wanted, f: Facts) -> list[str]:
 
 def _filters(w: Wanted, f: Facts, text: str) -> tuple[str, list[tuple[str, list[str]]]]:
     """lvm.conf with hasync's filter merged into the profile's key (and into the other
-    key too when the host set it: a device must pass both); and the resulting filters."""
+    key too when the host set it: a device must pass both); and the resulting filters.
+    Every resource group's devices are in it: one lvm.conf serves the node's groups."""
     key = str(w.o("lvm_filter_key", "global_filter"))
-    names = disk_names(w, f)
+    disks = [(gw.st.drbd_device, disk_names(gw, f), gw.st.use_drbd) for gw in group_parts(w) if gw.st.use_lvm]
+    names = [n for _, ns, _ in disks for n in ns]
     out = []
     for k in (key, "filter" if key == "global_filter" else "global_filter"):
         raw = edit.lvm_get(text, "devices", k)
         if raw is None and k != key:
             continue
         existing = lvmconf.parse_list(raw)
-        new = lvmconf.wanted_filter(existing, w.st.drbd_device, names, w.st.use_drbd) if names else existing
+        new = lvmconf.wanted_filter(existing, disks) if names else existing
         new = new or list(lvmconf.LVM_DEFAULT_FILTER)  # LVM refuses an empty list
         if new != existing:
             why = ("the DRBD device accepted, every stable name of the backing disk rejected (it carries "
@@ -73,7 +75,8 @@ def _other_vgs(w: Wanted, f: Facts, filters: list[list[str]]) -> list[str]:
     """The host's VGs but the cluster's, leaving out any the filters hide: a VG listed for
     activation must be one LVM can see (a VG the filter hides would fail to activate)."""
     hidden = lvmconf.hidden_vgs(filters, f["pvs"] or [])
-    return sorted(r["vg_name"] for r in (f["vgs"] or []) if r["vg_name"] != w.st.vg and r["vg_name"] not in hidden)
+    ours = {gw.st.vg for gw in group_parts(w)}
+    return sorted(r["vg_name"] for r in (f["vgs"] or []) if r["vg_name"] not in ours and r["vg_name"] not in hidden)
 
 
 @step("lvm-config", when=_use_lvm, needs=_lvm_needs)
@@ -130,7 +133,7 @@ def _devices_file(w: Wanted) -> str:
 
 
 def _devices_needs(w: Wanted) -> list[str]:
-    return ["lvm_setting:devices/use_devicesfile", f"file:{_devices_file(w)}"] + ([f"devlinks:{w.disk}"] if w.disk else [])
+    return ["lvm_setting:devices/use_devicesfile", f"file:{_devices_file(w)}"] + [f"devlinks:{gw.disk}" for gw in group_parts(w) if gw.disk]
 
 
 @step("lvm-devices", when=_use_lvm, needs=_devices_needs)
@@ -139,6 +142,14 @@ def plan_lvm_devices(w: Wanted, f: Facts) -> list[Change]:
     entries = lvmconf.parse_devices_file(f[f"file:{_devices_file(w)}"])
     if f["lvm_setting:devices/use_devicesfile"] != "1" or entries is None:
         return []  # no devices file in use: the filter (step lvm-config) decides
+    out: list[Change] = []
+    for gw in group_parts(w):  # every resource group's devices: one devices file per node
+        if gw.st.use_lvm:
+            out += _devices_changes(gw, f, entries)
+    return out
+
+
+def _devices_changes(w: Wanted, f: Facts, entries: list[dict[str, str]]) -> list[Change]:
     names = disk_names(w, f)
     out: list[Change] = []
     if w.st.use_drbd:
@@ -171,7 +182,7 @@ def _system_id(w: Wanted, f: Facts) -> str:
     return str(f.get("lvm_systemid") or "")
 
 
-@step("lvm-volumes", when=lambda w: w.st.use_lvm and w.first, needs=_volumes_needs)
+@step("lvm-volumes", when=lambda w: w.st.use_lvm and w.first, needs=_volumes_needs, per_group=True)
 def plan_lvm_volumes(w: Wanted, f: Facts) -> list[Change]:
     """First node only: PV on the DRBD device, the cluster VG, the LV."""
     if peer_is_active(w, f):
@@ -215,7 +226,7 @@ def plan_lvm_volumes(w: Wanted, f: Facts) -> list[Change]:
 # --------------------------------------------------------------------------- filesystem
 
 
-@step("filesystem", when=lambda w: w.first, needs=lambda w: [f"signatures:{w.fs_device}", *drbd_key(w)])
+@step("filesystem", when=lambda w: w.first, needs=lambda w: [f"signatures:{w.fs_device}", *drbd_key(w)], per_group=True)
 def plan_filesystem(w: Wanted, f: Facts) -> list[Change]:
     """First node only: mkfs on the cluster device, never over existing data."""
     if peer_is_active(w, f):
@@ -238,7 +249,7 @@ def _mount_needs(w: Wanted) -> list[str]:
     return [f"path:{w.st.mount_point}", f"file:{w.p('fstab', '/etc/fstab')}"] + (["mounts", *drbd_key(w)] if w.first else [])
 
 
-@step("mount", needs=_mount_needs)
+@step("mount", needs=_mount_needs, per_group=True)
 def plan_mount(w: Wanted, f: Facts) -> list[Change]:
     """The mount point on both nodes, not in fstab; mounted on the first node for setup."""
     st = w.st

@@ -163,7 +163,7 @@ def _build(r: Reader, base: Path) -> model.Cluster:
             if not info["preferred_node"]:
                 info["preferred_node"] = hnode
     elif "group" in top:
-        groups = sections.groups(r, top["group"], names)
+        groups = sections.groups(r, top["group"], names, storage, nfs)
     else:
         resources = sections.resources(r, top.get("resource", []))
     if groups:
@@ -191,6 +191,11 @@ def _build(r: Reader, base: Path) -> model.Cluster:
     first = per_group[0][1]
     chain_rules.vip(r, first, nfs)
     chain_rules.storage(r, first, storage, present="storage" in top)
+    for i, (g, seen) in enumerate(per_group[1:], 1):  # a later group against its own [group.storage], [group.nfs]
+        if g.storage is not None:
+            chain_rules.storage(r, seen, g.storage, present=True, at=("group", i, "storage"))
+        if g.nfs is not None:
+            chain_rules.vip(r, seen, g.nfs, at=("group", i, "nfs"))
     group_rules.distinct(r, per_group)
     group_rules.nfs(r, per_group, nfs)
     net_rules.links(r, hb, storage)
@@ -211,6 +216,8 @@ def _build(r: Reader, base: Path) -> model.Cluster:
         profile=profile,
         groups=groups,
     )
+    if groups:
+        group_rules.storage(r, cluster.group_storage(), {g.id: i for i, g in enumerate(groups)})
     for problem in packet_problems(cluster):
         r.error(problem.path, problem.message)
     return cluster

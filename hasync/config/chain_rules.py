@@ -178,17 +178,18 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def vip(r: Reader, seen: list[Seen], nfs: model.Nfs) -> None:
-    """[nfs].vip (sm-notify's address) against the addresses the chain brings up."""
+def vip(r: Reader, seen: list[Seen], nfs: model.Nfs, at: tuple = ("nfs",)) -> None:
+    """[nfs].vip (sm-notify's address; a later group's [group.nfs].vip at *at*) against the
+    addresses the chain brings up."""
     ups = [(s, _ip(s.params.get("ip") or s.params.get("ipv6addr", ""))) for s in seen if s.role == "ip"]
     ups = [(s, a) for s, a in ups if a is not None]
-    want = _ip(nfs.vip) if nfs.vip and not r.is_bad(("nfs", "vip")) and _ip(nfs.vip) != _ip(PLACEHOLDER) else None
+    want = _ip(nfs.vip) if nfs.vip and not r.is_bad(at + ("vip",)) and _ip(nfs.vip) != _ip(PLACEHOLDER) else None
     if want is not None and seen:
         if not ups:
-            r.warn(("nfs", "vip"), f"no resource of the chain brings up {nfs.vip}: add an IPaddr2 resource with ip = \"{want}\"")
+            r.warn(at + ("vip",), f"no resource of the chain brings up {nfs.vip}: add an IPaddr2 resource with ip = \"{want}\"")
         elif all(a != want for _, a in ups):
             brought = ", ".join(f"{a} ({_name(s)})" for s, a in ups)
-            r.error(("nfs", "vip"), f"{want} (where sm-notify tells clients of a failover) is not the address the chain brings up: "
+            r.error(at + ("vip",), f"{want} (where sm-notify tells clients of a failover) is not the address the chain brings up: "
                                     f"{brought}; clients mount one and ignore notices from the other, so their locks are lost: "
                                     "make them the same")
         elif "/" in nfs.vip:
@@ -215,11 +216,12 @@ def _dev(path: str) -> str:
     return posixpath.normpath(path) if path.startswith("/") else path
 
 
-def storage(r: Reader, seen: list[Seen], st: model.Storage, *, present: bool) -> None:
-    """[storage] (what bootstrap builds) against the chain's DRBD, LVM and Filesystem."""
-    if not present or r.is_bad(("storage",)):
+def storage(r: Reader, seen: list[Seen], st: model.Storage, *, present: bool, at: tuple = ("storage",)) -> None:
+    """[storage] (what bootstrap builds; a later group's [group.storage] at *at*) against the
+    chain's DRBD, LVM and Filesystem."""
+    if not present or r.is_bad(at):
         return
-    ok = lambda key: not r.is_bad(("storage", key))  # noqa: E731
+    ok = lambda key: not r.is_bad(at + (key,))  # noqa: E731
     by_role = {role: [s for s in seen if s.role == role] for role in STORAGE_ROLES}
     for s in by_role["drbd"]:
         got = s.params.get("drbd_resource", "")
@@ -241,7 +243,7 @@ def storage(r: Reader, seen: list[Seen], st: model.Storage, *, present: bool) ->
     here = [s for s in fs if _dev(s.params["directory"]) == _dev(st.mount_point)]
     if not here:
         dirs = ", ".join(f"{s.params['directory']} ({_name(s)})" for s in fs)
-        r.error(("storage", "mount_point"), f"{st.mount_point} is where bootstrap makes the filesystem and the exports, but "
+        r.error(at + ("mount_point",), f"{st.mount_point} is where bootstrap makes the filesystem and the exports, but "
                                             f"the chain mounts {dirs}: make them the same")
         return
     devices = _devices(st)

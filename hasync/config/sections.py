@@ -66,7 +66,12 @@ EXPORT = (Field("path", "str", True), Field("clients", "str"), Field("options", 
 RESOURCE = (*(Field(k, "str", True) for k in ("id", "type", "agent")), Field("args", "strlist"), Field("params", "paramsmap"),
             *fields("duration", "start_timeout", "stop_timeout", "monitor_timeout", "monitor_interval"), Field("max_restarts", "int"),
             Field("promotable", "bool"))
-GROUP = (Field("id", "str", True), Field("preferred_node", "str"), Field("auto_failback", "bool"), Field("resource", "tables"))
+GROUP = (Field("id", "str", True), Field("preferred_node", "str"), Field("auto_failback", "bool"), Field("resource", "tables"),
+         Field("storage", "tables"), Field("nfs", "tables"))
+# [group.nfs]: a group's own exports and address; grace, lease and state_dir are the node's
+# nfsd's (one per node, outside the groups), so they stay in [nfs]
+GROUP_NFS = (Field("vip", "str"), Field("export", "tables"))
+GROUP_NFS_NODE_WIDE = ("state_dir", "grace_time", "lease_time")
 FENCING = (Field("mode", "str"), Field("command", "argv"), Field("timeout", "duration"), Field("on_stop_failure", "str"),
            Field("self_command", "argv"))
 
@@ -255,9 +260,9 @@ def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def storage(r: Reader, raw: Any, names: list[str]) -> model.Storage:
-    P = ("storage",)
-    v = read(r, raw, P, STORAGE, model.Storage())
+def storage(r: Reader, raw: Any, names: list[str], P: tuple = ("storage",), defaults: model.Storage | None = None) -> model.Storage:
+    """[storage], or a later group's [group.storage] at *P* (its *defaults*: [storage]'s)."""
+    v = read(r, raw, P, STORAGE, defaults or model.Storage())
     for key in ("disks", "replication"):
         for n in v[key]:
             if names and n not in names:
@@ -284,9 +289,12 @@ def storage(r: Reader, raw: Any, names: list[str]) -> model.Storage:
     return model.Storage(**v, src=r.where(P))
 
 
-def nfs(r: Reader, raw: Any) -> model.Nfs:
-    P = ("nfs",)
-    v = read(r, raw, P, NFS, model.Nfs())
+def nfs(r: Reader, raw: Any, P: tuple = ("nfs",), defaults: model.Nfs | None = None, table: tuple[Field, ...] = NFS) -> model.Nfs:
+    """[nfs], or a later group's [group.nfs] at *P* (*table* GROUP_NFS; grace and lease:
+    [nfs]'s, *defaults*)."""
+    v = read(r, raw, P, table, defaults or model.Nfs())
+    for f in NFS:
+        v.setdefault(f.key, getattr(defaults or model.Nfs(), f.key, None))
     if v["vip"]:
         check_ip(r, P + ("vip",), v["vip"], cidr_ok=True)
     for key in ("grace_time", "lease_time"):  # nfsd takes whole seconds, 10-3600 (nfs.conf(5), rpc.nfsd(8))
@@ -352,9 +360,11 @@ def resources(r: Reader, raw: Any, at: tuple = ("resource",), taken: tuple[model
     return tuple(out)
 
 
-def groups(r: Reader, raw: Any, names: list[str]) -> tuple[model.Group, ...]:
-    """[[group]] tables: each an id, its own preferred node and auto_failback, and its
-    ordered [[group.resource]] chain."""
+def groups(r: Reader, raw: Any, names: list[str], st: model.Storage | None = None, nf: model.Nfs | None = None) -> tuple[model.Group, ...]:
+    """[[group]] tables: each an id, its own preferred node and auto_failback, its
+    ordered [[group.resource]] chain, and (groups after the first) its own storage and
+    exports, [group.storage] and [group.nfs], whose keys default to [storage]'s and [nfs]'s
+    (*st*, *nf*)."""
     if not isinstance(raw, list):
         r.error(("group",), "expected [[group]] tables")
         return ()
@@ -374,10 +384,34 @@ def groups(r: Reader, raw: Any, names: list[str]) -> tuple[model.Group, ...]:
         if not chain and not r.is_bad(p):
             r.error(p, f"group {gid!r} has no resources: add its chain as [[group.resource]] tables after it")
         taken += chain
-        out.append(model.Group(gid, chain, pref, v["auto_failback"], r.where(p)))
+        gst, gnfs = _group_storage(r, x, p, names, st, nf)
+        out.append(model.Group(gid, chain, pref, v["auto_failback"], r.where(p), gst, gnfs))
     if not out:
         r.error(("group",), "expected at least one [[group]] table")
     return tuple(out)
+
+
+def _group_storage(r: Reader, x: Any, p: tuple, names: list[str], st: model.Storage | None,
+                   nf: model.Nfs | None) -> tuple[model.Storage | None, model.Nfs | None]:
+    if not isinstance(x, dict) or not ({"storage", "nfs"} & set(x)):
+        return None, None
+    if p[-1] == 0:
+        r.error(p + (next(k for k in ("storage", "nfs") if k in x),),
+                "the first group's storage and exports are [storage] and [nfs]: give them there")
+        return None, None
+    if "storage" not in x:
+        r.error(p + ("nfs",), "[group.nfs] needs [group.storage]: the group's exports live on its own filesystem")
+        return None, None
+    gst = storage(r, x["storage"], names, p + ("storage",), st)
+    if "nfs" not in x:
+        return gst, None
+    raw = x["nfs"]
+    if isinstance(raw, dict):
+        for key in GROUP_NFS_NODE_WIDE:
+            if key in raw:
+                r.error(p + ("nfs", key), f"{key} is the node's nfsd's (one per node, serving every group): set it in [nfs]")
+        raw = {k: v for k, v in raw.items() if k not in GROUP_NFS_NODE_WIDE}
+    return gst, nfs(r, raw, p + ("nfs",), model.Nfs(grace_time=nf.grace_time, lease_time=nf.lease_time) if nf else None, GROUP_NFS)
 
 
 def fencing(r: Reader, raw: Any) -> model.Fencing:

@@ -262,7 +262,8 @@ def test_every_documented_hasync_flag_is_in_its_help():
 # [section] (as cluster.toml spells its header) -> the reader's field table
 SECTIONS = {"cluster": S.CLUSTER, "node": S.NODE, "heartbeat": S.HEARTBEAT, "heartbeat.link": S.LINK, "sync": S.SYNC,
             "sync.on_change": S.ON_CHANGE, "storage": S.STORAGE, "nfs": S.NFS, "nfs.export": S.EXPORT,
-            "resource": S.RESOURCE, "group": S.GROUP, "group.resource": S.RESOURCE, "fencing": S.FENCING}
+            "resource": S.RESOURCE, "group": S.GROUP, "group.resource": S.RESOURCE, "group.storage": S.STORAGE,
+            "group.nfs": S.GROUP_NFS, "group.nfs.export": S.EXPORT, "fencing": S.FENCING}
 TOP_KEYS = {"haresources"}  # keys outside every section
 
 
@@ -347,7 +348,7 @@ def test_config_md_lists_exactly_the_keys_the_reader_knows():
 MODEL = {"cluster": model.ClusterInfo, "node": model.Node, "heartbeat": model.Heartbeat, "heartbeat.link": model.Link,
          "sync": model.Sync, "sync.on_change": model.OnChange, "storage": model.Storage, "nfs": model.Nfs,
          "nfs.export": model.Export, "resource": model.Resource, "group": model.Group, "group.resource": model.Resource,
-         "fencing": model.Fencing}
+         "group.storage": model.Storage, "group.nfs": model.Nfs, "group.nfs.export": model.Export, "fencing": model.Fencing}
 
 
 def test_config_md_defaults_are_the_models():
