@@ -5,6 +5,9 @@
     fab -r failover standby                 # on the active node
     fab -r failover takeover                # on the node that is not active
     fab -r failover migrate --to node2      # [--dry-run]
+    fab -r failover migrate --to node2 --group b   # one resource group only
+    fab -r failover standby --group b       # group b away from the node that runs it
+    fab -r failover takeover --group b --node node1
     fab -r failover sync                    # one `hasync sync --once`, on the active node
 
 (`fab -f` names an invoke *config* file, not the fabfile: use -r/--search-root, or run
@@ -87,6 +90,17 @@ def _finish(title, results, detail=ft.status_line):
         sys.exit(code)
 
 
+def _group_id(cluster, group):
+    """--group: a resource group of the config (bad input exits 2 before any ssh)."""
+    if not group:
+        return ""
+    ids = [g.id for g in cluster.resource_groups()]
+    if group not in ids:
+        _err(f"--group {group!r} is not a resource group of {cluster.path}; groups: {', '.join(ids)}")
+        sys.exit(2)
+    return group
+
+
 def _status_results(cluster, nodes, key, user, hasync, remote_config, timeout):
     cmd = ft.remote_command(("status", "--json"), hasync=hasync, remote_config=remote_config)
     return ft.with_json(ft.run_on(_group(cluster, nodes, key, user), cmd, timeout=_timeout(timeout)))
@@ -115,31 +129,53 @@ def status(c, config=None, key=None, user="root", hasync="hasync", remote_config
     _finish("hasync status", results)
 
 
-@task(help=dict(COMMON_HELP, node="the node to put in standby (default: the active one)"))
-def standby(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None):
-    """Hand the chain over: `hasync standby` on the active node (or --node)."""
+GROUP_HELP = "one resource group only (`hasync migrate GROUP --to NODE`); default: every group"
+
+
+def _seen(cluster, key, user, hasync, remote_config, timeout):
+    """(the active nodes, group id -> the node running it) from every node's status."""
+    results = _status_results(cluster, cluster.nodes, key, user, hasync, remote_config, timeout)
+    return ft.active_nodes(results), ft.group_owners(results)
+
+
+@task(help=dict(COMMON_HELP, node="the node to put in standby (default: the active one)", group=GROUP_HELP))
+def standby(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None, group=None):
+    """Hand the chain over: `hasync standby` on the active node (or --node); --group G:
+    `hasync migrate G --to <the other node>` on the node running G."""
     cluster = _load(config)
+    gid = _group_id(cluster, group)
     names = [n.name for n in cluster.nodes]
-    active = [] if node else ft.active_nodes(_status_results(cluster, cluster.nodes, key, user, hasync, remote_config, timeout))
-    _run_plan(cluster, ft.plan_standby(names, active, node), key, user, hasync, remote_config, timeout, "hasync standby")
+    if node:
+        _nodes(cluster, node)  # exits 2 on an unknown name
+    active, owners = ([], {}) if node else _seen(cluster, key, user, hasync, remote_config, timeout)
+    _run_plan(cluster, ft.plan_standby(names, active, node, group=gid, owners=owners), key, user, hasync, remote_config, timeout,
+              "hasync standby" + (f" (group {gid})" if gid else ""))
 
 
-@task(help=dict(COMMON_HELP, node="the node that takes over (default: the one not active)"))
-def takeover(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None):
-    """Take the chain: `hasync takeover` on the passive node (or --node)."""
+@task(help=dict(COMMON_HELP, node="the node that takes over (default: the one not active)", group=GROUP_HELP))
+def takeover(c, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, node=None, group=None):
+    """Take the chain: `hasync takeover` on the passive node (or --node); --group G:
+    `hasync migrate G --to NODE` on the node that takes G (--node, else the one not running it)."""
     cluster = _load(config)
+    gid = _group_id(cluster, group)
     names = [n.name for n in cluster.nodes]
-    active = [] if node else ft.active_nodes(_status_results(cluster, cluster.nodes, key, user, hasync, remote_config, timeout))
-    _run_plan(cluster, ft.plan_takeover(names, active, node), key, user, hasync, remote_config, timeout, "hasync takeover")
+    if node:
+        _nodes(cluster, node)
+    active, owners = ([], {}) if node else _seen(cluster, key, user, hasync, remote_config, timeout)
+    _run_plan(cluster, ft.plan_takeover(names, active, node, group=gid, owners=owners), key, user, hasync, remote_config, timeout,
+              "hasync takeover" + (f" (group {gid})" if gid else ""))
 
 
-@task(help=dict(COMMON_HELP, to="the node the chain moves to (required)", dry_run="only show the plan"))
-def migrate(c, to, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, dry_run=False):
-    """Move the chain to --to NODE: `hasync migrate --to NODE` on the active node."""
+@task(help=dict(COMMON_HELP, to="the node the chain moves to (required)", dry_run="only show the plan", group=GROUP_HELP))
+def migrate(c, to, config=None, key=None, user="root", hasync="hasync", remote_config=None, timeout=None, dry_run=False, group=None):
+    """Move the chain (--group G: that group) to --to NODE: `hasync migrate [G] --to NODE`
+    on the node running it."""
     cluster = _load(config)
+    gid = _group_id(cluster, group)
     names = [n.name for n in cluster.nodes]
-    active = ft.active_nodes(_status_results(cluster, cluster.nodes, key, user, hasync, remote_config, timeout))
-    _run_plan(cluster, ft.plan_migrate(names, active, to, dry_run=bool(dry_run)), key, user, hasync, remote_config, timeout, "hasync migrate")
+    active, owners = _seen(cluster, key, user, hasync, remote_config, timeout)
+    _run_plan(cluster, ft.plan_migrate(names, active, to, dry_run=bool(dry_run), group=gid, owners=owners), key, user, hasync,
+              remote_config, timeout, "hasync migrate" + (f" (group {gid})" if gid else ""))
 
 
 @task(help=dict(COMMON_HELP, node="run on these nodes (default: the active one, else the first)", dry_run="only show what would move"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -282,6 +282,22 @@ def active_nodes(results: Iterable[HostResult]) -> list[str]:
     return seen
 
 
+def group_owners(results: Iterable[HostResult]) -> dict[str, str]:
+    """Resource group id -> the node that runs it, from the reachable nodes' status
+    (``groups[].owner``); "both" when that is what a node sees, or when two nodes name
+    different owners; a group no node sees running is left out."""
+    out: dict[str, str] = {}
+    for r in results:
+        d = r.data if r.ok else None
+        for g in (d.get("groups") or ()) if isinstance(d, dict) else ():
+            if not isinstance(g, dict) or not isinstance(g.get("id"), str) or not isinstance(g.get("owner"), str):
+                continue
+            seen = out.setdefault(g["id"], g["owner"])
+            if seen != g["owner"]:
+                out[g["id"]] = "both"
+    return out
+
+
 def status_line(r: HostResult) -> str:
     """A short human summary of one host's status result."""
     if r.exit_code is None:
@@ -293,7 +309,9 @@ def status_line(r: HostResult) -> str:
         return f"exit {r.exit_code}" + (f": {tail[-1]}" if tail else "")
     rl = roles(r.data)
     if rl:
-        return ", ".join(f"{n}={role}" for n, role in rl.items())
+        owners = group_owners([r])
+        return ", ".join(f"{n}={role}" for n, role in rl.items()) + (
+            "; groups: " + ", ".join(f"{g}@{o}" for g, o in owners.items()) if owners else "")
     return (r.stdout.strip().splitlines() or ["ok"])[-1]
 
 
@@ -310,19 +328,44 @@ class Plan:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def plan_standby(all_nodes: Sequence[str], active: Sequence[str], node: str | None) -> Plan:
-    """`standby`: on the given node, else on the active one (it hands the chain over)."""
+SEVERAL_ACTIVE_HINT = " (with resource groups both nodes serve: name the node with --node, or one group with --group)"
+
+
+def _other(all_nodes: Sequence[str], node: str) -> str:
+    return next((n for n in all_nodes if n != node), "")
+
+
+def plan_standby(all_nodes: Sequence[str], active: Sequence[str], node: str | None, *, group: str = "",
+                 owners: Mapping[str, str] | None = None) -> Plan:
+    """`standby`: on the given node, else on the active one (it hands the chain over).
+    With *group*: that group only, `migrate GROUP --to <the other node>` on the node that
+    runs it (--node, else its owner in *owners*)."""
+    if group:
+        src = node or (owners or {}).get(group, "")
+        if src not in all_nodes:
+            why = "runs on both nodes" if src == "both" else "runs nowhere"
+            return Plan(("migrate", group), (), problem=f"group {group!r} {why} as the nodes see it; name the node to move it from with --node")
+        return Plan(("migrate", group, "--to", _other(all_nodes, src)), (src,))
     if node:
         return Plan(("standby",), (node,))
     if len(active) == 1:
         return Plan(("standby",), (active[0],))
     if not active:
         return Plan(("standby",), (), problem="no node reports itself active; name one with --node")
-    return Plan(("standby",), (), problem=f"several nodes look active ({', '.join(active)}); name one with --node")
+    return Plan(("standby",), (), problem=f"several nodes look active ({', '.join(active)}); name one with --node" + SEVERAL_ACTIVE_HINT)
 
 
-def plan_takeover(all_nodes: Sequence[str], active: Sequence[str], node: str | None) -> Plan:
-    """`takeover`: on the given node, else on the node that is not active."""
+def plan_takeover(all_nodes: Sequence[str], active: Sequence[str], node: str | None, *, group: str = "",
+                  owners: Mapping[str, str] | None = None) -> Plan:
+    """`takeover`: on the given node, else on the node that is not active. With *group*:
+    that group only, `migrate GROUP --to NODE` on the node that takes it (--node, else the
+    node that does not run it)."""
+    if group:
+        owner = (owners or {}).get(group, "")
+        to = node or (_other(all_nodes, owner) if owner in all_nodes else "")
+        if not to:
+            return Plan(("migrate", group), (), problem=f"cannot tell which node should take group {group!r}; use --node")
+        return Plan(("migrate", group, "--to", to), (to,))
     if node:
         return Plan(("takeover",), (node,))
     if len(active) == 1 and len(all_nodes) == 2:
@@ -330,16 +373,22 @@ def plan_takeover(all_nodes: Sequence[str], active: Sequence[str], node: str | N
         return Plan(("takeover",), (other[0],))
     if not active:
         return Plan(("takeover",), (), problem="no node reports itself active; name the one to take over with --node")
-    return Plan(("takeover",), (), problem=f"cannot tell which node should take over (active: {', '.join(active)}); use --node")
+    return Plan(("takeover",), (), problem=f"cannot tell which node should take over (active: {', '.join(active)}); use --node"
+                + SEVERAL_ACTIVE_HINT)
 
 
 def plan_migrate(
-    all_nodes: Sequence[str], active: Sequence[str], to: str, *, dry_run: bool = False
+    all_nodes: Sequence[str], active: Sequence[str], to: str, *, dry_run: bool = False, group: str = "",
+    owners: Mapping[str, str] | None = None,
 ) -> Plan:
-    """`migrate --to NODE`: run once, on the active node when known, else on the target."""
+    """`migrate [GROUP] --to NODE`: run once, on the node that runs the chain (the group)
+    when known, else on the target."""
     if to not in all_nodes:
         return Plan(("migrate",), (), problem=f"--to {to!r} is not a node of this cluster ({', '.join(all_nodes)})")
-    sub = ("migrate", "--to", to) + (("--dry-run",) if dry_run else ())
+    sub = ("migrate", *((group,) if group else ()), "--to", to) + (("--dry-run",) if dry_run else ())
+    if group:
+        owner = (owners or {}).get(group, "")
+        return Plan(sub, (owner if owner in all_nodes else to,))
     where = active[0] if len(active) == 1 else to
     return Plan(sub, (where,))
 

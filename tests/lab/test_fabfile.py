@@ -96,3 +96,45 @@ def test_fab_migrate_moves_the_chain(clean_lab, daemons):
     st = node_status(clean_lab, other)
     assert st is not None and st["role"] == "active", st
     assert node_status(clean_lab, active)["role"] != "active"
+
+
+def test_fab_migrate_and_standby_of_one_group_leave_the_other_group_where_it_runs(clean_lab, tmp_path):
+    """Two resource groups (a on node1, b on node2): `fab migrate --to node1 --group b`
+    moves b only, `fab standby --group b` hands it back to node2; a never stops on node1."""
+    from tests.lab.test_failover_lab import start_daemons, wait_for
+    from tests.lab.test_groups_lab import GroupWatcher, install
+
+    lab = clean_lab
+    install(lab)
+    # fab reads the config on client1 (the admin box): the two groups there too
+    before = lab.exec("client1", ["cat", "/etc/hasync/cluster.toml"], check=True).stdout
+    install(lab, ("client1",), fresh=False)
+    w = GroupWatcher(lab)
+    w.start()
+    try:
+        start_daemons(lab, tmp_path)
+        wait_for("a on node1, b on node2", lambda: w.runs_on("a", "node1") and w.runs_on("b", "node2"), 30)
+        w.keep = {"a": "node1"}
+        table = fab(lab, "status")
+        assert table.exit_code == 0 and "a@node1" in " ".join(table.stdout.split()), table.stdout + table.stderr
+        r = fab(lab, "migrate", "--to", "node1", "--group", "b", timeout=180)
+        assert r.exit_code == 0, r.stdout + r.stderr
+        assert "node2" in r.stdout  # ran on the node that ran b
+        wait_for("b on node1", lambda: w.runs_on("b", "node1"), 30)
+        assert w.runs_on("a", "node1")
+        r = fab(lab, "standby", "--group", "b", timeout=180)
+        assert r.exit_code == 0, r.stdout + r.stderr
+        wait_for("b back on node2", lambda: w.runs_on("b", "node2"), 30)
+        assert w.runs_on("a", "node1")
+        bad = fab(lab, "standby", "--group", "zz")
+        assert bad.exit_code == 2 and "not a resource group" in bad.stderr
+    finally:
+        w.stop_ev.set()
+        w.join(5)
+        lab.exec("client1", ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=before, check=True)
+        lab.reset()
+        from hasync_lab.ns.config_gen import MOUNT_POINT2
+
+        for n in lab.nodes:
+            lab.exec(n, ["sh", "-c", f"! mountpoint -q {MOUNT_POINT2} || umount -l {MOUNT_POINT2}"])
+    w.finish()

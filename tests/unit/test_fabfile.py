@@ -189,3 +189,112 @@ def test_sync_runs_once_on_the_active_node(fabfile, config, monkeypatch):
     monkeypatch.setattr(fabfile, "make_group", fake.make_group)
     fabfile.sync(Context(), config=config, dry_run=True)
     assert fake.groups[-1][0] == ["node1"]
+
+
+# --------------------------------------------------------------------------- resource groups
+
+GROUPS = CONFIG + """
+[[group]]
+id = "a"
+preferred_node = "node1"
+
+[[group.resource]]
+id = "a-ip"
+type = "ocf"
+agent = "heartbeat:IPaddr2"
+params = { ip = "10.9.0.100", cidr_netmask = "24" }
+
+[[group]]
+id = "b"
+preferred_node = "node2"
+
+[[group.resource]]
+id = "b-ip"
+type = "ocf"
+agent = "heartbeat:IPaddr2"
+params = { ip = "10.9.0.101", cidr_netmask = "24" }
+"""
+
+
+def group_status(me: str, peer: str, owners: dict[str, str]) -> Result:
+    """The daemon's `status --json` with two groups (membership_groups.snapshot's shape)."""
+    return Result(stdout=json.dumps({
+        "node": me, "role": "active", "owned": [g for g, o in owners.items() if o == me],
+        "peer": {"node": peer, "state": "up", "role": "active", "owned": [g for g, o in owners.items() if o == peer]},
+        "groups": [{"id": g, "owner": o} for g, o in owners.items()],
+    }))
+
+
+EACH_RUNS_ITS_OWN = {
+    "node1": {"hasync status --json": group_status("node1", "node2", {"a": "node1", "b": "node2"})},
+    "node2": {"hasync status --json": group_status("node2", "node1", {"a": "node1", "b": "node2"})},
+}
+
+
+@pytest.fixture
+def groups_config(tmp_path: Path) -> str:
+    p = tmp_path / "groups.toml"
+    p.write_text(GROUPS)
+    return str(p)
+
+
+def runs_with(extra: dict[str, dict[str, Result]]) -> dict[str, dict[str, Result]]:
+    runs = {k: dict(v) for k, v in EACH_RUNS_ITS_OWN.items()}
+    for node, cmds in extra.items():
+        runs[node].update(cmds)
+    return runs
+
+
+def test_status_shows_where_each_group_runs(fabfile, groups_config, monkeypatch, capsys):
+    monkeypatch.setattr(fabfile, "make_group", Fake(EACH_RUNS_ITS_OWN).make_group)
+    fabfile.status(Context(), config=groups_config)
+    out = " ".join(capsys.readouterr().out.split())  # the table folds the detail column
+    assert "a@node1" in out and "b@node2" in out
+    (r,) = ft.with_json([ft.HostResult("node1", "10.9.0.1", "hasync status --json", 0, EACH_RUNS_ITS_OWN["node1"]["hasync status --json"].stdout)])
+    assert ft.status_line(r) == "node1=active, node2=active; groups: a@node1, b@node2"
+
+
+def test_migrate_one_group_runs_on_the_node_that_runs_it(fabfile, groups_config, monkeypatch):
+    fake = Fake(runs_with({"node2": {"hasync migrate b --to node1": Result(stdout="moved")}}))
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    fabfile.migrate(Context(), to="node1", config=groups_config, group="b")
+    assert fake.groups[-1][0] == ["node2"]
+    fake.contexts["node2"].run.assert_called_with("hasync migrate b --to node1", hide=True, warn=True, in_stream=False,
+                                                  timeout=ft.DEFAULT_TIMEOUT)
+
+
+def test_standby_of_one_group_moves_it_to_the_other_node_and_leaves_the_rest(fabfile, groups_config, monkeypatch):
+    fake = Fake(runs_with({"node1": {"hasync migrate a --to node2": Result(stdout="moved")}}))
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    fabfile.standby(Context(), config=groups_config, group="a")
+    assert fake.groups[-1][0] == ["node1"]
+    fake.contexts["node1"].run.assert_called_with("hasync migrate a --to node2", hide=True, warn=True, in_stream=False,
+                                                  timeout=ft.DEFAULT_TIMEOUT)
+
+
+def test_takeover_of_one_group_runs_on_the_node_that_takes_it(fabfile, groups_config, monkeypatch):
+    fake = Fake(runs_with({"node1": {"hasync migrate b --to node1": Result(stdout="moved")}}))
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    fabfile.takeover(Context(), config=groups_config, group="b")
+    assert fake.groups[-1][0] == ["node1"]
+
+
+def test_standby_without_a_group_when_both_nodes_serve_says_to_name_one(fabfile, groups_config, monkeypatch, capsys):
+    fake = Fake(EACH_RUNS_ITS_OWN)
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    with pytest.raises(SystemExit) as e:
+        fabfile.standby(Context(), config=groups_config)
+    assert e.value.code == 1
+    assert "--group" in capsys.readouterr().err
+    assert len(fake.groups) == 1  # only the status probe
+
+
+def test_an_unknown_group_is_bad_input_and_runs_nothing(fabfile, groups_config, monkeypatch, capsys):
+    fake = Fake(EACH_RUNS_ITS_OWN)
+    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
+    for task, kw in ((fabfile.migrate, {"to": "node1"}), (fabfile.standby, {}), (fabfile.takeover, {})):
+        with pytest.raises(SystemExit) as e:
+            task(Context(), config=groups_config, group="zz", **kw)
+        assert e.value.code == 2
+    assert fake.groups == []  # no ssh at all
+    assert "--group 'zz' is not a resource group" in capsys.readouterr().err

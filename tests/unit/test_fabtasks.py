@@ -160,6 +160,33 @@ def test_plans():
     assert ft.plan_migrate(names, ["node1"], "node9").problem
 
 
+def test_plans_of_one_group():
+    names, owners = ["node1", "node2"], {"a": "node1", "b": "node2"}
+    both = ["node1", "node2"]
+    assert ft.plan_standby(names, both, None, group="b", owners=owners) == ft.Plan(("migrate", "b", "--to", "node1"), ("node2",))
+    assert ft.plan_standby(names, [], "node1", group="b", owners=owners) == ft.Plan(("migrate", "b", "--to", "node2"), ("node1",))
+    assert "runs on both nodes" in ft.plan_standby(names, both, None, group="a", owners={"a": "both"}).problem
+    assert "runs nowhere" in ft.plan_standby(names, [], None, group="a", owners={}).problem
+    assert ft.plan_takeover(names, both, None, group="a", owners=owners) == ft.Plan(("migrate", "a", "--to", "node2"), ("node2",))
+    assert ft.plan_takeover(names, [], "node1", group="a", owners={}) == ft.Plan(("migrate", "a", "--to", "node1"), ("node1",))
+    assert ft.plan_takeover(names, [], None, group="a", owners={}).problem
+    p = ft.plan_migrate(names, both, "node1", group="b", owners=owners, dry_run=True)
+    assert p == ft.Plan(("migrate", "b", "--to", "node1", "--dry-run"), ("node2",))
+    assert ft.plan_migrate(names, both, "node1", group="b", owners={}).nodes == ("node1",)  # owner unknown: the target
+    assert "--group" in ft.plan_standby(names, both, None).problem  # both serve: name one
+
+
+def test_group_owners_from_the_daemons_status():
+    def r(node, owners, ok=True):
+        data = {"node": node, "role": "active", "groups": [{"id": g, "owner": o} for g, o in owners.items()]}
+        return ft.HostResult(node, "", STATUS_CMD, 0 if ok else 1, data=data)
+
+    assert ft.group_owners([r("node1", {"a": "node1", "b": "node2"}), r("node2", {"a": "node1", "b": "node2"})]) == {"a": "node1", "b": "node2"}
+    assert ft.group_owners([r("node1", {"a": "node1"}), r("node2", {"a": "node2"})]) == {"a": "both"}  # they disagree
+    assert ft.group_owners([r("node1", {"a": "node1"}, ok=False)]) == {}
+    assert ft.group_owners([ft.HostResult("n", "", STATUS_CMD, 0, data={"groups": [{"id": "a", "owner": None}]})]) == {}
+
+
 def test_plan_sync():
     names = ["node1", "node2"]
     assert ft.plan_sync(names, ["node2"], None).nodes == ("node2",)
