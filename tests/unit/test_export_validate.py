@@ -48,8 +48,12 @@ def imported_field_notes(tmp_path: Path, haresources: str = "field-notes.haresou
     return f
 
 
+# two [[group]] tables, each with its own DRBD (a promotable clone), VG, filesystem and
+# address, one preferred on each node (the bootstrap's two-group config, [group.storage])
+TWO_GROUPS_TOML = Path(__file__).parent / "data" / "bootstrap" / "groups" / "cluster.toml"
 CONFIGS = [pytest.param(p, id=p.name) for p in EXAMPLES] + [pytest.param("field-notes", id="field-notes-haresources"),
-                                                              pytest.param("two-groups", id="two-groups-haresources")]
+                                                              pytest.param("two-groups", id="two-groups-haresources"),
+                                                              pytest.param(TWO_GROUPS_TOML, id="two-groups-toml")]
 
 
 def config_file(which, tmp_path: Path) -> Path:
@@ -166,12 +170,13 @@ def cib_groups(root: ET.Element, default_home: str) -> list[CibGroup]:
     return out
 
 
-def scenario(cfg: config.model.Cluster, cib: Path, tmp: Path, *, expect_failback: bool):
+def scenario(cfg: config.model.Cluster, cib: Path, tmp: Path, *, expect_failback: bool, victim: str = ""):
     """Both nodes up -> each group on its preferred node; the preferred node of the first
-    group fails -> fenced, DRBD promoted on the survivor, each of its groups started there
-    in order while the survivor's own groups never stop; it returns -> failback or not."""
+    group (or *victim*) fails -> fenced, DRBD promoted on the survivor, each of its groups
+    started there in order while the survivor's own groups never stop; it returns ->
+    failback or not."""
     names = [n.name for n in cfg.nodes]
-    active = cfg.cluster.preferred_node or names[0]
+    active = victim or cfg.cluster.preferred_node or names[0]
     survivor = next(n for n in names if n != active)
     root = ET.parse(cib).getroot()
     groups = cib_groups(root, active)
@@ -235,6 +240,19 @@ def test_crm_simulate_node_failure_fences_promotes_and_moves_the_group(which, tm
     cfg = config.load(path)
     cib = export(path, tmp_path / "out") / "cib.xml"
     scenario(cfg, cib, tmp_path, expect_failback=cfg.heartbeat.auto_failback)
+
+
+@pytest.mark.parametrize("victim", ["alpha", "beta"])
+def test_crm_simulate_two_groups_either_node_fails_its_group_moves_the_other_stays(victim, tmp_path):
+    """Each group is its own group, promotable clone and constraints: whichever node fails,
+    only its own group (and that group's DRBD clone) moves; the survivor's never stops."""
+    cfg = config.load(TWO_GROUPS_TOML)
+    cib = export(TWO_GROUPS_TOML, tmp_path / "out") / "cib.xml"
+    root = ET.parse(cib).getroot()
+    groups = cib_groups(root, "")
+    assert [(g.members, g.drbd, g.home) for g in groups] == [(["a-vg", "a-fs", "a-ip"], ["a-drbd"], "alpha"),
+                                                            (["b-vg", "b-fs", "b-ip"], ["b-drbd"], "beta")]
+    scenario(cfg, cib, tmp_path, expect_failback=True, victim=victim)
 
 
 @pytest.mark.parametrize("failback", [True, False])
