@@ -49,7 +49,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="run a variant of the FSM that brings back a known defect (see --list-mutants)")
     p.add_argument("--list-mutants", action="store_true", help="list the mutants and exit")
     p.add_argument("--groups", type=int, choices=(1, 2), default=1,
-                   help="fsm tier: resource groups per cluster (2: each seed's chain cut in two groups, issue 17)")
+                   help="resource groups per cluster (issue 17): fsm tier, 2: each seed's chain cut in two groups; "
+                        "ns tier, 2: the lab's two-group config (group b: a tmpfs and a second VIP on node2), audited per group")
     p.add_argument("--kinds", default=None, metavar="K1,K2", help=f"draw only these fault kinds: {', '.join(KINDS)}")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"where violation folders go (default {DEFAULT_OUT})")
     p.add_argument("--max-folders", type=int, default=20, help="folders written at most in one run (default 20)")
@@ -72,6 +73,9 @@ def run(args) -> int:
 
         return run_ns(args, err)
     if args.tier == "vm":
+        if args.groups != 1:
+            err.print("hasync lab campaign: --tier vm runs one resource group (--groups 2: the fsm and ns tiers)")
+            return 2
         from .vm.cli import run_vm
 
         return run_vm(args, err)

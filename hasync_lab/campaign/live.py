@@ -65,9 +65,10 @@ def run_tier(args, err, tier: str, kinds_table, draw, run_on) -> int:
     if isinstance(got, int):
         return got
     seed, faults, kinds = got
+    groups = getattr(args, "groups", 1)
     try:
         doc = run_on(seed, faults, lab_name=args.lab, out=args.out, keep_going=args.keep_going, kinds=kinds,
-                     progress=lambda line: err.print(line, highlight=False))
+                     progress=lambda line: err.print(line, highlight=False), **({"groups": groups} if groups != 1 else {}))
     except RuntimeError as e:  # the lab or the cluster could not be brought to a clean start
         err.print(f"[red]hasync lab campaign: {e}[/]")
         return 1
@@ -133,6 +134,26 @@ def one_active(nodes: tuple[str, str], held: dict[str, set[str]], whole, roles: 
     if roles[act] != "active" or roles[stb] != "standby":
         return False, f"roles: {act} {roles[act]}, {stb} {roles[stb]}"
     return True, act
+
+
+def each_group_once(nodes: tuple[str, str], held: dict[str, set[str]], groups: dict[str, tuple[str, ...]],
+                    roles: dict[str, str]) -> tuple[bool, str, dict[str, str]]:
+    """Several resource groups: (True, the first group's node, group -> node) when every
+    group runs whole on one node and none of it on the other, and each node's role file
+    says `active` when it runs a group and `standby` when it runs none; else (False, why,
+    {}). Pure."""
+    owners: dict[str, str] = {}
+    for gid, pieces in groups.items():
+        full = [n for n in nodes if set(pieces) <= held[n]]
+        some = [n for n in nodes if set(pieces) & held[n]]
+        if len(full) != 1 or some != full:
+            return False, f"group {gid}: " + ", ".join(f"{n} {sorted(set(pieces) & held[n])}" for n in nodes), {}
+        owners[gid] = full[0]
+    for n in nodes:
+        runs = sorted(g for g, o in owners.items() if o == n)
+        if roles[n] != ("active" if runs else "standby"):
+            return False, f"roles: {n} {roles[n]} (runs {', '.join(runs) or 'no group'})", {}
+    return True, owners[next(iter(groups))], owners
 
 
 CONTROL_SOCKET = "/run/hasync/failover.sock"  # hasync/failover/host.py's default

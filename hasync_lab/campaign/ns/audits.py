@@ -17,6 +17,10 @@
    conflict the campaign made present in a node's backups.
 5. ``bootstrap-plan``: `hasync bootstrap --dry-run` on each node plans no forced DRBD
    primary, wipefs, mkfs or pvcreate.
+6. Two resource groups (``--groups 2``): the audits above per group (a piece of group b
+   on both nodes is a ``dual-run`` naming group b; liveness wants every group whole on
+   one node), and ``own-group-stopped``: while one node is down, the other never stops
+   a group it ran whole (ground truth, every sample).
 
 Findings caused by a fault the design cannot survive carry a named limit (the fsm
 tier's ``LIMITS``) and are reported apart.
@@ -36,6 +40,12 @@ from hasync_lab.campaign.ns.prep import BACKUP_DIR, FENCE_LOG, STATE_DIR, SYNC_D
 
 AUDITS = ("dual-run", "arp", "stray", "liveness", "log", "daemon-died", "sync-trees", "sync-journal",
           "sync-backups", "bootstrap-plan")
+GROUP_AUDITS = ("own-group-stopped",)  # two-group runs only
+NODE_DOWN_GRACE_S = 1.0  # a stop that ends in the node's own going down this soon is that going down
+
+
+def audits_for(groups: int) -> tuple[str, ...]:
+    return AUDITS + (GROUP_AUDITS if groups == 2 else ())
 
 FORBIDDEN = {
     "Traceback (most recent call last)": "a Python traceback",
@@ -63,9 +73,11 @@ def hit(audit: str, fault_index: int, evidence: dict, limit: str | None = None) 
 # ------------------------------------------------------------------ 1. one node only
 
 
-def overlap_hits(overlaps, strays, fault_index: int, stray_bound: float, lied: bool, now: float) -> list[Hit]:
-    """Overlaps of the fault -> hits. A piece the fault itself started on a node is
-    allowed beside the other node's for the stray bound; a lying fence is a limit."""
+def overlap_hits(overlaps, strays, fault_index: int, stray_bound: float, lied: bool, now: float,
+                 groups: dict[str, tuple[str, ...]] | None = None) -> list[Hit]:
+    """Overlaps of the fault -> hits (naming the piece's resource group when *groups* are
+    given). A piece the fault itself started on a node is allowed beside the other
+    node's for the stray bound; a lying fence is a limit."""
     out = []
     stray_rids = {rid for _, rid, _, _ in strays}
     late = any(lt for _, _, _, lt in strays)
@@ -73,6 +85,8 @@ def overlap_hits(overlaps, strays, fault_index: int, stray_bound: float, lied: b
         dur = (o.t1 if o.t1 is not None else now) - o.t0
         piece = "vip" if o.what == "arp" else o.what
         ev = {"what": o.what, "lasted_s": round(dur, 3), "ongoing": o.t1 is None, "detail": o.detail}
+        if groups:
+            ev["group"] = next((g for g, pieces in groups.items() if piece in pieces), "")
         audit = "arp" if o.what == "arp" else "dual-run"
         if piece in stray_rids:
             if dur <= stray_bound:
@@ -80,6 +94,20 @@ def overlap_hits(overlaps, strays, fault_index: int, stray_bound: float, lied: b
             out.append(hit("stray", fault_index, {**ev, "bound_s": stray_bound}, "late-stray" if late else None))
             continue
         out.append(hit(audit, fault_index, ev, "lying-fence" if lied else None))
+    return out
+
+
+def group_stop_hits(stops, fault_index: int, now: float) -> list[Hit]:
+    """Own-group stops of the fault -> hits: a survivor that stopped (part of) a group it
+    ran whole while the other node was down. One that ended in the node's own going down
+    within NODE_DOWN_GRACE_S is that going down (a crash, a self-fence), not a stop."""
+    out = []
+    for o in stops:
+        dur = (o.t1 if o.t1 is not None else now) - o.t0
+        if o.ended == "node down" and dur <= NODE_DOWN_GRACE_S:
+            continue
+        out.append(hit("own-group-stopped", fault_index, {"group": o.group, "node": o.node, "missing": list(o.missing),
+                                                          "lasted_s": round(dur, 3), "ended": o.ended or "ongoing"}))
     return out
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hasync_lab.campaign.live import fence_script
-from hasync_lab.ns.config_gen import cluster_toml
+from hasync_lab.ns.config_gen import MOUNT_POINT2, VIP2, cluster_toml
+from hasync_lab.ns.spec import PREFIX
 
 CAMPAIGN_DIR = "/etc/hasync/campaign"
 FLAGS = f"{CAMPAIGN_DIR}/flags"
@@ -42,6 +43,13 @@ WRAPPED = {
     "demo": ("hasync-demo", "/etc/ha.d/resource.d/hasync-demo"),
 }
 CHAIN = ("fs", "vip", "demo")
+# --groups 2 (issue 17): the chain is group "a" (preferred on node1); group "b", preferred
+# on node2, is a tmpfs and a second VIP (hasync_lab.ns.config_gen's two-group config).
+# The faults aim at group a's pieces; group b meets the node-level ones (crashes, kills,
+# cuts) and its own audits.
+GROUP_B = ("fs2", "vip2")
+GROUPS = {"a": CHAIN, "b": GROUP_B}
+PIECES = CHAIN + GROUP_B  # what the sampler reads (fs2 and vip2 are never up in a one-group run)
 
 
 @dataclass(frozen=True)
@@ -59,13 +67,20 @@ class Timing:
     settle_s: float = 0.8  # a clean state must hold this long (16 keepalives)
     chain: tuple[str, ...] = CHAIN  # the pieces a fault may make fail, hang or start at boot
     monitored: tuple[str, ...] = ("vip", "demo")  # the pieces a monitor watches (resource-crash)
+    groups: int = 1  # 2: the two-group config (GROUPS)
+
+    @property
+    def groups_pieces(self) -> dict[str, tuple[str, ...]]:
+        """Resource group -> its pieces (one group: the chain, named "main")."""
+        return dict(GROUPS) if self.groups == 2 else {"main": CHAIN}
 
     @property
     def liveness_bound_s(self) -> float:
         """From a heal to a clean cluster, at most: a reboot, the daemon's start and
         initdead, a few deadtimes to notice, a fence that times out and its retry, and a
-        chain that stops with every stop timing out (2 retries) before it starts."""
-        chain = len(CHAIN) * self.op_timeout
+        chain that stops with every stop timing out (2 retries) before it starts (with
+        two groups: both groups' pieces, a node may have to run both)."""
+        chain = sum(map(len, self.groups_pieces.values())) * self.op_timeout
         return round(self.boot_s + self.daemon_start_s + self.initdead + 6 * self.deadtime
                      + 2 * self.fence_timeout + 3 * chain + chain + self.settle_s, 1)
 
@@ -78,22 +93,30 @@ class Timing:
 
 
 TIMING = Timing()
+TIMING2 = Timing(groups=2)
+
+GROUP_B_HEAD = '[[group]]\nid = "b"'
 
 
 def campaign_toml(spec, ping: str, t: Timing = TIMING) -> str:
     """The lab's cluster.toml with the campaign's changes: a ping node (the tiebreak),
     short operation timeouts, a third resource with a process (hasync-demo), the wrapped
-    fence command and a self-fence that takes the node down the lab's way."""
-    text = cluster_toml(spec)
+    fence command and a self-fence that takes the node down the lab's way. With
+    ``t.groups == 2`` the lab's two-group config, the demo service in group a."""
+    text = cluster_toml(spec, groups=t.groups == 2)
     head = text.split("[fencing]")[0]
-    if "ping = []" not in head or 'start_timeout = "10s"' not in head:
+    if "ping = []" not in head or 'start_timeout = "10s"' not in head or (t.groups == 2 and GROUP_B_HEAD not in head):
         raise RuntimeError("the lab's cluster.toml changed shape: update hasync_lab/campaign/ns/prep.py")
     op = f'"{t.op_timeout:g}s"'
     head = head.replace("ping = []", f'ping = ["{ping}"]')
     head = head.replace('start_timeout = "10s"', f"start_timeout = {op}")
     head = head.replace('stop_timeout = "10s"', f"stop_timeout = {op}\nmonitor_timeout = {op}")
+    tail = ""
+    if t.groups == 2:  # the demo service belongs to group a: before group b's tables
+        head, tail = head.split(GROUP_B_HEAD, 1)
+        tail = GROUP_B_HEAD + tail
     head += "\n".join([
-        "[[resource]]",
+        "[[group.resource]]" if t.groups == 2 else "[[resource]]",
         'id = "demo"',
         'type = "heartbeat"',
         'agent = "hasync-demo"',
@@ -104,6 +127,7 @@ def campaign_toml(spec, ping: str, t: Timing = TIMING) -> str:
         'monitor_interval = "1s"',
         "max_restarts = 1",
         "",
+        tail,
         "[fencing]",
         'mode = "required"',
         f'command = ["{FENCE}", "{{node}}"]',
@@ -124,7 +148,9 @@ def wrapper_script(rid: str, real: str) -> str:
 # unless a flag in {FLAGS} names resource {rid} and the operation.
 for op; do :; done
 [ "$op" = monitor ] && op=status
-f={FLAGS}/{rid}.$op
+# the flags name the resource (OCF_RESOURCE_INSTANCE: with two groups, group b's
+# Filesystem and IPaddr2 run through these wrappers too and must not meet group a's faults)
+f={FLAGS}/${{OCF_RESOURCE_INSTANCE:-{rid}}}.$op
 if [ -e "$f.fail" ]; then echo "campaign: {rid} $op failure injected" >&2; exit 1; fi
 while [ -e "$f.hang" ]; do sleep 0.1; done
 exec {real} "$@"
@@ -165,6 +191,10 @@ def boot_script() -> str:
 
 def start_piece_script(rid: str, lab) -> str:
     """Start one piece of the chain behind hasync's back (a unit enabled at boot)."""
+    if rid == "fs2":
+        return f"mountpoint -q {MOUNT_POINT2} || mount -t tmpfs ha2 {MOUNT_POINT2}"
+    if rid == "vip2":
+        return f"ip addr add {VIP2}/{PREFIX} dev {lab.public_if} 2>/dev/null || true"
     if rid == "fs":
         return f"mountpoint -q {lab.mount_point} || mount -t ext4 {lab.disk_device} {lab.mount_point}"
     if rid == "vip":
@@ -174,6 +204,10 @@ def start_piece_script(rid: str, lab) -> str:
 
 def stop_piece_script(rid: str, lab) -> str:
     """Stop one piece of the chain by hand (an operator cleaning up a stray)."""
+    if rid == "fs2":
+        return f"! mountpoint -q {MOUNT_POINT2} || umount {MOUNT_POINT2}"
+    if rid == "vip2":
+        return f"ip addr del {VIP2}/{PREFIX} dev {lab.public_if} 2>/dev/null || true"
     if rid == "fs":
         return f"! mountpoint -q {lab.mount_point} || umount {lab.mount_point}"
     if rid == "vip":

@@ -48,7 +48,7 @@ def ns_doc(r, n_faults: int, wall_s: float, folder: str | None, kinds, lab: str,
         "skipped": SKIPPED if skipped is None else skipped,
         "lab": lab,
         "folder": folder,
-        "replay": replay_command(r.seed, n_faults, None, kinds, tier=tier),
+        "replay": replay_command(r.seed, n_faults, None, kinds, tier=tier, groups=(extra or {}).get("groups", 1)),
         **(extra or {}),
     }
 
@@ -56,8 +56,10 @@ def ns_doc(r, n_faults: int, wall_s: float, folder: str | None, kinds, lab: str,
 def ns_folder(out: str, run, n_faults: int, kinds) -> str:
     r = run.res
     d = Path(out) / f"ns-seed{r.seed}-f{n_faults}"
+    groups = run.t.groups
     write_run_folder(d, r, {"tier": "ns", "seed": r.seed, "faults": n_faults, "kinds": list(kinds) if kinds else None,
-                            "timing": TIMING.__dict__}, replay_command(r.seed, n_faults, None, kinds, tier="ns"))
+                            "timing": run.t.__dict__, "groups": groups},
+                     replay_command(r.seed, n_faults, None, kinds, tier="ns", groups=groups))
     logs = d / "logs"
     logs.mkdir(exist_ok=True)
     for p in Path(run.logdir).glob("*.log"):

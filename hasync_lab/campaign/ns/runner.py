@@ -20,7 +20,7 @@ try:
 except ImportError:  # before the key loader moved out of the packets module
     from hasync.failover.packets import load_key  # type: ignore[attr-defined,no-redef]
 from hasync_lab.campaign.faults import Fault
-from hasync_lab.campaign.live import LiveRun, one_active
+from hasync_lab.campaign.live import LiveRun, each_group_once, one_active
 from hasync_lab.campaign.ns import audits as A
 from hasync_lab.campaign.ns.faults import SYNC_KINDS
 from hasync_lab.campaign.ns.heal import heal
@@ -46,6 +46,9 @@ class Run(LiveRun):
         self.lab_lock = threading.RLock()
         self.strays: list = []  # (node, rid, t, late) started behind hasync's back
         self.conflicts: list[dict] = []
+        # --groups 2: group -> its pieces (the audits per group, own-group-stopped); {}: one chain
+        self.groups: dict[str, tuple[str, ...]] = t.groups_pieces if t.groups == 2 else {}
+        self.owners: dict[str, str] = {}  # group -> the node running it, at the last clean look
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -62,7 +65,7 @@ class Run(LiveRun):
         self.key = load_key(str(lab.store.ssh_dir / "authkey"))
         self.services = Services(lab, self.logdir, self.trace, self.lab_lock, self.t)
         self.services.config = {n: text for n in self.nodes}
-        self.sampler = Sampler(lab, self.nodes, self.trace)
+        self.sampler = Sampler(lab, self.nodes, self.trace, groups=self.groups)
         self.views = self.sampler.views
         self.wire = Wire(lab, self.key, self.nodes)
         self.inj = Injector(self)
@@ -105,8 +108,13 @@ class Run(LiveRun):
         snap = self.sampler.snapshot()
         if len(snap) < 2 or not all(snap[n]["up"] for n in self.nodes):
             return False, f"a node is down: {snap}"
-        held = {n: {r for r in CHAIN if snap[n][r]} for n in self.nodes}
-        ok, act = one_active(self.nodes, held, CHAIN, {n: snap[n]["role"] for n in self.nodes})
+        roles = {n: snap[n]["role"] for n in self.nodes}
+        if self.groups:
+            held = {n: {r for p in self.groups.values() for r in p if snap[n][r]} for n in self.nodes}
+            ok, act, self.owners = each_group_once(self.nodes, held, self.groups, roles)
+        else:
+            held = {n: {r for r in CHAIN if snap[n][r]} for n in self.nodes}
+            ok, act = one_active(self.nodes, held, CHAIN, roles)
         if ok and not all(self.services.alive(n) for n in self.nodes):
             return False, "a daemon is not running"
         return ok, act
@@ -128,9 +136,16 @@ class Run(LiveRun):
         snap = self.sampler.snapshot()
         if any(snap.get(n, {}).get(r) for n in self.nodes for r in CHAIN):
             return False
-        st = [daemon_status(self.views[n]) for n in self.nodes]
+        st = [self.chain_status(daemon_status(self.views[n])) for n in self.nodes]
         return all(s.get("role") == "standby" and s.get("job") is None and {"failed", "standby"} & set(s.get("flags", []))
                    for s in st)
+
+    def chain_status(self, st: dict) -> dict:
+        """A daemon's status of the chain the faults aim at: with two groups, group a's
+        entry (its role, job and flags), else the node's own."""
+        if not self.groups:
+            return st
+        return next((g for g in st.get("groups", ()) if g.get("id") == "a"), {})
 
     def await_clean(self, bound: float, strays: list | None = None) -> tuple[bool, str]:
         """Clean for settle_s within *bound*; with *strays* (a fault's), give up early once
@@ -151,7 +166,16 @@ class Run(LiveRun):
 
     def settled(self, act: str) -> str:
         """'' when the daemons see each other in their roles (the standby idle), ARP
-        answers from the active node only and the service answers from it; else why not."""
+        answers from the active node only and the service answers from it; else why not.
+        Two groups: each daemon sees its peer, no group has a job, and both place every
+        group where ground truth has it; ARP and the service from group a's node."""
+        if self.groups:
+            why = self._groups_settled()
+            if why:
+                return why
+            arp = self.sampler.arp_answer()
+            said = tcp_answer(self.lab, self.lab.clients[0])
+            return "" if arp == [act] and said.endswith(act) else f"ARP answered by {arp}, the service said {said!r}"
         stb = self.nodes[1] if act == self.nodes[0] else self.nodes[0]
         sa, ss = daemon_status(self.views[act]), daemon_status(self.views[stb])
         if not (sa.get("peer", {}).get("state") == "up" and sa["peer"].get("role") == "standby"
@@ -161,6 +185,18 @@ class Run(LiveRun):
         arp = self.sampler.arp_answer()
         said = tcp_answer(self.lab, self.lab.clients[0])
         return "" if arp == [act] and said.endswith(act) else f"ARP answered by {arp}, the service said {said!r}"
+
+    def _groups_settled(self) -> str:
+        for n in self.nodes:
+            st = daemon_status(self.views[n])
+            if st.get("peer", {}).get("state") != "up":
+                return f"{n} does not see its peer up: {st.get('peer')}"
+            docs = {g.get("id"): g for g in st.get("groups", ())}
+            busy = [gid for gid, g in docs.items() if g.get("job") is not None]
+            seen = {gid: docs.get(gid, {}).get("owner") for gid in self.groups}
+            if busy or seen != self.owners:
+                return f"{n}: groups {seen} (ground truth {self.owners})" + (f", jobs in {busy}" if busy else "")
+        return ""
 
     # ------------------------------------------------------------------ a fault
     def run_fault(self, i: int, f: Fault) -> list:
@@ -183,7 +219,9 @@ class Run(LiveRun):
             hits += self.liveness(i, why, self.strays[n_strays:])
         lied = any(A.fence_lied(v, wall0) for v in self.views.values())
         hits += A.overlap_hits(self.sampler.overlaps_since(i), self.strays[n_strays:], i, self.t.stray_bound_s, lied,
-                               time.monotonic())
+                               time.monotonic(), self.groups or None)
+        if self.groups:
+            hits += A.group_stop_hits(self.sampler.stops_since(i), i, time.monotonic())
         hits += A.died_hits(self.services.unexpected_exits(t0 - f.gap_s), i, self.logdir)
         if f.kind in SYNC_KINDS:
             hits += self.sync_audits(i, self.conflicts[n_conflicts:])
@@ -210,7 +248,7 @@ class Run(LiveRun):
                 self.lab.sh(node, stop_piece_script(rid, self.lab))
             ok, why2 = self.await_clean(self.t.liveness_bound_s)
             return [h] if ok else [h, A.hit("liveness", i, {"why": why2, "after_operator": "late-stray"})]
-        st = {n: daemon_status(self.views[n]) for n in self.nodes}
+        st = {n: self.chain_status(daemon_status(self.views[n])) for n in self.nodes}
         flags = {n: set(s.get("flags", [])) for n, s in st.items()}
         roles = {n: s.get("role") for n, s in st.items()}
         if all(roles.get(n) == "standby" and flags.get(n, set()) & {"failed", "standby"} for n in self.nodes):

@@ -6,7 +6,9 @@ on the standby node behind hasync's back (the sampler and the ARP probe must see
 both nodes), the VIP pulled from under the active node (liveness within a short bound),
 a watcher aborted (SIGABRT) without the campaign saying so, a file changed on one side only and a
 journal with a pending path while the watchers are stopped, a bootstrap plan that is
-allowed to destroy data. Where the violation would take the cluster down for good (a
+allowed to destroy data; with two groups also group b's pieces on the other node, group
+b's address pulled, and group b stopped on the survivor while the other node is off
+(own-group-stopped). Where the violation would take the cluster down for good (a
 lost conflict version, a forbidden log line, a stray piece, a lying fence) the audit's
 own function is fed the evidence a violation would leave.
 """
@@ -42,8 +44,25 @@ def case_dual_run_and_arp(run) -> dict[str, bool]:
         lab.sh(stb, stop_piece_script(rid, lab))
     hits = A.overlap_hits(run.sampler.overlaps[before:], [], -1, run.t.stray_bound_s, False, time.monotonic())
     dual = {o for o in ("vip", "fs", "demo") if o in got} == {"vip", "fs", "demo"}
-    return {"dual-run": dual and any(h.audit == "dual-run" and not h.limit for h in hits),
-            "arp": "arp" in got and any(h.audit == "arp" and not h.limit for h in hits)}
+    out = {"dual-run": dual and any(h.audit == "dual-run" and not h.limit for h in hits),
+           "arp": "arp" in got and any(h.audit == "arp" and not h.limit for h in hits)}
+    if run.groups:
+        out["dual-run/b"] = case_dual_run_of_group_b(run)
+    return out
+
+
+def case_dual_run_of_group_b(run) -> bool:
+    """Group b's pieces on the node that does not run b: a dual-run naming group b."""
+    owner = run.owners.get("b", run.nodes[1])
+    other = run.nodes[0] if owner == run.nodes[1] else run.nodes[1]
+    before = len(run.sampler.overlaps)
+    for rid in ("fs2", "vip2"):
+        run.lab.sh(other, start_piece_script(rid, run.lab))
+    _wait(lambda: {"fs2", "vip2"} <= {o.what for o in run.sampler.overlaps[before:]})
+    for rid in ("vip2", "fs2"):
+        run.lab.sh(other, stop_piece_script(rid, run.lab))
+    hits = A.overlap_hits(run.sampler.overlaps[before:], [], -1, run.t.stray_bound_s, False, time.monotonic(), run.groups)
+    return {h.evidence["what"] for h in hits if h.audit == "dual-run" and h.evidence.get("group") == "b"} == {"fs2", "vip2"}
 
 
 def case_stray_and_limits(run) -> dict[str, bool]:
@@ -56,12 +75,41 @@ def case_stray_and_limits(run) -> dict[str, bool]:
             "limits": [h.limit for h in lied] == ["lying-fence"] and [h.limit for h in forced] == [None]}
 
 
-def case_liveness(run) -> bool:
+def case_liveness(run) -> bool | dict[str, bool]:
     act, _ = run.inj.resolve("active")
     run.lab.sh(act, f"ip addr del {run.lab.vip_cidr} dev {run.lab.public_if}")
     fired = not run.await_clean(0.3)[0]
     run.await_clean(run.t.liveness_bound_s)  # the VIP's monitor brings it back
-    return fired
+    if not run.groups:
+        return fired
+    # group b's address pulled from under the node that runs it: not clean, naming group b
+    owner = run.owners.get("b", run.nodes[1])
+    run.lab.sh(owner, stop_piece_script("vip2", run.lab))
+    ok, why = run.await_clean(0.3)
+    run.await_clean(run.t.liveness_bound_s)
+    return {"liveness": fired, "liveness/b": not ok and why.startswith("group b")}
+
+
+def case_own_group_stopped(run) -> bool:
+    """Real: the node running group a powered off; while it is down, group b's address
+    pulled from under the survivor, which ran b all along: the sampler must see group b
+    stop on the survivor, and the audit call it a violation. Then the node comes back."""
+    victim, survivor = run.owners.get("a", run.nodes[0]), run.owners.get("b", run.nodes[1])
+    if victim == survivor:
+        return False
+    n = len(run.sampler.stops)
+    run.services.power_off(victim)
+    try:
+        if not _wait(lambda: run.sampler.kept.get(("b", survivor)), 10):
+            return False
+        run.lab.sh(survivor, stop_piece_script("vip2", run.lab))
+        _wait(lambda: len(run.sampler.stops) > n, 3)
+    finally:
+        run.services.power_on(victim)
+    stops = run.sampler.stops[n:]
+    hits = A.group_stop_hits(stops, -1, time.monotonic())
+    run.await_clean(run.t.liveness_bound_s)
+    return any(h.evidence["group"] == "b" and h.evidence["node"] == survivor for h in hits)
 
 
 def case_log(run) -> bool:
@@ -125,6 +173,8 @@ def run_selftest(run) -> dict[str, bool]:
     cases = [("dual-run", case_dual_run_and_arp), ("stray", case_stray_and_limits), ("liveness", case_liveness),
              ("log", case_log), ("daemon-died", case_daemon_died), ("sync-trees", case_sync),
              ("bootstrap-plan", case_bootstrap)]
+    if run.groups:
+        cases.append(("own-group-stopped", case_own_group_stopped))
     for name, case in cases:
         try:
             got = case(run)
@@ -132,7 +182,7 @@ def run_selftest(run) -> dict[str, bool]:
             run.trace("both", "self-test", f"{name}: {e!r}")
             got = False
         out.update(got if isinstance(got, dict) else {name: bool(got)})
-    for name in A.AUDITS:
+    for name in A.audits_for(2 if run.groups else 1):
         out.setdefault(name, False)
     run.trace("both", "self-test", json.dumps(out))
     ok, why = run.await_clean(run.t.liveness_bound_s)

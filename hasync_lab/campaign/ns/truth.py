@@ -19,18 +19,34 @@ from typing import Any
 
 from hasync_lab.campaign.live import CONTROL_SOCKET, control_status
 from hasync_lab.campaign.ns.netns import ArpProbe, link_mac
-from hasync_lab.campaign.ns.prep import CHAIN, DEMO_PORT
+from hasync_lab.campaign.ns.prep import DEMO_PORT, PIECES
+from hasync_lab.ns.config_gen import MOUNT_POINT2, VIP2
 
 DEMO_HEX = f":{DEMO_PORT:04X}"
 
 
 @dataclass
 class Overlap:
-    what: str  # fs | vip | demo | arp
+    what: str  # fs | vip | demo | arp (| fs2 | vip2: group b of a two-group run)
     t0: float
     t1: float | None
     fault_index: int
     detail: str = ""
+
+
+@dataclass
+class GroupStop:
+    """A resource group that stopped, wholly or in part, on the node that ran it while
+    the other node was down: from ``t0`` until it ran whole again (``t1``), or until the
+    node went down itself or the other came back (``ended``)."""
+
+    group: str
+    node: str
+    t0: float
+    fault_index: int
+    missing: tuple[str, ...]
+    t1: float | None = None
+    ended: str = ""  # whole again | node down | peer up
 
 
 def _has_vip(text: str, vip: str) -> bool:
@@ -65,16 +81,18 @@ class NodeView:
 
     def read(self) -> dict:
         r = self.root()
+        down = {"up": False, **dict.fromkeys(PIECES, False), "role": "down"}
         if r is None:
-            return {"up": False, "fs": False, "vip": False, "demo": False, "role": "down"}
+            return down
         try:
-            vip = _has_vip(open(f"{r}/net/fib_trie").read(), self.lab.vip)
-            fs = any(line.split()[1] == self.lab.mount_point for line in open(f"{r}/mounts"))
+            fib = open(f"{r}/net/fib_trie").read()
+            mounts = [line.split()[1] for line in open(f"{r}/mounts")]
             demo = any(DEMO_HEX in ln.split()[1] and ln.split()[3] == "0A" for ln in open(f"{r}/net/tcp").readlines()[1:])
         except (OSError, IndexError):
             self.pid = 0
-            return {"up": False, "fs": False, "vip": False, "demo": False, "role": "down"}
-        return {"up": True, "fs": fs, "vip": vip, "demo": demo, "role": self.role(r)}
+            return down
+        return {"up": True, "fs": self.lab.mount_point in mounts, "vip": _has_vip(fib, self.lab.vip), "demo": demo,
+                "fs2": MOUNT_POINT2 in mounts, "vip2": _has_vip(fib, VIP2), "role": self.role(r)}
 
     @staticmethod
     def role(r: str) -> str:
@@ -101,9 +119,13 @@ class Sampler:
     fault_index: int = -1
     samples: int = 0
     arp_samples: int = 0
+    groups: dict = field(default_factory=dict)  # group -> its pieces: watched for own-group stops (two groups)
+    stops: list[GroupStop] = field(default_factory=list)
 
     def __post_init__(self):
         self.views = {n: NodeView(self.lab, n) for n in self.nodes}
+        self.kept: dict[tuple[str, str], bool] = {}  # (group, node): ran whole while the other node was down
+        self.open_stops: dict[tuple[str, str], GroupStop] = {}
         self.stop_ev = threading.Event()
         self.open: dict[str, Overlap] = {}
         self.lock = threading.Lock()
@@ -138,9 +160,39 @@ class Sampler:
             with self.lock:
                 self.last = cur
                 self.samples += 1
-                for what in CHAIN:
+                for what in PIECES:
                     self._mark(what, all(cur[n][what] for n in self.nodes), now, "")
+                self._own_groups(cur, now)
             self.stop_ev.wait(self.interval)
+
+    def _own_groups(self, cur: dict, now: float) -> None:
+        """While one node is down, every group the other ran whole must stay whole there
+        (the survivor never stops its own group): a stop opens a GroupStop."""
+        for gid, pieces in self.groups.items():
+            for n in self.nodes:
+                other = self.nodes[1] if n == self.nodes[0] else self.nodes[0]
+                key = (gid, n)
+                alone = cur[n]["up"] and not cur[other]["up"]
+                whole = alone and all(cur[n][p] for p in pieces)
+                o = self.open_stops.get(key)
+                if o is not None and (whole or not alone):
+                    o.t1, o.ended = now, "whole again" if whole else ("node down" if not cur[n]["up"] else "peer up")
+                    del self.open_stops[key]
+                    self.trace(n, "truth", f"group {gid} stopped on {n} (the other node down): {o.ended} after {now - o.t0:.3f} s")
+                if not alone:
+                    self.kept[key] = False
+                elif whole:
+                    self.kept[key] = True
+                elif self.kept.get(key) and key not in self.open_stops:
+                    o = GroupStop(gid, n, now, self.fault_index, tuple(p for p in pieces if not cur[n][p]))
+                    self.open_stops[key] = o
+                    self.stops.append(o)
+                    self.kept[key] = False
+                    self.trace(n, "truth", f"group {gid} STOPPED on {n} while the other node is down (missing {list(o.missing)})")
+
+    def stops_since(self, index: int) -> list[GroupStop]:
+        with self.lock:
+            return [o for o in self.stops if o.fault_index >= index]
 
     def _mark(self, what: str, both: bool, now: float, detail: str) -> None:
         o = self.open.get(what)
