@@ -51,7 +51,7 @@ from hasync.failover.membership import (
 )
 from hasync.failover.packets import F_LEAVING, GroupRecord, Packet, flag_names
 from hasync.failover.states import ALIVE, Gate, JobKind, PeerStatus, Role
-from hasync.packet_layout import VERSION_GROUPS
+from hasync.packet_layout import VERSION, VERSION_GROUPS
 
 # the node's jobs: one runs, the other groups' copies wait for its result
 SHARED_JOBS = (JobKind.FENCE, JobKind.PING, JobKind.FENCE_SELF)
@@ -118,6 +118,13 @@ class GroupMembership:
         self.job_group: dict[int, str] = {}  # a job under way -> its group (its result goes there)
         self.running: dict[str, str] = {}  # kind of a shared job under way -> the group that runs it
         self.parked: dict[str, list[str]] = {}  # kind -> the groups whose copy waits for its result
+        # the peer's wire format, per incarnation: an older daemon (format 2, before groups)
+        # drops format 3 frames as malformed and would take this node for dead (and fence
+        # it from standby), so it is answered in format 2 (packet_fields). One format 3
+        # frame of an incarnation shows it reads format 3; an older incarnation's frames
+        # (a replay) change nothing
+        self.peer_incarnation = 0
+        self.peer_reads_groups = False
 
     # ------------------------------------------------------------------ the pair's view (the first group's)
     @property
@@ -261,6 +268,10 @@ class GroupMembership:
         return self._gather([(g, r or []) for g, r in results], now) if any(r for _, r in results) else []
 
     def on_packet(self, now: float, link: str, pkt: Packet) -> list[Action]:
+        if pkt.generation > self.peer_incarnation:
+            self.peer_incarnation, self.peer_reads_groups = pkt.generation, pkt.version == VERSION_GROUPS
+        elif pkt.generation == self.peer_incarnation and pkt.version == VERSION_GROUPS:
+            self.peer_reads_groups = True
         self._risk()
         return self._gather([(gid, m.on_packet(now, link, self._group_packet(pkt, i)))
                              for i, (gid, m) in enumerate(self.groups.items())], now)
@@ -357,8 +368,9 @@ class GroupMembership:
 
     # ------------------------------------------------------------------ output
     def packet_fields(self) -> dict:
-        """Format 3: the node's fields, then one record per group. ``leaving`` only once
-        every group released everything (the peer's groups see the node leave at once)."""
+        """Format 3: the node's fields, then one record per group (format 2, the node's
+        summary, to a peer that speaks only that). ``leaving`` only once every group
+        released everything (the peer's groups see the node leave at once)."""
         f = self.first.packet_fields()
         flags = {gid: m.flags() for gid, m in self.groups.items()}
         leaving = all(fl & F_LEAVING for fl in flags.values())
@@ -369,6 +381,12 @@ class GroupMembership:
         node_flags = 0
         for fl in flags.values():
             node_flags |= fl
+        if self.peer_incarnation and not self.peer_reads_groups:
+            # format 2 for an older peer: the node's summary (its role, everything it owns),
+            # so the peer sees it alive and holding; no requests (they need format 3)
+            f.update(role=self.role, owned=tuple(self.owned), flags=node_flags if leaving else node_flags & ~F_LEAVING,
+                     epoch=self.epoch, request=0, request_id=0, ack_id=0, version=VERSION, groups=())
+            return f
         f.update(role=self.role, owned=(), flags=node_flags if leaving else node_flags & ~F_LEAVING, epoch=self.epoch,
                  request=0, request_id=0, ack_id=0, version=VERSION_GROUPS, groups=records)
         return f
