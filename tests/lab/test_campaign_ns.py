@@ -126,3 +126,31 @@ def test_the_run_reports_what_the_issue_asks(campaign):
 @pytest.mark.lab
 def test_the_real_daemons_survive_a_bounded_campaign(campaign):
     assert not campaign["violations"], _summary(campaign)
+
+
+# ------------------------------------------------------------------ two resource groups (issue 17)
+
+NS_GROUP_FAULTS = int(os.environ.get("HASYNC_CAMPAIGN_NS_GROUP_FAULTS", "6"))
+
+
+@pytest.mark.lab
+def test_two_groups_every_audit_fires_per_group_and_a_short_campaign_is_clean(lab, say):
+    """--groups 2: the self-test fires the per-group cases (a piece of group b on both
+    nodes, group b's address pulled, group b stopped on the survivor while the other node
+    is off) and a few node-level faults, where the groups matter most, stay clean."""
+    from hasync_lab.campaign.ns.audits import audits_for
+    from hasync_lab.campaign.ns.cli import run_on_lab
+
+    seed = int(os.environ.get("HASYNC_CAMPAIGN_SEED") or random.SystemRandom().randrange(10**8))
+    say(f"ns campaign with two groups, seed {seed}, {NS_GROUP_FAULTS} faults")
+    out = os.environ.get("HASYNC_CAMPAIGN_OUT", DEFAULT_OUT)
+    lab.reset()
+    faults = draw_faults(seed, NS_GROUP_FAULTS, kinds=("power-loss", "sigkill", "cut-all", "operator", "fence-slow"))
+    try:
+        doc = run_on_lab(seed, faults, lab=lab, out=out, keep_going=True, progress=print, groups=2)
+    finally:
+        lab.reset(files=True)
+    assert set(audits_for(2)) | {"dual-run/b", "liveness/b"} <= set(doc["selftest"]), doc["selftest"]
+    assert all(doc["selftest"].values()), doc["selftest"]
+    assert doc["groups"] == 2 and "--groups 2" in doc["replay"] and doc["faults_run"] == NS_GROUP_FAULTS
+    assert not doc["violations"], _summary(doc)

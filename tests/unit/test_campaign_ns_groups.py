@@ -10,7 +10,14 @@ from hasync import config
 from hasync_lab.campaign import cli
 from hasync_lab.campaign.live import each_group_once
 from hasync_lab.campaign.ns import audits as A
-from hasync_lab.campaign.ns.prep import GROUPS, PIECES, TIMING, TIMING2, campaign_toml, wrapper_script
+from hasync_lab.campaign.ns.prep import (
+    GROUPS,
+    PIECES,
+    TIMING,
+    TIMING2,
+    campaign_toml,
+    wrapper_script,
+)
 from hasync_lab.campaign.ns.truth import GroupStop, Overlap, Sampler
 from hasync_lab.ns.spec import LabSpec
 
