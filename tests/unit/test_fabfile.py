@@ -193,27 +193,17 @@ def test_sync_runs_once_on_the_active_node(fabfile, config, monkeypatch):
 
 # --------------------------------------------------------------------------- resource groups
 
-GROUPS = CONFIG + """
+GROUPS = CONFIG + "".join(f"""
 [[group]]
-id = "a"
-preferred_node = "node1"
+id = "{gid}"
+preferred_node = "{node}"
 
 [[group.resource]]
-id = "a-ip"
+id = "{gid}-ip"
 type = "ocf"
 agent = "heartbeat:IPaddr2"
-params = { ip = "10.9.0.100", cidr_netmask = "24" }
-
-[[group]]
-id = "b"
-preferred_node = "node2"
-
-[[group.resource]]
-id = "b-ip"
-type = "ocf"
-agent = "heartbeat:IPaddr2"
-params = { ip = "10.9.0.101", cidr_netmask = "24" }
-"""
+params = {{ ip = "{ip}", cidr_netmask = "24" }}
+""" for gid, node, ip in (("a", "node1", "10.9.0.100"), ("b", "node2", "10.9.0.101")))
 
 
 def group_status(me: str, peer: str, owners: dict[str, str]) -> Result:
@@ -254,29 +244,17 @@ def test_status_shows_where_each_group_runs(fabfile, groups_config, monkeypatch,
     assert ft.status_line(r) == "node1=active, node2=active; groups: a@node1, b@node2"
 
 
-def test_migrate_one_group_runs_on_the_node_that_runs_it(fabfile, groups_config, monkeypatch):
-    fake = Fake(runs_with({"node2": {"hasync migrate b --to node1": Result(stdout="moved")}}))
+@pytest.mark.parametrize(("task", "kw", "where", "command"), [
+    ("migrate", {"to": "node1", "group": "b"}, "node2", "hasync migrate b --to node1"),  # on the node running b
+    ("standby", {"group": "a"}, "node1", "hasync migrate a --to node2"),  # a away from its node, b stays
+    ("takeover", {"group": "b"}, "node1", "hasync migrate b --to node1"),  # on the node taking b
+])
+def test_one_groups_move_runs_migrate_group_on_the_right_node(fabfile, groups_config, monkeypatch, task, kw, where, command):
+    fake = Fake(runs_with({where: {command: Result(stdout="moved")}}))
     monkeypatch.setattr(fabfile, "make_group", fake.make_group)
-    fabfile.migrate(Context(), to="node1", config=groups_config, group="b")
-    assert fake.groups[-1][0] == ["node2"]
-    fake.contexts["node2"].run.assert_called_with("hasync migrate b --to node1", hide=True, warn=True, in_stream=False,
-                                                  timeout=ft.DEFAULT_TIMEOUT)
-
-
-def test_standby_of_one_group_moves_it_to_the_other_node_and_leaves_the_rest(fabfile, groups_config, monkeypatch):
-    fake = Fake(runs_with({"node1": {"hasync migrate a --to node2": Result(stdout="moved")}}))
-    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
-    fabfile.standby(Context(), config=groups_config, group="a")
-    assert fake.groups[-1][0] == ["node1"]
-    fake.contexts["node1"].run.assert_called_with("hasync migrate a --to node2", hide=True, warn=True, in_stream=False,
-                                                  timeout=ft.DEFAULT_TIMEOUT)
-
-
-def test_takeover_of_one_group_runs_on_the_node_that_takes_it(fabfile, groups_config, monkeypatch):
-    fake = Fake(runs_with({"node1": {"hasync migrate b --to node1": Result(stdout="moved")}}))
-    monkeypatch.setattr(fabfile, "make_group", fake.make_group)
-    fabfile.takeover(Context(), config=groups_config, group="b")
-    assert fake.groups[-1][0] == ["node1"]
+    getattr(fabfile, task)(Context(), config=groups_config, **kw)
+    assert fake.groups[-1][0] == [where]
+    fake.contexts[where].run.assert_called_with(command, hide=True, warn=True, in_stream=False, timeout=ft.DEFAULT_TIMEOUT)
 
 
 def test_standby_without_a_group_when_both_nodes_serve_says_to_name_one(fabfile, groups_config, monkeypatch, capsys):

@@ -152,7 +152,10 @@ class Sim:
             if not dst.alive or self.cut:
                 continue
             (pkt,) = packets.decode_datagram(frame, KEY)
-            dst.handle(dst.fsm.on_packet(self.now, link, pkt))
+            self.deliver(dst, link, pkt)
+
+    def deliver(self, dst: SimNode, link: str, pkt: packets.Packet) -> None:
+        dst.handle(dst.fsm.on_packet(self.now, link, pkt))
 
     def run(self, seconds: float) -> None:
         end = self.now + seconds
