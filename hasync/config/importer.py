@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from hasync import model
 from hasync.config import chain_rules
 from hasync.config.chain_rules import PLACEHOLDER
+from hasync.config.group_rules import NFS_ROLES
 from hasync.config.heartbeat import (
     ADDRESS_SCRIPTS,
     AuthKeys,
@@ -121,16 +122,10 @@ def draft(groups: tuple[HaGroup, ...], cf: HaCf | None, keys: AuthKeys | None, *
         tables += _links(cf, names, node)
     tables.append(_storage(seen, names))
     if len(groups) > 1:
-        ids = group_ids(groups)
-        tables[-1].lines.append(f"check: [storage] and [nfs] describe group {ids[0]!r} only: bootstrap does not lay "
-                                f"down the storage of {', '.join(map(repr, ids[1:]))} (create it as on heartbeat)")
-    if any(s.role in ("nfsserver", "exportfs", "nfsnotify") for s in seen):
-        vip = Table("[nfs]")
-        if address:
-            vip.add("vip", f"{address}/{prefix}" if prefix else address)
-        else:
-            vip.add("vip", PLACEHOLDER, "check: the cluster address clients mount (sm-notify binds to it)")
-        tables.append(vip)
+        read = ", read off its chain" if tables[-1].comment else ""
+        tables[-1].comment = f"the storage of group {group_ids(groups)[0]!r}{read}; a later group's is its [group.storage]"
+    if any(s.role in NFS_ROLES for s in seen):
+        tables.append(_nfs("[nfs]", address, prefix))
     if cf is not None:
         fence = fencing(cf, names)
         if fence is None:
@@ -142,10 +137,41 @@ def draft(groups: tuple[HaGroup, ...], cf: HaCf | None, keys: AuthKeys | None, *
     if len(groups) == 1:
         tables += _resources("[[resource]]", converted[0])
         return tables, notes, warnings
-    for gid, g, resources in zip(group_ids(groups), groups, converted, strict=True):
+    for i, (gid, g, resources) in enumerate(zip(group_ids(groups), groups, converted, strict=True)):
         tables.append(Table("[[group]]", comment=f"haresources line {g.line}").add("id", gid).add("preferred_node", g.node))
+        if i:
+            tables += _group_storage(i, g.resources, resources, names)
         tables += _resources("[[group.resource]]", resources)
     return tables, notes, warnings
+
+
+def _group_storage(i: int, raw: tuple[model.Resource, ...], resources: list[tuple[model.Resource, str]],
+                   names: list[str]) -> list[Table]:
+    """A later group's [group.storage] and [group.nfs], read off its chain as [storage]
+    and [nfs] are off the first's (none when its chain has no storage: bootstrap then
+    lays down nothing for it). What the chain cannot say and must differ from the first
+    group's (the DRBD port, a device under LVM) gets a guess marked check:."""
+    address, prefix = _cluster_address(raw)
+    seen = chain_rules.see(tuple(r for r, _ in resources), address, from_toml=True)
+    if not any(s.role in ("drbd", "lvm", "filesystem") for s in seen):
+        return []
+    st = _storage(seen, names, "[group.storage]")
+    keys = {k for k, _, _ in st.items}
+    if any(s.role == "drbd" for s in seen):
+        if "drbd_device" not in keys:
+            st.add("drbd_device", f"/dev/drbd{i}", "check: the DRBD device of this group's resource (its own minor)")
+        st.add("drbd_port", 7789 + i, "check: the port of this group's DRBD resource (heartbeat's drbd.conf gave each its own)")
+    out = [st]
+    if any(s.role in NFS_ROLES for s in seen):
+        out.append(_nfs("[group.nfs]", address, prefix))
+    return out
+
+
+def _nfs(header: str, address: str, prefix: str) -> Table:
+    t = Table(header)
+    if address:
+        return t.add("vip", f"{address}/{prefix}" if prefix else address)
+    return t.add("vip", PLACEHOLDER, "check: the cluster address clients mount (sm-notify binds to it)")
 
 
 def _nodes(groups: tuple[HaGroup, ...]) -> list[str]:
@@ -241,13 +267,14 @@ def _cluster_address(chain: tuple[model.Resource, ...]) -> tuple[str, str]:
 # --------------------------------------------------------------------------- sections
 
 
-def _storage(seen: list[chain_rules.Seen], names: list[str]) -> Table:
-    """[storage] as the chain uses it: DRBD, LVM, the filesystem and where it is mounted."""
+def _storage(seen: list[chain_rules.Seen], names: list[str], header: str = "[storage]") -> Table:
+    """[storage] (or a later group's *header*) as the chain uses it: DRBD, LVM, the
+    filesystem and where it is mounted."""
     first: dict[str, chain_rules.Seen] = {}
     for s in seen:
         first.setdefault(s.role, s)
     drbd, lvm, fs = first.get("drbd"), first.get("lvm"), first.get("filesystem")
-    t = Table("[storage]", comment="read off the chain" if drbd or lvm or fs else "")
+    t = Table(header, comment="read off the chain" if drbd or lvm or fs else "")
     t.add("use_drbd", drbd is not None).add("use_lvm", lvm is not None)
     device = fs.params.get("device", "") if fs else ""
     if drbd and drbd.params.get("drbd_resource"):

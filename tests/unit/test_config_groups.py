@@ -137,7 +137,29 @@ def test_import_of_a_two_line_haresources_file_is_two_groups_in_order_with_their
     assert [r.id for r in a.resources] == ["drbddisk", "filesystem", "ipaddr", "nfsserver", "nfslock"]
     assert [(r.agent, r.params.get("directory") or r.params.get("ip") or r.args[0]) for r in b.resources] == [
         ("drbddisk", "ha-disk1"), ("heartbeat:Filesystem", "/srv/web"), ("heartbeat:IPaddr2", "10.0.0.11")]
-    assert "[storage] and [nfs] describe group 'node1-group' only" in text  # a check: marker until stage 3
+    # each later group's storage read off its chain, for bootstrap: its own DRBD resource,
+    # device, port (a guess marked check:), filesystem and mount point
+    gs = b.storage
+    assert gs is not None and b.nfs is None
+    assert (gs.drbd_resource, gs.drbd_device, gs.drbd_port, gs.filesystem, gs.mount_point) == ("ha-disk1", "/dev/drbd1", 7790, "ext3", "/srv/web")
+    assert (c.storage.drbd_resource, c.storage.mount_point) == ("ha-disk0", "/home")
+    assert "drbd_port = 7790   # check: the port of this group's DRBD resource" in text
+    assert [g.group.id for g in c.group_storage()] == ["node1-group", "node2-group"]
+
+
+def test_import_gives_a_later_group_on_lvm_a_drbd_device_of_its_own_and_a_group_without_storage_none(tmp_path):
+    hares = tmp_path / "haresources"
+    hares.write_text("node1 drbddisk::r0 LVM::vga Filesystem::/dev/vga/data::/srv/a::ext4 IPaddr::10.0.0.10/24/eth0\n"
+                     "node2 drbddisk::r1 LVM::vgb Filesystem::/dev/vgb/data::/srv/b::ext4 IPaddr::10.0.0.11/24/eth0 nfsserver\n"
+                     "node2 IPaddr::10.0.0.12/24/eth0\n")
+    text, f = imported(tmp_path, hares)
+    c = config.load(f)
+    a, b, x = c.resource_groups()
+    assert b.storage is not None and (b.storage.vg, b.storage.lv, b.storage.drbd_device, b.storage.drbd_port) == ("vgb", "data", "/dev/drbd1", 7790)
+    assert b.nfs is not None and b.nfs.vip == "10.0.0.11/24"
+    assert "check: the DRBD device of this group's resource" in text
+    assert x.storage is None  # nothing to lay down: no [group.storage]
+    assert [g.group.id for g in c.group_storage()] == [a.id, b.id]
 
 
 def test_one_line_haresources_still_imports_to_a_top_level_chain(tmp_path):
