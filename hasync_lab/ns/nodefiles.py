@@ -47,7 +47,18 @@ def node_files(
         "/etc/hasync/authkey": (keys.authkey, 0o600),
         NODE_INFO: (json.dumps({"lab": spec.name, "node": node, "root": root}) + "\n", 0o644),
         "/usr/local/bin/hasync": (hasync_wrapper, 0o755),
+        "/root/.bashrc": (ROOT_BASHRC, 0o644),
+        "/root/.profile": (ROOT_PROFILE, 0o644),
     }
+
+
+# A server's root shell, not the test machine's: bash reads ~/.bashrc for every command
+# run over ssh, and the test machine's runs `pyenv init`, whose rehash takes a lock file
+# under /root/.pyenv. A node that lost power in the middle kept the lock in its /root
+# layer, and every later ssh command into it waited for it (60 s): the watcher's ssh
+# connections timed out ("no answer") for the rest of a campaign run.
+ROOT_BASHRC = "# written by `hasync lab up`: a lab node's root shell (nothing of the test machine's)\n"
+ROOT_PROFILE = '# written by `hasync lab up`\nif [ "$BASH" ] && [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n'
 
 
 def dir_mode(path: str) -> int:

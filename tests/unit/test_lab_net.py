@@ -64,6 +64,9 @@ def test_node_files():
     assert json.loads(files["/etc/hasync/lab.json"][0]) == {"lab": "t1", "node": "node2", "root": "/r"}
     assert "HPUBclient1" in files["/etc/hasync/ssh/known_hosts"][0]
     assert files["/usr/local/bin/hasync"][1] == 0o755
+    # the node's own root shell: the test machine's ~/.bashrc (pyenv init, a lock under
+    # /root that a power loss left behind) hung every ssh command into the node
+    assert "pyenv" not in files["/root/.bashrc"][0] + files["/root/.profile"][0]
     for path in files:  # every file lands in a private layer
         split_overlay(path)
 
