@@ -13,7 +13,14 @@ import time
 from typing import Any
 
 from hasync import model
-from hasync.bootstrap import doctor_drbd, doctor_host, doctor_lvm, doctor_manager, doctor_nfs
+from hasync.bootstrap import (
+    doctor_drbd,
+    doctor_groups,
+    doctor_host,
+    doctor_lvm,
+    doctor_manager,
+    doctor_nfs,
+)
 from hasync.bootstrap.findings import Finding
 from hasync.config import GOOD_KEY
 from hasync.effects.run import Result, Runner
@@ -33,14 +40,6 @@ SSH_CONNECT_TIMEOUT_S = 10
 AUTH_KEY_RANDOM_BYTES = 32
 
 
-def _services(profile: model.Profile, *logical: str) -> list[str]:
-    return [s for name in logical for s in profile.services.get(name, ())]
-
-
-def nfs_services(profile: model.Profile) -> list[str]:
-    return _services(profile, "nfsboot", "nfsserver", "nfslock")
-
-
 def fs_device(cluster: model.Cluster, node: str) -> str:
     st = cluster.storage
     if st.use_lvm:
@@ -50,12 +49,29 @@ def fs_device(cluster: model.Cluster, node: str) -> str:
     return st.disks.get(node, "")
 
 
+def _storage_probe_lines(cluster: model.Cluster, profile: model.Profile, node: str) -> list[str]:
+    """What doctor reads of *cluster*'s storage (a group's, doctor_groups.parts) on *node*."""
+    q = shlex.quote
+    disk = cluster.storage.disks.get(node, "")
+    lines = [
+        f"echo disk_bytes=$(blockdev --getsize64 {q(disk)})" if disk else "echo disk_bytes=",
+        f"echo dev=$(stat -L -c %t:%T {q(fs_device(cluster, node))})",
+    ]
+    lines += doctor_lvm.probe_lines(cluster, profile, node)
+    lines += doctor_nfs.storage_probe_lines(cluster)
+    lines += doctor_drbd.storage_probe_lines(cluster)
+    if cluster.storage.use_drbd:
+        res = f"{profile.paths.get('drbd_conf_dir', '/etc/drbd.d')}/{cluster.storage.drbd_resource}.res"
+        lines.append(f"echo drbd_res=$(sha256sum < {q(res)} | cut -c1-16)")
+    return lines
+
+
 def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> str:
-    """A POSIX sh script printing ``key=value`` lines: everything doctor reads on a node."""
+    """A POSIX sh script printing ``key=value`` lines: everything doctor reads on a node;
+    each resource group's storage under ``group.<id>.`` (doctor_groups) when there are groups."""
     q = shlex.quote
     nfs_state = profile.paths.get("nfs_state", "/var/lib/nfs")
     key = cluster.heartbeat.auth_key
-    disk = cluster.storage.disks.get(node, "")
     lines = [
         "exec 2>/dev/null",
         "echo node=$(uname -n)",
@@ -65,23 +81,13 @@ def probe_script(cluster: model.Cluster, profile: model.Profile, node: str) -> s
         f"echo authkey_mode=$(stat -c %a {q(key)})",
         f"echo authkey_bytes=$(tr -d '[:space:]' < {q(key)} | wc -c)",
         "echo unison=$(unison -version | head -n 1)",
-        f"echo disk_bytes=$(blockdev --getsize64 {q(disk)})" if disk else "echo disk_bytes=",
-        f"echo dev=$(stat -L -c %t:%T {q(fs_device(cluster, node))})",
     ]
+    for gid, gc in doctor_groups.parts(cluster):
+        lines += doctor_groups.wrap(gid, _storage_probe_lines(gc, profile, node))
     lines += doctor_host.probe_lines(cluster, profile, node)
-    lines += doctor_lvm.probe_lines(cluster, profile, node)
     lines += doctor_nfs.probe_lines(cluster, profile, node)
-    lines += doctor_drbd.probe_lines(cluster, profile, node)
+    lines += doctor_drbd.probe_lines()
     lines += doctor_manager.probe_lines()
-    if cluster.storage.use_drbd:
-        res = f"{profile.paths.get('drbd_conf_dir', '/etc/drbd.d')}/{cluster.storage.drbd_resource}.res"
-        lines.append(f"echo drbd_res=$(sha256sum < {q(res)} | cut -c1-16)")
-    for s in nfs_services(profile):
-        if profile.init == "systemd":
-            unit = s if "." in s else s + ".service"
-            lines.append(f"echo enabled.{s}=$(systemctl is-enabled {q(unit)})")
-        else:
-            lines.append(f"echo enabled.{s}=$(chkconfig --list {q(s)} | tr -s ' \\t' ' ')")
     if uses_portblock(cluster):
         agent = f"{OCF_ROOT}/resource.d/heartbeat/portblock"
         lines.append("echo iptables=$(iptables --version)")
@@ -125,15 +131,6 @@ def parse_probe(text: str) -> dict[str, str]:
     return out
 
 
-def _enabled_word(init: str, raw: str) -> str:
-    if init == "systemd":
-        return raw.split()[-1] if raw.split() else "not-found"
-    levels = dict(w.split(":", 1) for w in raw.split() if re.fullmatch(r"[0-6]:\w+", w))
-    if not levels:
-        return "not-found"
-    return "enabled" if any(levels.get(str(n)) == "on" for n in range(2, 6)) else "disabled"
-
-
 def parse_unison_version(text: str) -> tuple[int, ...] | None:
     m = re.search(r"version\s+(\d+)\.(\d+)(?:\.(\d+))?", text)
     return tuple(int(x) for x in m.groups() if x is not None) if m else None
@@ -154,9 +151,11 @@ def check_config(cluster: model.Cluster, profile: model.Profile | None = None) -
         out.append(Finding("fencing", "warning", "cluster", "fencing is off: after a partition both nodes may write the disk", "set [fencing] mode = \"required\" with a command that powers the peer off"))
     else:
         out.append(Finding("fencing", "ok", "cluster", f"fencing {cluster.fencing.mode}"))
-    missing = [e.path for e in cluster.nfs.exports if e.fsid is None]
-    if missing:
-        out.append(Finding("export-fsid", "warning", "cluster", f"exports without fsid=: {', '.join(missing)} (file handles carry the device number)", "set fsid = N on every [[nfs.export]]"))
+    for gid, gc in doctor_groups.parts(cluster):
+        missing = [e.path for e in gc.nfs.exports if e.fsid is None]
+        if missing:
+            out += doctor_groups.tag(gid, [Finding("export-fsid", "warning", "cluster", f"exports without fsid=: {', '.join(missing)} (file handles carry the device number)",
+                                                   "set fsid = N on every [[nfs.export]]" + (f" (and [[group.nfs.export]] of group {gid})" if gid else ""))])
     serving = [gs.group.id for gs in cluster.group_storage() if gs.nfs.exports or gs.nfs.vip]
     if len(serving) > 1:
         out.append(Finding("nfs-state-dir", "warning", "cluster", f"groups {' and '.join(serving)} both serve NFS: /var/lib/nfs stays on each node "
@@ -171,19 +170,14 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
     """Findings from one node's probe output (None: the node could not be read)."""
     if p is None:
         return []
+    groups = doctor_groups.parts(cluster)
     out = doctor_host.check_node(cluster, profile, node, p)
-    out += doctor_nfs.check_node(cluster, profile, node, p)
-    out += doctor_lvm.check_node(cluster, node, p)
-    out += doctor_drbd.check_node(cluster, node, p)
-    st = cluster.storage
-    # NFS at boot
-    for s in nfs_services(profile):
-        word = _enabled_word(profile.init, p.get(f"enabled.{s}", ""))
-        if word in ("enabled", "enabled-runtime"):
-            fix = f"systemctl disable {s}" if profile.init == "systemd" else f"chkconfig {s} off"
-            out.append(Finding("nfs-at-boot", "error", node, f"{s} is started at boot: it would serve the disk on the passive node", fix))
-    if not any(f.check == "nfs-at-boot" for f in out):
-        out.append(Finding("nfs-at-boot", "ok", node, "NFS services not started at boot"))
+    out += doctor_nfs.check_node(cluster, profile, node, doctor_groups.view(p, groups[0][0]))
+    out += doctor_drbd.check_operator(node, p)
+    vgs = frozenset(gc.storage.vg for _, gc in groups if gc.storage.use_lvm)
+    for i, (gid, gc) in enumerate(groups):
+        out += doctor_groups.tag(gid, _check_storage(gc, node, doctor_groups.view(p, gid), vgs, strangers=i == 0))
+    out += doctor_nfs.check_boot(cluster, profile, node, p)
     # auth key
     mode = p.get("authkey_mode", "")
     key = cluster.heartbeat.auth_key
@@ -203,15 +197,21 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
         out.append(Finding("auth-key", "ok", node, f"{key} mode {mode}"))
     if uses_portblock(cluster):
         out += check_portblock(node, p)
-    # disk
-    disk = st.disks.get(node, "")
+    manager = doctor_manager.manager(p)  # hasync's daemon or Pacemaker: what holds differs
+    return doctor_manager.check_node(node, manager) + doctor_manager.adjust(cluster, manager, out)
+
+
+def _check_storage(cluster: model.Cluster, node: str, p: dict[str, str], vgs: frozenset[str], strangers: bool) -> list[Finding]:
+    """*cluster*'s storage (one group's) on *node*: the LVM filter, DRBD, the disk."""
+    out = doctor_lvm.check_node(cluster, node, p, vgs, strangers=strangers)
+    out += doctor_drbd.check_node(cluster, node, p)
+    disk = cluster.storage.disks.get(node, "")
     if disk:
         if not p.get("disk_bytes"):
             out.append(Finding("disk", "error", node, f"disk {disk} is missing", f"attach the disk or fix storage.disks.{node} in cluster.toml"))
         else:
             out.append(Finding("disk", "ok", node, f"{disk}: {int(p['disk_bytes']) / 2**20:.0f} MiB"))
-    manager = doctor_manager.manager(p)  # hasync's daemon or Pacemaker: what holds differs
-    return doctor_manager.check_node(node, manager) + doctor_manager.adjust(cluster, manager, out)
+    return out
 
 
 def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], b: dict[str, str] | None, clock_offset: float | None) -> list[Finding]:
@@ -234,6 +234,15 @@ def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], 
             out.append(Finding("clock", "warning", "cluster", f"{peer}'s clock is {clock_offset:+.2f} s from {node}'s (bound {CLOCK_BOUND_S:g} s)", "run an NTP client (chrony) on both nodes"))
         else:
             out.append(Finding("clock", "ok", "cluster", f"clocks {clock_offset:+.3f} s apart"))
+    for gid, gc in doctor_groups.parts(cluster):
+        ga, gb = doctor_groups.view(a, gid), doctor_groups.view(b, gid)
+        out += doctor_groups.tag(gid, _pair_storage(gc, node, peer, ga, gb) + doctor_drbd.check_pair(gc, node, peer, ga, gb))
+    return out + doctor_nfs.check_pair(cluster, node, peer, a, b)
+
+
+def _pair_storage(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], b: dict[str, str]) -> list[Finding]:
+    """*cluster*'s storage (one group's) compared across the nodes."""
+    out: list[Finding] = []
     # exported device identity
     if cluster.nfs.exports:
         all_fsid = all(e.fsid is not None for e in cluster.nfs.exports)
@@ -257,7 +266,7 @@ def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], 
     sa, sb = a.get("disk_bytes", ""), b.get("disk_bytes", "")
     if sa and sb and sa != sb:
         out.append(Finding("disk-size", "warning", "cluster", f"disks differ: {int(sa) / 2**20:.0f} MiB here, {int(sb) / 2**20:.0f} MiB on {peer}; DRBD uses the smaller", "give both nodes disks of the same size"))
-    return out + doctor_nfs.check_pair(cluster, node, peer, a, b) + doctor_drbd.check_pair(cluster, node, peer, a, b)
+    return out
 
 
 def ping_argv(address: str, interface: str = "") -> tuple[str, ...]:

@@ -28,13 +28,18 @@ def status_argv(resource: str) -> tuple[str, ...]:
     return ("drbdsetup", "status", resource, "--verbose", "--statistics")
 
 
-def probe_lines(cluster: model.Cluster, profile: model.Profile, node: str) -> list[str]:
+def probe_lines() -> list[str]:
+    """The node's operator files."""
+    return [f"echo oncall.{f}=$(cat {shlex.quote(FAILOVER_STATE_DIR + '/' + f)})" for f in ("maintenance", "stopped")]
+
+
+def storage_probe_lines(cluster: model.Cluster) -> list[str]:
+    """*cluster*'s DRBD resource (a group's: doctor_groups.wrap prefixes them)."""
+    if not cluster.storage.use_drbd:
+        return []
     q = shlex.quote
-    lines = [f"echo oncall.{f}=$(cat {q(FAILOVER_STATE_DIR + '/' + f)})" for f in ("maintenance", "stopped")]
-    if cluster.storage.use_drbd:
-        argv = " ".join(map(q, status_argv(cluster.storage.drbd_resource)))
-        lines += [f"echo drbd.status=$({argv} | base64 -w0)", f"echo drbd.proc=$(base64 -w0 {PROC_DRBD})"]
-    return lines
+    argv = " ".join(map(q, status_argv(cluster.storage.drbd_resource)))
+    return [f"echo drbd.status=$({argv} | base64 -w0)", f"echo drbd.proc=$(base64 -w0 {PROC_DRBD})"]
 
 
 def _b64(p: dict[str, str], key: str) -> str:
@@ -71,7 +76,8 @@ def node_state(cluster: model.Cluster, p: dict[str, str]) -> Drbd | None:
     return state_of(cluster, _b64(p, "drbd.status"), _b64(p, "drbd.proc")) if cluster.storage.use_drbd else None
 
 
-def check_node(cluster: model.Cluster, node: str, p: dict[str, str]) -> list[Finding]:
+def check_operator(node: str, p: dict[str, str]) -> list[Finding]:
+    """Maintenance mode or the chain stopped on purpose, left on."""
     out: list[Finding] = []
     now = float(p.get("clock") or 0)
     for f, what, fix in (("maintenance", "maintenance mode", "hasync maintenance off"),
@@ -85,6 +91,12 @@ def check_node(cluster: model.Cluster, node: str, p: dict[str, str]) -> list[Fin
             level = "warning" if age > LONG_S else "info"
             out.append(Finding(f, level, node, f"{what} is on, for {drbd_state.duration(max(age, 0))} (since {' '.join(words[2:3])})"
                                + (": nothing protects the service while it stays on" if level == "warning" else ""), fix))
+    return out
+
+
+def check_node(cluster: model.Cluster, node: str, p: dict[str, str]) -> list[Finding]:
+    """*cluster*'s DRBD resource on *node* (a group's, from the group's view of the probe)."""
+    out: list[Finding] = []
     d = node_state(cluster, p)
     if cluster.storage.use_drbd and "drbd.status" in p:  # (a probe that read DRBD)
         if d is None:

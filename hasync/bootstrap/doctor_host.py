@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 
 from hasync import model, operations
-from hasync.bootstrap import host
+from hasync.bootstrap import doctor_groups, host
 from hasync.bootstrap.findings import Finding, probe_line
 from hasync.bootstrap.plan import unit_name
 
@@ -57,7 +57,8 @@ def _host(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[str
     osr = {k[3:]: v for k, v in p.items() if k.startswith("os.") and k != "os.present"} if p.get("os.present") == "1" else None
     tools = {"wipefs_json": p.get("tool.wipefs_json", "0") not in ("", "0"), "lvm": p.get("tool.lvm") or None,
              "drbdadm": {"utils": p.get("tool.drbdadm", ""), "kernel": p.get("tool.drbd_kernel", "")} if p.get("tool.drbdadm") else None}
-    found = host.problems(profile, osr, tools, use_drbd=cluster.storage.use_drbd, use_lvm=cluster.storage.use_lvm)
+    groups = [gc.storage for _, gc in doctor_groups.parts(cluster)]  # the tools any group's storage needs
+    found = host.problems(profile, osr, tools, use_drbd=any(st.use_drbd for st in groups), use_lvm=any(st.use_lvm for st in groups))
     fix = (f"set [cluster] profile to this host's distro, or install/upgrade the tool named "
            f"(profiles/distro/{profile.name}.toml [supported]; docs/bootstrap.md)")
     if found:

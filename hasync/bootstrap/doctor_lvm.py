@@ -49,7 +49,10 @@ def _report(p: dict[str, str], tool: str) -> list[dict[str, str]]:
         return []
 
 
-def check_node(cluster: model.Cluster, node: str, p: dict[str, str]) -> list[Finding]:
+def check_node(cluster: model.Cluster, node: str, p: dict[str, str], ours: frozenset[str] = frozenset(),
+               strangers: bool = True) -> list[Finding]:
+    """*cluster*'s devices (a group's) against the configured filter; with *strangers*, the
+    VGs other than *ours* (every group's, and *cluster*'s own) that the filter hides."""
     st = cluster.storage
     if not st.use_lvm or not p.get("lvm.global_filter"):
         return []  # no LVM here (lvmconfig missing): the host check says so
@@ -75,10 +78,13 @@ def check_node(cluster: model.Cluster, node: str, p: dict[str, str]) -> list[Fin
         out.append(Finding("lvm-filter", "error", node, f"LVM does not see {disk} ({how}), the PV of {st.vg} (no DRBD)", FIX))
     if not out:
         out.append(Finding("lvm-filter", "ok", node, f"{how}: {st.drbd_device if st.use_drbd else disk} used" + (f", {disk} hidden" if st.use_drbd else "")))
+    if not strangers:
+        return out
+    ours = ours | {st.vg}
     active = {r["vg_name"] for r in _report(p, "lvs") if r.get("lv_active") == "active"}
     for r in _report(p, "pvs"):
         vg, pv = r.get("vg_name", ""), r.get("pv_name", "")
-        if vg and vg != st.vg and vg in active and not seen([pv]):
+        if vg and vg not in ours and vg in active and not seen([pv]):
             fix = f"lvmdevices --adddev {pv}" if by_file else f'{FIX}; or put "a|^{pv}$|" first in devices/global_filter'
             out.append(Finding("lvm-hidden-vg", "warning", node, f"VG {vg} is active now but {how} hides its PV {pv}: it will not be "
                                                                  "activated at the next boot (the initramfs copies lvm.conf)", fix))

@@ -9,10 +9,11 @@ the VIP. Probe lines for the node script, then pure checks.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 
 from hasync import model
-from hasync.bootstrap import nfsstate
+from hasync.bootstrap import doctor_groups, nfsstate
 from hasync.bootstrap.findings import Finding, probe_line
 
 FIX = "hasync bootstrap --yes"
@@ -25,30 +26,43 @@ _NFSCONF_AWK = ("awk '/^[ \\t]*\\[/{s=$0; gsub(/^[ \\t]*\\[|\\][ \\t]*$/,\"\",s)
 
 
 def serves_nfs(cluster: model.Cluster) -> bool:
-    return bool(cluster.nfs.exports)
+    """Some group exports (a cluster without [[group]] tables: its [nfs])."""
+    return any(gc.nfs.exports for _, gc in doctor_groups.parts(cluster))
 
 
 def probe_lines(cluster: model.Cluster, profile: model.Profile, node: str) -> list[str]:
     q = shlex.quote
     state = nfsstate.nfs_state(profile)
     lines = [probe_line("nfs_mounts", "awk '$3==\"nfs\"||$3==\"nfs4\"{print $1\"@\"$2}' /proc/mounts")]
+    for s in nfs_services(profile):
+        if profile.init == "systemd":
+            unit = s if "." in s else s + ".service"
+            lines.append(f"echo enabled.{s}=$(systemctl is-enabled {q(unit)})")
+        else:
+            lines.append(f"echo enabled.{s}=$(chkconfig --list {q(s)} | tr -s ' \\t' ' ')")
     if not serves_nfs(cluster):
         return lines
     conf = profile.paths.get("nfs_conf", "")
     if conf:
         lines.append(f"cat {q(conf)} {q(conf)}.d/*.conf | {_NFSCONF_AWK}")
-    mp = cluster.storage.mount_point
     lines += [
         probe_line("nfsd.threads", "cat /proc/fs/nfsd/threads"),
         probe_line("nfsd.grace", "cat /proc/fs/nfsd/nfsv4gracetime"),
         probe_line("nfsd.lease", "cat /proc/fs/nfsd/nfsv4leasetime"),
         "pgrep -x nfsdcld >/dev/null && echo nfsdcld_running=1 || echo nfsdcld_running=0",
         probe_line("mnt.nfs_state", f"awk -v p={q(state)} '$5==p{{print $3\" \"$4}}' /proc/self/mountinfo | tail -n 1"),
-        probe_line("mnt.fs", f"awk -v p={q(mp)} '$5==p{{print $3\" \"$4}}' /proc/self/mountinfo | tail -n 1"),
         probe_line("scope.run", f"sed -n 's/^NFS_SERVER_SCOPE=//p' {SCOPE_FILE}"),
         probe_line("scope.cfg", f"grep -o 'nfs_server_scope *= *\"[^\"]*\"' {q(cluster.path)} | head -n 1 | sed 's/.*\"\\(.*\\)\"$/\\1/'"),
     ]
     return lines
+
+
+def storage_probe_lines(cluster: model.Cluster) -> list[str]:
+    """Where *cluster*'s filesystem (a group's) is mounted from: the bind check's reference."""
+    if not cluster.nfs.exports:
+        return []
+    mp = shlex.quote(cluster.storage.mount_point)
+    return [probe_line("mnt.fs", f"awk -v p={mp} '$5==p{{print $3\" \"$4}}' /proc/self/mountinfo | tail -n 1")]
 
 
 # --------------------------------------------------------------------------- the chain
@@ -98,9 +112,50 @@ def check_config(cluster: model.Cluster, profile: model.Profile | None) -> list[
 # --------------------------------------------------------------------------- one node
 
 
+def _services(profile: model.Profile, *logical: str) -> list[str]:
+    return [s for name in logical for s in profile.services.get(name, ())]
+
+
+def nfs_services(profile: model.Profile) -> list[str]:
+    return _services(profile, "nfsboot", "nfsserver", "nfslock")
+
+
+def enabled_word(init: str, raw: str) -> str:
+    if init == "systemd":
+        return raw.split()[-1] if raw.split() else "not-found"
+    levels = dict(w.split(":", 1) for w in raw.split() if re.fullmatch(r"[0-6]:\w+", w))
+    if not levels:
+        return "not-found"
+    return "enabled" if any(levels.get(str(n)) == "on" for n in range(2, 6)) else "disabled"
+
+
+def check_boot(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[str, str]) -> list[Finding]:
+    """One NFS group: the chain starts NFS, never the boot. Several: one nfsd (and statd)
+    per node from boot, outside the groups, and no boot notice (steps_nfs nfs-boot-on)."""
+    several = doctor_groups.several_nfs(cluster)
+    up = set(profile.services.get("nfsserver", ())) | set(profile.services.get("nfslock", ())) if several else set()
+    systemd = profile.init == "systemd"
+    out = []
+    for s in nfs_services(profile):
+        word = enabled_word(profile.init, p.get(f"enabled.{s}", ""))
+        if s in up and word == "disabled":
+            out.append(Finding("nfs-at-boot", "error", node, f"{s} is not started at boot: with several groups serving NFS each node runs one nfsd "
+                                                             "outside the groups, and a group moved here is not served", f"systemctl enable {s}" if systemd else f"chkconfig {s} on"))
+        elif s not in up and word in ("enabled", "enabled-runtime"):
+            what = "it would serve the disk on the passive node" if not several else "its boot notice comes from the node's own address, which no client mounted"
+            out.append(Finding("nfs-at-boot", "error", node, f"{s} is started at boot: {what}", f"systemctl disable {s}" if systemd else f"chkconfig {s} off"))
+    if not out:
+        out.append(Finding("nfs-at-boot", "ok", node, "nfsd and statd started at boot on each node (several NFS groups)" if several else "NFS services not started at boot"))
+    return out
+
+
+
+
 def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[str, str]) -> list[Finding]:
+    """The node's NFS (*p*: the first group's view of the probe). Several NFS groups keep
+    /var/lib/nfs on each node's own disk (one nfsd per node): its place is not checked."""
     out = _own_mounts(cluster, node, p)
-    if cluster.nfs.state_dir:
+    if cluster.nfs.state_dir and not doctor_groups.several_nfs(cluster):
         out += _state_dir(cluster, profile, node, p)
     if serves_nfs(cluster):
         out += _v4_state(cluster, profile, node, p)
@@ -110,7 +165,7 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
 def _own_mounts(cluster: model.Cluster, node: str, p: dict[str, str]) -> list[Finding]:
     """The field notes: HA nodes must not be NFS clients -- of their own cluster least of
     all (the unmount at failover waits on the server being moved)."""
-    ours = {nfsstate.vip_address(cluster)} | {n.address for n in cluster.nodes} | {n.name for n in cluster.nodes}
+    ours = {nfsstate.vip_address(gc) for _, gc in doctor_groups.parts(cluster)} | {n.address for n in cluster.nodes} | {n.name for n in cluster.nodes}
     out = []
     for item in p.get("nfs_mounts", "").split():
         src, _, mp = item.partition("@")
@@ -165,6 +220,8 @@ def _v4_state(cluster: model.Cluster, profile: model.Profile, node: str, p: dict
         out.append(Finding("nfs-grace", "warning", node, f"nfsd runs with grace {p.get('nfsd.grace')} s and lease {p.get('nfsd.lease')} s, set when it started; the config says {want[0]}/{want[1]}",
                            "restart the NFS server at a quiet moment (v4 clients reclaim their state during the grace)"))
     state, sd = nfsstate.nfs_state(profile), cluster.nfs.state_dir
+    if doctor_groups.several_nfs(cluster):
+        sd = ""  # the records stay on each node's disk with the rest of /var/lib/nfs
     for section in nfsstate.V4_TRACKERS:
         # under /var/lib/nfs (the default) they follow its symlink or bind mount, which
         # nfs-state-link checks; a storagedir set elsewhere must be on the disk itself

@@ -12,6 +12,7 @@ class Finding:
     where: str  # node name or "cluster"
     message: str
     fix: str = ""
+    group: str = ""  # the resource group whose storage this is about ("": the node or cluster as a whole)
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)

@@ -268,7 +268,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     console = _console()
     for f in findings:
         color = LEVEL_STYLE[f.level]
-        console.print(f"[{color}]{f.level:7}[/{color}] {escape(f.where)}: {escape(f.message)}")
+        where = f.where + (f" (group {f.group})" if f.group else "")
+        console.print(f"[{color}]{f.level:7}[/{color}] {escape(where)}: {escape(f.message)}")
         if f.fix:  # a runbook is several lines: each indented under the finding
             console.print("        [dim]fix: " + "\n             ".join(escape(line) for line in f.fix.splitlines()) + "[/dim]")
     bad = [f for f in findings if f.level in ("error", "warning")]

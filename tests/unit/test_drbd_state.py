@@ -130,11 +130,10 @@ def test_doctor_reads_84s_proc_drbd_and_reports_drbd_not_up():
 
 
 def test_doctor_warns_when_maintenance_stays_on_long():
-    c = cluster()
     now = 1_000_000.0
-    fresh = doctor_drbd.check_node(c, "node1", {"clock": str(now), "oncall.maintenance": f"since {now - 600:.0f} 2026-12-07T01:00:00Z"})
+    fresh = doctor_drbd.check_operator("node1", {"clock": str(now), "oncall.maintenance": f"since {now - 600:.0f} 2026-12-07T01:00:00Z"})
     assert [(f.check, f.level) for f in fresh] == [("maintenance", "info")]
-    old = doctor_drbd.check_node(c, "node1", {"clock": str(now), "oncall.maintenance": f"since {now - 5 * 3600:.0f} x",
+    old = doctor_drbd.check_operator("node1", {"clock": str(now), "oncall.maintenance": f"since {now - 5 * 3600:.0f} x",
                                               "oncall.stopped": ""})
     assert [(f.check, f.level, f.fix) for f in old] == [("maintenance", "warning", "hasync maintenance off")]
     assert "5 h 00 min" in old[0].message
