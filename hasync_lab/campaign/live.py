@@ -283,9 +283,18 @@ class StepPlayer:
         self.op_restart({"X": node}, who="X", how=kw["how"])
 
     @staticmethod
-    def command_argv(r, node: str, cmd: str) -> list[str]:
-        """An operator's command on *node* (a migrate goes to the other node)."""
-        return ["hasync", cmd] if cmd != "migrate" else ["hasync", "migrate", "--to", r["B"] if node == r["A"] else r["A"]]
+    def command_argv(r, node: str, cmd: str, owners: dict[str, str] | None = None) -> list[str]:
+        """An operator's command on *node*: a migrate goes to the other node; a group's
+        migrate ("migrate b") to the node that does not hold the group at the last clean
+        look (*owners*: group -> node), so the group moves and the other keeps running."""
+        words = cmd.split()
+        if words[0] != "migrate":
+            return ["hasync", *words]
+        other = r["B"] if node == r["A"] else r["A"]
+        if len(words) > 1 and owners and words[1] in owners:
+            holder = owners[words[1]]
+            other = r["B"] if holder == r["A"] else r["A"]
+        return ["hasync", "migrate", *words[1:], "--to", other]
 
 
 # ---------------------------------------------------------------------- the run

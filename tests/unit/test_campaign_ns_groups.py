@@ -127,3 +127,31 @@ def test_the_ns_document_replays_with_its_groups():
                         after_heal_s=[], per_fault_s=[], selftest={})
     doc = ns_doc(r, 3, 1.0, None, None, "lab", {"groups": 2})
     assert doc["groups"] == 2 and "--groups 2" in doc["replay"]
+
+
+def _commands(faults) -> list[str]:
+    return [s[2]["cmd"] for f in faults for s in f.steps if s[1] == "command"]
+
+
+def test_operator_faults_move_one_group_when_the_run_has_two():
+    """With --groups 2 an operator fault draws `hasync migrate GROUP --to NODE` too (as
+    the fsm tier's does), so one group moves while the other keeps running; a one-group
+    run's operator faults never name a group."""
+    from hasync_lab.campaign.ns.faults import draw_faults
+
+    two = [c for seed in range(40) for c in _commands(draw_faults(seed, 3, ("operator",), TIMING2))]
+    assert {"migrate a", "migrate b"} <= set(two)
+    assert {"standby", "takeover", "migrate"} & set(two)  # the whole-node commands stay
+    one = [c for seed in range(40) for c in _commands(draw_faults(seed, 3, ("operator",), TIMING))]
+    assert set(one) <= {"standby", "takeover", "migrate"}
+
+
+def test_a_group_migrate_goes_to_the_node_not_holding_the_group():
+    from hasync_lab.campaign.live import StepPlayer
+
+    r = {"A": "node1", "B": "node2"}
+    assert StepPlayer.command_argv(r, "node1", "migrate b", {"a": "node1", "b": "node2"}) == ["hasync", "migrate", "b", "--to", "node1"]
+    assert StepPlayer.command_argv(r, "node1", "migrate a", {"a": "node1", "b": "node2"}) == ["hasync", "migrate", "a", "--to", "node2"]
+    # no clean look yet (no owners): to the other node than the one it is given on
+    assert StepPlayer.command_argv(r, "node2", "migrate a") == ["hasync", "migrate", "a", "--to", "node1"]
+    assert StepPlayer.command_argv(r, "node2", "migrate") == ["hasync", "migrate", "--to", "node1"]

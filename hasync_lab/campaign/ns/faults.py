@@ -287,6 +287,8 @@ def _config_drift(rng, t):
 
 def _operator(rng, t):
     cmd = rng.choice(("standby", "takeover", "migrate"))
+    if getattr(t, "groups", 1) == 2 and rng.random() < 0.5:  # (the vm tier has one group; drawn only with groups: a one-group seed's faults are unchanged)
+        cmd = f"migrate {rng.choice(sorted(t.groups_pieces))}"  # one group moves, the other keeps running
     return Fault("", _role(rng), 0, 2.0, [[0.0, "command", {"who": "A", "cmd": cmd}]], note=cmd)
 
 

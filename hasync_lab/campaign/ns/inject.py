@@ -114,7 +114,7 @@ class Injector(StepPlayer):
 
     def op_command(self, r, **kw) -> None:
         node = r[kw["who"]]
-        argv = self.command_argv(r, node, kw["cmd"])
+        argv = self.command_argv(r, node, kw["cmd"], self.run.owners)
         if self.sv.crashed(node):
             return
         with self.run.lab_lock:
