@@ -145,7 +145,9 @@ def test_two_groups_every_audit_fires_per_group_and_a_short_campaign_is_clean(la
     say(f"ns campaign with two groups, seed {seed}, {NS_GROUP_FAULTS} faults")
     out = os.environ.get("HASYNC_CAMPAIGN_OUT", DEFAULT_OUT)
     lab.reset()
-    faults = draw_faults(seed, NS_GROUP_FAULTS, kinds=("power-loss", "sigkill", "cut-all", "operator", "fence-slow"))
+    from hasync_lab.campaign.ns.prep import TIMING2
+
+    faults = draw_faults(seed, NS_GROUP_FAULTS, ("power-loss", "sigkill", "cut-all", "operator", "fence-slow"), TIMING2)
     try:
         doc = run_on_lab(seed, faults, lab=lab, out=out, keep_going=True, progress=print, groups=2)
     finally:

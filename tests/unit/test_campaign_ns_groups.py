@@ -155,3 +155,20 @@ def test_a_group_migrate_goes_to_the_node_not_holding_the_group():
     # no clean look yet (no owners): to the other node than the one it is given on
     assert StepPlayer.command_argv(r, "node2", "migrate a") == ["hasync", "migrate", "a", "--to", "node1"]
     assert StepPlayer.command_argv(r, "node2", "migrate") == ["hasync", "migrate", "--to", "node1"]
+
+
+def test_the_ns_cli_draws_a_two_group_runs_faults_for_two_groups(monkeypatch):
+    """The run's draw knows the groups: `--tier ns --groups 2 --kinds operator` hands the
+    lab group migrates (the draw ran with one group's timing before, so none came)."""
+    drawn = []
+
+    def fake_run_on_lab(seed, faults, **kw):
+        drawn.append(faults)
+        return {"selftest": {"x": True}, "violations": [], "tier": "ns", "seed": seed}
+
+    monkeypatch.setattr("hasync_lab.campaign.ns.cli.run_on_lab", fake_run_on_lab)
+    monkeypatch.setattr("hasync_lab.campaign.cli._finish", lambda args, doc, selftest, err: 0)
+    assert cli.main(["--tier", "ns", "--groups", "2", "--seed", "2", "--faults", "15", "--kinds", "operator"]) == 0
+    assert {"migrate a", "migrate b"} <= set(_commands(drawn[-1]))
+    assert cli.main(["--tier", "ns", "--seed", "2", "--faults", "15", "--kinds", "operator"]) == 0
+    assert set(_commands(drawn[-1])) <= {"standby", "takeover", "migrate"}

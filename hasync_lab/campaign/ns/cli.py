@@ -11,7 +11,10 @@ from hasync_lab.campaign.ns.faults import KINDS, draw_faults
 
 
 def run_ns(args, err) -> int:
-    return run_tier(args, err, "ns", KINDS, draw_faults, run_on_lab)
+    from hasync_lab.campaign.ns.prep import TIMING, TIMING2
+
+    t = TIMING2 if getattr(args, "groups", 1) == 2 else TIMING  # (the draw of a two-group run knows its groups)
+    return run_tier(args, err, "ns", KINDS, lambda seed, n, kinds: draw_faults(seed, n, kinds, t), run_on_lab)
 
 
 def run_on_lab(seed: int, faults: list[Fault], *, lab=None, lab_name: str | None = None, out: str,
