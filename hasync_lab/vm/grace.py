@@ -1,0 +1,115 @@
+"""The NFS server's grace period after a takeover, as the server itself tells it (issue 15):
+when nfsd started it, when it ended and why, read from the kernel log and
+/proc/fs/nfsd/v4_end_grace of the node that took over.
+
+The kernel (fs/nfsd/nfs4state.c, Linux 6.1) logs at each nfsd start "NFSD: starting
+N-second grace period", and ends it early with "NFSD: all clients done reclaiming, ending
+NFSv4 grace period" (nfsdcld knew the clients and each sent RECLAIM_COMPLETE) or skips it
+with "NFSD: no clients to reclaim, skipping NFSv4 grace period" (nfsdcld knew none). When
+the time runs out the laundromat ends it without a word: v4_end_grace turns "Y" and the
+log says nothing, which is how "timer" is told apart. lockd's grace (NFSv3 locks) runs
+beside it for the same grace-time and is not exposed.
+
+`kernel_grace` and `timeline` are pure; `read` asks a VM.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from hasync_lab.vm.driver import VmLab
+
+_STAMP = r"^\[\s*(\d+\.\d+)\]\s+"
+_START = re.compile(_STAMP + r"NFSD: starting (\d+)-second grace period", re.M)
+_RECLAIMED = re.compile(_STAMP + r"NFSD: all clients done reclaiming, ending NFSv4 grace period", re.M)
+# printed instead of "starting" when nfsdcld knows no client
+_SKIPPED = re.compile(_STAMP + r"NFSD: no clients to reclaim, skipping NFSv4 grace period", re.M)
+_TRACKING = re.compile(_STAMP + r"NFSD: Using (\w+) client tracking operations", re.M)
+
+
+def kernel_grace(log: str) -> dict | None:
+    """The grace period of the last nfsd start in *log* (dmesg: seconds since boot):
+    ``started_k``, ``grace_s`` (None when skipped), and when the kernel said it ended
+    early, ``ended_k`` and ``why``; ``tracking`` is the client tracker nfsd chose at that
+    start (``nfsdcld``, ``legacy``...). None when the log has no start (nfsd never
+    started, or the ring buffer lost it)."""
+    starts = sorted([(m.start(), m, "start") for m in _START.finditer(log)]
+                    + [(m.start(), m, "skip") for m in _SKIPPED.finditer(log)], key=lambda x: x[0])
+    if not starts:
+        return None
+    at, last, what = starts[-1]
+    out: dict = {"started_k": float(last.group(1))}
+    tracking = [m for m in _TRACKING.finditer(log) if m.start() < at]
+    if tracking:
+        out["tracking"] = tracking[-1].group(2)
+    if what == "skip":
+        out.update(grace_s=None, ended_k=out["started_k"], why="no clients to reclaim")
+        return out
+    out["grace_s"] = int(last.group(2))
+    ends = [m for m in _RECLAIMED.finditer(log) if m.start() > at]
+    if ends:
+        out["ended_k"], out["why"] = float(ends[0].group(1)), "all clients reclaimed"
+    return out
+
+
+def timeline(k: dict | None, boot_wall: float, t_ref: float, end_grace: str, seen_ended_wall: float | None) -> dict:
+    """The grace period relative to *t_ref* (the crash, on the same clock as *boot_wall*:
+    the server's wall clock at its kernel's time 0), from `kernel_grace` *k*, the server's
+    v4_end_grace flag now and when a poll first saw it "Y" (*seen_ended_wall*).
+
+    ``why``: "all clients reclaimed" or "no clients to reclaim" (the kernel said so),
+    "timer" (ended, the kernel said nothing: its time ran out), "in grace" (not yet), or
+    "unknown" (no start in the log). ``ended_s`` is the kernel's time for an early end,
+    else the first poll that saw it ended (so: no later than)."""
+    if k is None:
+        return {"why": "unknown", "end_grace": end_grace}
+    out: dict = {"grace_s": k["grace_s"], "started_s": round(boot_wall + k["started_k"] - t_ref, 3)}
+    if "tracking" in k:
+        out["tracking"] = k["tracking"]
+    if "why" in k:
+        out["why"], out["ended_s"] = k["why"], round(boot_wall + k["ended_k"] - t_ref, 3)
+    elif end_grace == "Y":
+        out["why"] = "timer"
+        if seen_ended_wall is not None:
+            out["ended_s"] = round(seen_ended_wall - t_ref, 3)
+    else:
+        out["why"] = "in grace"
+    if "ended_s" in out:
+        out["lasted_s"] = round(out["ended_s"] - out["started_s"], 3)
+    return out
+
+
+def summary(t: dict) -> str:
+    """One line for a log: 'grace 20 s from +8.1 s, ended +9.4 s (all clients reclaimed)'."""
+    if t.get("why") == "unknown":
+        return f"grace: no nfsd start in the server's kernel log (v4_end_grace {t.get('end_grace')!r})"
+    end = f", ended +{t['ended_s']:.1f} s" if "ended_s" in t else ""
+    if t.get("grace_s") is None:
+        return f"grace skipped at +{t['started_s']:.1f} s ({t['why']}; tracking {t.get('tracking', '?')})"
+    return f"grace {t['grace_s']} s from +{t['started_s']:.1f} s{end} ({t['why']}; tracking {t.get('tracking', '?')})"
+
+
+def end_flag(lab: VmLab, server: str) -> str:
+    return lab.exec(server, ("cat", "/proc/fs/nfsd/v4_end_grace")).stdout.strip()[:1]
+
+
+def read(lab: VmLab, server: str, t_ref: float, offset: float, wait_s: float = 0.0) -> dict:
+    """The grace timeline of *server* relative to *t_ref* (host clock; *offset* = the
+    server's wall clock minus the host's). Waits up to *wait_s* for the grace to end,
+    polling v4_end_grace, so a timer end has a time."""
+    seen = None
+    deadline = time.monotonic() + wait_s
+    flag = end_flag(lab, server)
+    while flag != "Y" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        flag = end_flag(lab, server)
+    if flag == "Y":
+        seen = time.time()
+    out = lab.exec(server, ("sh", "-c", "cat /proc/uptime; date +%s.%N; dmesg"), timeout=60).stdout
+    lines = out.splitlines()
+    try:
+        boot_wall = float(lines[1]) - float(lines[0].split()[0]) - offset
+    except (IndexError, ValueError):
+        return {"why": "unknown", "end_grace": flag, "error": out[-300:]}
+    return timeline(kernel_grace("\n".join(lines[2:])), boot_wall, t_ref, flag, seen)
