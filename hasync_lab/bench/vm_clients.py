@@ -211,6 +211,38 @@ def targets(ours: list[dict], manual_sum_s: float | None, slack_s: float = 2.0, 
     return out
 
 
+def figures(ours: list[dict], baseline: list[dict], manual_sum_s: float | None) -> dict:
+    """The bench's issue-15 keys from the `measure` results of our trials and of the
+    baseline's (empty: not run): ``clients``, ``grace``, ``targets`` and, with a
+    baseline, ``baseline``, ``baseline_grace``, ``side_by_side``."""
+    out: dict = {"clients": summarize(ours), "grace": grace_summary(ours)}
+    if baseline:
+        out.update(baseline=summarize(baseline), baseline_grace=grace_summary(baseline))
+        out["side_by_side"] = side_by_side(out["clients"], out["baseline"])
+    out["targets"] = targets(out["clients"], manual_sum_s)
+    return out
+
+
+def table(res: dict) -> str:
+    """The per-kind figures of a bench result, ours beside the baseline's, as text."""
+    base = {b["kind"]: b for b in res.get("baseline", [])}
+    lines = ["per client kind (crash -> next acknowledged write, s):  ours  |  distro defaults"]
+    for o in res.get("clients", []):
+        b = base.get(o["kind"])
+        theirs = (f"median {b['median_s']} (min {b['min_s']}, max {b['max_s']}), lost writes {b['lost_writes']}, "
+                  f"locks lost {b['locks_lost']}") if b else "-"
+        lines.append(f"  {o['kind']:5} median {o['median_s']} (min {o['min_s']}, max {o['max_s']}), lost writes "
+                     f"{o['lost_writes']}, stale {o['stale_handles']}, locks lost {o['locks_lost']}  |  {theirs}")
+    for r in res.get("side_by_side", []):
+        if r.get("speedup"):
+            lines.append(f"  {r['kind']}: {r['speedup']}x faster than the defaults")
+    if res.get("grace"):
+        lines.append(f"  grace ended: ours {res['grace']}; defaults {res.get('baseline_grace', '-')}")
+    if res.get("targets"):
+        lines.append("  targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in res["targets"].items()))
+    return "\n".join(lines)
+
+
 # ---- the baseline: the distro's defaults (pure) --------------------------------------
 
 DEFAULT_GRACE = "90s"  # the kernel's nfsd default grace and lease (nfs.conf(5))
@@ -237,3 +269,37 @@ def baseline_nfs_conf(text: str) -> str:
     text = edit.ini_set(text, "nfsd", "grace-time", secs)
     text = edit.ini_set(text, "nfsd", "lease-time", secs)
     return edit.ini_set(text, "nfsdcld", "storagedir", LOCAL_CLD_DIR)
+
+
+CONFIG_FILES = ("/etc/hasync/cluster.toml", "/etc/nfs.conf")
+
+
+def baseline_files(files: dict[str, str]) -> dict[str, str]:
+    """A node's cluster.toml and nfs.conf (`node_files`) as the baseline has them."""
+    return {"/etc/hasync/cluster.toml": baseline_toml(files["/etc/hasync/cluster.toml"]),
+            "/etc/nfs.conf": baseline_nfs_conf(files["/etc/nfs.conf"])}
+
+
+def node_files(lab: VmLab, node: str) -> dict[str, str]:
+    return {p: lab.exec(node, ("cat", p), check=True).stdout for p in CONFIG_FILES}
+
+
+def write_files(lab: VmLab, node: str, files: dict[str, str]) -> None:
+    for path, text in files.items():
+        lab.exec(node, ("sh", "-c", f"cat > {path}.new && mv {path}.new {path}"), input=text, check=True)
+    lab.sh(node, f"mkdir -p {LOCAL_CLD_DIR}")
+
+
+def install_files(lab: VmLab, files: dict[str, dict[str, str]], active: str, standby: str) -> None:
+    """New config files on both nodes under a running chain: both daemons killed (the
+    chain runs on), the files written, the daemons started again -- the active one
+    adopts the chain, the new settings apply at the next start of each resource (nfsd
+    reads nfs.conf when it starts: on the survivor of the next crash)."""
+    for n in (standby, active):
+        lab.exec(n, ("pkill", "-9", "-f", "hasync failover run"))
+    for n, f in files.items():
+        write_files(lab, n, f)
+    sc.start_daemon(lab, active)
+    sc.wait_role(lab, active, "active", timeout=600)
+    sc.start_daemon(lab, standby)
+    sc.wait_role(lab, standby, "standby", timeout=300)

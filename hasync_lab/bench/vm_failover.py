@@ -1,15 +1,24 @@
 """`hasync lab bench failover --vm [--json]`: crash-to-client-I/O-resumed on the VM lab.
 
-One VM lab (node1, node2, client1; real DRBD 8.4, LVM, kernel NFS), bootstrapped with
-`hasync bootstrap`, the failover daemons on both, the client writing its numbered,
-checksummed, fsync'd record stream on a hard NFSv3 mount of the VIP. Then, per trial:
-power the active node off (kill -9 of its qemu), and measure, on the client's own clock,
-the time until its next acknowledged write; read the survivor's failover record for the
-breakdown (detection, ping tiebreak, fence, each resource's start); check that every
-write the client saw acknowledged is on the survivor; power the victim on again and let
-it rejoin (DRBD resync, daemon standby) for the next trial.
+One VM lab (node1, node2, client1, client2; real DRBD 8.4, LVM, kernel NFS), bootstrapped
+with `hasync bootstrap`, the failover daemons on both, each client writing its numbered,
+checksummed, fsync'd record stream on its mount of the VIP: client1 a hard NFSv3 mount,
+client2 Debian 12's default mount (v4.2). Then, per trial: each client takes a flock and
+an fcntl lock (hasync_lab/bench/vm_clients.py), the active node is powered off (kill -9
+of its qemu), and, per client kind, on the client's own clock, the time until its next
+acknowledged write; the survivor's failover record for the breakdown (detection, ping
+tiebreak, fence, each resource's start); every acknowledged write on the survivor; the
+other client's attempt at the locks (refused: reclaimed, not lost); the server's grace
+timeline. The victim powers on again and rejoins (DRBD resync, daemon standby). The
+top-level keys (median_s, lost_writes, ...) are client1's (v3), as before; ``clients``
+has each kind.
 
-Then the baseline: the same takeover by hand. Both daemons are killed (resources stay
+Then ``baseline``: the same trials with the distro's defaults for the NFS v4 state (grace
+and lease 90 s, no pinned server scope, nfsdcld's records on each node's own disk:
+vm_clients.baseline_toml/baseline_nfs_conf), installed by restarting both daemons over
+the running chain (the active one adopts it), side by side (``side_by_side``).
+
+Last, the chain's commands by hand (``manual``): the same takeover by hand. Both daemons are killed (resources stay
 where they are), the active node is powered off, and on the survivor the same commands
 the chain runs (the [fencing] command, then each resource's start, in order, exactly the
 argv and environment hasync would use) are run one after the other, each timed.
@@ -27,7 +36,9 @@ import time
 
 from hasync import operations
 from hasync.config import load_profile, loads
-from hasync_lab.vm import VmLab, ensure_image, manual
+from hasync_lab.bench import vm_clients
+from hasync_lab.bench.vm_clients import install_files, node_files, write_files
+from hasync_lab.vm import VmLab, ensure_image, grace, manual
 from hasync_lab.vm import scenario as sc
 from hasync_lab.vm.seed import default_guests
 
@@ -40,6 +51,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--name", default="vbench", help="the VM lab's name (default vbench; made and removed)")
     p.add_argument("--keep", action="store_true", help="leave the lab running afterwards")
     p.add_argument("--no-manual", action="store_true", help="skip the by-hand baseline")
+    p.add_argument("--no-baseline", action="store_true", help="skip the distro-defaults baseline (grace 90 s, no pinned scope, "
+                                                              "nfsdcld's records per node): --trials more crashes")
     p.add_argument("--keepalive", default="", help="override [heartbeat] keepalive for the run (e.g. 250ms)")
     p.add_argument("--warntime", default="", help="override [heartbeat] warntime")
     p.add_argument("--deadtime", default="", help="override [heartbeat] deadtime (e.g. 3s)")
@@ -66,14 +79,11 @@ def override_timing(lab, args) -> dict[str, str]:
 def lost_writes(lab, w: dict, server: str) -> tuple[int, int]:
     """(acknowledged records missing on *server*, corrupt records) -- the ack log is read
     first, so every record in it must already be in the data file read afterwards."""
-    ack_text = lab.exec("client1", ("cat", w["ack"])).stdout
-    data_text = lab.exec(server, ("cat", "/srv/ha/export/" + w["data"].rsplit("/", 1)[1])).stdout
-    missing, bad = manual.check_records(ack_text, data_text)
-    return len(missing), len(bad)
+    return vm_clients.lost_writes(lab, "client1", w, server)
 
 
 def stale_handles(lab, w: dict) -> int:
-    return lab.exec("client1", ("cat", w["log"])).stdout.count("Stale")
+    return vm_clients.stale_handles(lab, "client1", w)
 
 
 def chain_commands(lab, node: str) -> list[tuple[str, tuple[str, ...], dict[str, str], float]]:
@@ -118,6 +128,45 @@ def manual_takeover(lab, victim: str, survivor: str, w: dict) -> dict:
                     "started once DRBD on the survivor saw its peer gone"}
 
 
+def grace_time(lab, node: str) -> float:
+    text = lab.exec(node, ("cat", "/etc/hasync/cluster.toml"), check=True).stdout
+    return loads(text, path=f"{node}:/etc/hasync/cluster.toml").nfs.grace_time
+
+
+def crash_trials(lab, args, w: dict, clients: list, active: str, standby: str, label: str,
+                 trials: list[dict]) -> tuple[int, str, str]:
+    """*args.trials* crashes of the active node, each measured (appended to *trials* as it
+    ends, so a failure keeps the ones before) and followed by the victim's rejoin: (false
+    failovers seen, the active and standby after)."""
+    false_failovers = 0
+    grace_s = grace_time(lab, active)
+    for i in range(1, args.trials + 1):
+        roles = {n: sc.role(lab, n) for n in lab.nodes}
+        if roles[active] != "active" or roles[standby] != "standby":
+            # nobody crashed anything since the last trial: a false failover
+            false_failovers += 1
+            _say(f"  unexpected roles before {label}trial {i}: {roles} (counted as a false failover)")
+            active = next((n for n, r in roles.items() if r == "active"), active)
+            standby = next(n for n in lab.nodes if n != active)
+        vm_clients.arm(lab, clients, f"{label.strip() or 'ours'}{i}")
+        _say(f"{label}trial {i}/{args.trials}: power {active} off")
+        stale0 = stale_handles(lab, w)
+        c = sc.crash_and_wait(lab, active, standby, w)
+        lost, bad = lost_writes(lab, w, standby)
+        nfs = vm_clients.measure(lab, clients, c.t_crash_host, standby, grace_s, resumed={"v3": c.resumed_s})
+        t = {"trial": i, "victim": active, "survivor": standby, "resumed_s": c.resumed_s,
+             "active_s": c.active_s, "detect_s": c.detect_s, "phases": c.phases,
+             "lost_writes": lost, "corrupt_records": bad, "stale_handles": stale_handles(lab, w) - stale0, "nfs": nfs}
+        trials.append(t)
+        per_kind = ", ".join(f"{r['kind']} {r['resumed_s']:.2f}s (lost {r['lost_writes']}, locks lost {r['locks_lost']})"
+                             for r in nfs["clients"])
+        _say(f"  resumed: {per_kind}; {standby} active {c.active_s:.2f}s; {grace.summary(nfs['grace'])}")
+        _say(f"  {active} powers on and rejoins")
+        sc.rejoin(lab, active, standby)
+        active, standby = standby, active
+    return false_failovers, active, standby
+
+
 def run(args: argparse.Namespace) -> dict:
     t_all = time.monotonic()
     image = ensure_image(_say)
@@ -127,8 +176,10 @@ def run(args: argparse.Namespace) -> dict:
         lab = VmLab(args.name, report=_say)
     result: dict = {"tool": "hasync", "lab": args.name, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "load_avg_start": os.getloadavg()[0]}
+    trials: list[dict] = []
+    base: list[dict] = []
     try:
-        lab.create(image, default_guests(1))
+        lab.create(image, default_guests(2))  # client2: the v4.2 client
         lab.up()
         _say("bootstrap node1, join node2, initial sync")
         result["setup"] = sc.bootstrap_pair(lab)
@@ -137,30 +188,8 @@ def run(args: argparse.Namespace) -> dict:
         sc.mount_client(lab)
         w = manual.start_writer(lab, "client1", "/mnt/ha/stream", "bench")
         manual.wait_acked(lab, "client1", w, 10, timeout=90)
-        trials: list[dict] = []
-        active, standby = "node1", "node2"
-        false_failovers = 0
-        for i in range(1, args.trials + 1):
-            roles = {n: sc.role(lab, n) for n in lab.nodes}
-            if roles[active] != "active" or roles[standby] != "standby":
-                # nobody crashed anything since the last trial: a false failover
-                false_failovers += 1
-                _say(f"  unexpected roles before trial {i}: {roles} (counted as a false failover)")
-                active = next((n for n, r in roles.items() if r == "active"), active)
-                standby = next(n for n in lab.nodes if n != active)
-            _say(f"trial {i}/{args.trials}: power {active} off")
-            stale0 = stale_handles(lab, w)
-            c = sc.crash_and_wait(lab, active, standby, w)
-            lost, bad = lost_writes(lab, w, standby)
-            t = {"trial": i, "victim": active, "survivor": standby, "resumed_s": c.resumed_s,
-                 "active_s": c.active_s, "detect_s": c.detect_s, "phases": c.phases,
-                 "lost_writes": lost, "corrupt_records": bad, "stale_handles": stale_handles(lab, w) - stale0}
-            trials.append(t)
-            _say(f"  client resumed after {c.resumed_s:.2f}s (detected {c.detect_s:.2f}s, {standby} active "
-                 f"{c.active_s:.2f}s), lost {lost}")
-            _say(f"  {active} powers on and rejoins")
-            sc.rejoin(lab, active, standby)
-            active, standby = standby, active
+        clients = vm_clients.start(lab, "bench", writers={"v3": w})
+        false_failovers, active, standby = crash_trials(lab, args, w, clients, "node1", "node2", "", trials)
         result["trials"] = len(trials)
         result["runs"] = trials
         resumed = [t["resumed_s"] for t in trials]
@@ -174,6 +203,15 @@ def run(args: argparse.Namespace) -> dict:
         bd["detect_s"] = round(statistics.median([t["detect_s"] for t in trials]), 3)
         bd["client_after_active_s"] = round(statistics.median([t["resumed_s"] - t["active_s"] for t in trials]), 3)
         result["breakdown"] = bd
+        ours = {n: node_files(lab, n) for n in lab.nodes}
+        if not args.no_baseline:
+            _say("baseline: the distro's defaults (grace/lease 90 s, no pinned scope, nfsdcld's records per node)")
+            install_files(lab, {n: vm_clients.baseline_files(f) for n, f in ours.items()}, active, standby)
+            base_false, active, standby = crash_trials(lab, args, w, clients, active, standby, "baseline ", base)
+            result["baseline_runs"] = [{k: t[k] for k in ("trial", "victim", "resumed_s", "active_s", "nfs")} for t in base]
+            result["baseline_false_failovers"] = base_false
+            for n, files in ours.items():  # the by-hand run below kills the daemons: files suffice
+                write_files(lab, n, files)
         if not args.no_manual:
             _say(f"by hand: daemons killed, {active} powered off, {standby} runs the chain's commands")
             m = manual_takeover(lab, active, standby, w)
@@ -181,7 +219,12 @@ def run(args: argparse.Namespace) -> dict:
             result["manual_sum_s"] = m["sum_s"]
             result["ratio"] = round(result["median_s"] / m["sum_s"], 2) if m["sum_s"] else None
             result["target_ratio"] = 1.5
-        manual.stop_writer(lab, "client1", w)
+        result.update(vm_clients.figures([t["nfs"] for t in trials], [t["nfs"] for t in base], result.get("manual_sum_s")))
+        vm_clients.stop(lab, clients)
+    except Exception as e:  # noqa: BLE001 -- an hour of trials is worth keeping: the JSON says where it stopped
+        result["error"] = f"{type(e).__name__}: {e}"[-4000:]
+        result["runs_so_far"], result["baseline_runs_so_far"] = trials, base
+        _say(f"stopped: {result['error'][-1000:]}")
     finally:
         result["load_avg_end"] = os.getloadavg()[0]
         result["wall_s"] = round(time.monotonic() - t_all, 1)
@@ -202,9 +245,11 @@ def main(argv: list[str]) -> int:
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
-    if args.json:
+    if args.json or "error" in res:
         print(text)
-    else:
+    if "error" in res:
+        return 1
+    if not args.json:
         print(f"crash -> client I/O resumed: median {res['median_s']} s over {res['trials']} trials "
               f"(min {res['min_s']}, max {res['max_s']}); lost writes {res['lost_writes']}, "
               f"stale handles {res['stale_handles']}")
@@ -212,4 +257,5 @@ def main(argv: list[str]) -> int:
             print(f"the same commands by hand: {res['manual_sum_s']} s (ratio {res['ratio']}, target <= 1.5)")
         for k, v in res["breakdown"].items():
             print(f"  {k:28} {v}")
+        print(vm_clients.table(res))
     return 0

@@ -213,3 +213,15 @@ def test_the_baseline_nfs_conf():
     assert "grace-time=90" in out and "lease-time=90" in out and "threads=8" in out and "lift-grace=n" in out
     assert "[nfsdcld]\nstoragedir=/var/lib/nfsdcld-local" in out
     assert vc.baseline_nfs_conf(out) == out
+
+
+def test_the_bench_keys_and_the_text_table_put_ours_beside_the_defaults():
+    res = vc.figures([_trial(10, 11)] * 5, [_trial(30, 95, locks4=2, why="timer")] * 5, manual_sum_s=8.0)
+    assert set(res) == {"clients", "grace", "baseline", "baseline_grace", "side_by_side", "targets"}
+    assert [c["kind"] for c in res["baseline"]] == ["v3", "v4.2"] and res["baseline_grace"]["why"] == {"timer": 5}
+    json.dumps(res)
+    # without a baseline run: no baseline keys, the targets still
+    assert set(vc.figures([_trial(10, 11)], [], None)) == {"clients", "grace", "targets"}
+    text = vc.table(res)
+    assert "v4.2  median 11 (min 11, max 11)" in text and "median 95" in text and "8.64x faster" in text
+    assert "nothing_lost yes" in text
