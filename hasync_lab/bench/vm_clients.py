@@ -117,8 +117,12 @@ def measure(lab: VmLab, clients: list[Client], t_crash: float, survivor: str, gr
     """After a crash at *t_crash* (host clock) and *survivor*'s takeover: per kind the
     resume time (from *resumed* when the caller measured it already), lost and corrupt
     records, stale handles and locks lost; the grace timeline from the survivor. The
-    holders are released afterwards. Returns {"clients": [...], "grace": {...}}."""
+    holders are released afterwards. Returns {"clients": [...], "grace": {...}}; the
+    grace's ``status`` is what `hasync status --json` on the survivor said of it
+    (``nfs_grace``) right after the crash's measurement."""
     wait = 2 * grace_s + 120  # the grace may stretch up to two leases past its time
+    # what `hasync status` on the survivor says of the grace, as early as can be
+    shown = sc.status_json(lab, survivor).get("nfs_grace")
     rows = []
     for c in clients:
         r = (resumed or {}).get(c.k.kind)
@@ -137,6 +141,7 @@ def measure(lab: VmLab, clients: list[Client], t_crash: float, survivor: str, gr
         if c.holder is not None:
             locks.release(lab, c.holder)
             c.holder = None
+    g["status"] = shown
     return {"clients": rows, "grace": g}
 
 
@@ -167,6 +172,24 @@ def summarize(trials: list[dict]) -> list[dict]:
             "locks_lost": sum(r["locks_lost"] for r in rows),
             "locks_inconclusive": sum(1 for r in rows if not r.get("locks", {}).get("conclusive", True)),
         })
+    return out
+
+
+def problems(trial: dict, slack_s: float = 2.0) -> list[str]:
+    """What one `measure` result breaks of issue 15's promise, as sentences (none: kept):
+    an acknowledged write lost, more than one corrupt record (the torn, unacknowledged
+    last one is allowed), a stale handle, a lock lost or a lock check that proved
+    nothing, the v4.2 client back later than the v3 client + *slack_s*."""
+    out = []
+    by = {r["kind"]: r for r in trial["clients"]}
+    for k, r in by.items():
+        for key, most in (("lost_writes", 0), ("corrupt_records", 1), ("stale_handles", 0), ("locks_lost", 0)):
+            if r.get(key, 0) > most:
+                out.append(f"{k}: {key} {r[key]} (at most {most})" + (f": {r['locks']}" if key == "locks_lost" else ""))
+        if not r.get("locks", {}).get("conclusive", False):
+            out.append(f"{k}: the lock check proved nothing: {r.get('locks')}")
+    if "v3" in by and "v4.2" in by and by["v4.2"]["resumed_s"] > by["v3"]["resumed_s"] + slack_s:
+        out.append(f"v4.2 resumed {by['v4.2']['resumed_s']:.2f} s after the crash, later than v3 ({by['v3']['resumed_s']:.2f} s) + {slack_s:.0f} s")
     return out
 
 

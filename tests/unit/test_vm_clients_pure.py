@@ -225,3 +225,15 @@ def test_the_bench_keys_and_the_text_table_put_ours_beside_the_defaults():
     text = vc.table(res)
     assert "v4.2  median 11 (min 11, max 11)" in text and "median 95" in text and "8.64x faster" in text
     assert "nothing_lost yes" in text
+
+
+def test_problems_of_one_trial_as_the_scenario_asserts_them():
+    assert vc.problems(_trial(10, 11.9)) == []
+    assert vc.problems(_trial(10, 12.5)) == ["v4.2 resumed 12.50 s after the crash, later than v3 (10.00 s) + 2 s"]
+    bad = vc.problems(_trial(10, 11, lost4=1, locks4=1))
+    assert any(p.startswith("v4.2: lost_writes 1") for p in bad) and any(p.startswith("v4.2: locks_lost 1") for p in bad)
+    t = _trial(10, 11)
+    t["clients"][0]["corrupt_records"] = 1  # the torn last record, never acknowledged
+    assert vc.problems(t) == []
+    t["clients"][0]["locks"] = {"conclusive": False}
+    assert vc.problems(t) == ["v3: the lock check proved nothing: {'conclusive': False}"]
