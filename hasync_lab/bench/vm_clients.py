@@ -92,11 +92,13 @@ def start(lab: VmLab, tag: str, writers: dict[str, dict[str, str]] | None = None
     return out
 
 
-def arm(lab: VmLab, clients: list[Client], tag: str) -> None:
-    """Before a crash: each client takes its locks; its clock offset and stale count so far."""
+def arm(lab: VmLab, clients: list[Client], tag: str, standby: str) -> tuple[str, float]:
+    """Before a crash: each client takes its locks; its clock offset and stale count so
+    far. Returns a mark in *standby*'s kernel log (the grace timeline's first point)."""
     for c in clients:
         c.holder = locks.hold(lab, c.k.vm, c.k.mnt, f"{tag}-{c.k.kind}")
         c.armed = {"offset": sc.guest_clock_offset(lab, c.k.vm), "stale": stale_handles(lab, c.k.vm, c.w)}
+    return grace.mark(lab, standby)
 
 
 def lost_writes(lab: VmLab, vm: str, w: dict[str, str], server: str) -> tuple[int, int]:
@@ -113,10 +115,11 @@ def stale_handles(lab: VmLab, vm: str, w: dict[str, str]) -> int:
 
 
 def measure(lab: VmLab, clients: list[Client], t_crash: float, survivor: str, grace_s: float,
-            resumed: dict[str, float] | None = None) -> dict:
+            marked: tuple[str, float] | None, resumed: dict[str, float] | None = None) -> dict:
     """After a crash at *t_crash* (host clock) and *survivor*'s takeover: per kind the
     resume time (from *resumed* when the caller measured it already), lost and corrupt
-    records, stale handles and locks lost; the grace timeline from the survivor. The
+    records, stale handles and locks lost; the grace timeline from the survivor (placed
+    with the mark `arm` returned, *marked*). The
     holders are released afterwards. Returns {"clients": [...], "grace": {...}}; the
     grace's ``status`` is what `hasync status --json` on the survivor said of it
     (``nfs_grace``) right after the crash's measurement."""
@@ -129,7 +132,7 @@ def measure(lab: VmLab, clients: list[Client], t_crash: float, survivor: str, gr
         if r is None:
             r = sc.client_resumed_after(lab, c.k.vm, c.w, t_crash, c.armed["offset"], timeout=wait)
         rows.append({"kind": c.k.kind, "resumed_s": r})
-    g = grace.read(lab, survivor, t_crash, sc.guest_clock_offset(lab, survivor), wait_s=wait)
+    g = grace.read(lab, survivor, t_crash, marked, wait_s=wait)
     for c, row in zip(clients, rows, strict=True):
         assert c.holder is not None, "measure() before arm()"
         tried = locks.attempt(lab, c.k.contender, c.k.contender_mnt, c.holder.tag, timeout=wait)

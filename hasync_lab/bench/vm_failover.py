@@ -148,12 +148,12 @@ def crash_trials(lab, args, w: dict, clients: list, active: str, standby: str, l
             _say(f"  unexpected roles before {label}trial {i}: {roles} (counted as a false failover)")
             active = next((n for n, r in roles.items() if r == "active"), active)
             standby = next(n for n in lab.nodes if n != active)
-        vm_clients.arm(lab, clients, f"{label.strip() or 'ours'}{i}")
+        marked = vm_clients.arm(lab, clients, f"{label.strip() or 'ours'}{i}", standby)
         _say(f"{label}trial {i}/{args.trials}: power {active} off")
         stale0 = stale_handles(lab, w)
         c = sc.crash_and_wait(lab, active, standby, w)
         lost, bad = lost_writes(lab, w, standby)
-        nfs = vm_clients.measure(lab, clients, c.t_crash_host, standby, grace_s, resumed={"v3": c.resumed_s})
+        nfs = vm_clients.measure(lab, clients, c.t_crash_host, standby, grace_s, marked, resumed={"v3": c.resumed_s})
         t = {"trial": i, "victim": active, "survivor": standby, "resumed_s": c.resumed_s,
              "active_s": c.active_s, "detect_s": c.detect_s, "phases": c.phases,
              "lost_writes": lost, "corrupt_records": bad, "stale_handles": stale_handles(lab, w) - stale0, "nfs": nfs}

@@ -10,13 +10,16 @@ the time runs out the laundromat ends it without a word: v4_end_grace turns "Y" 
 log says nothing, which is how "timer" is told apart. lockd's grace (NFSv3 locks) runs
 beside it for the same grace-time and is not exposed.
 
-`kernel_grace` and `timeline` are pure; `read` asks a VM.
+Kernel log times are seconds since boot on the guest's printk clock; marks written into
+the log from the host (`mark`, before the crash and after) place them in host time.
+`kernel_grace`, `marks`, `clock` and `timeline` are pure; `mark` and `read` ask a VM.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 from hasync_lab.vm.driver import VmLab
 
@@ -25,6 +28,7 @@ _START = re.compile(_STAMP + r"NFSD: starting (\d+)-second grace period", re.M)
 _RECLAIMED = re.compile(_STAMP + r"NFSD: all clients done reclaiming, ending NFSv4 grace period", re.M)
 # printed instead of "starting" when nfsdcld knows no client
 _SKIPPED = re.compile(_STAMP + r"NFSD: no clients to reclaim, skipping NFSv4 grace period", re.M)
+_MARK = re.compile(_STAMP + r"hasync-mark (\S+)", re.M)
 _TRACKING = re.compile(_STAMP + r"NFSD: Using (\w+) client tracking operations", re.M)
 
 
@@ -53,26 +57,43 @@ def kernel_grace(log: str) -> dict | None:
     return out
 
 
-def timeline(k: dict | None, boot_wall: float, t_ref: float, end_grace: str, seen_ended_wall: float | None) -> dict:
-    """The grace period relative to *t_ref* (the crash, on the same clock as *boot_wall*:
-    the server's wall clock at its kernel's time 0), from `kernel_grace` *k*, the server's
-    v4_end_grace flag now and when a poll first saw it "Y" (*seen_ended_wall*).
+def marks(log: str) -> dict[str, float]:
+    """The kernel times of the marks `mark` wrote into *log*, by id."""
+    return {m.group(2): float(m.group(1)) for m in _MARK.finditer(log)}
+
+
+def clock(points: list[tuple[float, float]]) -> Callable[[float], float] | None:
+    """Kernel log time -> host time through (kernel, host) pairs: the line through the
+    first and the last (a TCG guest's printk clock need not run at the host's rate: its
+    TSC is calibrated under emulation), an offset alone with one pair, None with none."""
+    if not points:
+        return None
+    (k0, h0), (k1, h1) = points[0], points[-1]
+    rate = (h1 - h0) / (k1 - k0) if k1 - k0 > 1.0 else 1.0
+    return lambda k: h0 + (k - k0) * rate
+
+
+def timeline(k: dict | None, to_host: Callable[[float], float] | None, t_ref: float, end_grace: str,
+             seen_ended: float | None) -> dict:
+    """The grace period relative to *t_ref* (the crash, host clock), from `kernel_grace`
+    *k* mapped through *to_host* (`clock`), the server's v4_end_grace flag now and when a
+    poll first saw it "Y" (*seen_ended*, host clock).
 
     ``why``: "all clients reclaimed" or "no clients to reclaim" (the kernel said so),
     "timer" (ended, the kernel said nothing: its time ran out), "in grace" (not yet), or
-    "unknown" (no start in the log). ``ended_s`` is the kernel's time for an early end,
-    else the first poll that saw it ended (so: no later than)."""
-    if k is None:
+    "unknown" (no start in the log, or no mark to place it). ``ended_s`` is the kernel's
+    time for an early end, else the first poll that saw it ended (so: no later than)."""
+    if k is None or to_host is None:
         return {"why": "unknown", "end_grace": end_grace}
-    out: dict = {"grace_s": k["grace_s"], "started_s": round(boot_wall + k["started_k"] - t_ref, 3)}
+    out: dict = {"grace_s": k["grace_s"], "started_s": round(to_host(k["started_k"]) - t_ref, 3)}
     if "tracking" in k:
         out["tracking"] = k["tracking"]
     if "why" in k:
-        out["why"], out["ended_s"] = k["why"], round(boot_wall + k["ended_k"] - t_ref, 3)
+        out["why"], out["ended_s"] = k["why"], round(to_host(k["ended_k"]) - t_ref, 3)
     elif end_grace == "Y":
         out["why"] = "timer"
-        if seen_ended_wall is not None:
-            out["ended_s"] = round(seen_ended_wall - t_ref, 3)
+        if seen_ended is not None:
+            out["ended_s"] = round(seen_ended - t_ref, 3)
     else:
         out["why"] = "in grace"
     if "ended_s" in out:
@@ -83,7 +104,7 @@ def timeline(k: dict | None, boot_wall: float, t_ref: float, end_grace: str, see
 def summary(t: dict) -> str:
     """One line for a log: 'grace 20 s from +8.1 s, ended +9.4 s (all clients reclaimed)'."""
     if t.get("why") == "unknown":
-        return f"grace: no nfsd start in the server's kernel log (v4_end_grace {t.get('end_grace')!r})"
+        return f"grace: no nfsd start placed in the server's kernel log (v4_end_grace {t.get('end_grace')!r})"
     end = f", ended +{t['ended_s']:.1f} s" if "ended_s" in t else ""
     if t.get("grace_s") is None:
         return f"grace skipped at +{t['started_s']:.1f} s ({t['why']}; tracking {t.get('tracking', '?')})"
@@ -94,10 +115,20 @@ def end_flag(lab: VmLab, server: str) -> str:
     return lab.exec(server, ("cat", "/proc/fs/nfsd/v4_end_grace")).stdout.strip()[:1]
 
 
-def read(lab: VmLab, server: str, t_ref: float, offset: float, wait_s: float = 0.0) -> dict:
-    """The grace timeline of *server* relative to *t_ref* (host clock; *offset* = the
-    server's wall clock minus the host's). Waits up to *wait_s* for the grace to end,
-    polling v4_end_grace, so a timer end has a time."""
+def mark(lab: VmLab, node: str) -> tuple[str, float]:
+    """Write a mark into *node*'s kernel log: (its id, the host time it was written at,
+    +- half the console's round trip). Two marks around an event place it in host time."""
+    mid = f"{time.time():.6f}"
+    t0 = time.time()
+    lab.exec(node, ("sh", "-c", f"echo hasync-mark {mid} > /dev/kmsg"), check=True)
+    return mid, (t0 + time.time()) / 2
+
+
+def read(lab: VmLab, server: str, t_ref: float, before: tuple[str, float] | None, wait_s: float = 0.0) -> dict:
+    """The grace timeline of *server* relative to *t_ref* (host clock), placed between
+    the mark *before* (written before the crash, when the server was the standby) and one
+    written now. Waits up to *wait_s* for the grace to end, polling v4_end_grace, so a
+    timer end has a time."""
     seen = None
     deadline = time.monotonic() + wait_s
     flag = end_flag(lab, server)
@@ -106,10 +137,8 @@ def read(lab: VmLab, server: str, t_ref: float, offset: float, wait_s: float = 0
         flag = end_flag(lab, server)
     if flag == "Y":
         seen = time.time()
-    out = lab.exec(server, ("sh", "-c", "cat /proc/uptime; date +%s.%N; dmesg"), timeout=60).stdout
-    lines = out.splitlines()
-    try:
-        boot_wall = float(lines[1]) - float(lines[0].split()[0]) - offset
-    except (IndexError, ValueError):
-        return {"why": "unknown", "end_grace": flag, "error": out[-300:]}
-    return timeline(kernel_grace("\n".join(lines[2:])), boot_wall, t_ref, flag, seen)
+    after = mark(lab, server)
+    log = lab.exec(server, ("dmesg",), timeout=60).stdout
+    at = marks(log)
+    points = sorted((at[i], h) for i, h in (m for m in (before, after) if m is not None) if i in at)
+    return timeline(kernel_grace(log), clock(points), t_ref, flag, seen)

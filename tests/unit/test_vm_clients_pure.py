@@ -107,7 +107,7 @@ TIMER = BOOT + """[  100.500000] NFSD: Using legacy client tracking operations.
 def test_grace_ended_early_when_every_client_reclaimed():
     k = grace.kernel_grace(EARLY)
     assert k == {"started_k": 100.6, "grace_s": 20, "tracking": "nfsdcld", "ended_k": 102.9, "why": "all clients reclaimed"}
-    t = grace.timeline(k, boot_wall=1000.0, t_ref=1090.0, end_grace="Y", seen_ended_wall=1110.0)
+    t = grace.timeline(k, lambda x: 1000.0 + x, t_ref=1090.0, end_grace="Y", seen_ended=1110.0)
     assert t == {"grace_s": 20, "started_s": 10.6, "tracking": "nfsdcld", "why": "all clients reclaimed", "ended_s": 12.9, "lasted_s": 2.3}
     assert "all clients reclaimed" in grace.summary(t)
 
@@ -115,22 +115,38 @@ def test_grace_ended_early_when_every_client_reclaimed():
 def test_grace_run_out_is_told_by_the_kernels_silence():
     k = grace.kernel_grace(TIMER)
     assert k == {"started_k": 100.6, "grace_s": 90, "tracking": "legacy"}
-    t = grace.timeline(k, 1000.0, 1090.0, "Y", seen_ended_wall=1181.0)
+    t = grace.timeline(k, lambda x: 1000.0 + x, 1090.0, "Y", seen_ended=1181.0)
     assert (t["why"], t["ended_s"], t["lasted_s"]) == ("timer", 91.0, 80.4)
-    assert grace.timeline(k, 1000.0, 1090.0, "N", None)["why"] == "in grace"
+    assert grace.timeline(k, lambda x: 1000.0 + x, 1090.0, "N", None)["why"] == "in grace"
 
 
 def test_grace_skipped_with_no_known_client_and_only_the_last_start_counts():
     k = grace.kernel_grace(BOOT)
     assert k == {"started_k": 3.2, "tracking": "nfsdcld", "grace_s": None, "ended_k": 3.2, "why": "no clients to reclaim"}
-    assert "skipped" in grace.summary(grace.timeline(k, 1000.0, 1000.0, "Y", None))
+    assert "skipped" in grace.summary(grace.timeline(k, lambda x: 1000.0 + x, 1000.0, "Y", None))
     # an early end before the last start belongs to an earlier start
     assert "why" not in grace.kernel_grace(EARLY + "[  200.000000] NFSD: starting 20-second grace period (net f0000000)\n")
 
 
 def test_no_start_in_the_log():
     assert grace.kernel_grace("[ 1.0] random: crng init done\n") is None
-    assert grace.timeline(None, 0.0, 0.0, "Y", None) == {"why": "unknown", "end_grace": "Y"}
+    assert grace.timeline(None, lambda x: x, 0.0, "Y", None) == {"why": "unknown", "end_grace": "Y"}
+    # a start but no mark to place it in host time
+    assert grace.timeline(grace.kernel_grace(EARLY), None, 0.0, "Y", None)["why"] == "unknown"
+
+
+def test_marks_place_the_kernels_slow_clock_in_host_time():
+    # the guest's printk clock runs at 90 % of the host's: two marks correct rate and offset
+    log = EARLY + "[   90.000000] hasync-mark a\n[  108.000000] hasync-mark b\n"
+    at = grace.marks(log)
+    assert at == {"a": 90.0, "b": 108.0}
+    to_host = grace.clock([(at["a"], 5000.0), (at["b"], 5020.0)])
+    assert to_host(100.6) == pytest.approx(5011.7778, abs=1e-3)
+    t = grace.timeline(grace.kernel_grace(log), to_host, t_ref=5000.0, end_grace="Y", seen_ended=None)
+    assert (t["started_s"], t["ended_s"]) == (11.778, 14.333) and t["lasted_s"] == pytest.approx(2.556, abs=2e-3)
+    # one mark: an offset only; none: nothing to place it with
+    assert grace.clock([(90.0, 5000.0)])(100.0) == 5010.0
+    assert grace.clock([]) is None
 
 
 # ---- the figures ---------------------------------------------------------------------
