@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import re
 import statistics
+import time
 from dataclasses import dataclass, field
 
+from hasync import model
 from hasync.bootstrap import edit
+from hasync.config import loads
+from hasync.failover.membership_data import fsm_config
 from hasync_lab.vm import grace, locks, manual
 from hasync_lab.vm import scenario as sc
 from hasync_lab.vm.driver import VmLab
@@ -329,3 +333,13 @@ def install_files(lab: VmLab, files: dict[str, dict[str, str]], active: str, sta
     sc.wait_role(lab, active, "active", timeout=600)
     sc.start_daemon(lab, standby)
     sc.wait_role(lab, standby, "standby", timeout=300)
+    # each new daemon probes the chain a second time once any agent of its killed
+    # predecessor must be over; a crash during that probe (the whole chain at once: up to
+    # a minute on a loaded TCG guest) would wait for it and time the probe, not NFS
+    time.sleep(reprobe_after(loads(files[active]["/etc/hasync/cluster.toml"], path=f"{active}:cluster.toml")) + 30.0)
+
+
+def reprobe_after(cluster: model.Cluster) -> float:
+    """Seconds from a daemon's start to its second probe (hasync.failover.membership)."""
+    cfg = fsm_config(cluster, cluster.nodes[0].name)
+    return cfg.agent_timeout + cfg.probe_retry

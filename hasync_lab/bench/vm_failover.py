@@ -160,7 +160,8 @@ def crash_trials(lab, args, w: dict, clients: list, active: str, standby: str, l
         trials.append(t)
         per_kind = ", ".join(f"{r['kind']} {r['resumed_s']:.2f}s (lost {r['lost_writes']}, locks lost {r['locks_lost']})"
                              for r in nfs["clients"])
-        _say(f"  resumed: {per_kind}; {standby} active {c.active_s:.2f}s; {grace.summary(nfs['grace'])}")
+        _say(f"  resumed: {per_kind}; {standby} declared {active} dead at {c.detect_s:.2f}s, active at {c.active_s:.2f}s "
+             f"(its record: {c.phases.get('record_s', -1):.2f}s); {grace.summary(nfs['grace'])}")
         _say(f"  {active} powers on and rejoins")
         sc.rejoin(lab, active, standby)
         active, standby = standby, active
@@ -208,7 +209,7 @@ def run(args: argparse.Namespace) -> dict:
             _say("baseline: the distro's defaults (grace/lease 90 s, no pinned scope, nfsdcld's records per node)")
             install_files(lab, {n: vm_clients.baseline_files(f) for n, f in ours.items()}, active, standby)
             base_false, active, standby = crash_trials(lab, args, w, clients, active, standby, "baseline ", base)
-            result["baseline_runs"] = [{k: t[k] for k in ("trial", "victim", "resumed_s", "active_s", "nfs")} for t in base]
+            result["baseline_runs"] = base
             result["baseline_false_failovers"] = base_false
             for n, files in ours.items():  # the by-hand run below kills the daemons: files suffice
                 write_files(lab, n, files)

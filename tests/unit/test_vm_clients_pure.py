@@ -115,9 +115,13 @@ def test_grace_ended_early_when_every_client_reclaimed():
 def test_grace_run_out_is_told_by_the_kernels_silence():
     k = grace.kernel_grace(TIMER)
     assert k == {"started_k": 100.6, "grace_s": 90, "tracking": "legacy"}
-    t = grace.timeline(k, lambda x: 1000.0 + x, 1090.0, "Y", seen_ended=1181.0)
-    assert (t["why"], t["ended_s"], t["lasted_s"]) == ("timer", 91.0, 80.4)
+    t = grace.timeline(k, lambda x: 1000.0 + x, 1090.0, "Y", seen_ended=1191.5)
+    assert (t["why"], t["ended_s"], t["lasted_s"]) == ("timer", 101.5, 90.9)
     assert grace.timeline(k, lambda x: 1000.0 + x, 1090.0, "N", None)["why"] == "in grace"
+    # seen over long before its 90 s, and the kernel said nothing
+    assert grace.timeline(k, lambda x: 1000.0 + x, 1090.0, "Y", seen_ended=1120.0)["why"] == "early, no reason logged"
+    umh = TIMER.replace("Using legacy client", "Using UMH upcall client")
+    assert grace.kernel_grace(umh)["tracking"] == "UMH upcall"
 
 
 def test_grace_skipped_with_no_known_client_and_only_the_last_start_counts():
@@ -253,3 +257,9 @@ def test_problems_of_one_trial_as_the_scenario_asserts_them():
     assert vc.problems(t) == []
     t["clients"][0]["locks"] = {"conclusive": False}
     assert vc.problems(t) == ["v3: the lock check proved nothing: {'conclusive': False}"]
+
+
+def test_the_second_probe_of_a_restarted_daemon_comes_after_the_longest_agent_timeout():
+    c = loads(seed.cluster_toml(seed.default_guests(1)), path="vm.toml")
+    longest = max(max(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in c.resources)
+    assert vc.reprobe_after(c) == longest + max(1.0, c.heartbeat.deadtime)
