@@ -159,7 +159,7 @@ def crash_trials(lab, args, w: dict, clients: list, active: str, standby: str, l
              "lost_writes": lost, "corrupt_records": bad, "stale_handles": stale_handles(lab, w) - stale0, "nfs": nfs}
         trials.append(t)
         if args.out:  # an hour of trials: what is done so far is on disk at every step
-            with open(args.out + ".partial", "w") as f:
+            with open(f"{args.out}.{label.strip() or 'ours'}.partial", "w") as f:
                 json.dump({"label": label, "trials": trials}, f, indent=1, sort_keys=True)
         per_kind = ", ".join(f"{r['kind']} {r['resumed_s']:.2f}s (lost {r['lost_writes']}, locks lost {r['locks_lost']})"
                              for r in nfs["clients"])
