@@ -105,6 +105,12 @@ def arm(lab: VmLab, clients: list[Client], tag: str, standby: str) -> tuple[str,
     return grace.mark(lab, standby)
 
 
+def grace_time(lab: VmLab, node: str) -> float:
+    """[nfs] grace_time of *node*'s cluster.toml."""
+    text = lab.exec(node, ("cat", "/etc/hasync/cluster.toml"), check=True).stdout
+    return loads(text, path=f"{node}:/etc/hasync/cluster.toml").nfs.grace_time
+
+
 def lost_writes(lab: VmLab, vm: str, w: dict[str, str], server: str) -> tuple[int, int]:
     """(acknowledged records missing on *server*, corrupt records): the ack log is read
     first, so every record in it must already be in the data file read afterwards."""

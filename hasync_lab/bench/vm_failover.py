@@ -128,18 +128,13 @@ def manual_takeover(lab, victim: str, survivor: str, w: dict) -> dict:
                     "started once DRBD on the survivor saw its peer gone"}
 
 
-def grace_time(lab, node: str) -> float:
-    text = lab.exec(node, ("cat", "/etc/hasync/cluster.toml"), check=True).stdout
-    return loads(text, path=f"{node}:/etc/hasync/cluster.toml").nfs.grace_time
-
-
 def crash_trials(lab, args, w: dict, clients: list, active: str, standby: str, label: str,
                  trials: list[dict]) -> tuple[int, str, str]:
     """*args.trials* crashes of the active node, each measured (appended to *trials* as it
     ends, so a failure keeps the ones before) and followed by the victim's rejoin: (false
     failovers seen, the active and standby after)."""
     false_failovers = 0
-    grace_s = grace_time(lab, active)
+    grace_s = vm_clients.grace_time(lab, active)
     for i in range(1, args.trials + 1):
         roles = {n: sc.role(lab, n) for n in lab.nodes}
         if roles[active] != "active" or roles[standby] != "standby":
