@@ -43,6 +43,7 @@ from hasync.failover.membership import Event, Membership, fsm_config
 from hasync.failover.membership_groups import AnyMembership, GroupMembership, group_configs
 from hasync.failover.packets import Mac
 from hasync.failover.resource_state import ResourceTable
+from hasync.failover.restart import detach_refusal, job_type, list_jobs_argv, unit_of_cgroup
 from hasync.failover.stall import StallMeter, stall_threshold
 from hasync.failover.states import Level, Role
 from hasync.failover.timeline import Timeline
@@ -106,6 +107,7 @@ class Daemon:
         vip_fast: bool = True,
         rx_wake: bool = False,
         log=None,
+        unit: str | None = None,
     ):
         self.cluster = cluster
         self.local = local
@@ -123,6 +125,10 @@ class Daemon:
         # a deadline, for a command or a job result. Fewer wake-ups, same accuracy.
         self.rx_wake = rx_wake
         self.log_stream = log or sys.stderr
+        # the systemd service this daemon runs as ("" when none): a restart of it keeps
+        # the chain here (hasync/failover/restart.py); None: found in /proc/self/cgroup
+        self.unit = _own_unit() if unit is None else unit
+        self.detached = False
         # several resource groups (issue 17): one membership FSM for the pair with each
         # group's own owner (membership_groups), one job queue per group
         self.groups = cluster.resource_groups() if len(cluster.resource_groups()) > 1 else ()
@@ -261,6 +267,8 @@ class Daemon:
                 self.notifier.watchdog()
                 next_wd = now + wd
             if self.stop_requested and not self.leave_started:
+                if self._restarting():
+                    return self._detach()
                 self._begin_leave(now)
             if ex.dirty:
                 ex.after()
@@ -277,6 +285,41 @@ class Daemon:
                                       (("late_ms", round(st.late_s * 1000, 1)), ("busy_ms", round(st.busy_s * 1000, 1)),
                                        ("count", st.count), ("unreported", st.unreported))))
             self.executor.dirty = True  # the timeline line gets written
+
+    def _restarting(self) -> bool:
+        """SIGTERM for `systemctl restart` of this daemon's unit, and nothing under way:
+        the chain stays as it is for the next daemon (restart.py). Asked of systemd once
+        (a few seconds at most: heartbeats wait, well within deadtime)."""
+        if not self.unit:
+            return False
+        r = self.runner.run(list_jobs_argv(self.unit), timeout=5)
+        if job_type(r.stdout, self.unit) != "restart":
+            return False
+        fsm = self.fsm
+        why = detach_refusal(fsm.role, fsm.job, fsm.gate, self.leave_started)
+        if why:
+            self.executor.event(Event("stop", f"{self.unit} restarts, but {why}: leaving the usual way", Level.INFO))
+            return False
+        return True
+
+    def _detach(self) -> int:
+        """Exit for a restart without stopping anything and without ``leaving``: the
+        next daemon finds the chain (or nothing) running here and adopts it. The role file
+        stays: this node still is what it says."""
+        self.detached = True
+        self.control.closing = True
+        self.notifier.stopping()
+        fsm = self.fsm
+        held = ", ".join(fsm.owned) or "nothing of the chain"
+        self.executor.event(Event("stop", f"{self.unit} restarts: exiting without stopping anything ({held} "
+                                          f"runs here, role {fsm.role.value}); the next daemon adopts it", Level.INFO))
+        self.timeline.settle(fsm.role)
+        self.executor.after()
+        self.control.close()
+        for lk in self.links:
+            lk.close()
+        self.worker.stop()
+        return 0
 
     def _begin_leave(self, now: float) -> None:
         self.leave_started = True
@@ -311,3 +354,11 @@ class Daemon:
             lk.close()
         self.worker.stop()
         return 1 if stuck else 0
+
+
+def _own_unit() -> str:
+    try:
+        with open("/proc/self/cgroup") as f:
+            return unit_of_cgroup(f.read())
+    except OSError:
+        return ""
