@@ -200,3 +200,22 @@ def test_a_service_of_several_units_is_stopped_only_when_every_unit_is():
     answers["rpc-statd"] = (3, "inactive\n")
     r.responses[("systemctl", "is-active", "rpc-statd")] = Result((), 3, "inactive\n", "")
     assert w._op(svc, "status")[0] == "stopped"
+
+
+def test_the_agents_state_directory_is_made_before_the_first_job(tmp_path):
+    # resource-agents' HA_RSCTMP: systemd-tmpfiles makes it at boot, nothing does without
+    # systemd; exportfs and portblock then cannot record that they run (their monitor says
+    # stopped, their stop does nothing: exportfs neither unexports nor releases the NFS
+    # locks). The VM tier under busybox init: the fs could not be unmounted at migrate.
+    rsctmp = tmp_path / "resource-agents"
+    w = Worker(cluster(FS, SVC), "node2", RecordingRunner(), [].append, None, clock=FakeClock(), rsctmp=str(rsctmp))
+    w.start()
+    w.stop()
+    w.thread.join(5)
+    assert rsctmp.is_dir() and rsctmp.stat().st_mode & 0o7777 == 0o1755
+    nothing_ocf = tmp_path / "none"
+    w = Worker(cluster(SVC), "node2", RecordingRunner(), [].append, None, clock=FakeClock(), rsctmp=str(nothing_ocf))
+    w.start()
+    w.stop()
+    w.thread.join(5)
+    assert not nothing_ocf.exists()  # no OCF agent in the chain: nothing made

@@ -25,6 +25,26 @@ from hasync.failover.resource_state import Progress
 from hasync.failover.states import CHAIN_JOBS, JobKind, JobOutcome, OpOutcome, StepOp
 from hasync.operations import ocf
 
+# resource-agents' HA_RSCTMP (ocf-directories): where the agents keep their state files.
+# systemd-tmpfiles makes it at boot (resource-agents.conf); without systemd nobody does,
+# and heartbeat, which hasync replaces, made it at its start. Without it every agent that
+# tracks itself with ha_pseudo_resource (exportfs, portblock ...) starts fine but cannot
+# touch its file: its monitor then says "not running" and its stop does nothing -- an
+# exportfs stop that neither unexports nor releases the NFS locks (unlock_on_stop), whose
+# file system then cannot be unmounted (the VM tier's first migrate of the example chain
+# under busybox init: Filesystem's stop timed out three times, the node fenced itself).
+RSCTMP = "/run/resource-agents"
+
+
+def ensure_rsctmp(path: str = RSCTMP) -> None:
+    """HA_RSCTMP there, as resource-agents' tmpfiles.d makes it (1755 root)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        if os.stat(path).st_mode & 0o7777 != 0o1755:
+            os.chmod(path, 0o1755)
+    except OSError:
+        pass  # the agents say what is wrong when they run
+
 
 class Mailbox:
     """From the worker thread to the main loop: a queue and a pipe that wakes the loop's
@@ -79,6 +99,7 @@ class Worker:
         agent_nice: int = -10,
         vip_fast: bool = True,
         group: model.Group | None = None,
+        rsctmp: str = RSCTMP,
     ):
         self.cluster = cluster
         self.local = local
@@ -99,8 +120,11 @@ class Worker:
         # busy CPU; an OCF agent does not leave long-lived daemons in our process tree)
         self.agent_nice = agent_nice
         self.vip_fast = vip_fast  # IPaddr2: ip addr add + send_arp first, then the agent
+        self.rsctmp = rsctmp
 
     def start(self) -> None:
+        if any(r.type == "ocf" for r in self.resources.values()):
+            ensure_rsctmp(self.rsctmp)
         self.thread.start()
 
     def submit(self, job: Job, owned: list[str]) -> None:
@@ -195,10 +219,7 @@ class Worker:
         r = self.runner.run(add, timeout=5)
         if r.exit_code != 0:
             return  # e.g. already there, or no such device: the agent will say what is wrong
-        try:
-            os.makedirs("/run/resource-agents", exist_ok=True)  # send_arp's pid file
-        except OSError:
-            pass
+        ensure_rsctmp(self.rsctmp)  # send_arp's pid file
         self.runner.spawn(arp)  # it keeps announcing after the start: not waited for
         self.post(Progress(res.id, "vip-up", OpOutcome.OK, "", self.clock.now() - t0))
 
