@@ -89,7 +89,7 @@ def _standby(m: Membership, now: float, sticky: bool) -> Reply:
     m._request(REQ_TAKE)  # the peer: clear your standby and failed marks, run the chain
     out.append(Send())
     out += m._decide(now)
-    return True, "going standby" if m.role in (Role.ACTIVE, Role.STOPPING) else "standby (not holding the chain)", out
+    return True, "going standby" if m.role in (Role.ACTIVE, Role.STARTING, Role.STOPPING) else "standby (not holding the chain)", out
 
 
 def _standby_peer(m: Membership, now: float) -> Reply:

@@ -338,3 +338,20 @@ def test_commands_name_only_known_nodes(cmd):
     sim = settle(Sim())
     ok, msg = do(sim.n1, cmd, node="node9")
     assert not ok and "node9" in msg
+
+
+def test_a_migrate_asked_while_the_chain_starts_moves_it_once_it_is_up():
+    # the VM tier: `hasync migrate --to node2` arrived while node1 restarted part of its
+    # chain; the start's success cleared the request, node1 kept the chain and the
+    # command waited for nothing until its --wait ran out
+    sim = Sim()
+    sim.n1.job_time = 0.3
+    while not (sim.n1.fsm.job is not None and sim.n1.fsm.job.kind == "start" and sim.n1.fsm.peer.state == "up"):
+        sim.step()
+    ok, msg = do(sim.n1, "handover")
+    assert ok and msg == "going standby"  # it holds (part of) the chain: it will hand it over
+    verdict, _ = run_until_done(sim, sim.n1, "handover", limit=3.0)
+    assert verdict is True and sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby"
+    sim.n2.alive = False  # still a one-off move: availability brings the chain back
+    sim.run(1.5)
+    assert sim.n1.fsm.role == "active"
