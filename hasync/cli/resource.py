@@ -8,10 +8,12 @@ import sys
 import time
 
 from hasync.cli import common
+from hasync.effects.files import ensure_dir
 from hasync.effects.run import ProcRunner
 from hasync.failover import client, hand_run
 from hasync.failover.host import Paths
 from hasync.failover.states import OpOutcome
+from hasync.operations import ocf
 
 ERRORS: common.ErrorMap = {**common.ERRORS, hand_run.NoSuchResource: (2, "error"), hand_run.Refused: (4, "refused")}
 
@@ -63,6 +65,8 @@ def cmd_resource(args: argparse.Namespace) -> int:
     if note and not args.json:
         print(f"note: {note}", file=sys.stderr)
     runner = ProcRunner()
+    if res.type == "ocf":
+        ensure_dir(ocf.RSCTMP, ocf.RSCTMP_MODE)  # as the daemon does (ocf.RSCTMP)
     result = None
     ran: list[dict] = []
     for cmd in cmds:

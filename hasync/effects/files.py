@@ -61,3 +61,15 @@ def atomic_write(
     except OSError:
         pass
     return backup
+
+
+def ensure_dir(path: str | Path, mode: int) -> bool:
+    """*path* a directory with *mode* (made, or its mode put right); False when it cannot
+    be (not root, a read-only /run): the caller's commands then say what is wrong."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        if os.stat(path).st_mode & 0o7777 != mode:
+            os.chmod(path, mode)
+        return True
+    except OSError:
+        return False

@@ -32,6 +32,17 @@ from __future__ import annotations
 from hasync import model
 
 OCF_ROOT = "/usr/lib/ocf"
+# resource-agents' HA_RSCTMP (ocf-directories): where the agents keep their state files.
+# systemd-tmpfiles makes it at boot (resource-agents.conf: 1755 root); without systemd
+# nobody does, and heartbeat, which hasync replaces, made it at its start. Without it every
+# agent that tracks itself with ha_pseudo_resource (exportfs, portblock ...) starts fine
+# but cannot touch its file: its monitor then says "not running" and its stop does
+# nothing -- an exportfs stop that neither unexports nor releases the NFS locks
+# (unlock_on_stop), whose file system then cannot be unmounted (the VM tier's first
+# migrate of the example chain under busybox init: Filesystem's stop timed out three
+# times, the node fenced itself). Whatever runs agents makes it first.
+RSCTMP = "/run/resource-agents"
+RSCTMP_MODE = 0o1755
 
 # OCF exit codes (OCF resource agent API)
 OCF_SUCCESS = 0

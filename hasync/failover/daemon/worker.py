@@ -17,6 +17,7 @@ from collections.abc import Callable
 from hasync import model, operations
 from hasync.effects import net
 from hasync.effects.clock import MonotonicClock
+from hasync.effects.files import ensure_dir
 from hasync.effects.run import BackgroundRunner, Result
 from hasync.failover import chain
 from hasync.failover.fencing import fence_command, self_fence_command
@@ -24,26 +25,6 @@ from hasync.failover.membership import Job, JobResult
 from hasync.failover.resource_state import Progress
 from hasync.failover.states import CHAIN_JOBS, JobKind, JobOutcome, OpOutcome, StepOp
 from hasync.operations import ocf
-
-# resource-agents' HA_RSCTMP (ocf-directories): where the agents keep their state files.
-# systemd-tmpfiles makes it at boot (resource-agents.conf); without systemd nobody does,
-# and heartbeat, which hasync replaces, made it at its start. Without it every agent that
-# tracks itself with ha_pseudo_resource (exportfs, portblock ...) starts fine but cannot
-# touch its file: its monitor then says "not running" and its stop does nothing -- an
-# exportfs stop that neither unexports nor releases the NFS locks (unlock_on_stop), whose
-# file system then cannot be unmounted (the VM tier's first migrate of the example chain
-# under busybox init: Filesystem's stop timed out three times, the node fenced itself).
-RSCTMP = "/run/resource-agents"
-
-
-def ensure_rsctmp(path: str = RSCTMP) -> None:
-    """HA_RSCTMP there, as resource-agents' tmpfiles.d makes it (1755 root)."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        if os.stat(path).st_mode & 0o7777 != 0o1755:
-            os.chmod(path, 0o1755)
-    except OSError:
-        pass  # the agents say what is wrong when they run
 
 
 class Mailbox:
@@ -99,7 +80,7 @@ class Worker:
         agent_nice: int = -10,
         vip_fast: bool = True,
         group: model.Group | None = None,
-        rsctmp: str = RSCTMP,
+        rsctmp: str = ocf.RSCTMP,
     ):
         self.cluster = cluster
         self.local = local
@@ -124,7 +105,7 @@ class Worker:
 
     def start(self) -> None:
         if any(r.type == "ocf" for r in self.resources.values()):
-            ensure_rsctmp(self.rsctmp)
+            ensure_dir(self.rsctmp, ocf.RSCTMP_MODE)  # before the first agent runs (ocf.RSCTMP)
         self.thread.start()
 
     def submit(self, job: Job, owned: list[str]) -> None:
@@ -219,7 +200,7 @@ class Worker:
         r = self.runner.run(add, timeout=5)
         if r.exit_code != 0:
             return  # e.g. already there, or no such device: the agent will say what is wrong
-        ensure_rsctmp(self.rsctmp)  # send_arp's pid file
+        ensure_dir(self.rsctmp, ocf.RSCTMP_MODE)  # send_arp's pid file
         self.runner.spawn(arp)  # it keeps announcing after the start: not waited for
         self.post(Progress(res.id, "vip-up", OpOutcome.OK, "", self.clock.now() - t0))
 
