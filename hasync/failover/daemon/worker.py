@@ -80,7 +80,7 @@ class Worker:
         agent_nice: int = -10,
         vip_fast: bool = True,
         group: model.Group | None = None,
-        rsctmp: str = ocf.RSCTMP,
+        rsctmp: str | None = None,
     ):
         self.cluster = cluster
         self.local = local
@@ -101,7 +101,7 @@ class Worker:
         # busy CPU; an OCF agent does not leave long-lived daemons in our process tree)
         self.agent_nice = agent_nice
         self.vip_fast = vip_fast  # IPaddr2: ip addr add + send_arp first, then the agent
-        self.rsctmp = rsctmp
+        self.rsctmp = ocf.RSCTMP if rsctmp is None else rsctmp  # (read now: tests point it elsewhere)
 
     def start(self) -> None:
         if any(r.type == "ocf" for r in self.resources.values()):
