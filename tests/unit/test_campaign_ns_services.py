@@ -72,3 +72,40 @@ def test_a_boot_by_the_lab_is_noticed_though_the_namespace_inode_is_the_same(tmp
         for p in lab.spawned:
             p.kill()
             p.wait()
+
+
+def test_a_power_on_is_booted_once_though_the_supervisor_ticks_meanwhile(tmp_path):
+    """Seed 96637587 (ns tier, fault 333): a heal powered node2 on; the supervisor's tick,
+    running meanwhile in its own thread, saw the new boot id before power_on had recorded
+    it as its own and booted the node a second time: the second boot rewrote cluster.toml
+    while the first one's watcher read it (empty: exit 2)."""
+    lab = FakeLab(tmp_path)
+    status = {"node1": "up", "node2": "crashed"}
+    lab.status_of = lambda node: status[node]
+    traces: list[tuple[str, str, str]] = []
+    sv = Services(lab, tmp_path, lambda n, k, m: traces.append((n, k, m)), threading.RLock())
+    sv.config = {n: f"# campaign config of {n}\n" for n in lab.nodes}
+    ticks: list[threading.Thread] = []
+
+    def power_on(node):  # the lab boots the node; the supervisor's thread ticks right then
+        status[node] = "up"
+        lab.boots[node] = "b2-again"
+        t = threading.Thread(target=sv.tick)
+        t.start()
+        t.join(0.3)
+        ticks.append(t)
+
+    lab.power_on = power_on
+    try:
+        sv.boot("node1")
+        sv.booted["node2"] = "b2"
+        sv.power_on("node2")
+        for t in ticks:
+            t.join(5)
+        sv.tick()
+        assert not [t for t in traces if "booted by the lab" in t[2]]
+        assert [e for e in lab.execs if e == ("node2", "# campaign config of node2\n")] == [("node2", "# campaign config of node2\n")]
+    finally:
+        for p in lab.spawned:
+            p.kill()
+            p.wait()

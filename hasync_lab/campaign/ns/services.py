@@ -133,7 +133,9 @@ class Services:
             self.booted[node] = self.lab.boot_id(node)
             r = self.lab.exec(node, ["/bin/sh", "-c", boot_script()])
             if r.ok and node in self.config:  # a lab node's boot lays the lab's own cluster.toml again
-                r = self.lab.exec(node, ["sh", "-c", "cat > /etc/hasync/cluster.toml"], input=self.config[node])
+                # (atomic: a unit reading it meanwhile never sees it half-written)
+                r = self.lab.exec(node, ["sh", "-c", "cat > /etc/hasync/.cluster.toml.new && mv /etc/hasync/.cluster.toml.new /etc/hasync/cluster.toml"],
+                                  input=self.config[node])
             if not r.ok:
                 end = time.monotonic() + 3  # a crash kills first and says so after
                 while time.monotonic() < end and not self.crashed(node):
@@ -157,6 +159,9 @@ class Services:
             if self.lab.status_of(node) != "crashed":
                 return
             self.lab.power_on(node)
+            # this boot is ours (the boot below runs its steps): not "booted by the lab" to
+            # the supervisor's tick, which booted it a second time meanwhile (seed 96637587)
+            self.booted[node] = self.lab.boot_id(node)
         self.held_down.discard(node)
         self.trace(node, "power", "powered on")
         self.boot(node)
@@ -218,9 +223,13 @@ class Services:
         for node in self.nodes:
             if node in self.held_down or not self.crashed(node):
                 self.down_since.pop(node, None)
-                boot = self.lab.boot_id(node)
-                if (node not in self.held_down and boot is not None and self.booted.get(node) not in (None, boot)
-                        and self.lab.status_of(node) == "up"):
+                with self.lock:  # (power_on records its own boot under the lock)
+                    boot = self.lab.boot_id(node)
+                    lab_boot = (node not in self.held_down and boot is not None and self.booted.get(node) not in (None, boot)
+                                and self.lab.status_of(node) == "up")
+                    if lab_boot:
+                        self.booted[node] = boot
+                if lab_boot:
                     self.trace(node, "power", "booted by the lab (a heal): boot steps and units")
                     self.boot(node)
                 continue
