@@ -194,6 +194,9 @@ class ClusterInfo:
     name: str = "hasync"
     profile: str = "debian12"  # a distro profile in profiles/
     preferred_node: str = ""  # where the chain runs when both nodes are up (haresources' first word)
+    # who runs the chain: hasync's failover daemon, or Pacemaker after `hasync export
+    # pacemaker` (bootstrap then leaves hasync-failover off, doctor speaks Pacemaker)
+    manager: str = "hasync"
     src: str = ""
 
 

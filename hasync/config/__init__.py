@@ -139,6 +139,8 @@ def _build(r: Reader, base: Path) -> model.Cluster:
     names = [n.name for n in nodes] if not any(r.is_bad(("node", i, "name")) for i in range(len(nodes))) else []
     if info["preferred_node"] and names and info["preferred_node"] not in names:
         r.error(("cluster", "preferred_node"), f"{info['preferred_node']!r} is not a node; nodes: {', '.join(names)}")
+    if info["manager"] not in sections.MANAGERS:
+        r.error(("cluster", "manager"), f"expected one of {', '.join(sections.MANAGERS)}, got {info['manager']!r}")
     profile = resolve_profile(r, info["profile"])
     hb = sections.heartbeat(r, top.get("heartbeat"), names)
     sync = sections.sync(r, top.get("sync"))

@@ -25,6 +25,7 @@ from hasync.config.reader import Reader, format_duration
 LINK_KINDS = ("udp-unicast", "udp-multicast", "udp-broadcast", "serial")
 RESOURCE_TYPES = ("heartbeat", "lsb", "systemd", "ocf", "service")
 FENCING_MODES = ("required", "optional", "off")
+MANAGERS = ("hasync", "pacemaker")  # [cluster].manager: who runs the chain
 STOP_FAILURE = ("fence-self", "reboot", "block")
 BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
 FILESYSTEMS = ("ext3", "ext4", "xfs")
@@ -49,7 +50,7 @@ def fields(kind: str, *keys: str) -> tuple[Field, ...]:
 
 
 TOP = fields("tables", "cluster", "node", "heartbeat", "sync", "storage", "nfs", "resource", "group", "haresources", "fencing")
-CLUSTER = fields("str", "name", "profile", "preferred_node")
+CLUSTER = fields("str", "name", "profile", "preferred_node", "manager")
 NODE = (Field("name", "str", True), Field("address", "str", True))
 HEARTBEAT = (*fields("duration", "keepalive", "deadtime", "warntime", "initdead"), Field("auto_failback", "bool"),
              Field("auth_key", "str"), Field("link", "tables"), Field("ping", "strlist"), Field("history", "int"))
