@@ -152,6 +152,11 @@ class Wanted:
         return tuple(self.profile.services.get(logical, ()))
 
     @property
+    def pacemaker(self) -> bool:
+        """Pacemaker runs the chain (``[cluster] manager``): no hasync failover daemon here."""
+        return self.cluster.cluster.manager == "pacemaker"
+
+    @property
     def drbd_res_path(self) -> str:
         return f"{self.p('drbd_conf_dir', '/etc/drbd.d')}/{self.st.drbd_resource}.res"
 
@@ -298,6 +303,16 @@ def _bound(s: Step, gw: Wanted) -> Step:
         return [replace(c, step=name) for c in s.plan(gw, f)]
 
     return Step(name, f"{s.doc} (group {gw.group})", lambda _w: s.when(gw), lambda _w: s.needs(gw), plan)
+
+
+def notes(w: Wanted) -> list[str]:
+    """What the plan does differently for this cluster, said before it (and in --json)."""
+    if not w.pacemaker:
+        return []
+    return ["the chain is Pacemaker's ([cluster] manager = \"pacemaker\"): bootstrap lays down the storage and the NFS "
+            "state, never installs or enables hasync-failover (turns it off where it is on), and gives DRBD "
+            "Pacemaker's fence-peer handlers (crm-fence-peer) instead of hasync's; Pacemaker starts the chain "
+            "(docs/pacemaker.md)"]
 
 
 def active_steps(w: Wanted) -> list[Step]:

@@ -36,7 +36,13 @@ def render_drbd_res(w: Wanted) -> str:
             disk.append(f"    fencing {fencing};")
         lines += ["  disk {", *disk, "  }"]
         handlers = ['    split-brain "/usr/lib/drbd/notify-split-brain.sh root";']
-        if fencing:
+        if fencing and w.pacemaker:  # drbd-utils' handlers: they ask Pacemaker (a constraint), not the fence command
+            nine = "" if version == "8.4" else ".9"
+            handlers = [
+                f'    fence-peer "/usr/lib/drbd/crm-fence-peer{nine}.sh";',
+                f'    after-resync-target "/usr/lib/drbd/crm-unfence-peer{nine}.sh";',
+            ] + handlers
+        elif fencing:
             handlers = [
                 '    fence-peer "/usr/local/lib/hasync/drbd-fence-peer";',
                 '    after-resync-target "/usr/local/lib/hasync/drbd-fence-peer --unfence";',
@@ -71,7 +77,7 @@ def _use_drbd(w: Wanted) -> bool:
 def plan_drbd_config(w: Wanted, f: Facts) -> list[Change]:
     """The DRBD resource file (protocol, fencing handler, split-brain policies)."""
     out = write_change("drbd-config", f, w.drbd_res_path, render_drbd_res(w), 0o644)
-    if w.cluster.fencing.mode != "off" and w.fence_peer_script and w.group_index == 0:  # one handler serves every group
+    if w.cluster.fencing.mode != "off" and w.fence_peer_script and not w.pacemaker and w.group_index == 0:  # one handler serves every group
         out += write_change("drbd-config", f, FENCE_PEER, w.fence_peer_script, 0o755, "DRBD's fence-peer handler runs the cluster's fencing command")
     return out
 

@@ -131,10 +131,15 @@ def plan_ssh_trust(w: Wanted, f: Facts) -> list[Change]:
 # --------------------------------------------------------------------------- hasync units
 
 
+def _failover_unit(name: str) -> bool:
+    return name.startswith("hasync-failover")
+
+
 def _unit_files(w: Wanted) -> dict[str, str]:
-    """installed path -> text for the init system of the profile."""
+    """installed path -> text for the init system of the profile. Under Pacemaker not the
+    failover daemon's: a unit file written there would also replace a mask."""
     d = w.p("units", "/etc/systemd/system") if w.profile.init == "systemd" else w.p("init_d", "/etc/init.d")
-    return {f"{d}/{name}": text for name, text in sorted(w.units.items())}
+    return {f"{d}/{name}": text for name, text in sorted(w.units.items()) if not (w.pacemaker and _failover_unit(name))}
 
 
 def _units_needs(w: Wanted) -> list[str]:
@@ -143,15 +148,20 @@ def _units_needs(w: Wanted) -> list[str]:
 
 @step("units", needs=_units_needs)
 def plan_units(w: Wanted, f: Facts) -> list[Change]:
-    """hasync-watch and hasync-failover installed and enabled at boot."""
+    """hasync-watch and hasync-failover installed and enabled at boot (under Pacemaker
+    hasync-watch only, and hasync-failover turned off: two managers of one chain)."""
     out: list[Change] = []
     mode = 0o644 if w.profile.init == "systemd" else 0o755
     for path, text in _unit_files(w).items():
         out += write_change("units", f, path, text, mode)
-    svcs = w.services("watch") + w.services("failover")
+    svcs = w.services("watch") + (() if w.pacemaker else w.services("failover"))
     for s in svcs:
         state = f[f"enabled:{s}"]
         if state in ("disabled", "not-found"):
             argv = ("systemctl", "enable", unit_name(s)) if w.profile.init == "systemd" else ("chkconfig", s, "on")
             out.append(Change("units", "run", "started at boot", argv=argv))
+    for s in w.services("failover") if w.pacemaker else ():
+        if f[f"enabled:{s}"] in ("enabled", "enabled-runtime", "indirect", "alias"):
+            argv = ("systemctl", "disable", "--now", unit_name(s)) if w.profile.init == "systemd" else ("chkconfig", s, "off")
+            out.append(Change("units", "run", "Pacemaker runs the chain here: hasync's failover daemon must not", argv=argv))
     return out

@@ -19,6 +19,7 @@ from rich.prompt import Confirm
 from hasync.bootstrap import apply as bootstrap_apply
 from hasync.bootstrap import doctor, join
 from hasync.bootstrap import manifest as bootstrap_manifest
+from hasync.bootstrap import plan as bootstrap_plan
 from hasync.bootstrap.plan import Wanted
 from hasync.bootstrap.wanted import wanted_state
 from hasync.cli import common
@@ -135,6 +136,8 @@ def _bootstrap(args: argparse.Namespace, console: Console, runner: Runner, state
             _capture(args.capture_facts, prober.raw, secret=f"file:{w.cluster.heartbeat.auth_key}")
     role = "joining " + args.join if args.join else ("first node" if w.first else "second node")
     console.print(f"[dim]{w.node} ({role}), profile {w.profile.name}[/dim]")
+    for note in bootstrap_plan.notes(w):
+        console.print(f"[cyan]note[/cyan]: {escape(note)}")
     print_preflight(console, w, runner)
     total = print_plan(console, plan, diffs=args.dry_run)
     refused = [c for _, cs in plan for c in cs if c.action == "refuse"]

@@ -91,3 +91,17 @@ def test_join_waits_for_a_slow_first_node() -> None:
             return Result(tuple(argv), 0, "[cluster]\n", "", 45.0)
 
     assert join.fetch(SlowPeer(), "node1", "/etc/hasync/cluster.toml") == "[cluster]\n"
+
+
+def test_dry_run_under_pacemaker_says_so_and_plans_no_failover_daemon(tmp_path: Path, capsys) -> None:
+    cfg = lab_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[cluster]\n", '[cluster]\nmanager = "pacemaker"\n', 1))
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    rc = main(["-c", str(cfg), "bootstrap", "--dry-run", "--node", "node1", "--root", str(root)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert rc == 0, out
+    assert 'the chain is Pacemaker\'s ([cluster] manager = "pacemaker")' in out
+    assert "mkfs.ext4 -q -L ha-lab-hl" in out  # the storage is laid down as for hasync
+    assert "enable hasync-failover" not in out and "hasync-failover.service" not in out
+    assert "systemctl enable hasync-watch.service" in out
