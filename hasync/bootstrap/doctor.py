@@ -197,8 +197,8 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
         out.append(Finding("auth-key", "ok", node, f"{key} mode {mode}"))
     if uses_portblock(cluster):
         out += check_portblock(node, p)
-    manager = doctor_manager.manager(p)  # hasync's daemon or Pacemaker: what holds differs
-    return doctor_manager.check_node(node, manager) + doctor_manager.adjust(cluster, manager, out)
+    manager = doctor_manager.manager(p, cluster.cluster.manager)  # hasync's daemon or Pacemaker: what holds differs
+    return doctor_manager.check_node(node, manager, p) + doctor_manager.adjust(cluster, manager, out)
 
 
 def _check_storage(cluster: model.Cluster, node: str, p: dict[str, str], vgs: frozenset[str], strangers: bool) -> list[Finding]:

@@ -11,7 +11,7 @@ import binascii
 import shlex
 
 from hasync import model
-from hasync.bootstrap import drbd_state
+from hasync.bootstrap import doctor_manager, drbd_state
 from hasync.bootstrap.drbd_state import Drbd
 from hasync.bootstrap.findings import Finding
 from hasync.effects.run import Runner
@@ -117,15 +117,18 @@ def check_pair(cluster: model.Cluster, node: str, peer: str, a: dict[str, str], 
     da, db = node_state(cluster, a), node_state(cluster, b)
     if not drbd_state.split_brain(da, db):
         return []
+    pacemaker = any(doctor_manager.manager(p, cluster.cluster.manager).name == "pacemaker" for p in (a, b))
     prim = [n for n, d in ((node, da), (peer, db)) if d is not None and d.role == "Primary"]
+    shows, last = (("`crm_mon -1` shows the group Started", "`crm_mon -1 --fence-history=2` and the nodes' journals")
+                   if pacemaker else ("`hasync status` shows the chain", "`hasync history` on both"))
     if len(prim) == 1:
         keep, why = prim[0], "it is Primary: the chain runs on its data"
     else:
-        keep, why = node, ("both are Primary: the one where `hasync status` shows the chain; here assumed " + node
-                           if prim else "neither is Primary: the one that ran the chain last (`hasync history` on both); here assumed " + node)
+        keep, why = node, (f"both are Primary: the one where {shows}; here assumed " + node
+                           if prim else f"neither is Primary: the one that ran the chain last ({last}); here assumed " + node)
     discard = peer if keep == node else node
     res = cluster.storage.drbd_resource
     states = "; ".join(f"{n}: {d.role} {d.disk} {d.connection}" for n, d in ((node, da), (peer, db)) if d is not None)
     return [Finding("drbd-split-brain", "error", "cluster",
                     f"DRBD {res}: split brain (or disconnected by hand): the two copies may differ ({states})",
-                    "\n".join(drbd_state.runbook(res, keep, discard, why)))]
+                    "\n".join(drbd_state.runbook(res, keep, discard, why, pacemaker=pacemaker)))]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from hasync import model
+from hasync.bootstrap import doctor_pacemaker
 from hasync.bootstrap.findings import Finding, probe_line
 
 CIB = "/var/lib/pacemaker/cib/cib.xml"
@@ -38,6 +39,7 @@ def probe_lines() -> list[str]:
         # the CIB answers only where pacemaker runs; bounded, and only when installed
         "command -v cibadmin >/dev/null && timeout 10 cibadmin -Q -l >/dev/null && echo pcmk.cib_answers=1 || echo pcmk.cib_answers=0",
         f"[ -S {SOCKET} ] && echo hasync.socket=1 || echo hasync.socket=0",
+        *doctor_pacemaker.probe_lines(),
     ]
     return lines
 
@@ -49,6 +51,8 @@ class Manager:
     name: str
     evidence: tuple[str, ...] = ()
     hasync_daemon: tuple[str, ...] = ()  # signs that hasync's failover daemon runs or starts here
+    configured: str = "hasync"  # what cluster.toml's [cluster] manager says
+    seen: bool = False  # the node itself shows Pacemaker (units, CIB)
 
 
 def _word(p: dict[str, str], key: str) -> str:
@@ -56,12 +60,13 @@ def _word(p: dict[str, str], key: str) -> str:
     return words[-1] if words else ""
 
 
-def manager(p: dict[str, str]) -> Manager:
-    """Pacemaker when pacemaker.service is active, the CIB answers, or pacemaker or corosync
-    is enabled (or active) next to a CIB file (a configured cluster after a reboot, before
-    they start); else hasync. Debian enables both units when the packages are installed,
-    so an enabled unit without a CIB (never configured) is not enough, nor a CIB file
-    alone (Pacemaker installed once, off now)."""
+def manager(p: dict[str, str], configured: str = "hasync") -> Manager:
+    """Pacemaker when cluster.toml says so (*configured*), when pacemaker.service is
+    active, the CIB answers, or pacemaker or corosync is enabled (or active) next to a
+    CIB file (a configured cluster after a reboot, before they start); else hasync.
+    Debian enables both units when the packages are installed, so an enabled unit without
+    a CIB (never configured) is not enough, nor a CIB file alone (Pacemaker installed
+    once, off now)."""
     ev = []
     for unit in ("pacemaker", "corosync"):
         for state, yes in (("active", ("active", "activating", "reloading")), ("enabled", ("enabled", "enabled-runtime"))):
@@ -78,16 +83,28 @@ def manager(p: dict[str, str]) -> Manager:
               if _word(p, f"unit.hasync-failover.{s}") in yes]
     if p.get("hasync.socket") == "1":
         daemon.append(f"{SOCKET} exists")
-    return Manager("pacemaker" if pacemaker else "hasync", tuple(ev) if pacemaker else (), tuple(daemon))
+    said = ('cluster.toml: [cluster] manager = "pacemaker"',) if configured == "pacemaker" else ()
+    name = "pacemaker" if pacemaker or said else "hasync"
+    return Manager(name, said + (tuple(ev) if pacemaker else ()), tuple(daemon), configured, pacemaker)
 
 
-def check_node(node: str, m: Manager) -> list[Finding]:
-    """What doctor says about the manager itself."""
+def check_node(node: str, m: Manager, p: dict[str, str]) -> list[Finding]:
+    """What doctor says about the manager itself, and under Pacemaker what Pacemaker says
+    (doctor_pacemaker: its nodes, the promoted DRBD, the group, failed actions, fencing)."""
     if m.name != "pacemaker":
         return []
     out = [Finding("chain-manager", "info", node,
                    f"the chain is run by Pacemaker ({', '.join(m.evidence)}): hasync's failover daemon is not expected "
                    "here; storage, DRBD, the NFS state, the LVM filter and sync are still checked")]
+    if m.configured != "pacemaker":
+        out.append(Finding("chain-manager", "warning", node,
+                           "Pacemaker runs the chain here but cluster.toml does not say so: `hasync bootstrap` would install and "
+                           "enable hasync-failover again", 'set [cluster] manager = "pacemaker" in cluster.toml'))
+    if m.seen or "pcmk.mon" in p:
+        out += doctor_pacemaker.check_node(node, p)
+    else:  # an older probe: nothing read of Pacemaker here
+        out.append(Finding("pacemaker", "error", node, "cluster.toml says Pacemaker runs the chain, but it is not running here",
+                           "systemctl enable --now corosync pacemaker; then crm_mon -1"))
     if m.hasync_daemon:
         out.append(Finding("chain-manager", "error", node,
                            f"hasync's failover daemon runs or starts here too ({', '.join(m.hasync_daemon)}): two cluster "

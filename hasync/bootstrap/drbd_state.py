@@ -176,9 +176,24 @@ def split_brain(a: Drbd | None, b: Drbd | None) -> bool:
         d.disk in ("UpToDate", "Outdated", "Consistent") for d in nodes)
 
 
-def runbook(resource: str, keep: str, discard: str, why: str) -> list[str]:
+def runbook(resource: str, keep: str, discard: str, why: str, *, pacemaker: bool = False) -> list[str]:
     """The manual split-brain recovery (DRBD 8.4 and 9: same drbdadm commands): *discard*'s
-    changes since the split are thrown away, *keep*'s data is synced over them."""
+    changes since the split are thrown away, *keep*'s data is synced over them. Under
+    Pacemaker its maintenance-mode holds the cluster still, and its failed actions and
+    fencing history are cleaned up after, so it does not act on the repair's traces."""
+    if pacemaker:
+        return [
+            f"keep the data of {keep} ({why}); the changes made on {discard} since the split are lost",
+            "0. `crm_attribute --name maintenance-mode --update true` (`pcs property set maintenance-mode=true`): "
+            "Pacemaker starts, stops and fences nothing while you repair",
+            f"1. if {discard}'s changes matter, copy them off first (its DRBD device, read-only)",
+            f"2. on {discard}: if `crm_mon -1` shows the group there, stop it by hand (its agents, in reverse); "
+            f"drbdadm disconnect {resource}; drbdadm secondary {resource}; drbdadm connect --discard-my-data {resource}",
+            f"3. on {keep}: drbdadm connect {resource} (if it is StandAlone too)",
+            f"4. wait for the resync (`drbdadm status {resource}`), then `crm_resource --cleanup` (forget the failed "
+            "actions) and `stonith_admin --history '*'` (what was fenced during the split), then "
+            "`crm_attribute --name maintenance-mode --update false`; `crm_mon -1` shows the clone Promoted once",
+        ]
     return [
         f"keep the data of {keep} ({why}); the changes made on {discard} since the split are lost",
         "0. `hasync maintenance on` (on either node): the daemons move nothing while you repair",

@@ -162,6 +162,6 @@ def plan_units(w: Wanted, f: Facts) -> list[Change]:
             out.append(Change("units", "run", "started at boot", argv=argv))
     for s in w.services("failover") if w.pacemaker else ():
         if f[f"enabled:{s}"] in ("enabled", "enabled-runtime", "indirect", "alias"):
-            argv = ("systemctl", "disable", "--now", unit_name(s)) if w.profile.init == "systemd" else ("chkconfig", s, "off")
-            out.append(Change("units", "run", "Pacemaker runs the chain here: hasync's failover daemon must not", argv=argv))
+            off: tuple[str, ...] = ("systemctl", "disable", "--now", unit_name(s)) if w.profile.init == "systemd" else ("chkconfig", s, "off")
+            out.append(Change("units", "run", "Pacemaker runs the chain here: hasync's failover daemon must not", argv=off))
     return out
