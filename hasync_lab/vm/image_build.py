@@ -51,6 +51,11 @@ PACKAGES = (
     "systemd",  # present so the debian12 profile's systemctl path can be tried (hasync.init=systemd)
     "sysvinit-utils",
     "util-linux",
+    # the Pacemaker trial (issue 16): the chain handed to Pacemaker from `hasync export
+    # pacemaker`; cibadmin/crm_mon from the cli utils (no crmsh or pcs: the CIB is XML)
+    "corosync",
+    "pacemaker",
+    "pacemaker-cli-utils",
 )
 
 # Module trees nobody in the lab needs: they make up most of the kernel's size.

@@ -23,7 +23,7 @@ def qemu_argv(lab_dir: Path, image: Image, g: Guest, index: int, groups: dict, p
     if init == "systemd":
         append += " hasync.init=systemd"
     argv = [
-        "qemu-system-x86_64", "-name", g.name, "-accel", "tcg", "-m", str(MEM_MIB), "-smp", "1",
+        "qemu-system-x86_64", "-name", g.name, "-accel", "tcg", "-m", str(g.mem_mib or MEM_MIB), "-smp", "1",
         "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
         "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", append,
         "-drive", f"file={d / 'root.qcow2'},if=virtio,format=qcow2,cache=unsafe",

@@ -5,7 +5,8 @@ under a second; the guest mounts it read-only at /opt/hasync/seed. It holds
 
     src/         this checkout's hasync/, profiles/, bootstrap/, failover/ (with .pyc made
                  by the host's Python 3.11, the same version as the guest's)
-    vm/          rc (stage-2 boot), agent.py (the console command agent), fence
+    vm/          rc (stage-2 boot), agent.py (the console command agent), fence (the BMC
+                 wire's switch), fence_hasynclab (the same as a fence-agents agent)
     node/        files copied onto the VM's root on its first boot: /etc/hostname,
                  /etc/hosts, /etc/hasync/cluster.toml, /etc/hasync-vm/net.sh, ssh keys
 
@@ -26,7 +27,7 @@ from hasync_lab.vm.image_build import GUEST_DIR
 
 SRC_ROOT = Path(__file__).resolve().parents[2]  # the checkout (…/hasync_lab/vm -> …)
 SRC_DIRS = ("hasync", "profiles", "bootstrap", "failover")  # the product only: guests are nodes
-SEED_SCRIPTS = {"rc": 0o755, "agent.py": 0o644, "fence": 0o755}
+SEED_SCRIPTS = {"rc": 0o755, "agent.py": 0o644, "fence": 0o755, "fence_hasynclab": 0o755}
 
 PUBLIC_NET = "192.0.2"  # TEST-NET-1, on the lab's own emulated L2 only
 REPL_NET = "198.51.100"  # TEST-NET-2: the dedicated replication/heartbeat L2
@@ -40,15 +41,17 @@ class Guest:
     public: str  # address on eth0
     replication: str = ""  # address on eth1 (nodes only)
     extra_files: dict[str, str] = field(default_factory=dict)
+    mem_mib: int = 0  # the VM's memory; 0: qemu.MEM_MIB (the Pacemaker trial's nodes need more)
 
 
-def default_guests(clients: int = 1) -> tuple[Guest, ...]:
-    """node1 and node2 (the cluster) and *clients* NFS clients client1.. on the public L2."""
+def default_guests(clients: int = 1, node_mem_mib: int = 0) -> tuple[Guest, ...]:
+    """node1 and node2 (the cluster) and *clients* NFS clients client1.. on the public L2;
+    *node_mem_mib*: the nodes' memory (0: qemu's default for the lab)."""
     if not 0 <= clients <= 8:
         raise ValueError(f"clients: 0..8, not {clients}")
     nodes = (
-        Guest("node1", "node", f"{PUBLIC_NET}.11", f"{REPL_NET}.1"),
-        Guest("node2", "node", f"{PUBLIC_NET}.12", f"{REPL_NET}.2"),
+        Guest("node1", "node", f"{PUBLIC_NET}.11", f"{REPL_NET}.1", mem_mib=node_mem_mib),
+        Guest("node2", "node", f"{PUBLIC_NET}.12", f"{REPL_NET}.2", mem_mib=node_mem_mib),
     )
     return nodes + tuple(Guest(f"client{i}", "client", f"{PUBLIC_NET}.{20 + i}") for i in range(1, clients + 1))
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hasync_lab.vm import VmLab, ensure_image, manual, qemu_available
-from hasync_lab.vm.seed import default_guests
+from hasync_lab.vm import VmLab, ensure_image, manual, pacemaker, qemu_available
 
 TIMINGS: dict[str, float] = {}
 
@@ -46,7 +45,7 @@ def vm_session(pytestconfig):
     lab = VmLab(f"vt{os.getpid() % 10**8}", report=report)
     try:
         t1 = time.monotonic()
-        lab.create(image, default_guests(1))
+        lab.create(image, pacemaker.guests(1))  # the lab's guests, nodes with room for the Pacemaker trial
         ready = lab.up()
         TIMINGS["boot_3vms_s"] = round(time.monotonic() - t1, 2)
         TIMINGS["boot_ready_max_s"] = max(ready.values())
