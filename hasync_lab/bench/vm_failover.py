@@ -23,6 +23,11 @@ where they are), the active node is powered off, and on the survivor the same co
 the chain runs (the [fencing] command, then each resource's start, in order, exactly the
 argv and environment hasync would use) are run one after the other, each timed.
 ``manual_sum_s`` is the sum of those commands; a human would add the time to notice.
+
+With ``--peers pacemaker`` the same is measured with Pacemaker running the chain, at each
+``--tokens`` setting (hasync_lab/bench/vm_pacemaker.py): the JSON's ``peers`` list, one
+entry per setting (tool, setting, median_s, min_s, max_s, trials, lost_writes).
+``--trials 0`` with ``--peers`` measures the peers alone.
 """
 
 from __future__ import annotations
@@ -36,9 +41,10 @@ import time
 
 from hasync import operations
 from hasync.config import load_profile, loads
-from hasync_lab.bench import vm_clients
+from hasync_lab.bench import vm_clients, vm_pacemaker
 from hasync_lab.bench.vm_clients import install_files, node_files, write_files
 from hasync_lab.vm import VmLab, ensure_image, grace, manual
+from hasync_lab.vm import pacemaker as pcmk
 from hasync_lab.vm import scenario as sc
 from hasync_lab.vm.seed import default_guests
 
@@ -57,6 +63,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warntime", default="", help="override [heartbeat] warntime")
     p.add_argument("--deadtime", default="", help="override [heartbeat] deadtime (e.g. 3s)")
     p.add_argument("--out", default="", help="also write the JSON to this file")
+    p.add_argument("--peers", default="", choices=["", "pacemaker"],
+                   help="also measure Pacemaker on the same lab, chain, crash and clients")
+    p.add_argument("--tokens", default=",".join(map(str, pcmk.TOKENS_MS)),
+                   help="the peers' Corosync token settings in ms (default 3000,1000)")
+    p.add_argument("--peer-trials", type=int, default=5, help="crash trials per peer setting (default 5)")
     return p.parse_args(argv)
 
 
@@ -175,6 +186,38 @@ def run(args: argparse.Namespace) -> dict:
         lab = VmLab(args.name, report=_say)
     result: dict = {"tool": "hasync", "lab": args.name, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "load_avg_start": os.getloadavg()[0]}
+    try:
+        if args.trials:
+            try:
+                hasync_trials(lab, image, args, result)
+            finally:
+                if args.keep:
+                    lab.close()
+                else:
+                    lab.down()  # one lab at a time: the peers get a fresh one each
+        if args.peers and "error" not in result:
+            result["peers"] = [vm_pacemaker.run_setting(ms, args.peer_trials, f"{args.name}p", _say, lost_writes, stale_handles)
+                               for ms in tokens(args.tokens)]
+    finally:
+        result["load_avg_end"] = os.getloadavg()[0]
+        result["wall_s"] = round(time.monotonic() - t_all, 1)
+    return result
+
+
+def tokens(text: str) -> list[int]:
+    """--tokens: Corosync token settings in ms, comma-separated; ValueError when not."""
+    try:
+        out = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        out = []
+    if not out or any(t < 100 for t in out):
+        raise ValueError(f"--tokens: milliseconds, comma-separated (e.g. 3000,1000), not {text!r}")
+    return out
+
+
+def hasync_trials(lab: VmLab, image, args: argparse.Namespace, result: dict) -> None:
+    """hasync's own trials, the distro-defaults baseline and the by-hand run on *lab* (into
+    *result*; a failure is kept in it, with the trials so far)."""
     trials: list[dict] = []
     base: list[dict] = []
     try:
@@ -224,21 +267,22 @@ def run(args: argparse.Namespace) -> dict:
         result["error"] = f"{type(e).__name__}: {e}"[-4000:]
         result["runs_so_far"], result["baseline_runs_so_far"] = trials, base
         _say(f"stopped: {result['error'][-1000:]}")
-    finally:
-        result["load_avg_end"] = os.getloadavg()[0]
-        result["wall_s"] = round(time.monotonic() - t_all, 1)
-        if args.keep:
-            lab.close()
-        else:
-            lab.down()
-    return result
 
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    if args.trials < 1:
-        print("--trials must be at least 1", file=sys.stderr)
+    if args.trials < (0 if args.peers else 1):
+        print("--trials must be at least 1 (0 only with --peers)", file=sys.stderr)
         return 2
+    if args.peers:
+        try:
+            tokens(args.tokens)
+        except ValueError as e:
+            print(e, file=sys.stderr)
+            return 2
+        if args.keep or args.peer_trials < 1:
+            print("--peers: --peer-trials at least 1, and no --keep (one lab at a time)", file=sys.stderr)
+            return 2
     res = run(args)
     text = json.dumps(res, indent=2, sort_keys=True)
     if args.out:
@@ -248,7 +292,10 @@ def main(argv: list[str]) -> int:
         print(text)
     if "error" in res:
         return 1
-    if not args.json:
+    for p in res.get("peers", []):
+        print(f"{p['tool']} ({p['setting']}): median {p['median_s']} s over {p['trials']} trials "
+              f"(min {p['min_s']}, max {p['max_s']}); lost writes {p['lost_writes']}")
+    if not args.json and "median_s" in res:
         print(f"crash -> client I/O resumed: median {res['median_s']} s over {res['trials']} trials "
               f"(min {res['min_s']}, max {res['max_s']}); lost writes {res['lost_writes']}, "
               f"stale handles {res['stale_handles']}")

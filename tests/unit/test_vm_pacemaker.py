@@ -238,3 +238,30 @@ def test_a_fence_event_completes_the_breakdown():
     assert P.phases(xml, crash) == {"fence_done_s": 4.0}
     v = P.view(xml)
     assert v is not None and v.fenced == ("node1",)
+
+
+# ------------------------------------------------------------------ the bench's peers
+
+
+def test_a_peers_entry_has_the_issues_keys_and_the_median_of_its_runs():
+    from hasync_lab.bench.vm_pacemaker import summary
+    runs = [{"resumed_s": s, "lost_writes": 0, "stale_handles": 0, "phases": {"fence_done_s": f}}
+            for s, f in ((14.2, 9.0), (12.0, 8.0), (19.5, 10.0))]
+    e = summary(runs, "token 3000 ms", 3000)
+    assert {"tool", "setting", "median_s", "min_s", "max_s", "trials", "lost_writes"} <= set(e)
+    assert (e["tool"], e["setting"], e["median_s"], e["min_s"], e["max_s"], e["trials"]) == ("pacemaker", "token 3000 ms", 14.2, 12.0, 19.5, 3)
+    assert e["breakdown"] == {"fence_done_s": 9.0}
+    assert summary([], "token 1000 ms", 1000)["median_s"] is None
+
+
+@pytest.mark.parametrize("argv, rc", [
+    (["--peers", "pacemaker", "--tokens", "3000,x"], 2),
+    (["--peers", "pacemaker", "--tokens", "50"], 2),
+    (["--peers", "pacemaker", "--keep"], 2),
+    (["--trials", "0"], 2),
+])
+def test_the_benchs_peer_options_refuse_bad_input(argv, rc, capsys):
+    from hasync_lab.bench import vm_failover
+    assert vm_failover.main(argv) == rc
+    assert capsys.readouterr().err.strip()
+    assert vm_failover.tokens("3000, 1000") == [3000, 1000]
