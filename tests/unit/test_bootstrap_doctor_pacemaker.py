@@ -144,16 +144,12 @@ def b64(text: str) -> str:
 def running(tmp_path_factory) -> Path:
     """The example config's export, both nodes up in crm_simulate: the live CIB of a
     healthy Pacemaker cluster (DRBD Promoted on node1, the group Started there)."""
-    from .test_export_validate import ROOT, Sim, export
+    from .test_export_validate import ROOT, both_up, export
     if shutil.which("crm_simulate") is None:
         pytest.skip("needs pacemaker-cli-utils (apt-packages.txt)")
     tmp = tmp_path_factory.mktemp("pcmk")
     export(ROOT / "profiles" / "cluster" / "example.toml", tmp)
-    sim = Sim(tmp / "cib.xml", tmp)
-    sim.step("--quorum", "1", "--node-up", "node1", "--node-up", "node2")
-    sim.uptodate(["drbd"], "node1", "node2")
-    sim.step()
-    return sim.current
+    return both_up(tmp / "cib.xml", tmp, ["drbd"])
 
 
 def pcmk_findings(xml: str) -> list:

@@ -134,6 +134,16 @@ class Sim:
                     env={"CIB_file": str(self.current)})
 
 
+def both_up(cib: Path, tmp: Path, drbd_ids: list[str]) -> Path:
+    """The live CIB (a file) of *cib*'s cluster with both nodes up and settled: DRBD
+    promoted where the group prefers, the group started there."""
+    sim = Sim(cib, tmp)
+    sim.step("--quorum", "1", "--node-up", "node1", "--node-up", "node2")
+    sim.uptodate(drbd_ids, "node1", "node2")
+    sim.step()
+    return sim.current
+
+
 def parse_simulation(xml: str) -> Step:
     root = ET.fromstring(xml)
     transition: list[tuple[str, ...]] = []

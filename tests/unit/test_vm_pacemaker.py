@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -190,21 +191,16 @@ def test_run_as_pacemaker_runs_it_without_the_labs_wire():
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory) -> Path:
-    from .test_export_validate import Sim
+    from .test_export_validate import both_up
     if shutil.which("crm_simulate") is None:
         pytest.skip("needs pacemaker-cli-utils (apt-packages.txt)")
     tmp = tmp_path_factory.mktemp("trial")
     b = make_bundle(trial_cluster(), profile=trial_cluster().profile, fmt="cib", lookup=None)
     (tmp / "cib.xml").write_text(b.documents["cib.xml"])
-    sim = Sim(tmp / "cib.xml", tmp)
-    sim.step("--quorum", "1", "--node-up", "node1", "--node-up", "node2")
-    sim.uptodate(["drbd"], "node1", "node2")
-    sim.step()
-    return sim.current
+    return both_up(tmp / "cib.xml", tmp, ["drbd"])
 
 
 def crm_mon(cib: Path) -> str:
-    import os
     return subprocess.run(["crm_mon", "-1", "--output-as=xml", "--fence-history=3", "--include=operations"],
                           capture_output=True, text=True, check=True, env={**os.environ, "CIB_file": str(cib)}).stdout
 
