@@ -148,6 +148,9 @@ def release_node1(lab: VmLab) -> None:
 
 
 def start_stack(lab: VmLab, node: str) -> None:
+    # the log directories the packages made (the logfile of corosync.conf, Pacemaker's
+    # detail log, owned by its hacluster user), should a guest lack them
+    lab.sh(node, "mkdir -p /var/log/corosync; [ -d /var/log/pacemaker ] || install -d -o hacluster -g haclient /var/log/pacemaker")
     lab.spawn(node, "corosync -f", COROSYNC_LOG)
     for _ in range(60):  # pacemakerd needs corosync's IPC
         if lab.exec(node, ("corosync-cfgtool", "-s")).ok:

@@ -205,8 +205,8 @@ def status_json(lab: VmLab, node: str) -> dict:
         raise AssertionError(f"{node}: hasync status --json exited {r.exit_code}: {r.stdout[-1000:]}{r.stderr[-1000:]}") from e
 
 
-def doctor_json(lab: VmLab, node: str) -> tuple[int, dict]:
-    r = lab.exec(node, ("hasync", "doctor", "--json"), timeout=120)
+def doctor_json(lab: VmLab, node: str, timeout: float = 120.0) -> tuple[int, dict]:
+    r = lab.exec(node, ("hasync", "doctor", "--json"), timeout=timeout)
     try:
         return r.exit_code, json.loads(r.stdout)
     except ValueError as e:
