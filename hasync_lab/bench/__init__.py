@@ -9,4 +9,5 @@
     probe              the listener, client probe and stall meter (run with python3)
     sync               hasync watch vs unison-only and lsyncd
     vm_failover        crash to client I/O resumed on the VM lab, vs the same by hand
+    vm_pacemaker       its peers: the same crash with Pacemaker running the chain (--peers)
 """

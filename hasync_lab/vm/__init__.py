@@ -12,6 +12,7 @@ the storage steps by hand: ``manual``; issue 6's scenario: ``scenario``. The
     seed       per-VM seed disks: the hasync source, the guest scripts, the identity
     manual     DRBD/LVM/NFS steps by hand, the NFS client's record stream
     scenario   crash, takeover, client resumed, rejoin: measured step by step
+    pacemaker  the same with the chain handed to Pacemaker (issue 16's trial)
     verbs      up, down, status, exec, crash, fence, cut, heal, start
     guest/     what runs inside the guests (agent, boot scripts, fence, nfs_writer)
 """
