@@ -55,8 +55,9 @@ def test_the_trial_config_is_the_labs_with_the_chain_pacemakers():
     c = trial_cluster()
     assert c.cluster.manager == "pacemaker"
     assert c.fencing.command == P.PCMK_FENCE_COMMAND and c.fencing.mode == "required"
-    timeouts = {r.id: (r.start_timeout, r.stop_timeout) for r in c.resources if r.id in P.TIMEOUTS}
-    assert timeouts == {"drbd": (120.0, 100.0), "vg": (60.0, 60.0), "fs": (60.0, 60.0)}
+    assert len(c.resources) == 8
+    assert {(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in c.resources} == {(120.0, 120.0, 60.0)}
+    assert c.fencing.timeout == 60.0
     assert all(g.mem_mib == P.NODE_MEM_MIB for g in P.guests() if g.role == "node")
 
 
