@@ -19,7 +19,9 @@ that could make it fire, without re-reading the world per heartbeat.
 4. ``fsm-error``: an exception escapes the FSM, or its deadlines make the loop spin.
 5. ``own-group-stopped`` (issue 17): while a node is off (a crash, a power loss, a
    fence), the survivor stops a group it ran when the other node went down (unless an
-   operator asked for it: an accepted `hasync standby` racing the crash).
+   operator asked for it: an accepted `hasync standby` racing the crash). A failback begun
+   before the peer's death could be known (less than deadtime after it, the peer still
+   seen up) is the named limit ``failback-race``: liveness then judges the recovery.
 
 With several resource groups (``Scenario.groups``) every audit is per group: a group's
 resources on both nodes (``dual-run``), a start of a group the peer runs or holds
@@ -56,6 +58,9 @@ LIMITS = {
                   "(the campaign then stops it, as an operator would)",
     "stop-failed-block": "a stop failed with on_stop_failure = block: the chain stays frozen where "
                          "it is until an operator acts (the campaign then reboots the node, as one would)",
+    "failback-race": "auto_failback began handing the chain back to its preferred node in the "
+                     "instant that node died (less than deadtime earlier, so nothing could know): the "
+                     "survivor stops it, declares the peer dead at deadtime, fences and starts it again",
     "no-eligible-node": "neither node is eligible (the chain failed to start on one, the other is in "
                         "operator standby or failed too): nobody retries until an operator runs "
                         "`hasync takeover` (the campaign then does)",
@@ -92,6 +97,7 @@ class Auditor:
         self.start_verdict: dict[tuple[str, str], tuple[float, str]] = {}
         # a node that went off, and the groups the survivor ran then (own-group-stopped)
         self.down: str | None = None
+        self.down_at = 0.0
         self.kept: tuple[str, ...] = ()
 
     def fire(self, audit: str, evidence: dict, limit: str | None = None) -> None:
@@ -146,7 +152,7 @@ class Auditor:
         if (job.kind == "stop" and self.down is not None and node.name != self.down and job.group in self.kept
                 and job.reason not in OPERATOR_STOPS):
             self.fire("own-group-stopped", {"node": node.name, "group": job.group or "(the chain)", "down": self.down,
-                                            "reason": job.reason})
+                                            "reason": job.reason}, self._failback_race(node, job, now))
         if self.sim.sc.ping_configured and job.kind in ("fence", "start"):
             self._check_tiebreak(node, job)
 
@@ -204,6 +210,14 @@ class Auditor:
             self.fire("false-dead", {"node": x.name, "path_clean_for_s": round(quiet, 4)})
 
     # ------------------------------------------------------------------ 5. the survivor's own groups
+    def _failback_race(self, node, job, now: float) -> str | None:
+        """A failback stop decided while the peer still looked up, less than deadtime after
+        it died: no heartbeat could have told the survivor yet (found by seed 26283028)."""
+        fsm = node.daemon.fsm if node.daemon is not None else None
+        if job.reason != "failback" or fsm is None or fsm.peer.state == "dead":
+            return None
+        return "failback-race" if now - self.down_at < self.sim.sc.deadtime else None
+
     def on_power_off(self, node) -> None:
         """*node* goes off: the groups its peer runs whole (and is active in) must keep
         running there while it is off."""
@@ -213,7 +227,7 @@ class Auditor:
             return
         yd = y.daemon
         fsm = yd.fsm if yd is not None else None
-        self.down = node.name
+        self.down, self.down_at = node.name, self.sim.now
         self.kept = tuple(gid for gid, ids in self.sim.sc.chains
                           if fsm is not None and all(y.running.get(r) == HASYNC for r in ids) and _group_fsm(fsm, gid).role == "active")
 

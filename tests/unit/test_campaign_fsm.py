@@ -249,6 +249,17 @@ def test_an_operator_acts_on_each_named_limit_a_fault_leaves():
     assert {"late-stray", "stop-failed-block"} <= named
 
 
+def test_a_failback_begun_as_the_peer_dies_is_a_named_limit_and_the_chain_comes_back():
+    """Found by the bounded campaign in make test (seed 26283028, 3 faults): node2, just back
+    and preferred, lost power 0.1 s before node1's auto_failback began handing the chain to
+    it; node1 stopped the chain on a view no heartbeat could yet correct. own-group-stopped
+    called that the survivor giving up its group. It is the race every failback has
+    (named: failback-race); liveness still holds (node1 declares node2 dead and restarts)."""
+    r = run_seed(26283028, 3)
+    assert not r.violations, replay_command(26283028, 3, None, None)
+    assert [(lim.audit, lim.limit) for lim in r.limits] == [("own-group-stopped", "failback-race")]
+
+
 # ------------------------------------------------------------------ several resource groups (issue 17)
 
 
