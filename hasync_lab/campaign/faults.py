@@ -66,6 +66,18 @@ class Fault:
     def from_dict(cls, d: dict) -> Fault:
         return cls(**d)
 
+    def race_with_operator(self, rng: random.Random, at: float, cmds: tuple[str, ...], deadtime: float) -> None:
+        """An operator command on either node, *at* s into the fault, racing it; the fault
+        then lasts at least *deadtime* (the command has time to act)."""
+        self.race = True
+        self.steps.append([at, "command", {"who": rng.choice("AB"), "cmd": rng.choice(cmds)}])
+        self.duration_s = max(self.duration_s, deadtime)
+
+    def end_after_steps(self, pad_s: float, digits: int) -> None:
+        """Steps in time order, and the heal no earlier than *pad_s* after the last one."""
+        self.steps.sort(key=lambda s: s[0])
+        self.duration_s = round(max([self.duration_s] + [s[0] + pad_s for s in self.steps]), digits)
+
 
 def draw_faults(seed: int, sc: Scenario, n: int, kinds: tuple[str, ...] | None = None) -> list[Fault]:
     """N faults for seed *seed* (and its scenario); *kinds* narrows the draw."""
@@ -81,12 +93,9 @@ def draw_faults(seed: int, sc: Scenario, n: int, kinds: tuple[str, ...] | None =
         f.kind = kind
         f.gap_s = round(sc.deadtime * rng.uniform(0.0, 2.0), 4)
         if rng.random() < 0.15:  # an operator command racing it
-            f.race = True
-            f.steps.append([round(rng.uniform(0.0, max(f.duration_s, sc.deadtime)) * 0.999, 4), "command",
-                            {"who": rng.choice("AB"), "cmd": rng.choice(("standby", "takeover"))}])
-            f.duration_s = max(f.duration_s, sc.deadtime)
-        f.steps.sort(key=lambda s: s[0])
-        f.duration_s = round(max([f.duration_s] + [s[0] + 1e-3 for s in f.steps]), 4)
+            at = round(rng.uniform(0.0, max(f.duration_s, sc.deadtime)) * 0.999, 4)
+            f.race_with_operator(rng, at, ("standby", "takeover"), sc.deadtime)
+        f.end_after_steps(1e-3, 4)
         out.append(f)
     return out
 
@@ -155,23 +164,28 @@ def _cut_oneway(rng, sc):
 
 def _link_degrade(rng, sc):
     links = "all" if rng.random() < 0.5 else [rng.choice(sc.links)]
-    args = {
-        "src": rng.choice((None, "A")),
-        "links": links,
-        "delay": _u(rng, 0, 0.8, sc.deadtime) if rng.random() < 0.9 else _u(rng, 0.8, 1.5, sc.deadtime),
-        "jitter": _u(rng, 0, 3, sc.keepalive),
-        "dup": _u(rng, 0, 0.5) if rng.random() < 0.5 else 0.0,
-        "loss": _u(rng, 0, 0.9) if rng.random() < 0.7 else 0.0,
-    }
+    args = {"src": rng.choice((None, "A")), "links": links, **link_impairment(rng, sc.deadtime, sc.keepalive, 0.9)}
     return Fault("", _role(rng), 0, _u(rng, 1, 5, sc.deadtime), [[0.0, "degrade", args]])
 
 
-def _replay_args(rng) -> dict:
+def link_impairment(rng: random.Random, deadtime: float, keepalive: float, p_short_delay: float) -> dict:
+    """What a degraded link does to each packet: a delay (under the deadtime with
+    probability *p_short_delay*, else past it), jitter, duplicates and loss."""
+    return {
+        "delay": _u(rng, 0, 0.8, deadtime) if rng.random() < p_short_delay else _u(rng, 0.8, 1.5, deadtime),
+        "jitter": _u(rng, 0, 3, keepalive),
+        "dup": _u(rng, 0, 0.5) if rng.random() < 0.5 else 0.0,
+        "loss": _u(rng, 0, 0.9) if rng.random() < 0.7 else 0.0,
+    }
+
+
+def replay_args(rng: random.Random) -> dict:
+    """Which captured heartbeats to replay into A: *k* of them, the kind preferred."""
     return {"into": "A", "k": rng.randint(1, 4), "prefer": rng.choice(("leaving", "leaving", "standby", "any", "oldest"))}
 
 
 def _replay_after_restart(rng, sc):
-    steps = [[0.0, "replay_on_start", {**_replay_args(rng), "eps": _u(rng, 0, 1, sc.keepalive)}], [0.0, "kill", {"who": "A"}]]
+    steps = [[0.0, "replay_on_start", {**replay_args(rng), "eps": _u(rng, 0, 1, sc.keepalive)}], [0.0, "kill", {"who": "A"}]]
     partition = rng.random() < 0.5
     if partition:  # the peer is unreachable too: nothing contradicts the replay
         steps.append([0.0, "cut", {"src": None, "links": "all"}])
@@ -182,7 +196,7 @@ def _replay_after_restart(rng, sc):
 def _replay_peer_dead(rng, sc):
     how, steps = _peer_death(rng)
     at = _u(rng, 1.05, 2.5, sc.deadtime)
-    steps.append([at, "replay", _replay_args(rng)])
+    steps.append([at, "replay", replay_args(rng)])
     return Fault("", _role(rng), 0, round(at + _u(rng, 0.5, 2, sc.deadtime), 4), steps, note=f"peer: {how}")
 
 
@@ -216,14 +230,26 @@ def _ping_loss(rng, sc):
     return Fault("", _role(rng), 0, d, steps, note=variant)
 
 
+def peer_lets_go(trigger: str) -> list:
+    """The steps that make B give the chain up to A (whose start then fails): an operator
+    standby on B, B's death by *trigger* (a step name), or nothing ("none")."""
+    if trigger == "command":
+        return [[0.0, "command", {"who": "B", "cmd": "standby"}]]
+    return [] if trigger == "none" else [[0.0, trigger, {"who": "B"}]]
+
+
+def status_hang_trigger(trigger: str) -> list:
+    """What acts while A's status check hangs: A killed, an operator standby on B (A
+    must take over with its status hanging), or nothing ("none")."""
+    if trigger == "kill":
+        return [[0.0, "kill", {"who": "A"}]]
+    return [[0.0, "command", {"who": "B", "cmd": "standby"}]] if trigger == "standby" else []
+
+
 def _start_failure(rng, sc):
     rid = rng.choice(sc.ids)
     trigger = rng.choice(("command", "power_off", "kill", "none"))
-    steps = [[0.0, "start_fail", {"who": "A", "rid": rid}]]
-    if trigger == "command":
-        steps.append([0.0, "command", {"who": "B", "cmd": "standby"}])
-    elif trigger != "none":
-        steps.append([0.0, trigger, {"who": "B"}])
+    steps = [[0.0, "start_fail", {"who": "A", "rid": rid}], *peer_lets_go(trigger)]
     return Fault("", "standby", 0, round(2 * sc.chain_s + _u(rng, 2, 4, sc.deadtime), 4), steps, note=f"{rid}, trigger {trigger}")
 
 
@@ -242,11 +268,7 @@ def _stop(kind):
 def _status_timeout(rng, sc):
     rid = rng.choice(sc.ids)
     trigger = rng.choice(("kill", "standby", "none"))
-    steps = [[0.0, "status_hang", {"who": "A", "rid": rid}]]
-    if trigger == "kill":
-        steps.append([0.0, "kill", {"who": "A"}])
-    elif trigger == "standby":
-        steps.append([0.0, "command", {"who": "B", "cmd": "standby"}])
+    steps = [[0.0, "status_hang", {"who": "A", "rid": rid}], *status_hang_trigger(trigger)]
     return Fault("", _role(rng), 0, round(2 * sc.chain_s + _u(rng, 1, 3, sc.deadtime), 4), steps, note=f"{rid}, trigger {trigger}")
 
 

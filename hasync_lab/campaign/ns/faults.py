@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import random
 
-from hasync_lab.campaign.faults import RACE, Fault, _role, _u
+from hasync_lab.campaign.faults import (
+    RACE,
+    Fault,
+    _role,
+    _u,
+    link_impairment,
+    peer_lets_go,
+    replay_args,
+    status_hang_trigger,
+)
 from hasync_lab.campaign.ns.prep import TIMING, Timing
 
 KINDS = {
@@ -80,12 +89,9 @@ def draw_faults(seed: int, n: int, kinds: tuple[str, ...] | None = None, t: Timi
         f.kind = kind
         f.gap_s = _u(rng, 0.0, gap_s)
         if rng.random() < 0.15 and kind not in SYNC_KINDS:
-            f.race = True
-            f.steps.append([_u(rng, 0.0, max(f.duration_s, t.deadtime) * 0.9), "command",
-                            {"who": rng.choice("AB"), "cmd": rng.choice(("standby", "takeover", "migrate"))}])
-            f.duration_s = max(f.duration_s, t.deadtime)
-        f.steps.sort(key=lambda s: s[0])
-        f.duration_s = round(max([f.duration_s] + [s[0] + 0.05 for s in f.steps]), 3)
+            f.race_with_operator(rng, _u(rng, 0.0, max(f.duration_s, t.deadtime) * 0.9), ("standby", "takeover", "migrate"),
+                                 t.deadtime)
+        f.end_after_steps(0.05, 3)
         out.append(f)
     return out
 
@@ -153,10 +159,7 @@ def _link_degrade(rng, t):
     args = {
         "src": rng.choice((None, "A")),
         "links": "all" if rng.random() < 0.5 else [rng.choice(("heartbeat", "public"))],
-        "delay": _u(rng, 0, 0.8, t.deadtime) if rng.random() < 0.85 else _u(rng, 0.8, 1.5, t.deadtime),
-        "jitter": _u(rng, 0, 3, t.keepalive),
-        "dup": _u(rng, 0, 0.5) if rng.random() < 0.5 else 0.0,
-        "loss": _u(rng, 0, 0.9) if rng.random() < 0.7 else 0.0,
+        **link_impairment(rng, t.deadtime, t.keepalive, 0.85),
     }
     return Fault("", _role(rng), 0, _u(rng, 2, 6, t.deadtime), [[0.0, "degrade", args]])
 
@@ -169,13 +172,9 @@ def _serial_noise(rng, t):
     return Fault("", _role(rng), 0, _u(rng, 2, 6, t.deadtime), steps, note="serial only" if alone else "all links up")
 
 
-def _replay_args(rng) -> dict:
-    return {"into": "A", "k": rng.randint(1, 4), "prefer": rng.choice(("leaving", "leaving", "standby", "any", "oldest"))}
-
-
 def _replay_after_restart(rng, t):
     how = rng.choice(("kill", "graceful"))
-    steps = [[0.0, "replay_on_start", _replay_args(rng)], [0.0, "restart", {"who": "A", "how": how}]]
+    steps = [[0.0, "replay_on_start", replay_args(rng)], [0.0, "restart", {"who": "A", "how": how}]]
     partition = rng.random() < 0.5
     if partition:  # nothing from B reaches A (B still hears A, so B has no reason to fence
         # it): nothing contradicts the replay
@@ -187,7 +186,7 @@ def _replay_after_restart(rng, t):
 def _replay_peer_dead(rng, t):
     how, steps = _peer_death(rng)
     at = _u(rng, 1.05, 2.5, t.deadtime)
-    steps.append([at, "replay", _replay_args(rng)])
+    steps.append([at, "replay", replay_args(rng)])
     fence = rng.choice(("ok", "fail", "slow"))  # a replay must not stand in for the fence
     if fence != "ok":
         steps.append([0.0, "fence_mode", {"who": "A", "mode": fence, "slow_s": _u(rng, 2, 6, t.deadtime)}])
@@ -225,11 +224,7 @@ def _ping_loss(rng, t):
 def _start_failure(rng, t):
     rid = rng.choice(t.chain)
     trigger = rng.choice(("command", "power_off", "kill", "none"))
-    steps = [[0.0, "flag", {"who": "A", "rid": rid, "op": "start", "mode": "fail"}]]
-    if trigger == "command":
-        steps.append([0.0, "command", {"who": "B", "cmd": "standby"}])
-    elif trigger != "none":
-        steps.append([0.0, trigger, {"who": "B"}])
+    steps = [[0.0, "flag", {"who": "A", "rid": rid, "op": "start", "mode": "fail"}], *peer_lets_go(trigger)]
     return Fault("", "standby", 0, round(_u(rng, 4, 8, t.deadtime) + 1.5, 3), steps, note=f"{rid}, trigger {trigger}")
 
 
@@ -250,11 +245,7 @@ def _stop(hang: bool):
 def _status_timeout(rng, t):
     rid = rng.choice(t.chain)
     trigger = rng.choice(("kill", "standby", "none"))
-    steps = [[0.0, "flag", {"who": "A", "rid": rid, "op": "status", "mode": "hang"}]]
-    if trigger == "kill":
-        steps.append([0.0, "kill", {"who": "A"}])
-    elif trigger == "standby":
-        steps.append([0.0, "command", {"who": "B", "cmd": "standby"}])
+    steps = [[0.0, "flag", {"who": "A", "rid": rid, "op": "status", "mode": "hang"}], *status_hang_trigger(trigger)]
     return Fault("", _role(rng), 0, round(t.op_timeout + _u(rng, 4, 8, t.deadtime), 3), steps, note=f"{rid}, trigger {trigger}")
 
 
