@@ -17,7 +17,7 @@ import time
 
 from hasync_lab.campaign.live import StepPlayer
 from hasync_lab.campaign.ns import syncside
-from hasync_lab.campaign.ns.prep import CLOCK_FILE, FLAGS, start_piece_script
+from hasync_lab.campaign.ns.prep import CLOCK_FILE, FLAGS, piece_script
 from hasync_lab.campaign.ns.wire import Impair
 
 PING_TABLE = "hasync_campaign_ping"
@@ -230,7 +230,7 @@ class Injector(StepPlayer):
 
         def start():
             for rid in rids:
-                self.lab.sh(node, start_piece_script(rid, self.lab))
+                self.lab.sh(node, piece_script("start", rid, self.lab))
                 self.run.strays.append((node, rid, time.monotonic(), late))
             self.run.trace(node, "fault", f"started at boot behind hasync's back: {', '.join(rids)}" + (" (late)" if late else ""))
 

@@ -189,27 +189,15 @@ def boot_script() -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_piece_script(rid: str, lab) -> str:
-    """Start one piece of the chain behind hasync's back (a unit enabled at boot)."""
-    if rid == "fs2":
-        return f"mountpoint -q {MOUNT_POINT2} || mount -t tmpfs ha2 {MOUNT_POINT2}"
-    if rid == "vip2":
-        return f"ip addr add {VIP2}/{PREFIX} dev {lab.public_if} 2>/dev/null || true"
-    if rid == "fs":
-        return f"mountpoint -q {lab.mount_point} || mount -t ext4 {lab.disk_device} {lab.mount_point}"
-    if rid == "vip":
-        return f"ip addr add {lab.vip_cidr} dev {lab.public_if} 2>/dev/null || true"
-    return f"{AGENTS}/hasync-demo {DEMO_PORT} start"
-
-
-def stop_piece_script(rid: str, lab) -> str:
-    """Stop one piece of the chain by hand (an operator cleaning up a stray)."""
-    if rid == "fs2":
-        return f"! mountpoint -q {MOUNT_POINT2} || umount {MOUNT_POINT2}"
-    if rid == "vip2":
-        return f"ip addr del {VIP2}/{PREFIX} dev {lab.public_if} 2>/dev/null || true"
-    if rid == "fs":
-        return f"! mountpoint -q {lab.mount_point} || umount {lab.mount_point}"
-    if rid == "vip":
-        return f"ip addr del {lab.vip_cidr} dev {lab.public_if} 2>/dev/null || true"
-    return f"{AGENTS}/hasync-demo {DEMO_PORT} stop"
+def piece_script(action: str, rid: str, lab) -> str:
+    """Start or stop (*action*) one piece of the chain behind hasync's back: a unit
+    enabled at boot starting it, an operator cleaning up a stray by hand."""
+    start = action == "start"
+    if rid in ("fs", "fs2"):
+        where = lab.mount_point if rid == "fs" else MOUNT_POINT2
+        source = f"-t ext4 {lab.disk_device}" if rid == "fs" else "-t tmpfs ha2"
+        return f"mountpoint -q {where} || mount {source} {where}" if start else f"! mountpoint -q {where} || umount {where}"
+    if rid in ("vip", "vip2"):
+        cidr = lab.vip_cidr if rid == "vip" else f"{VIP2}/{PREFIX}"
+        return f"ip addr {'add' if start else 'del'} {cidr} dev {lab.public_if} 2>/dev/null || true"
+    return f"{AGENTS}/hasync-demo {DEMO_PORT} {action}"

@@ -31,7 +31,7 @@ from hasync_lab.campaign.ns.prep import (
     Timing,
     campaign_toml,
     install_script,
-    stop_piece_script,
+    piece_script,
 )
 from hasync_lab.campaign.ns.services import Services
 from hasync_lab.campaign.ns.truth import Sampler, daemon_status, tcp_answer
@@ -245,7 +245,7 @@ class Run(LiveRun):
             h = A.hit("liveness", i, {"why": why, "late_strays": late}, "late-stray")
             for node, rid in late:  # as an operator would: stop what nobody started
                 self.trace(node, "operator", f"operator stops {rid}, started behind hasync's back")
-                self.lab.sh(node, stop_piece_script(rid, self.lab))
+                self.lab.sh(node, piece_script("stop", rid, self.lab))
             ok, why2 = self.await_clean(self.t.liveness_bound_s)
             return [h] if ok else [h, A.hit("liveness", i, {"why": why2, "after_operator": "late-stray"})]
         st = {n: self.chain_status(daemon_status(self.views[n])) for n in self.nodes}

@@ -23,7 +23,7 @@ import time
 
 from hasync_lab.campaign.live import wait_for
 from hasync_lab.campaign.ns import audits as A
-from hasync_lab.campaign.ns.prep import STATE_DIR, start_piece_script, stop_piece_script
+from hasync_lab.campaign.ns.prep import STATE_DIR, piece_script
 from hasync_lab.campaign.ns.truth import Overlap
 
 
@@ -36,12 +36,12 @@ def case_dual_run_and_arp(run) -> dict[str, bool]:
     before = len(run.sampler.overlaps)
     lab = run.lab
     for rid in ("vip", "fs", "demo"):
-        lab.sh(stb, start_piece_script(rid, lab))
+        lab.sh(stb, piece_script("start", rid, lab))
     seen = lambda: {o.what for o in run.sampler.overlaps[before:]}  # noqa: E731
     _wait(lambda: {"vip", "fs", "demo", "arp"} <= seen())
     got = seen()
     for rid in ("demo", "fs", "vip"):
-        lab.sh(stb, stop_piece_script(rid, lab))
+        lab.sh(stb, piece_script("stop", rid, lab))
     hits = A.overlap_hits(run.sampler.overlaps[before:], [], -1, run.t.stray_bound_s, False, time.monotonic())
     dual = {o for o in ("vip", "fs", "demo") if o in got} == {"vip", "fs", "demo"}
     out = {"dual-run": dual and any(h.audit == "dual-run" and not h.limit for h in hits),
@@ -57,10 +57,10 @@ def case_dual_run_of_group_b(run) -> bool:
     other = run.nodes[0] if owner == run.nodes[1] else run.nodes[1]
     before = len(run.sampler.overlaps)
     for rid in ("fs2", "vip2"):
-        run.lab.sh(other, start_piece_script(rid, run.lab))
+        run.lab.sh(other, piece_script("start", rid, run.lab))
     _wait(lambda: {"fs2", "vip2"} <= {o.what for o in run.sampler.overlaps[before:]})
     for rid in ("vip2", "fs2"):
-        run.lab.sh(other, stop_piece_script(rid, run.lab))
+        run.lab.sh(other, piece_script("stop", rid, run.lab))
     hits = A.overlap_hits(run.sampler.overlaps[before:], [], -1, run.t.stray_bound_s, False, time.monotonic(), run.groups)
     return {h.evidence["what"] for h in hits if h.audit == "dual-run" and h.evidence.get("group") == "b"} == {"fs2", "vip2"}
 
@@ -84,7 +84,7 @@ def case_liveness(run) -> bool | dict[str, bool]:
         return fired
     # group b's address pulled from under the node that runs it: not clean, naming group b
     owner = run.owners.get("b", run.nodes[1])
-    run.lab.sh(owner, stop_piece_script("vip2", run.lab))
+    run.lab.sh(owner, piece_script("stop", "vip2", run.lab))
     ok, why = run.await_clean(0.3)
     run.await_clean(run.t.liveness_bound_s)
     return {"liveness": fired, "liveness/b": not ok and why.startswith("group b")}
@@ -102,7 +102,7 @@ def case_own_group_stopped(run) -> bool:
     try:
         if not _wait(lambda: run.sampler.kept.get(("b", survivor)), 10):
             return False
-        run.lab.sh(survivor, stop_piece_script("vip2", run.lab))
+        run.lab.sh(survivor, piece_script("stop", "vip2", run.lab))
         _wait(lambda: len(run.sampler.stops) > n, 3)
     finally:
         run.services.power_on(victim)
