@@ -82,6 +82,12 @@ def merged_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return merged
 
 
+def _checked(res: Result, check: bool) -> Result:
+    if check and not res.ok:
+        raise CommandError(res)
+    return res
+
+
 class ProcRunner:
     """Runs argv tuples with subprocess; never raises for a non-zero exit unless check=True.
 
@@ -127,9 +133,9 @@ class ProcRunner:
                     close_fds=True,
                 )
             except FileNotFoundError:
-                return Result(argv, 127, "", f"{argv[0]}: command not found", time.monotonic() - t0)
+                return _checked(Result(argv, 127, "", f"{argv[0]}: command not found", time.monotonic() - t0), check)
             except PermissionError as e:
-                return Result(argv, 126, "", f"{argv[0]}: {e.strerror}", time.monotonic() - t0)
+                return _checked(Result(argv, 126, "", f"{argv[0]}: {e.strerror}", time.monotonic() - t0), check)
             timed_out = False
             try:
                 if data is not None:

@@ -55,6 +55,8 @@ def test_runners_agree(runner):
     assert runner.run(["sh", "-c", "echo $HASYNC_T"], env={"HASYNC_T": "v"}).stdout == "v\n"
     with pytest.raises(CommandError, match="exited 3"):
         runner.run(["sh", "-c", "exit 3"], check=True)
+    with pytest.raises(CommandError, match="exited 127"):  # a command that cannot start fails a check too
+        runner.run(["no-such-command-here"], check=True)
 
 
 def test_proc_runner_timeout_kills_the_group_and_does_not_wait_for_daemons():
