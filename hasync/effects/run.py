@@ -6,7 +6,8 @@ Commands are tuples of strings built by pure functions; a ``Runner`` executes th
   path, the sync watcher, bootstrap probes, lab exec. About 1-3 ms a command.
 - ``RecordingRunner``: the test double for pure logic; answers from a table, records calls.
 
-(The harness builds its namespace labs with an ``sh``-based runner of its own.)
+Both real runners (``ProcRunner`` here, the harness's ``sh``-based one that builds the
+namespace labs) are ``CommandRunner``s: the frame around a command is written once.
 
 ``spawn`` (``BackgroundRunner``) starts a command that is not waited for (IPaddr2's
 send_arp keeps announcing a VIP after its start returns): its own session, no output.
@@ -82,13 +83,53 @@ def merged_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return merged
 
 
-def _checked(res: Result, check: bool) -> Result:
-    if check and not res.ok:
-        raise CommandError(res)
-    return res
+def kill_group(p: subprocess.Popen, wait_s: float | None) -> None:
+    """SIGKILL the whole process group of *p* (resource agents fork helpers; gone already
+    is fine) and reap it, waiting at most *wait_s* seconds (None: until it is gone)."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        p.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        pass
 
 
-class ProcRunner:
+class CommandRunner:
+    """What every real runner does around a command: the argv as strings, the run timed,
+    a failed one raised as ``CommandError`` when check=True. A subclass says how a
+    command is executed (``_execute``: its exit status, stdout and stderr)."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+        cwd: str | None = None,
+    ) -> Result:
+        argv = tuple(str(a) for a in argv)
+        t0 = time.monotonic()
+        code, out, err = self._execute(argv, input, env, timeout, cwd)
+        res = Result(argv, code, out, err, time.monotonic() - t0)
+        if check and not res.ok:
+            raise CommandError(res)
+        return res
+
+    def _execute(self, argv: Argv, input: str | bytes | None, env: Mapping[str, str] | None,
+                 timeout: float | None, cwd: str | None) -> tuple[int, str, str]:
+        raise NotImplementedError
+
+
+def _exit_status(returncode: int) -> int:
+    """A shell's exit status: 128 + the signal number for a command killed by a signal."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+class ProcRunner(CommandRunner):
     """Runs argv tuples with subprocess; never raises for a non-zero exit unless check=True.
 
     Each command runs in its own process group, and a timeout kills the whole group
@@ -104,20 +145,12 @@ class ProcRunner:
     def __init__(self, *, inherit_env: bool = True):
         self.inherit_env = inherit_env
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        input: str | bytes | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-        cwd: str | None = None,
-    ) -> Result:
-        argv = tuple(str(a) for a in argv)
-        full_env = merged_env(env) if self.inherit_env else (dict(env) if env is not None else None)
+    def _env(self, env: Mapping[str, str] | None) -> dict[str, str] | None:
+        return merged_env(env) if self.inherit_env else (dict(env) if env is not None else None)
+
+    def _execute(self, argv: Argv, input: str | bytes | None, env: Mapping[str, str] | None,
+                 timeout: float | None, cwd: str | None) -> tuple[int, str, str]:
         data = input.encode() if isinstance(input, str) else input
-        t0 = time.monotonic()
         out_f = os.fdopen(os.memfd_create("hasync-out", os.MFD_CLOEXEC), "w+b")
         err_f = os.fdopen(os.memfd_create("hasync-err", os.MFD_CLOEXEC), "w+b")
         try:
@@ -127,32 +160,25 @@ class ProcRunner:
                     stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                     stdout=out_f,
                     stderr=err_f,
-                    env=full_env,
+                    env=self._env(env),
                     cwd=cwd,
                     start_new_session=True,
                     close_fds=True,
                 )
             except FileNotFoundError:
-                return _checked(Result(argv, 127, "", f"{argv[0]}: command not found", time.monotonic() - t0), check)
+                return 127, "", f"{argv[0]}: command not found"
             except PermissionError as e:
-                return _checked(Result(argv, 126, "", f"{argv[0]}: {e.strerror}", time.monotonic() - t0), check)
+                return 126, "", f"{argv[0]}: {e.strerror}"
             timed_out = False
             try:
                 if data is not None:
                     p.communicate(data, timeout=timeout)
                 else:
                     p.wait(timeout=timeout)
-                code = p.returncode if p.returncode >= 0 else 128 - p.returncode
+                code = _exit_status(p.returncode)
             except subprocess.TimeoutExpired:
                 timed_out = True
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                try:
-                    p.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
+                kill_group(p, 2)
                 code = 124
             out_f.seek(0)
             err_f.seek(0)
@@ -162,10 +188,7 @@ class ProcRunner:
         finally:
             out_f.close()
             err_f.close()
-        res = Result(argv, code, out.decode(errors="replace"), err.decode(errors="replace"), time.monotonic() - t0)
-        if check and not res.ok:
-            raise CommandError(res)
-        return res
+        return code, out.decode(errors="replace"), err.decode(errors="replace")
 
     def run_attached(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                      timeout: float | None = None) -> int:
@@ -173,9 +196,8 @@ class ProcRunner:
         `hasync resource ... --foreground`); its exit status, 124 on a timeout (its process
         group killed), 127 when it cannot be found."""
         argv = tuple(str(a) for a in argv)
-        full_env = merged_env(env) if self.inherit_env else (dict(env) if env is not None else None)
         try:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=full_env, start_new_session=True, close_fds=True)
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=self._env(env), start_new_session=True, close_fds=True)
         except FileNotFoundError:
             return 127
         except PermissionError:
@@ -183,22 +205,17 @@ class ProcRunner:
         try:
             p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            p.wait()
+            kill_group(p, None)
             return 124
-        return p.returncode if p.returncode >= 0 else 128 - p.returncode
+        return _exit_status(p.returncode)
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> bool:
         """Start *argv* in its own session with no input or output and do not wait for
         it (the child is reaped by subprocess's bookkeeping). False if it cannot start."""
         argv = tuple(str(a) for a in argv)
-        full_env = merged_env(env) if self.inherit_env else (dict(env) if env is not None else None)
         try:
             subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=full_env, start_new_session=True, close_fds=True)
+                             env=self._env(env), start_new_session=True, close_fds=True)
             return True
         except OSError:
             return False

@@ -10,50 +10,33 @@ the lab fence run from inside a node during a failover among them.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from hasync.effects.run import CommandError, Result, merged_env
+from hasync.effects.run import Argv, CommandRunner, merged_env
 
 
-class ShRunner:
+class ShRunner(CommandRunner):
     """Runs commands through ``sh``; never raises for a non-zero exit unless check=True."""
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        input: str | bytes | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-        cwd: str | None = None,
-    ) -> Result:
+    def _execute(self, argv: Argv, input: str | bytes | None, env: Mapping[str, str] | None,
+                 timeout: float | None, cwd: str | None) -> tuple[int, str, str]:
         import sh  # here, not at the top: see the module doc
 
-        argv = tuple(str(a) for a in argv)
-        full_env = merged_env(env) if env is not None else None
         kwargs: dict = {"_ok_code": list(range(256)), "_return_cmd": True}
         if input is not None:
             kwargs["_in"] = input
-        if full_env is not None:
-            kwargs["_env"] = full_env
+        if env is not None:
+            kwargs["_env"] = merged_env(env)
         if timeout is not None:
             kwargs["_timeout"] = timeout
         if cwd is not None:
             kwargs["_cwd"] = cwd
-        t0 = time.monotonic()
         try:
-            cmd = sh.Command(argv[0])
-            proc = cmd(*argv[1:], **kwargs)
-            code = proc.exit_code
-            out = proc.stdout.decode(errors="replace") if isinstance(proc.stdout, bytes) else str(proc.stdout)
-            err = proc.stderr.decode(errors="replace") if isinstance(proc.stderr, bytes) else str(proc.stderr)
+            proc = sh.Command(argv[0])(*argv[1:], **kwargs)
         except sh.CommandNotFound:
-            code, out, err = 127, "", f"{argv[0]}: command not found"
+            return 127, "", f"{argv[0]}: command not found"
         except sh.TimeoutException:
-            code, out, err = 124, "", f"timed out after {timeout}s"
-        res = Result(argv, code, out, err, time.monotonic() - t0)
-        if check and not res.ok:
-            raise CommandError(res)
-        return res
+            return 124, "", f"timed out after {timeout}s"
+        out = proc.stdout.decode(errors="replace") if isinstance(proc.stdout, bytes) else str(proc.stdout)
+        err = proc.stderr.decode(errors="replace") if isinstance(proc.stderr, bytes) else str(proc.stderr)
+        return proc.exit_code, out, err
