@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hasync.effects.run import CommandError, ProcRunner, Result
+from hasync.effects.run import CommandError, ProcRunner, Result, kill_group
 from hasync_lab.ns import procs
 from hasync_lab.ns.runner import ShRunner
 from hasync_lab.ns.serial import SerialCable, is_relay
@@ -305,14 +304,7 @@ class LabNodes:
     def _kill_spawned(self) -> None:
         for p in self._spawned:
             if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+                kill_group(p, 5)
             for s in (p.stdout, p.stderr, p.stdin):
                 if s is not None:
                     s.close()
