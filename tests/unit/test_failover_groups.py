@@ -9,9 +9,10 @@ it, never only what the FSMs believe.
 from __future__ import annotations
 
 from hasync.failover import packets
-from hasync.failover.membership import Event, FsmConfig, Job, JobResult, Send
+from hasync.failover.membership import Event, FsmConfig, Job, JobResult
 from hasync.failover.membership_groups import GroupMembership, groups_digest
 from hasync.failover.states import JobKind, Role
+from tests.unit.fsm_sim import FakeNode, TwoNodeSim
 
 KEY = b"k" * 32
 LINKS = ("hb", "public")
@@ -32,7 +33,7 @@ def cfgs(local: str, *, failback: dict | None = None, **kw) -> tuple[tuple[str, 
     return tuple(out)
 
 
-class SimNode:
+class SimNode(FakeNode):
     def __init__(self, sim: Sim, name: str, gen: int, **kw):
         self.sim, self.name, self.gen, self.kw = sim, name, gen, kw
         self.alive = True
@@ -55,20 +56,12 @@ class SimNode:
         self.handle(self.fsm.begin(self.sim.now))
         self.jobs = []
 
-    def handle(self, actions) -> None:
-        for a in actions:
-            if isinstance(a, Event):
-                self.events.append(a)
-            elif isinstance(a, Send):
-                self.send_now = True
-            elif isinstance(a, Job):
-                assert a.group in GROUPS, a
-                q = self.queues.setdefault(a.group, [])
-                assert not q, f"{self.name}: a second job in group {a.group}'s queue: {q} + {a}"
-                self.jobs.append(a)
-                q.append((self.sim.now + self.job_times.get(a.group, self.job_time), a))
-            elif type(a).__name__ == "Persist":
-                self.disk = a.state
+    def queue(self, job: Job) -> None:
+        assert job.group in GROUPS, job
+        q = self.queues.setdefault(job.group, [])
+        assert not q, f"{self.name}: a second job in group {job.group}'s queue: {q} + {job}"
+        self.jobs.append(job)
+        q.append((self.sim.now + self.job_times.get(job.group, self.job_time), job))
 
     def finish_jobs(self) -> None:
         now = self.sim.now
@@ -107,14 +100,11 @@ class SimNode:
     def group_role(self, gid: str) -> Role:
         return self.fsm.groups[gid].role
 
-    def kinds(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
     def job_kinds(self, gid: str | None = None) -> list[str]:
         return [j.kind for j in self.jobs if gid is None or j.group == gid]
 
 
-class Sim:
+class Sim(TwoNodeSim):
     def __init__(self, *, node2=True, **kw):
         self.now = 1000.0
         self.dt = 0.005
@@ -125,20 +115,7 @@ class Sim:
         self.dual: set[str] = set()  # every group that ever ran on both nodes at once
         self.cut = False
 
-    def other(self, n: SimNode) -> SimNode:
-        return self.n2 if n is self.n1 else self.n1
-
-    def step(self) -> None:
-        self.now += self.dt
-        for n in self.nodes:
-            if not n.alive:
-                continue
-            n.finish_jobs()
-            if n.send_now or self.now >= n.next_send:
-                n.send_now = False
-                n.next_send = self.now + 0.05
-                self.send(n)
-            n.handle(n.fsm.tick(self.now))
+    def after_step(self) -> None:
         for gid, res in GROUPS.items():
             if self.n1.alive and self.n2.alive and set(res) & self.n1.running and set(res) & self.n2.running:
                 self.dual.add(gid)
@@ -156,11 +133,6 @@ class Sim:
 
     def deliver(self, dst: SimNode, link: str, pkt: packets.Packet) -> None:
         dst.handle(dst.fsm.on_packet(self.now, link, pkt))
-
-    def run(self, seconds: float) -> None:
-        end = self.now + seconds
-        while self.now < end:
-            self.step()
 
     def crash(self, n: SimNode) -> None:
         n.alive = False

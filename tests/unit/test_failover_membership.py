@@ -16,9 +16,9 @@ from hasync.failover.membership import (
     JobResult,
     Membership,
     Monitor,
-    Send,
     fsm_config,
 )
+from tests.unit.fsm_sim import FakeNode, TwoNodeSim
 
 RES = ("fs", "vip", "svc")
 LINKS = ("hb", "public", "serial")
@@ -43,7 +43,7 @@ def cfg(local: str, **kw) -> FsmConfig:
     return FsmConfig(**base)
 
 
-class SimNode:
+class SimNode(FakeNode):
     def __init__(self, sim: Sim, name: str, c: FsmConfig, gen: int):
         self.sim, self.name, self.cfg = sim, name, c
         self.gen = gen
@@ -77,17 +77,13 @@ class SimNode:
         self.handle(self.fsm.begin(self.sim.now))
         self.jobs = []
 
-    def handle(self, actions) -> None:
-        for a in actions:
-            if isinstance(a, Event):
-                self.events.append(a)
-            elif isinstance(a, Send):
-                self.send_now = True
-            elif isinstance(a, Job):
-                self.jobs.append(a)
-                self.pending.append((self.sim.now + self.job_time, a))
-            elif type(a).__name__ == "Persist":
-                self.disk = a.state
+    @property
+    def keepalive(self) -> float:
+        return self.cfg.keepalive
+
+    def queue(self, job: Job) -> None:
+        self.jobs.append(job)
+        self.pending.append((self.sim.now + self.job_time, job))
 
     def finish_jobs(self) -> None:
         now = self.sim.now
@@ -122,15 +118,12 @@ class SimNode:
             return JobResult(job.id, True)
         raise AssertionError(job)
 
-    def kinds(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
     @property
     def holds(self) -> bool:
         return bool(self.fsm.owned) or self.fsm.role in ("active", "starting", "stopping", "stop-failed")
 
 
-class Sim:
+class Sim(TwoNodeSim):
     def __init__(self, *, start2_after: float | None = 0.0, dt: float = 0.005, **kw):
         self.now = 1000.0
         self.dt = dt
@@ -145,26 +138,13 @@ class Sim:
         self.both_held = 0
         self.allow_both = False
 
-    def other(self, n: SimNode) -> SimNode:
-        return self.n2 if n is self.n1 else self.n1
-
     def cut_link(self, link: str) -> None:
         self.cut |= {(link, "node1"), (link, "node2")}
 
     def heal(self) -> None:
         self.cut = set()
 
-    def step(self) -> None:
-        self.now += self.dt
-        for n in self.nodes:
-            if not n.alive:
-                continue
-            n.finish_jobs()
-            if n.send_now or self.now >= n.next_send:
-                n.send_now = False
-                n.next_send = self.now + n.cfg.keepalive
-                self.send(n)
-            n.handle(n.fsm.tick(self.now))
+    def after_step(self) -> None:
         if self.n1.alive and self.n2.alive and self.n1.holds and self.n2.holds:
             self.both_held += 1
 
@@ -180,11 +160,6 @@ class Sim:
             if self.delay_until is not None and self.now < self.delay_until:
                 continue
             dst.handle(dst.fsm.on_packet(self.now, link, pkt))
-
-    def run(self, seconds: float) -> None:
-        end = self.now + seconds
-        while self.now < end:
-            self.step()
 
 
 def settle(sim: Sim) -> Sim:
