@@ -34,6 +34,12 @@ class FakeNode:
     def finish_jobs(self) -> None:
         raise NotImplementedError
 
+    def command(self, cmd: str, **kw) -> tuple[bool, str]:
+        """An operator command (`hasync standby` ...) on this node, its actions handled."""
+        ok, msg, acts = self.fsm.command(self.sim.now, cmd, **kw)
+        self.handle(acts)
+        return ok, msg
+
     def kinds(self, kind: str) -> list[Event]:
         return [e for e in self.events if e.kind == kind]
 

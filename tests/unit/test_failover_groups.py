@@ -267,9 +267,8 @@ def test_auto_failback_of_one_group_does_not_move_the_other():
 def test_migrate_one_group_while_the_other_keeps_running():
     sim = settled()
     sim.n1.jobs, sim.n2.jobs = [], []
-    ok, msg, acts = sim.n1.fsm.command(sim.now, "handover", group="g1")  # migrate g1 --to node2
+    ok, msg = sim.n1.command("handover", group="g1")  # migrate g1 --to node2
     assert ok, msg
-    sim.n1.handle(acts)
     for _ in range(200):
         sim.step()
         assert set(GROUPS["g2"]) <= sim.n2.running  # g2 never stops
@@ -287,14 +286,12 @@ def test_migrate_names_an_unknown_group():
 
 def test_standby_hands_over_every_group_the_node_owns_and_takeover_takes_every_group():
     sim = settled()
-    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    ok, _ = sim.n1.command("standby")
     assert ok
-    sim.n1.handle(acts)
     sim.run(1.0)
     assert where(sim, "g1") == ["node2"] and where(sim, "g2") == ["node2"]
     assert sim.n1.fsm.command_result("standby") is True
-    ok, _, acts = sim.n1.fsm.command(sim.now, "takeover")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("takeover")
     sim.run(1.0)
     assert where(sim, "g1") == ["node1"] and where(sim, "g2") == ["node1"]
     assert sim.dual == set()
@@ -310,8 +307,7 @@ def test_a_failed_stop_of_either_group_escalates_for_the_whole_node():
         sim.run(1.0)
         assert where(sim, "g2") == ["node1"]
         sim.n1.stop_ok[gid] = False
-        ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
-        sim.n1.handle(acts)
+        ok, _ = sim.n1.command("standby")
         sim.run(1.5)
         assert sim.n1.job_kinds().count("fence-self") == 1, (gid, sim.n1.jobs)  # the node reboots, once
         # the peer saw a stop-failed group: it fences node1 before it starts anything
@@ -324,13 +320,11 @@ def test_a_peer_stop_failed_in_one_group_needs_a_fence_for_every_group_even_with
     # dies, node1 must not start g1 without a fence either (node2 may not be dead at all)
     sim = Sim(fencing_mode="off", fence_configured=False, on_stop_failure="block")
     sim.run(1.0)
-    ok, _, acts = sim.n2.fsm.command(sim.now, "takeover")
-    sim.n2.handle(acts)
+    ok, _ = sim.n2.command("takeover")
     sim.run(1.0)
     assert where(sim, "g1") == ["node2"] and where(sim, "g2") == ["node2"]
     sim.n2.stop_ok["g2"] = False
-    ok, _, acts = sim.n2.fsm.command(sim.now, "handover", group="g2")
-    sim.n2.handle(acts)
+    ok, _ = sim.n2.command("handover", group="g2")
     sim.run(1.0)
     assert sim.n2.group_role("g2") == Role.STOP_FAILED and sim.n2.group_role("g1") == Role.ACTIVE
     sim.n1.jobs = []

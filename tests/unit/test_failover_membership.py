@@ -387,8 +387,7 @@ def test_ping_tiebreak_blocks_takeover_while_no_ping_node_answers():
 def test_peer_that_failed_to_stop_needs_a_fence_even_with_fencing_off():
     sim = settle(Sim(fencing_mode="off", fence_configured=False, on_stop_failure="block"))
     sim.n1.stop_ok = False
-    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("standby")
     sim.run(0.3)
     assert sim.n1.fsm.role == "stop-failed"
     assert sim.n2.fsm.role == "standby"  # never starts while node1 may hold resources
@@ -415,9 +414,8 @@ def test_start_failure_hands_the_chain_to_the_peer():
 def test_stop_failure_escalates_and_peer_never_starts_meanwhile():
     sim = settle(Sim())
     sim.n1.stop_ok = False
-    ok, msg, acts = sim.n1.fsm.command(sim.now, "standby")
+    ok, msg = sim.n1.command("standby")
     assert ok
-    sim.n1.handle(acts)
     sim.n1.job_time = 0.03
     sim.run(0.1)
     assert sim.n1.fsm.role == "stop-failed"
@@ -446,21 +444,18 @@ def test_monitor_failure_restarts_locally_then_fails_over():
 
 def test_standby_moves_the_chain_to_the_peer_and_takeover_brings_it_back():
     sim = settle(Sim())
-    ok, msg, acts = sim.n1.fsm.command(sim.now, "standby")
+    ok, msg = sim.n1.command("standby")
     assert ok
-    sim.n1.handle(acts)
     sim.run(0.5)
     assert sim.n1.fsm.role == "standby" and sim.n2.fsm.role == "active"
     assert sim.both_held == 0
-    ok, msg, acts = sim.n1.fsm.command(sim.now, "takeover")
+    ok, msg = sim.n1.command("takeover")
     assert ok
-    sim.n1.handle(acts)
     sim.run(0.5)
     assert sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
     assert sim.both_held == 0
     # standby on the passive side, then standby of the other: the first one's flag was cleared by TAKE
-    ok, msg, acts = sim.n1.fsm.command(sim.now, "standby")
-    sim.n1.handle(acts)
+    ok, msg = sim.n1.command("standby")
     sim.run(0.5)
     assert sim.n2.fsm.role == "active"
 
@@ -488,15 +483,13 @@ def run_until_done(sim: Sim, node: SimNode, cmd: str, limit: float = 2.0) -> tup
 
 def test_standby_is_done_when_the_peer_runs_the_chain():
     sim = settle(Sim())
-    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("standby")
     assert sim.n1.fsm.command_result("standby") is None  # the stop job runs
     verdict, took = run_until_done(sim, sim.n1, "standby")
     assert verdict is True and sim.n2.fsm.role == "active" and sim.n2.fsm.owned == list(RES)
     assert took >= sim.n1.job_time + sim.n2.job_time - 1e-9  # not before both jobs ran
     # takeover back: done when this node is active
-    ok, _, acts = sim.n1.fsm.command(sim.now, "takeover")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("takeover")
     assert sim.n1.fsm.command_result("takeover") is None
     verdict, _ = run_until_done(sim, sim.n1, "takeover")
     assert verdict is True and sim.n1.fsm.role == "active"
@@ -506,15 +499,13 @@ def test_standby_is_done_when_the_peer_runs_the_chain():
 def test_standby_is_over_but_not_ok_when_the_stop_fails_or_the_peer_cannot_start():
     sim = settle(Sim(on_stop_failure="block"))
     sim.n1.stop_ok = False
-    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("standby")
     verdict, _ = run_until_done(sim, sim.n1, "standby")
     assert verdict is False and sim.n1.fsm.role == "stop-failed"
 
     sim = settle(Sim())
     sim.n2.start_ok = False
-    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("standby")
     verdict, _ = run_until_done(sim, sim.n1, "standby")
     # node1 stopped and the chain failed on node2 (which marks itself failed): over, not ok
     assert verdict is False and sim.n1.fsm.role == "standby"
@@ -522,12 +513,10 @@ def test_standby_is_over_but_not_ok_when_the_stop_fails_or_the_peer_cannot_start
 
 def test_takeover_is_over_but_not_ok_when_the_chain_fails_here():
     sim = settle(Sim())
-    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("standby")
     assert run_until_done(sim, sim.n1, "standby")[0] is True
     sim.n1.start_ok = False
-    ok, _, acts = sim.n1.fsm.command(sim.now, "takeover")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("takeover")
     verdict, _ = run_until_done(sim, sim.n1, "takeover")
     assert verdict is False and sim.n1.fsm.failed
 
@@ -612,8 +601,7 @@ def test_peer_probing_at_start_up_holds_back_the_other_node():
 
 def test_next_deadline_never_in_the_past_while_idle_or_busy():
     sim = settle(Sim(monitors=(("vip", Monitor(0.1, 2)),)))
-    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
-    sim.n1.handle(acts)
+    ok, _ = sim.n1.command("standby")
     sim.run(0.5)
     assert sim.n1.fsm.role == "standby"
     for n in (sim.n1, sim.n2):
@@ -678,17 +666,15 @@ def test_takeover_does_not_start_on_a_view_of_the_peer_older_than_the_request():
     "node2 is standby, holds nothing": starting by preference on it would run the chain on
     both nodes. node1 must wait for node2's answer to its request."""
     sim = settle(Sim())
-    ok, _, acts = sim.n1.fsm.command(sim.now, "standby")
+    ok, _ = sim.n1.command("standby")
     assert ok
-    sim.n1.handle(acts)
     sim.cut |= {(link, "node1") for link in LINKS}  # node2's packets are late from here on
     while sim.n2.fsm.role not in ("starting", "active"):  # node1 stops, says so; node2 starts
         sim.step()
     assert sim.n1.fsm.role == "standby"
     assert sim.n1.fsm.peer.role == "standby" and not sim.n1.fsm.peer.holds  # the stale view
-    ok, _, acts = sim.n1.fsm.command(sim.now, "takeover")
+    ok, _ = sim.n1.command("takeover")
     assert ok
-    sim.n1.handle(acts)
     t0 = sim.now
     while sim.now - t0 < 0.1:  # under deadtime: node2 is late, not dead
         sim.step()
@@ -721,8 +707,7 @@ def test_takeover_asked_again_of_a_peer_whose_daemon_restarted_before_it_release
     restarted (a stop that failed, a fence-self) and, having forgotten it, kept or took
     the chain: the request is made again."""
     sim = settle(Sim())
-    ok, _, acts = sim.n2.fsm.command(sim.now, "takeover")
-    sim.n2.handle(acts)
+    ok, _ = sim.n2.command("takeover")
     sim.n1.job_time = 5.0  # its stop hangs ...
     while sim.n2.fsm.request:  # (until node2 has node1's acknowledgement)
         sim.step()
@@ -743,8 +728,7 @@ def test_a_takeover_while_the_peer_looked_dead_is_not_undone_by_auto_failback():
     sim.n1.alive = False
     sim.run(0.3)  # node1 declared dead; its fence fails: no takeover yet
     assert sim.n2.fsm.peer.state == "dead" and sim.n2.fsm.role in ("standby", "acquiring") and not sim.n2.fsm.owned
-    ok, _, acts = sim.n2.fsm.command(sim.now, "takeover")
-    sim.n2.handle(acts)
+    ok, _ = sim.n2.command("takeover")
     sim.n2.fence_ok = True
     verdict, _ = run_until_done(sim, sim.n2, "takeover")
     assert verdict is True and sim.n2.fsm.role == "active"

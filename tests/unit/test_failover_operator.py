@@ -14,12 +14,6 @@ from hasync.failover.states import Role
 from tests.unit.test_failover_membership import RES, Sim, SimNode, run_until_done, settle
 
 
-def do(n: SimNode, cmd: str, **kw) -> tuple[bool, str]:
-    ok, msg, acts = n.fsm.command(n.sim.now, cmd, **kw)
-    n.handle(acts)
-    return ok, msg
-
-
 def moves(n: SimNode, since: int = 0) -> list[str]:
     """The jobs (from the *since*-th on) that change what runs or the peer: what
     maintenance must never issue."""
@@ -52,7 +46,7 @@ def test_a_newer_copy_wins_and_an_even_one_merges_without_moving_anything():
 
 def test_maintenance_reaches_the_peer_and_is_kept_on_both_disks():
     sim = settle(Sim())
-    ok, msg = do(sim.n1, "maintenance-on")
+    ok, msg = sim.n1.command("maintenance-on")
     assert ok and sim.n1.fsm.command_result("maintenance-on") is None  # until node2 shows it
     sim.run(0.2)
     assert sim.n1.fsm.command_result("maintenance-on") is True
@@ -64,7 +58,7 @@ def test_maintenance_reaches_the_peer_and_is_kept_on_both_disks():
 
 def test_in_maintenance_a_crashed_resource_is_not_restarted_and_a_dead_peer_not_fenced():
     sim = settle(Sim(monitors=(("vip", Monitor(0.1, 2)),)))
-    do(sim.n1, "maintenance-on")
+    sim.n1.command("maintenance-on")
     sim.run(0.2)
     before1, before2 = len(sim.n1.jobs), len(sim.n2.jobs)
     sim.n1.monitor_ok = False  # the active node's resource dies
@@ -78,7 +72,7 @@ def test_in_maintenance_a_crashed_resource_is_not_restarted_and_a_dead_peer_not_
 
 def test_maintenance_survives_a_daemon_restart_probe_only():
     sim = settle(Sim())
-    do(sim.n1, "maintenance-on")
+    sim.n1.command("maintenance-on")
     sim.run(0.2)
     sim.n1.running_at_start = ("fs",)  # someone stopped vip and svc by hand meanwhile
     sim.n1.restart()
@@ -91,11 +85,11 @@ def test_maintenance_survives_a_daemon_restart_probe_only():
 
 def test_leaving_maintenance_probes_again_and_never_runs_the_chain_twice():
     sim = settle(Sim())
-    do(sim.n1, "maintenance-on")
+    sim.n1.command("maintenance-on")
     sim.run(0.2)
     sim.n1.running_at_start = ("fs",)  # vip and svc died on the active node during maintenance
     mark = len(sim.n1.jobs)
-    ok, _ = do(sim.n1, "maintenance-off")
+    ok, _ = sim.n1.command("maintenance-off")
     assert ok
     verdict, _ = run_until_done(sim, sim.n1, "maintenance-off")
     assert verdict is True
@@ -108,14 +102,14 @@ def test_leaving_maintenance_probes_again_and_never_runs_the_chain_twice():
 
 def test_leaving_maintenance_with_the_peer_dead_needs_force():
     sim = settle(Sim())
-    do(sim.n1, "maintenance-on")
+    sim.n1.command("maintenance-on")
     sim.run(0.2)
     sim.n1.alive = False
     sim.run(1.0)
-    ok, msg = do(sim.n2, "maintenance-off")
+    ok, msg = sim.n2.command("maintenance-off")
     assert not ok and "node1 is dead" in msg and "fence node1" in msg and "--force" in msg
     assert sim.n2.fsm.settings.maintenance
-    ok, _ = do(sim.n2, "maintenance-off", force=True)
+    ok, _ = sim.n2.command("maintenance-off", force=True)
     assert ok
     sim.run(1.0)
     assert moves(sim.n2) == ["fence", "start"] and sim.n2.fsm.role == "active"
@@ -123,21 +117,21 @@ def test_leaving_maintenance_with_the_peer_dead_needs_force():
 
 def test_maintenance_refuses_moves_and_waits_for_a_running_start():
     sim = settle(Sim())
-    do(sim.n1, "maintenance-on")
+    sim.n1.command("maintenance-on")
     for cmd in ("standby", "takeover", "stop", "start"):
-        ok, msg = do(sim.n1, cmd)
+        ok, msg = sim.n1.command(cmd)
         assert not ok and "maintenance off" in msg
     sim = Sim()
     sim.n1.job_time = 0.3
     sim.run(0.1)  # node1's start job runs
     assert sim.n1.fsm.job is not None and sim.n1.fsm.job.kind == "start"
-    ok, msg = do(sim.n1, "maintenance-on")
+    ok, msg = sim.n1.command("maintenance-on")
     assert not ok and "start runs here" in msg
 
 
 def test_a_daemon_stopped_in_maintenance_leaves_everything_running_and_says_no_goodbye():
     sim = settle(Sim())
-    do(sim.n1, "maintenance-on")
+    sim.n1.command("maintenance-on")
     sim.run(0.2)
     mark = len(sim.n1.jobs)
     sim.n1.handle(sim.n1.fsm.begin_leave(sim.now))
@@ -157,7 +151,7 @@ def test_sigterm_while_stop_failed_exits_at_once_and_the_peer_fences_before_star
     last role stop-failed, and starts nothing before a successful fence."""
     sim = settle(Sim(on_stop_failure="block"))
     sim.n1.stop_ok = False
-    do(sim.n1, "standby")
+    sim.n1.command("standby")
     sim.run(0.2)
     assert sim.n1.fsm.role == "stop-failed"
     sim.n1.handle(sim.n1.fsm.begin_leave(sim.now))
@@ -173,7 +167,7 @@ def test_sigterm_while_stop_failed_exits_at_once_and_the_peer_fences_before_star
 
 def test_stop_stops_the_chain_everywhere_and_nothing_starts_it_until_start():
     sim = settle(Sim())
-    ok, _ = do(sim.n2, "stop")  # typed on the standby node: the active one stops
+    ok, _ = sim.n2.command("stop")  # typed on the standby node: the active one stops
     assert ok
     verdict, _ = run_until_done(sim, sim.n2, "stop")
     assert verdict is True
@@ -188,7 +182,7 @@ def test_stop_stops_the_chain_everywhere_and_nothing_starts_it_until_start():
     sim.n1.alive = True
     sim.n1.restart()
     sim.run(1.0)
-    ok, _ = do(sim.n1, "start")
+    ok, _ = sim.n1.command("start")
     verdict, _ = run_until_done(sim, sim.n1, "start")
     assert verdict is True and sim.n1.fsm.role == "active" and not sim.n2.disk.stopped
 
@@ -197,7 +191,7 @@ def test_settings_changed_while_the_peer_was_down_reach_it_when_it_returns():
     sim = settle(Sim())
     sim.n2.alive = False
     sim.run(1.0)  # node1 fences node2 (our fake fence: it stays down)
-    do(sim.n1, "stop")
+    sim.n1.command("stop")
     sim.run(0.5)
     assert sim.n1.fsm.role == "standby" and sim.n1.disk.settings_new  # not confirmed by node2 yet
     sim.n2.alive = True
@@ -209,7 +203,7 @@ def test_settings_changed_while_the_peer_was_down_reach_it_when_it_returns():
     # and back: started while node2 is down, node2 returns with "stopped" on its disk
     sim.n2.alive = False
     sim.run(1.0)
-    do(sim.n1, "start")
+    sim.n1.command("start")
     sim.run(1.0)
     assert sim.n1.fsm.role == "active"
     sim.n2.alive = True
@@ -220,7 +214,7 @@ def test_settings_changed_while_the_peer_was_down_reach_it_when_it_returns():
 
 def test_lost_state_on_one_node_merges_to_the_safe_side():
     sim = settle(Sim())
-    do(sim.n1, "maintenance-on")
+    sim.n1.command("maintenance-on")
     sim.run(0.2)
     sim.n1.disk = None  # its state directory is gone (a reinstall)
     sim.n1.running_at_start = RES
@@ -236,7 +230,7 @@ def test_lost_state_on_one_node_merges_to_the_safe_side():
 
 def test_operator_standby_survives_a_restart_and_holds_even_when_the_peer_dies():
     sim = settle(Sim())
-    ok, _ = do(sim.n1, "standby")
+    ok, _ = sim.n1.command("standby")
     assert ok and run_until_done(sim, sim.n1, "standby")[0] is True
     assert sim.n1.disk.operator_standby and "operator-standby" in flags(sim.n1)
     sim.n1.restart()
@@ -246,21 +240,21 @@ def test_operator_standby_survives_a_restart_and_holds_even_when_the_peer_dies()
     sim.run(1.5)
     assert moves(sim.n1) == [] and sim.n1.fsm.role == "standby"
     assert any("operator standby" in w for w in sim.n1.fsm.snapshot(sim.now)["warnings"])
-    ok, _ = do(sim.n1, "online")
+    ok, _ = sim.n1.command("online")
     sim.run(1.0)
     assert moves(sim.n1) == ["fence", "start"] and not sim.n1.disk.operator_standby
 
 
 def test_standby_can_name_the_peer_and_online_undoes_it_there():
     sim = settle(Sim())
-    ok, _ = do(sim.n2, "standby", node="node1")  # typed on node2: node1 goes standby
+    ok, _ = sim.n2.command("standby", node="node1")  # typed on node2: node1 goes standby
     assert ok
     sim.run(0.6)
     assert sim.n2.fsm.command_result("standby", "node1") is True
     assert sim.n1.fsm.operator_standby and sim.n1.disk.operator_standby and sim.n2.fsm.role == "active"
-    ok, msg = do(sim.n2, "standby")  # node1 is in operator standby: nobody would run it
+    ok, msg = sim.n2.command("standby")  # node1 is in operator standby: nobody would run it
     assert not ok and "online node1" in msg
-    ok, _ = do(sim.n2, "online", node="node1")
+    ok, _ = sim.n2.command("online", node="node1")
     sim.run(0.3)
     assert ok and sim.n2.fsm.command_result("online", "node1") is True
     assert not sim.n1.fsm.operator_standby and not sim.n1.disk.operator_standby
@@ -269,7 +263,7 @@ def test_standby_can_name_the_peer_and_online_undoes_it_there():
 
 def test_takeover_does_not_leave_the_peer_in_a_standby_that_sticks():
     sim = settle(Sim())
-    do(sim.n2, "takeover")
+    sim.n2.command("takeover")
     sim.run(0.6)
     assert sim.n2.fsm.role == "active" and sim.n1.fsm.standby_req and not sim.n1.fsm.operator_standby
     sim.n2.alive = False  # a handover standby yields to availability: node1 takes over
@@ -283,16 +277,16 @@ def test_takeover_does_not_leave_the_peer_in_a_standby_that_sticks():
 def test_cleanup_clears_stop_failed_once_the_probe_finds_nothing_running():
     sim = settle(Sim(on_stop_failure="block"))
     sim.n1.stop_ok = False
-    do(sim.n1, "standby")
+    sim.n1.command("standby")
     sim.run(0.3)
     assert sim.n1.fsm.role == "stop-failed" and sim.n2.fsm.role == "standby"
     sim.n1.running_at_start = ("fs",)  # fs still mounted: not safe
-    ok, _ = do(sim.n1, "cleanup")
+    ok, _ = sim.n1.command("cleanup")
     verdict, _ = run_until_done(sim, sim.n1, "cleanup")
     assert ok and verdict is False and sim.n1.fsm.role == "stop-failed"
     assert any("fs still runs here" in e.message for e in sim.n1.kinds("cleanup"))
     sim.n1.running_at_start = ()  # unmounted by hand
-    do(sim.n1, "cleanup")
+    sim.n1.command("cleanup")
     verdict, _ = run_until_done(sim, sim.n1, "cleanup")
     assert verdict is True and any("stop-failed cleared" in e.message for e in sim.n1.kinds("cleanup"))
     sim.run(0.5)  # node1 is standby (operator standby from the command): node2 starts the chain
@@ -304,7 +298,7 @@ def test_cleanup_of_a_failed_start_and_of_restart_counts():
     sim.n1.start_ok = False
     sim.run(1.0)
     assert sim.n1.fsm.failed and sim.n2.fsm.role == "active"
-    do(sim.n1, "cleanup")
+    sim.n1.command("cleanup")
     assert run_until_done(sim, sim.n1, "cleanup")[0] is True and not sim.n1.fsm.failed
     sim = settle(Sim(monitors=(("vip", Monitor(0.1, 3)),)))
     sim.n1.monitor_ok = False
@@ -313,9 +307,9 @@ def test_cleanup_of_a_failed_start_and_of_restart_counts():
     sim.run(0.2)
     assert sim.n1.fsm.restarts.get("vip") and sim.n1.fsm.role == "active"
     sim.n1.running_at_start = RES
-    ok, msg = do(sim.n1, "cleanup", resource="nope")
+    ok, msg = sim.n1.command("cleanup", resource="nope")
     assert not ok and "no resource" in msg
-    do(sim.n1, "cleanup", resource="vip")
+    sim.n1.command("cleanup", resource="vip")
     assert run_until_done(sim, sim.n1, "cleanup")[0] is True and not sim.n1.fsm.restarts.get("vip")
 
 
@@ -336,7 +330,7 @@ def test_cleanup_verdicts():
 @pytest.mark.parametrize("cmd", ["cleanup", "online"])
 def test_commands_name_only_known_nodes(cmd):
     sim = settle(Sim())
-    ok, msg = do(sim.n1, cmd, node="node9")
+    ok, msg = sim.n1.command(cmd, node="node9")
     assert not ok and "node9" in msg
 
 
@@ -348,7 +342,7 @@ def test_a_migrate_asked_while_the_chain_starts_moves_it_once_it_is_up():
     sim.n1.job_time = 0.3
     while not (sim.n1.fsm.job is not None and sim.n1.fsm.job.kind == "start" and sim.n1.fsm.peer.state == "up"):
         sim.step()
-    ok, msg = do(sim.n1, "handover")
+    ok, msg = sim.n1.command("handover")
     assert ok and msg == "going standby"  # it holds (part of) the chain: it will hand it over
     verdict, _ = run_until_done(sim, sim.n1, "handover", limit=3.0)
     assert verdict is True and sim.n2.fsm.role == "active" and sim.n1.fsm.role == "standby"

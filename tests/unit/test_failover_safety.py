@@ -50,7 +50,7 @@ def test_a_replayed_idle_packet_after_a_restart_is_not_believed():
     sim.run(0.5)
     old_standby = [p for p in sim.sent if p.node == "node1" and p.role == "standby" and not p.owned]
     assert old_standby and sim.n2.fsm.role == "active"
-    sim.n1.handle(sim.n1.fsm.command(sim.now, "takeover")[2])
+    sim.n1.command("takeover")
     sim.run(0.5)
     assert sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
     cut_all(sim)
@@ -79,7 +79,7 @@ def test_a_replayed_leaving_packet_of_a_dead_peer_is_not_believed():
     assert sim.n2.fsm.role == "active"
     sim.n1.restart()
     sim.run(0.3)
-    sim.n1.handle(sim.n1.fsm.command(sim.now, "takeover")[2])
+    sim.n1.command("takeover")
     sim.run(0.5)
     assert sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
     sim.n2.fence_ok = False
@@ -146,7 +146,7 @@ def test_a_restarted_active_daemon_adopts_the_chain_with_its_persisted_epoch():
     sim.run(0.5)
     assert sim.n1.fsm.role == "standby" and sim.n2.fsm.role == "active"
     # node1 takes it back (epoch 3), then its daemon restarts with the chain running
-    sim.n1.handle(sim.n1.fsm.command(sim.now, "takeover")[2])
+    sim.n1.command("takeover")
     sim.run(0.5)
     epoch = sim.n1.fsm.epoch
     assert sim.n1.fsm.role == "active" and epoch > sim.n2.fsm.epoch
