@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 
 import pytest
 
@@ -46,20 +47,29 @@ def down_stale_test_labs() -> None:
                 Lab(name).down()
 
 
-@pytest.fixture(scope="session")
-def lab():
+@contextmanager
+def fresh_lab(prefix: str, **up):
+    """A namespace lab of this test process, "<prefix><pid>" (the stale labs of dead test
+    processes removed first), up (``Lab.up(**up)``) for the block and always taken down;
+    the test is skipped where the lab cannot run."""
     reason = lab_unavailable()
     if reason:
         pytest.skip(reason)
     from hasync_lab.ns import Lab
 
     down_stale_test_labs()
-    the_lab = Lab(f"t{os.getpid()}")
+    the_lab = Lab(f"{prefix}{os.getpid()}")
     try:
-        the_lab.up(hold=True)
+        the_lab.up(**up)
         yield the_lab
     finally:
         the_lab.down()
+
+
+@pytest.fixture(scope="session")
+def lab():
+    with fresh_lab("t", hold=True) as the_lab:
+        yield the_lab
 
 
 @pytest.fixture

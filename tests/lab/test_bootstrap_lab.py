@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from tests.lab.conftest import down_stale_test_labs, lab_unavailable
+from tests.lab.conftest import fresh_lab
 
 pytestmark = pytest.mark.lab
 
@@ -35,15 +35,7 @@ WantedBy=multi-user.target
 
 @pytest.fixture(scope="module")
 def blab():
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
-    from hasync_lab.ns import Lab
-
-    down_stale_test_labs()
-    lab = Lab(f"b{os.getpid()}")
-    try:
-        lab.up(clients=0)
+    with fresh_lab("b", clients=0) as lab:
         base = lab.sh("node1", "cat /etc/hasync/cluster.toml", check=True).stdout
         cfg = base.replace("[nfs]\n", f'[nfs]\nstate_dir = "{STATE}"\n', 1)
         cfg += '\n[[nfs.export]]\npath = "/srv/ha/export"\nclients = "10.200.0.0/24"\nfsid = 1\n'
@@ -62,8 +54,6 @@ def blab():
         lab.sh("node1", "mkdir -p /var/lib/nfs/sm && echo x > /var/lib/nfs/etab", check=True)
         lab.sh("node2", "mkdir -p /var/lib/nfs/sm", check=True)
         yield lab
-    finally:
-        lab.down()
 
 
 def hs(lab, node: str, *args: str, env: dict | None = None):

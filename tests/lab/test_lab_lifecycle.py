@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.lab.conftest import lab_unavailable
+from tests.lab.conftest import fresh_lab, lab_unavailable
 
 pytestmark = pytest.mark.lab
 
@@ -113,15 +113,9 @@ def test_down_ends_a_serial_relay_an_interrupted_up_never_recorded():
     """^C in `up` between starting the serial relay and recording its PID in state.json:
     `down` must still end it (it kept running, holding two ptys, after the lab was gone),
     and the next `up` must not leave it beside a new one."""
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
-    from hasync_lab.ns import Lab
     from hasync_lab.ns.procs import alive
 
-    lab = Lab(f"u{os.getpid()}")
-    try:
-        lab.up(nodes=2, clients=0, disk_size="32M")
+    with fresh_lab("u", nodes=2, clients=0, disk_size="32M") as lab:
         st = lab.store.load()
         first = st.pop("relay_pid")
         lab.store.save(st)  # as if the interrupt came before it was written
@@ -134,6 +128,4 @@ def test_down_ends_a_serial_relay_an_interrupted_up_never_recorded():
         st = lab.store.load()
         st.pop("relay_pid")
         lab.store.save(st)
-    finally:
-        lab.down()
     assert not alive(second)
