@@ -239,7 +239,7 @@ def hasync_toml(setting: bs.Setting, net: Net, *, key_file: str, state_dir: str)
         dt = setting.deadtime
         lines += [
             f'keepalive = "{bs.fmt_s(setting.keepalive)}"',
-            f'warntime = "{bs.fmt_s(max(dt / 2, setting.keepalive * 1.5))}"',
+            f'warntime = "{bs.fmt_s(setting.warntime)}"',
             f'deadtime = "{bs.fmt_s(dt)}"',
             f'initdead = "{bs.fmt_s(max(dt * 2, 1.0))}"',
         ]

@@ -45,20 +45,17 @@ class Setting:
     def key(self) -> str:
         return f"{self.tool}:{self.label}"
 
+    @property
+    def warntime(self) -> float:
+        """The warntime both hasync and heartbeat get: half the deadtime, and at least
+        1.5 keepalives (a late packet is warned about, not a lost one)."""
+        return max(self.deadtime / 2, self.keepalive * 1.5)
 
-def hasync_setting(keepalive: float, deadtime: float) -> Setting:
+
+def timing_setting(tool: str, keepalive: float, deadtime: float) -> Setting:
+    """A keepalive/deadtime setting of hasync or heartbeat (both detect in deadtime)."""
     return Setting(
-        "hasync",
-        f"keepalive {fmt_s(keepalive)}, deadtime {fmt_s(deadtime)}",
-        keepalive=keepalive,
-        deadtime=deadtime,
-        detect_s=deadtime,
-    )
-
-
-def heartbeat_setting(keepalive: float, deadtime: float) -> Setting:
-    return Setting(
-        "heartbeat",
+        tool,
         f"keepalive {fmt_s(keepalive)}, deadtime {fmt_s(deadtime)}",
         keepalive=keepalive,
         deadtime=deadtime,
@@ -114,9 +111,9 @@ def default_setting(tool: str, hasync_defaults: tuple[float, float] | None = Non
 def candidates(tool: str) -> tuple[Setting, ...]:
     """The faster settings tried for *tool*, fastest first."""
     if tool == "hasync":
-        out = [hasync_setting(k, d) for k, d in ((0.01, 0.025), (0.01, 0.05), (0.02, 0.1), (0.05, 0.2), (0.1, 0.5), (0.2, 1.0))]
+        out = [timing_setting("hasync", k, d) for k, d in ((0.01, 0.025), (0.01, 0.05), (0.02, 0.1), (0.05, 0.2), (0.1, 0.5), (0.2, 1.0))]
     elif tool == "heartbeat":
-        out = [heartbeat_setting(k, d) for k, d in ((0.05, 0.2), (0.1, 0.5), (0.2, 1.0), (1.0, 3.0))]
+        out = [timing_setting("heartbeat", k, d) for k, d in ((0.05, 0.2), (0.1, 0.5), (0.2, 1.0), (1.0, 3.0))]
     elif tool == "keepalived":
         out = [keepalived_setting(a) for a in (0.01, 0.03, 0.1, 0.3)]
     else:
@@ -168,7 +165,7 @@ def heartbeat_ha_cf(
         dt = setting.deadtime
         lines += [
             f"keepalive {hb_time(setting.keepalive)}",
-            f"warntime {hb_time(max(dt / 2, setting.keepalive * 1.5))}",
+            f"warntime {hb_time(setting.warntime)}",
             f"deadtime {hb_time(dt)}",
             # initdead must be >= deadtime; it only delays declaring a silent peer dead
             f"initdead {hb_time(max(dt * 2, 2.0))}",

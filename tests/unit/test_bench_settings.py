@@ -26,7 +26,7 @@ def test_heartbeat_times_are_spelled_the_way_heartbeat_reads_them():
 
 def test_heartbeat_ha_cf_fast_and_default():
     media = [("eth1", ["10.201.0.11", "10.201.0.12"]), ("eth0", ["10.200.0.11", "10.200.0.12"])]
-    fast = bs.heartbeat_ha_cf(bs.heartbeat_setting(0.05, 0.2), nodes=("node1", "node2"), media=media)
+    fast = bs.heartbeat_ha_cf(bs.timing_setting("heartbeat", 0.05, 0.2), nodes=("node1", "node2"), media=media)
     lines = fast.splitlines()
     assert "keepalive 50ms" in lines and "deadtime 200ms" in lines
     # heartbeat refuses initdead < deadtime and deadtime <= 2*keepalive
@@ -63,7 +63,7 @@ def test_master_down_interval():
 
 
 def test_summarize_and_json_row():
-    f = bs.Figures(bs.hasync_setting(0.05, 0.2), (0.3, 0.1, 0.2), 0, role="fastest safe")
+    f = bs.Figures(bs.timing_setting("hasync", 0.05, 0.2), (0.3, 0.1, 0.2), 0, role="fastest safe")
     row = f.as_json()
     assert (row["median_s"], row["min_s"], row["max_s"], row["trials"]) == (0.2, 0.1, 0.3, 3)
     assert row["setting"] == "keepalive 50ms, deadtime 200ms" and row["false_failovers"] == 0
@@ -84,7 +84,7 @@ def test_fastest_safe_and_trial_plan():
 
 
 def test_report_shape():
-    rows = {"hasync": [bs.Figures(bs.hasync_setting(0.05, 0.2), (0.2,), 0, role="fastest safe")]}
+    rows = {"hasync": [bs.Figures(bs.timing_setting("hasync", 0.05, 0.2), (0.2,), 0, role="fastest safe")]}
     doc = bs.report(rows, {"idle_cpu_pct": 0.4, "rss_mb": 30.0, "ignored": 1})
     assert set(doc) == {"hasync", "heartbeat", "keepalived", "daemon"}
     assert doc["heartbeat"] == [] and doc["daemon"] == {"idle_cpu_pct": 0.4, "rss_mb": 30.0}
