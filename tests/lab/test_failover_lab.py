@@ -175,6 +175,16 @@ def logs(tmp_path) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(tmp_path.glob("*.log")))
 
 
+@contextlib.contextmanager
+def logs_on_failure(tmp_path) -> Iterator[None]:
+    """A check that fails in the block prints the daemons' logs first (they say why)."""
+    try:
+        yield
+    except AssertionError:
+        print(logs(tmp_path))
+        raise
+
+
 def status(lab, node: str) -> dict:
     r = lab.exec(node, ["hasync", "status", "--json"], timeout=30)
     assert r.exit_code == 0, r.stderr
@@ -203,14 +213,12 @@ def running_cluster(lab, tmp_path, *, text: str = "", start: bool = True, **conf
     watcher = Watcher(lab)
     watcher.start()
     try:
-        if start:
-            start_daemons(lab, tmp_path)
-            node1_active(lab)
-        yield watcher
-        watcher.finish()
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
+        with logs_on_failure(tmp_path):
+            if start:
+                start_daemons(lab, tmp_path)
+                node1_active(lab)
+            yield watcher
+            watcher.finish()
     finally:
         watcher.stop_ev.set()
         watcher.join(5)
@@ -231,11 +239,8 @@ def node1_active(lab) -> None:
 
 def up_and_running(lab, tmp_path) -> None:
     start_daemons(lab, tmp_path)
-    try:
+    with logs_on_failure(tmp_path):
         node1_active(lab)
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
 
 
 # ------------------------------------------------------------------ tests
@@ -248,12 +253,9 @@ def test_crash_of_the_active_node_moves_the_vip_to_node2(cluster, tmp_path):
     assert st["role"] == "active" and st["owned"] == ["fs", "vip", "demo"]
     assert {lk["name"]: lk["state"] for lk in st["links"]} == {"heartbeat": "up", "public": "up", "serial": "up"}
     lab.crash("node1")
-    try:
+    with logs_on_failure(tmp_path):
         wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
         wait_for("the VIP answering from node2", lambda: "node2" in client_sees(lab), 15)
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
     kinds = [e["kind"] for e in timeline(lab, "node2")]
     assert "detect" in kinds and "fence" in kinds
     starts = [e for e in timeline(lab, "node2") if e["kind"] == "resource" and e.get("data", {}).get("op") == "start"]
@@ -286,11 +288,8 @@ def test_all_links_cut_survivor_fences_then_takes_over(cluster, tmp_path):
     up_and_running(lab, tmp_path)
     for link in ("heartbeat", "public", "serial"):
         lab.cut("node1", link)
-    try:
+    with logs_on_failure(tmp_path):
         wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
     assert lab.is_down("node1")  # fenced before node2 started anything
     tl = timeline(lab, "node2")
     kinds = [e["kind"] for e in tl]
@@ -304,12 +303,9 @@ def test_start_failure_rolls_back_and_hands_over(cluster, tmp_path):
     lab, watcher = cluster
     lab.exec("node1", ["touch", "/etc/hasync/demo-fail-start"], check=True)
     start_daemons(lab, tmp_path)
-    try:
+    with logs_on_failure(tmp_path):
         wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
         wait_for("the service answering from node2", lambda: "node2" in client_sees(lab), 15)
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
     assert role(lab, "node1") == "standby"
     tl = timeline(lab, "node1")
     ops = [(e["data"]["resource"], e["data"]["op"], e["data"]["outcome"]) for e in tl if e["kind"] == "resource"]
@@ -339,12 +335,9 @@ def test_stop_failure_escalates_to_self_fence_then_peer_takes_over(cluster, tmp_
     lab.exec("node1", ["touch", "/etc/hasync/demo-fail-stop"], check=True)
     # node1 dies during this command (it fences itself): run it in the background
     lab.spawn("node1", ["hasync", "standby", "--wait", "30"], log=tmp_path / "standby.out")
-    try:
+    with logs_on_failure(tmp_path):
         wait_for("node1 fenced itself", lambda: lab.is_down("node1"), 30, 0.2)
         wait_for("node2 active", lambda: role(lab, "node2") == "active", 30)
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
     kinds = [e["kind"] for e in timeline(lab, "node2")]
     assert "fence" in kinds  # node1 was stop-failed: node2 fences before starting
     watcher.finish()

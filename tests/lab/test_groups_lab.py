@@ -19,7 +19,7 @@ from tests.lab.test_failover_lab import (
     Watcher,
     has_mount,
     has_vip,
-    logs,
+    logs_on_failure,
     node_root,
     start_daemons,
     status,
@@ -105,7 +105,7 @@ def two_groups(clean_lab):
 def test_each_node_crashed_in_turn_its_group_moves_and_the_survivors_own_group_never_stops(two_groups, tmp_path):
     lab, w = two_groups
     start_daemons(lab, tmp_path)
-    try:
+    with logs_on_failure(tmp_path):
         wait_for("a on node1, b on node2", lambda: w.runs_on("a", "node1") and w.runs_on("b", "node2"), 30)
         st = status(lab, "node1")
         assert [(g["id"], g["owner"]) for g in st["groups"]] == [("a", "node1"), ("b", "node2")]
@@ -131,7 +131,4 @@ def test_each_node_crashed_in_turn_its_group_moves_and_the_survivors_own_group_n
             deaths = [e for e in timeline(lab, node) if e["kind"] == "detect" and "declared dead" in e["message"]]
             fenced = [e for e in timeline(lab, node) if e["kind"] == "fence" and e.get("data", {}).get("ok") is True]
             assert len(fenced) <= len(deaths), (node, fenced, deaths)
-    except AssertionError:
-        print(logs(tmp_path))
-        raise
     w.finish()
