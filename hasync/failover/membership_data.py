@@ -82,20 +82,35 @@ def settings_digest(cfg: FsmConfig) -> int:
     way (docs/failover.md, "Config digest"): the cluster, the preference order, the chain's
     resource ids in order, auto_failback and the fencing mode. Never 0 (0 on the wire:
     unknown, a sender before the digest)."""
-    agreed = {"cluster": cfg.cluster, "order": list(cfg.order), "resources": list(cfg.resources),
-              "auto_failback": cfg.auto_failback, "fencing_mode": cfg.fencing_mode}
+    return digest_of({"cluster": cfg.cluster, "order": list(cfg.order), "resources": list(cfg.resources),
+                      "auto_failback": cfg.auto_failback, "fencing_mode": cfg.fencing_mode})
+
+
+def digest_of(agreed: dict) -> int:
+    """64 bits of the SHA-256 of *agreed* as canonical JSON; never 0."""
     raw = hashlib.sha256(json.dumps(agreed, sort_keys=True, separators=(",", ":")).encode()).digest()
     return int.from_bytes(raw[:8], "big") or 1
 
 
-def preference_order(cluster: model.Cluster) -> tuple[str, ...]:
-    """The nodes, preferred node first, then the [[node]] order."""
+def preference_order(cluster: model.Cluster, preferred: str | None = None) -> tuple[str, ...]:
+    """The nodes, the preferred node first (the cluster's, or a group's *preferred*),
+    then the [[node]] order."""
     names = [n.name for n in cluster.nodes]
-    pref = cluster.cluster.preferred_node
+    pref = cluster.cluster.preferred_node if preferred is None else preferred
     if pref in names:
         names.remove(pref)
         names.insert(0, pref)
     return tuple(names)
+
+
+def monitors_of(resources) -> tuple[tuple[str, Monitor], ...]:
+    """(resource id, its Monitor) for each monitored resource of a chain, in order."""
+    return tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in resources if r.monitor_interval > 0)
+
+
+def agent_timeout_of(resources) -> float:
+    """The longest any agent of the chain may run (start, stop or monitor); 0: no chain."""
+    return max((max(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in resources), default=0.0)
 
 
 def fsm_config(cluster: model.Cluster, local: str) -> FsmConfig:
@@ -118,9 +133,9 @@ def fsm_config(cluster: model.Cluster, local: str) -> FsmConfig:
         fence_configured=bool(f.command),
         on_stop_failure=f.on_stop_failure,
         ping_configured=bool(hb.ping),
-        monitors=tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in cluster.resources if r.monitor_interval > 0),
+        monitors=monitors_of(cluster.resources),
         fence_retry=max(1.0, hb.deadtime),
-        agent_timeout=max((max(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in cluster.resources), default=0.0),
+        agent_timeout=agent_timeout_of(cluster.resources),
         probe_retry=max(1.0, hb.deadtime),
     )
 

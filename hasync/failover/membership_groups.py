@@ -30,9 +30,7 @@ unless the event is about the peer or the links, which are reported once).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from dataclasses import replace
 
 from hasync import model
@@ -43,12 +41,12 @@ from hasync.failover.membership import (
     Job,
     JobResult,
     Membership,
-    Monitor,
     Persist,
     Persisted,
     fsm_config,
     preference_order,
 )
+from hasync.failover.membership_data import digest_of, monitors_of
 from hasync.failover.packets import F_LEAVING, GroupRecord, Packet, flag_names
 from hasync.failover.states import ALIVE, Gate, JobKind, PeerStatus, Role
 from hasync.packet_layout import VERSION, VERSION_GROUPS
@@ -70,14 +68,9 @@ def group_configs(cluster: model.Cluster, local: str) -> tuple[tuple[str, FsmCon
     first = preference_order(cluster)[0]
     out = []
     for g in cluster.resource_groups():
-        names = [n.name for n in cluster.nodes]
-        if g.preferred_node in names:
-            names.remove(g.preferred_node)
-            names.insert(0, g.preferred_node)
         out.append((g.id, replace(
-            base, order=tuple(names), resources=tuple(r.id for r in g.resources), auto_failback=bool(g.auto_failback),
-            monitors=tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in g.resources if r.monitor_interval > 0),
-            fence_first=first)))
+            base, order=preference_order(cluster, g.preferred_node), resources=tuple(r.id for r in g.resources),
+            auto_failback=bool(g.auto_failback), monitors=monitors_of(g.resources), fence_first=first)))
     return tuple(out)
 
 
@@ -89,8 +82,7 @@ def groups_digest(cfgs: tuple[tuple[str, FsmConfig], ...]) -> int:
     agreed = {"cluster": c0.cluster, "fencing_mode": c0.fencing_mode,
               "groups": [{"id": gid, "order": list(c.order), "resources": list(c.resources), "auto_failback": c.auto_failback}
                          for gid, c in cfgs]}
-    raw = hashlib.sha256(json.dumps(agreed, sort_keys=True, separators=(",", ":")).encode()).digest()
-    return int.from_bytes(raw[:8], "big") or 1
+    return digest_of(agreed)
 
 
 class GroupMembership:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, replace
 
-from hasync.failover.membership import FsmConfig, Monitor
+from hasync.failover.membership import FsmConfig
+from hasync.failover.membership_data import agent_timeout_of, monitors_of
 
 NODES = ("node1", "node2")
 LINK_NAMES = ("hb", "public", "serial")
@@ -135,9 +136,9 @@ class Scenario:
             fence_configured=self.fence_configured,
             on_stop_failure=self.on_stop_failure,
             ping_configured=self.ping_configured,
-            monitors=tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in self.resources if r.monitor_interval > 0),
+            monitors=monitors_of(self.resources),
             fence_retry=max(1.0, self.deadtime),
-            agent_timeout=max(max(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in self.resources),
+            agent_timeout=agent_timeout_of(self.resources),
         )
 
     def fsm_configs(self, local: str, *, drifted: bool = False) -> tuple[tuple[str, FsmConfig], ...]:
