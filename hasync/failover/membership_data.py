@@ -103,6 +103,12 @@ def preference_order(cluster: model.Cluster, preferred: str | None = None) -> tu
     return tuple(names)
 
 
+def retry_interval(deadtime: float) -> float:
+    """How long a failed fence, or a start-up probe that could not tell, waits before it
+    is tried again: a deadtime, at least 1 s."""
+    return max(1.0, deadtime)
+
+
 def monitors_of(resources) -> tuple[tuple[str, Monitor], ...]:
     """(resource id, its Monitor) for each monitored resource of a chain, in order."""
     return tuple((r.id, Monitor(r.monitor_interval, r.max_restarts)) for r in resources if r.monitor_interval > 0)
@@ -134,9 +140,9 @@ def fsm_config(cluster: model.Cluster, local: str) -> FsmConfig:
         on_stop_failure=f.on_stop_failure,
         ping_configured=bool(hb.ping),
         monitors=monitors_of(cluster.resources),
-        fence_retry=max(1.0, hb.deadtime),
+        fence_retry=retry_interval(hb.deadtime),
         agent_timeout=agent_timeout_of(cluster.resources),
-        probe_retry=max(1.0, hb.deadtime),
+        probe_retry=retry_interval(hb.deadtime),
     )
 
 

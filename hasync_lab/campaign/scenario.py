@@ -14,7 +14,7 @@ import random
 from dataclasses import asdict, dataclass, replace
 
 from hasync.failover.membership import FsmConfig
-from hasync.failover.membership_data import agent_timeout_of, monitors_of
+from hasync.failover.membership_data import agent_timeout_of, monitors_of, retry_interval
 
 NODES = ("node1", "node2")
 LINK_NAMES = ("hb", "public", "serial")
@@ -137,8 +137,12 @@ class Scenario:
             on_stop_failure=self.on_stop_failure,
             ping_configured=self.ping_configured,
             monitors=monitors_of(self.resources),
-            fence_retry=max(1.0, self.deadtime),
+            fence_retry=retry_interval(self.deadtime),
             agent_timeout=agent_timeout_of(self.resources),
+            # probe_retry stays FsmConfig's 1 s, where the daemon takes retry_interval(deadtime):
+            # the faithful value changes the named limits (late-stray 24 -> 2 on 2,000 x 5
+            # seeds) and the seed test_an_operator_acts_on_each_named_limit_a_fault_leaves
+            # replays, so it is a change of its own (issue 14), not part of a clean-up
         )
 
     def fsm_configs(self, local: str, *, drifted: bool = False) -> tuple[tuple[str, FsmConfig], ...]:
