@@ -17,6 +17,20 @@ import pytest
 from hasync_lab.vm import VmLab, ensure_image, manual, pacemaker, qemu_available
 
 TIMINGS: dict[str, float] = {}
+# VM tests that leave the session's lab in a state the others' reset does not undo: last
+# (the Pacemaker trial's bootstrap rewrites DRBD's handlers, LVM's and NFS's state, and
+# leaves its victim fenced; test_storage's by-hand DRBD failed after it)
+RUN_LAST = ("test_pacemaker.py",)
+
+
+def pytest_collection_modifyitems(items):
+    """The VM tests in RUN_LAST run after every other VM test, whatever the file order.
+    Only the VM tests' places are shuffled."""
+    here = Path(__file__).parent
+    at = [i for i, it in enumerate(items) if here in Path(str(it.path)).parents]
+    ordered = sorted((items[i] for i in at), key=lambda it: Path(str(it.path)).name in RUN_LAST)
+    for i, it in zip(at, ordered, strict=True):
+        items[i] = it
 
 
 def _progress(pytestconfig):
