@@ -74,10 +74,16 @@ class Prober:
                 return {"kind": "missing", "target": "", "mode": 0}
             import stat as S
 
+            owner = {"uid": st.st_uid, "gid": st.st_gid}
             if S.S_ISLNK(st.st_mode):
-                return {"kind": "symlink", "target": os.readlink(p), "mode": 0o777}
+                return {"kind": "symlink", "target": os.readlink(p), "mode": 0o777, **owner}
             k = "dir" if S.S_ISDIR(st.st_mode) else "file" if S.S_ISREG(st.st_mode) else "other"
-            return {"kind": k, "target": "", "mode": st.st_mode & 0o7777}
+            return {"kind": k, "target": "", "mode": st.st_mode & 0o7777, **owner}
+        if kind == "entries":
+            try:
+                return sorted(os.listdir(host_path(self.root, arg)))
+            except (FileNotFoundError, NotADirectoryError):
+                return None
         argv = facts.command(key, init=self.init, root=self.root, peer=self.peer)
         assert argv is not None
         res = self.runner.run(argv, timeout=60)

@@ -8,7 +8,9 @@ values so test cases can hold captured output:
 
 - command facts: ``{"exit": int, "stdout": str, "stderr": str}``
 - ``file:`` facts: the file's text, or null when it does not exist
-- ``path:`` facts: ``{"kind": "missing|file|dir|symlink|other", "target": str, "mode": int}``
+- ``path:`` facts: ``{"kind": "missing|file|dir|symlink|other", "target": str, "mode": int,
+  "uid": int, "gid": int}`` (the owner: -1 when not observed)
+- ``entries:`` facts: the names in a directory, sorted, or null when it is not one
 
 Parsers fail loudly (``FactError`` naming the command and the missing key) on output they
 do not understand, rather than guessing. The DRBD facts (argv and parsers) are in
@@ -106,7 +108,7 @@ def peer_ssh_close(peer: str) -> Argv:
 def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "") -> Argv | None:
     """The argv that reads fact *key*; None for facts read directly from files."""
     kind, _, arg = key.partition(":")
-    if kind in ("file", "path"):
+    if kind in ("file", "path", "entries"):
         return None
     if kind == "peer_file":
         return peer_ssh(peer, "cat", arg)
@@ -134,6 +136,8 @@ def command(key: str, *, init: str = "systemd", root: str = "/", peer: str = "")
         return WIPEFS_HELP
     if kind == "lvm_systemid":
         return ("lvm", "systemid")
+    if kind == "user":
+        return ("getent", "passwd", arg)
     if kind == "enabled":
         return enabled_argv(init, arg, root)
     if kind == "partitions":
@@ -282,6 +286,17 @@ def parse_enabled(raw: Any, init: str) -> str:
     return "enabled" if any(levels.get(str(n)) == "on" for n in range(2, 6)) else "disabled"
 
 
+def parse_user(raw: Any, name: str) -> dict[str, int] | None:
+    """``getent passwd NAME`` -> {"uid", "gid"} (the user's login group); None: no such user."""
+    code, out, err = cmd_text(raw)
+    if code == 2:  # getent(1): a key was not found
+        return None
+    fields = out.strip().split(":")
+    if code != 0 or len(fields) < 4 or not (fields[2].isdigit() and fields[3].isdigit()):
+        raise FactError(f"`getent passwd {name}` exited {code}: {(err or out).strip()[-200:]}")
+    return {"uid": int(fields[2]), "gid": int(fields[3])}
+
+
 def parse_partitions(raw: Any) -> dict[str, dict[str, int]]:
     """/proc/partitions -> {name: {"major", "minor", "bytes"}}."""
     code, out, _ = cmd_text(raw)
@@ -325,7 +340,11 @@ def parse(key: str, raw: Any, *, init: str = "systemd") -> Any:
         _, out, _ = cmd_text(raw)
         return [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("#")]
     if kind == "path":
-        return raw if raw is not None else {"kind": "missing", "target": "", "mode": 0}
+        return {"uid": -1, "gid": -1, **(raw if raw is not None else {"kind": "missing", "target": "", "mode": 0})}
+    if kind == "entries":
+        return sorted(raw) if raw is not None else None
+    if kind == "user":
+        return parse_user(raw, arg)
     if kind == "signatures":
         return parse_wipefs(raw)
     if kind == "blkid":

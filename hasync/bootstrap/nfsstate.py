@@ -13,8 +13,26 @@ from hasync.config import chain_rules
 V4_TRACKERS = ("nfsdcld", "nfsdcltrack")
 
 
+# Where resource-agents look for statd's monitor records: nfsnotify hard-codes RHEL's
+# layout (STATD_PATH, copied and passed to `sm-notify -P`), nfsserver uses it when it is
+# a directory. statd(8) and sm-notify(8) read theirs from nfs.conf [statd]
+# state-directory-path, each keeping its lists in <dir>/sm and <dir>/sm.bak.
+AGENTS_STATD = "/var/lib/nfs/statd"
+STATD_LISTS = ("sm", "sm.bak")
+
+
 def nfs_state(profile: model.Profile) -> str:
     return profile.paths.get("nfs_state", "/var/lib/nfs")
+
+
+def statd_default(profile: model.Profile) -> str:
+    """statd's state directory when nfs.conf sets none: the distro's build of nfs-utils
+    (profile paths.statd_state; nfs-utils' own default, statd(8), when the profile has none)."""
+    return profile.paths.get("statd_state", "/var/lib/nfs")
+
+
+def same_dir(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
 
 
 def under(path: str, root: str) -> bool:

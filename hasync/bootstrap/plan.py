@@ -186,7 +186,7 @@ STEP_ORDER = (
     "host", "config", "dirs", "auth-key", "ssh-key", "ssh-trust",
     "drbd-config", "drbd-metadata", "drbd-boot", "drbd-up", "drbd-primary", "drbd-sync",
     "lvm-config", "lvm-devices", "lvm-volumes", "filesystem", "mount",
-    "nfs-state", "nfs-v4", "sm-notify", "nfs-boot-off", "nfs-boot-on", "exports", "nfslock-stop", "boot-noise",
+    "nfs-state", "nfs-statd", "nfs-v4", "sm-notify", "nfs-boot-off", "nfs-boot-on", "exports", "nfslock-stop", "boot-noise",
     "units",
 )
 STEPS: list[Step] = []  # in STEP_ORDER once every steps_* module is imported (end of this module)

@@ -1,6 +1,6 @@
-"""Bootstrap steps for NFS: /var/lib/nfs on the replicated filesystem, NFSv4 grace and lease
-and client records (nfs.conf), sm-notify, NFS off at boot, /etc/exports, the SLES9 nfslock
-fix, hotplug off."""
+"""Bootstrap steps for NFS: /var/lib/nfs on the replicated filesystem, statd's lists where
+resource-agents read them, NFSv4 grace and lease and client records (nfs.conf), sm-notify,
+NFS off at boot, /etc/exports, the SLES9 nfslock fix, hotplug off."""
 
 from __future__ import annotations
 
@@ -54,6 +54,110 @@ def plan_nfs_state(w: Wanted, f: Facts) -> list[Change]:
 
 def nfs_conf_path(w: Wanted) -> str:
     return w.p("nfs_conf", "")
+
+
+# --------------------------------------------------------------------------- statd
+# resource-agents' nfsnotify sends `sm-notify -P /var/lib/nfs/statd` (RHEL's layout, hard-
+# coded); a distro whose statd keeps its lists in /var/lib/nfs/sm (Debian) notifies no
+# client after a failover. So statd (and sm-notify, and nfsserver's own notice) are moved
+# to the agents' directory: nfs.conf [statd] state-directory-path, statd(8) and sm-notify(8).
+
+
+def _statd_moves(w: Wanted) -> bool:
+    return not nfsstate.same_dir(nfsstate.statd_default(w.profile), nfsstate.AGENTS_STATD)
+
+
+def _statd_homes(w: Wanted) -> list[tuple[str, bool]]:
+    """(directory, replicated?) whose statd/ the agents read: [nfs].state_dir (/var/lib/nfs
+    is a symlink to it, or the chain bind-mounts it there) and, on bind profiles, the node's
+    own /var/lib/nfs (nfsserver looks for its statd/ before it binds); the node's own
+    /var/lib/nfs alone without a state_dir or with several NFS groups (one statd per node)."""
+    state, sd = nfsstate.nfs_state(w.profile), w.cluster.nfs.state_dir
+    if not sd or several_nfs(w):
+        return [(state, False)]
+    return [(sd, True)] + ([(state, False)] if w.o("nfs_state_link", "symlink") == "bind" else [])
+
+
+def _statd_old(w: Wanted, home: str) -> str:
+    """Where the distro's statd kept its lists under *home* (/var/lib/nfs/sm: *home*/sm)."""
+    state, default = nfsstate.nfs_state(w.profile).rstrip("/"), nfsstate.statd_default(w.profile).rstrip("/")
+    return home.rstrip("/") + default[len(state):]
+
+
+def _statd_user(w: Wanted) -> str:
+    return str(w.o("statd_user", "statd"))
+
+
+def _statd_needs(w: Wanted) -> list[str]:
+    keys = [f"file:{nfs_conf_path(w)}"]
+    if not _statd_moves(w):
+        return keys
+    keys.append(f"user:{_statd_user(w)}")
+    for home, replicated in _statd_homes(w):
+        new, old = f"{home}/statd", _statd_old(w, home)
+        keys += ([f"path:{home}"] + (drbd_key(w) if w.first else [])) if replicated else []
+        keys += [f"path:{new}", f"path:{old}/state", f"path:{new}/state"]
+        for d in nfsstate.STATD_LISTS:
+            keys += [f"path:{new}/{d}", f"entries:{old}/{d}", f"entries:{new}/{d}"]
+    return list(dict.fromkeys(keys))
+
+
+@step("nfs-statd", when=lambda w: bool(nfs_conf_path(w)) and _any_exports(w), needs=_statd_needs)
+def plan_nfs_statd(w: Wanted, f: Facts) -> list[Change]:
+    """statd's lists where resource-agents read them: /var/lib/nfs/statd (nfs.conf)."""
+    out: list[Change] = []
+    if _statd_moves(w):
+        for home, replicated in _statd_homes(w):
+            # the replicated directory is made ready where the filesystem is: the first node
+            # (bootstrap mounts it there) or the node that holds the chain now
+            if replicated and not ((w.first and not peer_is_active(w, f)) or f[f"path:{home}"]["kind"] == "dir"):
+                continue
+            out += _statd_dir(w, f, home)
+    refused = [c for c in out if c.action == "refuse"]
+    if refused:
+        return refused
+    path = nfs_conf_path(w)
+    old = f[f"file:{path}"]
+    cur = edit.ini_get(old or "", "statd", "state-directory-path")
+    if nfsstate.same_dir(cur if cur is not None else nfsstate.statd_default(w.profile), nfsstate.AGENTS_STATD):
+        return out
+    new = edit.ini_set(old or "", "statd", "state-directory-path", nfsstate.AGENTS_STATD)
+    return out + [Change("nfs-statd", "write", f"statd and sm-notify keep their lists in {nfsstate.AGENTS_STATD}, where the nfsnotify "
+                                               "agent reads them (from their next start)", path=path, data=new, old=old)]
+
+
+LIST_WHY = {"sm": "statd's monitor list: the clients holding NFSv3 locks", "sm.bak": "sm-notify's list of clients still to notify"}
+
+
+def _statd_dir(w: Wanted, f: Facts, home: str) -> list[Change]:
+    """*home*/statd as Debian's nfs-common makes /var/lib/nfs: root's, its sm/ and sm.bak/
+    (0755) the statd user's -- statd and sm-notify take their user from sm/'s owner and
+    need nothing else there (statd(8), CVE-2019-3689) --; the records and the NSM state
+    number of *home*'s old lists copied in (the old ones are kept)."""
+    new, old, name = f"{home}/statd", _statd_old(w, home), _statd_user(w)
+    for p in [new] + [f"{new}/{d}" for d in nfsstate.STATD_LISTS]:
+        kind = f[f"path:{p}"]["kind"]
+        if kind not in ("dir", "missing"):
+            return [Change("nfs-statd", "refuse", f"{p} is a {kind}, where statd's directory goes: move it away and re-run", target=p)]
+    owner = f[f"user:{name}"]
+    if owner is None:
+        return [Change("nfs-statd", "refuse", f"there is no user {name!r} to own statd's lists: install the NFS server "
+                                              f"packages first (they make it), or set the profile's options.statd_user", target=name)]
+    out = mkdir_change("nfs-statd", f, new, 0o755, "statd's directory where resource-agents read it")
+    for d in nfsstate.STATD_LISTS:
+        p = f"{new}/{d}"
+        st = f[f"path:{p}"]
+        out += mkdir_change("nfs-statd", f, p, 0o755, LIST_WHY[d])
+        if (st["uid"], st["gid"]) != (owner["uid"], owner["gid"]):
+            out.append(Change("nfs-statd", "run", f"{name}'s: statd and sm-notify run as sm/'s owner", argv=("chown", f"{name}:", p)))
+        have = set(f[f"entries:{p}"] or ())
+        carry = [n for n in f[f"entries:{old}/{d}"] or () if n not in have]
+        if carry:
+            out.append(Change("nfs-statd", "run", f"{len(carry)} record(s) of {old}/{d} carried over (kept there too)",
+                              argv=("cp", "-a", "--", *(f"{old}/{d}/{n}" for n in carry), f"{p}/")))
+    if f[f"path:{old}/state"]["kind"] == "file" and f[f"path:{new}/state"]["kind"] == "missing":
+        out.append(Change("nfs-statd", "run", "the NSM state number carries on", argv=("cp", "-a", "--", f"{old}/state", f"{new}/state")))
+    return out
 
 
 def several_nfs(w: Wanted) -> bool:

@@ -41,6 +41,10 @@ def fresh(key: str, init: str = "systemd") -> Any:
         return {"exit": 1, "stdout": "", "stderr": f"cat: {arg}: No such file or directory"}
     if kind == "path":
         return {"kind": "missing", "target": "", "mode": 0}
+    if kind == "entries":  # no such directory
+        return None
+    if kind == "user":  # a node without the package that makes the user
+        return {"exit": 2, "stdout": "", "stderr": ""}
     if kind == "signatures":
         return {"exit": 0, "stdout": "", "stderr": ""}
     if kind == "drbd_status":

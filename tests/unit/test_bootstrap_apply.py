@@ -15,9 +15,9 @@ import pytest
 
 from hasync import config
 from hasync.bootstrap import apply as A
+from hasync.bootstrap import edit, steps_drbd
 from hasync.bootstrap import manifest as M
 from hasync.bootstrap import plan as P
-from hasync.bootstrap import steps_drbd
 from hasync.bootstrap.wanted import fence_peer_script, load_units
 from hasync.effects.run import RecordingRunner, Result
 
@@ -73,6 +73,8 @@ class FakeNode(RecordingRunner):
             key = self.root / argv[argv.index("-f") + 1].lstrip("/")
             key.write_text("PRIVATE\n")
             key.with_suffix(".pub").write_text("ssh-ed25519 AAAA hasync@node\n")
+        if argv[:3] == ("getent", "passwd", "statd"):  # the user this test runs as: owning needs no chown
+            return Result(argv, 0, f"statd:x:{os.getuid()}:{os.getgid()}::/var/lib/nfs:/usr/sbin/nologin\n", "")
         if argv[:2] == ("cat", "/proc/self/mountinfo"):
             line = "36 25 7:1 / /srv/ha rw - ext4 /dev/vdb rw\n" if self.mounted else ""
             return Result(argv, 0, "22 1 254:1 / / rw - ext4 /dev/vda1 rw\n" + line, "")
@@ -92,6 +94,7 @@ def seed(root: Path) -> None:
     nfs.mkdir(parents=True)
     (nfs / "etab").write_text("")
     (nfs / "sm").mkdir()
+    (nfs / "sm" / "client1").write_text("0100007f 000186b5 00000003 00000010 ... 192.0.2.50 node1\n")  # statd's record
     (root / "srv/ha").mkdir(parents=True)
 
 
@@ -143,6 +146,9 @@ def test_full_run_then_nothing_left(tmp_path: Path) -> None:
     assert plan_count(tmp_path, node, w) == 0
     assert os.readlink(tmp_path / "var/lib/nfs") == "/srv/ha/nfs-state"
     assert (tmp_path / "var/lib/nfs.hasync-orig/etab").exists()
+    # issue 15: statd's lists where resource-agents read them, the record carried over
+    assert edit.ini_get((tmp_path / "etc/nfs.conf").read_text(), "statd", "state-directory-path") == "/var/lib/nfs/statd"
+    assert (tmp_path / "srv/ha/nfs-state/statd/sm/client1").read_text() == (tmp_path / "srv/ha/nfs-state/sm/client1").read_text()
     assert (tmp_path / "etc/hasync/authkey").stat().st_mode & 0o777 == 0o600
     exports = (tmp_path / "etc/exports").read_text()
     assert exports.startswith("/home\t*(ro)\n") and "fsid=1,mountpoint=/srv/ha" in exports
@@ -181,7 +187,10 @@ def test_run_killed_midway_converges(tmp_path: Path, kill_after: int) -> None:
     run_bootstrap(tmp_path, node, w)
     assert plan_count(tmp_path, node, w) == 0
     assert os.readlink(tmp_path / "var/lib/nfs") == "/srv/ha/nfs-state"
-    assert sorted(os.listdir(tmp_path / "srv/ha/nfs-state")) == ["etab", "sm"]
+    assert sorted(os.listdir(tmp_path / "srv/ha/nfs-state")) == ["etab", "sm", "statd"]
+    # statd's record where resource-agents' nfsnotify reads it, and still where it was
+    assert os.listdir(tmp_path / "srv/ha/nfs-state/statd/sm") == os.listdir(tmp_path / "srv/ha/nfs-state/sm") == ["client1"]
+    assert os.listdir(tmp_path / "srv/ha/nfs-state/statd/sm.bak") == []
 
 
 def test_refusal_over_existing_filesystem_changes_nothing(tmp_path: Path) -> None:

@@ -133,3 +133,18 @@ def test_a_peer_file_read_that_timed_out_is_an_error_not_a_missing_file() -> Non
     assert F.parse("peer_file:/etc/x", {"exit": 1, "stdout": "", "stderr": "cat: /etc/x: No such file or directory"}) is None
     with pytest.raises(F.FactError, match="timed out"):
         F.parse("peer_file:/etc/x", {"exit": 124, "stdout": "", "stderr": "timed out after 60s"})
+
+
+def test_user_and_directory_entries() -> None:
+    """`getent passwd NAME` -> uid and login group (None: exit 2, no such user); a
+    directory's names sorted (None: no such directory); path facts carry the owner."""
+    line = {"exit": 0, "stdout": "statd:x:104:65534::/var/lib/nfs:/usr/sbin/nologin\n", "stderr": ""}
+    assert F.command("user:statd") == ("getent", "passwd", "statd")
+    assert F.parse("user:statd", line) == {"uid": 104, "gid": 65534}
+    assert F.parse("user:statd", {"exit": 2, "stdout": "", "stderr": ""}) is None
+    with pytest.raises(F.FactError, match="getent passwd statd"):
+        F.parse("user:statd", {"exit": 0, "stdout": "garbage\n", "stderr": ""})
+    assert F.command("entries:/var/lib/nfs/sm") is None
+    assert F.parse("entries:/var/lib/nfs/sm", ["b", "a"]) == ["a", "b"] and F.parse("entries:/x", None) is None
+    # path facts captured before they carried the owner read as "owner unknown"
+    assert F.parse("path:/x", {"kind": "dir", "target": "", "mode": 493}) == {"kind": "dir", "target": "", "mode": 493, "uid": -1, "gid": -1}

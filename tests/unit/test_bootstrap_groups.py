@@ -121,6 +121,17 @@ def test_two_nfs_groups_run_one_nfsd_per_node_from_boot_and_bind_no_single_addre
     assert argvs(plan("alpha", facts={"enabled:rpc-statd-notify": enabled}), "nfs-boot-on")[-1] == "systemctl disable rpc-statd-notify.service"
 
 
+def test_two_nfs_groups_keep_statds_lists_on_each_nodes_own_disk_where_the_agents_read() -> None:
+    """issue 15 with several NFS groups: one statd per node, /var/lib/nfs on the node's own
+    disk, so each node makes its own /var/lib/nfs/statd (each group's nfsnotify reads it)."""
+    user = {"exit": 0, "stdout": "statd:x:104:65534::/var/lib/nfs:/usr/sbin/nologin\n", "stderr": ""}
+    for node in ("alpha", "beta"):
+        changes = [c for c in plan(node, facts={"user:statd": user, "entries:/var/lib/nfs/sm": ["192.0.2.50"]}) if c.step == "nfs-statd"]
+        assert [c.path for c in changes if c.action == "mkdir"] == ["/var/lib/nfs/statd", "/var/lib/nfs/statd/sm", "/var/lib/nfs/statd/sm.bak"]
+        assert "cp -a -- /var/lib/nfs/sm/192.0.2.50 /var/lib/nfs/statd/sm/" in argvs(changes, "nfs-statd")
+        assert "state-directory-path=/var/lib/nfs/statd" in written(changes, "/etc/nfs.conf", "nfs-statd")
+
+
 def test_one_nfs_group_keeps_the_cluster_started_nfs(tmp_path: Path) -> None:
     """Group b without [group.nfs]: the one-NFS-group setup (NFS off at boot, sm-notify on the VIP)."""
     text = TEXT[: TEXT.index("[group.nfs]")] + TEXT[TEXT.index("[[group.resource]]\nid = \"b-drbd\""):]

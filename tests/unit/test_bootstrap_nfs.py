@@ -81,3 +81,64 @@ def test_example_chain_pins_the_scope_and_notifies_after_the_vip_and_the_exports
     assert by["nfs"].params["nfs_server_scope"] == vip and by["nfs"].params["nfs_no_notify"] == "true"
     assert by["notify"].agent == "heartbeat:nfsnotify" and by["notify"].params["source_host"] == vip
     assert ids.index("notify") > max(ids.index("vip"), ids.index("exports"))
+
+
+# --------------------------------------------------------------------------- statd's lists (issue 15)
+
+NFSNOTIFY = Path("/usr/lib/ocf/resource.d/heartbeat/nfsnotify")
+
+
+def _nfs_common(tmp_path: Path) -> Path:
+    """Debian 12's nfs-common unpacked (files and maintainer scripts) under *tmp_path*."""
+    deb = _nfsconf() or ""
+    if not deb.endswith(".deb"):
+        pytest.skip("needs Debian's nfs-common package (the VM tier's cache)")
+    subprocess.run(["dpkg-deb", "-x", deb, str(tmp_path / "pkg")], check=True)
+    subprocess.run(["dpkg-deb", "-e", deb, str(tmp_path / "pkg" / "DEBIAN")], check=True)
+    return tmp_path / "pkg"
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_debian12_profile_says_where_debians_statd_keeps_its_lists(tmp_path: Path) -> None:
+    """The debian12 profile's statd facts are the package's: nfs-common's postinst makes
+    /var/lib/nfs/sm and sm.bak the statd user's, and nfs-utils' default state directory is
+    /var/lib/nfs (statd(8)), which sm-notify takes from the same nfs.conf key (sm-notify(8))."""
+    pkg = _nfs_common(tmp_path)
+    prof = config.load_profile("debian12")
+    assert prof.paths["statd_state"] == "/var/lib/nfs" and prof.options["statd_user"] == "statd"
+    assert "chown statd: /var/lib/nfs/sm \\\n            /var/lib/nfs/sm.bak" in (pkg / "DEBIAN" / "postinst").read_text()
+
+    def man(page: str) -> str:
+        """The page's words without troff's font macros (.B word, .I word, .BR word ,)."""
+        src = subprocess.run(["zcat", str(pkg / "usr/share/man/man8" / f"{page}.8.gz")], capture_output=True, text=True, check=True).stdout
+        words = [line.split(" ", 1)[1].replace('"', "") if line.startswith((".B ", ".I ", ".BR ", ".IR ")) else line
+                 for line in src.splitlines() if not line.startswith(".") or line.startswith((".B ", ".I ", ".BR ", ".IR "))]
+        return " ".join(" ".join(words).split())
+
+    assert "If this option is not specified, rpc.statd uses /var/lib/nfs by default" in man("statd")
+    assert "The value recognized in the [statd] section is state-directory-path" in man("sm-notify")
+
+
+@pytest.mark.skipif(not NFSNOTIFY.exists(), reason="needs resource-agents")
+def test_the_nfsnotify_agent_reads_where_bootstrap_points_statd() -> None:
+    """resource-agents' nfsnotify hard-codes the directory it copies and hands to
+    `sm-notify -P`: bootstrap's nfs.conf value must be that one."""
+    from hasync.bootstrap import nfsstate
+
+    assert f'STATD_PATH="{nfsstate.AGENTS_STATD}"' in NFSNOTIFY.read_text()
+
+
+@pytest.mark.skipif(_nfsconf() is None or shutil.which("dpkg-deb") is None, reason="needs nfs-utils' nfsconf (nfs-common)")
+def test_nfs_utils_reads_the_statd_directory_bootstrap_writes(tmp_path: Path) -> None:
+    """nfsconf(8) reads [statd] state-directory-path from the nfs.conf the nfs-statd step
+    writes into Debian's own nfs.conf (where the key is shipped commented out)."""
+    tool = _nfsconf() or ""
+    if tool.endswith(".deb"):
+        subprocess.run(["dpkg-deb", "-x", tool, str(tmp_path / "pkg")], check=True)
+        tool = str(tmp_path / "pkg" / "usr" / "sbin" / "nfsconf")
+    _, _, changes = run_case(json.loads((DATA / "steps" / "nfs-statd-first-node.json").read_text()))
+    [change] = [c for c in changes if c.action == "write"]
+    conf = tmp_path / "nfs.conf"
+    conf.write_text(change.data or "")
+    got = subprocess.run([tool, "--file", str(conf), "--get", "statd", "state-directory-path"], capture_output=True, text=True)
+    assert got.stdout.strip() == "/var/lib/nfs/statd", got
