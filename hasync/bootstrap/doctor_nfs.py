@@ -2,8 +2,9 @@
 the symlink, or on bind profiles the chain's bind mount, checked on the node that has the
 filesystem mounted --; no node an NFS client of its own cluster; the NFS v4 state: grace
 and lease as configured, nfsdcld's records on the replicated disk and nfsdcld running, one
-server scope on both nodes; a chain that pins the scope and notifies after the exports and
-the VIP. Probe lines for the node script, then pure checks.
+server scope on both nodes; statd's lists where nfsnotify reads them; a chain that pins the
+scope and notifies after the exports and the VIP. Probe lines for the node script, then
+pure checks.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def probe_lines(cluster: model.Cluster, profile: model.Profile, node: str) -> li
         probe_line("mnt.nfs_state", f"awk -v p={q(state)} '$5==p{{print $3\" \"$4}}' /proc/self/mountinfo | tail -n 1"),
         probe_line("scope.run", f"sed -n 's/^NFS_SERVER_SCOPE=//p' {SCOPE_FILE}"),
         probe_line("scope.cfg", f"grep -o 'nfs_server_scope *= *\"[^\"]*\"' {q(cluster.path)} | head -n 1 | sed 's/.*\"\\(.*\\)\"$/\\1/'"),
+        # statd's lists where nfsnotify reads them; the directory the running statd chdir'd to
+        # (statd(8): it works in its state directory) against that one, resolved
+        f"[ -d {q(nfsstate.AGENTS_STATD)}/sm ] && echo statd.sm=1 || echo statd.sm=0",
+        probe_line("statd.cwd", "readlink /proc/$(pgrep -xo rpc.statd)/cwd"),
+        probe_line("statd.agents", f"readlink -f {q(nfsstate.AGENTS_STATD)}"),
     ]
     return lines
 
@@ -158,7 +164,32 @@ def check_node(cluster: model.Cluster, profile: model.Profile, node: str, p: dic
     if cluster.nfs.state_dir and not doctor_groups.several_nfs(cluster):
         out += _state_dir(cluster, profile, node, p)
     if serves_nfs(cluster):
-        out += _v4_state(cluster, profile, node, p)
+        out += _v4_state(cluster, profile, node, p) + _statd(cluster, profile, node, p)
+    return out
+
+
+def _statd(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[str, str]) -> list[Finding]:
+    """resource-agents' nfsnotify sends `sm-notify -P /var/lib/nfs/statd` (hard-coded):
+    statd must keep its lists there, or no NFSv3 client hears of a failover (issue 15)."""
+    if not profile.paths.get("nfs_conf") or not any(s.role == "nfsnotify" for s in nfsstate.roles(cluster)):
+        return []
+    agents = nfsstate.AGENTS_STATD
+    conf = p.get("nfsconf.statd.state-directory-path", "")
+    have = conf or nfsstate.statd_default(profile)
+    if not nfsstate.same_dir(have, agents):
+        why = "nfs.conf [statd] state-directory-path" if conf else f"{profile.name}'s default"
+        return [Finding("statd-dir", "error", node, f"statd keeps its lists in {have.rstrip('/')}/sm ({why}) but the chain's nfsnotify sends "
+                                                    f"sm-notify -P {agents}: after a failover no NFSv3 client is told to reclaim its locks",
+                        f"{FIX} (nfs.conf [statd] state-directory-path = {agents}, its sm/ and sm.bak/ made)")]
+    # /var/lib/nfs dangles on a symlink profile's passive node: nothing to see there
+    if p.get("nfs_resolves") == "1" and p.get("statd.sm") == "0":
+        return [Finding("statd-dir", "error", node, f"{agents} has no sm/: statd does not start (it runs as sm/'s owner) and nfsnotify "
+                                                    "notifies no client", FIX)]
+    out = [Finding("statd-dir", "ok", node, f"statd keeps its lists in {agents}, where nfsnotify reads them")]
+    cwd, real = p.get("statd.cwd", ""), p.get("statd.agents", "")
+    if cwd and real and cwd != real:
+        out.append(Finding("statd-dir", "warning", node, f"rpc.statd runs in {cwd}, chosen when it started; its lists now go to {agents} ({real})",
+                           "systemctl restart rpc-statd at a quiet moment (bootstrap copied its records; the next failover restarts it too)"))
     return out
 
 

@@ -24,6 +24,8 @@ WATCHED = ("/etc/exports", "/etc/nfs.conf", "/etc/fstab", "/etc/systemd/system/h
            "/etc/systemd/system/multi-user.target.wants/nfs-server.service",
            "/etc/systemd/system/multi-user.target.wants/hasync-watch.service", "/var/lib/nfs")
 
+STATD_RECORD = "0100007f 000186b5 00000003 00000010 7c3f 192.0.2.50 node1"  # a monitor record of statd's (sm/)
+
 DUMMY_NFS_UNIT = """[Unit]
 Description=stand-in for the distro's NFS server unit (enabled at install, as Debian does)
 [Service]
@@ -53,6 +55,10 @@ def blab():
         lab.sh("node1", "systemctl enable nfs-server.service", check=True)
         lab.sh("node1", "mkdir -p /var/lib/nfs/sm && echo x > /var/lib/nfs/etab", check=True)
         lab.sh("node2", "mkdir -p /var/lib/nfs/sm", check=True)
+        for node in ("node1", "node2"):  # what Debian's nfs-common makes (its postinst): the host has none
+            lab.sh(node, "adduser --quiet --system --home /var/lib/nfs --no-create-home statd && mkdir -p /var/lib/nfs/sm.bak "
+                         "&& chown statd: /var/lib/nfs/sm /var/lib/nfs/sm.bak", check=True)
+        lab.sh("node1", f"echo {STATD_RECORD!r} > /var/lib/nfs/sm/192.0.2.50 && chown statd: /var/lib/nfs/sm/192.0.2.50", check=True)
         yield lab
 
 
@@ -94,6 +100,12 @@ def test_first_node_full_run_then_zero_changes(blab) -> None:
     assert blab.sh("node1", "systemctl is-enabled nfs-server.service").stdout.strip() == "disabled"
     assert blab.sh("node1", "systemctl is-enabled hasync-failover.service").stdout.strip() == "enabled"
     assert "outgoing-addr=10.200.0.100" in blab.sh("node1", "cat /etc/nfs.conf").stdout
+    # issue 15: statd's lists where resource-agents' nfsnotify reads them, the record carried over
+    assert "state-directory-path=/var/lib/nfs/statd" in blab.sh("node1", "cat /etc/nfs.conf").stdout
+    assert blab.sh("node1", "stat -c '%U %a' /var/lib/nfs/statd /var/lib/nfs/statd/sm /var/lib/nfs/statd/sm.bak").stdout.split("\n")[:3] == [
+        "root 755", "statd 755", "statd 755"]
+    for where in ("/var/lib/nfs/statd/sm", "/var/lib/nfs/sm"):
+        assert blab.sh("node1", f"stat -c %U {where}/192.0.2.50 && cat {where}/192.0.2.50").stdout.split("\n")[:2] == ["statd", STATD_RECORD]
 
 
 def test_join_second_node_then_zero_changes(blab) -> None:
@@ -104,6 +116,7 @@ def test_join_second_node_then_zero_changes(blab) -> None:
     assert again.exit_code == 0 and again.stdout.strip().endswith("0 changes"), again.stdout
     assert label(blab, "node2") == before  # the second node never makes a filesystem
     assert blab.sh("node2", "readlink /var/lib/nfs").stdout.strip() == STATE
+    assert "state-directory-path=/var/lib/nfs/statd" in blab.sh("node2", "cat /etc/nfs.conf").stdout
     assert blab.sh("node2", "cat /etc/hasync/cluster.toml").stdout == blab.sh("node1", "cat /etc/hasync/cluster.toml").stdout
     # hasync's own ssh (key + known_hosts) now works both ways
     for a, b in (("node1", "node2"), ("node2", "node1")):

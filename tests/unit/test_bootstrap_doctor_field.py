@@ -31,7 +31,7 @@ def with_chain(c: model.Cluster, **params: dict) -> model.Cluster:
 def test_healthy_active_node_is_all_ok() -> None:
     f = D.check_config(cluster(), profile()) + D.check_node(cluster(), profile(), "node1", node())
     assert [x for x in f if x.level in ("error", "warning")] == []
-    for check in ("nfs-scope", "sm-notify", "host", "chain-programs", "nfs-grace", "lvm-filter", "nfs-state-link"):
+    for check in ("nfs-scope", "sm-notify", "host", "chain-programs", "nfs-grace", "lvm-filter", "nfs-state-link", "statd-dir"):
         assert [x.level for x in f if x.check == check] and all(x.level == "ok" for x in f if x.check == check), check
 
 
@@ -114,6 +114,33 @@ def test_nfsdcld_records_on_the_replicated_disk_and_nfsdcld_running() -> None:
     assert "grace does not end as soon as every client has reclaimed" in w.message and "systemctl start nfsdcld" in w.fix
 
 
+def test_statd_keeps_its_lists_where_nfsnotify_reads_them() -> None:
+    """issue 15: resource-agents' nfsnotify sends `sm-notify -P /var/lib/nfs/statd`;
+    Debian's statd keeps its lists in /var/lib/nfs/sm unless nfs.conf says otherwise, and
+    then no NFSv3 client is told to reclaim its locks after a failover."""
+    unset = D.check_node(cluster(), profile(), "node1", node(**{"nfsconf.statd.state-directory-path": ""}))
+    [e] = found(unset, "statd-dir")
+    assert "statd keeps its lists in /var/lib/nfs/sm (debian12's default)" in e.message and "sm-notify -P /var/lib/nfs/statd" in e.message
+    assert e.fix.startswith("hasync bootstrap --yes") and "state-directory-path = /var/lib/nfs/statd" in e.fix
+    [e] = found(D.check_node(cluster(), profile(), "node2", node(**{"nfsconf.statd.state-directory-path": "/srv/statd"})), "statd-dir")
+    assert "in /srv/statd/sm (nfs.conf [statd] state-directory-path)" in e.message and e.where == "node2"
+    # the directory without sm/: statd would not start there
+    [e] = found(D.check_node(cluster(), profile(), "node1", node(**{"statd.sm": "0"})), "statd-dir")
+    assert "/var/lib/nfs/statd has no sm/" in e.message and e.fix == "hasync bootstrap --yes"
+    # ... unless /var/lib/nfs dangles here (the passive node of a symlink profile)
+    passive = D.check_node(cluster(), profile(), "node2", node(**{"statd.sm": "0", "nfs_resolves": "0", "statd.cwd": "", "statd.agents": ""}))
+    assert [x.level for x in passive if x.check == "statd-dir"] == ["ok"]
+    # RHEL's statd is built with the agents' directory: nothing to set
+    rhel9 = config.load_profile("rhel9")
+    assert [x.level for x in D.check_node(cluster(), rhel9, "node1", node(**{"nfsconf.statd.state-directory-path": ""})) if x.check == "statd-dir"] == ["ok"]
+    # statd started before bootstrap moved it: a warning until it restarts
+    [w] = found(D.check_node(cluster(), profile(), "node1", node(**{"statd.cwd": "/srv/ha/nfs-state"})), "statd-dir", "warning")
+    assert "rpc.statd runs in /srv/ha/nfs-state" in w.message and "systemctl restart rpc-statd" in w.fix
+    # no nfsnotify in the chain: statd's place does not matter to it
+    quiet = replace(cluster(), resources=tuple(r for r in cluster().resources if r.id != "notify"))
+    assert not [x for x in D.check_node(quiet, profile(), "node1", node(**{"nfsconf.statd.state-directory-path": ""})) if x.check == "statd-dir"]
+
+
 def test_server_scope_identical_on_both_nodes() -> None:
     a, b = node(), node(node="node2", **{"scope.run": ""})
     assert [x.level for x in D.check_pair(cluster(), "node1", "node2", a, b, None) if x.check == "nfs-scope"] == ["ok"]
@@ -180,7 +207,7 @@ def test_probe_script_runs_in_sh_here() -> None:
     script = D.probe_script(cluster(), profile(), "node1")
     r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
     p = D.parse_probe(r.stdout)
-    for key in ("os.present", "tool.wipefs_json", "prog.6.0", "lvm.global_filter", "lvm.pvs", "nfs_mounts", "mnt.fs", "scope.cfg", "clock"):
+    for key in ("os.present", "tool.wipefs_json", "prog.6.0", "lvm.global_filter", "lvm.pvs", "nfs_mounts", "mnt.fs", "scope.cfg", "statd.sm", "statd.cwd", "statd.agents", "clock"):
         assert key in p, (key, r.stdout)
     assert p["scope.cfg"] == "192.0.2.10"  # read from the node's own cluster.toml
     assert p["os.present"] in ("0", "1") and len(r.stdout.splitlines()) == len(set(line.partition("=")[0] for line in r.stdout.splitlines()))
