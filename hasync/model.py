@@ -12,6 +12,7 @@ from typing import Literal
 LinkKind = Literal["udp-unicast", "udp-multicast", "udp-broadcast", "serial"]
 ResourceType = Literal["heartbeat", "lsb", "systemd", "ocf", "service"]
 FencingMode = Literal["required", "optional", "off"]
+StopFailure = Literal["fence-self", "reboot", "block"]
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class Fencing:
     # replaced, e.g. ["fence_ipmilan", "-a", "{address}", ...] or a lab script.
     command: tuple[str, ...] = ()
     timeout: float = 30.0
-    on_stop_failure: Literal["fence-self", "reboot", "block"] = "fence-self"
+    on_stop_failure: StopFailure = "fence-self"
     self_command: tuple[str, ...] = ()  # how this node fences itself (default: reboot -f)
     src: str = ""
 

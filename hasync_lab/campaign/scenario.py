@@ -3,9 +3,11 @@
 A ``Scenario`` holds everything the simulator needs that is not a fault: the heartbeat
 timing, fencing and ping settings, the resource chain (kind, durations, timeouts,
 monitors) and the durations of the world around the daemon (boot, systemd's restart
-delay, the fence agent, the ping). It turns into the two nodes' ``FsmConfig`` the way
-the daemon builds it (``hasync.failover.daemon.fsm_config``: fence_retry = deadtime,
-at least 1 s), and it round-trips through JSON so a violation's folder replays it.
+delay, the fence agent, the ping). It turns into the ``model.Cluster`` a cluster.toml of
+those settings loads to, and the two nodes' ``FsmConfig`` come from that through the
+daemon's own builders (``membership_data.fsm_config``, ``membership_groups.group_configs``),
+so the campaign runs the config the daemon would run (issue 14); it round-trips through
+JSON so a violation's folder replays it.
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, replace
 
+from hasync import model
 from hasync.failover.membership import FsmConfig
-from hasync.failover.membership_data import agent_timeout_of, monitors_of, retry_interval
+from hasync.failover.membership_data import fsm_config
+from hasync.failover.membership_groups import group_configs
 
 NODES = ("node1", "node2")
 LINK_NAMES = ("hb", "public", "serial")
-RESOURCE_TYPES = ("ocf", "systemd", "lsb", "heartbeat", "service")
-FENCING_MODES = ("required", "optional", "off")
-STOP_FAILURE = ("fence-self", "reboot", "block")
+RESOURCE_TYPES: tuple[model.ResourceType, ...] = ("ocf", "systemd", "lsb", "heartbeat", "service")
+FENCING_MODES: tuple[model.FencingMode, ...] = ("required", "optional", "off")
+STOP_FAILURE: tuple[model.StopFailure, ...] = ("fence-self", "reboot", "block")
 KEEPALIVES = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
 class ResourceSpec:
     id: str
-    type: str
+    type: model.ResourceType
     start_s: float
     stop_s: float
     status_s: float
@@ -60,9 +64,9 @@ class Scenario:
     deadtime: float
     initdead: float
     auto_failback: bool
-    fencing_mode: str
+    fencing_mode: model.FencingMode
     fence_configured: bool
-    on_stop_failure: str
+    on_stop_failure: model.StopFailure
     ping_configured: bool
     latency_s: float  # one way, every link
     boot_s: float  # power-on to the services enabled at boot
@@ -116,47 +120,45 @@ class Scenario:
         (initdead at most) and stops it."""
         return self.daemon_delay_s + self.initdead + 2 * self.deadtime + 2 * self.chain_s + 10 * self.keepalive
 
-    def fsm_config(self, local: str, *, drifted: bool = False) -> FsmConfig:
-        """The node's FsmConfig, built as the daemon builds it; ``drifted``: this node's
-        config names the other preferred node (issue 12 item 5)."""
-        order = tuple(reversed(self.order)) if drifted else self.order
-        return FsmConfig(
-            cluster=self.cluster,
-            local=local,
-            peer=NODES[1] if local == NODES[0] else NODES[0],
-            order=order,
-            links=self.links,
-            resources=self.ids,
-            keepalive=self.keepalive,
-            warntime=self.warntime,
-            deadtime=self.deadtime,
-            initdead=self.initdead,
-            auto_failback=self.auto_failback,
-            fencing_mode=self.fencing_mode,
-            fence_configured=self.fence_configured,
-            on_stop_failure=self.on_stop_failure,
-            ping_configured=self.ping_configured,
-            monitors=monitors_of(self.resources),
-            fence_retry=retry_interval(self.deadtime),
-            agent_timeout=agent_timeout_of(self.resources),
-            # probe_retry stays FsmConfig's 1 s, where the daemon takes retry_interval(deadtime):
-            # the faithful value changes the named limits (late-stray 24 -> 2 on 2,000 x 5
-            # seeds) and the seed test_an_operator_acts_on_each_named_limit_a_fault_leaves
-            # replays, so it is a change of its own (issue 14), not part of a clean-up
+    def cluster_model(self, *, drifted: bool = False) -> model.Cluster:
+        """The cluster.toml these settings stand for, as ``hasync.config.load`` gives it to
+        the daemon (only what the membership FSM reads is filled in); ``drifted``: this
+        node's copy names the other preferred node, the cluster's and each group's (issue
+        12 item 5)."""
+        def prefer(node: str) -> str:
+            return next(n for n in NODES if n != node) if drifted else node
+
+        resources = {r.id: model.Resource(
+            id=r.id, type=r.type, agent=f"sim-{r.id}",
+            start_timeout=r.start_timeout, stop_timeout=r.stop_timeout, monitor_timeout=r.monitor_timeout,
+            monitor_interval=r.monitor_interval, max_restarts=r.max_restarts) for r in self.resources}
+        return model.Cluster(
+            path=f"<campaign seed {self.seed}>",
+            cluster=model.ClusterInfo(name=self.cluster, preferred_node=prefer(self.order[0])),
+            nodes=tuple(model.Node(name=n, address=n) for n in NODES),
+            heartbeat=model.Heartbeat(
+                keepalive=self.keepalive, warntime=self.warntime, deadtime=self.deadtime, initdead=self.initdead,
+                auto_failback=self.auto_failback, ping=("ping",) if self.ping_configured else (),
+                links=tuple(model.Link(name=n, kind="serial" if n == "serial" else "udp-unicast") for n in self.links)),
+            sync=model.Sync(),
+            storage=model.Storage(),
+            nfs=model.Nfs(),
+            resources=tuple(resources.values()),
+            fencing=model.Fencing(mode=self.fencing_mode, command=("sim-fence",) if self.fence_configured else (),
+                                  on_stop_failure=self.on_stop_failure),
+            groups=tuple(model.Group(g.id, tuple(resources[rid] for rid in g.resources), preferred_node=prefer(g.preferred),
+                                     auto_failback=g.auto_failback) for g in self.groups),
         )
 
+    def fsm_config(self, local: str, *, drifted: bool = False) -> FsmConfig:
+        """The node's FsmConfig, built by the daemon's own builder
+        (``membership_data.fsm_config``) from ``cluster_model``."""
+        return fsm_config(self.cluster_model(drifted=drifted), local)
+
     def fsm_configs(self, local: str, *, drifted: bool = False) -> tuple[tuple[str, FsmConfig], ...]:
-        """Each group's FsmConfig (membership_groups.group_configs does the same from a
-        cluster.toml): the group's chain, preference and auto_failback; the fence-first
-        node is the pair's preferred node."""
-        base = self.fsm_config(local, drifted=drifted)
-        out = []
-        for g in self.groups:
-            order = (g.preferred, next(n for n in NODES if n != g.preferred))
-            out.append((g.id, replace(
-                base, order=tuple(reversed(order)) if drifted else order, resources=g.resources, auto_failback=g.auto_failback,
-                monitors=tuple((rid, m) for rid, m in base.monitors if rid in g.resources), fence_first=base.order[0])))
-        return tuple(out)
+        """Each group's FsmConfig, built by the daemon's own builder
+        (``membership_groups.group_configs``) from ``cluster_model``."""
+        return group_configs(self.cluster_model(drifted=drifted), local)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
