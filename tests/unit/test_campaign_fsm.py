@@ -279,6 +279,35 @@ def test_a_two_group_scenario_replays_from_its_json():
     assert draw_scenario(166).groups == ()  # the one-group draw of a seed is unchanged
 
 
+def test_each_simulated_node_runs_the_config_the_daemon_builds_from_the_same_settings():
+    """Issue 14: the Scenario's FsmConfig comes from the daemon's own builders, so no field
+    drifts. Before, it left probe_retry at FsmConfig's 1 s where the daemon takes
+    retry_interval(deadtime): the campaign tested a config no daemon runs."""
+    from hasync.failover.membership_data import agent_timeout_of, retry_interval
+    from hasync_lab.campaign.scenario import NODES, draw_scenario
+
+    slow = 0
+    for seed in range(100):
+        for groups in (1, 2):
+            sc = draw_scenario(seed, groups)
+            slow += sc.deadtime > 1.0  # where the daemon's retry differs from FsmConfig's default
+            for node in NODES:
+                for drifted in (False, True):
+                    cfgs = sc.fsm_configs(node, drifted=drifted) if sc.groups else (("", sc.fsm_config(node, drifted=drifted)),)
+                    for gid, c in cfgs:
+                        want = next((g.preferred for g in sc.groups if g.id == gid), sc.order[0])
+                        assert c.probe_retry == c.fence_retry == retry_interval(sc.deadtime), seed
+                        assert (c.keepalive, c.warntime, c.deadtime, c.initdead) == (sc.keepalive, sc.warntime, sc.deadtime, sc.initdead)
+                        assert (c.fencing_mode, c.fence_configured, c.on_stop_failure, c.ping_configured) == (
+                            sc.fencing_mode, sc.fence_configured, sc.on_stop_failure, sc.ping_configured)
+                        assert (c.local, c.links, c.resources) == (node, sc.links, sc.group_ids(gid))
+                        assert (c.order[0] == want) != drifted, seed
+                        assert c.agent_timeout == agent_timeout_of(sc.resources)
+                        assert [rid for rid, _ in c.monitors] == [r.id for r in sc.resources if r.monitor_interval > 0 and r.id in c.resources]
+                        assert c.fence_first == ((sc.order[1] if drifted else sc.order[0]) if sc.groups else "")
+    assert slow > 20
+
+
 def test_real_fsm_survives_a_bounded_two_group_campaign(say):
     """The bounded campaign with each seed's chain cut in two groups (issue 17): the audits
     per group and the survivor's own group."""
