@@ -145,7 +145,7 @@ class Scenario:
             nfs=model.Nfs(),
             resources=tuple(resources.values()),
             fencing=model.Fencing(mode=self.fencing_mode, command=("sim-fence",) if self.fence_configured else (),
-                                  on_stop_failure=self.on_stop_failure),
+                                  timeout=self.fence_timeout_s, on_stop_failure=self.on_stop_failure),
             groups=tuple(model.Group(g.id, tuple(resources[rid] for rid in g.resources), preferred_node=prefer(g.preferred),
                                      auto_failback=g.auto_failback) for g in self.groups),
         )
