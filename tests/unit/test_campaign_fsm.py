@@ -259,9 +259,14 @@ def test_a_failback_begun_as_the_peer_dies_is_a_named_limit_and_the_chain_comes_
     and preferred, lost power 0.1 s before node1's auto_failback began handing the chain to
     it; node1 stopped the chain on a view no heartbeat could yet correct. own-group-stopped
     called that the survivor giving up its group. It is the race every failback has
-    (named: failback-race); liveness still holds (node1 declares node2 dead and restarts)."""
-    r = run_seed(26283028, 3)
-    assert not r.violations, replay_command(26283028, 3, None, None)
+    (named: failback-race); liveness still holds (node1 declares node2 dead and restarts).
+    Since the campaign runs the daemon's probe_retry (issue 14) that seed's failback comes
+    before the power loss; seed 1119844 (3 faults of these kinds) meets the race: node2,
+    fenced and back, loses power 3 ms before node1, hearing its last heartbeat, hands the
+    chain back; node1 declares it dead, fences it and runs the chain again."""
+    kinds = ("replay-peer-dead", "ping-loss", "boot-enabled")
+    r = run_seed(1119844, 3, kinds=kinds)
+    assert not r.violations, replay_command(1119844, 3, None, kinds)
     assert [(lim.audit, lim.limit) for lim in r.limits] == [("own-group-stopped", "failback-race")]
 
 
