@@ -141,6 +141,7 @@ class Membership:
         # released) is asked again, and is asked to stand by once the chain runs here
         self.takeover_wanted = False
         self.takeover_overridden = False  # ... and one the peer's later takeover replaced
+        self.takeover_done = False  # ... and one that ran the chain here (latched: a later move does not undo the answer)
         self.failed = False
         self.leaving = False
         # the operator's settings (operator.py), kept in the state directory
@@ -680,6 +681,7 @@ class Membership:
                 # or restarted) is asked to stand by, as one asked at the time would be:
                 # an auto_failback must not undo the operator's takeover at once
                 self.takeover_wanted = False
+                self.takeover_done = True
                 if not pr.flags & F_STANDBY:
                     self._request(REQ_RELEASE)
                     out.append(Send())

@@ -123,6 +123,7 @@ def _takeover(m: Membership, now: float) -> Reply:
     # stays here when a fault moves it meanwhile
     m.takeover_wanted = True
     m.takeover_overridden = False
+    m.takeover_done = False
     if m.role == Role.ACTIVE:
         return True, "already active", out
     if pr.state in ALIVE:
@@ -235,6 +236,8 @@ def command_result(m: Membership, cmd: str, node: str = "") -> bool | None:
             return False
         return True if up and pr.flags & F_OPERATOR_STANDBY and not pr.holds and m.role == Role.ACTIVE else None
     if cmd in (Command.STANDBY, HANDOVER):
+        if m.role == Role.ACTIVE and not (m.standby_req or m.operator_standby):
+            return False  # the chain came back here: the peer went standby (its request cleared ours) or could not run it
         if m.role == Role.STANDBY and (pr.role == Role.ACTIVE or not up):
             return pr.role == Role.ACTIVE and up  # the peer took it, or nobody can
         if m.role == Role.STOP_FAILED:
@@ -242,7 +245,9 @@ def command_result(m: Membership, cmd: str, node: str = "") -> bool | None:
         if m.role == Role.STANDBY and up and pr.flags & F_FAILED:
             return False  # stopped here, but the chain failed on the peer
     elif cmd == Command.TAKEOVER:
-        if m.role == Role.ACTIVE:
+        # (with several groups each group answers once it ran here: an auto_failback of one
+        # group after the peer rebooted must not leave the whole command unanswered)
+        if m.role == Role.ACTIVE or m.takeover_done:
             return True
         if m.role == Role.STOP_FAILED or (m.role == Role.STANDBY and m.failed):
             return False

@@ -221,6 +221,12 @@ FOUND = {
 FOUND_GROUPS = {
     "a takeover's group moved by a fault meanwhile": (30609, 5, "operator-unanswered"),
     "takeovers on both nodes, one group done before the other": (30713, 5, "operator-unanswered"),
+    # a migrate of g2 from node2 while node1 went `hasync standby`: node2 ran g2 again and
+    # the migrate was never answered (found 2026-12-07 by the run with the daemon's probe_retry)
+    "a migrate undone by the peer's standby, never answered": (655926842, 5, "operator-unanswered"),
+    # a takeover of both groups: g1 ran here, then failed back to node1 after its fence-self
+    # and reboot (auto_failback) before g2 came here: never both at once, never answered
+    "a takeover whose groups were here one after the other": (638670879, 5, "operator-unanswered"),
 }
 
 

@@ -349,3 +349,20 @@ def test_a_migrate_asked_while_the_chain_starts_moves_it_once_it_is_up():
     sim.n2.alive = False  # still a one-off move: availability brings the chain back
     sim.run(1.5)
     assert sim.n1.fsm.role == "active"
+
+
+def test_a_migrate_undone_by_the_peers_standby_is_answered_not_done():
+    # the fsm campaign with the daemon's probe_retry (seed 655926842, two groups): node2
+    # accepted `hasync migrate`, began to stop; node1 went `hasync standby` meanwhile,
+    # which cleared node2's request; node2 ran the chain again (nobody else may) and the
+    # migrate waited for an answer for ever
+    sim = settle(Sim())
+    sim.n1.job_time = 0.3
+    ok, msg = sim.n1.command("handover")
+    assert ok and msg == "going standby"
+    sim.step()
+    assert sim.n1.fsm.role == "stopping"
+    ok, _ = sim.n2.command("standby")
+    assert ok
+    verdict, _ = run_until_done(sim, sim.n1, "handover", limit=3.0)
+    assert verdict is False and sim.n1.fsm.role == "active" and sim.n2.fsm.role == "standby"
