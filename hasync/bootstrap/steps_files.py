@@ -162,6 +162,13 @@ def plan_units(w: Wanted, f: Facts) -> list[Change]:
             out.append(Change("units", "run", "started at boot", argv=argv))
     for s in w.services("failover") if w.pacemaker else ():
         if f[f"enabled:{s}"] in ("enabled", "enabled-runtime", "indirect", "alias"):
-            off: tuple[str, ...] = ("systemctl", "disable", "--now", unit_name(s)) if w.profile.init == "systemd" else ("chkconfig", s, "off")
-            out.append(Change("units", "run", "Pacemaker runs the chain here: hasync's failover daemon must not", argv=off))
+            why = "Pacemaker runs the chain here: hasync's failover daemon must not"
+            if w.profile.init != "systemd":
+                out.append(Change("units", "run", why, argv=("chkconfig", s, "off")))
+                continue
+            # disable works on the unit files alone; the stop only where systemd is PID 1
+            # (`disable --now` fails as a whole without it: a host booted with another init)
+            out.append(Change("units", "run", why, argv=("systemctl", "disable", unit_name(s))))
+            out.append(Change("units", "run", "stopped now where systemd runs it (/run/systemd/system, as sd_booted(3) tests)",
+                              argv=("sh", "-c", '[ ! -d /run/systemd/system ] || systemctl stop "$1"', "stop", unit_name(s))))
     return out
