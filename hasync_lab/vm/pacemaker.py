@@ -97,6 +97,16 @@ class ClusterView:
     group_on: tuple[str, ...] = ()  # nodes where every member of the group is Started
     fenced: tuple[str, ...] = ()  # targets of successful fence events
     failures: tuple[str, ...] = ()
+    down: tuple[str, ...] = ()  # top-level primitives (the fence devices) not Started anywhere
+
+
+def _down(xml_text: str) -> tuple[str, ...]:
+    try:
+        res = ET.fromstring(xml_text).find("resources")
+    except ET.ParseError:
+        return ()
+    return tuple(sorted(r.get("id", "") for r in (res.iterfind("resource") if res is not None else ())
+                        if r.get("role") != "Started"))
 
 
 def view(xml_text: str) -> ClusterView | None:
@@ -114,7 +124,8 @@ def view(xml_text: str) -> ClusterView | None:
         online=tuple(sorted(n for n, a in st.nodes.items() if a.get("online") == "true")),
         promoted=tuple(promoted), group_on=tuple(group_on),
         fenced=tuple(e.get("target", "") for e in st.fencing if e.get("status") == "success"),
-        failures=tuple(f.get("op_key", "") + "@" + f.get("node", "") for f in st.failures))
+        failures=tuple(f.get("op_key", "") + "@" + f.get("node", "") for f in st.failures),
+        down=_down(xml_text))
 
 
 # --------------------------------------------------------------------------- steps (effects)
@@ -212,7 +223,10 @@ def rejoin(lab: VmLab, node: str, peer: str) -> dict[str, float]:
         if time.monotonic() > deadline:
             raise AssertionError(f"{peer}: crm-fence-peer's constraint still in the CIB after {node}'s resync")
         time.sleep(2)
-    wait_view(lab, peer, lambda v: v.promoted == (peer,) and v.group_on == (peer,), f"the group still on {peer}", timeout=120)
+    # and the fence devices started again (the one aimed at *peer* runs on *node*): a trial
+    # begun before that waited for its start before fencing (2026-12-07: fence done 125 s)
+    wait_view(lab, peer, lambda v: v.promoted == (peer,) and v.group_on == (peer,) and not v.down,
+              f"the group still on {peer}, every fence device started", timeout=180)
     out["rejoined_s"] = round(time.monotonic() - t0, 2)
     return out
 

@@ -209,13 +209,16 @@ def crm_mon(cib: Path) -> str:
 def test_the_view_of_the_trials_cluster_and_of_the_failover(running, tmp_path):
     v = P.view(crm_mon(running))
     assert v is not None
-    assert (v.online, v.promoted, v.group_on, v.fenced) == (("node1", "node2"), ("node1",), ("node1",), ())
+    assert (v.online, v.promoted, v.group_on, v.fenced, v.down) == (("node1", "node2"), ("node1",), ("node1",), (), ())
     failed = tmp_path / "failed.xml"
     subprocess.run(["crm_simulate", "-x", str(running), "-S", "-O", str(failed), "--node-fail", "node1"],
                    capture_output=True, check=True)
     after = crm_mon(failed)
     v2 = P.view(after)
     assert v2 is not None and v2.promoted == ("node2",) and v2.group_on == ("node2",)
+    # the device aimed at node2 ran on node1 and cannot run on its own target: the rejoin
+    # waits for it to start again before the next trial
+    assert v2.down == ("fence-node2",), v2.down
     # the history's times: promote and every start after the crash, none before
     t = ET.fromstring(after).find(".//operation_history[@task='promote']")
     assert t is not None
