@@ -275,6 +275,20 @@ def hasync_trials(lab: VmLab, image, args: argparse.Namespace, result: dict) -> 
         _say(f"stopped: {result['error'][-1000:]}")
 
 
+def side_by_side(res: dict) -> list[str]:
+    """hasync's figures and each peer's, one line each, lined up: crash -> the client's next
+    acknowledged write (client1's, the v3 mount, for hasync: the peers' client)."""
+    rows = [("hasync", "this run's [heartbeat]", res)] if res.get("peers") and "median_s" in res else []
+    rows += [(p["tool"], p["setting"], p) for p in res.get("peers", [])]
+    if not rows:
+        return []
+    out = [f"{'tool':10} {'setting':24} {'trials':>6} {'median s':>9} {'min-max s':>15} {'lost writes':>11}"]
+    for tool, setting, r in rows:
+        span = f"{r['min_s']}-{r['max_s']}"
+        out.append(f"{tool:10} {setting:24} {r['trials']:>6} {r['median_s']:>9} {span:>15} {r['lost_writes']:>11}")
+    return out
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     if args.trials < (0 if args.peers else 1):
@@ -298,9 +312,9 @@ def main(argv: list[str]) -> int:
         print(text)
     if "error" in res:
         return 1
-    for p in res.get("peers", []):
-        print(f"{p['tool']} ({p['setting']}): median {p['median_s']} s over {p['trials']} trials "
-              f"(min {p['min_s']}, max {p['max_s']}); lost writes {p['lost_writes']}")
+    out = sys.stderr if args.json else sys.stdout  # --json: stdout is the JSON alone
+    for line in side_by_side(res):
+        print(line, file=out)
     if not args.json and "median_s" in res:
         print(f"crash -> client I/O resumed: median {res['median_s']} s over {res['trials']} trials "
               f"(min {res['min_s']}, max {res['max_s']}); lost writes {res['lost_writes']}, "

@@ -143,6 +143,24 @@ def test_the_record_is_read_once_closed_and_a_missing_phase_is_not_a_zero(monkey
     assert median_phases([]) == {}
 
 
+def test_the_side_by_side_lines_and_json_stdout(monkeypatch, capsys):
+    from hasync_lab.bench import vm_failover
+
+    res = {"tool": "hasync", "trials": 5, "median_s": 43.187, "min_s": 37.78, "max_s": 45.501, "lost_writes": 0,
+           "stale_handles": 0, "breakdown": {}, "clients": [],
+           "peers": [{"tool": "pacemaker", "setting": "token 3000 ms", "trials": 5, "median_s": 61.204,
+                      "min_s": 50.629, "max_s": 72.996, "lost_writes": 0}]}
+    lines = vm_failover.side_by_side(res)
+    assert [ln.split()[0] for ln in lines] == ["tool", "hasync", "pacemaker"]
+    assert "43.187" in lines[1] and "37.78-45.501" in lines[1] and "61.204" in lines[2]
+    assert vm_failover.side_by_side({"median_s": 1.0}) == []  # no peers: the usual summary only
+    # --json: stdout is one JSON document (the side-by-side lines went after it on stdout)
+    monkeypatch.setattr(vm_failover, "run", lambda args: res)
+    assert vm_failover.main(["--json", "--peers", "pacemaker"]) == 0
+    got = capsys.readouterr()
+    assert json.loads(got.out)["median_s"] == 43.187 and "pacemaker" in got.err and "hasync " in got.err
+
+
 def test_sampler_verdicts_and_blind_samples():
     from hasync_lab.vm import scenario
 
