@@ -49,7 +49,20 @@ def plan_nfs_state(w: Wanted, f: Facts) -> list[Change]:
             out.append(Change("nfs-state", "link", f"{nfs_state} was a {here['kind']}" + (f" -> {here['target']}" if here["target"] else ""), path=nfs_state, target=sd))
     elif here["kind"] != "dir":
         out.append(Change("nfs-state", "mkdir", f"the bind-mount target (the chain mounts {sd} here)", path=nfs_state, mode=0o755))
+    if w.profile.init == "systemd" and any(ch.action in ("run", "link") for ch in out):
+        out.insert(0, Change("nfs-state", "run", NFSDCLD_STOP_WHY.format(state=nfs_state), argv=NFSDCLD_STOP))
     return out
+
+
+# nfsdcld, started at boot with the distro's NFS server (nfs-server.service wants it), keeps
+# its client database open where it found it: after the move it writes nowhere ("Unable to
+# update epochs: attempt to write a readonly database"), nfsd falls back to the old
+# tracking, and v4 clients lose their locks at the next failover (the VM field run under
+# systemd, 2026-12-07). Stopped before the copy (a live database is not copied); the
+# chain's NFS start brings it back on the replicated disk.
+NFSDCLD_STOP = ("sh", "-c", "if [ -d /run/systemd/system ] && systemctl is-active -q nfsdcld.service; then systemctl stop nfsdcld.service; fi")
+NFSDCLD_STOP_WHY = ("nfsdcld, if it runs (started at boot with the NFS server), keeps its client database open in the old {state}: "
+                    "stopped; the chain's NFS start brings it back on the replicated disk")
 
 
 def nfs_conf_path(w: Wanted) -> str:

@@ -323,3 +323,32 @@ def test_generated_auth_key_holds_32_random_bytes() -> None:
     assert len(keys) == 3
     for k in keys:
         assert k.endswith("\n") and len(bytes.fromhex(k.strip())) >= 32
+
+
+def test_nfsdcld_started_at_boot_is_stopped_before_the_nfs_state_moves() -> None:
+    """The VM field run under systemd (2026-12-07): nfsdcld, started at boot with Debian's
+    NFS server, kept its database open in the node's own /var/lib/nfs after bootstrap moved
+    it ("attempt to write a readonly database"), and nfsd fell back to the old client
+    tracking. The move stops it first (before the copy); once moved, nothing is stopped
+    (a re-run on the active node touches no running NFS); not where systemd is not init."""
+    from hasync.bootstrap import steps_nfs
+    from hasync.bootstrap.testing import DataFacts
+
+    def nfs_state(w, facts):
+        [s] = [s for s in P.STEPS if s.name == "nfs-state"]
+        return s.plan(w, DataFacts(facts, w.profile.init).get(s.needs(w)))
+
+    prof = config.load_profile("debian12")
+    w = wanted(profile=prof, cluster=config.load(str(ROOT / "profiles" / "cluster" / "example.toml")))
+    sd = w.cluster.nfs.state_dir
+    fresh = {"path:/var/lib/nfs": {"kind": "dir", "target": "", "mode": 0o755}}
+    first = nfs_state(w, fresh)
+    assert first[0].argv == steps_nfs.NFSDCLD_STOP and first[0].action == "run", first
+    assert [c.argv[0] for c in first[1:] if c.action == "run"] == ["rm", "cp", "mv"]
+    joined = nfs_state(replace(w, first=False, node="node2"), fresh)  # the join: the link only
+    assert joined[0].argv == steps_nfs.NFSDCLD_STOP and [c.action for c in joined[1:]] == ["link"]
+    done = {"path:/var/lib/nfs": {"kind": "symlink", "target": sd, "mode": 0o777},
+            f"path:{sd}": {"kind": "dir", "target": "", "mode": 0o755}}
+    assert nfs_state(w, done) == []
+    sysv = replace(w, profile=config.load_profile("sles9"))
+    assert steps_nfs.NFSDCLD_STOP not in [c.argv for c in nfs_state(sysv, fresh)]
