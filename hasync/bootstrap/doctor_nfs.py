@@ -51,6 +51,8 @@ def probe_lines(cluster: model.Cluster, profile: model.Profile, node: str) -> li
         probe_line("nfsd.grace", "cat /proc/fs/nfsd/nfsv4gracetime"),
         probe_line("nfsd.lease", "cat /proc/fs/nfsd/nfsv4leasetime"),
         "pgrep -x nfsdcld >/dev/null && echo nfsdcld_running=1 || echo nfsdcld_running=0",
+        # the database the running nfsdcld has open (resolved by the kernel)
+        probe_line("nfsdcld.db", "for f in /proc/$(pgrep -xo nfsdcld)/fd/*; do readlink \"$f\"; done | grep 'main[.]sqlite$' | head -n 1"),
         probe_line("mnt.nfs_state", f"awk -v p={q(state)} '$5==p{{print $3\" \"$4}}' /proc/self/mountinfo | tail -n 1"),
         probe_line("scope.run", f"sed -n 's/^NFS_SERVER_SCOPE=//p' {SCOPE_FILE}"),
         probe_line("scope.cfg", f"grep -o 'nfs_server_scope *= *\"[^\"]*\"' {q(cluster.path)} | head -n 1 | sed 's/.*\"\\(.*\\)\"$/\\1/'"),
@@ -260,6 +262,13 @@ def _v4_state(cluster: model.Cluster, profile: model.Profile, node: str, p: dict
         if sd and not nfsstate.on_replicated_disk(profile, cluster, d):
             out.append(Finding("nfs-v4-records", "error", node, f"{section} keeps the NFSv4 client records in {d}, off the replicated disk: after a failover "
                                                                 "the new node does not know the clients, they cannot reclaim and the grace runs its full length", FIX))
+    db = p.get("nfsdcld.db", "")
+    if sd and p.get("nfsdcld_running") == "1" and db and not nfsstate.on_replicated_disk(profile, cluster, db):
+        out.append(Finding("nfsdcld-db", "error", node, f"the running nfsdcld has its client database open in {db}, not on the replicated disk (it was "
+                                                        "started before the NFS state moved, e.g. at boot with the distro's NFS server): it writes "
+                                                        "nowhere, nfsd falls back to the old client tracking and v4 clients lose their locks at the next failover",
+                           "on the standby: systemctl stop nfsdcld (the chain's NFS start brings it back); on the active node, "
+                           "hasync migrate to the peer and back"))
     if running and p.get("nfsdcld_running") == "0":
         out.append(Finding("nfsdcld", "warning", node, "nfsd serves without nfsdcld: v4 clients are tracked the legacy way and the grace does not end as soon as every "
                                                        "client has reclaimed", "systemctl start nfsdcld, then restart the NFS server (check nfsdcld is installed, not masked)"))

@@ -54,6 +54,7 @@ nfsd.threads=8
 nfsd.grace=20
 nfsd.lease=20
 nfsdcld_running=1
+nfsdcld.db=/srv/ha/nfs-state/nfsdcld/main.sqlite
 mnt.nfs_state=
 mnt.fs=254:2 /
 scope.run=192.0.2.10

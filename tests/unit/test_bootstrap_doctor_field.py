@@ -114,6 +114,17 @@ def test_nfsdcld_records_on_the_replicated_disk_and_nfsdcld_running() -> None:
     assert "grace does not end as soon as every client has reclaimed" in w.message and "systemctl start nfsdcld" in w.fix
 
 
+def test_an_nfsdcld_holding_the_database_of_before_the_move_is_an_error() -> None:
+    # the VM field run under systemd: nfsdcld started at boot kept the node's own database
+    # open after bootstrap moved /var/lib/nfs (the old folder is kept as .hasync-orig)
+    stale = node(**{"nfsdcld.db": "/var/lib/nfs.hasync-orig/nfsdcld/main.sqlite"})
+    [e] = found(D.check_node(cluster(), profile(), "node2", stale), "nfsdcld-db")
+    assert "/var/lib/nfs.hasync-orig/nfsdcld/main.sqlite, not on the replicated disk" in e.message and "systemctl stop nfsdcld" in e.fix
+    for fine in ("/srv/ha/nfs-state/nfsdcld/main.sqlite", ""):
+        assert not found(D.check_node(cluster(), profile(), "node1", node(**{"nfsdcld.db": fine})), "nfsdcld-db"), fine
+    assert not found(D.check_node(cluster(), profile(), "node2", node(nfsdcld_running="0", **{"nfsdcld.db": "/var/x/main.sqlite"})), "nfsdcld-db")
+
+
 def test_statd_keeps_its_lists_where_nfsnotify_reads_them() -> None:
     """issue 15: resource-agents' nfsnotify sends `sm-notify -P /var/lib/nfs/statd`;
     Debian's statd keeps its lists in /var/lib/nfs/sm unless nfs.conf says otherwise, and
