@@ -57,8 +57,11 @@ def server_script(*, socket_path: str, archive_dir: str, incoming: str, unison: 
     return (
         f"umask 077; mkdir -p {q(d)} {q(archive_dir)} && chmod 700 {q(d)} || exit 1; "
         f"echo \"VERSION $({q(unison)} -version 2>&1)\"; "
-        # stale archive locks of a run the peer's crash interrupted (checks for live unison)
-        f"command -v hasync >/dev/null 2>&1 && hasync sync unlock --quiet >/dev/null 2>&1; "
+        # stale archive locks of a run the peer's crash interrupted (checks for live unison);
+        # only when there is a lock: a Python start on every connection took the emulated
+        # VM nodes past the start timeout (the watcher never connected to the busy node)
+        f"if ls {q(archive_dir)}/lk* >/dev/null 2>&1 && command -v hasync >/dev/null 2>&1; then "
+        f"hasync sync unlock --quiet >/dev/null 2>&1; fi; "
         # notes nobody consumed (no watcher runs there) must not grow without bound
         f"[ \"$(stat -c %s {q(incoming)} 2>/dev/null || echo 0)\" -gt 16777216 ] && : > {q(incoming)}; "
         f"rm -f {q(socket_path)}; "
@@ -161,8 +164,11 @@ class PeerLink:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout: float = 15.0) -> str:
-        """Connect and start the peer's server; returns the peer's ``unison -version``."""
+    def start(self, timeout: float = 30.0) -> str:
+        """Connect and start the peer's server; returns the peer's ``unison -version``.
+        *timeout* bounds the wait for its READY (ssh's ConnectTimeout bounds the connect):
+        a loaded node takes seconds to start unison's server (15 s was too short on the
+        VM lab's emulated nodes under a running chain)."""
         self.stop()
         os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         os.chmod(self.run_dir, 0o700)

@@ -35,6 +35,30 @@ def test_master_forwards_the_unison_socket_and_runs_the_server():
     assert "kill $p" in script and "umask 077" in script
 
 
+def test_the_server_starts_hasync_for_stale_locks_only_when_there_is_a_lock(tmp_path):
+    """The VM field run under systemd: the peer's server script ran `hasync sync unlock` (a
+    Python start) on every connection, and on a busy emulated node READY came after the
+    start timeout, every time: node2's watcher never reached node1."""
+    import subprocess
+
+    bindir, archive = tmp_path / "bin", tmp_path / "archive"
+    bindir.mkdir()
+    calls = tmp_path / "calls"
+    for name, body in (("hasync", f'echo "$@" >> {calls}'), ("unison", "[ \"$1\" = -socket ] && exec sleep 30; echo 'unison version 2.52.1'")):
+        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bindir / name).chmod(0o755)
+    script = server_script(socket_path=str(tmp_path / "run" / "s.sock"), archive_dir=str(archive), incoming=str(tmp_path / "in"))
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+
+    def run() -> str:
+        p = subprocess.run(["sh", "-c", script], input=b"", capture_output=True, env=env, timeout=30)
+        return p.stdout.decode()
+
+    assert "READY" in run() and not calls.exists()  # no lock: no Python start
+    (archive / "lk0123abcd").write_text("")
+    assert "READY" in run() and calls.read_text().split() == ["sync", "unlock", "--quiet"]
+
+
 def test_mux_rides_on_the_master():
     argv = mux_argv("root@node2", (), "/run/hasync/sync/ssh-node2.ctl", "cat /run/hasync/role")
     assert argv == ("ssh", "-S", "/run/hasync/sync/ssh-node2.ctl", "-o", "ControlMaster=no",
