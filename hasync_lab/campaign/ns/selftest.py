@@ -85,9 +85,24 @@ def case_liveness(run) -> bool | dict[str, bool]:
     # group b's address pulled from under the node that runs it: not clean, naming group b
     owner = run.owners.get("b", run.nodes[1])
     run.lab.sh(owner, piece_script("stop", "vip2", run.lab))
-    ok, why = run.await_clean(0.3)
+    # any look within 0.3 s that names group b: the last look alone (await_clean's answer)
+    # missed it once the address's monitor had put it back (CI, 2026-12-07, seed 98584474)
+    named = _names_within(run, "group b", 0.3)
     run.await_clean(run.t.liveness_bound_s)
-    return {"liveness": fired, "liveness/b": not ok and why.startswith("group b")}
+    return {"liveness": fired, "liveness/b": named}
+
+
+def _names_within(run, prefix: str, window: float) -> bool:
+    """Does clean_now(), polled for *window* seconds, ever say the cluster is not clean
+    for a reason beginning with *prefix*?"""
+    end = time.monotonic() + window
+    while True:
+        ok, why = run.clean_now()
+        if not ok and why.startswith(prefix):
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.02)
 
 
 def case_own_group_stopped(run) -> bool:
