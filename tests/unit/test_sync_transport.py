@@ -39,16 +39,20 @@ def test_the_server_starts_hasync_for_stale_locks_only_when_there_is_a_lock(tmp_
     """The VM field run under systemd: the peer's server script ran `hasync sync unlock` (a
     Python start) on every connection, and on a busy emulated node READY came after the
     start timeout, every time: node2's watcher never reached node1."""
+    import os
     import subprocess
+    import sys
 
     bindir, archive = tmp_path / "bin", tmp_path / "archive"
     bindir.mkdir()
     calls = tmp_path / "calls"
-    for name, body in (("hasync", f'echo "$@" >> {calls}'), ("unison", "[ \"$1\" = -socket ] && exec sleep 30; echo 'unison version 2.52.1'")):
+    for name, body in (("hasync", f'echo "$@" >> {calls}'), ("unison", "[ \"$1\" = -socket ] && exec python3 -c 'import socket, sys, time; "
+                                          "socket.socket(socket.AF_UNIX).bind(sys.argv[1]); time.sleep(30)' \"$2\"\n"
+                                          "echo 'unison version 2.52.1'")):
         (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bindir / name).chmod(0o755)
     script = server_script(socket_path=str(tmp_path / "run" / "s.sock"), archive_dir=str(archive), incoming=str(tmp_path / "in"))
-    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    env = {"PATH": f"{bindir}:{os.path.dirname(sys.executable)}:/usr/bin:/bin"}  # python3: the socket's server
 
     def run() -> str:
         p = subprocess.run(["sh", "-c", script], input=b"", capture_output=True, env=env, timeout=30)
