@@ -415,3 +415,9 @@ def _owner(m: Membership) -> str | None:
 
 # what the daemon drives: one chain's FSM, or several groups' (the same methods)
 AnyMembership = Membership | GroupMembership
+
+
+def jobs_of(fsm: AnyMembership) -> list[Job | None]:
+    """The job under way in each group (None where there is none): one entry for a
+    single-group membership."""
+    return [m.job for m in fsm.groups.values()] if isinstance(fsm, GroupMembership) else [fsm.job]

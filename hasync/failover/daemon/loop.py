@@ -40,7 +40,7 @@ from hasync.failover.errors import BadTiming
 from hasync.failover.host import Paths
 from hasync.failover.links import open_link
 from hasync.failover.membership import Event, Membership, fsm_config
-from hasync.failover.membership_groups import AnyMembership, GroupMembership, group_configs
+from hasync.failover.membership_groups import AnyMembership, GroupMembership, group_configs, jobs_of
 from hasync.failover.packets import Mac
 from hasync.failover.resource_state import ResourceTable
 from hasync.failover.restart import detach_refusal, job_type, list_jobs_argv, unit_of_cgroup
@@ -296,7 +296,7 @@ class Daemon:
         if job_type(r.stdout, self.unit) != "restart":
             return False
         fsm = self.fsm
-        why = detach_refusal(fsm.role, fsm.job, fsm.gate, self.leave_started)
+        why = detach_refusal(fsm.role, jobs_of(fsm), fsm.gate, self.leave_started)
         if why:
             self.executor.event(Event("stop", f"{self.unit} restarts, but {why}: leaving the usual way", Level.INFO))
             return False
