@@ -59,6 +59,7 @@ def probe_lines(cluster: model.Cluster, profile: model.Profile, node: str) -> li
         # statd's lists where nfsnotify reads them; the directory the running statd chdir'd to
         # (statd(8): it works in its state directory) against that one, resolved
         f"[ -d {q(nfsstate.AGENTS_STATD)}/sm ] && echo statd.sm=1 || echo statd.sm=0",
+        f"[ -d {q(nfsstate.AGENTS_STATD)}/sm.ha ] && echo statd.sm_ha=1 || echo statd.sm_ha=0",
         probe_line("statd.cwd", "readlink /proc/$(pgrep -xo rpc.statd)/cwd"),
         probe_line("statd.agents", f"readlink -f {q(nfsstate.AGENTS_STATD)}"),
     ]
@@ -187,6 +188,11 @@ def _statd(cluster: model.Cluster, profile: model.Profile, node: str, p: dict[st
     if p.get("nfs_resolves") == "1" and p.get("statd.sm") == "0":
         return [Finding("statd-dir", "error", node, f"{agents} has no sm/: statd does not start (it runs as sm/'s owner) and nfsnotify "
                                                     "notifies no client", FIX)]
+    server = any(nfsstate.is_ocf(r, "nfsserver") for r in cluster.resources)
+    if server and p.get("nfs_resolves") == "1" and p.get("statd.sm_ha") == "0":
+        return [Finding("statd-dir", "error", node, f"{agents} has no sm.ha/: the nfsserver agent saves statd's lists there before it stops "
+                                                    "nfsd and puts them back after its start; without it the locking clients' records are "
+                                                    "lost at a migrate and no NFSv3 client is told to reclaim its locks", FIX)]
     out = [Finding("statd-dir", "ok", node, f"statd keeps its lists in {agents}, where nfsnotify reads them")]
     cwd, real = p.get("statd.cwd", ""), p.get("statd.agents", "")
     if cwd and real and cwd != real:

@@ -16,9 +16,15 @@ V4_TRACKERS = ("nfsdcld", "nfsdcltrack")
 # Where resource-agents look for statd's monitor records: nfsnotify hard-codes RHEL's
 # layout (STATD_PATH, copied and passed to `sm-notify -P`), nfsserver uses it when it is
 # a directory. statd(8) and sm-notify(8) read theirs from nfs.conf [statd]
-# state-directory-path, each keeping its lists in <dir>/sm and <dir>/sm.bak.
+# state-directory-path, each keeping its lists in <dir>/sm and <dir>/sm.bak. The
+# nfsserver agent saves both into <dir>/sm.ha before it stops nfsd and copies them back
+# after its next start ("restoring the statd client state"), but makes sm.ha only when it
+# binds nfs_shared_infodir itself: without the directory its `cp` fails and nothing is
+# saved. In the VM field run under systemd (2026-12-07) the locking client's record in
+# sm/ was gone on node2 after a migrate (sm/ and sm.bak/ empty, no sm.ha) and no client
+# was told to reclaim its NFSv3 locks.
 AGENTS_STATD = "/var/lib/nfs/statd"
-STATD_LISTS = ("sm", "sm.bak")
+STATD_LISTS = ("sm", "sm.bak", "sm.ha")
 
 
 def nfs_state(profile: model.Profile) -> str:

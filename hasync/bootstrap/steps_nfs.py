@@ -139,12 +139,13 @@ def plan_nfs_statd(w: Wanted, f: Facts) -> list[Change]:
                                                "agent reads them (from their next start)", path=path, data=new, old=old)]
 
 
-LIST_WHY = {"sm": "statd's monitor list: the clients holding NFSv3 locks", "sm.bak": "sm-notify's list of clients still to notify"}
+LIST_WHY = {"sm": "statd's monitor list: the clients holding NFSv3 locks", "sm.bak": "sm-notify's list of clients still to notify",
+            "sm.ha": "the nfsserver agent's copy of both across its stop and start (it saves nothing without it)"}
 
 
 def _statd_dir(w: Wanted, f: Facts, home: str) -> list[Change]:
     """*home*/statd as Debian's nfs-common makes /var/lib/nfs: root's, its sm/ and sm.bak/
-    (0755) the statd user's -- statd and sm-notify take their user from sm/'s owner and
+    (0755) the statd user's, and sm.ha/ beside them for the nfsserver agent (nfsstate.py) -- statd and sm-notify take their user from sm/'s owner and
     need nothing else there (statd(8), CVE-2019-3689) --; the records and the NSM state
     number of *home*'s old lists copied in (the old ones are kept)."""
     new, old, name = f"{home}/statd", _statd_old(w, home), _statd_user(w)

@@ -48,6 +48,7 @@ nfsconf.nfsd.grace-time=20
 nfsconf.nfsd.lease-time=20
 nfsconf.statd.state-directory-path=/var/lib/nfs/statd
 statd.sm=1
+statd.sm_ha=1
 statd.cwd=/srv/ha/nfs-state/statd
 statd.agents=/srv/ha/nfs-state/statd
 nfsd.threads=8

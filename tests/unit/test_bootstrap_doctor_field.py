@@ -138,8 +138,14 @@ def test_statd_keeps_its_lists_where_nfsnotify_reads_them() -> None:
     # the directory without sm/: statd would not start there
     [e] = found(D.check_node(cluster(), profile(), "node1", node(**{"statd.sm": "0"})), "statd-dir")
     assert "/var/lib/nfs/statd has no sm/" in e.message and e.fix == "hasync bootstrap --yes"
+    # no sm.ha/ beside them: the nfsserver agent saves nothing across its stop (the VM field
+    # run, 2026-12-07: the locking client's record gone on node2 after a migrate)
+    [e] = found(D.check_node(cluster(), profile(), "node1", node(**{"statd.sm_ha": "0"})), "statd-dir")
+    assert "/var/lib/nfs/statd has no sm.ha/" in e.message and "lost at a migrate" in e.message and e.fix == "hasync bootstrap --yes"
+    no_server = replace(cluster(), resources=tuple(r for r in cluster().resources if r.agent != "heartbeat:nfsserver"))
+    assert not found(D.check_node(no_server, profile(), "node1", node(**{"statd.sm_ha": "0"})), "statd-dir")
     # ... unless /var/lib/nfs dangles here (the passive node of a symlink profile)
-    passive = D.check_node(cluster(), profile(), "node2", node(**{"statd.sm": "0", "nfs_resolves": "0", "statd.cwd": "", "statd.agents": ""}))
+    passive = D.check_node(cluster(), profile(), "node2", node(**{"statd.sm": "0", "statd.sm_ha": "0", "nfs_resolves": "0", "statd.cwd": "", "statd.agents": ""}))
     assert [x.level for x in passive if x.check == "statd-dir"] == ["ok"]
     # RHEL's statd is built with the agents' directory: nothing to set
     rhel9 = config.load_profile("rhel9")

@@ -127,7 +127,8 @@ def test_two_nfs_groups_keep_statds_lists_on_each_nodes_own_disk_where_the_agent
     user = {"exit": 0, "stdout": "statd:x:104:65534::/var/lib/nfs:/usr/sbin/nologin\n", "stderr": ""}
     for node in ("alpha", "beta"):
         changes = [c for c in plan(node, facts={"user:statd": user, "entries:/var/lib/nfs/sm": ["192.0.2.50"]}) if c.step == "nfs-statd"]
-        assert [c.path for c in changes if c.action == "mkdir"] == ["/var/lib/nfs/statd", "/var/lib/nfs/statd/sm", "/var/lib/nfs/statd/sm.bak"]
+        assert [c.path for c in changes if c.action == "mkdir"] == ["/var/lib/nfs/statd", "/var/lib/nfs/statd/sm", "/var/lib/nfs/statd/sm.bak",
+                                                                          "/var/lib/nfs/statd/sm.ha"]
         assert "cp -a -- /var/lib/nfs/sm/192.0.2.50 /var/lib/nfs/statd/sm/" in argvs(changes, "nfs-statd")
         assert "state-directory-path=/var/lib/nfs/statd" in written(changes, "/etc/nfs.conf", "nfs-statd")
 
