@@ -6,7 +6,8 @@ under a second; the guest mounts it read-only at /opt/hasync/seed. It holds
     src/         this checkout's hasync/, profiles/, bootstrap/, failover/ (with .pyc made
                  by the host's Python 3.11, the same version as the guest's)
     vm/          rc (stage-2 boot), agent.py (the console command agent), fence (the BMC
-                 wire's switch), fence_hasynclab (the same as a fence-agents agent)
+                 wire's switch), fence_hasynclab (the same as a fence-agents agent),
+                 nfsdcld.init (nfsdcld as an LSB script, for busybox init)
     node/        files copied onto the VM's root on its first boot: /etc/hostname,
                  /etc/hosts, /etc/hasync/cluster.toml, /etc/hasync-vm/net.sh, ssh keys
 
@@ -27,7 +28,8 @@ from hasync_lab.vm.image_build import GUEST_DIR
 
 SRC_ROOT = Path(__file__).resolve().parents[2]  # the checkout (…/hasync_lab/vm -> …)
 SRC_DIRS = ("hasync", "profiles", "bootstrap", "failover")  # the product only: guests are nodes
-SEED_SCRIPTS = {"rc": 0o755, "agent.py": 0o644, "fence": 0o755, "fence_hasynclab": 0o755}
+SEED_SCRIPTS = {"rc": 0o755, "agent.py": 0o644, "fence": 0o755, "fence_hasynclab": 0o755,
+                "nfsdcld.init": 0o755}
 
 PUBLIC_NET = "192.0.2"  # TEST-NET-1, on the lab's own emulated L2 only
 REPL_NET = "198.51.100"  # TEST-NET-2: the dedicated replication/heartbeat L2
@@ -57,6 +59,9 @@ def default_guests(clients: int = 1, node_mem_mib: int = 0) -> tuple[Guest, ...]
 
 
 FENCE_COMMAND = ("/usr/local/sbin/hasync-vm-fence", "--action", "off", "{node}")
+# start/stop/monitor timeout of every resource of the VM chain (the field default is 20 s):
+# see the comment above the chain in cluster_toml and docs/vm.md "Timeouts"
+OP_TIMEOUT = "90s"
 
 
 def cluster_toml(guests: tuple[Guest, ...]) -> str:
@@ -70,6 +75,7 @@ def cluster_toml(guests: tuple[Guest, ...]) -> str:
     ping = ", ".join(f'"{g.public}"' for g in clients[:1])
     node_tables = "".join(f'\n[[node]]\nname = "{g.name}"\naddress = "{g.public}"\n' for g in nodes)
     fence = ", ".join(f'"{a}"' for a in FENCE_COMMAND)
+    ops = "".join(f'{k} = "{OP_TIMEOUT}"\n' for k in ("start_timeout", "stop_timeout", "monitor_timeout"))
     return f"""# The hasync VM lab: two qemu nodes with real DRBD 8.4, LVM and kernel NFS.
 # Written by `hasync lab up --vm` (hasync_lab/vm/seed.py); edit there, not here.
 
@@ -134,10 +140,13 @@ vg = "havg"
 lv = "data"
 filesystem = "ext4"
 mount_point = "/srv/ha"
+lvm_system_id = "uname"   # lvm.conf system_id_source, for the chain's LVM-activate
 
 [nfs]
 vip = "{VIP}/24"
 state_dir = "/srv/ha/nfs-state"
+grace_time = "20s"
+lease_time = "20s"
 
 [[nfs.export]]
 path = "/srv/ha/export"
@@ -145,24 +154,36 @@ clients = "{PUBLIC_NET}.0/24"
 options = "rw,sync,no_subtree_check"
 fsid = 1
 
+# The chain of profiles/cluster/example.toml in `hasync check`'s order (nfsserver and
+# exportfs before the VIP), with three differences, each said where it is (docs/vm.md
+# "The VM cluster's chain"): drbddisk for DRBD (the chain runner has no promote yet, which
+# ocf:linbit:drbd needs), nfsdcld as an LSB script (busybox init), portblock around the NFS
+# start (fast client reconnects after a failover, the field notes' recipe).
+#
+# Every operation's timeout (lab figures, docs/vm.md "Timeouts"): under TCG on a busy
+# 2-core host an OCF agent's monitor takes 2-7 s, the daemon probes the whole chain at once
+# on the guest's one vCPU (~25 s for all at host load 7), the NFS init script's start took
+# over 20 s at host load 4.5; real hardware does each in well under a second.
+# the example's ocf:linbit:drbd is promotable (start leaves it Secondary): drbddisk's
+# start makes DRBD Primary, which the chain runner can do today
 [[resource]]
 id = "drbd"
 type = "heartbeat"
 agent = "drbddisk"
 args = ["r0"]
-
+{ops}
 [[resource]]
 id = "vg"
 type = "ocf"
-agent = "heartbeat:LVM"
-params = {{ volgrpname = "havg" }}
-
+agent = "heartbeat:LVM-activate"
+params = {{ vgname = "havg", vg_access_mode = "system_id" }}
+{ops}
 [[resource]]
 id = "fs"
 type = "ocf"
 agent = "heartbeat:Filesystem"
 params = {{ device = "/dev/havg/data", directory = "/srv/ha", fstype = "ext4" }}
-
+{ops}
 # portblock (resource-agents) around the NFS start, as the field does for fast NFS
 # failover: NFS's port is DROPped on the VIP until nfsd serves (a client that got a RST
 # from a half-started server backs off for seconds), then unblocked, and the clients'
@@ -174,39 +195,59 @@ id = "nfs-block"
 type = "ocf"
 agent = "heartbeat:portblock"
 params = {{ action = "block", protocol = "tcp", portno = "2049", ip = "{VIP}", direction = "in" }}
-
+{ops}
+# nfsdcld (the NFSv4 client records, /var/lib/nfs/nfsdcld: on the replicated disk through
+# bootstrap's symlink) must run before nfsd starts, or nfsd tracks clients the legacy way
+# and the grace period cannot end early. Under systemd nfs-server.service pulls it in; the
+# guests boot busybox init and Debian ships nfsdcld with a unit only, so the lab brings a
+# small LSB script for it (hasync_lab/vm/guest/nfsdcld.init).
+[[resource]]
+id = "nfsdcld"
+type = "lsb"
+agent = "nfsdcld"
+{ops}
+# The NFS server as profiles/cluster/example.toml runs it: the nfsserver agent (here it
+# drives Debian's init script: the guests boot busybox init) with one NFSv4 server scope
+# on both nodes, no sm-notify of its own (the notify resource sends it last); no
+# nfs_shared_infodir: /var/lib/nfs is bootstrap's symlink onto the replicated disk. The
+# init script also loads bootstrap's /etc/exports (fsid=), the same export as "exports".
+[[resource]]
+id = "nfs"
+type = "ocf"
+agent = "heartbeat:nfsserver"
+params = {{ nfs_server_scope = "{VIP}", nfs_no_notify = "true" }}
+{ops}
+[[resource]]
+id = "exports"
+type = "ocf"
+agent = "heartbeat:exportfs"
+params = {{ directory = "/srv/ha/export", clientspec = "{PUBLIC_NET}.0/24", options = "rw,sync,no_subtree_check", fsid = "1" }}
+{ops}
 [[resource]]
 id = "vip"
 type = "ocf"
 agent = "heartbeat:IPaddr2"
 params = {{ ip = "{VIP}", cidr_netmask = "24", nic = "eth0" }}
 monitor_interval = "5s"
-
-# NFS through Debian's init scripts (the guests boot with busybox init, not systemd):
-# nfs-common starts rpc.statd (and sm-notify), nfs-kernel-server nfsd + mountd and
-# `exportfs -r` of the /etc/exports bootstrap wrote. /var/lib/nfs is bootstrap's symlink
-# onto the replicated disk (the OCF nfsserver agent's own bind mount would fight it).
+{ops}
+# sm-notify -f -v VIP once the exports and the VIP are up: NFSv3 clients reclaim their locks
 [[resource]]
-id = "nfslock"
-type = "lsb"
-agent = "nfs-common"
-
-[[resource]]
-id = "nfs"
-type = "lsb"
-agent = "nfs-kernel-server"
-
+id = "notify"
+type = "ocf"
+agent = "heartbeat:nfsnotify"
+params = {{ source_host = "{VIP}" }}
+{ops}
 [[resource]]
 id = "nfs-unblock"
 type = "ocf"
 agent = "heartbeat:portblock"
 params = {{ action = "unblock", protocol = "tcp", portno = "2049", ip = "{VIP}", direction = "in", tickle_dir = "/srv/ha" }}
 monitor_interval = "5s"
-
+{ops}
 [fencing]
 mode = "required"
 command = [{fence}]
-timeout = "20s"
+timeout = "60s"   # the lab's BMC wire answers in 3.5-6 s; slower under load
 on_stop_failure = "fence-self"
 """
 
