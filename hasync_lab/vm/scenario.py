@@ -12,6 +12,7 @@ import calendar
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hasync_lab.vm import manual
@@ -67,7 +68,10 @@ def start_cluster(lab: VmLab) -> float:
     t0 = time.monotonic()
     for n in lab.nodes:
         start_daemon(lab, n)
-    wait_role(lab, "node1", "active", timeout=240)
+    # a busy 2-core host stretches this most: the daemon first probes all ten resources at
+    # once on node1's one emulated CPU, then stops the storage bootstrap left running
+    # (stray pieces of the chain) and starts the chain (docs/vm.md "Timeouts")
+    wait_role(lab, "node1", "active", timeout=600)
     wait_role(lab, "node2", "standby", timeout=60)
     return time.monotonic() - t0
 
@@ -159,7 +163,7 @@ class CrashResult:
 
 
 def crash_and_wait(lab: VmLab, victim: str, survivor: str, w: dict[str, str], client: str = "client1",
-                   timeout: float = 180.0) -> CrashResult:
+                   timeout: float = 300.0) -> CrashResult:
     """Power *victim* off with the client writing; wait until *survivor* is active and the
     client's I/O resumed. Client times come from its ack log on its own clock, mapped to
     the host's through a measured offset."""
@@ -182,7 +186,7 @@ def crash_and_wait(lab: VmLab, victim: str, survivor: str, w: dict[str, str], cl
 
 
 def client_resumed_after(lab: VmLab, client: str, w: dict[str, str], t_crash: float, offset: float,
-                         timeout: float = 180.0) -> float:
+                         timeout: float = 300.0) -> float:
     """Seconds from *t_crash* (host clock) to the client's first acknowledged write after
     it, from the ack log's time stamps (client clock, mapped through *offset*)."""
     deadline = time.monotonic() + timeout
@@ -194,18 +198,22 @@ def client_resumed_after(lab: VmLab, client: str, w: dict[str, str], t_crash: fl
     raise AssertionError(f"{client}: no write acknowledged {timeout:.0f}s after the crash")
 
 
-def rejoin(lab: VmLab, node: str, peer: str) -> dict[str, float]:
+def rejoin(lab: VmLab, node: str, peer: str, before_up: Callable[[], object] | None = None) -> dict[str, float]:
     """*node* powers on again after a crash or fence and rejoins: DRBD up (as drbd.service
     would at boot), resync from *peer*, the failover daemon started; it must settle as
-    standby (auto_failback off) with DRBD Secondary/Primary UpToDate on both sides."""
+    standby (auto_failback off) with DRBD Secondary/Primary UpToDate on both sides.
+    *before_up* runs once the node has booted, before DRBD is up."""
     t0 = time.monotonic()
     lab.heal(node)
     out = {"boot_s": round(time.monotonic() - t0, 2)}
+    if before_up is not None:
+        before_up()
+        out["before_up_s"] = round(time.monotonic() - t0, 2)
     lab.sh(node, "drbdadm up r0", timeout=120)
     manual.wait_drbd(lab, node, "UpToDate/UpToDate", timeout=300)
     out["resync_done_s"] = round(time.monotonic() - t0, 2)
     start_daemon(lab, node)
-    wait_role(lab, node, "standby", timeout=120)
+    wait_role(lab, node, "standby", timeout=300)
     out["standby_s"] = round(time.monotonic() - t0, 2)
     return out
 
@@ -218,7 +226,8 @@ def status_json(lab: VmLab, node: str) -> dict:
         raise AssertionError(f"{node}: hasync status --json exited {r.exit_code}: {r.stdout[-1000:]}{r.stderr[-1000:]}") from e
 
 
-def doctor_json(lab: VmLab, node: str, timeout: float = 120.0) -> tuple[int, dict]:
+def doctor_json(lab: VmLab, node: str, timeout: float = 300.0) -> tuple[int, dict]:
+    # 300 s: its probes wait up to 120 s each on a loaded TCG guest
     r = lab.exec(node, ("hasync", "doctor", "--json"), timeout=timeout)
     try:
         return r.exit_code, json.loads(r.stdout)

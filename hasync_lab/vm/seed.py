@@ -61,7 +61,7 @@ def default_guests(clients: int = 1, node_mem_mib: int = 0) -> tuple[Guest, ...]
 FENCE_COMMAND = ("/usr/local/sbin/hasync-vm-fence", "--action", "off", "{node}")
 # start/stop/monitor timeout of every resource of the VM chain (the field default is 20 s):
 # see the comment above the chain in cluster_toml and docs/vm.md "Timeouts"
-OP_TIMEOUT = "90s"
+OP_TIMEOUT = "120s"
 
 
 def cluster_toml(guests: tuple[Guest, ...]) -> str:
@@ -162,8 +162,9 @@ fsid = 1
 #
 # Every operation's timeout (lab figures, docs/vm.md "Timeouts"): under TCG on a busy
 # 2-core host an OCF agent's monitor takes 2-7 s, the daemon probes the whole chain at once
-# on the guest's one vCPU (~25 s for all at host load 7), the NFS init script's start took
-# over 20 s at host load 4.5; real hardware does each in well under a second.
+# on the guest's one vCPU (~25 s for all at host load 7, up to 72 s for the ten of this
+# chain at load 11), the NFS init script's start took over 20 s at host load 4.5; real
+# hardware does each in well under a second.
 # the example's ocf:linbit:drbd is promotable (start leaves it Secondary): drbddisk's
 # start makes DRBD Primary, which the chain runner can do today
 [[resource]]

@@ -28,9 +28,10 @@ import time
 
 import pytest
 
+from hasync_lab.vm import field_checks as fc
 from hasync_lab.vm import manual
 from hasync_lab.vm import scenario as sc
-from hasync_lab.vm.seed import VIP
+from hasync_lab.vm.seed import VIP, default_guests
 
 from .conftest import TIMINGS
 
@@ -72,36 +73,78 @@ def assert_healthy(lab, active: str, standby: str) -> None:
     assert manual.drbd_state(lab, active)["ro"] == "Primary/Secondary"
 
 
+def assert_lvm_as_bootstrap_left_it(lab, node: str, other_pv: str) -> None:
+    """The global_filter bootstrap merged in: the DRBD device and the host's own VG seen,
+    the backing disk (same PV label as /dev/drbd0) hidden; the VG owned by this node's
+    system ID (lvm_system_id = "uname", for LVM-activate vg_access_mode=system_id)."""
+    v = fc.lvm_view(lab, node)
+    assert v["pvs"].get("/dev/drbd0") == "havg", v
+    assert v["pvs"].get(other_pv) == fc.OTHER_VG, v
+    assert not any(pv.startswith("/dev/vdb") for pv in v["pvs"]), v
+    assert "r|^/dev/vdb$|" in v["global_filter"] and "a|^/dev/drbd" in v["global_filter"], v
+    assert v["system_id"] == f"system ID: {node}" and v["vg_system_id"] == node, v
+
+
+def assert_nfs_v4_served(lab, node: str, standby: str) -> None:
+    """On the active node: grace and lease 20 s in nfsd, nfsdcld running with its records
+    on the replicated disk and nfsd tracking clients through it, server scope the VIP."""
+    v = fc.nfs_v4_state(lab, node)
+    assert (v.get("grace"), v.get("lease")) == ("20", "20"), v
+    assert v.get("nfsdcld"), v
+    assert v.get("cld_dir") == f"{fc.NFS_STATE}/nfsdcld" and "main.sqlite" in v.get("cld_db", ""), v
+    assert v.get("tracking") == "Using nfsdcld client tracking operations", v
+    assert v.get("scope") == VIP, v
+    assert fc.nfs_v4_state(lab, standby).get("nfsdcld") == "", f"nfsdcld runs on the standby {standby}"
+
+
 def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa: PLR0915 -- one story
     lab = vm_lab
     t0 = time.monotonic()
-    # 1. bootstrap: node1 first, node2 joins over ssh
+    # 1. bootstrap: node1 first, node2 joins over ssh; node1 has a VG of its own, which
+    # the LVM filter bootstrap writes must leave visible
+    other_pv = fc.make_other_vg(lab, "node1")
     TIMINGS.update({f"scenario_{k}": v for k, v in sc.bootstrap_pair(lab).items()})
     assert lab.sh("node1", "readlink /var/lib/nfs").strip().startswith("/srv/ha")
     assert "fsid=" in lab.sh("node2", "cat /etc/exports")
+    assert_lvm_as_bootstrap_left_it(lab, "node1", other_pv)
+    fc.drop_other_vg(lab, "node1", other_pv)
 
     # 2. the failover daemons: the chain comes up on node1 (preferred), node2 stands by
     sc.start_cluster(lab)
     assert f"{VIP}/24" in lab.sh("node1", "ip -o addr show eth0")
     assert manual.drbd_state(lab, "node1")["ro"] == "Primary/Secondary"
     TIMINGS["scenario_chain_up_s"] = round(time.monotonic() - t0, 2)
+    assert_nfs_v4_served(lab, "node1", "node2")
 
     # 3. the client: hard NFSv3 mount on the VIP, numbered checksummed fsync'd records
     sc.mount_client(lab)
     w = manual.start_writer(lab, "client1", "/mnt/ha/stream", "scenario")
     manual.wait_acked(lab, "client1", w, 20, timeout=90)
 
+    # an NFSv3 lock held: node1's statd records client1 on the replicated disk, and the
+    # node that starts the chain next notifies it (nfsnotify: sm-notify -f -v VIP)
+    fc.hold_lock(lab, "client1", "/mnt/ha/lockfile")
+    assert fc.statd_records(lab, "node1"), "node1's statd keeps no record of the locking client"
+    addrs = (VIP, *(g.public for g in default_guests(0)))
+    notified = fc.count_udp_from(lab, "client1", addrs)
+
     # 6 (before the crash). graceful `hasync migrate` to node2 and back while the client
     # writes: the client sees no error at all
     for target in ("node2", "node1"):
         before = manual.acked(lab, "client1", w)
         t_mig = time.monotonic()
-        r = lab.exec("node1", ("hasync", "migrate", "--to", target, "--wait", "240"), timeout=300)
+        r = lab.exec("node1", ("hasync", "migrate", "--to", target, "--wait", "480"), timeout=540)
         assert r.ok, f"migrate --to {target}: " + r.stdout[-2000:] + r.stderr[-2000:]
-        sc.wait_role(lab, target, "active", timeout=120)
-        manual.wait_acked(lab, "client1", w, before + 10, timeout=180)
+        sc.wait_role(lab, target, "active", timeout=300)
+        manual.wait_acked(lab, "client1", w, before + 10, timeout=300)
         TIMINGS[f"scenario_migrate_to_{target}_s"] = round(time.monotonic() - t_mig, 2)
         assert manual.drbd_state(lab, target)["ro"] == "Primary/Secondary"
+        if target == "node2":
+            assert_nfs_v4_served(lab, "node2", "node1")  # the same scope on both nodes
+            now = fc.count_udp_from(lab, "client1", addrs)
+            assert now[VIP] > notified[VIP], f"no sm-notify from the VIP reached client1: {notified} -> {now}"
+            assert all(now[a] == notified[a] for a in addrs if a != VIP), f"sm-notify from a node's own address: {notified} -> {now}"
+    fc.release_lock(lab, "client1")
     errors = lab.exec("client1", ("cat", w["log"])).stdout
     assert errors.strip() == "", f"the client saw errors during migrate:\n{errors[-2000:]}"
 
@@ -116,9 +159,16 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     writer_log = manual.stop_writer(lab, "client1", w)
     assert "Stale" not in writer_log, writer_log
 
-    # 5. every acknowledged record is on node2, intact; node1 returns and rejoins
+    # 5. every acknowledged record is on node2, intact; node1 returns and rejoins. Before
+    # its DRBD is up, bootstrap re-run there reads the metadata's generation identifiers
+    # (not new: it held replicated data) and refuses to force it Primary, changing nothing
     check_no_acked_write_lost(lab, w, "node2")
-    TIMINGS.update({f"scenario_rejoin_{k}": v for k, v in sc.rejoin(lab, "node1", "node2").items()})
+    again: list = []
+    TIMINGS.update({f"scenario_rejoin_{k}": v for k, v in
+                    sc.rejoin(lab, "node1", "node2", before_up=lambda: again.append(fc.bootstrap_again(lab, "node1"))).items()})
+    out = " ".join((again[0].stdout + again[0].stderr).split())  # rich wraps at 80 columns
+    assert again[0].exit_code == 1 and "step drbd-primary refused, nothing changed" in out, out[-3000:]
+    assert "re-run with --allow-data-loss /dev/drbd0" in out and "run drbdadm primary --force" not in out, out[-3000:]
     assert_healthy(lab, active="node2", standby="node1")
 
     # 7. split-brain guard: node2 (active) loses every cable to node1 (and the client);
@@ -128,9 +178,9 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     t_cut = time.monotonic()
     with sc.Sampler(lab) as s:
         sc.isolate(lab, "node2")
-        sc.wait_role(lab, "node1", "active", timeout=120)
+        sc.wait_role(lab, "node1", "active", timeout=300)
         at_active = manual.acked(lab, "client1", w2)
-        manual.wait_acked(lab, "client1", w2, at_active + 5, timeout=180)
+        manual.wait_acked(lab, "client1", w2, at_active + 5, timeout=300)
     TIMINGS["scenario_guard_client_resumed_s"] = round(time.monotonic() - t_cut, 2)
     assert len(s.samples) >= 10, s.samples
     assert len(s.blind()) * 2 < len(s.samples), f"the sampler saw nothing in {len(s.blind())} of {len(s.samples)} samples"
