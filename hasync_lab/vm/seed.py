@@ -155,23 +155,22 @@ options = "rw,sync,no_subtree_check"
 fsid = 1
 
 # The chain of profiles/cluster/example.toml in `hasync check`'s order (nfsserver and
-# exportfs before the VIP), with three differences, each said where it is (docs/vm.md
-# "The VM cluster's chain"): drbddisk for DRBD (the chain runner has no promote yet, which
-# ocf:linbit:drbd needs), nfsdcld as an LSB script (busybox init), portblock around the NFS
-# start (fast client reconnects after a failover, the field notes' recipe).
+# exportfs before the VIP), with two differences, each said where it is (docs/vm.md
+# "The VM cluster's chain"): nfsdcld as an LSB script (busybox init), portblock around the
+# NFS start (fast client reconnects after a failover, the field notes' recipe).
 #
 # Every operation's timeout (lab figures, docs/vm.md "Timeouts"): under TCG on a busy
 # 2-core host an OCF agent's monitor takes 2-7 s, the daemon probes the whole chain at once
 # on the guest's one vCPU (~25 s for all at host load 7, up to 72 s for the ten of this
 # chain at load 11), the NFS init script's start took over 20 s at host load 4.5; real
 # hardware does each in well under a second.
-# the example's ocf:linbit:drbd is promotable (start leaves it Secondary): drbddisk's
-# start makes DRBD Primary, which the chain runner can do today
+# drbd-utils' promotable agent, as the example: the chain runs its start (up, Secondary,
+# connected) then promote (Primary); the release demotes it (docs/failover.md)
 [[resource]]
 id = "drbd"
-type = "heartbeat"
-agent = "drbddisk"
-args = ["r0"]
+type = "ocf"
+agent = "linbit:drbd"
+params = {{ drbd_resource = "r0" }}
 {ops}
 [[resource]]
 id = "vg"

@@ -34,7 +34,6 @@ def test_vm_cluster_config_is_valid_and_matches_the_lab():
 # cluster's chain"): resource id -> why; every other resource of the example must be in
 # the VM chain with the same type, agent and parameters
 VM_ONLY = {"nfs-block": "portblock", "nfsdcld": "busybox init", "nfs-unblock": "portblock"}
-REPLACED = {"drbd": "no promote in the chain runner yet: drbddisk"}
 PARAMS_DIFFER = {"exports": {"options"}}  # the VM's [[nfs.export]] options, no_subtree_check said
 
 
@@ -46,13 +45,11 @@ def test_vm_chain_is_the_example_chain_but_for_the_documented_differences():
     assert set(got) - set(ex) == set(VM_ONLY)
     assert set(ex) - set(got) == set()
     for rid, r in ex.items():
-        if rid in REPLACED:
-            continue
         v = got[rid]
         assert (v.type, v.agent) == (r.type, r.agent), rid
         skip = PARAMS_DIFFER.get(rid, set())
         assert {k: x for k, x in v.params.items() if k not in skip} == {k: x for k, x in r.params.items() if k not in skip}, rid
-    assert (got["drbd"].type, got["drbd"].agent, got["drbd"].args) == ("heartbeat", "drbddisk", ("r0",))
+    assert got["drbd"].promotable  # unset: linbit:drbd is promotable (docs/failover.md)
     assert vm.storage.lvm_system_id == example.storage.lvm_system_id == "uname"
     assert (vm.nfs.grace_time, vm.nfs.lease_time) == (example.nfs.grace_time, example.nfs.lease_time) == (20.0, 20.0)
 
