@@ -140,7 +140,7 @@ class VmLab:
             if g.role == "node":
                 with open(d / "drbd.img", "wb") as f:
                     f.truncate(disk_mib * 1024 * 1024)
-            seedmod.make_seed(d / "seed.img", g, guests, self.dir)
+            seedmod.make_seed(d / "seed.img", g, guests, self.dir, init)
             peer = None
             if g.role == "node":
                 peer = next(n.name for n in nodes if n.name != g.name)

@@ -10,6 +10,7 @@ import time
 
 from hasync.effects.run import Result
 from hasync_lab.vm.driver import VmLab
+from hasync_lab.vm.seed import VIP
 
 OTHER_VG = "othervg"  # a VG of the host's own beside the cluster's (a root VG on RHEL 9)
 OTHER_IMG = "/var/tmp/othervg.img"
@@ -109,3 +110,32 @@ def bootstrap_again(lab: VmLab, node: str) -> Result:
     reads `drbdadm get-gi`): it must refuse to force DRBD Primary and change nothing."""
     return lab.exec(node, ("hasync", "bootstrap", "--yes"), timeout=600)
 
+
+
+def chain_pieces(lab: VmLab, node: str) -> dict[str, str]:
+    """What of the chain runs on *node*, with the identity of every process: a chain that
+    was stopped and started again (not only its daemon) reads differently afterwards."""
+    script = (
+        "echo drbd=$(grep -o 'ro:[A-Za-z/]*' /proc/drbd)\n"
+        "echo mount=$(grep ' /srv/ha ' /proc/mounts | cut -d' ' -f1)\n"
+        f"echo vip=$(ip -o addr show eth0 | grep -c ' {VIP}/')\n"
+        "echo nfsd=$(pgrep -x nfsd | tr '\\n' ' ')\n"
+        "echo mountd=$(pidof rpc.mountd)\n"
+        "echo nfsdcld=$(pidof nfsdcld)\n"
+        "echo statd=$(pidof rpc.statd)\n"
+        "echo exports=$(exportfs | tr -s ' \\n\\t' ' ')\n"
+        "echo portblock=$(iptables -S INPUT | grep -c 'dport 2049')\n"
+    )
+    out = lab.sh(node, script, errexit=False, timeout=60)
+    return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
+
+
+def wait_text(lab: VmLab, node: str, path: str, text: str, timeout: float = 120.0) -> float:
+    """Wait until *path* on *node* contains *text* (what the config watcher brings);
+    seconds waited."""
+    t0 = time.monotonic()
+    while text not in lab.exec(node, ("cat", path), timeout=60).stdout:
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"{node}: {path} has no {text!r} after {timeout:.0f}s")
+        time.sleep(0.5)
+    return time.monotonic() - t0

@@ -19,8 +19,27 @@ from hasync_lab.vm import manual
 from hasync_lab.vm.driver import VmLab
 from hasync_lab.vm.seed import VIP
 
-DAEMON_LOG = "/var/log/hasync-failover.log"
+DAEMON_LOG = "/var/log/hasync-failover.log"  # busybox init: the daemon's output
+FAILOVER_UNIT = "hasync-failover"  # systemd: the units bootstrap installs (bootstrap/units/systemd)
+WATCH_UNIT = "hasync-watch"
 EXPORT = manual.EXPORT
+
+
+def under_systemd(lab: VmLab) -> bool:
+    """The lab's guests boot systemd as PID 1 (VmLab.create(init="systemd")): the hasync
+    daemons run as the units bootstrap installed, and start at boot."""
+    return lab.state.get("init") == "systemd"
+
+
+def daemon_log(lab: VmLab, node: str, lines: int = 0) -> str:
+    """The failover daemon's log on *node* (its last *lines*, or all): the journal of its
+    unit under systemd, the file it was started into otherwise."""
+    if under_systemd(lab):
+        argv: tuple[str, ...] = ("journalctl", "-u", FAILOVER_UNIT, "--no-pager", "-o", "short-precise")
+        argv += ("-n", str(lines)) if lines else ()
+    else:
+        argv = ("tail", "-n", str(lines), DAEMON_LOG) if lines else ("cat", DAEMON_LOG)
+    return lab.exec(node, argv, timeout=60).stdout
 
 
 def role(lab: VmLab, node: str) -> str:
@@ -36,7 +55,7 @@ def wait_role(lab: VmLab, node: str, want: str, timeout: float) -> float:
         if seen == want:
             return time.monotonic() - t0
         time.sleep(0.5)
-    log = lab.exec(node, ("tail", "-30", DAEMON_LOG)).stdout
+    log = daemon_log(lab, node, 30)
     raise AssertionError(f"{node}: role {seen!r}, not {want!r} after {timeout:.0f}s; daemon log:\n{log}")
 
 
@@ -60,7 +79,12 @@ def bootstrap_pair(lab: VmLab) -> dict[str, float]:
 
 
 def start_daemon(lab: VmLab, node: str) -> None:
-    lab.spawn(node, "hasync failover run", DAEMON_LOG)
+    """The failover daemon on *node*; under systemd the admin's way: `systemctl start` of
+    the units bootstrap installed and enabled (the config watcher with it)."""
+    if under_systemd(lab):
+        lab.sh(node, f"systemctl start --no-block {WATCH_UNIT} {FAILOVER_UNIT}", timeout=120)
+    else:
+        lab.spawn(node, "hasync failover run", DAEMON_LOG)
 
 
 def start_cluster(lab: VmLab) -> float:
@@ -202,17 +226,24 @@ def rejoin(lab: VmLab, node: str, peer: str, before_up: Callable[[], object] | N
     """*node* powers on again after a crash or fence and rejoins: DRBD up (as drbd.service
     would at boot), resync from *peer*, the failover daemon started; it must settle as
     standby (auto_failback off) with DRBD Secondary/Primary UpToDate on both sides.
-    *before_up* runs once the node has booted, before DRBD is up."""
+    *before_up* runs once the node has booted, before DRBD is up. Under systemd the
+    node's own units do all of it at boot (drbd.service, hasync-failover: bootstrap
+    enabled them), so nothing is started by hand and there is no "before DRBD is up"."""
+    systemd = under_systemd(lab)
+    if systemd and before_up is not None:
+        raise ValueError("under systemd drbd.service brings DRBD up at boot: no before_up step")
     t0 = time.monotonic()
     lab.heal(node)
     out = {"boot_s": round(time.monotonic() - t0, 2)}
     if before_up is not None:
         before_up()
         out["before_up_s"] = round(time.monotonic() - t0, 2)
-    lab.sh(node, "drbdadm up r0", timeout=120)
+    if not systemd:
+        lab.sh(node, "drbdadm up r0", timeout=120)
     manual.wait_drbd(lab, node, "UpToDate/UpToDate", timeout=300)
     out["resync_done_s"] = round(time.monotonic() - t0, 2)
-    start_daemon(lab, node)
+    if not systemd:
+        start_daemon(lab, node)
     wait_role(lab, node, "standby", timeout=300)
     out["standby_s"] = round(time.monotonic() - t0, 2)
     return out

@@ -64,8 +64,10 @@ FENCE_COMMAND = ("/usr/local/sbin/hasync-vm-fence", "--action", "off", "{node}")
 OP_TIMEOUT = "120s"
 
 
-def cluster_toml(guests: tuple[Guest, ...]) -> str:
-    """The VM lab's /etc/hasync/cluster.toml (same schema as profiles/cluster/example.toml)."""
+def cluster_toml(guests: tuple[Guest, ...], init: str = "busybox") -> str:
+    """The VM lab's /etc/hasync/cluster.toml (same schema as profiles/cluster/example.toml).
+    Under *init* "systemd" the chain has no nfsdcld resource: nfs-server.service pulls
+    Debian's nfsdcld.service in, as on a real node."""
     nodes = [g for g in guests if g.role == "node"]
     n1, n2 = nodes[0], nodes[1]
     clients = [g for g in guests if g.role == "client"]
@@ -76,6 +78,17 @@ def cluster_toml(guests: tuple[Guest, ...]) -> str:
     node_tables = "".join(f'\n[[node]]\nname = "{g.name}"\naddress = "{g.public}"\n' for g in nodes)
     fence = ", ".join(f'"{a}"' for a in FENCE_COMMAND)
     ops = "".join(f'{k} = "{OP_TIMEOUT}"\n' for k in ("start_timeout", "stop_timeout", "monitor_timeout"))
+    # nfsdcld (the NFSv4 client records, /var/lib/nfs/nfsdcld: on the replicated disk through
+    # bootstrap's symlink) must run before nfsd starts, or nfsd tracks clients the legacy way
+    # and the grace period cannot end early. Under systemd nfs-server.service pulls it in;
+    # under busybox init (Debian ships nfsdcld with a unit only) the lab brings a small LSB
+    # script for it (hasync_lab/vm/guest/nfsdcld.init), run by the chain before nfsd.
+    nfsdcld = "" if init == "systemd" else f'''# nfsdcld before nfsd: busybox init has no nfs-server.service to pull it in
+[[resource]]
+id = "nfsdcld"
+type = "lsb"
+agent = "nfsdcld"
+{ops}'''
     return f"""# The hasync VM lab: two qemu nodes with real DRBD 8.4, LVM and kernel NFS.
 # Written by `hasync lab up --vm` (hasync_lab/vm/seed.py); edit there, not here.
 
@@ -196,16 +209,7 @@ type = "ocf"
 agent = "heartbeat:portblock"
 params = {{ action = "block", protocol = "tcp", portno = "2049", ip = "{VIP}", direction = "in" }}
 {ops}
-# nfsdcld (the NFSv4 client records, /var/lib/nfs/nfsdcld: on the replicated disk through
-# bootstrap's symlink) must run before nfsd starts, or nfsd tracks clients the legacy way
-# and the grace period cannot end early. Under systemd nfs-server.service pulls it in; the
-# guests boot busybox init and Debian ships nfsdcld with a unit only, so the lab brings a
-# small LSB script for it (hasync_lab/vm/guest/nfsdcld.init).
-[[resource]]
-id = "nfsdcld"
-type = "lsb"
-agent = "nfsdcld"
-{ops}
+{nfsdcld}
 # The NFS server as profiles/cluster/example.toml runs it: the nfsserver agent (here it
 # drives Debian's init script: the guests boot busybox init) with one NFSv4 server scope
 # on both nodes, no sm-notify of its own (the notify resource sends it last); no
@@ -288,7 +292,7 @@ def source_tree(dest: Path) -> None:
     compileall.compile_dir(str(dest / "hasync"), quiet=1, ddir="/opt/hasync/seed/src/hasync")
 
 
-def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path) -> Path:
+def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path, init: str = "busybox") -> Path:
     """Write the seed image for guest *g* to *out* (replacing it)."""
     key, pub = lab_ssh_key(lab_dir)
     with tempfile.TemporaryDirectory(prefix="hasync-seed-", dir=str(lab_dir)) as tmp:
@@ -311,7 +315,7 @@ def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path) -> 
             "root/.ssh/config": "StrictHostKeyChecking accept-new\nUserKnownHostsFile /root/.ssh/known_hosts\n",
         }
         if g.role == "node":
-            files["etc/hasync/cluster.toml"] = cluster_toml(guests)
+            files["etc/hasync/cluster.toml"] = cluster_toml(guests, init)
         files.update(g.extra_files)
         for rel, text in files.items():
             p = node / rel

@@ -7,14 +7,17 @@ $HASYNC_VM_TIMINGS (default /var/tmp/hasync-lab/vm-timings.json) for docs/benchm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hasync_lab.vm import VmLab, ensure_image, manual, pacemaker, qemu_available
+from hasync_lab.vm.seed import Guest, default_guests
 
 TIMINGS: dict[str, float] = {}
 # VM tests that end the session's lab: last. The Pacemaker trial takes it down and boots
@@ -45,8 +48,12 @@ def _progress(pytestconfig):
     return report
 
 
-@pytest.fixture(scope="session")
-def vm_session(pytestconfig):
+@contextlib.contextmanager
+def booted_lab(pytestconfig, prefix: str, init: str = "busybox",
+               guests: tuple[Guest, ...] = ()) -> Iterator[VmLab]:
+    """A VM lab (*guests*, or node1, node2, client1 with qemu's default memory) booted with
+    *init* as PID 1, down afterwards; its boot timings (keys prefixed by "systemd_" under
+    systemd) written to $HASYNC_VM_TIMINGS."""
     why = qemu_available()
     if why:
         pytest.skip(why)
@@ -56,13 +63,14 @@ def vm_session(pytestconfig):
     t0 = time.monotonic()
     image = ensure_image(report)
     TIMINGS["image_s"] = round(time.monotonic() - t0, 2)
-    lab = VmLab(f"vt{os.getpid() % 10**8}", report=report)
+    lab = VmLab(f"{prefix}{os.getpid() % 10**8}", report=report)
     try:
         t1 = time.monotonic()
-        lab.create(image, pacemaker.guests(1))  # the lab's guests, nodes with room for the Pacemaker trial
+        lab.create(image, guests or default_guests(1), init=init)
         ready = lab.up()
-        TIMINGS["boot_3vms_s"] = round(time.monotonic() - t1, 2)
-        TIMINGS["boot_ready_max_s"] = max(ready.values())
+        key = "" if init == "busybox" else f"{init}_"
+        TIMINGS[f"{key}boot_3vms_s"] = round(time.monotonic() - t1, 2)
+        TIMINGS[f"{key}boot_ready_max_s"] = max(ready.values())
         yield lab
     finally:
         lab.down()
@@ -72,6 +80,14 @@ def vm_session(pytestconfig):
             out.write_text(json.dumps(TIMINGS, indent=2, sort_keys=True) + "\n")
         except OSError:
             pass
+
+
+@pytest.fixture(scope="session")
+def vm_session(pytestconfig):
+    """One lab under busybox init for the session (test_storage.py, test_the_scenario.py,
+    test_pacemaker.py), its nodes with room for the Pacemaker trial."""
+    with booted_lab(pytestconfig, "vt", guests=pacemaker.guests(1)) as lab:
+        yield lab
 
 
 @pytest.fixture
