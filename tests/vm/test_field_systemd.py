@@ -58,6 +58,7 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
     for vm in lab.vms:
         assert lab.sh(vm, "cat /proc/1/comm").strip() == "systemd", vm
 
+    lab.report("step 1: the README's path")
     # 1. the README's path: check, bootstrap, join (nfs-server was started at boot)
     r = lab.exec("node1", ("hasync", "check", "-q"), timeout=120)
     assert r.ok, r.stdout + r.stderr
@@ -66,6 +67,7 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
         assert units(lab, n, "drbd", "hasync-failover", "hasync-watch", "nfs-server") == \
             ["enabled", "enabled", "enabled", "disabled"], n
 
+    lab.report("step 2: the units")
     # 2. the units, started as an admin does: the chain comes up on node1
     sc.start_cluster(lab)
     TIMINGS["systemd_chain_up_s"] = round(time.monotonic() - t0, 2)
@@ -74,6 +76,7 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
     assert manual.drbd_state(lab, "node1")["ro"] == "Primary/Secondary"
     assert_nfs_v4_served(lab, "node1", "node2")
 
+    lab.report("step 3: two clients on client1")
     # 3. two clients on client1: Debian 12's default mount (NFS v4.2) and v3, hard
     lab.sh("client1", f"mkdir -p /mnt/ha /mnt/ha3\nmount -t nfs {VIP}:{sc.EXPORT} /mnt/ha", timeout=180)
     assert "vers=4.2" in lab.sh("client1", "grep ' /mnt/ha ' /proc/mounts")
@@ -83,6 +86,7 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
     for w in (w4, w3):
         manual.wait_acked(lab, "client1", w, 20, timeout=120)
 
+    lab.report("step 4: the config watcher")
     # 4. the config watcher, both ways; node-local files stay each node's own
     t_sync = time.monotonic()
     lab.sh("node1", "echo '# field run: edited on node1' >> /etc/exports")
@@ -95,6 +99,7 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
     for a, b in (("node1", "node2"), ("node2", "node1")):
         assert lab.sh(a, f"{SSH} {addr[b]} hostname", timeout=90).strip() == b
 
+    lab.report("step 5: systemctl restart hasync-failover on the active node")
     # 5. a restart of the failover unit on the active node leaves the chain running,
     # untouched: same DRBD role, mount, VIP, daemons (same pids), exports
     before = fc.chain_pieces(lab, "node1")
@@ -114,6 +119,7 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
         errors = lab.exec("client1", ("cat", w["log"])).stdout
         assert errors.strip() == "", errors[-2000:]
 
+    lab.report("step 6: node1 powered off with both clients writing")
     # 6. node1 powered off with both clients writing: node2 fences it and takes over
     crash = sc.crash_and_wait(lab, "node1", "node2", w4)
     TIMINGS["systemd_crash_to_active_s"] = crash.active_s

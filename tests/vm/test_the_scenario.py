@@ -46,6 +46,7 @@ pytestmark = pytest.mark.vm
 def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa: PLR0915 -- one story
     lab = vm_lab
     t0 = time.monotonic()
+    lab.report("step 1: bootstrap")
     # 1. bootstrap: node1 first, node2 joins over ssh; node1 has a VG of its own, which
     # the LVM filter bootstrap writes must leave visible
     other_pv = fc.make_other_vg(lab, "node1")
@@ -55,6 +56,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     assert_lvm_as_bootstrap_left_it(lab, "node1", other_pv)
     fc.drop_other_vg(lab, "node1", other_pv)
 
+    lab.report("step 2: the failover daemons")
     # 2. the failover daemons: the chain comes up on node1 (preferred), node2 stands by
     sc.start_cluster(lab)
     assert f"{VIP}/24" in lab.sh("node1", "ip -o addr show eth0")
@@ -62,6 +64,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     TIMINGS["scenario_chain_up_s"] = round(time.monotonic() - t0, 2)
     assert_nfs_v4_served(lab, "node1", "node2")
 
+    lab.report("step 3: the client")
     # 3. the client: hard NFSv3 mount on the VIP, numbered checksummed fsync'd records
     sc.mount_client(lab)
     w = manual.start_writer(lab, "client1", "/mnt/ha/stream", "scenario")
@@ -74,6 +77,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     addrs = (VIP, *(g.public for g in default_guests(0)))
     notified = fc.count_udp_from(lab, "client1", addrs)
 
+    lab.report("step 6: hasync migrate to node2 and back")
     # 6 (before the crash). graceful `hasync migrate` to node2 and back while the client
     # writes: the client sees no error at all
     for target in ("node2", "node1"):
@@ -94,6 +98,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     errors = lab.exec("client1", ("cat", w["log"])).stdout
     assert errors.strip() == "", f"the client saw errors during migrate:\n{errors[-2000:]}"
 
+    lab.report("step 4: power node1 off")
     # 4. power node1 off: node2 detects, fences, takes over; the client resumes
     crash = sc.crash_and_wait(lab, "node1", "node2", w)
     TIMINGS["scenario_crash_to_active_s"] = crash.active_s
@@ -105,6 +110,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     writer_log = manual.stop_writer(lab, "client1", w)
     assert "Stale" not in writer_log, writer_log
 
+    lab.report("step 5: records intact, node1 rejoins")
     # 5. every acknowledged record is on node2, intact; node1 returns and rejoins. Before
     # its DRBD is up, bootstrap re-run there reads the metadata's generation identifiers
     # (not new: it held replicated data) and refuses to force it Primary, changing nothing
@@ -117,6 +123,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     assert "re-run with --allow-data-loss /dev/drbd0" in out and "run drbdadm primary --force" not in out, out[-3000:]
     assert_healthy(lab, active="node2", standby="node1")
 
+    lab.report("step 7: split-brain guard")
     # 7. split-brain guard: node2 (active) loses every cable to node1 (and the client);
     # fencing required: node1 must fence it before promoting, never two primaries
     w2 = manual.start_writer(lab, "client1", "/mnt/ha/guard", "guard")
@@ -139,6 +146,7 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
     assert "Stale" not in writer_log, writer_log
     check_no_acked_write_lost(lab, w2, "node1")
 
+    lab.report("step 7b: the standby cut off")
     # 7b. the standby (node2, back again) is cut off: it must not take over (no ping
     # node answers), and node1's DRBD fence-peer handler fences it; node1 keeps serving
     sc.rejoin(lab, "node2", "node1")
