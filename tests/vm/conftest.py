@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hasync_lab.vm import VmLab, ensure_image, manual, pacemaker, qemu_available
+from hasync_lab.vm import VmLab, artifacts, ensure_image, manual, pacemaker, qemu_available
 from hasync_lab.vm.seed import Guest, default_guests
 
 TIMINGS: dict[str, float] = {}
@@ -49,11 +49,13 @@ def _progress(pytestconfig):
 
 
 @contextlib.contextmanager
-def booted_lab(pytestconfig, prefix: str, init: str = "busybox",
+def booted_lab(request, prefix: str, init: str = "busybox",
                guests: tuple[Guest, ...] = ()) -> Iterator[VmLab]:
     """A VM lab (*guests*, or node1, node2, client1 with qemu's default memory) booted with
     *init* as PID 1, down afterwards; its boot timings (keys prefixed by "systemd_" under
-    systemd) written to $HASYNC_VM_TIMINGS."""
+    systemd) written to $HASYNC_VM_TIMINGS. When a test failed meanwhile, every guest's
+    logs are copied first to $HASYNC_VM_ARTIFACTS/<lab> (default /var/tmp/hasync-lab/artifacts)."""
+    pytestconfig = request.config
     why = qemu_available()
     if why:
         pytest.skip(why)
@@ -64,6 +66,7 @@ def booted_lab(pytestconfig, prefix: str, init: str = "busybox",
     image = ensure_image(report)
     TIMINGS["image_s"] = round(time.monotonic() - t0, 2)
     lab = VmLab(f"{prefix}{os.getpid() % 10**8}", report=report)
+    failed = request.session.testsfailed
     try:
         t1 = time.monotonic()
         lab.create(image, guests or default_guests(1), init=init)
@@ -73,6 +76,12 @@ def booted_lab(pytestconfig, prefix: str, init: str = "busybox",
         TIMINGS[f"{key}boot_ready_max_s"] = max(ready.values())
         yield lab
     finally:
+        if lab.exists and request.session.testsfailed > failed:
+            dest = Path(os.environ.get("HASYNC_VM_ARTIFACTS", "/var/tmp/hasync-lab/artifacts")) / lab.name
+            try:
+                report(f"a test failed: the guests' logs go to {artifacts.collect(lab, dest)}")
+            except Exception as e:  # noqa: BLE001 -- the lab still goes down
+                report(f"collecting the guests' logs failed: {e!r}")
         lab.down()
         out = Path(os.environ.get("HASYNC_VM_TIMINGS", "/var/tmp/hasync-lab/vm-timings.json"))
         try:
@@ -83,10 +92,10 @@ def booted_lab(pytestconfig, prefix: str, init: str = "busybox",
 
 
 @pytest.fixture(scope="session")
-def vm_session(pytestconfig):
+def vm_session(request):
     """One lab under busybox init for the session (test_storage.py, test_the_scenario.py,
     test_pacemaker.py), its nodes with room for the Pacemaker trial."""
-    with booted_lab(pytestconfig, "vt", guests=pacemaker.guests(1)) as lab:
+    with booted_lab(request, "vt", guests=pacemaker.guests(1)) as lab:
         yield lab
 
 

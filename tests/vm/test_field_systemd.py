@@ -42,8 +42,8 @@ SSH = "ssh -i /etc/hasync/ssh/id_ed25519 -o UserKnownHostsFile=/etc/hasync/ssh/k
 
 
 @pytest.fixture(scope="module")
-def sd_lab(pytestconfig):
-    with booted_lab(pytestconfig, "vs", init="systemd") as lab:
+def sd_lab(request):
+    with booted_lab(request, "vs", init="systemd") as lab:
         yield lab
 
 
