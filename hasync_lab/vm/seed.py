@@ -83,6 +83,10 @@ def cluster_toml(guests: tuple[Guest, ...], init: str = "busybox") -> str:
     # and the grace period cannot end early. Under systemd nfs-server.service pulls it in;
     # under busybox init (Debian ships nfsdcld with a unit only) the lab brings a small LSB
     # script for it (hasync_lab/vm/guest/nfsdcld.init), run by the chain before nfsd.
+    # systemd restarts a daemon that died (Restart=on-failure, RestartSec 1 s; KillMode=process
+    # leaves the chain running for the new daemon to adopt): the peer must not declare it
+    # dead meanwhile, and under TCG python takes 3-6 s to start (docs/vm.md)
+    deadtime = "12s" if init == "systemd" else "6s"
     nfsdcld = "" if init == "systemd" else f'''# nfsdcld before nfsd: busybox init has no nfs-server.service to pull it in
 [[resource]]
 id = "nfsdcld"
@@ -101,7 +105,7 @@ preferred_node = "{n1.name}"
 # generous for TCG guests on a shared 2-core host: heartbeats arrive up to ~1.5 s late
 keepalive = "500ms"
 warntime = "2s"
-deadtime = "6s"
+deadtime = "{deadtime}"
 initdead = "20s"
 auto_failback = false
 auth_key = "/etc/hasync/authkey"
