@@ -54,6 +54,15 @@ def test_vm_chain_is_the_example_chain_but_for_the_documented_differences():
     assert (vm.nfs.grace_time, vm.nfs.lease_time) == (example.nfs.grace_time, example.nfs.lease_time) == (20.0, 20.0)
 
 
+def test_vm_chain_under_systemd_is_the_example_chain_without_the_lab_nfsdcld_script():
+    """Under systemd nfs-server.service pulls nfsdcld.service in (no LSB stand-in in the
+    chain), and deadtime covers a daemon restarted by systemd under TCG."""
+    busybox = loads(seed.cluster_toml(seed.default_guests(1)), path="busybox.toml")
+    systemd = loads(seed.cluster_toml(seed.default_guests(1), init="systemd"), path="systemd.toml")
+    assert [r.id for r in systemd.resources] == [r.id for r in busybox.resources if r.id != "nfsdcld"]
+    assert (busybox.heartbeat.deadtime, systemd.heartbeat.deadtime) == (6.0, 12.0)
+
+
 def test_guests_hosts_and_addresses():
     guests = seed.default_guests(2)
     assert [g.name for g in guests] == ["node1", "node2", "client1", "client2"]
