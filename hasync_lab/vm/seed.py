@@ -64,10 +64,12 @@ FENCE_COMMAND = ("/usr/local/sbin/hasync-vm-fence", "--action", "off", "{node}")
 OP_TIMEOUT = "120s"
 
 
-def cluster_toml(guests: tuple[Guest, ...], init: str = "busybox") -> str:
+def cluster_toml(guests: tuple[Guest, ...], init: str = "busybox", op_timeout: str = "") -> str:
     """The VM lab's /etc/hasync/cluster.toml (same schema as profiles/cluster/example.toml).
     Under *init* "systemd" the chain has no nfsdcld resource: nfs-server.service pulls
-    Debian's nfsdcld.service in, as on a real node."""
+    Debian's nfsdcld.service in, as on a real node. *op_timeout* (the lab's seeds:
+    OP_TIMEOUT) is every resource's start/stop/monitor timeout; without it hasync's
+    default, for callers that set their own (the fault campaign's campaign_toml)."""
     nodes = [g for g in guests if g.role == "node"]
     n1, n2 = nodes[0], nodes[1]
     clients = [g for g in guests if g.role == "client"]
@@ -77,7 +79,7 @@ def cluster_toml(guests: tuple[Guest, ...], init: str = "busybox") -> str:
     ping = ", ".join(f'"{g.public}"' for g in clients[:1])
     node_tables = "".join(f'\n[[node]]\nname = "{g.name}"\naddress = "{g.public}"\n' for g in nodes)
     fence = ", ".join(f'"{a}"' for a in FENCE_COMMAND)
-    ops = "".join(f'{k} = "{OP_TIMEOUT}"\n' for k in ("start_timeout", "stop_timeout", "monitor_timeout"))
+    ops = "".join(f'{k} = "{op_timeout}"\n' for k in ("start_timeout", "stop_timeout", "monitor_timeout") if op_timeout)
     # nfsdcld (the NFSv4 client records, /var/lib/nfs/nfsdcld: on the replicated disk through
     # bootstrap's symlink) must run before nfsd starts, or nfsd tracks clients the legacy way
     # and the grace period cannot end early. Under systemd nfs-server.service pulls it in;
@@ -319,7 +321,7 @@ def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path, ini
             "root/.ssh/config": "StrictHostKeyChecking accept-new\nUserKnownHostsFile /root/.ssh/known_hosts\n",
         }
         if g.role == "node":
-            files["etc/hasync/cluster.toml"] = cluster_toml(guests, init)
+            files["etc/hasync/cluster.toml"] = cluster_toml(guests, init, OP_TIMEOUT)
         files.update(g.extra_files)
         for rel, text in files.items():
             p = node / rel
