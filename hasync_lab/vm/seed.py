@@ -216,8 +216,9 @@ agent = "heartbeat:portblock"
 params = {{ action = "block", protocol = "tcp", portno = "2049", ip = "{VIP}", direction = "in" }}
 {ops}
 {nfsdcld}
-# The NFS server as profiles/cluster/example.toml runs it: the nfsserver agent (here it
-# drives Debian's init script: the guests boot busybox init) with one NFSv4 server scope
+# The NFS server as profiles/cluster/example.toml runs it: the nfsserver agent (Debian's
+# init script under busybox init; under systemd nfs-server.service, the scope put in by
+# drop-ins of the agent's own) with one NFSv4 server scope
 # on both nodes, no sm-notify of its own (the notify resource sends it last); no
 # nfs_shared_infodir: /var/lib/nfs is bootstrap's symlink onto the replicated disk. The
 # init script also loads bootstrap's /etc/exports (fsid=), the same export as "exports".
