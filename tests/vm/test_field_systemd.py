@@ -52,6 +52,13 @@ def units(lab, node: str, *names: str) -> list[str]:
     return lab.exec(node, ("systemctl", "is-enabled", *names), timeout=60).stdout.split()
 
 
+def wait_active(lab, node: str, *names: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (states := lab.exec(node, ("systemctl", "is-active", *names), timeout=60).stdout.split()) != ["active"] * len(names):
+        assert time.monotonic() < deadline, (node, names, states)
+        time.sleep(1)
+
+
 def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
     lab = sd_lab
     t0 = time.monotonic()
@@ -72,8 +79,8 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
     # 2. the units, started as an admin does: the chain comes up on node1
     sc.start_cluster(lab)
     TIMINGS["systemd_chain_up_s"] = round(time.monotonic() - t0, 2)
-    for n in lab.nodes:
-        assert lab.sh(n, f"systemctl is-active {sc.FAILOVER_UNIT} {sc.WATCH_UNIT}").split() == ["active", "active"], n
+    for n in lab.nodes:  # the watcher is ready once its first full reconciliation is done
+        wait_active(lab, n, sc.FAILOVER_UNIT, sc.WATCH_UNIT)
     assert manual.drbd_state(lab, "node1")["ro"] == "Primary/Secondary"
     assert_nfs_v4_served(lab, "node1", "node2")
 
@@ -144,6 +151,6 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
         check_no_acked_write_lost(lab, w, "node2")
     # node1 powers on: drbd.service, hasync-failover and hasync-watch start at boot
     TIMINGS.update({f"systemd_rejoin_{k}": v for k, v in sc.rejoin(lab, "node1", "node2").items()})
-    assert lab.sh("node1", f"systemctl is-active {sc.WATCH_UNIT}").strip() == "active"
+    wait_active(lab, "node1", sc.WATCH_UNIT)
     assert_healthy(lab, active="node2", standby="node1")
     TIMINGS["systemd_field_run_s"] = round(time.monotonic() - t0, 2)
