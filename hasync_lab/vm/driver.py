@@ -151,11 +151,16 @@ class VmLab:
         self._save()
         self.report(f"lab {self.name}: disks and seeds ready in {time.monotonic() - t0:.1f}s ({self.dir})")
 
-    def start(self, vm: str) -> None:
-        """Power on *vm* (after create, or after a crash: its disks are kept)."""
+    def start(self, vm: str, kernel_args: str = "") -> None:
+        """Power on *vm* (after create, or after a crash: its disks are kept); *kernel_args*
+        added to its kernel command line for this boot only (e.g. ``systemd.mask=UNIT``)."""
         if self.running(vm):
             return
         info = self.state["vms"][vm]
+        argv = list(info["argv"])
+        if kernel_args:
+            at = argv.index("-append") + 1
+            argv[at] += " " + kernel_args
         d = self.dir / vm
         for sock in ("console.sock", "monitor.sock", "bmc.sock"):
             (d / sock).unlink(missing_ok=True)
@@ -164,7 +169,7 @@ class VmLab:
         (d / "qemu.pid").unlink(missing_ok=True)
         self.consoles.pop(vm, None)
         with open(d / "qemu.log", "ab") as log:
-            p = subprocess.run(info["argv"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            p = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if p.returncode != 0:
             raise VmError(f"{vm}: qemu failed to start (exit {p.returncode}): {(d / 'qemu.log').read_text()[-1500:]}")
         info["pid"] = int((d / "qemu.pid").read_text().strip())
@@ -301,15 +306,17 @@ class VmLab:
         at node2's end, whichever node is named."""
         self._set_link(link, vm, up=False)
 
-    def heal(self, vm: str | None = None, *, boot: bool = True, timeout: float = BOOT_TIMEOUT) -> dict:
-        """Cables back in; crashed VMs (of *vm*, or all) power on again and are waited for."""
+    def heal(self, vm: str | None = None, *, boot: bool = True, timeout: float = BOOT_TIMEOUT,
+             kernel_args: str = "") -> dict:
+        """Cables back in; crashed VMs (of *vm*, or all) power on again (with *kernel_args*
+        for this boot, see start) and are waited for."""
         for ln in LINKS:
             self._set_link(ln, vm, up=True)
         off = [v for v in ([vm] if vm else self.vms) if not self.running(v)]
         if not boot or not off:
             return {}
         for v in off:
-            self.start(v)
+            self.start(v, kernel_args)
         return self.wait_ready(off, timeout)
 
     def fence(self, vm: str) -> bool:

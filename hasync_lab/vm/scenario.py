@@ -228,17 +228,18 @@ def rejoin(lab: VmLab, node: str, peer: str, before_up: Callable[[], object] | N
     standby (auto_failback off) with DRBD Secondary/Primary UpToDate on both sides.
     *before_up* runs once the node has booted, before DRBD is up. Under systemd the
     node's own units do all of it at boot (drbd.service, hasync-failover: bootstrap
-    enabled them), so nothing is started by hand and there is no "before DRBD is up"."""
+    enabled them), so nothing is started by hand; with *before_up* the node boots with
+    drbd.service held back (``systemd.mask=drbd.service`` on its kernel command line, as
+    an admin does to look at a crashed node first) and DRBD is brought up by hand after."""
     systemd = under_systemd(lab)
-    if systemd and before_up is not None:
-        raise ValueError("under systemd drbd.service brings DRBD up at boot: no before_up step")
+    hold = systemd and before_up is not None
     t0 = time.monotonic()
-    lab.heal(node)
+    lab.heal(node, kernel_args="systemd.mask=drbd.service" if hold else "")
     out = {"boot_s": round(time.monotonic() - t0, 2)}
     if before_up is not None:
         before_up()
         out["before_up_s"] = round(time.monotonic() - t0, 2)
-    if not systemd:
+    if not systemd or hold:
         lab.sh(node, "drbdadm up r0", timeout=120)
     manual.wait_drbd(lab, node, "UpToDate/UpToDate", timeout=300)
     out["resync_done_s"] = round(time.monotonic() - t0, 2)

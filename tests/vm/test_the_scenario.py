@@ -33,6 +33,7 @@ from hasync_lab.vm import scenario as sc
 from hasync_lab.vm.seed import VIP, default_guests
 
 from .checks import (
+    assert_guard_holds,
     assert_healthy,
     assert_lvm_as_bootstrap_left_it,
     assert_nfs_v4_served,
@@ -125,49 +126,6 @@ def test_bootstrap_failover_crash_rejoin_and_split_brain_guard(vm_lab):  # noqa:
 
     lab.report("step 7: split-brain guard")
     # 7. split-brain guard: node2 (active) loses every cable to node1 (and the client);
-    # fencing required: node1 must fence it before promoting, never two primaries
-    w2 = manual.start_writer(lab, "client1", "/mnt/ha/guard", "guard")
-    manual.wait_acked(lab, "client1", w2, 10, timeout=90)
-    t_cut = time.monotonic()
-    with sc.Sampler(lab) as s:
-        sc.isolate(lab, "node2")
-        sc.wait_role(lab, "node1", "active", timeout=300)
-        at_active = manual.acked(lab, "client1", w2)
-        manual.wait_acked(lab, "client1", w2, at_active + 5, timeout=300)
-    TIMINGS["scenario_guard_client_resumed_s"] = round(time.monotonic() - t_cut, 2)
-    assert len(s.samples) >= 10, s.samples
-    assert len(s.blind()) * 2 < len(s.samples), f"the sampler saw nothing in {len(s.blind())} of {len(s.samples)} samples"
-    assert s.both_primary() == [], s.both_primary()[:3]
-    assert s.two_servers() == [], s.two_servers()[:3]
-    assert not lab.running("node2"), "node1 took over without fencing node2"
-    log = sc.daemon_log(lab, "node1")
-    assert "fenced node2" in log[log.rfind("node2 declared dead"):], log[-3000:]
-    writer_log = manual.stop_writer(lab, "client1", w2)
-    assert "Stale" not in writer_log, writer_log
-    check_no_acked_write_lost(lab, w2, "node1")
-
-    lab.report("step 7b: the standby cut off")
-    # 7b. the standby (node2, back again) is cut off: it must not take over (no ping
-    # node answers), and node1's DRBD fence-peer handler fences it; node1 keeps serving
-    sc.rejoin(lab, "node2", "node1")
-    w3 = manual.start_writer(lab, "client1", "/mnt/ha/guard2", "guard2")
-    manual.wait_acked(lab, "client1", w3, 10, timeout=90)
-    t_cut = time.monotonic()
-    with sc.Sampler(lab) as s2:
-        sc.isolate(lab, "node2")
-        deadline = time.monotonic() + 120
-        while lab.running("node2") and time.monotonic() < deadline:
-            time.sleep(0.5)
-        at_fence = manual.acked(lab, "client1", w3)
-        manual.wait_acked(lab, "client1", w3, at_fence + 5, timeout=120)
-    TIMINGS["scenario_guard_standby_cut_client_resumed_s"] = round(time.monotonic() - t_cut, 2)
-    assert not lab.running("node2"), "node1's DRBD handler did not fence the cut-off standby"
-    assert len(s2.samples) >= 10 and len(s2.blind()) * 2 < len(s2.samples), (len(s2.samples), len(s2.blind()))
-    assert s2.both_primary() == [], s2.both_primary()[:3]
-    assert s2.two_servers() == [], s2.two_servers()[:3]
-    assert all(x["node2"].get("vip") is False for x in s2.samples), "the cut-off standby took the VIP"
-    assert sc.role(lab, "node1") == "active"
-    assert manual.drbd_state(lab, "node1")["ro"].startswith("Primary")
-    writer_log = manual.stop_writer(lab, "client1", w3)
-    assert "Stale" not in writer_log, writer_log
-    check_no_acked_write_lost(lab, w3, "node1")
+    # fencing required: node1 must fence it before promoting, never two primaries. 7b:
+    # node2 back, the standby is cut off: node1's DRBD fence-peer handler fences it
+    TIMINGS.update({f"scenario_{k}": v for k, v in assert_guard_holds(lab).items()})
