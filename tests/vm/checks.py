@@ -120,3 +120,49 @@ def assert_guard_holds(lab) -> dict[str, float]:
     assert "Stale" not in writer_log, writer_log
     check_no_acked_write_lost(lab, w3, "node1")
     return out
+
+
+def assert_migrate_there_and_back(lab, writers: tuple[dict, ...], notified: dict[str, int]) -> dict[str, float]:
+    """`hasync migrate --to node2` and back (run on node1) while *writers* write: each
+    move done, the target Primary, NFSv4 on node2 with the same scope, sm-notify reaching
+    the locking client from the VIP only (*notified*: the counts before), no client
+    error. Returns the timings (migrate_to_NODE_s)."""
+    out: dict[str, float] = {}
+    addrs = tuple(notified)
+    for target in ("node2", "node1"):
+        acked = {w["ack"]: manual.acked(lab, "client1", w) for w in writers}
+        t_mig = time.monotonic()
+        r = lab.exec("node1", ("hasync", "migrate", "--to", target, "--wait", "480"), timeout=540)
+        assert r.ok, f"migrate --to {target}: " + r.stdout[-2000:] + r.stderr[-2000:]
+        sc.wait_role(lab, target, "active", timeout=300)
+        for w in writers:
+            manual.wait_acked(lab, "client1", w, acked[w["ack"]] + 10, timeout=300)
+        out[f"migrate_to_{target}_s"] = round(time.monotonic() - t_mig, 2)
+        assert manual.drbd_state(lab, target)["ro"] == "Primary/Secondary"
+        if target == "node2":
+            assert_nfs_v4_served(lab, "node2", "node1")  # the same scope on both nodes
+            now = fc.count_udp_from(lab, "client1", addrs)
+            assert now[VIP] > notified[VIP], f"no sm-notify from the VIP reached client1: {notified} -> {now}"
+            assert all(now[a] == notified[a] for a in addrs if a != VIP), f"sm-notify from a node's own address: {notified} -> {now}"
+    fc.release_lock(lab, "client1")
+    for w in writers:
+        errors = lab.exec("client1", ("cat", w["log"])).stdout
+        assert errors.strip() == "", f"the client saw errors during migrate:\n{errors[-2000:]}"
+    return out
+
+
+def assert_crash_taken_over(lab, crash) -> None:
+    """node1 powered off (scenario.crash_and_wait): node2 declared it dead and fenced it."""
+    events = " | ".join(e.get("message", "") for e in crash.record.get("events", []))
+    assert "node1 declared dead" in crash.record.get("trigger", ""), crash.record
+    assert "fenced node1" in events, events
+    assert not lab.running("node1")
+
+
+def assert_bootstrap_again_refused(result) -> None:
+    """`hasync bootstrap --yes` re-run on the crashed node1 before its DRBD is up: the
+    metadata is not new (it held replicated data), so it refuses to force DRBD Primary,
+    names --allow-data-loss and changes nothing."""
+    out = " ".join((result.stdout + result.stderr).split())  # rich wraps at 80 columns
+    assert result.exit_code == 1 and "step drbd-primary refused, nothing changed" in out, out[-3000:]
+    assert "re-run with --allow-data-loss /dev/drbd0" in out and "run drbdadm primary --force" not in out, out[-3000:]
