@@ -53,6 +53,20 @@ def assert_lvm_as_bootstrap_left_it(lab, node: str, other_pv: str) -> None:
     assert v["system_id"] == f"system ID: {node}" and v["vg_system_id"] == node, v
 
 
+def bootstrap_and_read_back(lab) -> dict[str, float]:
+    """bootstrap on node1, node2 joining over ssh (sc.bootstrap_pair, its timings returned),
+    with a VG of node1's own present that the LVM filter bootstrap writes must leave
+    visible; then read back what it laid down: /var/lib/nfs on the replicated disk, the
+    export's fsid, LVM as bootstrap left it. The extra VG is removed again after."""
+    other_pv = fc.make_other_vg(lab, "node1")
+    timings = sc.bootstrap_pair(lab)
+    assert lab.sh("node1", "readlink /var/lib/nfs").strip().startswith("/srv/ha")
+    assert "fsid=" in lab.sh("node2", "cat /etc/exports")
+    assert_lvm_as_bootstrap_left_it(lab, "node1", other_pv)
+    fc.drop_other_vg(lab, "node1", other_pv)
+    return timings
+
+
 def assert_nfs_v4_served(lab, node: str, standby: str) -> None:
     """On the active node: grace and lease 20 s in nfsd, nfsdcld running with its records
     on the replicated disk and nfsd tracking clients through it, server scope the VIP."""
