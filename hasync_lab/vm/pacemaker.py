@@ -32,7 +32,7 @@ from hasync.bootstrap import doctor_pacemaker
 from hasync_lab.vm import manual
 from hasync_lab.vm import scenario as sc
 from hasync_lab.vm.driver import VmLab
-from hasync_lab.vm.seed import FENCE_COMMAND, Guest, cluster_toml, default_guests
+from hasync_lab.vm.seed import FENCE_COMMAND, Guest, cluster_toml, default_guests, lab_cluster_toml
 
 FENCE_AGENT = "/usr/sbin/fence_hasynclab"
 # the lab's power switch as Pacemaker runs it: the fence-agents options the export maps
@@ -63,13 +63,15 @@ def guests(clients: int = 1) -> tuple[Guest, ...]:
 def trial_toml(gs: tuple[Guest, ...]) -> str:
     """The lab's cluster.toml with the chain Pacemaker's: manager = "pacemaker", fencing
     by fence_hasynclab, timeouts for slow emulated nodes on every operation."""
-    text = cluster_toml(gs)
+    text = cluster_toml(gs)  # the lab's chain, without the lab's own operation timeouts
     fence_old = ", ".join(f'"{a}"' for a in FENCE_COMMAND)
     fence_new = ", ".join(f'"{a}"' for a in PCMK_FENCE_COMMAND)
-    assert fence_old in text and "\n[cluster]\n" in text and '\ntimeout = "20s"\n' in text
-    text = text.replace(fence_old, fence_new)
-    text = text.replace("\n[cluster]\n", '\n[cluster]\nmanager = "pacemaker"\n', 1)
-    text = text.replace('\ntimeout = "20s"\n', f'\ntimeout = "{FENCE_TIMEOUT}"\n', 1)  # [fencing]
+    head, fencing = text.split("\n[fencing]\n")
+    assert fence_old in fencing and "\n[cluster]\n" in head
+    fencing = fencing.replace(fence_old, fence_new)
+    fencing, n = re.subn(r'^timeout = "[^"]*".*$', f'timeout = "{FENCE_TIMEOUT}"', fencing, count=1, flags=re.M)
+    assert n == 1, "the lab's [fencing] has a timeout"
+    text = head.replace("\n[cluster]\n", '\n[cluster]\nmanager = "pacemaker"\n', 1) + "\n[fencing]\n" + fencing
     return re.sub(r'(\[\[resource\]\]\nid = "[^"]+"\n)',
                   rf'\1start_timeout = "{START_STOP_TIMEOUT}"\nstop_timeout = "{START_STOP_TIMEOUT}"\n'
                   rf'monitor_timeout = "{MONITOR_TIMEOUT}"\n', text)
@@ -235,7 +237,8 @@ def stop_stack(lab: VmLab) -> None:
     """Pacemaker and Corosync off on every running node, at once (no clean stop: the
     resources are the next test's reset to tear down), and the lab's own cluster.toml
     back, as the other VM tests expect it."""
-    text = cluster_toml(tuple(Guest(**lab.state["vms"][n]["guest"]) for n in lab.vms))
+    text = lab_cluster_toml(tuple(Guest(**lab.state["vms"][n]["guest"]) for n in lab.vms),
+                            lab.state.get("init", "busybox"))
     for n in lab.nodes:
         if lab.running(n):
             lab.exec(n, ("sh", "-c", "pkill -9 pacemaker; pkill -9 corosync; "

@@ -299,6 +299,12 @@ def source_tree(dest: Path) -> None:
     compileall.compile_dir(str(dest / "hasync"), quiet=1, ddir="/opt/hasync/seed/src/hasync")
 
 
+def lab_cluster_toml(guests: tuple[Guest, ...], init: str = "busybox") -> str:
+    """The cluster.toml a lab's nodes are seeded with: cluster_toml for *init* with the
+    TCG-sized operation timeouts (OP_TIMEOUT). What a test that rewrote it puts back."""
+    return cluster_toml(guests, init, OP_TIMEOUT)
+
+
 def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path, init: str = "busybox") -> Path:
     """Write the seed image for guest *g* to *out* (replacing it)."""
     key, pub = lab_ssh_key(lab_dir)
@@ -322,7 +328,7 @@ def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path, ini
             "root/.ssh/config": "StrictHostKeyChecking accept-new\nUserKnownHostsFile /root/.ssh/known_hosts\n",
         }
         if g.role == "node":
-            files["etc/hasync/cluster.toml"] = cluster_toml(guests, init, OP_TIMEOUT)
+            files["etc/hasync/cluster.toml"] = lab_cluster_toml(guests, init)
         files.update(g.extra_files)
         for rel, text in files.items():
             p = node / rel

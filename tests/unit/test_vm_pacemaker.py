@@ -23,7 +23,7 @@ from hasync.export.bundle import make_bundle
 from hasync.export.output import metadata_lookup
 from hasync_lab.vm import pacemaker as P
 from hasync_lab.vm.image_build import GUEST_DIR, PACKAGES
-from hasync_lab.vm.seed import PUBLIC_NET, REPL_NET, SEED_SCRIPTS
+from hasync_lab.vm.seed import PUBLIC_NET, REPL_NET, SEED_SCRIPTS, cluster_toml
 
 AGENT_PATH = GUEST_DIR / "fence_hasynclab"
 
@@ -55,7 +55,8 @@ def test_the_trial_config_is_the_labs_with_the_chain_pacemakers():
     c = trial_cluster()
     assert c.cluster.manager == "pacemaker"
     assert c.fencing.command == P.PCMK_FENCE_COMMAND and c.fencing.mode == "required"
-    assert len(c.resources) == 8
+    lab = loads(cluster_toml(P.guests()), path="vm-lab/cluster.toml")  # the busybox lab's chain
+    assert [r.id for r in c.resources] == [r.id for r in lab.resources]
     assert {(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in c.resources} == {(120.0, 120.0, 60.0)}
     assert c.fencing.timeout == 60.0
     assert all(g.mem_mib == P.NODE_MEM_MIB for g in P.guests() if g.role == "node")

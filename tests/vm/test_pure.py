@@ -62,7 +62,7 @@ def test_vm_chain_under_systemd_is_the_example_chain_without_the_lab_nfsdcld_scr
     assert [r.id for r in systemd.resources] == [r.id for r in busybox.resources if r.id != "nfsdcld"]
     assert (busybox.heartbeat.deadtime, systemd.heartbeat.deadtime) == (6.0, 12.0)
     # the seeds' TCG-sized operation timeouts; none without op_timeout (the campaign sets its own)
-    seeded = loads(seed.cluster_toml(seed.default_guests(1), "systemd", seed.OP_TIMEOUT), path="seeded.toml")
+    seeded = loads(seed.lab_cluster_toml(seed.default_guests(1), "systemd"), path="seeded.toml")
     assert {(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in seeded.resources} == {(120.0, 120.0, 120.0)}
     assert {r.start_timeout for r in systemd.resources} == {20.0}
 
