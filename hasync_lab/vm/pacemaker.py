@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hasync.bootstrap import doctor_pacemaker
+from hasync.operations import ocf
 from hasync_lab.vm import manual
 from hasync_lab.vm import scenario as sc
 from hasync_lab.vm.driver import VmLab
@@ -166,8 +167,12 @@ def release_node1(lab: VmLab) -> None:
 
 def start_stack(lab: VmLab, node: str) -> None:
     # the log directories the packages made (the logfile of corosync.conf, Pacemaker's
-    # detail log, owned by its hacluster user), should a guest lack them
-    lab.sh(node, "mkdir -p /var/log/corosync; [ -d /var/log/pacemaker ] || install -d -o hacluster -g haclient /var/log/pacemaker")
+    # detail log, owned by its hacluster user), should a guest lack them; and the agents'
+    # HA_RSCTMP, which systemd-tmpfiles makes at boot and busybox init does not (hasync's
+    # daemon makes it itself, Pacemaker does not: exportfs and portblock track themselves
+    # there, docs/vm.md)
+    lab.sh(node, "mkdir -p /var/log/corosync; [ -d /var/log/pacemaker ] || install -d -o hacluster -g haclient /var/log/pacemaker; "
+                 f"install -d -m {ocf.RSCTMP_MODE:o} {ocf.RSCTMP}")
     lab.spawn(node, "corosync -f", COROSYNC_LOG)
     for _ in range(60):  # pacemakerd needs corosync's IPC
         if lab.exec(node, ("corosync-cfgtool", "-s")).ok:
