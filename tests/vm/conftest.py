@@ -26,12 +26,20 @@ TIMINGS: dict[str, float] = {}
 RUN_LAST = ("test_pacemaker.py",)
 
 
+def _vm_order(item) -> int:
+    """0: the systemd lab's tests (fixture sd_lab, module scope): their lab is down before
+    the session's busybox lab boots (one lab at a time on 2 cores); 2: RUN_LAST; 1: the rest."""
+    if "sd_lab" in getattr(item, "fixturenames", ()):
+        return 0
+    return 2 if Path(str(item.path)).name in RUN_LAST else 1
+
+
 def pytest_collection_modifyitems(items):
-    """The VM tests in RUN_LAST run after every other VM test, whatever the file order.
-    Only the VM tests' places are shuffled."""
+    """The VM tests in the order _vm_order gives, whatever the file order (a stable sort:
+    within a group, collection order). Only the VM tests' places are shuffled."""
     here = Path(__file__).parent
     at = [i for i, it in enumerate(items) if here in Path(str(it.path)).parents]
-    ordered = sorted((items[i] for i in at), key=lambda it: Path(str(it.path)).name in RUN_LAST)
+    ordered = sorted((items[i] for i in at), key=_vm_order)
     for i, it in zip(at, ordered, strict=True):
         items[i] = it
 
@@ -46,17 +54,6 @@ def _progress(pytestconfig):
                 print(f"\n[vm {time.monotonic() - t0:6.1f}s] {msg}", end="", flush=True)
 
     return report
-
-
-def pytest_collection_modifyitems(items):
-    """The systemd lab's tests (fixture sd_lab, module scope) run before every other VM
-    test: their lab is down before the session's busybox lab boots, whatever the file
-    order (one lab at a time on 2 cores). Only the VM tests' places are shuffled."""
-    here = Path(__file__).parent
-    at = [i for i, it in enumerate(items) if here in Path(str(it.path)).parents]
-    ordered = sorted((items[i] for i in at), key=lambda it: "sd_lab" not in getattr(it, "fixturenames", ()))
-    for i, it in zip(at, ordered, strict=True):
-        items[i] = it
 
 
 @contextlib.contextmanager
