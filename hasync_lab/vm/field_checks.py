@@ -15,6 +15,10 @@ from hasync_lab.vm.seed import VIP
 OTHER_VG = "othervg"  # a VG of the host's own beside the cluster's (a root VG on RHEL 9)
 OTHER_IMG = "/var/tmp/othervg.img"
 NFS_STATE = "/srv/ha/nfs-state"  # [nfs].state_dir of the VM cluster
+# statd's lists: bootstrap's nfs-statd step sets nfs.conf [statd] state-directory-path =
+# /var/lib/nfs/statd (where resource-agents' nfsnotify reads them), /var/lib/nfs being its
+# symlink to NFS_STATE: on the replicated disk (tests/vm/test_pure.py ties the three)
+STATD = f"{NFS_STATE}/statd"
 LOCK_LOG = "/var/log/hasync-vm-lock.log"
 
 
@@ -102,7 +106,7 @@ def release_lock(lab: VmLab, client: str) -> None:
 
 
 def statd_records(lab: VmLab, node: str) -> list[str]:
-    return lab.exec(node, f"ls {NFS_STATE}/sm/", timeout=60).stdout.split()
+    return lab.exec(node, f"ls {STATD}/sm/", timeout=60).stdout.split()
 
 
 def bootstrap_again(lab: VmLab, node: str) -> Result:

@@ -7,8 +7,11 @@ import json
 
 import pytest
 
-from hasync.config import loads
-from hasync_lab.vm import image, image_build, manual, seed
+from hasync.bootstrap import edit
+from hasync.bootstrap import plan as P
+from hasync.bootstrap.testing import DataFacts
+from hasync.config import load_profile, loads
+from hasync_lab.vm import field_checks, image, image_build, manual, seed
 from hasync_lab.vm.driver import parse_size_mib
 
 
@@ -65,6 +68,29 @@ def test_vm_chain_under_systemd_is_the_example_chain_without_the_lab_nfsdcld_scr
     seeded = loads(seed.lab_cluster_toml(seed.default_guests(1), "systemd"), path="seeded.toml")
     assert {(r.start_timeout, r.stop_timeout, r.monitor_timeout) for r in seeded.resources} == {(120.0, 120.0, 120.0)}
     assert {r.start_timeout for r in systemd.resources} == {20.0}
+
+
+@pytest.mark.parametrize("init", ["busybox", "systemd"])
+def test_vm_statd_lists_are_where_bootstrap_puts_them_and_the_field_checks_read(init):
+    """The cluster.toml the lab seeds gives bootstrap the [nfs].state_dir the chain's NFS
+    state lives in: /var/lib/nfs a symlink to it (the nfsserver has no nfs_shared_infodir,
+    as the example), statd's lists made in its statd/ and nfs.conf pointing statd there
+    (the nfs-statd step); field_checks reads the locking client's record in that place."""
+    c = loads(seed.lab_cluster_toml(seed.default_guests(1), init), path="seeded.toml")
+    profile = load_profile(c.cluster.profile)
+    assert profile.options["nfs_state_link"] == "symlink"
+    assert not [r.id for r in c.resources if r.params.get("nfs_shared_infodir")]
+    assert c.nfs.state_dir == field_checks.NFS_STATE
+    w = P.Wanted(cluster=c, profile=profile, node="node1", first=True)
+    # a fresh node1 where nfs-common made its statd user
+    facts = DataFacts({"user:statd": {"exit": 0, "stdout": "statd:x:101:65534::/var/lib/nfs:/usr/sbin/nologin\n", "stderr": ""}})
+    planned = {s.name: s.plan(w, facts.get(s.needs(w))) for s in P.STEPS if s.name in ("nfs-state", "nfs-statd")}
+    [link] = [ch for ch in planned["nfs-state"] if ch.action == "link"]
+    assert (link.path, link.target) == ("/var/lib/nfs", field_checks.NFS_STATE)
+    made = {ch.path for ch in planned["nfs-statd"] if ch.action == "mkdir"}
+    assert {field_checks.STATD, f"{field_checks.STATD}/sm", f"{field_checks.STATD}/sm.bak"} <= made, made
+    [conf] = [ch for ch in planned["nfs-statd"] if ch.action == "write"]
+    assert edit.ini_get(conf.data or "", "statd", "state-directory-path") == "/var/lib/nfs/statd", conf.data
 
 
 def test_guests_hosts_and_addresses():
