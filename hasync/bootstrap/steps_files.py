@@ -142,18 +142,37 @@ def _unit_files(w: Wanted) -> dict[str, str]:
     return {f"{d}/{name}": text for name, text in sorted(w.units.items()) if not (w.pacemaker and _failover_unit(name))}
 
 
+# where a distro package (`make deb`'s, hasync_VERSION_all.deb) puts its units: systemd
+# reads /etc/systemd/system first, so a copy written there would shadow the package's and,
+# after the package is upgraded, run the old unit (Debian 12: /lib; RHEL 9 and SLES: /usr/lib)
+PACKAGED_UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system")
+
+
+def _packaged_paths(w: Wanted, path: str) -> list[str]:
+    name = path.rsplit("/", 1)[-1]
+    return [f"{d}/{name}" for d in PACKAGED_UNIT_DIRS] if w.profile.init == "systemd" else []
+
+
+def _shipped(w: Wanted, f: Facts, path: str, text: str) -> bool:
+    """The package installed this very unit: enabling it is all that is left to do."""
+    return any(f[f"file:{p}"] == text for p in _packaged_paths(w, path))
+
+
 def _units_needs(w: Wanted) -> list[str]:
-    return [f"file:{p}" for p in _unit_files(w)] + [f"enabled:{s}" for s in w.services("watch") + w.services("failover")]
+    files = [f"file:{q}" for p in _unit_files(w) for q in (p, *_packaged_paths(w, p))]
+    return files + [f"enabled:{s}" for s in w.services("watch") + w.services("failover")]
 
 
 @step("units", needs=_units_needs)
 def plan_units(w: Wanted, f: Facts) -> list[Change]:
     """hasync-watch and hasync-failover installed and enabled at boot (under Pacemaker
-    hasync-watch only, and hasync-failover turned off: two managers of one chain)."""
+    hasync-watch only, and hasync-failover turned off: two managers of one chain). A unit
+    the package already installed (the same text, in PACKAGED_UNIT_DIRS) is only enabled."""
     out: list[Change] = []
     mode = 0o644 if w.profile.init == "systemd" else 0o755
     for path, text in _unit_files(w).items():
-        out += write_change("units", f, path, text, mode)
+        if not _shipped(w, f, path, text):
+            out += write_change("units", f, path, text, mode)
     svcs = w.services("watch") + (() if w.pacemaker else w.services("failover"))
     for s in svcs:
         state = f[f"enabled:{s}"]

@@ -85,3 +85,35 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path, name):
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(path)], capture_output=True, text=True, timeout=60)
     # a setting systemd cannot parse is only a warning ("..., ignoring"): any output fails
     assert (r.returncode, r.stderr.strip(), r.stdout.strip()) == (0, "", "")
+
+
+def _units_plan(facts: dict) -> list:
+    from hasync.bootstrap import plan as P
+    from hasync.bootstrap.testing import DataFacts
+
+    from .test_bootstrap_steps import wanted_for
+
+    w = wanted_for({"config": "example", "profile": "debian12", "node": "node1", "first": True})
+    s = next(s for s in P.STEPS if s.name == "units")
+    return s.plan(w, DataFacts(facts, w.profile.init).get(s.needs(w)))
+
+
+@pytest.mark.parametrize("pkg_dir", ["/lib/systemd/system", "/usr/lib/systemd/system"])
+def test_bootstrap_enables_the_units_the_package_installed_without_shadowing_them(pkg_dir):
+    """`make deb`'s package ships the units in /lib/systemd/system: a copy bootstrap wrote
+    to /etc/systemd/system would shadow them (and outlive a package upgrade)."""
+    shipped = {f"file:{pkg_dir}/{name}": text for name, text in load_units("systemd").items()}
+    changes = _units_plan(shipped)
+    assert [c.action for c in changes] == ["run", "run"], [c.to_dict() for c in changes]
+    assert sorted(c.argv for c in changes) == [("systemctl", "enable", "hasync-failover.service"),
+                                               ("systemctl", "enable", "hasync-watch.service")]
+
+
+def test_bootstrap_writes_its_own_unit_where_the_package_ships_another_text():
+    """An older package's unit (or one edited in place) is not the unit this hasync needs:
+    bootstrap writes its own to /etc/systemd/system, as without the package."""
+    units = load_units("systemd")
+    facts = {"file:/lib/systemd/system/hasync-failover.service": units["hasync-failover.service"] + "# old\n",
+             "file:/lib/systemd/system/hasync-watch.service": units["hasync-watch.service"]}
+    writes = [c.path for c in _units_plan(facts) if c.action == "write"]
+    assert writes == ["/etc/systemd/system/hasync-failover.service"]
