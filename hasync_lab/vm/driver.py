@@ -113,8 +113,9 @@ class VmLab:
         os.replace(tmp, self.dir / "lab.json")
 
     def create(self, image: Image | None = None, guests: tuple[Guest, ...] | None = None,
-               init: str = "busybox", disk_mib: int = DRBD_DISK_MIB) -> None:
-        """Lay down disks, seeds and the qemu command lines (does not boot)."""
+               init: str = "busybox", disk_mib: int = DRBD_DISK_MIB, deb: Path | None = None) -> None:
+        """Lay down disks, seeds and the qemu command lines (does not boot); *deb*: a
+        package the nodes' seeds carry (`make deb`'s, for the field run to install)."""
         why = qemu_available()
         if why:
             raise VmError(why)
@@ -129,6 +130,7 @@ class VmLab:
         groups = {link: (f"239.{rnd.randint(1, 254)}.{rnd.randint(1, 254)}.{rnd.randint(1, 254)}",
                          rnd.randint(20000, 60000)) for link in NETDEV}
         self.state = {"name": self.name, "image": str(image.dir), "key": image.key, "init": init,
+                      "deb": deb.name if deb else "",
                       "groups": {k: list(v) for k, v in groups.items()}, "links": {}, "vms": {}}
         t0 = time.monotonic()
         nodes = [g for g in guests if g.role == "node"]
@@ -140,7 +142,7 @@ class VmLab:
             if g.role == "node":
                 with open(d / "drbd.img", "wb") as f:
                     f.truncate(disk_mib * 1024 * 1024)
-            seedmod.make_seed(d / "seed.img", g, guests, self.dir, init)
+            seedmod.make_seed(d / "seed.img", g, guests, self.dir, init, deb)
             peer = None
             if g.role == "node":
                 peer = next(n.name for n in nodes if n.name != g.name)

@@ -1,8 +1,10 @@
 """What goes into the VM lab's guest image, and building it (once: image.py names it by a
 hash of these inputs, caches it and reuses it).
 
-Debian 12 minbase by debootstrap, the tools below, a venv with the product's Python
-dependencies installed offline from wheels, Debian's kernel (DRBD 8.4, dm, nfsd) with
+Debian 12 minbase by debootstrap, the tools below (Debian's python3-rich and
+python3-watchdog among them: what `make deb`'s package depends on), a venv with the
+product's Python dependencies installed offline from wheels (what the busybox-init lab's
+hasync runs in), Debian's kernel (DRBD 8.4, dm, nfsd) with
 unneeded modules trimmed, and a busybox initramfs. Needs root and the packages named in
 apt-packages.txt.
 """
@@ -56,6 +58,14 @@ PACKAGES = (
     "corosync",
     "pacemaker",
     "pacemaker-cli-utils",
+    # the systemd field run installs `make deb`'s package with apt, offline (no network, no
+    # package lists in the guests: hasync_lab/vm/package.py): every package it Depends on
+    # must be here (python3, unison, openssh-client and iproute2 are above; no python3-tomli,
+    # Python 3.11 has tomllib; no python3-sh, the harness's only; fabric it only suggests)
+    # -- tests/vm/test_pure.py checks the list against packaging/deb/build.py's
+    "python3-rich",
+    "python3-watchdog",
+    "man-db",  # `man -w hasync` finds the page the package installs, as on an admin's node
 )
 
 # Module trees nobody in the lab needs: they make up most of the kernel's size.

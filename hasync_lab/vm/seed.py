@@ -10,6 +10,8 @@ under a second; the guest mounts it read-only at /opt/hasync/seed. It holds
                  nfsdcld.init (nfsdcld as an LSB script, for busybox init)
     node/        files copied onto the VM's root on its first boot: /etc/hostname,
                  /etc/hosts, /etc/hasync/cluster.toml, /etc/hasync-vm/net.sh, ssh keys
+    pkg/         nodes of a lab given a .deb (the systemd field run): `make deb`'s
+                 hasync_VERSION_all.deb, which the run installs with apt (package.py)
 
 So editing hasync or the VM scripts never rebuilds the cached base image.
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hasync_lab.vm.image_build import GUEST_DIR
+from hasync_lab.vm.package import SEED_PKG
 
 SRC_ROOT = Path(__file__).resolve().parents[2]  # the checkout (…/hasync_lab/vm -> …)
 SRC_DIRS = ("hasync", "profiles", "bootstrap", "failover")  # the product only: guests are nodes
@@ -305,8 +308,10 @@ def lab_cluster_toml(guests: tuple[Guest, ...], init: str = "busybox") -> str:
     return cluster_toml(guests, init, OP_TIMEOUT)
 
 
-def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path, init: str = "busybox") -> Path:
-    """Write the seed image for guest *g* to *out* (replacing it)."""
+def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path, init: str = "busybox",
+              deb: Path | None = None) -> Path:
+    """Write the seed image for guest *g* to *out* (replacing it); a node's carries *deb*
+    in pkg/ when given."""
     key, pub = lab_ssh_key(lab_dir)
     with tempfile.TemporaryDirectory(prefix="hasync-seed-", dir=str(lab_dir)) as tmp:
         root = Path(tmp)
@@ -316,6 +321,10 @@ def make_seed(out: Path, g: Guest, guests: tuple[Guest, ...], lab_dir: Path, ini
         for name, mode in SEED_SCRIPTS.items():
             shutil.copy2(GUEST_DIR / name, vm / name)
             (vm / name).chmod(mode)
+        if deb is not None and g.role == "node":
+            (root / SEED_PKG).mkdir()
+            shutil.copyfile(deb, root / SEED_PKG / deb.name)
+            (root / SEED_PKG / deb.name).chmod(0o644)
         node = root / "node"
         files = {
             "etc/hostname": g.name + "\n",

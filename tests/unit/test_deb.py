@@ -151,3 +151,27 @@ def test_lintian_if_installed(deb):
         pytest.skip("lintian is not installed")
     r = run("lintian", "--no-tag-display-limit", str(deb))
     assert not [line for line in r.stdout.splitlines() if line.startswith("E:")], r.stdout
+
+
+def test_the_units_it_ships_are_the_ones_bootstrap_would_write(deb, tmp_path):
+    """Bootstrap enables a unit the package installed only when its text is the very text
+    it would write (hasync.bootstrap.steps_files._shipped); else it writes a copy to
+    /etc/systemd/system, which shadows the package's."""
+    from hasync.bootstrap.steps_files import PACKAGED_UNIT_DIRS
+    from hasync.bootstrap.wanted import load_units
+
+    run("dpkg-deb", "-x", str(deb), str(tmp_path))
+    assert "/lib/systemd/system" in PACKAGED_UNIT_DIRS
+    for name, text in load_units("systemd").items():
+        assert (tmp_path / "lib/systemd/system" / name).read_text() == text, name
+
+
+def test_the_vm_field_run_reads_the_version_and_depends_as_dpkg_has_them(deb):
+    """hasync_lab.vm.package (the field run's install, the image's package list check)."""
+    from hasync_lab.vm import package
+
+    assert package.deb_field(deb, "Version") == __version__
+    names = package.depends_names(package.deb_field(deb, "Depends"))
+    assert names == [("python3",), ("python3-rich",), ("python3-watchdog",), ("unison",), ("openssh-client",),
+                     ("iproute2",)]
+    assert package.build_deb(deb.parent / "again").name == deb.name  # `make deb`'s script, as the field run calls it

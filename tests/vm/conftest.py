@@ -58,9 +58,9 @@ def _progress(pytestconfig):
 
 @contextlib.contextmanager
 def booted_lab(request, prefix: str, init: str = "busybox",
-               guests: tuple[Guest, ...] = ()) -> Iterator[VmLab]:
+               guests: tuple[Guest, ...] = (), deb: Path | None = None) -> Iterator[VmLab]:
     """A VM lab (*guests*, or node1, node2, client1 with qemu's default memory) booted with
-    *init* as PID 1, down afterwards; its boot timings (keys prefixed by "systemd_" under
+    *init* as PID 1, its nodes' seeds carrying *deb* (package.py), down afterwards; its boot timings (keys prefixed by "systemd_" under
     systemd) written to $HASYNC_VM_TIMINGS. When a test failed meanwhile, every guest's
     logs are copied first to $HASYNC_VM_ARTIFACTS/<lab> (default /var/tmp/hasync-lab/artifacts)."""
     pytestconfig = request.config
@@ -77,7 +77,7 @@ def booted_lab(request, prefix: str, init: str = "busybox",
     failed = request.session.testsfailed
     try:
         t1 = time.monotonic()
-        lab.create(image, guests or default_guests(1), init=init)
+        lab.create(image, guests or default_guests(1), init=init, deb=deb)
         ready = lab.up()
         key = "" if init == "busybox" else f"{init}_"
         TIMINGS[f"{key}boot_3vms_s"] = round(time.monotonic() - t1, 2)

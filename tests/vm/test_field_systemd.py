@@ -6,6 +6,13 @@ before the session's busybox-init lab (conftest orders it first). `make test` bo
 today; the plan (docs/vm.md "In make test", not built) is this lab alone, the busybox
 lab's tests behind a switch: two labs do not fit CI's 40 minutes on 2 cores.
 
+0. hasync installed as the README's step 2 does: `make deb`'s package (built once on the
+   host by packaging/deb/build.py, carried by the nodes' seeds) installed with
+   `apt-get install ./hasync_VERSION_all.deb` on both nodes, offline (the image holds every
+   package it depends on); `hasync` is then the package's /usr/bin/hasync with its
+   version, man finds hasync(8), and the units are the package's, Documentation= naming
+   the page; every later step runs that install (bootstrap enables the package's units
+   and writes no copy to /etc/systemd/system);
 1. `hasync check`, `hasync bootstrap` on node1 (which has a VG of its own the LVM filter
    must leave visible), `--join node1` on node2, on guests where Debian started
    nfs-server at boot; bootstrap leaves drbd, hasync-failover and hasync-watch enabled
@@ -39,8 +46,9 @@ import time
 
 import pytest
 
+from hasync.bootstrap.steps_files import PACKAGED_UNIT_DIRS
 from hasync_lab.vm import field_checks as fc
-from hasync_lab.vm import manual
+from hasync_lab.vm import manual, package
 from hasync_lab.vm import scenario as sc
 from hasync_lab.vm.seed import VIP, default_guests
 
@@ -62,9 +70,23 @@ SSH = "ssh -i /etc/hasync/ssh/id_ed25519 -o UserKnownHostsFile=/etc/hasync/ssh/k
 
 
 @pytest.fixture(scope="module")
-def sd_lab(request):
-    with booted_lab(request, "vs", init="systemd") as lab:
+def field_deb(tmp_path_factory):
+    """`make deb`'s package, built once on the host (packaging/deb/build.py)."""
+    return package.build_deb(tmp_path_factory.mktemp("deb"))
+
+
+@pytest.fixture(scope="module")
+def sd_lab(request, field_deb):
+    with booted_lab(request, "vs", init="systemd", deb=field_deb) as lab:
         yield lab
+
+
+def assert_packaged_units(got: dict[str, str]) -> None:
+    """Each hasync unit systemd loads is the package's file (no copy in /etc shadows it),
+    its Documentation= names the man page."""
+    for u in package.UNITS:
+        assert got[f"{u}.fragment"] in [f"{d}/{u}" for d in PACKAGED_UNIT_DIRS], got
+        assert "man:hasync(8)" in got[f"{u}.doc"].split(), got
 
 
 def units(lab, node: str, *names: str) -> list[str]:
@@ -92,12 +114,25 @@ def no_client_errors(lab, *writers: dict) -> None:
         assert errors.strip() == "", errors[-2000:]
 
 
-def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
+def test_field_run_under_systemd(sd_lab, field_deb):  # noqa: PLR0915 -- one story
     lab = sd_lab
     t0 = time.monotonic()
     addr = {g.name: g.public for g in default_guests(0)}
     for vm in lab.vms:
         assert lab.sh(vm, "cat /proc/1/comm").strip() == "systemd", vm
+
+    lab.report(f"step 0: {field_deb.name} installed with apt on the nodes")
+    # 0. the README's install: apt, offline, takes the package's dependencies from the image
+    version = package.deb_field(field_deb, "Version")
+    for n in lab.nodes:
+        r = package.install(lab, n, field_deb.name)
+        assert r.ok, r.stdout[-3000:] + r.stderr[-3000:]
+        got = package.installed_view(lab, n)
+        assert got["which"] == package.PACKAGED_BIN, got
+        assert (got["version"], got["dpkg"]) == (f"hasync {version}", version), got
+        assert got["man"] == package.MAN_PAGE and got["completion"] == "yes", got
+        assert_packaged_units(got)
+    TIMINGS["systemd_deb_installed_s"] = round(time.monotonic() - t0, 2)
 
     lab.report("step 1: the README's path")
     # 1. the README's path: check, bootstrap, join (nfs-server was started at boot);
@@ -108,6 +143,7 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
     for n in lab.nodes:
         assert units(lab, n, "drbd", "hasync-failover", "hasync-watch", "nfs-server") == \
             ["enabled", "enabled", "enabled", "disabled"], n
+        assert_packaged_units(package.installed_view(lab, n))  # enabled, not copied to /etc
 
     lab.report("step 2: the units")
     # 2. the units, started as an admin does: the chain comes up on node1
@@ -117,6 +153,9 @@ def test_field_run_under_systemd(sd_lab):  # noqa: PLR0915 -- one story
         wait_active(lab, n, sc.FAILOVER_UNIT, sc.WATCH_UNIT)
     assert manual.drbd_state(lab, "node1")["ro"] == "Primary/Secondary"
     assert_nfs_v4_served(lab, "node1", "node2")
+    for n in lab.nodes:  # the daemons are the package's hasync
+        cmd = lab.sh(n, f"tr '\\0' ' ' < /proc/{main_pid(lab, n)}/cmdline")
+        assert package.PACKAGED_BIN in cmd.split(), (n, cmd)
 
     lab.report("step 3: two clients on client1")
     # 3. two clients on client1: Debian 12's default mount (NFS v4.2) and v3, hard; the v3

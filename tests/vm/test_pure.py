@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from hasync.bootstrap import edit
 from hasync.bootstrap import plan as P
 from hasync.bootstrap.testing import DataFacts
 from hasync.config import load_profile, loads
-from hasync_lab.vm import field_checks, image, image_build, manual, seed
+from hasync_lab.vm import field_checks, image, image_build, manual, package, seed
 from hasync_lab.vm.driver import parse_size_mib
 
 
@@ -266,3 +267,56 @@ def test_prune_removes_superseded_images_but_not_the_current_or_a_used_one(tmp_p
     assert [p.name for p in removed] == ["old"]
     assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == ["building", "cur", "debs", "used"]
     assert not (cache / "old.lock").exists()
+
+
+def _deb_build_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deb_build", package.BUILD_SCRIPT)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_image_holds_every_package_the_deb_depends_on():
+    """The field run installs the .deb with apt offline (no network, no lists in the
+    guests): a dependency missing from the image fails the install ("not installable")."""
+    needed = package.depends_names(", ".join(_deb_build_module().DEPENDS))
+    assert needed, "packaging/deb/build.py has no DEPENDS"
+    missing = [alts for alts in needed if not set(alts) & set(image_build.PACKAGES)]
+    assert missing == []
+
+
+def test_depends_names_reads_versions_alternatives_and_arch_qualifiers():
+    assert package.depends_names("python3 (>= 3.11), python3-rich (>= 13), a | b (<< 2), c:any, d [amd64]") == [
+        ("python3",), ("python3-rich",), ("a", "b"), ("c",), ("d",)]
+    assert package.depends_names("") == []
+
+
+def test_the_field_runs_install_takes_the_deb_the_seed_carries_with_apt_offline():
+    script = package.install_script("hasync_0.1.0_all.deb")
+    lines = script.splitlines()
+    # the seed is mounted where stage 1 of the boot mounts it, the .deb in its SEED_PKG
+    boot = (image_build.GUEST_DIR / "boot").read_text()
+    mount = boot.split('mount -t ext4 -o ro "$dev" ', 1)[1].split(";", 1)[0].split()[0]
+    assert package.GUEST_SEED_PKG == f"{mount}/{package.SEED_PKG}"
+    assert lines[0] == f"cp {package.GUEST_SEED_PKG}/hasync_0.1.0_all.deb /tmp/hasync_0.1.0_all.deb"
+    assert f"rm -f {package.VENV_WRAPPER}" in lines  # else /usr/local/bin's hasync comes first on PATH
+    apt = lines[-1]
+    assert lines[-2] == "cd /tmp"
+    assert apt.startswith("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download ./hasync_0.1.0_all.deb ")
+    assert set(apt.split()[6:]) == set(package.CLUSTER_TOOLS) <= set(image_build.PACKAGES)
+    for bad in ("../x.deb", "hasync.tar", "/tmp/hasync_0.1.0_all.deb"):
+        with pytest.raises(ValueError):
+            package.install_script(bad)
+
+
+def test_the_systemd_field_run_builds_the_deb_and_installs_it_before_check():
+    """The field run's steps as the test has them: the lab's nodes get `make deb`'s
+    package on their seeds, step 0 installs it (package.install of that file) before
+    step 1's `hasync check`."""
+    src = (Path(__file__).parent / "test_field_systemd.py").read_text()
+    assert "package.build_deb(" in src and 'booted_lab(request, "vs", init="systemd", deb=field_deb)' in src
+    body = src.split("def test_field_run_under_systemd", 1)[1]
+    assert body.index("package.install(lab, n, field_deb.name)") < body.index('("hasync", "check", "-q")')
