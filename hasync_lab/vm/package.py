@@ -70,21 +70,26 @@ def guest_deb(deb_name: str) -> str:
     return f"{GUEST_DEB_DIR}/{deb_name}"
 
 
+def apt_install_argv(deb_name: str) -> tuple[str, ...]:
+    """The README's `apt install ./hasync_V_all.deb` with the cluster tools, for a node
+    without network: --no-download makes apt fail rather than fetch anything."""
+    if "/" in deb_name or not deb_name.endswith(".deb"):
+        raise ValueError(f"a .deb file name, not {deb_name!r}")
+    return ("apt-get", "install", "-y", "--no-download", f"./{deb_name}", *CLUSTER_TOOLS)
+
+
 def install_script(deb_name: str) -> str:
     """The shell script that installs the package on a node, offline: the seed's copy
     to /tmp, the venv wrapper away, `apt-get install --no-download ./hasync_V_all.deb`
-    with the cluster tools (all in the image: apt only marks them installed by hand);
-    --no-download makes apt fail rather than fetch anything the image lacks."""
-    if "/" in deb_name or not deb_name.endswith(".deb"):
-        raise ValueError(f"a .deb file name, not {deb_name!r}")
+    with the cluster tools (all in the image: apt only marks them installed by hand)."""
+    apt = apt_install_argv(deb_name)
     q = shlex.quote
     return "\n".join((
         f"cp {q(f'{GUEST_SEED_PKG}/{deb_name}')} {q(guest_deb(deb_name))}",
         f"rm -f {VENV_WRAPPER}",
         "mkdir -p /var/cache/apt/archives/partial /var/lib/apt/lists/partial",  # the image emptied them
         f"cd {GUEST_DEB_DIR}",
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download "
-        + " ".join(q(a) for a in (f"./{deb_name}", *CLUSTER_TOOLS)),
+        "DEBIAN_FRONTEND=noninteractive " + shlex.join(apt),
     )) + "\n"
 
 

@@ -175,3 +175,36 @@ def test_the_vm_field_run_reads_the_version_and_depends_as_dpkg_has_them(deb):
     assert names == [("python3",), ("python3-rich",), ("python3-watchdog",), ("unison",), ("openssh-client",),
                      ("iproute2",)]
     assert package.build_deb(deb.parent / "again").name == deb.name  # `make deb`'s script, as the field run calls it
+
+
+# Debian 12's versions of what the package depends on with a version (the image has them)
+BOOKWORM = {"python3": "3.11.2-1+b1", "python3-rich": "13.3.1-1", "python3-watchdog": "2.2.1-1"}
+
+
+@pytest.mark.parametrize("gone", ["", "python3-watchdog", "nfs-kernel-server"])
+def test_apt_installs_it_offline_from_the_vm_images_packages_only(deb, tmp_path, gone):
+    """The VM field run's install (hasync_lab.vm.package.apt_install_argv) simulated by
+    apt against a dpkg database of the image's package list (stand-ins at Debian 12's
+    versions) and no package lists, as in the guests: it installs hasync alone, skipping
+    the Recommends it cannot find (fence-agents); a package the image lacks fails it."""
+    from hasync_lab.vm import image_build, package
+
+    if not shutil.which("apt-get"):
+        pytest.skip("apt-get is not installed")
+    status = tmp_path / "status"
+    status.write_text("\n".join(
+        f"Package: {name}\nStatus: install ok installed\nPriority: optional\nMaintainer: x <x@x>\n"
+        f"Architecture: all\nVersion: {BOOKWORM.get(name, '1.0-1')}\nDescription: stand-in\n"
+        for name in image_build.PACKAGES if name != gone))
+    (tmp_path / "lists" / "partial").mkdir(parents=True)
+    apt, sub, *rest = package.apt_install_argv(deb.name)
+    r = run(apt, "-s", "-o", f"Dir::State::status={status}", "-o", f"Dir::State::Lists={tmp_path / 'lists'}",
+            "-o", f"Dir::State::extended_states={tmp_path / 'extended_states'}",
+            "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",  # no cache of this database
+            sub, *rest, cwd=deb.parent)
+    if gone:
+        assert r.returncode != 0 and gone in r.stdout + r.stderr, r.stdout + r.stderr
+        return
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.findall(r"^Inst (\S+)", r.stdout, re.M) == ["hasync"]
+    assert "fence-agents" in r.stdout  # listed as recommended, not installed
