@@ -13,37 +13,30 @@ the chain is Pacemaker's and says so in Pacemaker's words.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from hasync_lab.vm import VmLab, ensure_image, manual
+from hasync_lab.vm import manual
 from hasync_lab.vm import pacemaker as pcmk
 from hasync_lab.vm import scenario as sc
 
-from .conftest import TIMINGS
+from .conftest import TIMINGS, booted_lab
 
 pytestmark = pytest.mark.vm
 
 
 @pytest.fixture
-def pcmk_lab(vm_session):
-    """A lab of its own, booted fresh, as in the trial's passing runs. The session's lab,
-    after the scenario, keeps what its bootstrap laid down (units enabled at boot, lvm.conf,
+def pcmk_lab(request):
+    """A lab of its own, booted fresh, as in the trial's passing runs. A busybox lab after
+    the scenario keeps what its bootstrap laid down (units enabled at boot, lvm.conf,
     nfs.conf, /var/lib/nfs on the replicated disk) that manual.reset does not undo; on it
-    node1 stopped answering during this trial's bootstrap (CI, 2026-12-07). The session's
-    lab goes down first: one lab at a time on 2 cores (this test runs last: RUN_LAST)."""
-    vm_session.down()
+    node1 stopped answering during this trial's bootstrap (CI, 2026-12-07). Any other lab
+    goes down first (booted_lab: one lab at a time on 2 cores; this test runs last)."""
     t0 = time.monotonic()
-    lab = VmLab(f"vp{os.getpid() % 10**8}", report=vm_session.report)
-    try:
-        lab.create(ensure_image(vm_session.report), pcmk.guests(1))
-        lab.up()
+    with booted_lab(request, "vp", guests=pcmk.guests(1)) as lab:
         TIMINGS["pacemaker_boot_s"] = round(time.monotonic() - t0, 2)
         yield lab
-    finally:
-        lab.down()
 
 
 def test_pacemaker_fences_promotes_and_serves_after_a_crash_with_no_acknowledged_write_lost(pcmk_lab):
