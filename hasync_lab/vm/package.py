@@ -72,15 +72,18 @@ def guest_deb(deb_name: str) -> str:
 
 def apt_install_argv(deb_name: str) -> tuple[str, ...]:
     """The README's `apt install ./hasync_V_all.deb` with the cluster tools, for a node
-    without network: --no-download makes apt fail rather than fetch anything."""
+    without network and without package lists: apt can fetch nothing, so it installs from
+    what the image has or fails. Not `--no-download`: apt 2.6 then refuses any local .deb
+    ("Internal Error, Pathname to install is not absolute", relative or absolute path;
+    the field run's first install on the VMs, reproduced on the host's apt 2.6.1)."""
     if "/" in deb_name or not deb_name.endswith(".deb"):
         raise ValueError(f"a .deb file name, not {deb_name!r}")
-    return ("apt-get", "install", "-y", "--no-download", f"./{deb_name}", *CLUSTER_TOOLS)
+    return ("apt-get", "install", "-y", f"./{deb_name}", *CLUSTER_TOOLS)
 
 
 def install_script(deb_name: str) -> str:
     """The shell script that installs the package on a node, offline: the seed's copy
-    to /tmp, the venv wrapper away, `apt-get install --no-download ./hasync_V_all.deb`
+    to /tmp, the venv wrapper away, `apt-get install ./hasync_V_all.deb`
     with the cluster tools (all in the image: apt only marks them installed by hand)."""
     apt = apt_install_argv(deb_name)
     q = shlex.quote
