@@ -53,7 +53,8 @@ def lvm_view(lab: VmLab, node: str) -> dict:
 def nfs_v4_state(lab: VmLab, node: str) -> dict:
     """NFSv4 state on the node that serves: grace and lease in effect, nfsdcld running with
     its records on the replicated disk and nfsd using it, the server scope nfsd runs with
-    (the UTS host name of the daemons the nfsserver agent's `unshare -u` started)."""
+    (the UTS host name of the daemons the nfsserver agent's `unshare -u` started; under
+    systemd, the agent's drop-in and environment file for rpc.nfsd, which does not stay)."""
     script = (
         "echo grace=$(cat /proc/fs/nfsd/nfsv4gracetime)\n"
         "echo lease=$(cat /proc/fs/nfsd/nfsv4leasetime)\n"
@@ -63,6 +64,12 @@ def nfs_v4_state(lab: VmLab, node: str) -> dict:
         # the kernel says which client tracker nfsd chose at its last start
         "echo tracking=$(dmesg | grep -o 'Using [a-zA-Z ]* client tracking operations' | tail -n 1)\n"
         "echo scope=$(nsenter -t $(pidof -s rpc.mountd) -u hostname)\n"
+        # under systemd the agent runs only nfs-server.service's rpc.nfsd (which sets nfsd's
+        # scope, then exits) in its own UTS namespace, from a drop-in and an environment
+        # file; mountd keeps the node's name there
+        "echo init=$(cat /proc/1/comm)\n"
+        "echo scope_env=$(sed -n 's/^NFS_SERVER_SCOPE=//p' /run/sysconfig/nfs-server-scope 2>/dev/null)\n"
+        "echo scope_unshare=$(systemctl show -p ExecStart nfs-server.service 2>/dev/null | grep -c 'unshare --uts')\n"
     )
     out = lab.sh(node, script, errexit=False, timeout=60)
     return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
