@@ -162,11 +162,13 @@ def test_field_run_under_systemd(sd_lab, field_deb):  # noqa: PLR0915 -- one sto
     # 3. two clients on client1: Debian 12's default mount (NFS v4.2) and v3, hard; the v3
     # one holds a lock: node1's statd records client1 on the replicated disk, and the node
     # that starts the chain next notifies it (nfsnotify: sm-notify -f -v VIP)
-    # the admin opens the export to the clients' users (root is squashed to nobody); the
-    # mode bootstrap_pair set right after bootstrap is reported (the fourth try's writers
-    # got EACCES on the v4.2 mount)
-    lab.report(f"export directory on node1: {lab.sh('node1', f'stat -c %a:%U {sc.EXPORT}').strip()}")
-    lab.sh("node1", f"chmod 1777 {sc.EXPORT}")
+    # the admin gives the export to the user the clients' root is squashed to (nobody): the
+    # 1777 bootstrap_pair sets for the busybox lab gave EACCES on the v4.2 mount here (the
+    # clients run systemd, whose sysctl defaults set fs.protected_regular: an O_CREAT open
+    # in a sticky world-writable directory of a file owned by nobody, neither the opener
+    # nor the directory's owner, is refused; v4's atomic open meets that check)
+    lab.sh("node1", f"chown 65534:65534 {sc.EXPORT} && chmod 0755 {sc.EXPORT}")
+    lab.report(f"client1: fs.protected_regular={lab.sh('client1', 'sysctl -n fs.protected_regular').strip()}")
     lab.sh("client1", f"mkdir -p /mnt/ha /mnt/ha3\nmount -t nfs {VIP}:{sc.EXPORT} /mnt/ha", timeout=180)
     assert "vers=4.2" in lab.sh("client1", "grep ' /mnt/ha ' /proc/mounts")
     sc.mount_client(lab, mnt="/mnt/ha3")
