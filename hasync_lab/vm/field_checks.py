@@ -112,6 +112,21 @@ def release_lock(lab: VmLab, client: str) -> None:
     lab.sh(client, "pkill -f /run/hold_lock.py", errexit=False, timeout=60)
 
 
+def statd_view(lab: VmLab, node: str) -> str:
+    """What a failed sm-notify check needs to be read: statd's lists where nfsnotify reads
+    them (sm/, sm.bak/, the nfsserver agent's sm.ha/), where /var/lib/nfs points, the
+    running statd's directory and sm-notify processes, nfs.conf's [statd], the daemon's
+    last notify lines."""
+    script = (f"for d in sm sm.bak sm.ha; do echo \"$d: $(ls {STATD}/$d 2>&1 | tr '\\n' ' ')\"; done\n"
+              "echo \"/var/lib/nfs -> $(readlink -f /var/lib/nfs)\"\n"
+              "for p in $(pgrep -x rpc.statd); do echo \"statd $p in $(readlink /proc/$p/cwd) args $(tr '\\0' ' ' < /proc/$p/cmdline)\"; done\n"
+              "pgrep -a sm-notify || echo 'no sm-notify'\n"
+              "sed -n '/^\\[statd\\]/,/^\\[/p' /etc/nfs.conf\n"
+              "grep -h notify /var/lib/hasync/failover/timeline.jsonl 2>/dev/null | tail -n 4 | cut -c1-600\n"
+              "journalctl --no-pager -o short-precise -t sm-notify -t rpc.statd -n 12 2>/dev/null")
+    return f"--- {node}\n" + lab.exec(node, ("sh", "-c", script), timeout=60).stdout
+
+
 def statd_records(lab: VmLab, node: str) -> list[str]:
     return lab.exec(node, f"ls {STATD}/sm/", timeout=60).stdout.split()
 

@@ -159,7 +159,8 @@ def assert_migrate_there_and_back(lab, writers: tuple[dict, ...], notified: dict
         if target == "node2":
             assert_nfs_v4_served(lab, "node2", "node1")  # the same scope on both nodes
             now = fc.count_udp_from(lab, "client1", addrs)
-            assert now[VIP] > notified[VIP], f"no sm-notify from the VIP reached client1: {notified} -> {now}"
+            assert now[VIP] > notified[VIP], (f"no sm-notify from the VIP reached client1: {notified} -> {now}\n"
+                                              + "\n".join(fc.statd_view(lab, n) for n in ("node2", "node1")))
             assert all(now[a] == notified[a] for a in addrs if a != VIP), f"sm-notify from a node's own address: {notified} -> {now}"
     fc.release_lock(lab, "client1")
     for w in writers:

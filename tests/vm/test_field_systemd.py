@@ -232,6 +232,7 @@ def test_field_run_under_systemd(sd_lab, field_deb):  # noqa: PLR0915 -- one sto
     assert sc.role(lab, "node1") == "active"
 
     lab.report("step 7: hasync migrate to node2 and back")
+    lab.report(fc.statd_view(lab, "node1"))  # statd's lists before the move (read when sm-notify fails)
     # 7. graceful `hasync migrate` to node2 and back while both clients write: no error
     TIMINGS.update({f"systemd_{k}": v for k, v in assert_migrate_there_and_back(lab, (w4, w3), notified).items()})
 
