@@ -321,3 +321,14 @@ def test_the_systemd_field_run_builds_the_deb_and_installs_it_before_check():
     assert "package.build_deb(" in src and 'booted_lab(request, "vs", init="systemd", deb=field_deb)' in src
     body = src.split("def test_field_run_under_systemd", 1)[1]
     assert body.index("package.install(lab, n, field_deb.name)") < body.index('("hasync", "check", "-q")')
+
+
+def test_the_lock_holder_is_killed_but_not_the_shell_that_kills_it():
+    # field run 10 (2026-12-07): `sh -c 'pkill -f /run/hold_lock.py'` matched its own shell
+    import re
+
+    from hasync_lab.vm import field_checks as fc
+
+    assert re.search(fc.HOLDER_PATTERN, "python3 /run/hold_lock.py")
+    assert not re.search(fc.HOLDER_PATTERN, f"/bin/sh -ec pkill -f '{fc.HOLDER_PATTERN}'")
+    assert re.search("/run/hold_lock.py", "/bin/sh -ec pkill -f /run/hold_lock.py")  # the old pattern did
