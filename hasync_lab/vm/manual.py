@@ -47,10 +47,17 @@ def drbd_prepare_script() -> str:
     )
 
 
+# the image's lvm.conf, kept by lvm_filter_script before it edits it: reset_node_script puts
+# it back, or the next test's LVM sees through test_storage's filter (it hides everything
+# but /dev/drbd*: the scenario's own VG on a loop device was "rejected by filter config")
+LVM_CONF_ORIG = "/etc/lvm/lvm.conf.lab-orig"
+
+
 def lvm_filter_script() -> str:
     # Debian's lvm.conf has the line commented out; replace it (or append a devices section).
     return (
         "f=/etc/lvm/lvm.conf\n"
+        f"cp -n $f {LVM_CONF_ORIG}\n"  # reset_node_script puts it back for the next test
         "if ! grep -q '^[[:space:]]*global_filter = \\[ \"a|^/dev/drbd|\"' $f; then\n"
         f"  sed -i 's#^\\([[:space:]]*\\)\\# global_filter = .*#\\1{LVM_FILTER}#' $f\n"
         f"  grep -q '^[[:space:]]*global_filter' $f || printf 'devices {{\\n\\t{LVM_FILTER}\\n}}\\n' >> $f\n"
@@ -105,6 +112,7 @@ def reset_node_script() -> str:
         f"sz=$(blockdev --getsize64 {DISK}); dd if=/dev/zero of={DISK} bs=1M count=4 "
         "seek=$((sz/1048576-4)) conv=fsync status=none\n"
         f"rm -f /etc/drbd.d/{RESOURCE}.res /etc/exports\n"
+        f"[ -f {LVM_CONF_ORIG} ] && cp {LVM_CONF_ORIG} /etc/lvm/lvm.conf\n"
         "true\n"
     )
 

@@ -2,9 +2,10 @@
 own init (systemd as PID 1) and the cluster is deployed the way the README tells an admin,
 with the example's chain (hasync_lab/vm/seed.py: profiles/cluster/example.toml's
 resources, nfsdcld pulled in by nfs-server.service as on a real node). Its own lab, booted
-before the session's busybox-init lab (conftest orders it first). `make test` boots both
-today; the plan (docs/vm.md "In make test", not built) is this lab alone, the busybox
-lab's tests behind a switch: two labs do not fit CI's 40 minutes on 2 cores.
+before the session's busybox-init lab (conftest orders it first). Not in `make test`:
+HASYNC_VM_FIELD=1 (`make test-field`) runs it. Whole, on a quiet 2-core machine, it took
+24.6 min (2026-12-07, run 11); beside the busybox lab's scenario and the Pacemaker trial
+CI would take ~47 min, over its 40 (docs/vm.md "In make test").
 
 0. hasync installed as the README's step 2 does: `make deb`'s package (built once on the
    host by packaging/deb/build.py, carried by the nodes' seeds) installed with

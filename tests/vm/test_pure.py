@@ -332,3 +332,13 @@ def test_the_lock_holder_is_killed_but_not_the_shell_that_kills_it():
     assert re.search(fc.HOLDER_PATTERN, "python3 /run/hold_lock.py")
     assert not re.search(fc.HOLDER_PATTERN, f"/bin/sh -ec pkill -f '{fc.HOLDER_PATTERN}'")
     assert re.search("/run/hold_lock.py", "/bin/sh -ec pkill -f /run/hold_lock.py")  # the old pattern did
+
+
+def test_reset_puts_back_the_lvm_conf_the_manual_filter_replaced():
+    # test_storage's filter (all but /dev/drbd* hidden) outlived its test: the scenario's
+    # VG on a loop device was "rejected by filter config" (VM run, 2026-12-07)
+    from hasync_lab.vm import manual
+
+    save = manual.lvm_filter_script()
+    assert save.index(f"cp -n $f {manual.LVM_CONF_ORIG}") < save.index("sed -i")
+    assert f"cp {manual.LVM_CONF_ORIG} /etc/lvm/lvm.conf" in manual.reset_node_script()
