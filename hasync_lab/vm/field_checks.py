@@ -22,6 +22,12 @@ STATD = f"{NFS_STATE}/statd"
 LOCK_LOG = "/var/log/hasync-vm-lock.log"
 
 
+def read_keys(lab: VmLab, node: str, script: str) -> dict[str, str]:
+    """Run *script* on *node* (no errexit) and read its ``key=value`` lines."""
+    out = lab.sh(node, script, errexit=False, timeout=60)
+    return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
+
+
 def make_other_vg(lab: VmLab, node: str) -> str:
     """A small VG on a loop device, made before bootstrap: the filter bootstrap writes must
     keep it visible. Returns the loop device."""
@@ -71,8 +77,7 @@ def nfs_v4_state(lab: VmLab, node: str) -> dict:
         "echo scope_env=$(sed -n 's/^NFS_SERVER_SCOPE=//p' /run/sysconfig/nfs-server-scope 2>/dev/null)\n"
         "echo scope_unshare=$(systemctl show -p ExecStart nfs-server.service 2>/dev/null | grep -c 'unshare --uts')\n"
     )
-    out = lab.sh(node, script, errexit=False, timeout=60)
-    return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
+    return read_keys(lab, node, script)
 
 
 def count_udp_from(lab: VmLab, client: str, sources: tuple[str, ...]) -> dict[str, int]:
@@ -157,8 +162,7 @@ def chain_pieces(lab: VmLab, node: str) -> dict[str, str]:
         "echo exports=$(exportfs | tr -s ' \\n\\t' ' ')\n"
         "echo portblock=$(iptables -S INPUT | grep -c 'dport 2049')\n"
     )
-    out = lab.sh(node, script, errexit=False, timeout=60)
-    return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
+    return read_keys(lab, node, script)
 
 
 def wait_text(lab: VmLab, node: str, path: str, text: str, timeout: float = 120.0) -> float:
