@@ -31,6 +31,7 @@ unless the event is about the peer or the links, which are reported once).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import replace
 
 from hasync import model
@@ -421,3 +422,9 @@ def jobs_of(fsm: AnyMembership) -> list[Job | None]:
     """The job under way in each group (None where there is none): one entry for a
     single-group membership."""
     return [m.job for m in fsm.groups.values()] if isinstance(fsm, GroupMembership) else [fsm.job]
+
+
+def working(jobs: Iterable[Job | None]) -> list[Job]:
+    """The jobs that change the chain or the peer (a start, stop, restart, probe, fence):
+    every one but an interval monitor, which only reads."""
+    return [j for j in jobs if j is not None and j.kind != JobKind.MONITOR]

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hasync.failover.membership_data import Job
-from hasync.failover.states import Gate, JobKind, Role
+from hasync.failover.membership_groups import working
+from hasync.failover.states import Gate, Role
 
 
 def unit_of_cgroup(text: str) -> str:
@@ -64,7 +65,7 @@ def detach_refusal(role: Role, jobs: Iterable[Job | None], gate: Gate, leaving: 
     2-3 s was under way at the restart's SIGTERM and the restart became a failover.)"""
     if leaving:
         return "already leaving"
-    busy = [j for j in jobs if j is not None and j.kind != JobKind.MONITOR]
+    busy = working(jobs)
     if busy:
         return f"a job is under way ({busy[0].kind.value})"
     if gate:

@@ -21,7 +21,7 @@ from hasync.effects.systemd import Notifier
 from hasync.failover.daemon.heartbeat import Sender
 from hasync.failover.daemon.worker import Mailbox, Worker, WorkerPool
 from hasync.failover.membership import Action, Event, Job, Persist, Persisted, Send
-from hasync.failover.membership_groups import AnyMembership, jobs_of
+from hasync.failover.membership_groups import AnyMembership, jobs_of, working
 from hasync.failover.resource_state import Progress, ResourceTable, progress_event
 from hasync.failover.stall import Throttle
 from hasync.failover.states import JobKind, Level, Role
@@ -39,7 +39,7 @@ def record_job_under_way(fsm: AnyMembership) -> bool:
     monitors of 2-3 s each left no wake-up without one), and waiting for none kept the
     takeover's record open: `hasync history` said "in progress", last-failover.json had
     no duration (the 2026-12-07 VM bench, 4 trials of 5). A failed monitor opens its own."""
-    return any(j is not None and j.kind != JobKind.MONITOR for j in jobs_of(fsm))
+    return bool(working(jobs_of(fsm)))
 
 
 class Executor:
