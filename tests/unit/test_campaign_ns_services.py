@@ -109,3 +109,42 @@ def test_a_power_on_is_booted_once_though_the_supervisor_ticks_meanwhile(tmp_pat
         for p in lab.spawned:
             p.kill()
             p.wait()
+
+
+class _Exited:
+    """An old unit process that has exited 0 (a graceful stop): polled by the supervisor's
+    tick at the moment the injector's thread starts the unit again (``on_poll``)."""
+
+    pid = 999_999_01
+
+    def __init__(self):
+        self.on_poll = None
+
+    def poll(self):
+        run, self.on_poll = self.on_poll, None
+        if run is not None:
+            run()  # the other thread runs now: start() puts the new process in
+        return 0
+
+
+def test_a_graceful_restart_keeps_the_new_daemon_though_the_tick_sees_the_old_one_exit(tmp_path):
+    """Seed 94661234 (ns tier, fault 56, a graceful restart of the standby's daemon): the
+    supervisor's tick polled the old process (exit 0 after its SIGTERM) while the
+    injector's thread had already started the new one, and dropped the *new* process from
+    its table: the daemon ran, but to the campaign it was gone, nothing restarted it, and
+    the liveness audit fired ("a daemon is not running") on a healthy cluster."""
+    lab = FakeLab(tmp_path)
+    sv = Services(lab, tmp_path, lambda n, k, m: None, threading.RLock())
+    key = ("node1", "failover")
+    try:
+        sv.wanted[key] = False  # stop(): not wanted until started again
+        old = sv.procs[key] = _Exited()
+        old.on_poll = lambda: sv.start(*key)  # stop() returned: start() (it polls the old one too: exited)
+        sv.tick()
+        assert sv.pid(*key) == lab.spawned[-1].pid
+        assert sv.alive(*key)
+        assert [e.code for e in sv.exits] == [0]  # the old one's exit is still recorded
+    finally:
+        for p in lab.spawned:
+            p.kill()
+            p.wait()

@@ -44,6 +44,9 @@ class Services:
         self.t = t
         self.nodes = tuple(lab.nodes)
         self.procs: dict[tuple[str, str], subprocess.Popen] = {}
+        # start() (an injector's thread) and tick() (the supervisor's) both change procs:
+        # the tick drops or restarts an exited process only if it still is the unit's
+        self.procs_lock = threading.Lock()
         self.wanted: dict[tuple[str, str], bool] = {(n, u): True for n in self.nodes for u in UNITS}
         self.restart_at: dict[tuple[str, str], float] = {}
         self.expect_exit: set[int] = set()  # pids the campaign killed or stopped
@@ -71,7 +74,8 @@ class Services:
             with open(path, "a") as f:
                 f.write(f"==== campaign: start {unit} on {node} at {time.strftime('%H:%M:%S')} ====\n")
             p = self.lab.spawn(node, list(argv), log=path, env=env)
-            self.procs[(node, unit)] = p
+            with self.procs_lock:
+                self.procs[(node, unit)] = p
             if p.poll() is not None:  # nsenter could not enter the node (it is going down): never started
                 self.expect_exit.add(p.pid)
         self.wanted[(node, unit)] = True
@@ -207,12 +211,18 @@ class Services:
                 self.trace(node, "unit", f"{unit} (pid {p.pid}) exited {code} ({why})")
             self.expect_exit.discard(p.pid)
             self.frozen.discard(p.pid)
-            if crashed:
-                del self.procs[(node, unit)]
-            elif self.wanted[(node, unit)] and code != 0:
-                self.restart_at[(node, unit)] = now + UNITS[unit][1]
-            else:
-                del self.procs[(node, unit)]
+            with self.procs_lock:
+                if self.procs.get((node, unit)) is not p:
+                    # started again meanwhile (a graceful restart's start() once its stop
+                    # returned): the new process is the unit's; dropping it lost a running
+                    # daemon from view (seed 94661234, fault 56)
+                    continue
+                if crashed:
+                    del self.procs[(node, unit)]
+                elif self.wanted[(node, unit)] and code != 0:
+                    self.restart_at[(node, unit)] = now + UNITS[unit][1]
+                else:
+                    del self.procs[(node, unit)]
         for key, due in list(self.restart_at.items()):
             if now >= due:
                 node, unit = key
