@@ -10,6 +10,9 @@ installed all take them from here, so they never disagree.
 - ocf:       ``$OCF_ROOT/resource.d/PROVIDER/AGENT start|stop|monitor`` with OCF_RESKEY_*;
              a promotable agent ``start`` + ``promote``, ``demote``, ``monitor`` (ocf.py)
 - service:   the distro profile's unit names for a logical service, via systemd or LSB
+
+The NFS server's stop, of any kind, ends with ``nfsd_down``: the kernel's nfsd must be
+down when the resource says stopped (see NFSD_DOWN).
 """
 
 from __future__ import annotations
@@ -31,6 +34,39 @@ class Command:
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     timeout: float = 20.0
+
+
+# The NFS server resource's stop is followed by this check, whatever its kind: the kernel's
+# nfsd must be down (no threads) once the resource says stopped. Debian's nfs-kernel-server
+# init script (the nfsserver agent's stop without systemd, and the lsb/heartbeat kinds)
+# stops nfsd with `start-stop-daemon --stop --name nfsd`, which does not reach the kernel's
+# nfsd threads: nfsd ran on with its NFSv4 state on the node that had handed the chain over,
+# the next start there was no start at all (no grace period, the old client records), and
+# every client's lock reclaim was refused -- the VM scenario's migrate then crash lost all
+# its v3 and v4.2 locks ("lockd: spurious grace period reject"). Under systemd
+# nfs-server.service's stop runs `rpc.nfsd 0` and this finds nothing to do.
+NFSD_THREADS = "/proc/fs/nfsd/threads"
+NFSD_DOWN = (
+    't="${NFSD_THREADS:-' + NFSD_THREADS + '}"; n=$(cat "$t" 2>/dev/null) || exit 0; '
+    '[ "${n:-0}" -gt 0 ] 2>/dev/null || exit 0; '
+    'echo "the kernel nfsd still ran $n threads after the NFS server stopped: rpc.nfsd 0" >&2; '
+    'rpc.nfsd 0 2>/dev/null || echo 0 > "$t"; i=0; '
+    'while [ "$(cat "$t" 2>/dev/null || echo 0)" -gt 0 ]; do i=$((i+1)); '
+    'if [ $i -ge 100 ]; then echo "nfsd still runs $(cat "$t") threads after rpc.nfsd 0" >&2; exit 1; fi; sleep 0.1; done'
+)
+NFS_SERVER_NAMES = ("nfsserver", "nfs-server", "nfs-kernel-server")
+
+
+def is_nfs_server(res: model.Resource) -> bool:
+    """The kernel NFS server's resource: ocf:heartbeat:nfsserver, or a unit, script or
+    service named nfs-server, nfs-kernel-server or nfsserver."""
+    if res.type == "ocf":
+        return res.agent == "heartbeat:nfsserver"
+    return res.agent.rsplit("/", 1)[-1].removesuffix(".service") in NFS_SERVER_NAMES
+
+
+def nfsd_down(timeout: float) -> Command:
+    return Command(("/bin/sh", "-c", NFSD_DOWN, "nfsd-down"), (), timeout)
 
 
 def heartbeat_script(name: str, exists: Callable[[str], bool] = os.path.exists) -> str:
@@ -62,6 +98,14 @@ def commands(
     (*interval*: a recurring monitor's period, 0 a probe)."""
     if op not in ("start", "stop", "status") and not (op in ("promote", "demote") and res.type == "ocf" and res.promotable):
         raise ValueError(f"unknown operation {op!r}")
+    cmds = _commands(res, op, profile, exists, ocf_root, interval)
+    if op == "stop" and is_nfs_server(res):
+        cmds += (nfsd_down(ocf.action_timeout(res, op)),)
+    return cmds
+
+
+def _commands(res: model.Resource, op: str, profile: model.Profile | None, exists: Callable[[str], bool],
+              ocf_root: str, interval: float) -> tuple[Command, ...]:
     t = ocf.action_timeout(res, op)
     if res.type == "heartbeat":
         return (Command((heartbeat_script(res.agent, exists), *res.args, op), (), t),)

@@ -167,7 +167,9 @@ def test_lsb_systemd_and_service_kinds():
     prof = model.Profile("deb", "systemd", {"nfsserver": ("nfs-server", "rpc-statd")}, {})
     svc = model.Resource("nfs", "service", "nfsserver")
     assert [c.argv for c in operations.commands(svc, "start", profile=prof)] == [("systemctl", "start", "nfs-server"), ("systemctl", "start", "rpc-statd")]
-    assert [c.argv for c in operations.commands(svc, "stop", profile=prof)] == [("systemctl", "stop", "rpc-statd"), ("systemctl", "stop", "nfs-server")]
+    stop = [c.argv for c in operations.commands(svc, "stop", profile=prof)]
+    assert stop[:2] == [("systemctl", "stop", "rpc-statd"), ("systemctl", "stop", "nfs-server")]
+    assert stop[2][-1] == "nfsd-down"  # and the kernel's nfsd is down (test_operations_nfsd_down.py)
     sysv = model.Profile("sles9", "sysv", {"nfsserver": ("nfsserver",)}, {})
     assert operations.commands(svc, "start", profile=sysv)[0].argv == ("/etc/init.d/nfsserver", "start")
 
