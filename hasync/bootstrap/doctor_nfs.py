@@ -255,6 +255,13 @@ def _v4_state(cluster: model.Cluster, profile: model.Profile, node: str, p: dict
         else:
             out.append(Finding("nfs-grace", "ok", node, f"nfs.conf: grace {want[0]} s, lease {want[1]} s"))
     running = p.get("nfsd.threads", "0") not in ("", "0")
+    if running and "mnt.fs" in p and not p["mnt.fs"] and not doctor_groups.several_nfs(cluster):
+        # the VM scenario: Debian's nfs-kernel-server script (the nfsserver agent's stop
+        # without systemd) left nfsd's threads running on the node that handed over
+        out.append(Finding("nfsd-stray", "error", node, f"the kernel's nfsd runs here ({p['nfsd.threads']} threads) though the cluster filesystem is "
+                                                        "not mounted here: an NFS server stop left it running, with its NFSv4 state of before; "
+                                                        "the chain's next start here begins no grace period and every client loses its locks",
+                           "rpc.nfsd 0 (on this node; the chain's next start here brings nfsd back)"))
     if running and (p.get("nfsd.grace"), p.get("nfsd.lease")) != want:
         out.append(Finding("nfs-grace", "warning", node, f"nfsd runs with grace {p.get('nfsd.grace')} s and lease {p.get('nfsd.lease')} s, set when it started; the config says {want[0]}/{want[1]}",
                            "restart the NFS server at a quiet moment (v4 clients reclaim their state during the grace)"))

@@ -52,6 +52,13 @@ KINDS = (
     Kind("v3", "client1", "/mnt/ha", "vers=3,hard,timeo=10", "client2", "/mnt/ha4"),
     Kind("v4.2", "client2", "/mnt/ha4", "", "client1", "/mnt/ha"),
 )
+# The VM scenario's (make test): both kinds on client1, each mount the other's contender.
+# The server's lock table does not care which VM asks: a v4 lock owner and an NLM owner
+# (the same machine's lockd) are two owners, so a reclaimed lock is refused across them.
+ONE_VM = (
+    Kind("v3", "client1", "/mnt/ha", "vers=3,hard,timeo=10", "client1", "/mnt/ha4"),
+    Kind("v4.2", "client1", "/mnt/ha4", "", "client1", "/mnt/ha"),
+)
 
 
 @dataclass

@@ -114,6 +114,16 @@ def test_nfsdcld_records_on_the_replicated_disk_and_nfsdcld_running() -> None:
     assert "grace does not end as soon as every client has reclaimed" in w.message and "systemctl start nfsdcld" in w.fix
 
 
+def test_nfsd_running_where_the_filesystem_is_not_mounted_is_an_error() -> None:
+    # the VM scenario (busybox init): the nfsserver agent's stop through Debian's init
+    # script left nfsd's threads on node2 after a migrate back; the takeover there had no
+    # grace period and both clients lost their locks
+    [e] = found(D.check_node(cluster(), profile(), "node2", node(**{"mnt.fs": "", "nfsd.threads": "8"})), "nfsd-stray")
+    assert "nfsd runs here (8 threads) though the cluster filesystem is not mounted here" in e.message and e.fix.startswith("rpc.nfsd 0")
+    assert not found(D.check_node(cluster(), profile(), "node2", node(**{"mnt.fs": "", "nfsd.threads": "0"})), "nfsd-stray")
+    assert not found(D.check_node(cluster(), profile(), "node1", node()), "nfsd-stray")  # the active node: it serves
+
+
 def test_an_nfsdcld_holding_the_database_of_before_the_move_is_an_error() -> None:
     # the VM field run under systemd: nfsdcld started at boot kept the node's own database
     # open after bootstrap moved /var/lib/nfs (the old folder is kept as .hasync-orig)
