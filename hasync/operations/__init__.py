@@ -46,13 +46,23 @@ class Command:
 # its v3 and v4.2 locks ("lockd: spurious grace period reject"). Under systemd
 # nfs-server.service's stop runs `rpc.nfsd 0` and this finds nothing to do.
 NFSD_THREADS = "/proc/fs/nfsd/threads"
+# lockd stops with nfsd and tells statd to forget each client it monitored (SM_UNMON); with
+# statd already stopped (the agent's init-script mode stops it right after the script)
+# each call hung until its RPC timed out: `rpc.nfsd 0` took 64 s on the VMs (sysrq-w:
+# rpc.nfsd in nsm_unmonitor <- nlm_gc_hosts <- lockd_down). So when nfsd has to be brought
+# down and statd is gone, a statd runs for the moment (--no-notify; the lists it then
+# drops were saved by the agent to sm.ha first, which its next start puts back -- as under
+# systemd, where nfs-server's stop runs while statd still runs).
 NFSD_DOWN = (
     't="${NFSD_THREADS:-' + NFSD_THREADS + '}"; n=$(cat "$t" 2>/dev/null) || exit 0; '
     '[ "${n:-0}" -gt 0 ] 2>/dev/null || exit 0; '
     'echo "the kernel nfsd still ran $n threads after the NFS server stopped: rpc.nfsd 0" >&2; '
-    'rpc.nfsd 0 2>/dev/null || echo 0 > "$t"; i=0; '
+    's=; if ! pgrep -x rpc.statd >/dev/null 2>&1 && command -v rpc.statd >/dev/null 2>&1 '
+    '&& rpc.statd --no-notify 2>/dev/null; then s=1; fi; '
+    'rpc.nfsd 0 2>/dev/null || echo 0 > "$t"; i=0; rc=0; '
     'while [ "$(cat "$t" 2>/dev/null || echo 0)" -gt 0 ]; do i=$((i+1)); '
-    'if [ $i -ge 100 ]; then echo "nfsd still runs $(cat "$t") threads after rpc.nfsd 0" >&2; exit 1; fi; sleep 0.1; done'
+    'if [ $i -ge 100 ]; then echo "nfsd still runs $(cat "$t") threads after rpc.nfsd 0" >&2; rc=1; break; fi; sleep 0.1; done; '
+    '[ -z "$s" ] || pkill -x rpc.statd; exit $rc'
 )
 NFS_SERVER_NAMES = ("nfsserver", "nfs-server", "nfs-kernel-server")
 

@@ -47,29 +47,45 @@ def test_other_resources_stop_as_before(res):
     assert all(c.argv[-1] != "nfsd-down" for c in operations.commands(res, "stop", exists=lambda p: False))
 
 
-def _run(tmp_path, threads: str | None):
-    """Run the check with a fake rpc.nfsd on PATH that records its call and sets the
-    thread count to its argument, as the kernel does."""
+def _run(tmp_path, threads: str | None, statd_running: bool = False):
+    """Run the check with fakes on PATH: rpc.nfsd records its call and sets the thread
+    count to its argument, as the kernel does; pgrep says whether statd runs; rpc.statd
+    and pkill record their calls. Every call goes to one log, in order."""
     t = tmp_path / "threads"
     if threads is not None:
         t.write_text(threads + "\n")
     bin_ = tmp_path / "bin"
     bin_.mkdir()
-    fake = bin_ / "rpc.nfsd"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\necho "$1" > {t}\n')
-    fake.chmod(0o755)
+    calls = tmp_path / "calls"
+    fakes = {
+        "rpc.nfsd": f'echo "rpc.nfsd $*" >> {calls}\necho "$1" > {t}\n',
+        "rpc.statd": f'echo "rpc.statd $*" >> {calls}\n',
+        "pkill": f'echo "pkill $*" >> {calls}\n',
+        "pgrep": f"exit {0 if statd_running else 1}\n",
+    }
+    for name, body in fakes.items():
+        (bin_ / name).write_text("#!/bin/sh\n" + body)
+        (bin_ / name).chmod(0o755)
     (cmd,) = [c for c in operations.commands(NFS_KINDS[0], "stop") if c.argv[-1] == "nfsd-down"]
     env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "NFSD_THREADS": str(t)}
     r = subprocess.run(cmd.argv, env=env, capture_output=True, text=True, timeout=30)
-    calls = (tmp_path / "calls").read_text().split() if (tmp_path / "calls").exists() else []
-    return r, calls, (t.read_text().strip() if t.exists() else None)
+    done = calls.read_text().splitlines() if calls.exists() else []
+    return r, done, (t.read_text().strip() if t.exists() else None)
 
 
 def test_nfsd_left_running_by_the_stop_is_brought_down(tmp_path):
-    r, calls, left = _run(tmp_path, "8")
+    r, calls, left = _run(tmp_path, "8", statd_running=True)
     assert r.returncode == 0, r.stderr
-    assert calls == ["0"] and left == "0"
+    assert calls == ["rpc.nfsd 0"] and left == "0"
     assert "still ran 8 threads" in r.stderr
+
+
+def test_with_statd_gone_a_statd_runs_while_nfsd_goes_down(tmp_path):
+    """The VM migrate: the agent had stopped statd, lockd's goodbye to it (SM_UNMON) hung
+    until its RPC timed out and `rpc.nfsd 0` took 64 s."""
+    r, calls, left = _run(tmp_path, "8", statd_running=False)
+    assert r.returncode == 0, r.stderr
+    assert calls == ["rpc.statd --no-notify", "rpc.nfsd 0", "pkill -x rpc.statd"] and left == "0"
 
 
 @pytest.mark.parametrize("threads", ["0", None], ids=["stopped", "no-nfsd-here"])
