@@ -48,7 +48,7 @@ class Command:
 NFSD_THREADS = "/proc/fs/nfsd/threads"
 # lockd stops with nfsd and tells statd to forget each client it monitored (SM_UNMON); with
 # statd already stopped (the agent's init-script mode stops it right after the script)
-# each call hung until its RPC timed out: `rpc.nfsd 0` took 64 s on the VMs (sysrq-w:
+# each call hung until its RPC timed out: the NFS server's stop took 64 s on the VMs (sysrq-w:
 # rpc.nfsd in nsm_unmonitor <- nlm_gc_hosts <- lockd_down). So when nfsd has to be brought
 # down and statd is gone, a statd runs for the moment (--no-notify; the lists it then
 # drops were saved by the agent to sm.ha first, which its next start puts back -- as under
