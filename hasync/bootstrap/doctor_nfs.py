@@ -261,7 +261,7 @@ def _v4_state(cluster: model.Cluster, profile: model.Profile, node: str, p: dict
         out.append(Finding("nfsd-stray", "error", node, f"the kernel's nfsd runs here ({p['nfsd.threads']} threads) though the cluster filesystem is "
                                                         "not mounted here: an NFS server stop left it running, with its NFSv4 state of before; "
                                                         "the chain's next start here begins no grace period and every client loses its locks",
-                           "rpc.nfsd 0 (on this node; the chain's next start here brings nfsd back)"))
+                           "echo 0 > /proc/fs/nfsd/threads on this node (`rpc.nfsd 0` fails where /var/lib/nfs dangles; the chain's next start here brings nfsd back)"))
     if running and (p.get("nfsd.grace"), p.get("nfsd.lease")) != want:
         out.append(Finding("nfs-grace", "warning", node, f"nfsd runs with grace {p.get('nfsd.grace')} s and lease {p.get('nfsd.lease')} s, set when it started; the config says {want[0]}/{want[1]}",
                            "restart the NFS server at a quiet moment (v4 clients reclaim their state during the grace)"))

@@ -119,7 +119,7 @@ def test_nfsd_running_where_the_filesystem_is_not_mounted_is_an_error() -> None:
     # script left nfsd's threads on node2 after a migrate back; the takeover there had no
     # grace period and both clients lost their locks
     [e] = found(D.check_node(cluster(), profile(), "node2", node(**{"mnt.fs": "", "nfsd.threads": "8"})), "nfsd-stray")
-    assert "nfsd runs here (8 threads) though the cluster filesystem is not mounted here" in e.message and e.fix.startswith("rpc.nfsd 0")
+    assert "nfsd runs here (8 threads) though the cluster filesystem is not mounted here" in e.message and e.fix.startswith("echo 0 > /proc/fs/nfsd/threads")
     assert not found(D.check_node(cluster(), profile(), "node2", node(**{"mnt.fs": "", "nfsd.threads": "0"})), "nfsd-stray")
     assert not found(D.check_node(cluster(), profile(), "node1", node()), "nfsd-stray")  # the active node: it serves
 
